@@ -1,0 +1,250 @@
+#include "kernels/core/runtime.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "kernels/core/check.h"
+
+#if FARSEE_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace farsee {
+
+const char* executor_name(Executor e) {
+  switch (e) {
+    case Executor::Cuda: return "cuda";
+    case Executor::Emu: return "emu";
+    case Executor::Reference: return "reference";
+  }
+  return "?";
+}
+
+Executor parse_executor(const std::string& s, const char* what) {
+  if (s == "cuda") return Executor::Cuda;
+  if (s == "emu") return Executor::Emu;
+  if (s == "reference") return Executor::Reference;
+  FARSEE_REQUIRE(false, what << ": '" << s << "' is not one of cuda, emu, reference");
+}
+
+bool built_with_cuda() { return FARSEE_HAVE_CUDA != 0; }
+
+int cuda_device_count() {
+#if FARSEE_HAVE_CUDA
+  int n = 0;
+  // Without a driver this returns an error code (cudaErrorInsufficientDriver / NoDevice); it does
+  // not crash. Clear the sticky error so later calls are not confused by it.
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+#else
+  return 0;
+#endif
+}
+
+std::string cuda_unavailable_reason() {
+#if FARSEE_HAVE_CUDA
+  int n = 0;
+  cudaError_t st = cudaGetDeviceCount(&n);
+  if (st != cudaSuccess) {
+    (void)cudaGetLastError();
+    return std::string("no usable CUDA device (cudaGetDeviceCount: ") + cudaGetErrorName(st) + ")";
+  }
+  if (n == 0) return "no CUDA device present";
+  return "";
+#else
+  return "FarSee was built without CUDA (nvcc not found at configure time)";
+#endif
+}
+
+}  // namespace farsee
+
+namespace farsee::rt {
+namespace {
+
+[[noreturn]] void no_cuda(const char* what) {
+  throw_error(__FILE__, __LINE__,
+              std::string(what) + ": executor 'cuda' is not available in this build");
+}
+
+}  // namespace
+
+void* alloc(Executor e, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  if (e == Executor::Cuda) {
+#if FARSEE_HAVE_CUDA
+    void* p = nullptr;
+    FARSEE_CUDA_CHECK(cudaMalloc(&p, bytes));
+    return p;
+#else
+    no_cuda("rt::alloc");
+#endif
+  }
+  size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded);
+  FARSEE_REQUIRE(p != nullptr, "host allocation of " << bytes << " bytes failed");
+  return p;
+}
+
+void free(Executor e, void* p) noexcept {
+  if (!p) return;
+  if (e == Executor::Cuda) {
+#if FARSEE_HAVE_CUDA
+    (void)cudaFree(p);  // noexcept: a failure here cannot be reported usefully
+#endif
+    return;
+  }
+  std::free(p);
+}
+
+void memset(const Context& ctx, void* p, int value, size_t bytes) {
+  if (ctx.executor == Executor::Cuda) {
+#if FARSEE_HAVE_CUDA
+    FARSEE_CUDA_CHECK(cudaMemsetAsync(p, value, bytes, static_cast<cudaStream_t>(ctx.stream)));
+    return;
+#else
+    no_cuda("rt::memset");
+#endif
+  }
+  std::memset(p, value, bytes);
+}
+
+#if FARSEE_HAVE_CUDA
+static void cuda_copy(const Context& ctx, void* dst, const void* src, size_t bytes,
+                      cudaMemcpyKind kind) {
+  FARSEE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, static_cast<cudaStream_t>(ctx.stream)));
+  if (kind == cudaMemcpyDeviceToHost) {
+    FARSEE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)));
+  }
+}
+#endif
+
+#if FARSEE_HAVE_CUDA
+#define FARSEE_COPY(kind) cuda_copy(ctx, dst, src, bytes, kind)
+#else
+#define FARSEE_COPY(kind) no_cuda("rt::copy")
+#endif
+
+void copy_to_device(const Context& ctx, void* dst, const void* src, size_t bytes) {
+  if (ctx.executor == Executor::Cuda) return FARSEE_COPY(cudaMemcpyHostToDevice);
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void copy_to_host(const Context& ctx, void* dst, const void* src, size_t bytes) {
+  if (ctx.executor == Executor::Cuda) return FARSEE_COPY(cudaMemcpyDeviceToHost);
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+
+void copy_device(const Context& ctx, void* dst, const void* src, size_t bytes) {
+  if (ctx.executor == Executor::Cuda) return FARSEE_COPY(cudaMemcpyDeviceToDevice);
+  if (bytes) std::memmove(dst, src, bytes);
+}
+
+void synchronize(const Context& ctx) {
+  if (ctx.executor != Executor::Cuda) return;
+#if FARSEE_HAVE_CUDA
+  FARSEE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)));
+#else
+  no_cuda("rt::synchronize");
+#endif
+}
+
+void* stream_create(Executor e) {
+  if (e != Executor::Cuda) return nullptr;
+#if FARSEE_HAVE_CUDA
+  cudaStream_t s = nullptr;
+  FARSEE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return s;
+#else
+  no_cuda("rt::stream_create");
+#endif
+}
+
+void stream_destroy(Executor e, void* stream) noexcept {
+#if FARSEE_HAVE_CUDA
+  if (e == Executor::Cuda && stream) (void)cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+#else
+  (void)e;
+  (void)stream;
+#endif
+}
+
+namespace {
+using Clock = std::chrono::steady_clock;
+struct HostStamp {
+  Clock::time_point t;
+};
+}  // namespace
+
+Timer::Timer(Executor e) : executor(e) {
+  if (e == Executor::Cuda) {
+#if FARSEE_HAVE_CUDA
+    cudaEvent_t a, b;
+    FARSEE_CUDA_CHECK(cudaEventCreate(&a));
+    FARSEE_CUDA_CHECK(cudaEventCreate(&b));
+    start = a;
+    stop = b;
+#else
+    no_cuda("rt::Timer");
+#endif
+  } else {
+    start = new HostStamp;
+    stop = new HostStamp;
+  }
+}
+
+Timer::~Timer() {
+  if (executor == Executor::Cuda) {
+#if FARSEE_HAVE_CUDA
+    (void)cudaEventDestroy(static_cast<cudaEvent_t>(start));
+    (void)cudaEventDestroy(static_cast<cudaEvent_t>(stop));
+#endif
+  } else {
+    delete static_cast<HostStamp*>(start);
+    delete static_cast<HostStamp*>(stop);
+  }
+}
+
+void Timer::record_start(const Context& ctx) {
+#if FARSEE_HAVE_CUDA
+  if (executor == Executor::Cuda) {
+    FARSEE_CUDA_CHECK(
+        cudaEventRecord(static_cast<cudaEvent_t>(start), static_cast<cudaStream_t>(ctx.stream)));
+    return;
+  }
+#endif
+  (void)ctx;
+  static_cast<HostStamp*>(start)->t = Clock::now();
+}
+
+void Timer::record_stop(const Context& ctx) {
+#if FARSEE_HAVE_CUDA
+  if (executor == Executor::Cuda) {
+    FARSEE_CUDA_CHECK(
+        cudaEventRecord(static_cast<cudaEvent_t>(stop), static_cast<cudaStream_t>(ctx.stream)));
+    return;
+  }
+#endif
+  (void)ctx;
+  static_cast<HostStamp*>(stop)->t = Clock::now();
+}
+
+float Timer::elapsed_ms() {
+#if FARSEE_HAVE_CUDA
+  if (executor == Executor::Cuda) {
+    FARSEE_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop)));
+    float ms = 0;
+    FARSEE_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start),
+                                           static_cast<cudaEvent_t>(stop)));
+    return ms;
+  }
+#endif
+  auto d = static_cast<HostStamp*>(stop)->t - static_cast<HostStamp*>(start)->t;
+  return std::chrono::duration<float, std::milli>(d).count();
+}
+
+}  // namespace farsee::rt

@@ -1,0 +1,73 @@
+// The thin runtime API the library needs (DESIGN.md section 4): memory, copies, memset, streams,
+// events. Each call takes the executor: `cuda` goes to the CUDA runtime (every call checked);
+// `emu` and `reference` use host memory (256-byte aligned, like cudaMalloc) and synchronous
+// "streams", so net/ runs unchanged on every executor. Every failure throws farsee::Error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "kernels/core/executor.h"
+
+namespace farsee::rt {
+
+constexpr size_t kAlignment = 256;
+
+void* alloc(Executor e, size_t bytes);
+void free(Executor e, void* p) noexcept;
+void memset(const Context& ctx, void* p, int value, size_t bytes);
+void copy_to_device(const Context& ctx, void* dst, const void* host_src, size_t bytes);
+void copy_to_host(const Context& ctx, void* host_dst, const void* src, size_t bytes);
+void copy_device(const Context& ctx, void* dst, const void* src, size_t bytes);
+void synchronize(const Context& ctx);
+
+void* stream_create(Executor e);
+void stream_destroy(Executor e, void* stream) noexcept;
+
+// Elapsed-time measurement: CUDA events on cuda, a steady clock elsewhere.
+struct Timer {
+  Executor executor;
+  void* start = nullptr;
+  void* stop = nullptr;
+  explicit Timer(Executor e);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  void record_start(const Context& ctx);
+  void record_stop(const Context& ctx);
+  float elapsed_ms();  // waits for the stop event
+};
+
+// Owning buffer in the executor's memory space.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Executor e, size_t bytes) : executor_(e), bytes_(bytes), data_(alloc(e, bytes)) {}
+  ~Buffer() { free(executor_, data_); }
+  Buffer(Buffer&& o) noexcept { swap(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    swap(o);
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() const { return data_; }
+  template <typename T>
+  T* as() const { return static_cast<T*>(data_); }
+  size_t bytes() const { return bytes_; }
+  Executor executor() const { return executor_; }
+
+ private:
+  void swap(Buffer& o) noexcept {
+    std::swap(executor_, o.executor_);
+    std::swap(bytes_, o.bytes_);
+    std::swap(data_, o.data_);
+  }
+  Executor executor_ = Executor::Reference;
+  size_t bytes_ = 0;
+  void* data_ = nullptr;
+};
+
+}  // namespace farsee::rt

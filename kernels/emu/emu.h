@@ -1,0 +1,297 @@
+// kernels/emu: CUDA kernels on the CPU (DESIGN.md section 4).
+//
+// This header is force-included (g++ -include kernels/emu/emu.h) in front of every kernel .cu file
+// of the emu build. It turns the CUDA dialect into plain C++:
+//   - __global__/__device__/__host__/__forceinline__ vanish; dim3 and the fp16/bf16 types come
+//     from CUDA's own host-usable headers (or kernels/emu/host_fp16.h where no toolkit exists).
+//   - threadIdx/blockIdx/blockDim/gridDim read the state of the running fiber: every CUDA thread
+//     is a fiber (Boost.Context), the threads of one block run on one host thread, one block after
+//     the other, in an order chosen by the schedule.
+//   - static __shared__ arrays live in the linker section "farsee_emu_shared", dynamic shared memory
+//     in a per-launch arena; both are poisoned (0xFF bytes: NaN as fp32 and fp16) at every block
+//     start, so a read before a write shows up as NaN.
+//   - __syncthreads() is a barrier checked per call site; warp collectives go through a per-warp
+//     exchange that checks op and mask. Fibers switch only at these points, so the schedule decides
+//     which thread runs ahead: a missing barrier gives a wrong answer under greedy order.
+// Not modelled: registers, bank conflicts, timing, memory-model subtleties beyond barriers.
+#pragma once
+
+#define FARSEE_EMU 1
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#if __has_include(<cuda_fp16.h>)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <vector_types.h>
+#else
+#include "kernels/emu/host_fp16.h"
+#endif
+
+// ---- the CUDA dialect, as plain C++ (after the CUDA headers, which define these themselves) ----
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __forceinline__
+#undef __noinline__
+#undef __shared__
+#undef __constant__
+#undef __launch_bounds__
+#undef __align__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__
+#define __constant__
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+#define __shared__ __attribute__((section("farsee_emu_shared"), aligned(16))) static
+
+#include "kernels/emu/emu_control.h"
+
+namespace emu {
+
+// Per-thread (fiber) and per-block state.
+struct ThreadState {
+  uint3 thread_idx;
+};
+struct BlockState {
+  uint3 block_idx;
+  dim3 block_dim;
+  dim3 grid_dim;
+  unsigned char* dynamic_smem;
+};
+ThreadState* current_thread();
+BlockState* current_block();
+unsigned char* dynamic_smem_base();
+
+// Records the opt-in dynamic shared-memory size of a kernel (cudaFuncSetAttribute equivalent).
+void set_max_dynamic_smem(const void* kernel, size_t bytes);
+
+// Launch: runs body() once per CUDA thread of the grid. Throws farsee::Error on barrier or warp
+// misuse, deadlock, or bad launch parameters, naming file:line.
+struct LaunchInfo {
+  const char* file;
+  int line;
+  const char* kernel_name;
+  const void* kernel;
+  dim3 grid;
+  dim3 block;
+  size_t dynamic_smem;
+};
+using BodyFn = void (*)(void* closure);
+void run_grid(const LaunchInfo& info, BodyFn body, void* closure);
+
+template <typename... P, typename... A>
+void launch(const char* file, int line, const char* name, void (*kernel)(P...), dim3 grid,
+            dim3 block, size_t smem, A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
+  // Arguments are copied once, as CUDA copies them into the parameter buffer.
+  struct Closure {
+    void (*kernel)(P...);
+    std::tuple<std::decay_t<P>...> args;
+  } closure{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+  LaunchInfo info{file, line, name, reinterpret_cast<const void*>(kernel), grid, block, smem};
+  run_grid(
+      info, [](void* c) {
+        auto* cl = static_cast<Closure*>(c);
+        std::apply(cl->kernel, cl->args);
+      },
+      &closure);
+}
+
+// ---- synchronisation ----
+void syncthreads(const char* file, int line);
+
+enum class WarpOp { Shfl, ShflUp, ShflDown, ShflXor, Ballot, Any, All, SyncWarp, Gather };
+const char* warp_op_name(WarpOp op);
+constexpr int kWarpPayloadBytes = 64;
+struct WarpPayload {
+  alignas(16) unsigned char bytes[kWarpPayloadBytes];
+};
+// Every lane of `mask` contributes `bytes` bytes; returns the 32 lanes' payloads (valid until this
+// lane's next collective). The last lane of the mask to arrive checks that all lanes of the mask
+// are at the same op with the same mask, then wakes them.
+const WarpPayload* warp_exchange(WarpOp op, unsigned mask, const void* payload, size_t bytes,
+                                 const char* file, int line);
+int lane_id();
+
+template <typename T>
+T shfl_generic(WarpOp op, unsigned mask, T v, int param, int width, const char* file, int line) {
+  static_assert(sizeof(T) <= kWarpPayloadBytes, "shuffle of a too large type");
+  const WarpPayload* all = warp_exchange(op, mask, &v, sizeof(T), file, line);
+  int lane = lane_id();
+  int base = lane / width * width;
+  int src = lane;
+  switch (op) {
+    case WarpOp::Shfl: src = base + ((param % width) + width) % width; break;
+    case WarpOp::ShflUp: src = (lane - base >= param) ? lane - param : lane; break;
+    case WarpOp::ShflDown: src = (lane - base + param < width) ? lane + param : lane; break;
+    case WarpOp::ShflXor: {
+      int s = lane ^ param;
+      src = (s >= base && s < base + width) ? s : lane;
+      break;
+    }
+    default: break;
+  }
+  if (!((mask >> src) & 1u)) src = lane;  // reading an inactive lane: undefined on hardware
+  T out;
+  std::memcpy(&out, all[src].bytes, sizeof(T));
+  return out;
+}
+unsigned vote(WarpOp op, unsigned mask, int predicate, const char* file, int line);
+
+// ---- cp.async emulation: copies are deferred until the group is waited for ----
+void cp_async_enqueue(void* dst, const void* src, int src_bytes, int total_bytes);
+void cp_async_commit();
+void cp_async_wait(int pending_groups_allowed);
+
+}  // namespace emu
+
+#define threadIdx (::emu::current_thread()->thread_idx)
+#define blockIdx (::emu::current_block()->block_idx)
+#define blockDim (::emu::current_block()->block_dim)
+#define gridDim (::emu::current_block()->grid_dim)
+#ifndef warpSize
+#define warpSize 32
+#endif
+
+#define __syncthreads() ::emu::syncthreads(__FILE__, __LINE__)
+#define __syncwarp(...) ::emu::vote(::emu::WarpOp::SyncWarp, ::emu::detail_mask(__VA_ARGS__), 0, __FILE__, __LINE__)
+#define __shfl_sync(mask, v, src, ...) \
+  ::emu::shfl_generic(::emu::WarpOp::Shfl, mask, v, src, ::emu::detail_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __shfl_up_sync(mask, v, d, ...) \
+  ::emu::shfl_generic(::emu::WarpOp::ShflUp, mask, v, d, ::emu::detail_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __shfl_down_sync(mask, v, d, ...) \
+  ::emu::shfl_generic(::emu::WarpOp::ShflDown, mask, v, d, ::emu::detail_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __shfl_xor_sync(mask, v, m, ...) \
+  ::emu::shfl_generic(::emu::WarpOp::ShflXor, mask, v, m, ::emu::detail_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __ballot_sync(mask, p) ::emu::vote(::emu::WarpOp::Ballot, mask, (p), __FILE__, __LINE__)
+#define __any_sync(mask, p) (::emu::vote(::emu::WarpOp::Any, mask, (p), __FILE__, __LINE__) != 0)
+#define __all_sync(mask, p) (::emu::vote(::emu::WarpOp::All, mask, (p), __FILE__, __LINE__) != 0)
+
+namespace emu {
+inline int detail_width() { return 32; }
+inline int detail_width(int w) { return w; }
+inline unsigned detail_mask() { return 0xffffffffu; }
+inline unsigned detail_mask(unsigned m) { return m; }
+}  // namespace emu
+
+// ---- memory fences: blocks run one after another and fibers switch only at barriers ----
+inline void __threadfence() {}
+inline void __threadfence_block() {}
+
+// ---- atomics: fibers of one host thread never interleave inside a call, so these are exact ----
+template <typename T>
+inline T atomicAdd(T* p, T v) {
+  T old = *p;
+  *p = old + v;
+  return old;
+}
+template <typename T>
+inline T atomicSub(T* p, T v) {
+  T old = *p;
+  *p = old - v;
+  return old;
+}
+template <typename T>
+inline T atomicMax(T* p, T v) {
+  T old = *p;
+  *p = std::max(old, v);
+  return old;
+}
+template <typename T>
+inline T atomicMin(T* p, T v) {
+  T old = *p;
+  *p = std::min(old, v);
+  return old;
+}
+template <typename T>
+inline T atomicExch(T* p, T v) {
+  T old = *p;
+  *p = v;
+  return old;
+}
+template <typename T>
+inline T atomicCAS(T* p, T compare, T v) {
+  T old = *p;
+  if (old == compare) *p = v;
+  return old;
+}
+template <typename T>
+inline T atomicOr(T* p, T v) {
+  T old = *p;
+  *p = old | v;
+  return old;
+}
+template <typename T>
+inline T atomicAnd(T* p, T v) {
+  T old = *p;
+  *p = old & v;
+  return old;
+}
+
+// ---- device math and bit intrinsics that the host lacks ----
+template <typename T>
+inline T __ldg(const T* p) {
+  return *p;
+}
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __frcp_rn(float x) { return 1.0f / x; }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline float __saturatef(float x) { return std::min(1.0f, std::max(0.0f, x)); }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline int __float_as_int(float x) {
+  int i;
+  std::memcpy(&i, &x, 4);
+  return i;
+}
+inline float __int_as_float(int i) {
+  float x;
+  std::memcpy(&x, &i, 4);
+  return x;
+}
+inline unsigned __float_as_uint(float x) {
+  unsigned i;
+  std::memcpy(&i, &x, 4);
+  return i;
+}
+inline float __uint_as_float(unsigned i) {
+  float x;
+  std::memcpy(&x, &i, 4);
+  return x;
+}
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return std::fmin(a, b); }
+inline float max(float a, float b) { return std::fmax(a, b); }
+
+// ---- fp16 intrinsics that cuda_fp16.h declares for the device only ----
+inline __half __hfma(__half a, __half b, __half c) {
+  // One rounding, as the hardware's fused multiply-add: the fp32 product of two halves is exact.
+  return __float2half(std::fma(__half2float(a), __half2float(b), __half2float(c)));
+}
+inline __half2 __hfma2(__half2 a, __half2 b, __half2 c) {
+  return __halves2half2(__hfma(__low2half(a), __low2half(b), __low2half(c)),
+                        __hfma(__high2half(a), __high2half(b), __high2half(c)));
+}
+inline __half hexp(__half a) { return __float2half(std::exp(__half2float(a))); }
+inline __half hsqrt(__half a) { return __float2half(std::sqrt(__half2float(a))); }
+inline __half __hrelu(__half a) { return __half2float(a) > 0.0f ? a : __float2half(0.0f); }

@@ -1,0 +1,1 @@
+// Keeps the library non-empty before any op file exists.
