@@ -3,7 +3,9 @@
 // the CPU through emu::launch. A templated kernel is launched through a pointer:
 //   auto kernel = my_kernel<float, 4>;
 //   FARSEE_LAUNCH(kernel, grid, block, smem_bytes, stream, args...);
-// Dynamic shared memory is reached through farsee::dynamic_smem<T>() in both builds.
+// Shared memory: static arrays are declared FARSEE_SHARED(float, tile, [32][33]); (16-byte aligned),
+// dynamic shared memory is reached through farsee::dynamic_smem<T>(); both work in both builds
+// (under emu they come from poisoned per-block arenas, see kernels/emu/emu.h).
 #pragma once
 
 #include "kernels/core/check.h"
@@ -23,6 +25,8 @@
   FARSEE_CUDA_CHECK(cudaFuncSetAttribute((kernel), cudaFuncAttributeMaxDynamicSharedMemorySize, \
                                          static_cast<int>(bytes)))
 
+#define FARSEE_SHARED(T, name, dims) __shared__ __align__(16) T name dims
+
 namespace farsee {
 template <typename T>
 __device__ __forceinline__ T* dynamic_smem() {
@@ -38,6 +42,11 @@ __device__ __forceinline__ T* dynamic_smem() {
 
 #define FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, bytes) \
   ::emu::set_max_dynamic_smem(reinterpret_cast<const void*>(kernel), static_cast<size_t>(bytes))
+
+#define FARSEE_SHARED(T, name, dims)                                                     \
+  static ::emu::SharedSlot farsee_shared_slot_##name;                                   \
+  T(&name) dims = *reinterpret_cast<T(*) dims>(::emu::static_shared(                    \
+      &farsee_shared_slot_##name, sizeof(T dims), #name, __FILE__, __LINE__))
 
 namespace farsee {
 template <typename T>

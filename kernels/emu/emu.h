@@ -7,9 +7,11 @@
 //   - threadIdx/blockIdx/blockDim/gridDim read the state of the running fiber: every CUDA thread
 //     is a fiber (Boost.Context), the threads of one block run on one host thread, one block after
 //     the other, in an order chosen by the schedule.
-//   - static __shared__ arrays live in the linker section "farsee_emu_shared", dynamic shared memory
-//     in a per-launch arena; both are poisoned (0xFF bytes: NaN as fp32 and fp16) at every block
-//     start, so a read before a write shows up as NaN.
+//   - shared arrays (FARSEE_SHARED, the static ones, and farsee::dynamic_smem<T>(), the extern
+//     one) come from per-block arenas poisoned with 0xFF bytes (NaN as fp32, fp16 and bf16) when
+//     the block starts, so a read before a write shows up as NaN; the 48 KiB static and the
+//     opt-in dynamic limits are enforced. (A static local cannot be used: g++ ignores a section
+//     attribute on the statics of template functions, so they could not be found to be poisoned.)
 //   - __syncthreads() is a barrier checked per call site; warp collectives go through a per-warp
 //     exchange that checks op and mask. Fibers switch only at these points, so the schedule decides
 //     which thread runs ahead: a missing barrier gives a wrong answer under greedy order.
@@ -52,8 +54,11 @@
 #define __noinline__
 #define __constant__
 #define __launch_bounds__(...)
-#define __align__(n) alignas(n)
-#define __shared__ __attribute__((section("farsee_emu_shared"), aligned(16))) static
+#define __align__(n) __attribute__((aligned(n)))
+// Shared arrays are declared with FARSEE_SHARED(T, name, dims) (kernels/core/launch.h), which
+// takes them from the per-block arena; a raw __shared__ fails to compile with this message:
+#define __shared__ \
+  FARSEE_SHARED_required__declare_shared_arrays_with_FARSEE_SHARED_from_kernels_core_launch_h
 
 #include "kernels/emu/emu_control.h"
 
@@ -72,6 +77,15 @@ struct BlockState {
 ThreadState* current_thread();
 BlockState* current_block();
 unsigned char* dynamic_smem_base();
+
+// Address of the static shared array identified by `key` (one per declaration and template
+// instance) in the running block: the first thread to reach the declaration allocates and poisons
+// it, the others get the same address.
+struct SharedSlot {
+  char unused;
+};
+void* static_shared(const SharedSlot* key, size_t bytes, const char* name, const char* file,
+                    int line);
 
 // Records the opt-in dynamic shared-memory size of a kernel (cudaFuncSetAttribute equivalent).
 void set_max_dynamic_smem(const void* kernel, size_t bytes);

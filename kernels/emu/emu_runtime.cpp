@@ -13,10 +13,9 @@
 // thread waits at the same __syncthreads call site, finish when all have exited, otherwise report
 // a divergent barrier, an early exit, or a deadlock with the file:line of every waiting thread.
 //
-// Blocks run sequentially (not on a thread pool as DESIGN.md first planned) because static
-// __shared__ arrays are plain statics in one linker section: one block at a time lets that section
-// be poisoned per block and makes every schedule, including random, exactly reproducible. Tests
-// get their parallelism from ctest -j instead.
+// Blocks run sequentially (not on a thread pool as DESIGN.md first planned): it makes every
+// schedule, including random, exactly reproducible and keeps the scheduler state single-threaded.
+// Tests get their parallelism from ctest -j instead.
 #include "kernels/emu/emu.h"
 
 #include <boost/context/detail/fcontext.hpp>
@@ -34,13 +33,6 @@
 #include "kernels/core/check.h"
 
 namespace ctx = boost::context::detail;
-
-extern "C" {
-// Provided by the linker for the section holding every static __shared__ array of the binary.
-// Weak, so a program with no emulated kernel that declares shared memory still links.
-extern unsigned char __start_farsee_emu_shared[] __attribute__((weak));
-extern unsigned char __stop_farsee_emu_shared[] __attribute__((weak));
-}
 
 namespace emu {
 namespace {
@@ -98,6 +90,9 @@ struct Scheduler {
   std::vector<WarpPayload> snapshots;
   std::vector<int> snapshot_readers;
   std::vector<unsigned char> dynamic_arena;
+  alignas(16) unsigned char static_arena[kStaticSmemLimit];
+  std::vector<std::pair<const SharedSlot*, size_t>> static_slots;  // this block's arrays: offset
+  size_t static_used = 0;
   std::map<const void*, size_t> max_dynamic_smem;
   BlockState block;
   Fiber* current = nullptr;
@@ -265,11 +260,10 @@ bool resolve_block(Scheduler& s) {
   fail(o.str());
 }
 
+// Static arrays are poisoned when first allocated in the block (nothing can touch them before).
 void poison_shared(Scheduler& s, size_t dynamic_bytes) {
-  if (__start_farsee_emu_shared && __stop_farsee_emu_shared) {
-    std::memset(__start_farsee_emu_shared, kPoison,
-                static_cast<size_t>(__stop_farsee_emu_shared - __start_farsee_emu_shared));
-  }
+  s.static_slots.clear();
+  s.static_used = 0;
   if (dynamic_bytes) std::memset(s.dynamic_arena.data(), kPoison, dynamic_bytes);
 }
 
@@ -328,16 +322,10 @@ void validate_launch(Scheduler& s, const LaunchInfo& info) {
     size_t limit = kDynamicSmemDefaultLimit;
     auto it = s.max_dynamic_smem.find(info.kernel);
     if (it != s.max_dynamic_smem.end()) limit = it->second;
-    size_t static_bytes = (__start_farsee_emu_shared && __stop_farsee_emu_shared)
-                              ? size_t(__stop_farsee_emu_shared - __start_farsee_emu_shared)
-                              : 0;
     if (info.dynamic_smem > limit) {
       o << "requests " << info.dynamic_smem << " bytes of dynamic shared memory; the limit is "
         << limit << " (opt in with FARSEE_SET_MAX_DYNAMIC_SMEM, at most " << kSmemOptInLimit
         << ")";
-    } else if (static_bytes > kSmemOptInLimit) {
-      o << "static __shared__ data of the binary is " << static_bytes << " bytes, over "
-        << kSmemOptInLimit;
     }
   }
   if (!o.str().empty()) {
@@ -418,6 +406,27 @@ BlockState* current_block() {
 unsigned char* dynamic_smem_base() {
   me();
   return sched().block.dynamic_smem;
+}
+
+void* static_shared(const SharedSlot* key, size_t bytes, const char* name, const char* file,
+                    int line) {
+  me();
+  Scheduler& s = sched();
+  for (auto& slot : s.static_slots)
+    if (slot.first == key) return s.static_arena + slot.second;
+  const size_t offset = (s.static_used + 15) / 16 * 16;
+  if (offset + bytes > kStaticSmemLimit) {
+    fail("FARSEE_SHARED array '" + std::string(name) + "' at " + site(file, line) + " (" +
+         std::to_string(bytes) + " bytes) exceeds the 48 KiB static shared-memory limit (" +
+         std::to_string(offset) + " bytes already declared in this kernel)");
+  }
+  if (offset + bytes + s.launch->dynamic_smem > kSmemOptInLimit) {
+    fail("static + dynamic shared memory exceeds " + std::to_string(kSmemOptInLimit) + " bytes");
+  }
+  s.static_slots.emplace_back(key, offset);
+  s.static_used = offset + bytes;
+  std::memset(s.static_arena + offset, kPoison, bytes);
+  return s.static_arena + offset;
 }
 
 void set_max_dynamic_smem(const void* kernel, size_t bytes) {

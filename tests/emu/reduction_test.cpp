@@ -9,7 +9,7 @@
 namespace {
 
 __global__ void block_sum(const int* in, int* out, int n) {
-  __shared__ int warp_sums[32];
+  FARSEE_SHARED(int, warp_sums, [32]);
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   int v = i < n ? in[i] : 0;
   for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
