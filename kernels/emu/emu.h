@@ -29,13 +29,10 @@
 #include <type_traits>
 #include <utility>
 
-#if __has_include(<cuda_fp16.h>)
+// From the CUDA toolkit, or from kernels/emu/no_toolkit/ (host_fp16.h) on machines without one.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <vector_types.h>
-#else
-#include "kernels/emu/host_fp16.h"
-#endif
 
 // ---- the CUDA dialect, as plain C++ (after the CUDA headers, which define these themselves) ----
 #undef __global__

@@ -1,0 +1,3 @@
+// Toolkit-less stand-in: see kernels/emu/host_fp16.h.
+#pragma once
+#include "kernels/emu/host_fp16.h"
