@@ -34,6 +34,20 @@
 
 namespace ctx = boost::context::detail;
 
+// AddressSanitizer must be told about every stack switch, and a reused fiber stack must be
+// unpoisoned (an abandoned fiber leaves its redzones behind), or ASan builds report false errors.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define FARSEE_ASAN_START_SWITCH(fake, bottom, size) __sanitizer_start_switch_fiber(fake, bottom, size)
+#define FARSEE_ASAN_FINISH_SWITCH(fake, bottom, size) __sanitizer_finish_switch_fiber(fake, bottom, size)
+#define FARSEE_ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define FARSEE_ASAN_START_SWITCH(fake, bottom, size) ((void)(fake), (void)(bottom), (void)(size))
+#define FARSEE_ASAN_FINISH_SWITCH(fake, bottom, size) ((void)(fake), (void)(bottom), (void)(size))
+#define FARSEE_ASAN_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace emu {
 namespace {
 
@@ -70,6 +84,8 @@ struct Fiber {
   std::vector<PendingCopy> open_group;
   std::vector<std::vector<PendingCopy>> committed;
   int held_slot = -1;  // snapshot slot of this lane's last collective (released at the next one)
+  void* asan_fake_stack = nullptr;
+  const void* stack_bottom = nullptr;
 };
 
 struct Stack {
@@ -98,6 +114,8 @@ struct Scheduler {
   Fiber* current = nullptr;
   const LaunchInfo* launch = nullptr;
   BodyFn body = nullptr;
+  const void* scheduler_stack_bottom = nullptr;  // for ASan's fiber switch annotations
+  size_t scheduler_stack_size = 0;
   void* closure = nullptr;
   std::string error;  // set by a fiber; raised by the scheduler
   int last_run = -1;
@@ -154,7 +172,9 @@ Stack make_stack() {
 void yield_to_scheduler() {
   Scheduler& s = sched();
   Fiber* f = s.current;
+  FARSEE_ASAN_START_SWITCH(&f->asan_fake_stack, s.scheduler_stack_bottom, s.scheduler_stack_size);
   ctx::transfer_t t = ctx::jump_fcontext(f->scheduler, nullptr);
+  FARSEE_ASAN_FINISH_SWITCH(f->asan_fake_stack, nullptr, nullptr);
   // The scheduler resumed us: its context is new each time.
   s.current->scheduler = t.fctx;
 }
@@ -162,6 +182,7 @@ void yield_to_scheduler() {
 void fiber_entry(ctx::transfer_t t) {
   Scheduler& s = sched();
   Fiber* f = static_cast<Fiber*>(t.data);
+  FARSEE_ASAN_FINISH_SWITCH(nullptr, &s.scheduler_stack_bottom, &s.scheduler_stack_size);
   f->scheduler = t.fctx;
   try {
     s.body(s.closure);
@@ -171,6 +192,7 @@ void fiber_entry(ctx::transfer_t t) {
     s.error = thread_name(*f) + " threw an unknown exception";
   }
   f->status = Status::Exited;
+  FARSEE_ASAN_START_SWITCH(nullptr, s.scheduler_stack_bottom, s.scheduler_stack_size);  // dying
   ctx::jump_fcontext(f->scheduler, nullptr);
   std::abort();  // never resumed
 }
@@ -284,6 +306,8 @@ void run_block(Scheduler& s, uint3 block_idx) {
         f.open_group.clear();
         f.committed.clear();
         f.held_slot = -1;
+        f.stack_bottom = static_cast<char*>(s.stacks[i].top()) - kStackBytes;
+        FARSEE_ASAN_UNPOISON(f.stack_bottom, kStackBytes);
         f.context = ctx::make_fcontext(s.stacks[i].top(), kStackBytes, fiber_entry);
       }
   std::fill(s.snapshot_readers.begin(), s.snapshot_readers.end(), 0);
@@ -297,7 +321,10 @@ void run_block(Scheduler& s, uint3 block_idx) {
     Fiber& f = s.fibers[next];
     s.current = &f;
     s.last_run = next;
+    void* scheduler_fake_stack = nullptr;
+    FARSEE_ASAN_START_SWITCH(&scheduler_fake_stack, f.stack_bottom, kStackBytes);
     ctx::transfer_t t = ctx::jump_fcontext(f.context, &f);
+    FARSEE_ASAN_FINISH_SWITCH(scheduler_fake_stack, nullptr, nullptr);
     f.context = t.fctx;
     s.current = nullptr;
     if (!s.error.empty()) {
