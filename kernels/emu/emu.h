@@ -201,54 +201,37 @@ inline void __threadfence() {}
 inline void __threadfence_block() {}
 
 // ---- atomics: fibers of one host thread never interleave inside a call, so these are exact ----
-template <typename T>
-inline T atomicAdd(T* p, T v) {
+namespace emu {
+template <typename T, typename F>
+inline T atomic_update(T* p, F next) {
   T old = *p;
-  *p = old + v;
+  *p = next(old);
   return old;
 }
-template <typename T>
-inline T atomicSub(T* p, T v) {
-  T old = *p;
-  *p = old - v;
-  return old;
+template <typename To, typename From>
+inline To bit_cast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast between types of different sizes");
+  To y;
+  std::memcpy(&y, &x, sizeof y);
+  return y;
 }
+}  // namespace emu
 template <typename T>
-inline T atomicMax(T* p, T v) {
-  T old = *p;
-  *p = std::max(old, v);
-  return old;
-}
+inline T atomicAdd(T* p, T v) { return emu::atomic_update(p, [v](T o) { return o + v; }); }
 template <typename T>
-inline T atomicMin(T* p, T v) {
-  T old = *p;
-  *p = std::min(old, v);
-  return old;
-}
+inline T atomicSub(T* p, T v) { return emu::atomic_update(p, [v](T o) { return o - v; }); }
 template <typename T>
-inline T atomicExch(T* p, T v) {
-  T old = *p;
-  *p = v;
-  return old;
-}
+inline T atomicMax(T* p, T v) { return emu::atomic_update(p, [v](T o) { return std::max(o, v); }); }
 template <typename T>
-inline T atomicCAS(T* p, T compare, T v) {
-  T old = *p;
-  if (old == compare) *p = v;
-  return old;
-}
+inline T atomicMin(T* p, T v) { return emu::atomic_update(p, [v](T o) { return std::min(o, v); }); }
 template <typename T>
-inline T atomicOr(T* p, T v) {
-  T old = *p;
-  *p = old | v;
-  return old;
-}
+inline T atomicExch(T* p, T v) { return emu::atomic_update(p, [v](T) { return v; }); }
 template <typename T>
-inline T atomicAnd(T* p, T v) {
-  T old = *p;
-  *p = old & v;
-  return old;
-}
+inline T atomicCAS(T* p, T cmp, T v) { return emu::atomic_update(p, [=](T o) { return o == cmp ? v : o; }); }
+template <typename T>
+inline T atomicOr(T* p, T v) { return emu::atomic_update(p, [v](T o) { return o | v; }); }
+template <typename T>
+inline T atomicAnd(T* p, T v) { return emu::atomic_update(p, [v](T o) { return o & v; }); }
 
 // ---- device math and bit intrinsics that the host lacks ----
 template <typename T>
@@ -262,26 +245,10 @@ inline float __frcp_rn(float x) { return 1.0f / x; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __saturatef(float x) { return std::min(1.0f, std::max(0.0f, x)); }
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
-inline int __float_as_int(float x) {
-  int i;
-  std::memcpy(&i, &x, 4);
-  return i;
-}
-inline float __int_as_float(int i) {
-  float x;
-  std::memcpy(&x, &i, 4);
-  return x;
-}
-inline unsigned __float_as_uint(float x) {
-  unsigned i;
-  std::memcpy(&i, &x, 4);
-  return i;
-}
-inline float __uint_as_float(unsigned i) {
-  float x;
-  std::memcpy(&x, &i, 4);
-  return x;
-}
+inline int __float_as_int(float x) { return emu::bit_cast<int>(x); }
+inline float __int_as_float(int i) { return emu::bit_cast<float>(i); }
+inline unsigned __float_as_uint(float x) { return emu::bit_cast<unsigned>(x); }
+inline float __uint_as_float(unsigned i) { return emu::bit_cast<float>(i); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
 inline int __ffs(int x) { return __builtin_ffs(x); }
