@@ -24,25 +24,25 @@ struct Error : std::runtime_error {
 
 }  // namespace farsee
 
-#define FARSEE_REQUIRE(cond, msg)                                                     \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      std::ostringstream farsee_require_msg_;                                         \
-      farsee_require_msg_ << msg;                                                     \
-      ::farsee::throw_error(__FILE__, __LINE__, farsee_require_msg_.str());           \
-    }                                                                                 \
+#define FARSEE_REQUIRE(cond, msg)                                           \
+  do {                                                                      \
+    if (!(cond)) {                                                          \
+      std::ostringstream farsee_require_msg_;                               \
+      farsee_require_msg_ << msg;                                           \
+      ::farsee::throw_error(__FILE__, __LINE__, farsee_require_msg_.str()); \
+    }                                                                       \
   } while (0)
 
 #if defined(__CUDACC__) || (defined(FARSEE_HAVE_CUDA) && FARSEE_HAVE_CUDA && !defined(FARSEE_EMU))
 #include <cuda_runtime_api.h>
-#define FARSEE_CUDA_CHECK(expr)                                                        \
-  do {                                                                                 \
-    cudaError_t farsee_status_ = (expr);                                               \
-    if (farsee_status_ != cudaSuccess) {                                               \
-      ::farsee::throw_error(__FILE__, __LINE__,                                        \
-                            std::string("CUDA call failed: ") + #expr + ": " +         \
-                                cudaGetErrorName(farsee_status_) + ": " +              \
-                                cudaGetErrorString(farsee_status_));                   \
-    }                                                                                  \
+#define FARSEE_CUDA_CHECK(expr)                                                \
+  do {                                                                         \
+    cudaError_t farsee_status_ = (expr);                                       \
+    if (farsee_status_ != cudaSuccess) {                                       \
+      ::farsee::throw_error(__FILE__, __LINE__,                                \
+                            std::string("CUDA call failed: ") + #expr + ": " + \
+                                cudaGetErrorName(farsee_status_) + ": " +      \
+                                cudaGetErrorString(farsee_status_));           \
+    }                                                                          \
   } while (0)
 #endif

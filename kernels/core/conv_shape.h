@@ -32,6 +32,8 @@ inline ConvShape square_conv(int k, int stride = 1, int dilation = 1, int groups
   return c;
 }
 
-FARSEE_HD int ceil_div(int a, int b) { return (a + b - 1) / b; }
+FARSEE_HD int ceil_div(int a, int b) {
+  return (a + b - 1) / b;
+}
 
 }  // namespace farsee

@@ -8,7 +8,11 @@ namespace farsee {
 
 enum class DType { F32, F16 };
 
-inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
-inline const char* dtype_name(DType t) { return t == DType::F32 ? "fp32" : "fp16"; }
+inline size_t dtype_size(DType t) {
+  return t == DType::F32 ? 4 : 2;
+}
+inline const char* dtype_name(DType t) {
+  return t == DType::F32 ? "fp32" : "fp16";
+}
 
 }  // namespace farsee

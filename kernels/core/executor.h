@@ -22,7 +22,8 @@ struct Context {
 
 // True when this build contains the CUDA kernels (nvcc was found at configure time).
 bool built_with_cuda();
-// Number of usable CUDA devices; 0 without a driver or GPU, or in a build without CUDA. Never throws.
+// Number of usable CUDA devices; 0 without a driver or GPU, or in a build without CUDA. Never
+// throws.
 int cuda_device_count();
 // Why no GPU can be used ("" when one can): for test skip messages and --executor auto.
 std::string cuda_unavailable_reason();

@@ -41,8 +41,8 @@ inline uint16_t float_to_half_bits(float f) {
   const uint32_t abs = x & 0x7fffffffu;
   if (abs >= 0x7f800000u) return uint16_t(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0));
   if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to >= 65520: inf
-  if (abs < 0x38800000u) {                                   // subnormal or zero in fp16
-    if (abs < 0x33000000u) return sign;                      // < 2^-25: rounds to 0
+  if (abs < 0x38800000u) {                                  // subnormal or zero in fp16
+    if (abs < 0x33000000u) return sign;                     // < 2^-25: rounds to 0
     const uint32_t e = abs >> 23;
     const uint32_t m = (abs & 0x7fffffu) | 0x800000u;
     const int shift = int(126 - e);  // puts the fp16 subnormal's last bit at bit 0
@@ -74,6 +74,8 @@ inline uint16_t float_to_bf16_bits(float f) {
 }
 
 // Rounds an fp32 value through fp16 (what storing it as fp16 does).
-inline float round_to_half(float f) { return half_bits_to_float(float_to_half_bits(f)); }
+inline float round_to_half(float f) {
+  return half_bits_to_float(float_to_half_bits(f));
+}
 
 }  // namespace farsee

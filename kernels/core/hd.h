@@ -1,6 +1,6 @@
 // FARSEE_HD marks small helpers (index math, epilogues) callable from host code, CUDA kernels and
-// emulated kernels alike. Under nvcc it is __host__ __device__ __forceinline__; under g++ (reference
-// code and kernels/emu builds) a plain inline.
+// emulated kernels alike. Under nvcc it is __host__ __device__ __forceinline__; under g++
+// (reference code and kernels/emu builds) a plain inline.
 #pragma once
 
 #if defined(__CUDACC__)

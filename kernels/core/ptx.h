@@ -3,7 +3,8 @@
 //   nvcc (__CUDACC__): inline asm, sm_80 or newer.
 //   emu (g++):         the same operation computed on the host from every lane's registers,
 //                      gathered through the emu warp exchange, following the PTX ISA fragment
-//                      layouts exactly, so a wrong layout gives the same wrong result as on the GPU.
+//                      layouts exactly, so a wrong layout gives the same wrong result as on the
+//                      GPU.
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16 with .f16/.bf16 operands), lane = 4*g + q:
 //   A (16x16, row-major), 8 elements a_i in 4 registers (2 per register, low half first):
@@ -90,7 +91,9 @@ FARSEE_DEVICE void cp_async_16(void* smem_dst, const void* global_src, int src_b
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(smem_dst)),
                "l"(global_src), "r"(src_bytes));
 }
-FARSEE_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+FARSEE_DEVICE void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
 template <int N>
 FARSEE_DEVICE void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
@@ -112,15 +115,17 @@ inline uint16_t load_b16(const void* row, int col) {
   return v;
 }
 
-inline uint32_t pack(uint16_t lo, uint16_t hi) { return uint32_t(lo) | (uint32_t(hi) << 16); }
+inline uint32_t pack(uint16_t lo, uint16_t hi) {
+  return uint32_t(lo) | (uint32_t(hi) << 16);
+}
 
 // Gathers every lane's row address and fills `count` registers of this lane.
 template <int Count, bool Trans>
 inline void ldmatrix(uint32_t (&r)[Count], const void* row, const char* what) {
   const int lane = ::emu::lane_id();
   if (lane < 8 * Count) require_aligned16(row, what);
-  const ::emu::WarpPayload* all =
-      ::emu::warp_exchange(::emu::WarpOp::Gather, 0xffffffffu, &row, sizeof row, __FILE__, __LINE__);
+  const ::emu::WarpPayload* all = ::emu::warp_exchange(::emu::WarpOp::Gather, 0xffffffffu, &row,
+                                                       sizeof row, __FILE__, __LINE__);
   auto row_of = [&](int matrix, int i) {
     const void* p;
     std::memcpy(&p, all[8 * matrix + i].bytes, sizeof p);
@@ -211,10 +216,13 @@ inline void mma_m16n8k16_bf16f32(float (&d)[4], const uint32_t (&a)[4], const ui
 inline void cp_async_16(void* smem_dst, const void* global_src, int src_bytes) {
   detail::require_aligned16(smem_dst, "cp_async_16 destination");
   if (src_bytes > 0) detail::require_aligned16(global_src, "cp_async_16 source");
-  if (src_bytes < 0 || src_bytes > 16) throw std::runtime_error("cp_async_16: src_bytes not in 0..16");
+  if (src_bytes < 0 || src_bytes > 16)
+    throw std::runtime_error("cp_async_16: src_bytes not in 0..16");
   ::emu::cp_async_enqueue(smem_dst, global_src, src_bytes, 16);
 }
-inline void cp_async_commit() { ::emu::cp_async_commit(); }
+inline void cp_async_commit() {
+  ::emu::cp_async_commit();
+}
 template <int N>
 inline void cp_async_wait() {
   ::emu::cp_async_wait(N);

@@ -15,8 +15,7 @@ void require_shape(const TensorView& v, const char* name, Shape4 expected) {
                                                  << ", expected " << to_string(expected));
   FARSEE_REQUIRE(v.data != nullptr, "tensor '" << name << "' has no data");
   FARSEE_REQUIRE(v.pixel_stride >= v.shape.c, "tensor '" << name << "' has pixel stride "
-                                                         << v.pixel_stride << " < C="
-                                                         << v.shape.c);
+                                                         << v.pixel_stride << " < C=" << v.shape.c);
 }
 
 void require_dtype(const TensorView& v, const char* name, DType expected) {

@@ -37,7 +37,9 @@ struct TensorView {
   int c() const { return shape.c; }
   bool contiguous() const { return pixel_stride == shape.c; }
   template <typename T>
-  T* ptr() const { return static_cast<T*>(data); }
+  T* ptr() const {
+    return static_cast<T*>(data);
+  }
   // Element offset of (n, y, x, ch) from data.
   int64_t offset(int n_, int y, int x, int ch) const {
     return ((int64_t(n_) * shape.h + y) * shape.w + x) * pixel_stride + ch;

@@ -112,7 +112,8 @@ void launch(const char* file, int line, const char* name, void (*kernel)(P...), 
   } closure{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
   LaunchInfo info{file, line, name, reinterpret_cast<const void*>(kernel), grid, block, smem};
   run_grid(
-      info, [](void* c) {
+      info,
+      [](void* c) {
         auto* cl = static_cast<Closure*>(c);
         std::apply(cl->kernel, cl->args);
       },
@@ -143,15 +144,22 @@ T shfl_generic(WarpOp op, unsigned mask, T v, int param, int width, const char* 
   int base = lane / width * width;
   int src = lane;
   switch (op) {
-    case WarpOp::Shfl: src = base + ((param % width) + width) % width; break;
-    case WarpOp::ShflUp: src = (lane - base >= param) ? lane - param : lane; break;
-    case WarpOp::ShflDown: src = (lane - base + param < width) ? lane + param : lane; break;
+    case WarpOp::Shfl:
+      src = base + ((param % width) + width) % width;
+      break;
+    case WarpOp::ShflUp:
+      src = (lane - base >= param) ? lane - param : lane;
+      break;
+    case WarpOp::ShflDown:
+      src = (lane - base + param < width) ? lane + param : lane;
+      break;
     case WarpOp::ShflXor: {
       int s = lane ^ param;
       src = (s >= base && s < base + width) ? s : lane;
       break;
     }
-    default: break;
+    default:
+      break;
   }
   if (!((mask >> src) & 1u)) src = lane;  // reading an inactive lane: undefined on hardware
   T out;
@@ -176,24 +184,37 @@ void cp_async_wait(int pending_groups_allowed);
 #endif
 
 #define __syncthreads() ::emu::syncthreads(__FILE__, __LINE__)
-#define __syncwarp(...) ::emu::vote(::emu::WarpOp::SyncWarp, ::emu::detail_mask(__VA_ARGS__), 0, __FILE__, __LINE__)
-#define __shfl_sync(mask, v, src, ...) \
-  ::emu::shfl_generic(::emu::WarpOp::Shfl, mask, v, src, ::emu::detail_width(__VA_ARGS__), __FILE__, __LINE__)
-#define __shfl_up_sync(mask, v, d, ...) \
-  ::emu::shfl_generic(::emu::WarpOp::ShflUp, mask, v, d, ::emu::detail_width(__VA_ARGS__), __FILE__, __LINE__)
-#define __shfl_down_sync(mask, v, d, ...) \
-  ::emu::shfl_generic(::emu::WarpOp::ShflDown, mask, v, d, ::emu::detail_width(__VA_ARGS__), __FILE__, __LINE__)
-#define __shfl_xor_sync(mask, v, m, ...) \
-  ::emu::shfl_generic(::emu::WarpOp::ShflXor, mask, v, m, ::emu::detail_width(__VA_ARGS__), __FILE__, __LINE__)
+#define __syncwarp(...) \
+  ::emu::vote(::emu::WarpOp::SyncWarp, ::emu::detail_mask(__VA_ARGS__), 0, __FILE__, __LINE__)
+#define __shfl_sync(mask, v, src, ...)                                                     \
+  ::emu::shfl_generic(::emu::WarpOp::Shfl, mask, v, src, ::emu::detail_width(__VA_ARGS__), \
+                      __FILE__, __LINE__)
+#define __shfl_up_sync(mask, v, d, ...)                                                    \
+  ::emu::shfl_generic(::emu::WarpOp::ShflUp, mask, v, d, ::emu::detail_width(__VA_ARGS__), \
+                      __FILE__, __LINE__)
+#define __shfl_down_sync(mask, v, d, ...)                                                    \
+  ::emu::shfl_generic(::emu::WarpOp::ShflDown, mask, v, d, ::emu::detail_width(__VA_ARGS__), \
+                      __FILE__, __LINE__)
+#define __shfl_xor_sync(mask, v, m, ...)                                                    \
+  ::emu::shfl_generic(::emu::WarpOp::ShflXor, mask, v, m, ::emu::detail_width(__VA_ARGS__), \
+                      __FILE__, __LINE__)
 #define __ballot_sync(mask, p) ::emu::vote(::emu::WarpOp::Ballot, mask, (p), __FILE__, __LINE__)
 #define __any_sync(mask, p) (::emu::vote(::emu::WarpOp::Any, mask, (p), __FILE__, __LINE__) != 0)
 #define __all_sync(mask, p) (::emu::vote(::emu::WarpOp::All, mask, (p), __FILE__, __LINE__) != 0)
 
 namespace emu {
-inline int detail_width() { return 32; }
-inline int detail_width(int w) { return w; }
-inline unsigned detail_mask() { return 0xffffffffu; }
-inline unsigned detail_mask(unsigned m) { return m; }
+inline int detail_width() {
+  return 32;
+}
+inline int detail_width(int w) {
+  return w;
+}
+inline unsigned detail_mask() {
+  return 0xffffffffu;
+}
+inline unsigned detail_mask(unsigned m) {
+  return m;
+}
 }  // namespace emu
 
 // ---- memory fences: blocks run one after another and fibers switch only at barriers ----
@@ -217,49 +238,109 @@ inline To bit_cast(From x) {
 }
 }  // namespace emu
 template <typename T>
-inline T atomicAdd(T* p, T v) { return emu::atomic_update(p, [v](T o) { return o + v; }); }
+inline T atomicAdd(T* p, T v) {
+  return emu::atomic_update(p, [v](T o) { return o + v; });
+}
 template <typename T>
-inline T atomicSub(T* p, T v) { return emu::atomic_update(p, [v](T o) { return o - v; }); }
+inline T atomicSub(T* p, T v) {
+  return emu::atomic_update(p, [v](T o) { return o - v; });
+}
 template <typename T>
-inline T atomicMax(T* p, T v) { return emu::atomic_update(p, [v](T o) { return std::max(o, v); }); }
+inline T atomicMax(T* p, T v) {
+  return emu::atomic_update(p, [v](T o) { return std::max(o, v); });
+}
 template <typename T>
-inline T atomicMin(T* p, T v) { return emu::atomic_update(p, [v](T o) { return std::min(o, v); }); }
+inline T atomicMin(T* p, T v) {
+  return emu::atomic_update(p, [v](T o) { return std::min(o, v); });
+}
 template <typename T>
-inline T atomicExch(T* p, T v) { return emu::atomic_update(p, [v](T) { return v; }); }
+inline T atomicExch(T* p, T v) {
+  return emu::atomic_update(p, [v](T) { return v; });
+}
 template <typename T>
-inline T atomicCAS(T* p, T cmp, T v) { return emu::atomic_update(p, [=](T o) { return o == cmp ? v : o; }); }
+inline T atomicCAS(T* p, T cmp, T v) {
+  return emu::atomic_update(p, [=](T o) { return o == cmp ? v : o; });
+}
 template <typename T>
-inline T atomicOr(T* p, T v) { return emu::atomic_update(p, [v](T o) { return o | v; }); }
+inline T atomicOr(T* p, T v) {
+  return emu::atomic_update(p, [v](T o) { return o | v; });
+}
 template <typename T>
-inline T atomicAnd(T* p, T v) { return emu::atomic_update(p, [v](T o) { return o & v; }); }
+inline T atomicAnd(T* p, T v) {
+  return emu::atomic_update(p, [v](T o) { return o & v; });
+}
 
 // ---- device math and bit intrinsics that the host lacks ----
 template <typename T>
 inline T __ldg(const T* p) {
   return *p;
 }
-inline float __expf(float x) { return std::exp(x); }
-inline float __logf(float x) { return std::log(x); }
-inline float __fdividef(float a, float b) { return a / b; }
-inline float __frcp_rn(float x) { return 1.0f / x; }
-inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
-inline float __saturatef(float x) { return std::min(1.0f, std::max(0.0f, x)); }
-inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
-inline int __float_as_int(float x) { return emu::bit_cast<int>(x); }
-inline float __int_as_float(int i) { return emu::bit_cast<float>(i); }
-inline unsigned __float_as_uint(float x) { return emu::bit_cast<unsigned>(x); }
-inline float __uint_as_float(unsigned i) { return emu::bit_cast<float>(i); }
-inline int __popc(unsigned x) { return __builtin_popcount(x); }
-inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
-inline int __ffs(int x) { return __builtin_ffs(x); }
-inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
-inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
-inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
-inline long long min(long long a, long long b) { return a < b ? a : b; }
-inline long long max(long long a, long long b) { return a > b ? a : b; }
-inline float min(float a, float b) { return std::fmin(a, b); }
-inline float max(float a, float b) { return std::fmax(a, b); }
+inline float __expf(float x) {
+  return std::exp(x);
+}
+inline float __logf(float x) {
+  return std::log(x);
+}
+inline float __fdividef(float a, float b) {
+  return a / b;
+}
+inline float __frcp_rn(float x) {
+  return 1.0f / x;
+}
+inline float rsqrtf(float x) {
+  return 1.0f / std::sqrt(x);
+}
+inline float __saturatef(float x) {
+  return std::min(1.0f, std::max(0.0f, x));
+}
+inline float __fmaf_rn(float a, float b, float c) {
+  return std::fma(a, b, c);
+}
+inline int __float_as_int(float x) {
+  return emu::bit_cast<int>(x);
+}
+inline float __int_as_float(int i) {
+  return emu::bit_cast<float>(i);
+}
+inline unsigned __float_as_uint(float x) {
+  return emu::bit_cast<unsigned>(x);
+}
+inline float __uint_as_float(unsigned i) {
+  return emu::bit_cast<float>(i);
+}
+inline int __popc(unsigned x) {
+  return __builtin_popcount(x);
+}
+inline int __clz(int x) {
+  return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x));
+}
+inline int __ffs(int x) {
+  return __builtin_ffs(x);
+}
+inline int min(int a, int b) {
+  return a < b ? a : b;
+}
+inline int max(int a, int b) {
+  return a > b ? a : b;
+}
+inline unsigned min(unsigned a, unsigned b) {
+  return a < b ? a : b;
+}
+inline unsigned max(unsigned a, unsigned b) {
+  return a > b ? a : b;
+}
+inline long long min(long long a, long long b) {
+  return a < b ? a : b;
+}
+inline long long max(long long a, long long b) {
+  return a > b ? a : b;
+}
+inline float min(float a, float b) {
+  return std::fmin(a, b);
+}
+inline float max(float a, float b) {
+  return std::fmax(a, b);
+}
 
 // ---- fp16 intrinsics that cuda_fp16.h declares for the device only ----
 inline __half __hfma(__half a, __half b, __half c) {
@@ -270,6 +351,12 @@ inline __half2 __hfma2(__half2 a, __half2 b, __half2 c) {
   return __halves2half2(__hfma(__low2half(a), __low2half(b), __low2half(c)),
                         __hfma(__high2half(a), __high2half(b), __high2half(c)));
 }
-inline __half hexp(__half a) { return __float2half(std::exp(__half2float(a))); }
-inline __half hsqrt(__half a) { return __float2half(std::sqrt(__half2float(a))); }
-inline __half __hrelu(__half a) { return __half2float(a) > 0.0f ? a : __float2half(0.0f); }
+inline __half hexp(__half a) {
+  return __float2half(std::exp(__half2float(a)));
+}
+inline __half hsqrt(__half a) {
+  return __float2half(std::sqrt(__half2float(a)));
+}
+inline __half __hrelu(__half a) {
+  return __half2float(a) > 0.0f ? a : __float2half(0.0f);
+}

@@ -16,7 +16,8 @@
 // Blocks run sequentially (not on a thread pool as DESIGN.md first planned): it makes every
 // schedule, including random, exactly reproducible and keeps the scheduler state single-threaded.
 // Tests get their parallelism from ctest -j instead.
-#include "kernels/emu/emu.h"
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <boost/context/detail/fcontext.hpp>
 #include <cstdio>
@@ -26,11 +27,10 @@
 #include <random>
 #include <sstream>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <vector>
 
 #include "kernels/core/check.h"
+#include "kernels/emu/emu.h"
 
 namespace ctx = boost::context::detail;
 
@@ -39,8 +39,10 @@ namespace ctx = boost::context::detail;
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
-#define FARSEE_ASAN_START_SWITCH(fake, bottom, size) __sanitizer_start_switch_fiber(fake, bottom, size)
-#define FARSEE_ASAN_FINISH_SWITCH(fake, bottom, size) __sanitizer_finish_switch_fiber(fake, bottom, size)
+#define FARSEE_ASAN_START_SWITCH(fake, bottom, size) \
+  __sanitizer_start_switch_fiber(fake, bottom, size)
+#define FARSEE_ASAN_FINISH_SWITCH(fake, bottom, size) \
+  __sanitizer_finish_switch_fiber(fake, bottom, size)
 #define FARSEE_ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
 #else
 #define FARSEE_ASAN_START_SWITCH(fake, bottom, size) ((void)(fake), (void)(bottom), (void)(size))
@@ -278,7 +280,8 @@ bool resolve_block(Scheduler& s) {
     }
     o << " at " << site(f.site_file, f.site_line) << ";";
   }
-  if (exited) o << " " << exited << " thread(s) have exited (first: " << thread_name(*first_exited) << ")";
+  if (exited)
+    o << " " << exited << " thread(s) have exited (first: " << thread_name(*first_exited) << ")";
   fail(o.str());
 }
 
@@ -339,8 +342,8 @@ void validate_launch(Scheduler& s, const LaunchInfo& info) {
   std::ostringstream o;
   const uint64_t threads = uint64_t(info.block.x) * info.block.y * info.block.z;
   if (threads == 0 || threads > kMaxThreadsPerBlock || info.block.z > 64) {
-    o << "block (" << info.block.x << "," << info.block.y << "," << info.block.z
-      << ") has " << threads << " threads; CUDA allows 1..1024 (z <= 64)";
+    o << "block (" << info.block.x << "," << info.block.y << "," << info.block.z << ") has "
+      << threads << " threads; CUDA allows 1..1024 (z <= 64)";
   } else if (info.grid.x == 0 || info.grid.y == 0 || info.grid.z == 0 || info.grid.y > 65535 ||
              info.grid.z > 65535) {
     o << "grid (" << info.grid.x << "," << info.grid.y << "," << info.grid.z
@@ -351,8 +354,7 @@ void validate_launch(Scheduler& s, const LaunchInfo& info) {
     if (it != s.max_dynamic_smem.end()) limit = it->second;
     if (info.dynamic_smem > limit) {
       o << "requests " << info.dynamic_smem << " bytes of dynamic shared memory; the limit is "
-        << limit << " (opt in with FARSEE_SET_MAX_DYNAMIC_SMEM, at most " << kSmemOptInLimit
-        << ")";
+        << limit << " (opt in with FARSEE_SET_MAX_DYNAMIC_SMEM, at most " << kSmemOptInLimit << ")";
     }
   }
   if (!o.str().empty()) {
@@ -370,10 +372,14 @@ void init_schedule_from_env(Scheduler& s) {
   const char* name = std::getenv("FARSEE_EMU_SCHEDULE");
   if (!name) return;
   std::string v = name;
-  if (v == "round-robin") s.schedule = Schedule::RoundRobin;
-  else if (v == "greedy-forward") s.schedule = Schedule::GreedyForward;
-  else if (v == "greedy-reverse") s.schedule = Schedule::GreedyReverse;
-  else if (v == "random") s.schedule = Schedule::Random;
+  if (v == "round-robin")
+    s.schedule = Schedule::RoundRobin;
+  else if (v == "greedy-forward")
+    s.schedule = Schedule::GreedyForward;
+  else if (v == "greedy-reverse")
+    s.schedule = Schedule::GreedyReverse;
+  else if (v == "random")
+    s.schedule = Schedule::Random;
   else
     throw farsee::Error("FARSEE_EMU_SCHEDULE='" + v +
                         "': expected round-robin, greedy-forward, greedy-reverse or random");
@@ -389,25 +395,38 @@ Fiber& me() {
 
 const char* schedule_name(Schedule s) {
   switch (s) {
-    case Schedule::RoundRobin: return "round-robin";
-    case Schedule::GreedyForward: return "greedy-forward";
-    case Schedule::GreedyReverse: return "greedy-reverse";
-    case Schedule::Random: return "random";
+    case Schedule::RoundRobin:
+      return "round-robin";
+    case Schedule::GreedyForward:
+      return "greedy-forward";
+    case Schedule::GreedyReverse:
+      return "greedy-reverse";
+    case Schedule::Random:
+      return "random";
   }
   return "?";
 }
 
 const char* warp_op_name(WarpOp op) {
   switch (op) {
-    case WarpOp::Shfl: return "__shfl_sync";
-    case WarpOp::ShflUp: return "__shfl_up_sync";
-    case WarpOp::ShflDown: return "__shfl_down_sync";
-    case WarpOp::ShflXor: return "__shfl_xor_sync";
-    case WarpOp::Ballot: return "__ballot_sync";
-    case WarpOp::Any: return "__any_sync";
-    case WarpOp::All: return "__all_sync";
-    case WarpOp::SyncWarp: return "__syncwarp";
-    case WarpOp::Gather: return "warp fragment exchange (ldmatrix/mma)";
+    case WarpOp::Shfl:
+      return "__shfl_sync";
+    case WarpOp::ShflUp:
+      return "__shfl_up_sync";
+    case WarpOp::ShflDown:
+      return "__shfl_down_sync";
+    case WarpOp::ShflXor:
+      return "__shfl_xor_sync";
+    case WarpOp::Ballot:
+      return "__ballot_sync";
+    case WarpOp::Any:
+      return "__any_sync";
+    case WarpOp::All:
+      return "__all_sync";
+    case WarpOp::SyncWarp:
+      return "__syncwarp";
+    case WarpOp::Gather:
+      return "warp fragment exchange (ldmatrix/mma)";
   }
   return "?";
 }
@@ -425,7 +444,9 @@ Schedule current_schedule() {
   return sched().schedule;
 }
 
-ThreadState* current_thread() { return &me().state; }
+ThreadState* current_thread() {
+  return &me().state;
+}
 BlockState* current_block() {
   me();
   return &sched().block;
@@ -503,7 +524,9 @@ void syncthreads(const char* file, int line) {
   yield_to_scheduler();
 }
 
-int lane_id() { return me().linear & 31; }
+int lane_id() {
+  return me().linear & 31;
+}
 
 const WarpPayload* warp_exchange(WarpOp op, unsigned mask, const void* payload, size_t bytes,
                                  const char* file, int line) {
@@ -511,9 +534,10 @@ const WarpPayload* warp_exchange(WarpOp op, unsigned mask, const void* payload, 
   Fiber& f = me();
   const int lane = f.linear & 31;
   const int warp_base = f.linear - lane;
-  const int lanes_in_warp =
-      std::min<int>(32, static_cast<int>(s.fibers.size()) - warp_base);
-  auto where = [&] { return std::string(warp_op_name(op)) + " at " + site(file, line) + " by " + thread_name(f); };
+  const int lanes_in_warp = std::min<int>(32, static_cast<int>(s.fibers.size()) - warp_base);
+  auto where = [&] {
+    return std::string(warp_op_name(op)) + " at " + site(file, line) + " by " + thread_name(f);
+  };
   if (!((mask >> lane) & 1u)) fail(where() + ": the calling lane is not in the mask");
   if (lanes_in_warp < 32 && (mask >> lanes_in_warp) != 0)
     fail(where() + ": the mask names lanes that do not exist in this partial warp");
@@ -574,10 +598,14 @@ unsigned vote(WarpOp op, unsigned mask, int predicate, const char* file, int lin
     if (v) ballot |= 1u << l;
   }
   switch (op) {
-    case WarpOp::Any: return ballot != 0;
-    case WarpOp::All: return ballot == mask;
-    case WarpOp::SyncWarp: return 0;
-    default: return ballot;
+    case WarpOp::Any:
+      return ballot != 0;
+    case WarpOp::All:
+      return ballot == mask;
+    case WarpOp::SyncWarp:
+      return 0;
+    default:
+      return ballot;
   }
 }
 

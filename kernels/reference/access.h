@@ -23,7 +23,9 @@ inline void store(const TensorView& v, int64_t offset, float value) {
   }
 }
 
-inline float at(const TensorView& v, int n, int y, int x, int c) { return load(v, v.offset(n, y, x, c)); }
+inline float at(const TensorView& v, int n, int y, int x, int c) {
+  return load(v, v.offset(n, y, x, c));
+}
 inline void set(const TensorView& v, int n, int y, int x, int c, float value) {
   store(v, v.offset(n, y, x, c), value);
 }

@@ -104,8 +104,7 @@ TEST(EmuBarrier, EarlyExitWhileOthersWaitIsAnError) {
   std::vector<int> out(kThreads);
   int n = 40;
   auto kernel = early_exit;
-  std::string e =
-      error_of([&] { FARSEE_LAUNCH(kernel, 1, kThreads, 0, nullptr, &n, out.data()); });
+  std::string e = error_of([&] { FARSEE_LAUNCH(kernel, 1, kThreads, 0, nullptr, &n, out.data()); });
   EXPECT_NE(e.find("exited while"), std::string::npos) << e;
   EXPECT_NE(e.find("barrier_test.cpp:"), std::string::npos) << e;
   // With every thread inside the guard, the same kernel is fine.
@@ -149,8 +148,7 @@ TEST(EmuSharedMemory, DynamicSharedMemoryIsPoisoned) {
 TEST(EmuSharedMemory, DynamicLimitsAreEnforced) {
   std::vector<float> out(32);
   auto kernel = dynamic_smem_reader;
-  std::string e = error_of(
-      [&] { FARSEE_LAUNCH(kernel, 1, 32, 64 * 1024, nullptr, out.data()); });
+  std::string e = error_of([&] { FARSEE_LAUNCH(kernel, 1, 32, 64 * 1024, nullptr, out.data()); });
   EXPECT_NE(e.find("dynamic shared memory"), std::string::npos) << e;
   FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, 64 * 1024);
   EXPECT_EQ(error_of([&] { FARSEE_LAUNCH(kernel, 1, 32, 64 * 1024, nullptr, out.data()); }), "");

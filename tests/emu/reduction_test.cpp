@@ -43,7 +43,8 @@ INSTANTIATE_TEST_SUITE_P(Schedules, EmuReduction,
                                            emu::Schedule::GreedyReverse, emu::Schedule::Random),
                          [](const auto& info) {
                            std::string s = emu::schedule_name(info.param);
-                           for (auto& c : s) if (c == '-') c = '_';
+                           for (auto& c : s)
+                             if (c == '-') c = '_';
                            return s;
                          });
 

@@ -33,8 +33,8 @@ __global__ void collectives(LaneResults* out) {
 }
 
 TEST(EmuWarp, CollectivesFollowCudaSemantics) {
-  for (auto s : {emu::Schedule::GreedyForward, emu::Schedule::GreedyReverse,
-                 emu::Schedule::Random}) {
+  for (auto s :
+       {emu::Schedule::GreedyForward, emu::Schedule::GreedyReverse, emu::Schedule::Random}) {
     emu::set_schedule(s, 11);
     std::vector<LaneResults> out(64);
     auto kernel = collectives;
@@ -82,7 +82,8 @@ TEST(EmuWarp, DisjointMasksStaySeparate) {
 
 __global__ void mismatched_ops(int* out) {
   int lane = threadIdx.x;
-  out[lane] = lane < 16 ? __shfl_xor_sync(0xffffffffu, lane, 1) : __shfl_up_sync(0xffffffffu, lane, 1);
+  out[lane] =
+      lane < 16 ? __shfl_xor_sync(0xffffffffu, lane, 1) : __shfl_up_sync(0xffffffffu, lane, 1);
 }
 
 TEST(EmuWarp, DifferentOpsUnderOneMaskAreAnError) {
@@ -92,7 +93,8 @@ TEST(EmuWarp, DifferentOpsUnderOneMaskAreAnError) {
     FARSEE_LAUNCH(kernel, 1, 32, 0, nullptr, out.data());
     FAIL() << "expected an error";
   } catch (const farsee::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("divergent warp collective"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("divergent warp collective"), std::string::npos)
+        << e.what();
   }
 }
 

@@ -4,8 +4,10 @@ namespace farsee::test {
 
 std::string exec_case_name(const ExecCase& c) {
   switch (c.executor) {
-    case Executor::Cuda: return "cuda";
-    case Executor::Reference: return "reference";
+    case Executor::Cuda:
+      return "cuda";
+    case Executor::Reference:
+      return "reference";
     case Executor::Emu: {
       std::string s = std::string("emu_") + emu::schedule_name(c.schedule);
       for (auto& ch : s)
