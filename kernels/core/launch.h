@@ -37,8 +37,10 @@ __device__ __forceinline__ T* dynamic_smem() {
 
 #else  // emulation build: emu.h is force-included
 
+// (The stream is evaluated and ignored: emulated launches are synchronous.)
 #define FARSEE_LAUNCH(kernel, grid, block, smem, stream, ...) \
-  ::emu::launch(__FILE__, __LINE__, #kernel, (kernel), dim3(grid), dim3(block), (smem), __VA_ARGS__)
+  (static_cast<void>(stream),                                 \
+   ::emu::launch(__FILE__, __LINE__, #kernel, (kernel), dim3(grid), dim3(block), (smem), __VA_ARGS__))
 
 #define FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, bytes) \
   ::emu::set_max_dynamic_smem(reinterpret_cast<const void*>(kernel), static_cast<size_t>(bytes))

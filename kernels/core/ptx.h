@@ -144,8 +144,9 @@ inline void ldmatrix(uint32_t (&r)[Count], const void* row, const char* what) {
 
 template <typename Half>
 inline float half_bits_to_float(uint16_t bits) {
+  static_assert(sizeof(Half) == 2, "16-bit operand type expected");
   Half h;
-  std::memcpy(&h, &bits, 2);
+  std::memcpy(static_cast<void*>(&h), &bits, 2);
   return static_cast<float>(h);
 }
 

@@ -66,7 +66,7 @@ std::string cuda_unavailable_reason() {
 namespace farsee::rt {
 namespace {
 
-[[noreturn]] void no_cuda(const char* what) {
+[[maybe_unused]] [[noreturn]] void no_cuda(const char* what) {
   throw_error(__FILE__, __LINE__,
               std::string(what) + ": executor 'cuda' is not available in this build");
 }
@@ -245,6 +245,58 @@ float Timer::elapsed_ms() {
 #endif
   auto d = static_cast<HostStamp*>(stop)->t - static_cast<HostStamp*>(start)->t;
   return std::chrono::duration<float, std::milli>(d).count();
+}
+
+// ---- CUDA graphs ----
+
+void graph_begin_capture(const Context& ctx) {
+  FARSEE_REQUIRE(ctx.executor == Executor::Cuda, "rt::graph_begin_capture: executor '"
+                                                     << executor_name(ctx.executor)
+                                                     << "' has no CUDA graphs");
+#if FARSEE_HAVE_CUDA
+  FARSEE_REQUIRE(ctx.stream != nullptr,
+                 "rt::graph_begin_capture: the legacy default stream cannot be captured");
+  FARSEE_CUDA_CHECK(cudaStreamBeginCapture(static_cast<cudaStream_t>(ctx.stream),
+                                           cudaStreamCaptureModeThreadLocal));
+#else
+  no_cuda("rt::graph_begin_capture");
+#endif
+}
+
+void* graph_end_capture(const Context& ctx) {
+  FARSEE_REQUIRE(ctx.executor == Executor::Cuda, "rt::graph_end_capture: executor '"
+                                                     << executor_name(ctx.executor)
+                                                     << "' has no CUDA graphs");
+#if FARSEE_HAVE_CUDA
+  cudaGraph_t graph = nullptr;
+  FARSEE_CUDA_CHECK(cudaStreamEndCapture(static_cast<cudaStream_t>(ctx.stream), &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t st = cudaGraphInstantiate(&exec, graph, 0);
+  (void)cudaGraphDestroy(graph);  // the executable graph keeps what it needs
+  FARSEE_CUDA_CHECK(st);
+  return exec;
+#else
+  no_cuda("rt::graph_end_capture");
+#endif
+}
+
+void graph_launch(const Context& ctx, void* graph_exec) {
+  FARSEE_REQUIRE(ctx.executor == Executor::Cuda && graph_exec != nullptr,
+                 "rt::graph_launch: needs executor 'cuda' and a graph from graph_end_capture");
+#if FARSEE_HAVE_CUDA
+  FARSEE_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_exec),
+                                    static_cast<cudaStream_t>(ctx.stream)));
+#else
+  no_cuda("rt::graph_launch");
+#endif
+}
+
+void graph_destroy(void* graph_exec) noexcept {
+#if FARSEE_HAVE_CUDA
+  if (graph_exec) (void)cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph_exec));
+#else
+  (void)graph_exec;
+#endif
 }
 
 }  // namespace farsee::rt

@@ -70,4 +70,13 @@ class Buffer {
   void* data_ = nullptr;
 };
 
+// ---- CUDA graphs (cuda only; other executors have nothing to capture and throw) ----
+// Everything launched on ctx.stream between begin and end is recorded, not run (thread-local
+// capture mode: unsafe calls such as cudaMalloc from this thread fail instead of being recorded).
+// end returns an executable graph handle; launch replays it on ctx.stream.
+void graph_begin_capture(const Context& ctx);
+void* graph_end_capture(const Context& ctx);
+void graph_launch(const Context& ctx, void* graph_exec);
+void graph_destroy(void* graph_exec) noexcept;
+
 }  // namespace farsee::rt

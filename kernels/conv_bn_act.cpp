@@ -1,0 +1,278 @@
+// Host side of conv_bn_act: weight packing, output shape, the kernel-configuration heuristic,
+// argument validation and dispatch to the executors.
+//
+// Configuration heuristic (plan_conv; no run-time autotuning, the same plan on every machine):
+//   1. Block tile: the largest of 128x128 (only when K > 64: a narrower K would leave half the
+//      tile idle), 128x64, 64x64 whose grid has at least kMinBlocks = 2 waves of an H100's 132 SMs;
+//      if none does, 64x64.
+//   2. Split-K, only for the 64x64 tile when even its grid is below kMinBlocks (the 16x32 and
+//      32x64 maps of the net): enough reduction slices to reach kMinBlocks, at most kMaxSplits,
+//      and at least kMinReductionPerSplit reduction elements per slice; only with a workspace
+//      (ConvOptions) large enough for the fp32 partial sums [splits][M][K].
+//   fp16 activations are loaded 8 channels (16 bytes) at a time when C % 8 == 0 and x is 16-byte
+//   aligned (base and pixel stride); otherwise (3-channel stem, odd slices) by the gather loader.
+#include "kernels/conv_bn_act.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/core/half_convert.h"
+
+namespace farsee {
+namespace {
+
+constexpr int kSmCount = 132;  // H100 SXM; fixed so the plan does not depend on the machine
+constexpr int64_t kMinBlocks = 2 * kSmCount;
+constexpr int kMaxSplits = 8;
+constexpr int kMinReductionPerSplit = 128;
+
+struct TileDims {
+  int bm, bn;
+};
+TileDims tile_dims(ConvTile t) {
+  switch (t) {
+    case ConvTile::M128N128:
+      return {128, 128};
+    case ConvTile::M128N64:
+      return {128, 64};
+    default:
+      return {64, 64};
+  }
+}
+
+int64_t blocks_of(ConvTile t, int64_t M, int K) {
+  const TileDims d = tile_dims(t);
+  return ((M + d.bm - 1) / d.bm) * ((K + d.bn - 1) / d.bn);
+}
+
+// Reduction steps the kernel walks (kernels/conv_bn_act.cu): 8 elements (fp32), 32 halves of the
+// flat (r, s, c) order (fp16 gather loader) or 32 channels of each tap (fp16 cp.async loader).
+int reduction_tiles(const ConvWeights& w, bool gather) {
+  const int reduction = w.R * w.S * w.C;
+  if (w.dtype == DType::F32) return (reduction + 7) / 8;
+  if (gather) return (reduction + 31) / 32;
+  return w.R * w.S * ((w.C + 31) / 32);
+}
+
+int64_t output_pixels(const ConvShape& conv, Shape4 x) {
+  return int64_t(x.n) * conv.out_h(x.h) * conv.out_w(x.w);
+}
+
+bool gathers_activations(const ConvWeights& w, const TensorView& x) {
+  if (w.dtype == DType::F32) return false;  // the SIMT kernel always loads element-wise
+  return !(x.c() % 8 == 0 && x.pixel_stride % 8 == 0 &&
+           reinterpret_cast<uintptr_t>(x.data) % 16 == 0);
+}
+
+ConvTile auto_tile(int64_t M, int K) {
+  for (ConvTile t : {ConvTile::M128N128, ConvTile::M128N64}) {
+    if (t == ConvTile::M128N128 && K <= 64) continue;
+    if (blocks_of(t, M, K) >= kMinBlocks) return t;
+  }
+  return ConvTile::M64N64;
+}
+
+int auto_splits(ConvTile tile, int64_t M, const ConvWeights& w, int tiles) {
+  const int64_t blocks = blocks_of(tile, M, w.K);
+  if (tile != ConvTile::M64N64 || blocks >= kMinBlocks) return 1;
+  int splits = int((kMinBlocks + blocks - 1) / blocks);
+  splits = std::min(splits, kMaxSplits);
+  splits = std::min(splits, w.R * w.S * w.C / kMinReductionPerSplit);
+  splits = std::min(splits, tiles);
+  return std::max(splits, 1);
+}
+
+size_t workspace_bytes_for(int splits, int64_t M, int K) {
+  return splits > 1 ? size_t(splits) * size_t(M) * size_t(K) * sizeof(float) : 0;
+}
+
+void validate_weights(const ConvWeights& w, const char* what) {
+  FARSEE_REQUIRE(w.buffer.data() != nullptr && w.K >= 1 && w.R >= 1 && w.S >= 1 && w.C >= 1,
+                 what << ": weights are empty (not packed with pack_conv_weights)");
+}
+
+}  // namespace
+
+const char* conv_tile_name(ConvTile t) {
+  switch (t) {
+    case ConvTile::Auto:
+      return "auto";
+    case ConvTile::M128N128:
+      return "128x128";
+    case ConvTile::M128N64:
+      return "128x64";
+    case ConvTile::M64N64:
+      return "64x64";
+  }
+  return "?";
+}
+
+ConvWeights pack_conv_weights(const Context& ctx, const std::vector<float>& krsc, int K, int R,
+                              int S, int C, DType dtype, int groups) {
+  FARSEE_REQUIRE(K >= 1 && R >= 1 && S >= 1 && C >= 1,
+                 "pack_conv_weights: shape K=" << K << " R=" << R << " S=" << S << " C=" << C
+                                               << " must be positive");
+  FARSEE_REQUIRE(groups == 1, "pack_conv_weights: groups = "
+                                  << groups
+                                  << " not supported by conv_bn_act (expected 1; depthwise "
+                                     "convolutions use depthwise_atrous)");
+  const int64_t reduction = int64_t(R) * S * C;
+  FARSEE_REQUIRE(
+      int64_t(krsc.size()) == K * reduction,
+      "pack_conv_weights: got " << krsc.size() << " weights, expected K*R*S*C = " << K * reduction);
+  ConvWeights w;
+  w.dtype = dtype;
+  w.K = K;
+  w.R = R;
+  w.S = S;
+  w.C = C;
+  w.groups = groups;
+  w.executor = ctx.executor;
+
+  // Packed values in the order the executor reads, as fp32; converted to dtype below.
+  std::vector<float> packed;
+  if (ctx.executor == Executor::Reference) {
+    w.layout = ConvWeightLayout::KRSC;
+    w.row_elements = int(reduction);
+    packed = krsc;
+  } else if (dtype == DType::F16) {
+    w.layout = ConvWeightLayout::KRSCRows;
+    w.row_elements = int((reduction + 7) / 8 * 8);
+    packed.assign(size_t(K) * w.row_elements, 0.0f);
+    for (int k = 0; k < K; ++k) {
+      std::copy(krsc.begin() + k * reduction, krsc.begin() + (k + 1) * reduction,
+                packed.begin() + int64_t(k) * w.row_elements);
+    }
+  } else {
+    w.layout = ConvWeightLayout::RSCK;
+    w.row_elements = int(reduction);
+    packed.resize(krsc.size());
+    for (int k = 0; k < K; ++k) {
+      for (int64_t red = 0; red < reduction; ++red) packed[red * K + k] = krsc[k * reduction + red];
+    }
+  }
+
+  if (dtype == DType::F32) {
+    w.buffer = rt::Buffer(ctx.executor, packed.size() * sizeof(float));
+    rt::copy_to_device(ctx, w.buffer.data(), packed.data(), packed.size() * sizeof(float));
+  } else {
+    std::vector<uint16_t> halves(packed.size());
+    for (size_t i = 0; i < packed.size(); ++i) halves[i] = float_to_half_bits(packed[i]);
+    w.buffer = rt::Buffer(ctx.executor, halves.size() * sizeof(uint16_t));
+    rt::copy_to_device(ctx, w.buffer.data(), halves.data(), halves.size() * sizeof(uint16_t));
+  }
+  rt::synchronize(ctx);  // the host vectors die here
+  return w;
+}
+
+Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const ConvEpilogue& e,
+                         Shape4 x) {
+  const int t = e.shuffle_factor;
+  return Shape4{x.n, conv.out_h(x.h) * t, conv.out_w(x.w) * t, w.K / (t * t)};
+}
+
+ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView& x,
+                   const ConvOptions& options) {
+  ConvPlan plan;
+  const int64_t M = output_pixels(conv, x.shape);
+  plan.gather_activations = gathers_activations(w, x);
+  const int tiles = reduction_tiles(w, plan.gather_activations);
+  plan.tile = options.tile == ConvTile::Auto ? auto_tile(M, w.K) : options.tile;
+
+  if (options.split_k >= 1) {
+    FARSEE_REQUIRE(options.split_k <= tiles,
+                   "ConvOptions.split_k = " << options.split_k << " exceeds the " << tiles
+                                            << " reduction steps of this convolution");
+    plan.split_k = options.split_k;
+    const size_t need = workspace_bytes_for(plan.split_k, M, w.K);
+    FARSEE_REQUIRE(options.workspace_bytes >= need && (need == 0 || options.workspace),
+                   "ConvOptions.workspace: split_k = " << plan.split_k << " needs " << need
+                                                       << " bytes, got "
+                                                       << options.workspace_bytes);
+  } else {
+    FARSEE_REQUIRE(options.split_k == 0,
+                   "ConvOptions.split_k = " << options.split_k << ": expected 0 (auto) or >= 1");
+    plan.split_k = auto_splits(plan.tile, M, w, tiles);
+    // Fewer slices when the workspace is smaller (none: no split-K).
+    while (plan.split_k > 1 &&
+           (options.workspace == nullptr ||
+            workspace_bytes_for(plan.split_k, M, w.K) > options.workspace_bytes))
+      --plan.split_k;
+  }
+  plan.workspace = plan.split_k > 1 ? static_cast<float*>(options.workspace) : nullptr;
+  return plan;
+}
+
+size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
+  const int64_t M = output_pixels(conv, x);
+  // The cp.async loader has the fewest reduction steps, so this bounds the gather case too.
+  const ConvTile tile = auto_tile(M, w.K);
+  return workspace_bytes_for(auto_splits(tile, M, w, reduction_tiles(w, false)), M, w.K);
+}
+
+void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS) {
+  conv_bn_act_fwd(ctx, conv, x, w, epilogue, y, ConvOptions{});
+}
+
+void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options) {
+  const char* op = "conv_bn_act_fwd";
+  validate_weights(w, op);
+  FARSEE_REQUIRE(w.executor == ctx.executor, op << ": weights were packed for executor '"
+                                                << executor_name(w.executor) << "', running on '"
+                                                << executor_name(ctx.executor) << "'");
+  FARSEE_REQUIRE(w.groups == 1 && conv.groups == 1,
+                 op << ": groups = " << conv.groups << " (weights: " << w.groups
+                    << "); expected 1 (depthwise convolutions use depthwise_atrous)");
+  FARSEE_REQUIRE(conv.kernel_h == w.R && conv.kernel_w == w.S,
+                 op << ": conv kernel " << conv.kernel_h << "x" << conv.kernel_w
+                    << " does not match the weights' " << w.R << "x" << w.S);
+  FARSEE_REQUIRE(conv.stride_h >= 1 && conv.stride_w >= 1 && conv.dilation_h >= 1 &&
+                     conv.dilation_w >= 1 && conv.pad_h >= 0 && conv.pad_w >= 0,
+                 op << ": stride " << conv.stride_h << "x" << conv.stride_w << ", dilation "
+                    << conv.dilation_h << "x" << conv.dilation_w << ", pad " << conv.pad_h << "x"
+                    << conv.pad_w << ": expected stride, dilation >= 1 and pad >= 0");
+  FARSEE_REQUIRE(x.data != nullptr && y.data != nullptr, op << ": x or y has no data");
+  require_dtype(x, "conv_bn_act_fwd: x", w.dtype);
+  require_dtype(y, "conv_bn_act_fwd: y", w.dtype);
+  FARSEE_REQUIRE(x.c() == w.C,
+                 op << ": x has " << x.c() << " channels, the weights expect C = " << w.C);
+  FARSEE_REQUIRE(x.pixel_stride >= x.c() && y.pixel_stride >= y.c(),
+                 op << ": pixel stride smaller than the channel count (x " << x.pixel_stride
+                    << " < " << x.c() << " or y " << y.pixel_stride << " < " << y.c() << ")");
+  const int oh = conv.out_h(x.h()), ow = conv.out_w(x.w());
+  FARSEE_REQUIRE(x.n() >= 1 && oh >= 1 && ow >= 1, op << ": input " << to_string(x.shape)
+                                                      << " gives an empty output " << oh << "x"
+                                                      << ow);
+  const int t = epilogue.shuffle_factor;
+  FARSEE_REQUIRE(t == 1 || t == 2 || t == 4 || t == 8,
+                 op << ": shuffle_factor = " << t << ", expected 1, 2, 4 or 8");
+  FARSEE_REQUIRE(w.K % (t * t) == 0, op << ": K = " << w.K << " output channels not divisible by "
+                                        << "shuffle_factor^2 = " << t * t);
+  require_shape(y, "conv_bn_act_fwd: y", conv_output_shape(conv, w, epilogue, x.shape));
+  if (epilogue.residual.data != nullptr) {
+    require_dtype(epilogue.residual, "conv_bn_act_fwd: residual", w.dtype);
+    require_shape(epilogue.residual, "conv_bn_act_fwd: residual (un-shuffled conv output)",
+                  Shape4{x.n(), oh, ow, w.K});
+    FARSEE_REQUIRE(epilogue.residual.pixel_stride >= w.K,
+                   op << ": residual pixel stride " << epilogue.residual.pixel_stride << " < K");
+  }
+  const ConvWeightLayout expected_layout =
+      ctx.executor == Executor::Reference
+          ? ConvWeightLayout::KRSC
+          : (w.dtype == DType::F16 ? ConvWeightLayout::KRSCRows : ConvWeightLayout::RSCK);
+  FARSEE_REQUIRE(w.layout == expected_layout,
+                 op << ": weights are not in the layout of executor '"
+                    << executor_name(ctx.executor)
+                    << "' (pack them with pack_conv_weights for this executor)");
+  if (ctx.executor != Executor::Reference) {
+    FARSEE_REQUIRE(
+        output_pixels(conv, x.shape) < (int64_t(1) << 31) && x.shape.pixels() < (int64_t(1) << 31),
+        op << ": x " << to_string(x.shape)
+           << " too large: kernels index pixels with 32-bit integers");
+  }
+  const ConvPlan plan = plan_conv(conv, w, x, options);
+  FARSEE_DISPATCH(ctx, conv_bn_act_fwd, ctx, conv, x, w, epilogue, y, plan);
+}
+
+}  // namespace farsee

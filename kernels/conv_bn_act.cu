@@ -1,0 +1,702 @@
+// Fused convolution + folded BN + residual + ReLU (forward), implicit GEMM, NHWC.
+//
+// GEMM view: D[m][k] = sum_red A[m][red] * B[k][red], m = output pixel (n, oy, ox), k = output
+//   channel, red = (r, s, c) = filter tap and input channel, A[m][(r,s,c)] = x[n, oy*sh - ph +
+//   r*dh, ox*sw - pw + s*dw, c] (0 in the padding): the im2col matrix, never materialised.
+//
+// fp16 path (tensor cores, sm_80+): 128 threads = 4 warps per block, block tile BM x BN (128x128,
+//   128x64 or 64x64; warps 2x2, so warp tiles of 64x64, 64x32 or 32x32), reduction step 32.
+//   - Loads: a 3-4 stage cp.async pipeline in dynamic shared memory. Each stage holds A (BM rows)
+//     and B (BN rows) as rows of 32 halves = four 16-byte chunks; chunk j of row r is stored at
+//     chunk j ^ ((r >> 1) & 3) (XOR swizzle), so the eight 16-byte row reads of every ldmatrix
+//     phase, and the cp.async writes, hit 8 distinct bank quads: conflict-free without padding.
+//     A (activations): the reduction walks taps (r, s) and, per tap, 32 channels at a time; a
+//     16-byte chunk is 8 channels of one input pixel, zero-filled by cp.async (src_bytes 0) in
+//     the padding, past C and past the last pixel. This needs C % 8 == 0 and a 16-byte aligned x;
+//     otherwise (the 3-channel stem, odd slices) the "gather" loader reads A element by element
+//     in flat (r, s, c) order (ld + st.shared, same smem layout). B (weights, KRSCRows layout:
+//     one zero-padded KRSC row per output channel) is always 16-byte cp.async.
+//   - Math: ldmatrix.x4 fragments (A: 16x16, B: two 8x16 n-tiles), mma.m16n8k16 f16 x f16 ->
+//     f32; each warp keeps its 64x64 (32x32) tile of fp32 accumulators in registers.
+//   - Epilogue: the fp32 tile is staged through shared memory (row stride BN + 8 floats: the
+//     fragment writes are conflict-free), then each thread takes groups of 8 output channels that
+//     are contiguous in y (consecutive channels; with pixel shuffle t, conv channels c*t*t + i*t +
+//     j for 8 consecutive c at fixed (i, j)), applies scale/bias, residual, ReLU, converts and
+//     stores 16 bytes. Groups that are partial (K or the shuffled channel count not a multiple of
+//     8) or misaligned (slices at odd offsets) fall back to guarded element stores.
+//   - Split-K (grid.z > 1, small maps): each z-slice of the reduction writes its raw fp32 tile to
+//     the workspace [z][M][K]; conv_splitk_reduce_kernel sums the slices in z order
+//     (deterministic) and applies the same epilogue.
+// fp32 path (SIMT, exact fp32): 256 threads, block tile BM x BN (128x128, 128x64, 64x64), 8
+//   reduction elements per step, each thread an (BM/16) x (BN/16) register tile built from float4
+//   reads of two shared-memory operand tiles (A transposed to [red][m], B as [red][k] from the RSCK
+//   weights); double-buffered shared memory with register prefetch of the next step; A loaded
+//   element-wise in flat (r, s, c) order, so any C and any slice alignment work. The epilogue runs
+//   from registers (4 consecutive channels per store); split-K as above.
+// Layout: x, y, residual NHWC, each possibly a channel slice (pixel_stride > C); y may be the
+//   pixel-shuffled [N, OH*t, OW*t, K/t^2]. Weights: ConvWeightLayout (kernels/conv_bn_act.h).
+// Precision: fp32 accumulation; fp16 storage rounds once at the store; scale/bias as one fma.
+// Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle.
+// Variants: conv_kernel_config() is the one place that instantiates (dtype, tile, loader).
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/conv_bn_act.h"
+#include "kernels/core/epilogue.h"
+#include "kernels/core/launch.h"
+#include "kernels/core/nhwc_index.h"
+#include "kernels/core/ptx.h"
+#include "kernels/core/vec.h"
+
+namespace farsee {
+namespace FARSEE_KERNEL_NS {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Geometry and epilogue shared by every kernel of this file.
+
+// Convolution geometry as a trivially copyable kernel argument.
+struct ConvGeometry {
+  int in_h, in_w, in_c;
+  int64_t in_pixel_stride;
+  int out_h, out_w;  // conv output (before any pixel shuffle)
+  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+  int K;          // output channels
+  int M;          // output pixels N * out_h * out_w
+  int reduction;  // R * S * C
+  int w_row;      // elements per output channel of the fp16 weight rows (KRSCRows)
+};
+
+// Per-row state of an A (activation) loader: where the window of output pixel m starts.
+struct WindowOrigin {
+  int image_base;  // n * in_h * in_w: pixel index of the image's first pixel
+  int y0, x0;      // top-left input coordinate of the window (may be negative: padding)
+};
+// Rows past the last output pixel get an origin that no tap can bring into the image.
+constexpr int kNoPixel = -(1 << 29);
+FARSEE_HD WindowOrigin window_origin(const ConvGeometry& g, int m) {
+  if (m >= g.M) return WindowOrigin{0, kNoPixel, kNoPixel};
+  const PixelCoord o = pixel_coord(m, g.out_h, g.out_w);
+  return WindowOrigin{o.n * g.in_h * g.in_w, window_first(o.y, g.stride_h, g.pad_h),
+                      window_first(o.x, g.stride_w, g.pad_w)};
+}
+// Pixel index of tap (r, s) of the window, or -1 in the padding.
+FARSEE_HD int window_pixel(const ConvGeometry& g, const WindowOrigin& o, int r, int s) {
+  const int iy = o.y0 + r * g.dilation_h;
+  const int ix = o.x0 + s * g.dilation_w;
+  if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) return -1;
+  return o.image_base + iy * g.in_w + ix;
+}
+
+// Position (r, s, c) of a flat reduction index, and its step to the next index.
+struct ReductionCursor {
+  int r, s, c;
+  FARSEE_HD void advance(const ConvGeometry& g) {
+    if (++c == g.in_c) {
+      c = 0;
+      if (++s == g.kernel_w) {
+        s = 0;
+        ++r;
+      }
+    }
+  }
+};
+FARSEE_HD ReductionCursor reduction_cursor(const ConvGeometry& g, int red) {
+  const int tap = red / g.in_c;
+  const int r = tap / g.kernel_w;
+  return ReductionCursor{r, tap - r * g.kernel_w, red - tap * g.in_c};
+}
+
+// Output channels [k0, k0 + step * count) with stride `step`: one run of contiguous y elements.
+struct ChannelGroup {
+  int k0, step, count;
+};
+// Groups of up to V channels covering conv channels [k_begin, k_begin + width) (both multiples of
+// shuffle^2): without shuffle, V consecutive channels; with shuffle t, channels c*t*t + i*t + j of
+// V consecutive c at one (i, j) (contiguous in the shuffled y). Group g: (i, j) = g / groups_of_c.
+FARSEE_HD int channel_groups_per_row(int width, int shuffle, int V) {
+  const int t2 = shuffle * shuffle;
+  return t2 * ceil_div(width / t2, V);
+}
+FARSEE_HD ChannelGroup channel_group(int g, int k_begin, int width, int shuffle, int K, int V) {
+  const int t2 = shuffle * shuffle;
+  const int c_count = width / t2;
+  const int c_groups = ceil_div(c_count, V);
+  const int ij = g / c_groups;
+  const int c = (g - ij * c_groups) * V;
+  const int k0 = k_begin + c * t2 + ij;
+  int count = min(V, c_count - c);
+  count = k0 >= K ? 0 : min(count, ceil_div(K - k0, t2));
+  return ChannelGroup{k0, t2, count};
+}
+
+FARSEE_HD bool aligned_to(const void* p, unsigned bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+
+// The epilogue and store mode: conv output element (m, k) -> y (plain, slice or shuffled).
+template <typename T>
+struct ConvStore {
+  T* y;
+  int64_t y_pixel_stride;
+  int y_h, y_w;
+  const T* residual;  // [M][K] view with residual_pixel_stride; null: none
+  int64_t residual_pixel_stride;
+  BnActEpilogue epilogue;
+  int K, out_h, out_w;
+  int shuffle;
+
+  FARSEE_HD T* element(int m, int k) const {
+    if (shuffle == 1) return y + int64_t(m) * y_pixel_stride + k;
+    const int t2 = shuffle * shuffle;
+    const int c = k / t2, ij = k - c * t2;
+    const int i = ij / shuffle, j = ij - i * shuffle;
+    const PixelCoord o = pixel_coord(m, out_h, out_w);
+    return y +
+           ((int64_t(o.n) * y_h + o.y * shuffle + i) * y_w + o.x * shuffle + j) * y_pixel_stride +
+           c;
+  }
+  FARSEE_HD float value(float acc, int m, int k) const {
+    if (residual == nullptr) return epilogue(acc, k);
+    return epilogue(acc, k, to_float(residual[int64_t(m) * residual_pixel_stride + k]));
+  }
+  // Stores group `cg` of output pixel m from its accumulators acc[0 .. cg.count).
+  template <int V>
+  FARSEE_HD void store(int m, const ChannelGroup& cg, const float (&acc)[V]) const {
+    T* dst = element(m, cg.k0);
+    const bool contiguous = cg.step == shuffle * shuffle;
+    if (cg.count == V && contiguous && aligned_to(dst, V * sizeof(T))) {
+      const T* res =
+          residual != nullptr ? residual + int64_t(m) * residual_pixel_stride + cg.k0 : nullptr;
+      if (res != nullptr && cg.step == 1 && aligned_to(res, V * sizeof(T))) {
+        epilogue.store<V>(dst, acc, cg.k0, res);
+      } else {
+        float out[V];
+#pragma unroll
+        for (int e = 0; e < V; ++e) out[e] = value(acc[e], m, cg.k0 + e * cg.step);
+        store_from_float<V>(dst, out);
+      }
+      return;
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      if (e < cg.count) {
+        const int k = cg.k0 + e * cg.step;
+        *element(m, k) = from_float<T>(value(acc[e], m, k));
+      }
+    }
+  }
+};
+
+// Reduction tiles [first, last) of split `z` of `splits`.
+struct TileRange {
+  int first, last;
+};
+FARSEE_HD TileRange split_range(int tiles, int splits, int z) {
+  return TileRange{int(int64_t(tiles) * z / splits), int(int64_t(tiles) * (z + 1) / splits)};
+}
+
+// Split-K: sums the fp32 slices [z][M][K] in z order and stores through the epilogue, one group of
+// V contiguous output channels per thread (grid-stride).
+template <typename T, int V>
+__global__ void __launch_bounds__(256)
+    conv_splitk_reduce_kernel(const float* __restrict__ workspace, int splits, int M,
+                              ConvStore<T> out) {
+  const int K = out.K;
+  const int groups_per_row = channel_groups_per_row(K, out.shuffle, V);
+  const int64_t total = int64_t(M) * groups_per_row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int m = int(i / groups_per_row);
+    const ChannelGroup cg =
+        channel_group(int(i - int64_t(m) * groups_per_row), 0, K, out.shuffle, K, V);
+    float acc[V];
+#pragma unroll
+    for (int e = 0; e < V; ++e) acc[e] = 0.0f;
+    for (int z = 0; z < splits; ++z) {
+      const float* slice = workspace + (int64_t(z) * M + m) * K + cg.k0;
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        if (e < cg.count) acc[e] += slice[e * cg.step];
+      }
+    }
+    out.template store<V>(m, cg, acc);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fp16 tensor-core kernel.
+
+constexpr int kMmaThreads = 128;  // 4 warps, 2 x 2
+constexpr int kTileRed = 32;      // halves of reduction per stage row (4 chunks of 16 bytes)
+constexpr int kChunkHalves = 8;
+constexpr int kEpilogueVector = 8;  // halves per 16-byte store
+
+// Offset (in halves) of 16-byte chunk `chunk` of row `row` in a swizzled stage tile.
+FARSEE_HD int swizzled(int row, int chunk) {
+  return row * kTileRed + ((chunk ^ ((row >> 1) & 3)) * kChunkHalves);
+}
+
+template <int BM_, int BN_, int Stages_, bool Gather_>
+struct MmaConfig {
+  static constexpr int BM = BM_, BN = BN_, kStages = Stages_;
+  static constexpr bool kGather = Gather_;
+  static constexpr int kWarpM = BM / 2, kWarpN = BN / 2;  // warps 2 x 2
+  static constexpr int kMi = kWarpM / 16, kNi = kWarpN / 8;
+  static constexpr int kStageHalves = (BM + BN) * kTileRed;
+  static constexpr int kEpilogueStride = BN + 8;  // floats per staged row
+  static constexpr size_t kPipelineBytes = size_t(kStages) * kStageHalves * 2;
+  static constexpr size_t kEpilogueBytes = size_t(BM) * kEpilogueStride * 4;
+  static constexpr size_t kSmemBytes =
+      kPipelineBytes > kEpilogueBytes ? kPipelineBytes : kEpilogueBytes;
+  static_assert(BM % 32 == 0 && BN % 32 == 0, "tiles are multiples of the 32-row load pass");
+};
+
+template <typename Cfg>
+__global__ void __launch_bounds__(kMmaThreads)
+    conv_mma_kernel(ConvGeometry g, const __half* __restrict__ x, const __half* __restrict__ w,
+                    ConvStore<__half> out, float* __restrict__ workspace, int red_tiles) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN, kStages = Cfg::kStages;
+  constexpr int kMi = Cfg::kMi, kNi = Cfg::kNi;
+  __half* smem = dynamic_smem<__half>();
+
+  const int tid = threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp >> 1, warp_n = warp & 1;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
+  const int c_tiles = ceil_div(g.in_c, kTileRed);  // per tap (cp.async loader)
+
+  // ---- loader state ----
+  // cp.async passes: 32 rows x 4 chunks per pass of 128 threads.
+  const int load_chunk = tid & 3, load_row = tid >> 2;
+  constexpr int kARowsPerThread = Cfg::kGather ? 1 : BM / 32;
+  // Gather loader: kThreadsPerRow threads share one A row, each kGatherSpan consecutive elements.
+  constexpr int kThreadsPerRow = kMmaThreads / BM;
+  constexpr int kGatherSpan = kTileRed / kThreadsPerRow;
+  const int gather_row = tid % BM, gather_part = tid / BM;
+  WindowOrigin a_origin[kARowsPerThread];
+#pragma unroll
+  for (int i = 0; i < kARowsPerThread; ++i) {
+    a_origin[i] = window_origin(g, m0 + (Cfg::kGather ? gather_row : load_row + 32 * i));
+  }
+
+  auto load_stage = [&](int stage, int tile) {
+    __half* a_tile = smem + stage * Cfg::kStageHalves;
+    __half* b_tile = a_tile + BM * kTileRed;
+    int b_red;      // reduction offset of this thread's B chunk within a weight row
+    bool b_in_red;  // chunk inside the (padded) weight row
+    if constexpr (Cfg::kGather) {
+      b_red = tile * kTileRed + load_chunk * kChunkHalves;
+      b_in_red = b_red < g.w_row;
+      // A: kGatherSpan elements of row gather_row, flat reduction order, zeros outside.
+      const uint16_t* xs = reinterpret_cast<const uint16_t*>(x);
+      const int red0 = tile * kTileRed + gather_part * kGatherSpan;
+      ReductionCursor cur = reduction_cursor(g, red0);
+      Pack<uint16_t, kChunkHalves> chunk;
+#pragma unroll
+      for (int e = 0; e < kGatherSpan; ++e) {
+        uint16_t v = 0;
+        if (red0 + e < g.reduction) {
+          const int p = window_pixel(g, a_origin[0], cur.r, cur.s);
+          if (p >= 0) v = xs[int64_t(p) * g.in_pixel_stride + cur.c];
+        }
+        cur.advance(g);
+        chunk.v[e % kChunkHalves] = v;
+        if (e % kChunkHalves == kChunkHalves - 1) {
+          const int logical = (gather_part * kGatherSpan + e) / kChunkHalves;
+          *reinterpret_cast<Pack<uint16_t, kChunkHalves>*>(a_tile + swizzled(gather_row, logical)) =
+              chunk;
+        }
+      }
+    } else {
+      const int tap = tile / c_tiles;
+      const int c = (tile - tap * c_tiles) * kTileRed + load_chunk * kChunkHalves;
+      const int r = tap / g.kernel_w, s = tap - r * g.kernel_w;
+      b_red = tap * g.in_c + c;
+      b_in_red = c < g.in_c;
+#pragma unroll
+      for (int i = 0; i < kARowsPerThread; ++i) {
+        const int p = b_in_red ? window_pixel(g, a_origin[i], r, s) : -1;
+        const __half* src = p >= 0 ? x + int64_t(p) * g.in_pixel_stride + c : x;
+        ptx::cp_async_16(a_tile + swizzled(load_row + 32 * i, load_chunk), src, p >= 0 ? 16 : 0);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < BN / 32; ++i) {
+      const int k = n0 + load_row + 32 * i;
+      const bool valid = b_in_red && k < g.K;
+      const __half* src = valid ? w + int64_t(k) * g.w_row + b_red : w;
+      ptx::cp_async_16(b_tile + swizzled(load_row + 32 * i, load_chunk), src, valid ? 16 : 0);
+    }
+  };
+
+  float acc[kMi][kNi][4];
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+    }
+  }
+
+  // ---- pipeline: kStages - 1 tiles in flight while one is computed ----
+  const int tiles = range.last - range.first;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < tiles) load_stage(s, range.first + s);
+    ptx::cp_async_commit();
+  }
+  for (int t = 0; t < tiles; ++t) {
+    ptx::cp_async_wait<kStages - 2>();
+    __syncthreads();  // tile t visible to all; stage (t - 1) % kStages free for reuse
+    if (t + kStages - 1 < tiles)
+      load_stage((t + kStages - 1) % kStages, range.first + t + kStages - 1);
+    ptx::cp_async_commit();
+
+    const __half* a_tile = smem + (t % kStages) * Cfg::kStageHalves;
+    const __half* b_tile = a_tile + BM * kTileRed;
+#pragma unroll
+    for (int ks = 0; ks < kTileRed / 16; ++ks) {
+      uint32_t a[kMi][4], b[kNi][2];
+#pragma unroll
+      for (int i = 0; i < kMi; ++i) {
+        // x4: rows 0-15 of the 16x16 A tile, k-chunks 2ks (lanes 0-15) and 2ks+1 (lanes 16-31).
+        const int row = warp_m * Cfg::kWarpM + i * 16 + (lane & 15);
+        ptx::ldmatrix_x4(a[i], a_tile + swizzled(row, 2 * ks + (lane >> 4)));
+      }
+#pragma unroll
+      for (int j = 0; j < kNi / 2; ++j) {
+        // x4: n-rows 0-7 (lanes 0-15) and 8-15 (lanes 16-31) x k-chunks 2ks, 2ks+1.
+        const int row = warp_n * Cfg::kWarpN + j * 16 + (lane & 7) + ((lane >> 4) << 3);
+        uint32_t r[4];
+        ptx::ldmatrix_x4(r, b_tile + swizzled(row, 2 * ks + ((lane >> 3) & 1)));
+        b[2 * j][0] = r[0];
+        b[2 * j][1] = r[1];
+        b[2 * j + 1][0] = r[2];
+        b[2 * j + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+        for (int j = 0; j < kNi; ++j) ptx::mma_m16n8k16_f16f32(acc[i][j], a[i], b[j], acc[i][j]);
+      }
+    }
+  }
+  ptx::cp_async_wait<0>();
+  __syncthreads();  // all warps done with the pipeline before its memory is reused
+
+  // Accumulator element e of fragment (i, j): tile row, tile column.
+  const int frag_row = warp_m * Cfg::kWarpM + (lane >> 2);
+  const int frag_col = warp_n * Cfg::kWarpN + 2 * (lane & 3);
+
+  if (gridDim.z > 1) {  // split-K: raw partial sums to workspace slice z
+    float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
+#pragma unroll
+    for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+      for (int j = 0; j < kNi; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int m = m0 + frag_row + i * 16 + 8 * (e >> 1);
+          const int k = n0 + frag_col + j * 8 + (e & 1);
+          if (m < g.M && k < g.K) slice[int64_t(m) * g.K + k] = acc[i][j][e];
+        }
+      }
+    }
+    return;
+  }
+
+  float* staged = dynamic_smem<float>();
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float* dst = staged + (frag_row + i * 16 + 8 * h) * Cfg::kEpilogueStride + frag_col + j * 8;
+        dst[0] = acc[i][j][2 * h];
+        dst[1] = acc[i][j][2 * h + 1];
+      }
+    }
+  }
+  __syncthreads();
+  const int groups_per_row = channel_groups_per_row(BN, out.shuffle, kEpilogueVector);
+  for (int q = tid; q < BM * groups_per_row; q += kMmaThreads) {
+    const int row = q / groups_per_row;
+    const int m = m0 + row;
+    if (m >= g.M) continue;
+    const ChannelGroup cg =
+        channel_group(q - row * groups_per_row, n0, BN, out.shuffle, g.K, kEpilogueVector);
+    const float* src = staged + row * Cfg::kEpilogueStride + (cg.k0 - n0);
+    float v[kEpilogueVector];
+#pragma unroll
+    for (int e = 0; e < kEpilogueVector; ++e) v[e] = e < cg.count ? src[e * cg.step] : 0.0f;
+    out.template store<kEpilogueVector>(m, cg, v);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// fp32 SIMT kernel.
+
+constexpr int kSimtThreads = 256;  // 16 x 16
+constexpr int kSimtRed = 8;        // reduction elements per step
+
+template <int BM_, int BN_>
+struct SimtConfig {
+  static constexpr int BM = BM_, BN = BN_;
+  static constexpr int kTm = BM / 16, kTn = BN / 16;  // register tile per thread
+  static constexpr int kALoads = BM * kSimtRed / kSimtThreads;
+  static constexpr int kBLoads = BN * kSimtRed / kSimtThreads;
+  static_assert(kTm % 4 == 0 && kTn % 4 == 0, "register tiles are float4 columns");
+};
+
+// Thread tile index i -> tile row/column: float4 runs of 4, runs 64 apart (conflict-free float4
+// smem reads, 16 threads of a half-warp on 256 contiguous bytes per store).
+FARSEE_HD int simt_offset(int i, int thread) {
+  return (i / 4) * 64 + thread * 4 + (i % 4);
+}
+
+template <typename Cfg>
+__global__ void __launch_bounds__(kSimtThreads)
+    conv_simt_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
+                     ConvStore<float> out, float* __restrict__ workspace, int red_tiles) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN;
+  FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);  // +4: conflict-free transposed stores
+  FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
+
+  const int tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
+
+  // A: thread loads reduction column a_col of rows a_row + (256 / 8) * i.
+  const int a_col = tid % kSimtRed, a_row = tid / kSimtRed;
+  WindowOrigin a_origin[Cfg::kALoads];
+#pragma unroll
+  for (int i = 0; i < Cfg::kALoads; ++i) a_origin[i] = window_origin(g, m0 + a_row + 32 * i);
+  // B: thread loads channel b_col of reduction rows b_row + (256 / BN) * i.
+  const int b_col = tid % BN, b_row = tid / BN;
+  constexpr int kBRowStep = kSimtThreads / BN;
+
+  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
+  auto fetch = [&](int tile) {
+    const int red = tile * kSimtRed + a_col;
+    const ReductionCursor cur = reduction_cursor(g, red);
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) {
+      const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
+      a_next[i] = p >= 0 ? x[int64_t(p) * g.in_pixel_stride + cur.c] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) {
+      const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
+      const int k = n0 + b_col;
+      b_next[i] = red_b < g.reduction && k < g.K ? w[int64_t(red_b) * g.K + k] : 0.0f;
+    }
+  };
+  auto stash = [&](int buffer) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_col][a_row + 32 * i] = a_next[i];
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kBRowStep * i][b_col] = b_next[i];
+  };
+
+  float acc[Cfg::kTm][Cfg::kTn];
+#pragma unroll
+  for (int i = 0; i < Cfg::kTm; ++i) {
+#pragma unroll
+    for (int j = 0; j < Cfg::kTn; ++j) acc[i][j] = 0.0f;
+  }
+
+  int buffer = 0;
+  if (range.first < range.last) {
+    fetch(range.first);
+    stash(0);
+  }
+  __syncthreads();
+  for (int tile = range.first; tile < range.last; ++tile) {
+    const bool more = tile + 1 < range.last;
+    if (more) fetch(tile + 1);  // global loads in flight during the math below
+#pragma unroll
+    for (int kk = 0; kk < kSimtRed; ++kk) {
+      float a[Cfg::kTm], b[Cfg::kTn];
+#pragma unroll
+      for (int i = 0; i < Cfg::kTm; i += 4) {
+        const Pack<float, 4> v =
+            *reinterpret_cast<const Pack<float, 4>*>(&a_tile[buffer][kk][simt_offset(i, ty)]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) a[i + e] = v.v[e];
+      }
+#pragma unroll
+      for (int j = 0; j < Cfg::kTn; j += 4) {
+        const Pack<float, 4> v =
+            *reinterpret_cast<const Pack<float, 4>*>(&b_tile[buffer][kk][simt_offset(j, tx)]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) b[j + e] = v.v[e];
+      }
+#pragma unroll
+      for (int i = 0; i < Cfg::kTm; ++i) {
+#pragma unroll
+        for (int j = 0; j < Cfg::kTn; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+      }
+    }
+    if (more) stash(buffer ^ 1);  // the other buffer was last read before the previous barrier
+    __syncthreads();
+    buffer ^= 1;
+  }
+
+  if (gridDim.z > 1) {
+    float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
+#pragma unroll
+    for (int i = 0; i < Cfg::kTm; ++i) {
+      const int m = m0 + simt_offset(i, ty);
+#pragma unroll
+      for (int j = 0; j < Cfg::kTn; ++j) {
+        const int k = n0 + simt_offset(j, tx);
+        if (m < g.M && k < g.K) slice[int64_t(m) * g.K + k] = acc[i][j];
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < Cfg::kTm; ++i) {
+    const int m = m0 + simt_offset(i, ty);
+    if (m >= g.M) continue;
+#pragma unroll
+    for (int j = 0; j < Cfg::kTn; j += 4) {
+      const int k0 = n0 + simt_offset(j, tx);
+      const ChannelGroup cg{k0, 1, k0 >= g.K ? 0 : min(4, g.K - k0)};
+      const float v[4] = {acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]};
+      out.template store<4>(m, cg, v);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side: the one place where the variants are instantiated, and the launches.
+
+template <typename Cfg, typename T>
+struct KernelVariant {
+  using config = Cfg;
+  using storage = T;
+};
+
+// Calls f(KernelVariant<config, T>{}) for the plan's dtype, tile and loader.
+template <typename F>
+void with_kernel_variant(DType dtype, const ConvPlan& plan, F&& f) {
+  if (dtype == DType::F32) {
+    switch (plan.tile) {
+      case ConvTile::M128N128:
+        return f(KernelVariant<SimtConfig<128, 128>, float>{});
+      case ConvTile::M128N64:
+        return f(KernelVariant<SimtConfig<128, 64>, float>{});
+      default:
+        return f(KernelVariant<SimtConfig<64, 64>, float>{});
+    }
+  }
+  // fp16: 3 stages for the 128x128 tile (48 KiB of pipeline, 68 KiB with the epilogue stage),
+  // 4 for the smaller ones.
+  const bool gather = plan.gather_activations;
+  switch (plan.tile) {
+    case ConvTile::M128N128:
+      return gather ? f(KernelVariant<MmaConfig<128, 128, 3, true>, __half>{})
+                    : f(KernelVariant<MmaConfig<128, 128, 3, false>, __half>{});
+    case ConvTile::M128N64:
+      return gather ? f(KernelVariant<MmaConfig<128, 64, 4, true>, __half>{})
+                    : f(KernelVariant<MmaConfig<128, 64, 4, false>, __half>{});
+    default:
+      return gather ? f(KernelVariant<MmaConfig<64, 64, 4, true>, __half>{})
+                    : f(KernelVariant<MmaConfig<64, 64, 4, false>, __half>{});
+  }
+}
+
+template <typename T>
+ConvStore<T> make_store(const ConvGeometry& g, const ConvEpilogue& e, const TensorView& y) {
+  ConvStore<T> s;
+  s.y = static_cast<T*>(y.data);
+  s.y_pixel_stride = y.pixel_stride;
+  s.y_h = y.h();
+  s.y_w = y.w();
+  s.residual = static_cast<const T*>(e.residual.data);
+  s.residual_pixel_stride = e.residual.pixel_stride;
+  s.epilogue.scale = e.scale;
+  s.epilogue.bias = e.bias;
+  s.epilogue.relu = e.relu;
+  s.K = g.K;
+  s.out_h = g.out_h;
+  s.out_w = g.out_w;
+  s.shuffle = e.shuffle_factor;
+  return s;
+}
+
+template <typename Cfg>
+void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
+                 const ConvWeights& w, const ConvStore<float>& out, const ConvPlan& plan) {
+  const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
+                  unsigned(plan.split_k));
+  auto kernel = conv_simt_kernel<Cfg>;
+  FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const float>(),
+                w.buffer.as<const float>(), out, plan.workspace, ceil_div(g.reduction, kSimtRed));
+}
+
+template <typename Cfg>
+void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
+                 const ConvWeights& w, const ConvStore<__half>& out, const ConvPlan& plan) {
+  const int red_tiles = Cfg::kGather ? ceil_div(g.reduction, kTileRed)
+                                     : g.kernel_h * g.kernel_w * ceil_div(g.in_c, kTileRed);
+  const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
+                  unsigned(plan.split_k));
+  auto kernel = conv_mma_kernel<Cfg>;
+  static const bool smem_opt_in = [&] {  // once per variant (a device attribute)
+    FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes);
+    return true;
+  }();
+  (void)smem_opt_in;
+  FARSEE_LAUNCH(kernel, grid, dim3(kMmaThreads), Cfg::kSmemBytes, ctx.stream, g,
+                x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace, red_tiles);
+}
+
+}  // namespace
+
+void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
+  ConvGeometry g;
+  g.in_h = x.h();
+  g.in_w = x.w();
+  g.in_c = x.c();
+  g.in_pixel_stride = x.pixel_stride;
+  g.out_h = conv.out_h(x.h());
+  g.out_w = conv.out_w(x.w());
+  g.kernel_h = conv.kernel_h;
+  g.kernel_w = conv.kernel_w;
+  g.stride_h = conv.stride_h;
+  g.stride_w = conv.stride_w;
+  g.pad_h = conv.pad_h;
+  g.pad_w = conv.pad_w;
+  g.dilation_h = conv.dilation_h;
+  g.dilation_w = conv.dilation_w;
+  g.K = w.K;
+  g.M = x.n() * g.out_h * g.out_w;
+  g.reduction = w.R * w.S * w.C;
+  g.w_row = w.row_elements;
+
+  with_kernel_variant(x.dtype, plan, [&](auto variant) {
+    using Cfg = typename decltype(variant)::config;
+    using T = typename decltype(variant)::storage;
+    const ConvStore<T> out = make_store<T>(g, epilogue, y);
+    launch_main<Cfg>(ctx, g, x, w, out, plan);
+    if (plan.split_k > 1) {
+      constexpr int V = 16 / sizeof(T);
+      constexpr int kThreads = 256;
+      const int64_t groups = int64_t(g.M) * channel_groups_per_row(g.K, out.shuffle, V);
+      const unsigned blocks = unsigned(std::min<int64_t>((groups + kThreads - 1) / kThreads, 4096));
+      auto reduce = conv_splitk_reduce_kernel<T, V>;
+      FARSEE_LAUNCH(reduce, dim3(blocks), dim3(kThreads), 0, ctx.stream, plan.workspace,
+                    plan.split_k, g.M, out);
+    }
+  });
+}
+
+}  // namespace FARSEE_KERNEL_NS
+}  // namespace farsee

@@ -1,0 +1,76 @@
+// Max pooling (forward), NHWC, PyTorch nn.MaxPool2d semantics: implicit -inf padding, floor
+// output size, NaN propagates (a NaN in the window is the maximum, as in PyTorch).
+//
+// Algorithm: one thread owns V consecutive channels and walks output pixels (grid-stride); per
+//   pixel it reads the kernel x kernel window's input vectors that lie inside the image and keeps
+//   the running maximum. The net's case is 3x3 / stride 2 / pad 1 after the stem.
+// Tiling / thread mapping: pixel_channel_launch() (kernels/core/nhwc_index.h): threadIdx.x =
+//   channel group, threadIdx.y = pixel: warps read contiguous channels, coalesced for any C.
+// Layout: x, y NHWC, either may be a channel slice (pixel_stride != C, offset data).
+// Precision: fp32 or fp16 storage, compared in fp32 (exact: the maximum is one of the inputs).
+// Vectors: 16-byte packs (4 floats / 8 halves) when C, strides and addresses allow, else scalar.
+// Fused: nothing (a candidate for the stem conv's epilogue later, DESIGN.md section 5).
+#include <cmath>
+
+#include "kernels/core/launch.h"
+#include "kernels/core/nhwc_index.h"
+#include "kernels/core/vec.h"
+#include "kernels/pool.h"
+
+namespace farsee {
+namespace FARSEE_KERNEL_NS {
+namespace {
+
+constexpr int kPixelsPerThread = 2;
+
+// PyTorch's max rule: take v when it is larger or NaN.
+FARSEE_HD float max_keep_nan(float running, float v) {
+  return (v > running || v != v) ? v : running;
+}
+
+template <typename T, int V>
+__global__ void __launch_bounds__(256)
+    max_pool_kernel(Nhwc<const T> x, Nhwc<T> y, int window, int stride, int pad) {
+  const int group = blockIdx.x * blockDim.x + threadIdx.x;
+  if (group * V >= y.c) return;
+  const int c0 = group * V;
+
+  const int pixels = int(y.pixels());
+  for (int p = blockIdx.y * blockDim.y + threadIdx.y; p < pixels; p += gridDim.y * blockDim.y) {
+    const PixelCoord o = pixel_coord(p, y.h, y.w);
+    const int iy0 = window_first(o.y, stride, pad);
+    const int ix0 = window_first(o.x, stride, pad);
+    float m[V];
+#pragma unroll
+    for (int i = 0; i < V; ++i) m[i] = -INFINITY;
+    // pad <= window / 2 (checked by the entry point): every window holds at least one input.
+    for (int iy = max(iy0, 0); iy < min(iy0 + window, x.h); ++iy) {
+      for (int ix = max(ix0, 0); ix < min(ix0 + window, x.w); ++ix) {
+        float v[V];
+        load_as_float<V>(x.pixel(o.n, iy, ix) + c0, v);
+#pragma unroll
+        for (int i = 0; i < V; ++i) m[i] = max_keep_nan(m[i], v[i]);
+      }
+    }
+    store_from_float<V>(y.pixel(p) + c0, m);
+  }
+}
+
+}  // namespace
+
+void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
+  require_int_pixels(x.shape.pixels(), "max_pool_fwd: x");
+  const int vec = vector16_width(x.dtype);
+  with_storage_vector(x.dtype, packs_fit(x, vec) && packs_fit(y, vec), [&](auto sv) {
+    using T = typename decltype(sv)::type;
+    constexpr int V = decltype(sv)::width;
+    const PixelChannelLaunch l =
+        pixel_channel_launch(y.shape.pixels(), y.c() / V, kPixelsPerThread);
+    auto kernel = max_pool_kernel<T, V>;
+    FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(x), nhwc<T>(y), p.kernel,
+                  p.stride, p.pad);
+  });
+}
+
+}  // namespace FARSEE_KERNEL_NS
+}  // namespace farsee

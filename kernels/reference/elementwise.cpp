@@ -1,0 +1,36 @@
+#include "kernels/reference/elementwise.h"
+
+#include "kernels/reference/access.h"
+#include "kernels/reference/index.h"
+
+namespace farsee::reference {
+
+void relu_fwd(const TensorView& x, const TensorView& y) {
+  require_shape(x, "relu_fwd: x", x.shape);
+  require_shape(y, "relu_fwd: y", x.shape);
+  parallel_pixels(
+      x.shape.pixels(),
+      [&](int64_t p) {
+        const int64_t xo = pixel_offset(x, p), yo = pixel_offset(y, p);
+        for (int c = 0; c < x.c(); ++c) {
+          const float v = load(x, xo + c);
+          store(y, yo + c, v < 0.0f ? 0.0f : v);  // a NaN compares false and passes through
+        }
+      },
+      x.c());
+}
+
+void add_fwd(const TensorView& a, const TensorView& b, const TensorView& y) {
+  require_shape(a, "add_fwd: a", a.shape);
+  require_shape(b, "add_fwd: b", a.shape);
+  require_shape(y, "add_fwd: y", a.shape);
+  parallel_pixels(
+      a.shape.pixels(),
+      [&](int64_t p) {
+        const int64_t ao = pixel_offset(a, p), bo = pixel_offset(b, p), yo = pixel_offset(y, p);
+        for (int c = 0; c < a.c(); ++c) store(y, yo + c, load(a, ao + c) + load(b, bo + c));
+      },
+      a.c());
+}
+
+}  // namespace farsee::reference

@@ -1,0 +1,14 @@
+// Reference elementwise ops over NHWC views (fp32 or fp16 storage each; channel slices allowed;
+// y may alias an input exactly, for in-place use). Computed in fp32 and rounded to y's dtype.
+//   relu_fwd: y = max(x, 0), NaN stays NaN (as torch.relu)
+//   add_fwd:  y = a + b (the residual add)
+#pragma once
+
+#include "kernels/core/tensor.h"
+
+namespace farsee::reference {
+
+void relu_fwd(const TensorView& x, const TensorView& y);
+void add_fwd(const TensorView& a, const TensorView& b, const TensorView& y);
+
+}  // namespace farsee::reference

@@ -1,0 +1,96 @@
+#include "kernels/reference/resize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/reference/access.h"
+#include "kernels/reference/index.h"
+
+namespace farsee::reference {
+namespace {
+
+struct LinearTap {
+  int i0, i1;
+  float l0, l1;
+};
+
+// One axis of PyTorch's bilinear sampling (see resize.h for the rules and their source).
+std::vector<LinearTap> linear_taps(int in, int out, bool align_corners) {
+  std::vector<LinearTap> taps(static_cast<size_t>(out));
+  float scale;
+  if (align_corners) {
+    scale = out > 1 ? float(in - 1) / float(out - 1) : 0.0f;
+  } else {
+    scale = float(in) / float(out);
+  }
+  for (int d = 0; d < out; ++d) {
+    if (in == out) {
+      taps[d] = LinearTap{d, d, 1.0f, 0.0f};
+      continue;
+    }
+    // Source coordinate, clamp, floor and lambda in double from the float scale; lambda stored
+    // as float, its complement taken in float (what PyTorch computes; see resize.h).
+    double src = align_corners ? double(scale) * d : double(scale) * (d + 0.5) - 0.5;
+    if (src < 0.0) src = 0.0;
+    const int i0 = std::min(int(std::floor(src)), in - 1);
+    const float l1 = float(std::min(std::max(src - i0, 0.0), 1.0));
+    taps[d] = LinearTap{i0, i0 < in - 1 ? i0 + 1 : i0, 1.0f - l1, l1};
+  }
+  return taps;
+}
+
+}  // namespace
+
+void resize_bilinear_fwd(bool align_corners, const TensorView& x, const TensorView& y) {
+  require_shape(x, "resize_bilinear_fwd: x", x.shape);
+  FARSEE_REQUIRE(x.n() >= 1 && x.h() >= 1 && x.w() >= 1 && x.c() >= 1,
+                 "resize_bilinear_fwd: x has empty shape " << to_string(x.shape));
+  FARSEE_REQUIRE(y.h() >= 1 && y.w() >= 1,
+                 "resize_bilinear_fwd: y has empty output size " << y.h() << "x" << y.w());
+  require_shape(y, "resize_bilinear_fwd: y", Shape4{x.n(), y.h(), y.w(), x.c()});
+  const std::vector<LinearTap> ty = linear_taps(x.h(), y.h(), align_corners);
+  const std::vector<LinearTap> tx = linear_taps(x.w(), y.w(), align_corners);
+  const int C = x.c();
+  parallel_pixels(
+      y.shape.pixels(),
+      [&](int64_t q) {
+        const PixelCoord o = pixel_coord(q, y.shape);
+        const LinearTap& v = ty[o.y];
+        const LinearTap& h = tx[o.x];
+        const int64_t o00 = x.offset(o.n, v.i0, h.i0, 0), o01 = x.offset(o.n, v.i0, h.i1, 0);
+        const int64_t o10 = x.offset(o.n, v.i1, h.i0, 0), o11 = x.offset(o.n, v.i1, h.i1, 0);
+        const int64_t yo = pixel_offset(y, q);
+        for (int c = 0; c < C; ++c) {
+          const double top = double(h.l0) * load(x, o00 + c) + double(h.l1) * load(x, o01 + c);
+          const double bottom = double(h.l0) * load(x, o10 + c) + double(h.l1) * load(x, o11 + c);
+          store(y, yo + c, float(double(v.l0) * top + double(v.l1) * bottom));
+        }
+      },
+      4 * C);
+}
+
+void argmax_channels(const TensorView& x, uint8_t* labels) {
+  require_shape(x, "argmax_channels: x", x.shape);
+  FARSEE_REQUIRE(x.c() >= 1 && x.c() <= 256,
+                 "argmax_channels: x has " << x.c() << " channels; uint8 labels allow 1..256");
+  FARSEE_REQUIRE(labels != nullptr, "argmax_channels: labels is null");
+  parallel_pixels(
+      x.shape.pixels(),
+      [&](int64_t p) {
+        const int64_t xo = pixel_offset(x, p);
+        float best = load(x, xo);
+        int best_c = 0;
+        for (int c = 1; c < x.c() && !std::isnan(best); ++c) {
+          const float v = load(x, xo + c);
+          if (v > best || std::isnan(v)) {
+            best = v;
+            best_c = c;
+          }
+        }
+        labels[p] = uint8_t(best_c);
+      },
+      x.c());
+}
+
+}  // namespace farsee::reference

@@ -1,0 +1,430 @@
+// conv_bn_act_fwd kernels (emu under two schedules, cuda when present) against the reference
+// executor, through the public entry point: every conv shape class of both network presets at
+// reduced size, both storage dtypes, every epilogue and store mode, every block tile, split-K,
+// the gather (small-C / misaligned) fp16 loader, awkward shapes; plus the plan heuristic and
+// argument validation.
+#include "kernels/conv_bn_act.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/support/compare.h"
+#include "tests/support/executors.h"
+
+namespace farsee::test {
+namespace {
+
+struct ConvCase {
+  Shape4 x;
+  int K = 8;
+  int kernel = 1, stride = 1, dilation = 1;
+  bool relu = true;
+  bool scale_bias = true;  // false: scale and bias null (= 1 and 0)
+  bool residual = false;
+  int shuffle = 1;
+  Placement x_place = {}, y_place = {}, residual_place = {};
+  ConvTile tile = ConvTile::Auto;
+  int split_k = 0;  // 0: heuristic (no workspace given: no split)
+};
+
+ConvShape geometry(const ConvCase& k) {
+  return square_conv(k.kernel, k.stride, k.dilation);
+}
+
+struct ConvData {
+  std::vector<float> x, w, scale, bias, residual;
+};
+
+// Small integers (x, residual in [-3, 3], w in [-2, 2], scale in {+-0.5, +-1, 1.5}, bias in
+// [-4, 4]): every product and partial sum is an integer or half-integer far below 2^24, so fp32
+// accumulation is exact in any order, and kernel and reference round the same exact value to the
+// output dtype: they must agree bit for bit in fp32 and in fp16.
+ConvData small_int_data(const ConvCase& k, uint32_t seed) {
+  const Shape4 out = conv_output_shape(geometry(k), ConvWeights{}, ConvEpilogue{}, k.x);
+  ConvData d;
+  d.x = small_ints(size_t(k.x.elements()), seed, -3, 3);
+  d.w = small_ints(size_t(k.K) * k.kernel * k.kernel * k.x.c, seed + 1, -2, 2);
+  d.scale = small_ints(size_t(k.K), seed + 2, -2, 3);
+  for (auto& s : d.scale) s = s == 0 ? 1.0f : 0.5f * s;
+  d.bias = small_ints(size_t(k.K), seed + 3, -4, 4);
+  d.residual = small_ints(size_t(out.n) * out.h * out.w * k.K, seed + 4, -3, 3);
+  return d;
+}
+
+// Random floats in [-1, 1] (scale in [0.5, 1.5], bias and residual in [-0.5, 0.5]).
+ConvData random_data(const ConvCase& k, uint32_t seed) {
+  const Shape4 out = conv_output_shape(geometry(k), ConvWeights{}, ConvEpilogue{}, k.x);
+  ConvData d;
+  d.x = random_floats(size_t(k.x.elements()), seed);
+  d.w = random_floats(size_t(k.K) * k.kernel * k.kernel * k.x.c, seed + 1);
+  d.scale = random_floats(size_t(k.K), seed + 2, 0.5f, 1.5f);
+  d.bias = random_floats(size_t(k.K), seed + 3, -0.5f, 0.5f);
+  d.residual = random_floats(size_t(out.n) * out.h * out.w * k.K, seed + 4, -0.5f, 0.5f);
+  return d;
+}
+
+struct Outputs {
+  std::vector<float> got, want;
+};
+
+// Runs the case on `ctx` (with its placements and forced configuration) and on the reference
+// (dense tensors), from the same fp32 data (rounded to fp16 on upload for F16).
+Outputs run_case(const Context& ctx, DType dtype, const ConvCase& k, const ConvData& d) {
+  const ConvShape conv = geometry(k);
+  auto run = [&](const Context& c, bool as_case) {
+    const Placement none{};
+    ConvWeights w = pack_conv_weights(c, d.w, k.K, k.kernel, k.kernel, k.x.c, dtype);
+    NhwcTestTensor x(c, dtype, k.x, as_case ? k.x_place : none);
+    x.upload(d.x);
+    ConvEpilogue e;
+    e.relu = k.relu;
+    e.shuffle_factor = k.shuffle;
+    rt::Buffer scale = to_executor(c, d.scale), bias = to_executor(c, d.bias);
+    if (k.scale_bias) {
+      e.scale = scale.as<float>();
+      e.bias = bias.as<float>();
+    }
+    const Shape4 conv_out = conv_output_shape(conv, w, ConvEpilogue{}, k.x);
+    NhwcTestTensor residual(c, dtype, conv_out, as_case ? k.residual_place : none);
+    if (k.residual) {
+      residual.upload(d.residual);
+      e.residual = residual.view();
+    }
+    NhwcTestTensor y(c, dtype, conv_output_shape(conv, w, e, k.x), as_case ? k.y_place : none);
+    ConvOptions options;
+    rt::Buffer workspace;
+    if (as_case) {
+      options.tile = k.tile;
+      options.split_k = k.split_k;
+      if (k.split_k > 1) {
+        options.workspace_bytes = size_t(k.split_k) * conv_out.pixels() * k.K * sizeof(float);
+        workspace = poisoned_buffer(c, options.workspace_bytes);
+        options.workspace = workspace.data();
+      }
+    }
+    conv_bn_act_fwd(c, conv, x.view(), w, e, y.view(), options);
+    std::vector<float> out = y.download();
+    if (as_case) {
+      EXPECT_TRUE(y.outside_untouched());
+    }
+    return out;
+  };
+  Outputs o;
+  o.got = run(ctx, true);
+  o.want = run(reference_context(), false);
+  return o;
+}
+
+std::string describe(DType dtype, const ConvCase& k) {
+  std::ostringstream s;
+  s << dtype_name(dtype) << " x " << to_string(k.x) << " K " << k.K << " " << k.kernel << "x"
+    << k.kernel << "/s" << k.stride << "/d" << k.dilation << " relu " << k.relu << " scale_bias "
+    << k.scale_bias << " residual " << k.residual << " shuffle " << k.shuffle << " x slice ["
+    << k.x_place.offset << " of " << k.x_place.pixel_stride << "] y slice [" << k.y_place.offset
+    << " of " << k.y_place.pixel_stride << "] residual slice [" << k.residual_place.offset << " of "
+    << k.residual_place.pixel_stride << "] tile " << conv_tile_name(k.tile) << " split_k "
+    << k.split_k;
+  return s.str();
+}
+
+void expect_exact(const ExecCase& ec, const std::vector<ConvCase>& cases, uint32_t seed) {
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const ConvCase& k : cases) {
+      SCOPED_TRACE(describe(dtype, k));
+      const Outputs o = run_case(exec_context(ec), dtype, k, small_int_data(k, seed++));
+      EXPECT_TRUE(all_equal(o.got, o.want));
+    }
+  }
+}
+
+class ConvBnActKernel : public ::testing::TestWithParam<ExecCase> {};
+
+// The 7x7/s2/p3 stem on 3 input channels (fp16: the gather loader; weights rows padded 147 ->
+// 152), odd H/W, batch 2; also C = 5 and a 3x3 on 3 channels.
+TEST_P(ConvBnActKernel, ExactStemSmallChannels) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases;
+  ConvCase stem{Shape4{2, 19, 23, 3}, 64, 7, 2};
+  cases.push_back(stem);
+  ConvCase c5{Shape4{1, 13, 10, 5}, 24, 7, 2};
+  c5.relu = false;
+  cases.push_back(c5);
+  cases.push_back(ConvCase{Shape4{1, 9, 11, 3}, 16, 3, 1});
+  expect_exact(GetParam(), cases, 100);
+}
+
+// 3x3 stride 1 and 2 (ResNet blocks, the stride-2 first conv of layers 2-4), dilation 2, C a
+// multiple of 8 but not of the 32-channel reduction step, K not a multiple of the tile or of 8.
+TEST_P(ConvBnActKernel, Exact3x3StridesAndDilation) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases = {
+      {Shape4{1, 8, 9, 64}, 64, 3, 1},   // layer1 class
+      {Shape4{2, 9, 7, 64}, 72, 3, 2},   // layer2 first conv class (odd H/W, batch 2)
+      {Shape4{1, 7, 10, 40}, 20, 3, 1},  // C % 32 != 0, K % 8 != 0
+      {Shape4{1, 11, 9, 16}, 24, 3, 1, 2}, {Shape4{1, 12, 13, 24}, 16, 3, 2, 3},
+  };
+  cases[2].relu = false;
+  expect_exact(GetParam(), cases, 200);
+}
+
+// 1x1 stride 1 and 2 (downsample shortcut, every head projection), channel counts of the heads.
+TEST_P(ConvBnActKernel, Exact1x1) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases = {
+      {Shape4{1, 9, 10, 64}, 128, 1, 2},  // downsample class
+      {Shape4{1, 8, 8, 304}, 40, 1, 1},   // ASPP-2 merged 1x1 (304 input channels)
+      {Shape4{2, 5, 7, 128}, 48, 1, 1},   // low path 128 -> 48
+      {Shape4{1, 4, 8, 512}, 136, 1, 1},  // ASPP-1 merged 1x1 class, K % 64 != 0
+  };
+  cases[0].relu = false;
+  expect_exact(GetParam(), cases, 300);
+}
+
+// Residual add (dense, and a channel slice of a wider buffer at aligned and odd offsets), ReLU
+// on/off, null scale/bias, output into a channel slice (aligned: 16-byte stores; odd: element
+// stores); nothing outside y's slice is written.
+TEST_P(ConvBnActKernel, ExactEpilogueAndSlices) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases;
+  ConvCase base{Shape4{1, 7, 9, 32}, 48, 3, 1};
+  ConvCase r = base;
+  r.residual = true;
+  cases.push_back(r);
+  r.relu = false;
+  r.residual_place = Placement{16, 80};
+  cases.push_back(r);
+  r.relu = true;
+  r.residual_place = Placement{3, 53};
+  r.y_place = Placement{5, 60};
+  cases.push_back(r);
+  ConvCase s = base;
+  s.scale_bias = false;
+  s.y_place = Placement{8, 64};  // the decoder concat: a slice at an aligned offset
+  cases.push_back(s);
+  ConvCase x_slice = base;
+  x_slice.x_place = Placement{16, 64};  // aligned x slice: cp.async loader
+  cases.push_back(x_slice);
+  x_slice.x_place = Placement{3, 40};  // odd x slice: fp16 gather loader despite C % 8 == 0
+  cases.push_back(x_slice);
+  expect_exact(GetParam(), cases, 400);
+}
+
+// Pixel-shuffle store by 2 and 4 (the sub-pixel convs: 1024 -> 2048 x2, 256 -> 4096 x4,
+// 128 -> 19*16 x4 with bias and no ReLU), also into a y slice and with a residual.
+TEST_P(ConvBnActKernel, ExactPixelShuffleStore) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases;
+  ConvCase t2{Shape4{1, 4, 5, 64}, 128, 1, 1};
+  t2.shuffle = 2;
+  t2.relu = false;
+  cases.push_back(t2);
+  ConvCase t4{Shape4{1, 3, 4, 64}, 256, 1, 1};
+  t4.shuffle = 4;
+  cases.push_back(t4);
+  ConvCase logits{Shape4{2, 5, 3, 32}, 19 * 16, 1, 1};
+  logits.shuffle = 4;
+  logits.relu = false;
+  cases.push_back(logits);
+  ConvCase sliced = t2;
+  sliced.y_place = Placement{8, 48};
+  sliced.residual = true;
+  cases.push_back(sliced);
+  ConvCase t2_3x3{Shape4{1, 5, 6, 16}, 36, 3, 1};
+  t2_3x3.shuffle = 2;
+  t2_3x3.y_place = Placement{1, 12};
+  cases.push_back(t2_3x3);
+  expect_exact(GetParam(), cases, 500);
+}
+
+// Every block tile forced, K and M not multiples of the tile (M = 135, K = 136).
+TEST_P(ConvBnActKernel, ExactEveryTile) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases;
+  for (ConvTile tile : {ConvTile::M128N128, ConvTile::M128N64, ConvTile::M64N64}) {
+    ConvCase k{Shape4{1, 9, 15, 32}, 136, 3, 1};
+    k.tile = tile;
+    k.split_k = 1;
+    cases.push_back(k);
+  }
+  expect_exact(GetParam(), cases, 600);
+}
+
+// Split-K (fp32 workspace, reduced in slice order) on every tile, with a slice count that does
+// not divide the reduction steps, with the residual, the shuffle store and the gather loader.
+TEST_P(ConvBnActKernel, ExactSplitK) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases;
+  for (ConvTile tile : {ConvTile::M128N128, ConvTile::M128N64, ConvTile::M64N64}) {
+    ConvCase k{Shape4{1, 9, 15, 32}, 136, 3, 1};
+    k.tile = tile;
+    k.split_k = 4;  // 9 reduction steps (fp16), 36 (fp32)
+    k.residual = tile == ConvTile::M64N64;
+    cases.push_back(k);
+  }
+  ConvCase shuffled{Shape4{1, 4, 6, 96}, 64, 1, 1};
+  shuffled.tile = ConvTile::M64N64;
+  shuffled.split_k = 2;
+  shuffled.shuffle = 4;
+  cases.push_back(shuffled);
+  ConvCase stem{Shape4{1, 11, 13, 3}, 64, 7, 2};  // gather loader with split-K
+  stem.split_k = 4;
+  cases.push_back(stem);
+  expect_exact(GetParam(), cases, 650);
+}
+
+// Random floats: kernel and reference differ only by rounding.
+// fp32: the reference sums in double and rounds once; the kernel's fp32 fused multiply-adds in
+//   reduction order drift by ~sqrt(n) fp32 ulps of the partial sums. Measured under emu: max
+//   4.2e-5 at |y| = 43 (n = 1152), 1.0e-5 (n = 256), 2.9e-6 (n = 147); atol 1e-4 + rtol 1e-5
+//   leaves >= 10x headroom.
+// fp16: x and w are rounded to fp16 before both computations, so every product is exact in fp32
+//   (and in the tensor core); the error is the fp32 accumulation order (as above; on the GPU also
+//   the tensor core's internal ordering) and the final fp16 rounding: kernel and reference round
+//   slightly different fp32 values, so they can land one fp16 ulp apart (<= 2^-10 relative).
+//   Tolerance: rtol 2^-10 plus an accumulation term atol = n * 2^-21 (n = 1152: 5.5e-4, ~10x the
+//   fp32 drift above). Measured under emu: a few elements one ulp apart, nothing more.
+TEST_P(ConvBnActKernel, RandomFloatsWithinTolerance) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases = {
+      {Shape4{1, 8, 9, 128}, 64, 3, 1},  // n = 1152
+      {Shape4{1, 6, 7, 256}, 40, 1, 1},  // n = 256
+      {Shape4{1, 15, 13, 3}, 32, 7, 2},  // n = 147 (gather loader)
+  };
+  cases[1].residual = true;
+  cases[2].split_k = 2;
+  uint32_t seed = 700;
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const ConvCase& k : cases) {
+      SCOPED_TRACE(describe(dtype, k));
+      const Outputs o = run_case(exec_context(GetParam()), dtype, k, random_data(k, seed++));
+      const int n = k.kernel * k.kernel * k.x.c;
+      if (dtype == DType::F32) {
+        EXPECT_TRUE(all_close(o.got, o.want, 1e-4, 1e-5));
+      } else {
+        EXPECT_TRUE(all_close(o.got, o.want, n * std::ldexp(1.0, -21), std::ldexp(1.0, -10)));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Executors, ConvBnActKernel, ::testing::ValuesIn(kernel_exec_cases()),
+                         ExecCaseName());
+
+// ---- the configuration heuristic (kernels/conv_bn_act.cpp) on the net's shapes ----
+
+ConvWeights dummy_weights(DType dtype, int K, int k, int C) {
+  const Context ctx{Executor::Emu, nullptr};
+  return pack_conv_weights(ctx, std::vector<float>(size_t(K) * k * k * C, 0.0f), K, k, k, C, dtype);
+}
+
+TEST(ConvBnActPlan, NetShapes) {
+  const Context ctx{Executor::Emu, nullptr};
+  std::vector<unsigned char> big(size_t(64) << 20);
+  ConvOptions with_workspace;
+  with_workspace.workspace = big.data();
+  with_workspace.workspace_bytes = big.size();
+  auto plan = [&](Shape4 x_shape, int K, int k, int stride, const ConvOptions& o) {
+    const ConvWeights w = dummy_weights(DType::F16, K, k, x_shape.c);
+    TensorView x = make_view(big.data(), DType::F16, x_shape);
+    return plan_conv(square_conv(k, stride), w, x, o);
+  };
+  // stem 7x7/2, 3 -> 64 at 256x512 out: K = 64 -> 128x64 tiles, gather loader.
+  ConvPlan p = plan(Shape4{1, 512, 1024, 3}, 64, 7, 2, {});
+  EXPECT_EQ(p.tile, ConvTile::M128N64);
+  EXPECT_TRUE(p.gather_activations);
+  EXPECT_EQ(p.split_k, 1);
+  // 1x1 304 -> 512 at 64x128: 256 blocks of 128x128 < 264 -> 128x64 (512 blocks).
+  p = plan(Shape4{1, 64, 128, 304}, 512, 1, 1, {});
+  EXPECT_EQ(p.tile, ConvTile::M128N64);
+  EXPECT_FALSE(p.gather_activations);
+  // 1x1 512 -> 1024 at 16x32 (M = 512): 64x64 tiles, 128 blocks -> 3 slices with a workspace.
+  p = plan(Shape4{1, 16, 32, 512}, 1024, 1, 1, with_workspace);
+  EXPECT_EQ(p.tile, ConvTile::M64N64);
+  EXPECT_EQ(p.split_k, 3);
+  // layer4 3x3 512 at 16x32: 64 blocks -> 5 slices; without a workspace, none.
+  p = plan(Shape4{1, 16, 32, 512}, 512, 3, 1, with_workspace);
+  EXPECT_EQ(p.split_k, 5);
+  EXPECT_EQ(plan(Shape4{1, 16, 32, 512}, 512, 3, 1, {}).split_k, 1);
+  EXPECT_EQ(conv_workspace_bytes(square_conv(3), dummy_weights(DType::F16, 512, 3, 512),
+                                 Shape4{1, 16, 32, 512}),
+            size_t(5) * 512 * 512 * 4);
+  // layer3 3x3 256 at 32x64: 64x64 -> 128 blocks -> 3 slices.
+  EXPECT_EQ(plan(Shape4{1, 32, 64, 256}, 256, 3, 1, with_workspace).split_k, 3);
+  (void)ctx;
+}
+
+// ---- argument validation ----
+
+TEST(ConvBnActArguments, RejectsBadArguments) {
+  const Context ctx{Executor::Emu, nullptr};
+  const Shape4 xs{1, 8, 8, 16};
+  const ConvShape conv = square_conv(3);
+  std::vector<float> weights(size_t(32) * 9 * 16, 1.0f);
+  ConvWeights w32 = pack_conv_weights(ctx, weights, 32, 3, 3, 16, DType::F32);
+  NhwcTestTensor x(ctx, DType::F32, xs);
+  NhwcTestTensor y(ctx, DType::F32, Shape4{1, 8, 8, 32});
+  ConvEpilogue e;
+  EXPECT_NO_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, e, y.view()));
+
+  // y shaped for stride 1 with stride 2
+  EXPECT_THROW(conv_bn_act_fwd(ctx, square_conv(3, 2), x.view(), w32, e, y.view()), Error);
+  // kernel size does not match the weights
+  EXPECT_THROW(conv_bn_act_fwd(ctx, square_conv(1), x.view(), w32, e, y.view()), Error);
+  // x channels do not match the weights
+  NhwcTestTensor x8(ctx, DType::F32, Shape4{1, 8, 8, 8});
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x8.view(), w32, e, y.view()), Error);
+  // dtype mismatch
+  NhwcTestTensor y16(ctx, DType::F16, Shape4{1, 8, 8, 32});
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, e, y16.view()), Error);
+  // weights packed for another executor
+  ConvWeights wref = pack_conv_weights(reference_context(), weights, 32, 3, 3, 16, DType::F32);
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), wref, e, y.view()), Error);
+  // shuffle factor 3 and K not divisible by factor^2
+  ConvEpilogue bad_shuffle;
+  bad_shuffle.shuffle_factor = 3;
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, bad_shuffle, y.view()), Error);
+  ConvWeights w24 = pack_conv_weights(ctx, std::vector<float>(size_t(24) * 9 * 16, 1.0f), 24, 3, 3,
+                                      16, DType::F32);
+  ConvEpilogue shuffle4;
+  shuffle4.shuffle_factor = 4;
+  NhwcTestTensor y_shuffled(ctx, DType::F32, Shape4{1, 32, 32, 1});
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w24, shuffle4, y_shuffled.view()), Error);
+  // residual of the wrong shape (shuffled instead of the conv output) and dtype
+  NhwcTestTensor wrong_residual(ctx, DType::F32, Shape4{1, 8, 8, 16});
+  ConvEpilogue with_residual;
+  with_residual.residual = wrong_residual.view();
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, with_residual, y.view()), Error);
+  NhwcTestTensor residual16(ctx, DType::F16, Shape4{1, 8, 8, 32});
+  with_residual.residual = residual16.view();
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, with_residual, y.view()), Error);
+  // empty output (input smaller than the kernel without padding)
+  ConvShape valid = square_conv(3);
+  valid.pad_h = valid.pad_w = 0;
+  NhwcTestTensor tiny(ctx, DType::F32, Shape4{1, 2, 2, 16});
+  EXPECT_THROW(conv_bn_act_fwd(ctx, valid, tiny.view(), w32, e, y.view()), Error);
+  // groups
+  ConvShape grouped = square_conv(3, 1, 1, 2);
+  EXPECT_THROW(conv_bn_act_fwd(ctx, grouped, x.view(), w32, e, y.view()), Error);
+  EXPECT_THROW(pack_conv_weights(ctx, weights, 32, 3, 3, 8, DType::F32, 2), Error);
+  // weight count
+  EXPECT_THROW(pack_conv_weights(ctx, weights, 32, 3, 3, 15, DType::F32), Error);
+  // forced split-K without (enough) workspace; more slices than reduction steps
+  ConvOptions split;
+  split.split_k = 2;
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, e, y.view(), split), Error);
+  split.split_k = 1000;
+  std::vector<float> workspace(size_t(1000) * 64 * 32);
+  split.workspace = workspace.data();
+  split.workspace_bytes = workspace.size() * sizeof(float);
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, e, y.view(), split), Error);
+  // unpacked weights
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), ConvWeights{}, e, y.view()), Error);
+}
+
+}  // namespace
+}  // namespace farsee::test

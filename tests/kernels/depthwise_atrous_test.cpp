@@ -1,0 +1,216 @@
+// depthwise_atrous_fwd kernels (emu under two schedules, cuda when present) against the reference.
+#include "kernels/depthwise_atrous.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/support/compare.h"
+#include "tests/support/executors.h"
+
+namespace farsee::test {
+namespace {
+
+struct DepthwiseCase {
+  Shape4 x;
+  DepthwiseParams params;
+  Placement x_placement = {};  // default: dense
+  Placement y_placement = {};
+};
+
+struct DepthwiseData {
+  std::vector<float> x, weight, scale, bias;  // empty scale / bias: passed as null
+};
+
+// Small integers (x in [-3, 3], w in [-2, 2], scale in {-1, -0.5, 0.5, 1, 1.5}, bias in [-4, 4]):
+// every product and sum is exact in fp32, and every result (|y| <= 85.5, multiples of 0.5) is
+// exact in fp16, so kernel and reference must agree bit for bit in both storage types.
+DepthwiseData small_int_data(const Shape4& x, uint32_t seed) {
+  DepthwiseData d;
+  d.x = small_ints(size_t(x.elements()), seed, -3, 3);
+  d.weight = small_ints(size_t(x.c) * 9, seed + 1, -2, 2);
+  d.scale = small_ints(size_t(x.c), seed + 2, -2, 3);
+  for (auto& s : d.scale) s = s == 0 ? 1.0f : 0.5f * s;
+  d.bias = small_ints(size_t(x.c), seed + 3, -4, 4);
+  return d;
+}
+
+DepthwiseData random_data(const Shape4& x, uint32_t seed) {
+  DepthwiseData d;
+  d.x = random_floats(size_t(x.elements()), seed);
+  d.weight = random_floats(size_t(x.c) * 9, seed + 1);
+  d.scale = random_floats(size_t(x.c), seed + 2, 0.5f, 1.5f);
+  d.bias = random_floats(size_t(x.c), seed + 3, -0.5f, 0.5f);
+  return d;
+}
+
+struct Outputs {
+  std::vector<float> got, want;
+};
+
+// Runs the op on `ctx` with the case's placements, and on the reference (dense), from the same
+// fp32 data (rounded to fp16 on upload for F16).
+Outputs run_case(const Context& ctx, DType dtype, const DepthwiseCase& k, const DepthwiseData& d) {
+  const Shape4 y_shape = depthwise_atrous_output_shape(k.params, k.x);
+  auto run = [&](const Context& c, Placement xp, Placement yp, bool check_outside) {
+    NhwcTestTensor x(c, dtype, k.x, xp);
+    x.upload(d.x);
+    NhwcTestTensor y(c, dtype, y_shape, yp);
+    rt::Buffer weight = to_executor(c, d.weight);
+    rt::Buffer scale = to_executor(c, d.scale);
+    rt::Buffer bias = to_executor(c, d.bias);
+    depthwise_atrous_fwd(c, k.params, x.view(), weight.as<float>(),
+                         d.scale.empty() ? nullptr : scale.as<float>(),
+                         d.bias.empty() ? nullptr : bias.as<float>(), y.view());
+    std::vector<float> out = y.download();
+    if (check_outside) {
+      EXPECT_TRUE(y.outside_untouched());
+    }
+    return out;
+  };
+  Outputs o;
+  o.got = run(ctx, k.x_placement, k.y_placement, true);
+  o.want = run(reference_context(), Placement{}, Placement{}, false);
+  return o;
+}
+
+std::string describe(DType dtype, const DepthwiseCase& k) {
+  std::ostringstream s;
+  s << dtype_name(dtype) << " x " << to_string(k.x) << " stride " << k.params.stride << " dilation "
+    << k.params.dilation << " relu " << k.params.relu << " x slice [" << k.x_placement.offset
+    << " of " << k.x_placement.pixel_stride << "] y slice [" << k.y_placement.offset << " of "
+    << k.y_placement.pixel_stride << "]";
+  return s.str();
+}
+
+void expect_exact(const ExecCase& ec, const std::vector<DepthwiseCase>& cases, uint32_t seed) {
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const DepthwiseCase& k : cases) {
+      SCOPED_TRACE(describe(dtype, k));
+      const Outputs o = run_case(exec_context(ec), dtype, k, small_int_data(k.x, seed++));
+      EXPECT_TRUE(all_equal(o.got, o.want));
+    }
+  }
+}
+
+class DepthwiseAtrousKernel : public ::testing::TestWithParam<ExecCase> {};
+
+// C = 19 (scalar path), odd H/W, batch 3: every rate of the net, both strides.
+TEST_P(DepthwiseAtrousKernel, ExactAllRatesAndStridesScalarPath) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<DepthwiseCase> cases;
+  for (int dilation : {1, 2, 6, 12, 18}) {
+    for (int stride : {1, 2}) {
+      cases.push_back({Shape4{3, 9, 13, 19}, DepthwiseParams{stride, dilation, stride == 1}});
+    }
+  }
+  expect_exact(GetParam(), cases, 100);
+}
+
+// C = 32: 16-byte packs (4 floats, 8 halves); a 19x25 map so rates 12 and 18 reach real pixels.
+TEST_P(DepthwiseAtrousKernel, ExactVectorPath) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<DepthwiseCase> cases;
+  for (int dilation : {1, 2, 6, 12, 18}) {
+    cases.push_back({Shape4{1, 19, 25, 32}, DepthwiseParams{1, dilation, dilation != 6}});
+  }
+  cases.push_back({Shape4{3, 7, 11, 16}, DepthwiseParams{2, 1, true}});
+  expect_exact(GetParam(), cases, 200);
+}
+
+// A map large enough that each thread walks several pixels (pixel_channel_launch() switches to
+// 4 pixels per thread once the grid has >= 256 blocks): covers the grid-stride loop.
+TEST_P(DepthwiseAtrousKernel, ExactSeveralPixelsPerThread) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  expect_exact(GetParam(), {{Shape4{3, 72, 64, 19}, DepthwiseParams{1, 12, true}}}, 250);
+}
+
+// x and y as channel slices of wider buffers (the F-ASPP concat): aligned slices keep the vector
+// path, an odd offset forces the scalar path; nothing outside y's slice may be written.
+TEST_P(DepthwiseAtrousKernel, ExactChannelSlices) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  expect_exact(
+      GetParam(),
+      {
+          {Shape4{3, 9, 13, 24}, DepthwiseParams{1, 6, true}, Placement{8, 48}, Placement{16, 40}},
+          {Shape4{1, 9, 13, 13}, DepthwiseParams{2, 2, false}, Placement{3, 29}, Placement{5, 24}},
+          {Shape4{1, 8, 10, 16}, DepthwiseParams{1, 12, true}, Placement{}, Placement{4, 20}},
+      },
+      300);
+}
+
+// scale = null means 1, bias = null means 0.
+TEST_P(DepthwiseAtrousKernel, ExactWithoutScaleAndBias) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  for (DType dtype : {DType::F32, DType::F16}) {
+    const DepthwiseCase k{Shape4{1, 9, 13, 19}, DepthwiseParams{1, 2, false}};
+    SCOPED_TRACE(describe(dtype, k));
+    DepthwiseData d = small_int_data(k.x, 400);
+    d.scale.clear();
+    d.bias.clear();
+    const Outputs o = run_case(exec_context(GetParam()), dtype, k, d);
+    EXPECT_TRUE(all_equal(o.got, o.want));
+  }
+}
+
+// Random floats: kernel and reference differ only in rounding. The kernel accumulates in fp32
+// with fused multiply-adds and applies scale/bias with one fma; the reference accumulates in fp32
+// in its own order and applies scale/bias in double. fp32: measured max error 4.8e-7 at |y| = 3.35
+// (2 ulps) -> atol 1e-6 + rtol 1e-6 (~9x headroom). fp16: both round their fp32 result once, so
+// they can differ only where the fp32 values straddle a rounding boundary: one fp16 ulp,
+// <= 2^-10 |y| (+ 2^-24 near 0) -> rtol 1e-3, atol 1e-6 (measured: identical on these cases).
+TEST_P(DepthwiseAtrousKernel, RandomFloatsWithinTolerance) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const std::vector<DepthwiseCase> cases = {
+      {Shape4{2, 10, 12, 40}, DepthwiseParams{1, 2, true}},
+      {Shape4{1, 11, 9, 19}, DepthwiseParams{2, 6, false}},
+  };
+  uint32_t seed = 500;
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const DepthwiseCase& k : cases) {
+      SCOPED_TRACE(describe(dtype, k));
+      const Outputs o = run_case(exec_context(GetParam()), dtype, k, random_data(k.x, seed++));
+      if (dtype == DType::F32) {
+        EXPECT_TRUE(all_close(o.got, o.want, 1e-6, 1e-6));
+      } else {
+        EXPECT_TRUE(all_close(o.got, o.want, 1e-6, 1e-3));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Executors, DepthwiseAtrousKernel, ::testing::ValuesIn(kernel_exec_cases()),
+                         ExecCaseName());
+
+TEST(DepthwiseAtrousArguments, RejectsBadArguments) {
+  const Context ctx{Executor::Emu, nullptr};
+  const Shape4 xs{1, 9, 13, 8};
+  NhwcTestTensor x(ctx, DType::F32, xs);
+  std::vector<float> weight(8 * 9, 1.0f);
+  const DepthwiseParams stride2{2, 6, true};
+  NhwcTestTensor y_for_stride1(ctx, DType::F32, xs);
+  NhwcTestTensor y_fp16(ctx, DType::F16, depthwise_atrous_output_shape(stride2, xs));
+  NhwcTestTensor y_ok(ctx, DType::F32, depthwise_atrous_output_shape(stride2, xs));
+  // y shaped for stride 1 while stride is 2
+  EXPECT_THROW(depthwise_atrous_fwd(ctx, stride2, x.view(), weight.data(), nullptr, nullptr,
+                                    y_for_stride1.view()),
+               Error);
+  // y in fp16 while x is fp32
+  EXPECT_THROW(
+      depthwise_atrous_fwd(ctx, stride2, x.view(), weight.data(), nullptr, nullptr, y_fp16.view()),
+      Error);
+  // no weights
+  EXPECT_THROW(depthwise_atrous_fwd(ctx, stride2, x.view(), nullptr, nullptr, nullptr, y_ok.view()),
+               Error);
+  // stride 0 and dilation 0
+  EXPECT_THROW(depthwise_atrous_fwd(ctx, DepthwiseParams{0, 1, true}, x.view(), weight.data(),
+                                    nullptr, nullptr, y_ok.view()),
+               Error);
+  EXPECT_THROW(depthwise_atrous_fwd(ctx, DepthwiseParams{1, 0, true}, x.view(), weight.data(),
+                                    nullptr, nullptr, y_for_stride1.view()),
+               Error);
+}
+
+}  // namespace
+}  // namespace farsee::test

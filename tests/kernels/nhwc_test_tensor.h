@@ -1,0 +1,130 @@
+// Test tensors for the NHWC kernel tests: a tensor placed as a channel slice of a wider buffer (or
+// dense), in fp32 or fp16 storage, in any executor's memory.
+//
+// The whole buffer starts poisoned with 0xFF bytes (NaN in fp32 and fp16). For an input, the
+// channels outside the slice stay NaN, so a kernel that reads outside its slice produces NaN (or a
+// wrong argmax) and fails; for an output, every element the kernel forgets to write stays NaN,
+// and outside_untouched() checks that nothing outside the slice was written.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/core/half_convert.h"
+#include "kernels/core/runtime.h"
+#include "kernels/core/tensor.h"
+#include "tests/support/executors.h"
+
+namespace farsee::test {
+
+// Channels [offset, offset + C) of pixels `pixel_stride` elements apart; pixel_stride 0 = dense.
+struct Placement {
+  int offset = 0;
+  int pixel_stride = 0;
+};
+
+class NhwcTestTensor {
+ public:
+  NhwcTestTensor(const Context& ctx, DType dtype, Shape4 shape, Placement placement = {})
+      : ctx_(ctx),
+        dtype_(dtype),
+        shape_(shape),
+        offset_(placement.offset),
+        pixel_stride_(placement.pixel_stride == 0 ? shape.c : placement.pixel_stride),
+        host_(size_t(shape.pixels()) * pixel_stride_ * dtype_size(dtype), 0xFF),
+        buffer_(poisoned_buffer(ctx, host_.size())) {
+    EXPECT_GE(pixel_stride_, offset_ + shape.c) << "test placement does not fit the buffer";
+  }
+
+  // Writes dense NHWC values (fp16 storage rounds to nearest even) into the slice.
+  void upload(const std::vector<float>& dense) {
+    ASSERT_EQ(dense.size(), size_t(shape_.elements()));
+    for (int64_t p = 0; p < shape_.pixels(); ++p) {
+      for (int c = 0; c < shape_.c; ++c)
+        set_host(p * pixel_stride_ + offset_ + c, dense[p * shape_.c + c]);
+    }
+    rt::copy_to_device(ctx_, buffer_.data(), host_.data(), host_.size());
+  }
+
+  TensorView view() const {
+    TensorView v;
+    v.data = static_cast<char*>(buffer_.data()) + size_t(offset_) * dtype_size(dtype_);
+    v.dtype = dtype_;
+    v.shape = shape_;
+    v.pixel_stride = pixel_stride_;
+    return v;
+  }
+
+  // The slice's values as dense NHWC fp32 (copies the buffer back first).
+  std::vector<float> download() {
+    fetch();
+    std::vector<float> dense(size_t(shape_.elements()));
+    for (int64_t p = 0; p < shape_.pixels(); ++p) {
+      for (int c = 0; c < shape_.c; ++c)
+        dense[p * shape_.c + c] = get_host(p * pixel_stride_ + offset_ + c);
+    }
+    return dense;
+  }
+
+  // True when every element outside the slice still holds the 0xFF poison (call after download()).
+  ::testing::AssertionResult outside_untouched() const {
+    const size_t esize = dtype_size(dtype_);
+    for (int64_t p = 0; p < shape_.pixels(); ++p) {
+      for (int c = 0; c < pixel_stride_; ++c) {
+        if (c >= offset_ && c < offset_ + shape_.c) continue;
+        const size_t byte = size_t(p * pixel_stride_ + c) * esize;
+        for (size_t b = 0; b < esize; ++b) {
+          if (host_[byte + b] != 0xFF) {
+            return ::testing::AssertionFailure() << "element outside the slice was written: pixel "
+                                                 << p << ", buffer channel " << c;
+          }
+        }
+      }
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+ private:
+  void fetch() {
+    rt::copy_to_host(ctx_, host_.data(), buffer_.data(), host_.size());
+    rt::synchronize(ctx_);
+  }
+  void set_host(int64_t element, float value) {
+    if (dtype_ == DType::F32) {
+      std::memcpy(&host_[size_t(element) * 4], &value, 4);
+    } else {
+      const uint16_t h = float_to_half_bits(value);
+      std::memcpy(&host_[size_t(element) * 2], &h, 2);
+    }
+  }
+  float get_host(int64_t element) const {
+    if (dtype_ == DType::F32) {
+      float f;
+      std::memcpy(&f, &host_[size_t(element) * 4], 4);
+      return f;
+    }
+    uint16_t h;
+    std::memcpy(&h, &host_[size_t(element) * 2], 2);
+    return half_bits_to_float(h);
+  }
+
+  Context ctx_;
+  DType dtype_;
+  Shape4 shape_;
+  int offset_;
+  int pixel_stride_;
+  std::vector<unsigned char> host_;
+  rt::Buffer buffer_;
+};
+
+inline Context reference_context() {
+  return Context{Executor::Reference, nullptr};
+}
+inline Context exec_context(const ExecCase& c) {
+  return Context{c.executor, nullptr};
+}
+
+}  // namespace farsee::test

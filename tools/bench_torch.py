@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""PyTorch baseline for farsee-bench: the same FarSee-Net (tools/reference), shapes and timing.
+
+One measurement = one forward pass from the normalised input already on the device to uint8
+labels at the input size (network, bilinear resize of the logits to the input size, argmax), as
+farsee-bench measures it. Configurations (DESIGN.md section 9):
+  cuda: fp32 and fp16 (torch.autocast-free: the model and input are cast with .half()), NCHW and
+        channels_last, each eager and CUDA-graphed (torch.cuda.CUDAGraph), cudnn.benchmark on;
+        timed with CUDA events around every run.
+  cpu:  fp32 NCHW eager (when no GPU is usable or --device cpu); a steady clock.
+After --warmup untimed runs, --runs runs are timed; median, p10 and p90 (numpy-style linear
+percentiles) and throughput = batch / median are printed as a table and, with --json, in the
+farsee-bench schema (one extra key, "layout").
+
+Usage: python3 tools/bench_torch.py [--json FILE] [--preset paper|rtseg] [--sizes 512x1024,...]
+           [--batches 1,4,8] [--precision fp32,fp16] [--runs N] [--warmup N] [--device auto|cuda|cpu]
+"""
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference.farsee_reference import FarSeeNet, randomize_parameters  # noqa: E402
+
+
+def parse_sizes(text):
+    sizes = []
+    for item in text.split(","):
+        h, w = item.lower().split("x")
+        sizes.append((int(h), int(w)))
+    return sizes
+
+
+def percentile(values, q):
+    v = sorted(values)
+    pos = q * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (pos - lo) * (v[hi] - v[lo])
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return "CPU: " + line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU: " + (platform.processor() or "unknown")
+
+
+def make_step(model):
+    """Input -> uint8 labels at the input size (the reference model's forward ends with the
+    bilinear resize to the input size, with the preset's align_corners)."""
+
+    def step(x):
+        return model(x).argmax(dim=1).to(torch.uint8)
+
+    return step
+
+
+def time_cuda(fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start = torch.cuda.Event(enable_timing=True)
+    stop = torch.cuda.Event(enable_timing=True)
+    ms = []
+    for _ in range(runs):
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        ms.append(start.elapsed_time(stop))
+    return ms
+
+
+def time_cpu(fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        ms.append((time.perf_counter() - t0) * 1000.0)
+    return ms
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", help="write the results as JSON")
+    ap.add_argument("--preset", default="paper", choices=["paper", "rtseg"])
+    ap.add_argument("--sizes", help="default 512x1024,512x768,1024x2048 (cpu: 512x1024)")
+    ap.add_argument("--batches", help="default 1,4,8 (cpu: 1)")
+    ap.add_argument("--precision", help="default fp32,fp16 (cpu: fp32)")
+    ap.add_argument("--runs", type=int, help="default 100 (cpu: 3)")
+    ap.add_argument("--warmup", type=int, help="default 10 (cpu: 1)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    args = ap.parse_args()
+
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        sys.exit("bench_torch.py: --device cuda but torch.cuda.is_available() is False")
+    sizes = parse_sizes(args.sizes) if args.sizes else (
+        [(512, 1024), (512, 768), (1024, 2048)] if use_cuda else [(512, 1024)])
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else (
+        [1, 4, 8] if use_cuda else [1])
+    precisions = args.precision.split(",") if args.precision else (
+        ["fp32", "fp16"] if use_cuda else ["fp32"])
+    for p in precisions:
+        if p not in ("fp32", "fp16"):
+            sys.exit(f"bench_torch.py: --precision: '{p}' is not one of fp32, fp16")
+    runs = args.runs or (100 if use_cuda else 3)
+    warmup = args.warmup if args.warmup is not None else (10 if use_cuda else 1)
+
+    device = torch.device("cuda" if use_cuda else "cpu")
+    if use_cuda:
+        torch.backends.cudnn.benchmark = True
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = cpu_name()
+    base_model = randomize_parameters(FarSeeNet(args.preset), seed=1).eval()
+
+    if use_cuda:
+        variants = [(p, layout, mode) for p in precisions
+                    for layout in ("nchw", "channels_last") for mode in ("eager", "cuda-graph")]
+    else:
+        variants = [(p, "nchw", "eager") for p in precisions]
+
+    print(f"bench_torch.py: {device_name}, torch {torch.__version__}, preset {args.preset}, "
+          f"{warmup} warm-up + {runs} timed runs")
+    print(f"{'size':<10} {'batch':>5} {'prec':>5} {'layout':>13} {'mode':>10} {'median_ms':>10} "
+          f"{'p10_ms':>10} {'p90_ms':>10} {'images/s':>10}")
+    results = []
+    with torch.inference_mode():
+        for precision, layout, mode in variants:
+            dtype = torch.float16 if precision == "fp16" else torch.float32
+            memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+            model = copy.deepcopy(base_model).to(device=device, dtype=dtype, memory_format=memory_format)
+            step = make_step(model)
+            for h, w in sizes:
+                for batch in batches:
+                    x = torch.randn(batch, 3, h, w, device=device, dtype=dtype)
+                    x = x.contiguous(memory_format=memory_format)
+                    if mode == "cuda-graph":
+                        side = torch.cuda.Stream()
+                        side.wait_stream(torch.cuda.current_stream())
+                        with torch.cuda.stream(side):  # warm-up outside the capture
+                            for _ in range(3):
+                                step(x)
+                        torch.cuda.current_stream().wait_stream(side)
+                        graph = torch.cuda.CUDAGraph()
+                        with torch.cuda.graph(graph):
+                            step(x)
+                        fn = graph.replay
+                    else:
+                        fn = lambda: step(x)  # noqa: E731
+                    ms = (time_cuda if use_cuda else time_cpu)(fn, runs, warmup)
+                    median = statistics.median(ms)
+                    row = {"size": f"{h}x{w}", "height": h, "width": w, "batch": batch,
+                           "precision": precision, "layout": layout, "mode": mode, "runs": runs,
+                           "median_ms": median, "p10_ms": percentile(ms, 0.1),
+                           "p90_ms": percentile(ms, 0.9), "images_per_s": batch / (median / 1000.0)}
+                    results.append(row)
+                    print(f"{row['size']:<10} {batch:>5} {precision:>5} {layout:>13} {mode:>10} "
+                          f"{median:>10.3f} {row['p10_ms']:>10.3f} {row['p90_ms']:>10.3f} "
+                          f"{row['images_per_s']:>10.1f}", flush=True)
+                    if mode == "cuda-graph":
+                        del graph
+    if args.json:
+        doc = {"tool": "pytorch", "torch": torch.__version__, "device": device_name,
+               "executor": "cuda" if use_cuda else "cpu", "preset": args.preset,
+               "weights": "random", "results": results}
+        tmp = f"{args.json}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+// Command-line helpers shared by the FarSee programs: "--flag value" and "--flag=value" options,
+// positional arguments, comma lists, checked integers, and the executor/precision choices. Every
+// malformed argument throws farsee::Error naming the flag and the text.
+#pragma once
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "kernels/core/check.h"
+#include "kernels/core/dtype.h"
+#include "kernels/core/executor.h"
+
+namespace farsee::tools {
+
+class ArgParser {
+ public:
+  ArgParser(int argc, char** argv) : args_(argv + 1, argv + argc) {}
+
+  // Moves to the next argument; false at the end.
+  bool next() {
+    if (pos_ >= args_.size()) return false;
+    const std::string& a = args_[pos_++];
+    inline_value_.clear();
+    has_inline_value_ = false;
+    if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
+      const size_t eq = a.find('=');
+      flag_ = a.substr(0, eq);
+      if (eq != std::string::npos) {
+        inline_value_ = a.substr(eq + 1);
+        has_inline_value_ = true;
+      }
+      positional_ = false;
+    } else {
+      flag_ = a;
+      positional_ = true;
+    }
+    return true;
+  }
+  bool positional() const { return positional_; }
+  // The current flag ("--x") or positional argument.
+  const std::string& current() const { return flag_; }
+  bool is(const char* flag) const { return !positional_ && flag_ == flag; }
+  // The value of the current flag ("--flag=value" or the next argument).
+  std::string value() {
+    if (has_inline_value_) return inline_value_;
+    FARSEE_REQUIRE(pos_ < args_.size(), "option " << flag_ << " needs a value");
+    return args_[pos_++];
+  }
+  // A flag without a value: "--flag=..." is an error.
+  void no_value() const {
+    FARSEE_REQUIRE(!has_inline_value_, "option " << flag_ << " takes no value");
+  }
+
+ private:
+  std::vector<std::string> args_;
+  size_t pos_ = 0;
+  std::string flag_, inline_value_;
+  bool has_inline_value_ = false, positional_ = false;
+};
+
+inline std::vector<std::string> split_list(const std::string& text, const char* what) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    FARSEE_REQUIRE(!item.empty(), what << ": empty item in '" << text << "'");
+    out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+inline int parse_int(const std::string& text, const char* what, int min_value) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  FARSEE_REQUIRE(!text.empty() && *end == '\0' && v >= min_value && v <= 1000000000L,
+                 what << ": '" << text << "' is not an integer >= " << min_value);
+  return int(v);
+}
+
+inline DType parse_precision(const std::string& text) {
+  if (text == "fp32") return DType::F32;
+  if (text == "fp16") return DType::F16;
+  FARSEE_REQUIRE(false, "--precision: '" << text << "' is not one of fp32, fp16");
+}
+
+// "auto": cuda when this build has CUDA and a device is usable, else reference.
+inline Executor choose_executor(const std::string& text, std::string* note) {
+  if (text != "auto") {
+    const Executor e = parse_executor(text, "--executor");
+    if (e == Executor::Cuda) {
+      const std::string why = cuda_unavailable_reason();
+      FARSEE_REQUIRE(why.empty(), "--executor cuda: " << why);
+    }
+    return e;
+  }
+  const std::string why = cuda_unavailable_reason();
+  if (why.empty()) return Executor::Cuda;
+  if (note) *note = "executor auto: using reference (CPU) because " + why;
+  return Executor::Reference;
+}
+
+}  // namespace farsee::tools

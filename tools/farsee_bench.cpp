@@ -1,0 +1,265 @@
+// farsee-bench: full-network latency and throughput of FarSee-Net (DESIGN.md section 9).
+//
+// One measurement = one forward pass from the normalised input already on the executor to uint8
+// labels at the input size (every conv, depthwise, pool, and the fused resize+argmax); the input
+// upload and host pre/post-processing are excluded. On cuda each pass is the replay of the CUDA
+// graph captured after one eager run, timed with CUDA events around it; elsewhere a steady clock.
+// After `--warmup` passes, `--runs` passes are timed and the median, p10 and p90 reported, with
+// throughput = batch / median. Results print as a table and, with --json, as
+//   {"tool": "farsee-bench", "device": ..., "executor": ..., "preset": ..., "weights": ...,
+//    "results": [{"size": "512x1024", "height": 512, "width": 1024, "batch": 1,
+//                 "precision": "fp16", "mode": "cuda-graph", "runs": 100, "median_ms": ...,
+//                 "p10_ms": ..., "p90_ms": ..., "images_per_s": ..., "arena_bytes": ...,
+//                 "weight_bytes": ...}]}
+// (tools/bench_torch.py prints the same schema for PyTorch.)
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "kernels/core/runtime.h"
+#include "net/farsee_net.h"
+#include "tools/cli.h"
+#include "tools/image_io.h"
+
+#if FARSEE_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+using namespace farsee;
+
+namespace {
+
+const char* kUsage = R"(usage: farsee-bench [options]
+
+Full-network latency/throughput of FarSee-Net (input on the device -> labels).
+
+  --preset NAME         paper (default) | rtseg | tiny-paper | tiny-rtseg
+  --config FILE.json    network configuration (overrides --preset)
+  --weights FILE        safetensors weights (default: deterministic random weights)
+  --executor E          auto (default: cuda if a GPU is usable, else reference) | cuda |
+                        reference | emu
+  --sizes LIST          input sizes HxW (default 512x1024,512x768,1024x2048; reference: 512x1024)
+  --batches LIST        batch sizes (default 1,4,8; reference: 1)
+  --precision LIST      fp32,fp16 (default both; reference: fp32)
+  --runs N              timed runs per configuration (default 100; reference: 3)
+  --warmup N            untimed runs first (default 10; reference: 1)
+  --no-cuda-graph       on cuda, launch every kernel instead of replaying a CUDA graph
+  --profile             after each configuration, time one eager pass step by step and print
+                        the steps that take the most time
+  --json FILE           also write the results as JSON
+  --help                this text
+)";
+
+struct Options {
+  std::string preset = "paper", config_file, weights, executor = "auto", json_file;
+  std::vector<std::pair<int, int>> sizes;
+  std::vector<int> batches;
+  std::vector<DType> precisions;
+  int runs = 0, warmup = -1;
+  bool cuda_graph = true;
+  bool profile = false;
+};
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  tools::ArgParser args(argc, argv);
+  while (args.next()) {
+    if (args.positional()) {
+      FARSEE_REQUIRE(false, "unexpected argument '" << args.current() << "' (see --help)");
+    } else if (args.is("--help")) {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (args.is("--preset")) {
+      o.preset = args.value();
+    } else if (args.is("--config")) {
+      o.config_file = args.value();
+    } else if (args.is("--weights")) {
+      o.weights = args.value();
+    } else if (args.is("--executor")) {
+      o.executor = args.value();
+    } else if (args.is("--sizes")) {
+      for (const auto& s : tools::split_list(args.value(), "--sizes")) {
+        o.sizes.push_back(tools::parse_size(s, "--sizes"));
+        FARSEE_REQUIRE(o.sizes.back().first % 32 == 0 && o.sizes.back().second % 32 == 0,
+                       "--sizes: " << s << ": height and width must be multiples of 32");
+      }
+    } else if (args.is("--batches")) {
+      for (const auto& s : tools::split_list(args.value(), "--batches")) {
+        o.batches.push_back(tools::parse_int(s, "--batches", 1));
+      }
+    } else if (args.is("--precision")) {
+      for (const auto& s : tools::split_list(args.value(), "--precision")) {
+        o.precisions.push_back(tools::parse_precision(s));
+      }
+    } else if (args.is("--runs")) {
+      o.runs = tools::parse_int(args.value(), "--runs", 1);
+    } else if (args.is("--warmup")) {
+      o.warmup = tools::parse_int(args.value(), "--warmup", 0);
+    } else if (args.is("--no-cuda-graph")) {
+      args.no_value();
+      o.cuda_graph = false;
+    } else if (args.is("--profile")) {
+      args.no_value();
+      o.profile = true;
+    } else if (args.is("--json")) {
+      o.json_file = args.value();
+    } else {
+      FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
+    }
+  }
+  return o;
+}
+
+std::string device_name(Executor e) {
+#if FARSEE_HAVE_CUDA
+  if (e == Executor::Cuda) {
+    int dev = 0;
+    cudaDeviceProp prop;
+    FARSEE_CUDA_CHECK(cudaGetDevice(&dev));
+    FARSEE_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+    return prop.name;
+  }
+#endif
+  (void)e;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) return "CPU: " + line.substr(colon + 2);
+    }
+  }
+  return "CPU";
+}
+
+// Linear interpolation between closest ranks (numpy's default percentile).
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * double(v.size() - 1);
+  const size_t lo = size_t(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
+}
+
+// The slowest steps of one eager pass, with their share of the pass.
+void print_profile(std::vector<net::FarSeeNet::StepTime> steps) {
+  double total = 0;
+  for (const auto& s : steps) total += s.ms;
+  std::stable_sort(steps.begin(), steps.end(),
+                   [](const auto& a, const auto& b) { return a.ms > b.ms; });
+  std::printf("    eager pass, step by step: %.3f ms in %zu steps; slowest:\n", total,
+              steps.size());
+  for (size_t i = 0; i < steps.size() && i < 12; ++i) {
+    std::printf("    %-32s %9.3f ms %5.1f%%\n", steps[i].name.c_str(), steps[i].ms,
+                100.0 * steps[i].ms / total);
+  }
+}
+
+int run(Options o) {
+  std::string note;
+  const Executor executor = tools::choose_executor(o.executor, &note);
+  if (!note.empty()) std::cerr << "farsee-bench: " << note << "\n";
+  const bool slow = executor != Executor::Cuda;  // CPU executors: a small default matrix
+  if (o.sizes.empty()) {
+    o.sizes = slow ? std::vector<std::pair<int, int>>{{512, 1024}}
+                   : std::vector<std::pair<int, int>>{{512, 1024}, {512, 768}, {1024, 2048}};
+  }
+  if (o.batches.empty()) o.batches = slow ? std::vector<int>{1} : std::vector<int>{1, 4, 8};
+  if (o.precisions.empty()) {
+    o.precisions =
+        slow ? std::vector<DType>{DType::F32} : std::vector<DType>{DType::F32, DType::F16};
+  }
+  if (o.runs == 0) o.runs = slow ? 3 : 100;
+  if (o.warmup < 0) o.warmup = slow ? 1 : 10;
+
+  const net::FarSeeConfig config =
+      o.config_file.empty() ? net::preset_config(o.preset) : net::load_config_json(o.config_file);
+  const net::HostTensors params = o.weights.empty() ? net::random_parameters(config, 1)
+                                                    : net::load_parameters(o.weights, config);
+  const std::string device = device_name(executor);
+  const std::string mode = executor == Executor::Cuda ? (o.cuda_graph ? "cuda-graph" : "eager")
+                                                      : executor_name(executor);
+  std::printf("farsee-bench: %s, preset %s, executor %s (%s), %d warm-up + %d timed runs\n",
+              device.c_str(), config.preset.c_str(), executor_name(executor), mode.c_str(),
+              o.warmup, o.runs);
+  std::printf("%-10s %5s %5s %10s %10s %10s %10s %12s\n", "size", "batch", "prec", "median_ms",
+              "p10_ms", "p90_ms", "images/s", "arena_MiB");
+
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
+  for (DType precision : o.precisions) {
+    Context ctx;
+    ctx.executor = executor;
+    net::FarSeeNet model(config, params, ctx, precision);
+    for (const auto& size : o.sizes) {
+      for (int batch : o.batches) {
+        model.prepare(batch, size.first, size.second);
+        // A fixed pseudo-random input (values do not change the work done).
+        std::vector<float> input(size_t(batch) * size.first * size.second * 3);
+        for (size_t i = 0; i < input.size(); ++i)
+          input[i] = float(int(i * 2654435761u % 2001) - 1000) / 500.f;
+        model.set_input(input.data());
+        for (int i = 0; i < o.warmup; ++i) model.forward(o.cuda_graph);
+        rt::synchronize(model.context());
+        std::vector<double> ms;
+        rt::Timer timer(executor);
+        for (int i = 0; i < o.runs; ++i) {
+          timer.record_start(model.context());
+          model.forward(o.cuda_graph);
+          timer.record_stop(model.context());
+          ms.push_back(timer.elapsed_ms());
+        }
+        const double median = percentile(ms, 0.5), p10 = percentile(ms, 0.1),
+                     p90 = percentile(ms, 0.9);
+        const double images_per_s = batch / (median / 1000.0);
+        const std::string size_text =
+            std::to_string(size.first) + "x" + std::to_string(size.second);
+        const int64_t arena = model.memory_plan().arena_bytes;
+        std::printf("%-10s %5d %5s %10.3f %10.3f %10.3f %10.1f %12.1f\n", size_text.c_str(), batch,
+                    dtype_name(precision), median, p10, p90, images_per_s,
+                    double(arena) / (1 << 20));
+        std::fflush(stdout);
+        if (o.profile) print_profile(model.profile_forward());
+        results.push_back({{"size", size_text},
+                           {"height", size.first},
+                           {"width", size.second},
+                           {"batch", batch},
+                           {"precision", dtype_name(precision)},
+                           {"mode", mode},
+                           {"runs", o.runs},
+                           {"median_ms", median},
+                           {"p10_ms", p10},
+                           {"p90_ms", p90},
+                           {"images_per_s", images_per_s},
+                           {"arena_bytes", arena},
+                           {"weight_bytes", model.parameter_bytes()}});
+      }
+    }
+  }
+  if (!o.json_file.empty()) {
+    const nlohmann::ordered_json doc{{"tool", "farsee-bench"},
+                                     {"device", device},
+                                     {"executor", executor_name(executor)},
+                                     {"preset", config.preset},
+                                     {"weights", o.weights.empty() ? "random" : o.weights},
+                                     {"results", results}};
+    const std::string text = doc.dump(2) + "\n";
+    tools::write_file_atomic(o.json_file, text.data(), text.size());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse_options(argc, argv));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "farsee-bench: error: %s\n", e.what());
+    return 1;
+  }
+}

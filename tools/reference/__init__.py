@@ -1,0 +1,1 @@
+"""FarSee-Net PyTorch reference (model, presets, safetensors I/O). See farsee_reference.py."""
