@@ -9,7 +9,10 @@
 // - fp32 labels: every pixel whose two best fixture logits differ by more than twice the logits
 //   bound must match exactly (closer pixels are legitimately decided by rounding).
 // - fp16 labels: equal to the float64 argmax on >= 99.5% of pixels (the bound); fp16
-//   activations and weights carry ~1e-3 relative error per layer.
+//   activations and weights carry ~1e-3 relative error per layer. The fixtures' BN statistics
+//   are calibrated (tools/make_net_fixtures.py) so that the network is as well conditioned as a
+//   trained one: with a 0.1 mean-square floor, even a PyTorch emulation of the same fp16 numerics
+//   reached only ~99.2%, so the bound would have measured the fixture, not the implementation.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -247,7 +250,10 @@ TEST_P(NetworkVsPyTorch, Fp16Labels) {
               << 100.0 * emulated_agreement << "%), on " << 100.0 * decided_agreement << "% of the "
               << decided << " pixels with a margin > 2 x " << fp16_error
               << "; logits max abs error " << low.max_error << "\n";
-    // Where fp16 rounding cannot flip the label, the bound: >= 99.5% equal.
+    // The bound, over all pixels: >= 99.5% equal (the PyTorch emulation of these fp16
+    // numerics reaches 99.73-99.89% on these fixtures).
+    EXPECT_GE(agreement, 0.995) << out_name;
+    // Where fp16 rounding cannot flip the label, the same bound must hold too.
     EXPECT_GE(decided_agreement, 0.995) << out_name;
     EXPECT_GT(decided, int64_t(labels.size() / 2)) << out_name;  // not vacuous (measured 74-87%)
     // Overall, as good as the emulation of the same numerics, within 0.25 percentage points
