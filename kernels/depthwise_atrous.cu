@@ -79,17 +79,14 @@ __global__ void __launch_bounds__(256)
 }  // namespace
 
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
-  require_int_pixels(x.shape.pixels(), "depthwise_atrous_fwd: x");
-  const int vec = vector16_width(x.dtype);
-  with_storage_vector(x.dtype, packs_fit(x, vec) && packs_fit(y, vec), [&](auto sv) {
-    using T = typename decltype(sv)::type;
-    constexpr int V = decltype(sv)::width;
-    const PixelChannelLaunch l =
-        pixel_channel_launch(y.shape.pixels(), y.c() / V, kPixelsPerThread);
-    auto kernel = depthwise3x3_kernel<T, V>;
-    FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(x), nhwc<T>(y), weight,
-                  scale, bias, p.relu, p.stride, p.dilation);
-  });
+  with_pixel_channel_kernel(
+      x, y, kPixelsPerThread, "depthwise_atrous_fwd: x", [&](auto sv, PixelChannelLaunch l) {
+        using T = typename decltype(sv)::type;
+        constexpr int V = decltype(sv)::width;
+        auto kernel = depthwise3x3_kernel<T, V>;
+        FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(x), nhwc<T>(y), weight,
+                      scale, bias, p.relu, p.stride, p.dilation);
+      });
 }
 
 }  // namespace FARSEE_KERNEL_NS

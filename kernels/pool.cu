@@ -59,17 +59,14 @@ __global__ void __launch_bounds__(256)
 }  // namespace
 
 void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
-  require_int_pixels(x.shape.pixels(), "max_pool_fwd: x");
-  const int vec = vector16_width(x.dtype);
-  with_storage_vector(x.dtype, packs_fit(x, vec) && packs_fit(y, vec), [&](auto sv) {
-    using T = typename decltype(sv)::type;
-    constexpr int V = decltype(sv)::width;
-    const PixelChannelLaunch l =
-        pixel_channel_launch(y.shape.pixels(), y.c() / V, kPixelsPerThread);
-    auto kernel = max_pool_kernel<T, V>;
-    FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(x), nhwc<T>(y), p.kernel,
-                  p.stride, p.pad);
-  });
+  with_pixel_channel_kernel(
+      x, y, kPixelsPerThread, "max_pool_fwd: x", [&](auto sv, PixelChannelLaunch l) {
+        using T = typename decltype(sv)::type;
+        constexpr int V = decltype(sv)::width;
+        auto kernel = max_pool_kernel<T, V>;
+        FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(x), nhwc<T>(y),
+                      p.kernel, p.stride, p.pad);
+      });
 }
 
 }  // namespace FARSEE_KERNEL_NS

@@ -3,7 +3,9 @@
 // malformed argument throws farsee::Error naming the flag and the text.
 #pragma once
 
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -102,6 +104,18 @@ inline Executor choose_executor(const std::string& text, std::string* note) {
   if (why.empty()) return Executor::Cuda;
   if (note) *note = "executor auto: using reference (CPU) because " + why;
   return Executor::Reference;
+}
+
+// main() of every program: runs `body`, turns any exception into "<program>: error: <what>" on
+// stderr and exit status 1 (bad input never crashes a program or exits 0).
+template <typename F>
+int run_program(const char* program, F&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", program, e.what());
+    return 1;
+  }
 }
 
 }  // namespace farsee::tools

@@ -256,10 +256,5 @@ int run(Options o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse_options(argc, argv));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "farsee-bench: error: %s\n", e.what());
-    return 1;
-  }
+  return farsee::tools::run_program("farsee-bench", [&] { return run(parse_options(argc, argv)); });
 }

@@ -261,10 +261,5 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse_options(argc, argv));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "farsee-infer: error: %s\n", e.what());
-    return 1;
-  }
+  return farsee::tools::run_program("farsee-infer", [&] { return run(parse_options(argc, argv)); });
 }

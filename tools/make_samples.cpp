@@ -213,7 +213,7 @@ void paint_scene(Canvas& cv, Rng& rng) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return tools::run_program("farsee-make-samples", [&] {
     std::string out = "samples";
     int count = 3, seed = 1;
     int h = 512, w = 1024;
@@ -261,8 +261,5 @@ int main(int argc, char** argv) {
       std::printf("%s.png\n", base.c_str());
     }
     return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "farsee-make-samples: error: %s\n", e.what());
-    return 1;
-  }
+  });
 }
