@@ -16,14 +16,20 @@ inline Shape4 pixel_shuffle_output_shape(int factor, Shape4 x) {
 
 #define FARSEE_PIXEL_SHUFFLE_FWD_ARGS \
   const Context &ctx, int factor, const TensorView &x, const TensorView &y
-namespace reference { void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS); }
-namespace emu_impl { void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS); }
-namespace cuda_impl { void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS); }
+namespace reference {
+void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
+}
+namespace emu_impl {
+void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
+}
+namespace cuda_impl {
+void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
+}
 
 inline void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS) {
   FARSEE_REQUIRE(factor >= 1 && x.c() % (factor * factor) == 0,
-                 "pixel_shuffle_fwd: input channels " << x.c() << " not divisible by factor^2 = "
-                                                      << factor * factor);
+                 "pixel_shuffle_fwd: input channels "
+                     << x.c() << " not divisible by factor^2 = " << factor * factor);
   require_dtype(y, "pixel_shuffle_fwd: y", x.dtype);
   require_shape(y, "pixel_shuffle_fwd: y", pixel_shuffle_output_shape(factor, x.shape));
   FARSEE_DISPATCH(ctx, pixel_shuffle_fwd, ctx, factor, x, y);

@@ -21,14 +21,20 @@ inline Shape4 max_pool_output_shape(const MaxPoolParams& p, Shape4 x) {
 
 #define FARSEE_MAX_POOL_FWD_ARGS \
   const Context &ctx, const MaxPoolParams &p, const TensorView &x, const TensorView &y
-namespace reference { void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS); }
-namespace emu_impl { void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS); }
-namespace cuda_impl { void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS); }
+namespace reference {
+void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
+}
+namespace emu_impl {
+void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
+}
+namespace cuda_impl {
+void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
+}
 
 inline void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
   FARSEE_REQUIRE(p.kernel >= 1 && p.stride >= 1 && p.pad >= 0 && 2 * p.pad <= p.kernel,
-                 "max_pool_fwd: kernel " << p.kernel << ", stride " << p.stride << ", pad "
-                                         << p.pad << " invalid (PyTorch requires pad <= kernel/2)");
+                 "max_pool_fwd: kernel " << p.kernel << ", stride " << p.stride << ", pad " << p.pad
+                                         << " invalid (PyTorch requires pad <= kernel/2)");
   require_dtype(y, "max_pool_fwd: y", x.dtype);
   require_shape(y, "max_pool_fwd: y", max_pool_output_shape(p, x.shape));
   FARSEE_DISPATCH(ctx, max_pool_fwd, ctx, p, x, y);

@@ -15,25 +15,26 @@
 #if FARSEE_HAVE_CUDA
 #define FARSEE_DISPATCH_CUDA(fn, ...) ::farsee::cuda_impl::fn(__VA_ARGS__)
 #else
-#define FARSEE_DISPATCH_CUDA(fn, ...)                                                        \
-  ::farsee::throw_error(__FILE__, __LINE__,                                                  \
-                        std::string(#fn) + ": executor 'cuda' requested but FarSee was built " \
-                                           "without CUDA (nvcc not found at configure time)")
+#define FARSEE_DISPATCH_CUDA(fn, ...)                                           \
+  ::farsee::throw_error(__FILE__, __LINE__,                                     \
+                        std::string(#fn) +                                      \
+                            ": executor 'cuda' requested but FarSee was built " \
+                            "without CUDA (nvcc not found at configure time)")
 #endif
 
-#define FARSEE_DISPATCH(ctx, fn, ...)                  \
-  do {                                                 \
-    switch ((ctx).executor) {                          \
-      case ::farsee::Executor::Reference:              \
-        ::farsee::reference::fn(__VA_ARGS__);          \
-        break;                                         \
-      case ::farsee::Executor::Emu:                    \
-        ::farsee::emu_impl::fn(__VA_ARGS__);           \
-        break;                                         \
-      case ::farsee::Executor::Cuda:                   \
-        FARSEE_DISPATCH_CUDA(fn, __VA_ARGS__);         \
-        break;                                         \
-    }                                                  \
+#define FARSEE_DISPATCH(ctx, fn, ...)          \
+  do {                                         \
+    switch ((ctx).executor) {                  \
+      case ::farsee::Executor::Reference:      \
+        ::farsee::reference::fn(__VA_ARGS__);  \
+        break;                                 \
+      case ::farsee::Executor::Emu:            \
+        ::farsee::emu_impl::fn(__VA_ARGS__);   \
+        break;                                 \
+      case ::farsee::Executor::Cuda:           \
+        FARSEE_DISPATCH_CUDA(fn, __VA_ARGS__); \
+        break;                                 \
+    }                                          \
   } while (0)
 
 // Inside a .cu file: the namespace its kernels and launchers live in for the current build.

@@ -15,9 +15,12 @@ namespace farsee {
 
 const char* executor_name(Executor e) {
   switch (e) {
-    case Executor::Cuda: return "cuda";
-    case Executor::Emu: return "emu";
-    case Executor::Reference: return "reference";
+    case Executor::Cuda:
+      return "cuda";
+    case Executor::Emu:
+      return "emu";
+    case Executor::Reference:
+      return "reference";
   }
   return "?";
 }
@@ -29,7 +32,9 @@ Executor parse_executor(const std::string& s, const char* what) {
   FARSEE_REQUIRE(false, what << ": '" << s << "' is not one of cuda, emu, reference");
 }
 
-bool built_with_cuda() { return FARSEE_HAVE_CUDA != 0; }
+bool built_with_cuda() {
+  return FARSEE_HAVE_CUDA != 0;
+}
 
 int cuda_device_count() {
 #if FARSEE_HAVE_CUDA
@@ -238,8 +243,8 @@ float Timer::elapsed_ms() {
   if (executor == Executor::Cuda) {
     FARSEE_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop)));
     float ms = 0;
-    FARSEE_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start),
-                                           static_cast<cudaEvent_t>(stop)));
+    FARSEE_CUDA_CHECK(
+        cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(stop)));
     return ms;
   }
 #endif

@@ -76,7 +76,9 @@ TEST(Executor, GpuDetectionNeverThrows) {
   std::string why;
   EXPECT_NO_THROW(why = cuda_unavailable_reason());
   EXPECT_EQ(why.empty(), n > 0) << why;
-  if (!built_with_cuda()) EXPECT_NE(why.find("without CUDA"), std::string::npos);
+  if (!built_with_cuda()) {
+    EXPECT_NE(why.find("without CUDA"), std::string::npos);
+  }
 }
 
 TEST(Runtime, HostMemoryIsAlignedAndCopiesWork) {

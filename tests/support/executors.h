@@ -26,7 +26,9 @@ struct ExecCase {
 
 std::string exec_case_name(const ExecCase& c);
 // gtest value printer (test names and failure messages show "emu_greedy_forward", not bytes).
-inline void PrintTo(const ExecCase& c, std::ostream* os) { *os << exec_case_name(c); }
+inline void PrintTo(const ExecCase& c, std::ostream* os) {
+  *os << exec_case_name(c);
+}
 // emu/greedy-forward, emu/greedy-reverse, cuda.
 std::vector<ExecCase> kernel_exec_cases();
 // Also the reference executor (for ops whose public entry is tested end to end).
