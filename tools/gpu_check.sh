@@ -5,7 +5,7 @@
 # a summary ready to paste into bench/RESULTS.md. Results also go to $OUT (default gpu_check_out/).
 # Usage: bash tools/gpu_check.sh [--quick]   (--quick: sanitizers on the first test binary only)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out="${OUT:-gpu_check_out}"
 mkdir -p "$out"
 build="${FARSEE_BUILD_DIR:-build-gpu}"
