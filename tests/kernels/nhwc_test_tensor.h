@@ -127,4 +127,20 @@ inline Context exec_context(const ExecCase& c) {
   return Context{c.executor, nullptr};
 }
 
+// Runs op(ctx, x_view, y_view) with x holding `data` (placed as xp) and a poisoned y (placed as
+// yp), returns y densely, and expects that nothing outside y's slice was written. Tests run it
+// once on the executor under test (awkward placements) and once on the reference (dense).
+template <typename Op>
+std::vector<float> run_nhwc_op(const Context& ctx, DType dtype, Shape4 x_shape, Placement xp,
+                               const std::vector<float>& data, Shape4 y_shape, Placement yp,
+                               Op&& op) {
+  NhwcTestTensor x(ctx, dtype, x_shape, xp);
+  x.upload(data);
+  NhwcTestTensor y(ctx, dtype, y_shape, yp);
+  op(ctx, x.view(), y.view());
+  std::vector<float> out = y.download();
+  EXPECT_TRUE(y.outside_untouched());
+  return out;
+}
+
 }  // namespace farsee::test

@@ -38,17 +38,13 @@ void expect_matches_reference(const ExecCase& ec, const std::vector<PoolCase>& c
       SCOPED_TRACE(describe(dtype, k));
       const std::vector<float> data = random_floats(size_t(k.x.elements()), seed++, lo, hi);
       const Shape4 y_shape = max_pool_output_shape(k.params, k.x);
-      auto run = [&](const Context& ctx, Placement xp, Placement yp) {
-        NhwcTestTensor x(ctx, dtype, k.x, xp);
-        x.upload(data);
-        NhwcTestTensor y(ctx, dtype, y_shape, yp);
-        max_pool_fwd(ctx, k.params, x.view(), y.view());
-        std::vector<float> out = y.download();
-        EXPECT_TRUE(y.outside_untouched());
-        return out;
+      auto op = [&](const Context& c, const TensorView& x, const TensorView& y) {
+        max_pool_fwd(c, k.params, x, y);
       };
-      const std::vector<float> got = run(exec_context(ec), k.x_placement, k.y_placement);
-      const std::vector<float> want = run(reference_context(), Placement{}, Placement{});
+      const std::vector<float> got = run_nhwc_op(exec_context(ec), dtype, k.x, k.x_placement, data,
+                                                 y_shape, k.y_placement, op);
+      const std::vector<float> want =
+          run_nhwc_op(reference_context(), dtype, k.x, Placement{}, data, y_shape, Placement{}, op);
       EXPECT_TRUE(all_equal(got, want));
     }
   }
