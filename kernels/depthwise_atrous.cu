@@ -17,6 +17,7 @@
 #include "kernels/core/epilogue.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/nhwc_index.h"
+#include "kernels/core/pixel_channel_kernel.h"
 #include "kernels/core/vec.h"
 #include "kernels/depthwise_atrous.h"
 
@@ -34,9 +35,8 @@ __global__ void __launch_bounds__(256)
     depthwise3x3_kernel(Nhwc<const T> x, Nhwc<T> y, const float* __restrict__ weight,
                         const float* __restrict__ scale, const float* __restrict__ bias, bool relu,
                         int stride, int dilation) {
-  const int group = blockIdx.x * blockDim.x + threadIdx.x;
-  if (group * V >= y.c) return;
-  const int c0 = group * V;
+  const int c0 = thread_first_channel<V>(y.c);
+  if (c0 < 0) return;
 
   float w[kTaps * kTaps][V];
   ChannelAffine affine[V];
@@ -47,21 +47,19 @@ __global__ void __launch_bounds__(256)
     affine[i] = load_channel_affine(scale, bias, c0 + i);
   }
 
-  const int pixels = int(y.pixels());
-  for (int p = blockIdx.y * blockDim.y + threadIdx.y; p < pixels; p += gridDim.y * blockDim.y) {
+  FARSEE_FOR_EACH_THREAD_PIXEL(p, int(y.pixels())) {
     const PixelCoord o = pixel_coord(p, y.h, y.w);
-    const int iy0 = window_first(o.y, stride, dilation);
-    const int ix0 = window_first(o.x, stride, dilation);
+    const WindowStart start = window_start(o, stride, dilation);  // padding = dilation
     float acc[V];
 #pragma unroll
     for (int i = 0; i < V; ++i) acc[i] = 0.0f;
 #pragma unroll
     for (int r = 0; r < kTaps; ++r) {
-      const int iy = iy0 + r * dilation;
+      const int iy = start.y + r * dilation;
       if (iy < 0 || iy >= x.h) continue;
 #pragma unroll
       for (int s = 0; s < kTaps; ++s) {
-        const int ix = ix0 + s * dilation;
+        const int ix = start.x + s * dilation;
         if (ix < 0 || ix >= x.w) continue;
         float v[V];
         load_as_float<V>(x.pixel(o.n, iy, ix) + c0, v);
@@ -79,14 +77,9 @@ __global__ void __launch_bounds__(256)
 }  // namespace
 
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
-  with_pixel_channel_kernel(
-      x, y, kPixelsPerThread, "depthwise_atrous_fwd: x", [&](auto sv, PixelChannelLaunch l) {
-        using T = typename decltype(sv)::type;
-        constexpr int V = decltype(sv)::width;
-        auto kernel = depthwise3x3_kernel<T, V>;
-        FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(x), nhwc<T>(y), weight,
-                      scale, bias, p.relu, p.stride, p.dilation);
-      });
+  launch_pixel_channel_kernel(ctx, x, y, kPixelsPerThread, "depthwise_atrous_fwd: x",
+                              FARSEE_PIXEL_KERNEL_FOR(depthwise3x3_kernel), weight, scale, bias,
+                              p.relu, p.stride, p.dilation);
 }
 
 }  // namespace FARSEE_KERNEL_NS

@@ -14,6 +14,7 @@
 
 #include "kernels/core/launch.h"
 #include "kernels/core/nhwc_index.h"
+#include "kernels/core/pixel_channel_kernel.h"
 #include "kernels/core/vec.h"
 #include "kernels/pool.h"
 
@@ -31,21 +32,18 @@ FARSEE_HD float max_keep_nan(float running, float v) {
 template <typename T, int V>
 __global__ void __launch_bounds__(256)
     max_pool_kernel(Nhwc<const T> x, Nhwc<T> y, int window, int stride, int pad) {
-  const int group = blockIdx.x * blockDim.x + threadIdx.x;
-  if (group * V >= y.c) return;
-  const int c0 = group * V;
+  const int c0 = thread_first_channel<V>(y.c);
+  if (c0 < 0) return;
 
-  const int pixels = int(y.pixels());
-  for (int p = blockIdx.y * blockDim.y + threadIdx.y; p < pixels; p += gridDim.y * blockDim.y) {
+  FARSEE_FOR_EACH_THREAD_PIXEL(p, int(y.pixels())) {
     const PixelCoord o = pixel_coord(p, y.h, y.w);
-    const int iy0 = window_first(o.y, stride, pad);
-    const int ix0 = window_first(o.x, stride, pad);
+    const WindowStart start = window_start(o, stride, pad);
     float m[V];
 #pragma unroll
     for (int i = 0; i < V; ++i) m[i] = -INFINITY;
     // pad <= window / 2 (checked by the entry point): every window holds at least one input.
-    for (int iy = max(iy0, 0); iy < min(iy0 + window, x.h); ++iy) {
-      for (int ix = max(ix0, 0); ix < min(ix0 + window, x.w); ++ix) {
+    for (int iy = max(start.y, 0); iy < min(start.y + window, x.h); ++iy) {
+      for (int ix = max(start.x, 0); ix < min(start.x + window, x.w); ++ix) {
         float v[V];
         load_as_float<V>(x.pixel(o.n, iy, ix) + c0, v);
 #pragma unroll
@@ -59,14 +57,8 @@ __global__ void __launch_bounds__(256)
 }  // namespace
 
 void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
-  with_pixel_channel_kernel(
-      x, y, kPixelsPerThread, "max_pool_fwd: x", [&](auto sv, PixelChannelLaunch l) {
-        using T = typename decltype(sv)::type;
-        constexpr int V = decltype(sv)::width;
-        auto kernel = max_pool_kernel<T, V>;
-        FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(x), nhwc<T>(y),
-                      p.kernel, p.stride, p.pad);
-      });
+  launch_pixel_channel_kernel(ctx, x, y, kPixelsPerThread, "max_pool_fwd: x",
+                              FARSEE_PIXEL_KERNEL_FOR(max_pool_kernel), p.kernel, p.stride, p.pad);
 }
 
 }  // namespace FARSEE_KERNEL_NS

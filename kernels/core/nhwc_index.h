@@ -135,18 +135,4 @@ inline PixelChannelLaunch pixel_channel_launch(int64_t pixels, int channel_group
                             dim3(unsigned(block_x), unsigned(block_y))};
 }
 
-// Host: the common launcher of the per-pixel kernels that map x -> y pixel by pixel (depthwise,
-// pool): checks the pixel count, picks the 16-byte vector width when both views allow it, and
-// calls launch(StorageVector<T, V>{}, PixelChannelLaunch) with y's launch shape.
-template <typename F>
-void with_pixel_channel_kernel(const TensorView& x, const TensorView& y, int pixels_per_thread,
-                               const char* what, F&& launch) {
-  require_int_pixels(x.shape.pixels(), what);
-  const int vec = vector16_width(x.dtype);
-  with_storage_vector(x.dtype, packs_fit(x, vec) && packs_fit(y, vec), [&](auto sv) {
-    constexpr int V = decltype(sv)::width;
-    launch(sv, pixel_channel_launch(y.shape.pixels(), y.c() / V, pixels_per_thread));
-  });
-}
-
 }  // namespace farsee
