@@ -264,10 +264,7 @@ std::vector<float> FarSeeNet::logits() const {
   for (int64_t p = 0; p < v.shape.pixels(); ++p) {
     for (int c = 0; c < v.shape.c; ++c) {
       const int64_t i = p * v.pixel_stride + c;
-      out[size_t(p * v.shape.c + c)] =
-          dtype_ == DType::F32
-              ? reinterpret_cast<const float*>(raw.data())[i]
-              : half_bits_to_float(reinterpret_cast<const uint16_t*>(raw.data())[i]);
+      out[size_t(p * v.shape.c + c)] = read_element(raw.data(), dtype_, i);
     }
   }
   return out;

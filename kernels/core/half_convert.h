@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/core/dtype.h"
+
 namespace farsee {
 
 inline float half_bits_to_float(uint16_t h) {
@@ -76,6 +78,20 @@ inline uint16_t float_to_bf16_bits(float f) {
 // Rounds an fp32 value through fp16 (what storing it as fp16 does).
 inline float round_to_half(float f) {
   return half_bits_to_float(float_to_half_bits(f));
+}
+
+// Element i of host storage of type `dtype`, as float; and its write (fp16 rounds to nearest
+// even). The one place host code turns fp32/fp16 storage into floats and back.
+inline float read_element(const void* data, DType dtype, int64_t i) {
+  if (dtype == DType::F32) return static_cast<const float*>(data)[i];
+  return half_bits_to_float(static_cast<const uint16_t*>(data)[i]);
+}
+inline void write_element(void* data, DType dtype, int64_t i, float value) {
+  if (dtype == DType::F32) {
+    static_cast<float*>(data)[i] = value;
+  } else {
+    static_cast<uint16_t*>(data)[i] = float_to_half_bits(value);
+  }
 }
 
 }  // namespace farsee

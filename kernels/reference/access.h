@@ -11,16 +11,11 @@
 namespace farsee::reference {
 
 inline float load(const TensorView& v, int64_t offset) {
-  if (v.dtype == DType::F32) return static_cast<const float*>(v.data)[offset];
-  return half_bits_to_float(static_cast<const uint16_t*>(v.data)[offset]);
+  return read_element(v.data, v.dtype, offset);
 }
 
 inline void store(const TensorView& v, int64_t offset, float value) {
-  if (v.dtype == DType::F32) {
-    static_cast<float*>(v.data)[offset] = value;
-  } else {
-    static_cast<uint16_t*>(v.data)[offset] = float_to_half_bits(value);
-  }
+  write_element(v.data, v.dtype, offset, value);
 }
 
 inline float at(const TensorView& v, int n, int y, int x, int c) {

@@ -93,23 +93,9 @@ class NhwcTestTensor {
     rt::synchronize(ctx_);
   }
   void set_host(int64_t element, float value) {
-    if (dtype_ == DType::F32) {
-      std::memcpy(&host_[size_t(element) * 4], &value, 4);
-    } else {
-      const uint16_t h = float_to_half_bits(value);
-      std::memcpy(&host_[size_t(element) * 2], &h, 2);
-    }
+    write_element(host_.data(), dtype_, element, value);
   }
-  float get_host(int64_t element) const {
-    if (dtype_ == DType::F32) {
-      float f;
-      std::memcpy(&f, &host_[size_t(element) * 4], 4);
-      return f;
-    }
-    uint16_t h;
-    std::memcpy(&h, &host_[size_t(element) * 2], 2);
-    return half_bits_to_float(h);
-  }
+  float get_host(int64_t element) const { return read_element(host_.data(), dtype_, element); }
 
   Context ctx_;
   DType dtype_;
