@@ -33,6 +33,34 @@ void add_gpu_context() {
 #endif
 }
 
+// Named benchmark sets: --benchmark_filter=@NAME stands for the regex below.
+//   @telling  ~30 cases that answer the main questions in a short GPU lease: fp16 and fp32 at
+//             512x1024 for the stem, one 3x3 conv per ResNet stage (with residual), the merged
+//             F-ASPP 1x1s, both sub-pixel convs and rtseg's 3x3 head, each beside cuDNN; one
+//             depthwise, the pool and the fused resize+argmax.
+constexpr const char* kTellingFilter =
+    "^conv/fp(16|32)/(stem|layer1\\.conv1|layer[234]\\.conv2\\+residual|paper\\+rtseg\\.aspp1"
+    "\\.merged1x1|paper\\.up1\\.subpixel|paper\\.up2\\.logits|rtseg\\.head\\.conv3x3)/"
+    "(512x1024x3|256x512x3|128x256x64|64x128x128|32x64x256|16x32x512|16x32x256|64x128x128|"
+    "32x64x512)"
+    "/[^/]+(/shuffle[0-9])?/(farsee|cudnn)/manual_time$|^depthwise_atrous/fp16/64x128x128/rate12/"
+    "|^max_pool/fp16|^resize_argmax/fp16";
+
+// Replaces --benchmark_filter=@NAME by the set's regex.
+void expand_named_filter(int argc, char** argv, std::string& storage) {
+  const std::string flag = "--benchmark_filter=@";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind(flag, 0) != 0) continue;
+    const std::string name = arg.substr(flag.size());
+    FARSEE_REQUIRE(name == "telling", "--benchmark_filter=@" << name
+                                                             << ": unknown benchmark set (known: "
+                                                                "@telling)");
+    storage = std::string("--benchmark_filter=") + kTellingFilter;
+    argv[i] = storage.data();
+  }
+}
+
 // --benchmark_list_tests only prints the names: allowed without a GPU.
 bool only_listing(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -46,6 +74,13 @@ bool only_listing(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const bool listing = only_listing(argc, argv);
+  std::string filter_storage;
+  try {
+    expand_named_filter(argc, argv, filter_storage);
+  } catch (const farsee::Error& e) {
+    std::fprintf(stderr, "farsee-kernel-bench: %s\n", e.what());
+    return 2;
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   if (listing) {

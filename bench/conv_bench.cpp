@@ -1,8 +1,9 @@
-// Microbenchmarks of conv_bn_act: every convolution of both network presets at a 512x1024 input,
-// batch 1, fp16 and fp32 storage, with the baselines in the same binary:
+// Microbenchmarks of conv_bn_act: every convolution of both network presets at the 512x1024 and
+// 1024x2048 inputs, batch 1, fp16 and fp32 storage, with the baselines in the same binary:
 //   farsee          conv_bn_act_fwd with the plan's heuristic (split-K workspace supplied)
 //   farsee/<tile>   fp16 only: each block tile forced (no split-K), to check the heuristic
-//   cudnn           cuDNN's fastest algorithm (cudnnFindConvolutionForwardAlgorithm) for the same
+//   cudnn           cuDNN's fastest algorithm (cudnnFindConvolutionForwardAlgorithm, once per
+//   shape) for the same
 //                   convolution, NHWC, conv only (no BN/ReLU/shuffle); fp16 with tensor cores,
 //                   fp32 restricted to FMA math (no TF32, like for like). Built when bench/
 //                   CMakeLists.txt finds cudnn.h and libcudnn (FARSEE_BENCH_CUDNN).
@@ -13,6 +14,7 @@
 // zero-padded channels not counted), from the CUDA-event time (bench/bench_util.h).
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,7 +41,7 @@ struct NetConv {
 };
 
 // Input 512x1024, batch 1. ResNet-18 front-end (shared by both presets), then each head.
-const std::vector<NetConv>& net_convs() {
+const std::vector<NetConv>& net_convs_512x1024() {
   static const std::vector<NetConv> convs = {
       {"stem", {1, 512, 1024, 3}, 64, 7, 2},
       {"layer1.conv1", {1, 128, 256, 64}, 64, 3, 1},
@@ -69,6 +71,21 @@ const std::vector<NetConv>& net_convs() {
       {"rtseg.head.conv3x3", {1, 32, 64, 512}, 512, 3, 1},
       {"rtseg.up2.logits", {1, 32, 64, 512}, 19 * 16, 1, 1, 4, false},
   };
+  return convs;
+}
+
+// Every conv of both presets at the 512x1024 and the 1024x2048 input (each map twice as high
+// and wide), batch 1.
+const std::vector<NetConv>& net_convs() {
+  static const std::vector<NetConv> convs = [] {
+    std::vector<NetConv> all = net_convs_512x1024();
+    for (NetConv c : net_convs_512x1024()) {
+      c.x.h *= 2;
+      c.x.w *= 2;
+      all.push_back(c);
+    }
+    return all;
+  }();
   return convs;
 }
 
@@ -179,23 +196,31 @@ void register_cudnn(DType dtype, const NetConv& c) {
                                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     FARSEE_CUDNN_CHECK(cudnnSetConvolutionMathType(
         conv_desc, dtype == DType::F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int returned = 0;
-    FARSEE_CUDNN_CHECK(
-        cudnnFindConvolutionForwardAlgorithm(handle, x_desc, w_desc, conv_desc, y_desc,
-                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
-    int best = -1;
-    for (int i = 0; i < returned && best < 0; ++i) {
-      if (perf[i].status == CUDNN_STATUS_SUCCESS) best = i;
+    // cudnnFind times every algorithm: do it once per shape, not at every benchmark repetition
+    // (Google Benchmark may call this function several times).
+    static std::map<std::string, cudnnConvolutionFwdAlgoPerf_t> best_by_shape;
+    const std::string key = base_name(dtype, c);
+    if (best_by_shape.count(key) == 0) {
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      int returned = 0;
+      FARSEE_CUDNN_CHECK(
+          cudnnFindConvolutionForwardAlgorithm(handle, x_desc, w_desc, conv_desc, y_desc,
+                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
+      int found = -1;
+      for (int i = 0; i < returned && found < 0; ++i) {
+        if (perf[i].status == CUDNN_STATUS_SUCCESS) found = i;
+      }
+      FARSEE_REQUIRE(found >= 0, "cuDNN found no algorithm for " << key);
+      best_by_shape[key] = perf[found];
     }
-    FARSEE_REQUIRE(best >= 0, "cuDNN found no algorithm for " << base_name(dtype, c));
-    rt::Buffer workspace(ctx.executor, std::max<size_t>(perf[best].memory, 256));
-    state.SetLabel("algo " + std::to_string(int(perf[best].algo)));
+    const cudnnConvolutionFwdAlgoPerf_t best = best_by_shape[key];
+    rt::Buffer workspace(ctx.executor, std::max<size_t>(best.memory, 256));
+    state.SetLabel("algo " + std::to_string(int(best.algo)));
     const float alpha = 1.0f, beta = 0.0f;
     time_launches(state, ctx, x.bytes() + w.bytes() + y.bytes(), [&] {
       FARSEE_CUDNN_CHECK(cudnnConvolutionForward(
-          handle, &alpha, x_desc, x.view.data, w_desc, w.view.data, conv_desc, perf[best].algo,
-          workspace.data(), perf[best].memory, &beta, y_desc, y.view.data));
+          handle, &alpha, x_desc, x.view.data, w_desc, w.view.data, conv_desc, best.algo,
+          workspace.data(), best.memory, &beta, y_desc, y.view.data));
     });
     set_flops_counter(state, c);
     cudnnDestroyConvolutionDescriptor(conv_desc);

@@ -1,5 +1,7 @@
 #include "tests/support/executors.h"
 
+#include <cstdlib>
+
 namespace farsee::test {
 
 std::string exec_case_name(const ExecCase& c) {
@@ -37,6 +39,11 @@ std::string prepare_exec_case(const ExecCase& c) {
   }
   if (c.executor == Executor::Emu) emu::set_schedule(c.schedule, 1);
   return "";
+}
+
+bool gpu_required() {
+  const char* v = std::getenv("FARSEE_REQUIRE_GPU");
+  return v != nullptr && std::string(v) == "1";
 }
 
 rt::Buffer poisoned_buffer(const Context& ctx, size_t bytes) {

@@ -37,10 +37,19 @@ std::vector<ExecCase> all_exec_cases();
 // Sets the emu schedule for the case; returns the reason to skip ("" to run).
 std::string prepare_exec_case(const ExecCase& c);
 
+// FARSEE_REQUIRE_GPU=1 in the environment (tools/gpu_check.sh sets it): a GPU case that cannot
+// run is a failure, not a skip, so a GPU machine's run cannot pass with its GPU cases unrun.
+bool gpu_required();
+
 #define FARSEE_PREPARE_EXEC_CASE(c)                                  \
   do {                                                               \
     std::string farsee_skip_ = ::farsee::test::prepare_exec_case(c); \
-    if (!farsee_skip_.empty()) GTEST_SKIP() << farsee_skip_;         \
+    if (!farsee_skip_.empty()) {                                     \
+      if (::farsee::test::gpu_required()) {                          \
+        GTEST_FAIL() << "FARSEE_REQUIRE_GPU=1: " << farsee_skip_;    \
+      }                                                              \
+      GTEST_SKIP() << farsee_skip_;                                  \
+    }                                                                \
   } while (0)
 
 // gtest name generator for INSTANTIATE_TEST_SUITE_P over ExecCase.
