@@ -4,8 +4,9 @@
 One measurement = one forward pass from the normalised input already on the device to uint8
 labels at the input size (network, bilinear resize of the logits to the input size, argmax), as
 farsee-bench measures it. Configurations (DESIGN.md section 9):
-  cuda: fp32 and fp16 (torch.autocast-free: the model and input are cast with .half()), NCHW and
-        channels_last, each eager and CUDA-graphed (torch.cuda.CUDAGraph), cudnn.benchmark on;
+  cuda: fp32 (strict: TF32 off for cuDNN and matmul), tf32 (fp32 storage with PyTorch's default
+        cudnn.allow_tf32=True: convolutions on tensor cores with 10-bit mantissas) and fp16
+        (torch.autocast-free: the model and input are cast with .half()), NCHW and channels_last, each eager and CUDA-graphed (torch.cuda.CUDAGraph), cudnn.benchmark on;
         timed with CUDA events around every run.
   cpu:  fp32 NCHW eager (when no GPU is usable or --device cpu); a steady clock.
 After --warmup untimed runs, --runs runs are timed; median, p10 and p90 (numpy-style linear
@@ -100,7 +101,7 @@ def main():
     ap.add_argument("--preset", default="paper", choices=["paper", "rtseg"])
     ap.add_argument("--sizes", help="default 512x1024,512x768,1024x2048 (cpu: 512x1024)")
     ap.add_argument("--batches", help="default 1,4,8 (cpu: 1)")
-    ap.add_argument("--precision", help="default fp32,fp16 (cpu: fp32)")
+    ap.add_argument("--precision", help="default fp32,tf32,fp16 (cpu: fp32)")
     ap.add_argument("--runs", type=int, help="default 100 (cpu: 3)")
     ap.add_argument("--warmup", type=int, help="default 10 (cpu: 1)")
     ap.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
@@ -114,10 +115,10 @@ def main():
     batches = [int(b) for b in args.batches.split(",")] if args.batches else (
         [1, 4, 8] if use_cuda else [1])
     precisions = args.precision.split(",") if args.precision else (
-        ["fp32", "fp16"] if use_cuda else ["fp32"])
+        ["fp32", "tf32", "fp16"] if use_cuda else ["fp32"])
     for p in precisions:
-        if p not in ("fp32", "fp16"):
-            sys.exit(f"bench_torch.py: --precision: '{p}' is not one of fp32, fp16")
+        if p not in ("fp32", "tf32", "fp16"):
+            sys.exit(f"bench_torch.py: --precision: '{p}' is not one of fp32, tf32, fp16")
     runs = args.runs or (100 if use_cuda else 3)
     warmup = args.warmup if args.warmup is not None else (10 if use_cuda else 1)
 
@@ -143,6 +144,9 @@ def main():
     with torch.inference_mode():
         for precision, layout, mode in variants:
             dtype = torch.float16 if precision == "fp16" else torch.float32
+            # fp32 means fp32 arithmetic, as farsee's fp32 path; tf32 is PyTorch's default.
+            torch.backends.cudnn.allow_tf32 = precision == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
             memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
             model = copy.deepcopy(base_model).to(device=device, dtype=dtype, memory_format=memory_format)
             step = make_step(model)

@@ -175,6 +175,14 @@ gpu_cases='[Cc]uda|GPU|Gpu'
 gtest_gpu='*cuda*:*Cuda*:*GPU*:*Gpu*'
 export FARSEE_REQUIRE_GPU=1
 
+if ((built)) && [[ -n "${FARSEE_GPU_CHECK_DRY_RUN:-}" ]]; then
+  # No GPU: at least load the test list the GPU step would run (catches ctest/CMake breakage).
+  list_gpu_tests() {
+    ctest --test-dir "$build" -N -R "$gpu_cases" -LE 'static|python' | tee /dev/stderr |
+      grep -qE 'Total Tests: [1-9]'
+  }
+  run_step list-gpu-tests list_gpu_tests
+fi
 if ((built)) && want gpu-tests 60; then
   run_step gpu-tests ctest --test-dir "$build" -R "$gpu_cases" -LE 'static|python' -j "$jobs" \
     --timeout 120 --output-on-failure
@@ -204,9 +212,14 @@ fi
 
 netbench() {
   local rc=0
-  "$build/tools/farsee-bench" --json "$out/farsee_bench.json" || rc=1
+  # Batches 1 and 8 at the three sizes, fp32 and fp16; PyTorch also in tf32 (its default).
+  "$build/tools/farsee-bench" --batches 1,8 --json "$out/farsee_bench.json" || rc=1
+  # Where the time goes: the slowest steps of one eager fp16 pass at 512x1024, batch 1.
+  "$build/tools/farsee-bench" --sizes 512x1024 --batches 1 --precision fp16 --runs 3 --warmup 1 \
+    --profile || rc=1
   if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
-    PYTHONUNBUFFERED=1 python3 tools/bench_torch.py --json "$out/torch_bench.json" || rc=1
+    PYTHONUNBUFFERED=1 python3 tools/bench_torch.py --batches 1,8 --json "$out/torch_bench.json" ||
+      rc=1
   else
     echo "PyTorch with CUDA not available here: no baseline run"; rc=1
   fi

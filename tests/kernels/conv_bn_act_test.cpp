@@ -254,6 +254,21 @@ TEST_P(ConvBnActKernel, ExactEveryTile) {
   expect_exact(GetParam(), cases, 600);
 }
 
+// The gather (element-wise im2col) loader under every block tile: the planner picks 128x64 for
+// the 3-channel stem at net sizes and 128x128 for wide outputs, which the small default-planned
+// cases above never reach. M = 2 * 10 * 12 = 240 (not a multiple of 128), K = 72 / 136.
+TEST_P(ConvBnActKernel, ExactEveryTileGatherLoader) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases;
+  for (ConvTile tile : {ConvTile::M128N128, ConvTile::M128N64, ConvTile::M64N64}) {
+    ConvCase stem{Shape4{2, 19, 23, 3}, tile == ConvTile::M128N128 ? 136 : 72, 7, 2};
+    stem.tile = tile;
+    stem.split_k = 1;
+    cases.push_back(stem);
+  }
+  expect_exact(GetParam(), cases, 620);
+}
+
 // Split-K (fp32 workspace, reduced in slice order) on every tile, with a slice count that does
 // not divide the reduction steps, with the residual, the shuffle store and the gather loader.
 TEST_P(ConvBnActKernel, ExactSplitK) {
