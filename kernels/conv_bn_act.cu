@@ -204,12 +204,13 @@ __global__ void __launch_bounds__(256)
                               ConvStore<T> out) {
   const int K = out.K;
   const int groups_per_row = channel_groups_per_row(K, out.shuffle, V);
-  const int64_t total = int64_t(M) * groups_per_row;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int m = int(i / groups_per_row);
-    const ChannelGroup cg =
-        channel_group(int(i - int64_t(m) * groups_per_row), 0, K, out.shuffle, K, V);
+  // 32-bit index math (the launcher checks total < 2^30): a 64-bit division is a called
+  // subroutine on the GPU, whose register saves spilled to the stack on sm_80.
+  const int total = M * groups_per_row;
+  for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < total;
+       i += int(gridDim.x * blockDim.x)) {
+    const int m = i / groups_per_row;
+    const ChannelGroup cg = channel_group(i - m * groups_per_row, 0, K, out.shuffle, K, V);
     float acc[V];
 #pragma unroll
     for (int e = 0; e < V; ++e) acc[e] = 0.0f;
@@ -690,6 +691,8 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
       constexpr int V = 16 / sizeof(T);
       constexpr int kThreads = 256;
       const int64_t groups = int64_t(g.M) * channel_groups_per_row(g.K, out.shuffle, V);
+      FARSEE_REQUIRE(groups < (int64_t(1) << 30), "conv_bn_act_fwd: split-K reduction over "
+                                                      << groups << " channel groups (limit 2^30)");
       const unsigned blocks = unsigned(std::min<int64_t>((groups + kThreads - 1) / kThreads, 4096));
       auto reduce = conv_splitk_reduce_kernel<T, V>;
       FARSEE_LAUNCH(reduce, dim3(blocks), dim3(kThreads), 0, ctx.stream, plan.workspace,
