@@ -18,12 +18,14 @@
 // Determinism: the pixels are cut into batchnorm_pixel_chunks() (shape only); inside a chunk
 //   pixel p goes to row lane (p - begin) % kBatchNormRows, each lane walks its pixels in order,
 //   lanes merge in the fixed tree of reduce_rows_fixed_order() (kernels/core/fixed_order_reduce.h),
-//   chunks merge in index order (lanes of the final kernel take chunks k = lane mod 8, then a fixed
-//   tree). No atomics: bitwise reproducible run to run, independent of scheduling.
+//   chunks merge in a fixed order (lane l of the final kernel takes chunks l, l + 32, ... in turn,
+//   then the lanes merge in a fixed tree). No atomics: bitwise reproducible run to run, independent
+//   of scheduling.
 // Tiling. Reduce kernels: grid (channel blocks, chunks), block (channel groups <= 16) x 16 rows;
 //   a thread owns V consecutive channels (16-byte packs: 4 floats / 8 halves when every view
 //   allows, else V = 1), so a warp reads 2 pixels x 16 groups of contiguous channels. Final
-//   kernels: 32 channels x 8 chunk lanes per block. Apply kernels: the per-pixel mapping of
+//   kernels: 8 channels x 32 chunk lanes per block (short serial chains: <= 32 merges a thread at
+//   the net's shapes; their loads unrolled 4 deep). Apply kernels: the per-pixel mapping of
 //   pixel_channel_launch() (kernels/core/nhwc_index.h), grid-stride over pixels.
 // Layout: NHWC, every view may be a channel slice. Workspace (fp32): partial A [chunks][C],
 //   partial B [chunks][C], coefficients [4][C].
@@ -47,8 +49,8 @@ namespace {
 
 constexpr int kRows = kBatchNormRows;
 constexpr int kMaxGroupsPerBlock = 16;
-constexpr int kFinalChannels = 32;
-constexpr int kFinalLanes = 8;
+constexpr int kFinalChannels = 8;
+constexpr int kFinalLanes = 32;
 constexpr int kApplyPixelsPerThread = 4;
 
 // ---- shared device pieces ----
@@ -132,17 +134,19 @@ __global__ void __launch_bounds__(kMaxGroupsPerBlock* kRows)
   const PixelRange r = chunk_range(int(blockIdx.y), per_chunk, int(x.pixels()));
   Welford<V> w;
   welford_clear(w);
-  for (int p = r.begin + int(threadIdx.y); p < r.end; p += kRows) {
-    w.n += 1.0f;
-    if (!active) continue;
-    const float inv_n = 1.0f / w.n;
-    float v[V];
-    load_as_float<V>(x.pixel(p) + c0, v);
+  if (active) {  // an inactive column keeps n = 0: its merges are no-ops
+#pragma unroll 4
+    for (int p = r.begin + int(threadIdx.y); p < r.end; p += kRows) {
+      float v[V];
+      load_as_float<V>(x.pixel(p) + c0, v);
+      w.n += 1.0f;
+      const float inv_n = 1.0f / w.n;
 #pragma unroll
-    for (int i = 0; i < V; ++i) {
-      const float d = v[i] - w.mean[i];
-      w.mean[i] += d * inv_n;
-      w.m2[i] += d * (v[i] - w.mean[i]);
+      for (int i = 0; i < V; ++i) {
+        const float d = v[i] - w.mean[i];
+        w.mean[i] += d * inv_n;
+        w.m2[i] += d * (v[i] - w.mean[i]);
+      }
     }
   }
   reduce_rows_fixed_order<kRows>(w, dynamic_smem<Welford<V>>(), WelfordMerge{});
@@ -171,6 +175,7 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes)
   const bool active = c < a.channels;
   Welford<1> w;
   welford_clear(w);
+#pragma unroll 4
   for (int k = int(threadIdx.y); k < a.chunks; k += kFinalLanes) {
     if (!active) break;
     const PixelRange r = chunk_range(k, a.per_chunk, a.pixels);
@@ -240,6 +245,7 @@ __global__ void __launch_bounds__(kMaxGroupsPerBlock* kRows)
   for (int i = 0; i < V; ++i) s.a[i] = s.b[i] = m[i] = 0.0f;
   if (active) {
     load_channels<V>(mean, c0, m);
+#pragma unroll 4
     for (int p = r.begin + int(threadIdx.y); p < r.end; p += kRows) {
       float g[V], yv[V], xv[V];
       load_as_float<V>(dy.pixel(p) + c0, g);
@@ -277,6 +283,7 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes) bn_bwd_final_kern
   const bool active = c < a.channels;
   Sums2<1> s;
   s.a[0] = s.b[0] = 0.0f;
+#pragma unroll 4
   for (int k = int(threadIdx.y); k < a.chunks; k += kFinalLanes) {
     if (!active) break;
     const int64_t o = int64_t(k) * a.channels + c;
