@@ -166,6 +166,18 @@ TEST_P(SoftmaxCeUpsampleKernel, BitwiseReproducibleAndGradScale) {
   EXPECT_TRUE(all_equal(s.grad, want));
 }
 
+// A label >= C that is not 255 cannot raise inside a kernel: the loss is NaN (the reference
+// executor throws instead), never an out-of-bounds read.
+TEST_P(SoftmaxCeUpsampleKernel, InvalidLabelMakesTheLossNaN) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const CeCase k{Shape4{1, 3, 4, 5}, 12, 16, false};
+  std::vector<uint8_t> labels = make_labels(k, 80);
+  labels[37] = 7;
+  const std::vector<float> z = random_floats(size_t(k.logits.elements()), 81);
+  const CeOut got = run(exec_context(GetParam()), DType::F32, k, z, labels, {}, {});
+  EXPECT_TRUE(std::isnan(got.loss));
+}
+
 INSTANTIATE_TEST_SUITE_P(Executors, SoftmaxCeUpsampleKernel,
                          ::testing::ValuesIn(kernel_exec_cases()), ExecCaseName());
 
