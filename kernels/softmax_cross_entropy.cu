@@ -3,13 +3,14 @@
 // The full-resolution logits are never materialised; the gradient lands on the low-res logits.
 //
 // Algorithm: three launches, no atomics, bitwise reproducible for a given shape.
-//   1. forward, one thread per label pixel (1-D grid, kSoftmaxCePixelsPerPartial = 256 threads per
-//      block): taps (kernels/core/bilinear.h), then for each channel the bilinear sample z_c of
-//      the 4 low-res taps (fp32, bilinear_mix: bitwise the resize forward) and an online
-//      logsumexp (running max and rescaled sum, one expf per channel). The logsumexp is stored in
-//      the workspace, the pixel's loss lse - z_label (0 if ignored; NaN for an invalid label) and
-//      its count (0/1) are summed over the block by a fixed shared-memory tree into the block's
-//      partial.
+//   1. forward, one thread per label pixel (1-D grid; a block of 256 threads takes
+//      kSoftmaxCePixelsPerPartial = 1024 consecutive pixels, thread t pixels t, t + 256, ...): taps
+//      (kernels/core/bilinear.h), then for each channel the bilinear sample z_c of the 4 low-res
+//      taps (fp32, bilinear_mix: bitwise the resize forward) and an online logsumexp (running max
+//      and rescaled sum, one expf per channel). The logsumexp is stored in the workspace, the
+//      pixel's loss lse - z_label (0 if ignored; NaN for an invalid label) and its count (0/1) are
+//      summed by the thread in pixel order, then over the block by a fixed shared-memory tree into
+//      the block's partial.
 //   2. finalise, one block: sums the partials in a fixed order (each thread a fixed strided
 //      subset in double, then a fixed tree), writes loss = sum / M (NaN if M = 0), M, and the
 //      gradient factor grad_scale / M (0 if M = 0) into the workspace.
@@ -40,7 +41,8 @@ namespace farsee {
 namespace FARSEE_KERNEL_NS {
 namespace {
 
-constexpr int kThreads = kSoftmaxCePixelsPerPartial;
+constexpr int kThreads = 256;
+constexpr int kPixelsPerThread = kSoftmaxCePixelsPerPartial / kThreads;
 constexpr int kGatherTileW = 32;
 constexpr uint8_t kIgnore = 255;
 
@@ -72,39 +74,39 @@ __global__ void __launch_bounds__(kThreads)
   FARSEE_SHARED(float, loss_sum, [kThreads]);
   FARSEE_SHARED(int, count_sum, [kThreads]);
   const int t = int(threadIdx.x);
-  const int64_t q = int64_t(blockIdx.x) * kThreads + t;
   const int64_t pixels = int64_t(logits.n) * label_h * label_w;
   float loss = 0.0f;
   int counted = 0;
-  if (q < pixels) {
+  for (int i = 0; i < kPixelsPerThread; ++i) {
+    const int64_t q = int64_t(blockIdx.x) * kSoftmaxCePixelsPerPartial + i * kThreads + t;
+    if (q >= pixels) break;
     const int label = labels[q];
-    if (label != kIgnore) {
-      const int64_t row = q / label_w;
-      const int ox = int(q - row * label_w);
-      const int oy = int(row % label_h);
-      const int n = int(row / label_h);
-      const BilinearTap ty = bilinear_tap(oy, scale_h, logits.h, align_corners);
-      const BilinearTap tx = bilinear_tap(ox, scale_w, logits.w, align_corners);
-      const T* p00 = logits.pixel(n, ty.i0, tx.i0);
-      const T* p01 = logits.pixel(n, ty.i0, tx.i1);
-      const T* p10 = logits.pixel(n, ty.i1, tx.i0);
-      const T* p11 = logits.pixel(n, ty.i1, tx.i1);
-      float m = -INFINITY, s = 0.0f, z_label = NAN;  // NaN stays for a label >= C
-      for (int c = 0; c < logits.c; ++c) {
-        const float z = sample(p00, p01, p10, p11, ty, tx, c);
-        if (c == label) z_label = z;
-        if (z > m) {
-          s = s * expf(m - z) + 1.0f;
-          m = z;
-        } else {
-          s += expf(z - m);  // NaN z: s becomes NaN (and so do lse and the loss)
-        }
+    if (label == kIgnore) continue;
+    const int64_t row = q / label_w;
+    const int ox = int(q - row * label_w);
+    const int oy = int(row % label_h);
+    const int n = int(row / label_h);
+    const BilinearTap ty = bilinear_tap(oy, scale_h, logits.h, align_corners);
+    const BilinearTap tx = bilinear_tap(ox, scale_w, logits.w, align_corners);
+    const T* p00 = logits.pixel(n, ty.i0, tx.i0);
+    const T* p01 = logits.pixel(n, ty.i0, tx.i1);
+    const T* p10 = logits.pixel(n, ty.i1, tx.i0);
+    const T* p11 = logits.pixel(n, ty.i1, tx.i1);
+    float m = -INFINITY, s = 0.0f, z_label = NAN;  // NaN stays for a label >= C
+    for (int c = 0; c < logits.c; ++c) {
+      const float z = sample(p00, p01, p10, p11, ty, tx, c);
+      if (c == label) z_label = z;
+      if (z > m) {
+        s = s * expf(m - z) + 1.0f;
+        m = z;
+      } else {
+        s += expf(z - m);  // NaN z: s becomes NaN (and so do lse and the loss)
       }
-      const float lse = m + logf(s);
-      ws.lse[q] = lse;
-      loss = lse - z_label;
-      counted = 1;
     }
+    const float lse = m + logf(s);
+    ws.lse[q] = lse;
+    loss += lse - z_label;
+    ++counted;
   }
   loss_sum[t] = loss;
   count_sum[t] = counted;
