@@ -79,8 +79,8 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
 void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
 }  // namespace reference
 namespace emu_impl {
-void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
-void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
+FARSEE_EMU_ENTRY void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
+FARSEE_EMU_ENTRY void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
 }  // namespace emu_impl
 namespace cuda_impl {
 void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);

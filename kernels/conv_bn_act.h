@@ -97,7 +97,7 @@ namespace reference {
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
 }
 namespace emu_impl {
-void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
+FARSEE_EMU_ENTRY void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
 }
 namespace cuda_impl {
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);

@@ -39,7 +39,7 @@ namespace reference {
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
 }
 namespace emu_impl {
-void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
+FARSEE_EMU_ENTRY void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
 }
 namespace cuda_impl {
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
@@ -67,8 +67,8 @@ void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
 void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
 }  // namespace reference
 namespace emu_impl {
-void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
-void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
+FARSEE_EMU_ENTRY void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
+FARSEE_EMU_ENTRY void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
 }  // namespace emu_impl
 namespace cuda_impl {
 void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);

@@ -23,8 +23,8 @@ void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
 void fill_zero(FARSEE_FILL_ZERO_ARGS);
 }  // namespace reference
 namespace emu_impl {
-void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
-void fill_zero(FARSEE_FILL_ZERO_ARGS);
+FARSEE_EMU_ENTRY void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
+FARSEE_EMU_ENTRY void fill_zero(FARSEE_FILL_ZERO_ARGS);
 }  // namespace emu_impl
 namespace cuda_impl {
 void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);

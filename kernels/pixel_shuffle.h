@@ -20,7 +20,7 @@ namespace reference {
 void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
 }
 namespace emu_impl {
-void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
+FARSEE_EMU_ENTRY void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
 }
 namespace cuda_impl {
 void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);

@@ -32,7 +32,7 @@ namespace reference {
 void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
 }
 namespace emu_impl {
-void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
+FARSEE_EMU_ENTRY void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
 }
 namespace cuda_impl {
 void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
@@ -54,7 +54,7 @@ namespace reference {
 void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
 }
 namespace emu_impl {
-void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
+FARSEE_EMU_ENTRY void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
 }
 namespace cuda_impl {
 void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);

@@ -18,7 +18,7 @@ namespace reference {
 void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
 }
 namespace emu_impl {
-void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
+FARSEE_EMU_ENTRY void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
 }
 namespace cuda_impl {
 void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);

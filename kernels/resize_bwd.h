@@ -20,7 +20,7 @@ namespace reference {
 void resize_bilinear_bwd(FARSEE_RESIZE_BILINEAR_BWD_ARGS);
 }
 namespace emu_impl {
-void resize_bilinear_bwd(FARSEE_RESIZE_BILINEAR_BWD_ARGS);
+FARSEE_EMU_ENTRY void resize_bilinear_bwd(FARSEE_RESIZE_BILINEAR_BWD_ARGS);
 }
 namespace cuda_impl {
 void resize_bilinear_bwd(FARSEE_RESIZE_BILINEAR_BWD_ARGS);

@@ -28,7 +28,7 @@ namespace reference {
 void sgd_step(FARSEE_SGD_STEP_ARGS);
 }
 namespace emu_impl {
-void sgd_step(FARSEE_SGD_STEP_ARGS);
+FARSEE_EMU_ENTRY void sgd_step(FARSEE_SGD_STEP_ARGS);
 }
 namespace cuda_impl {
 void sgd_step(FARSEE_SGD_STEP_ARGS);

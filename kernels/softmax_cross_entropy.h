@@ -47,7 +47,7 @@ namespace reference {
 void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
 }
 namespace emu_impl {
-void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
+FARSEE_EMU_ENTRY void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
 }
 namespace cuda_impl {
 void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);

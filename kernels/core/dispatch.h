@@ -5,6 +5,8 @@
 // In a build without CUDA the cuda branch throws instead of referencing the missing symbol.
 #pragma once
 
+#include <string>
+
 #include "kernels/core/check.h"
 #include "kernels/core/executor.h"
 
@@ -22,6 +24,23 @@
                             "without CUDA (nvcc not found at configure time)")
 #endif
 
+// The emulated kernels (farsee_kernels_emu, built with AVX2) are a test-only library: the programs
+// do not link it, so they run on any x86-64 CPU. Op headers declare the emu_impl functions with
+// FARSEE_EMU_ENTRY (weak): linked into a test, they resolve; in a program their address is null
+// and the emu executor throws instead of calling them.
+#define FARSEE_EMU_ENTRY __attribute__((weak))
+#define FARSEE_DISPATCH_EMU(fn, ...)                                                       \
+  do {                                                                                     \
+    if (&::farsee::emu_impl::fn == nullptr) {                                              \
+      ::farsee::throw_error(__FILE__, __LINE__,                                            \
+                            std::string(#fn) +                                             \
+                                ": executor 'emu' (the CUDA kernels run on the CPU) is a " \
+                                "test-only library that this program does not link; use "  \
+                                "'reference' or 'cuda'");                                  \
+    }                                                                                      \
+    ::farsee::emu_impl::fn(__VA_ARGS__);                                                   \
+  } while (0)
+
 #define FARSEE_DISPATCH(ctx, fn, ...)          \
   do {                                         \
     switch ((ctx).executor) {                  \
@@ -29,7 +48,7 @@
         ::farsee::reference::fn(__VA_ARGS__);  \
         break;                                 \
       case ::farsee::Executor::Emu:            \
-        ::farsee::emu_impl::fn(__VA_ARGS__);   \
+        FARSEE_DISPATCH_EMU(fn, __VA_ARGS__);  \
         break;                                 \
       case ::farsee::Executor::Cuda:           \
         FARSEE_DISPATCH_CUDA(fn, __VA_ARGS__); \
