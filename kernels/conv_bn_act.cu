@@ -40,8 +40,10 @@
 // Variants: conv_kernel_config() is the one place that instantiates (dtype, tile, loader).
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/conv_bn_act.h"
+#include "kernels/core/conv_gemm.h"
 #include "kernels/core/epilogue.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/nhwc_index.h"
@@ -54,58 +56,6 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Geometry and epilogue shared by every kernel of this file.
-
-// Convolution geometry as a trivially copyable kernel argument.
-struct ConvGeometry {
-  int in_h, in_w, in_c;
-  int64_t in_pixel_stride;
-  int out_h, out_w;  // conv output (before any pixel shuffle)
-  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int K;          // output channels
-  int M;          // output pixels N * out_h * out_w
-  int reduction;  // R * S * C
-  int w_row;      // elements per output channel of the fp16 weight rows (KRSCRows)
-};
-
-// Per-row state of an A (activation) loader: where the window of output pixel m starts.
-struct WindowOrigin {
-  int image_base;  // n * in_h * in_w: pixel index of the image's first pixel
-  int y0, x0;      // top-left input coordinate of the window (may be negative: padding)
-};
-// Rows past the last output pixel get an origin that no tap can bring into the image.
-constexpr int kNoPixel = -(1 << 29);
-FARSEE_HD WindowOrigin window_origin(const ConvGeometry& g, int m) {
-  if (m >= g.M) return WindowOrigin{0, kNoPixel, kNoPixel};
-  const PixelCoord o = pixel_coord(m, g.out_h, g.out_w);
-  return WindowOrigin{o.n * g.in_h * g.in_w, window_first(o.y, g.stride_h, g.pad_h),
-                      window_first(o.x, g.stride_w, g.pad_w)};
-}
-// Pixel index of tap (r, s) of the window, or -1 in the padding.
-FARSEE_HD int window_pixel(const ConvGeometry& g, const WindowOrigin& o, int r, int s) {
-  const int iy = o.y0 + r * g.dilation_h;
-  const int ix = o.x0 + s * g.dilation_w;
-  if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) return -1;
-  return o.image_base + iy * g.in_w + ix;
-}
-
-// Position (r, s, c) of a flat reduction index, and its step to the next index.
-struct ReductionCursor {
-  int r, s, c;
-  FARSEE_HD void advance(const ConvGeometry& g) {
-    if (++c == g.in_c) {
-      c = 0;
-      if (++s == g.kernel_w) {
-        s = 0;
-        ++r;
-      }
-    }
-  }
-};
-FARSEE_HD ReductionCursor reduction_cursor(const ConvGeometry& g, int red) {
-  const int tap = red / g.in_c;
-  const int r = tap / g.kernel_w;
-  return ReductionCursor{r, tap - r * g.kernel_w, red - tap * g.in_c};
-}
 
 // Output channels [k0, k0 + step * count) with stride `step`: one run of contiguous y elements.
 struct ChannelGroup {
@@ -136,26 +86,12 @@ FARSEE_HD bool aligned_to(const void* p, unsigned bytes) {
 
 // The epilogue and store mode: conv output element (m, k) -> y (plain, slice or shuffled).
 template <typename T>
-struct ConvStore {
-  T* y;
-  int64_t y_pixel_stride;
-  int y_h, y_w;
+struct ConvStore : ConvOutputIndex<T> {
   const T* residual;  // [M][K] view with residual_pixel_stride; null: none
   int64_t residual_pixel_stride;
   BnActEpilogue epilogue;
-  int K, out_h, out_w;
-  int shuffle;
+  int K;
 
-  FARSEE_HD T* element(int m, int k) const {
-    if (shuffle == 1) return y + int64_t(m) * y_pixel_stride + k;
-    const int t2 = shuffle * shuffle;
-    const int c = k / t2, ij = k - c * t2;
-    const int i = ij / shuffle, j = ij - i * shuffle;
-    const PixelCoord o = pixel_coord(m, out_h, out_w);
-    return y +
-           ((int64_t(o.n) * y_h + o.y * shuffle + i) * y_w + o.x * shuffle + j) * y_pixel_stride +
-           c;
-  }
   FARSEE_HD float value(float acc, int m, int k) const {
     if (residual == nullptr) return epilogue(acc, k);
     return epilogue(acc, k, to_float(residual[int64_t(m) * residual_pixel_stride + k]));
@@ -163,8 +99,8 @@ struct ConvStore {
   // Stores group `cg` of output pixel m from its accumulators acc[0 .. cg.count).
   template <int V>
   FARSEE_HD void store(int m, const ChannelGroup& cg, const float (&acc)[V]) const {
-    T* dst = element(m, cg.k0);
-    const bool contiguous = cg.step == shuffle * shuffle;
+    T* dst = this->element(m, cg.k0);
+    const bool contiguous = cg.step == this->shuffle * this->shuffle;
     if (cg.count == V && contiguous && aligned_to(dst, V * sizeof(T))) {
       const T* res =
           residual != nullptr ? residual + int64_t(m) * residual_pixel_stride + cg.k0 : nullptr;
@@ -182,19 +118,11 @@ struct ConvStore {
     for (int e = 0; e < V; ++e) {
       if (e < cg.count) {
         const int k = cg.k0 + e * cg.step;
-        *element(m, k) = from_float<T>(value(acc[e], m, k));
+        *this->element(m, k) = from_float<T>(value(acc[e], m, k));
       }
     }
   }
 };
-
-// Reduction tiles [first, last) of split `z` of `splits`.
-struct TileRange {
-  int first, last;
-};
-FARSEE_HD TileRange split_range(int tiles, int splits, int z) {
-  return TileRange{int(int64_t(tiles) * z / splits), int(int64_t(tiles) * (z + 1) / splits)};
-}
 
 // Split-K: sums the fp32 slices [z][M][K] in z order and stores through the epilogue, one group of
 // V contiguous output channels per thread (grid-stride).
@@ -299,7 +227,7 @@ __global__ void __launch_bounds__(kMmaThreads)
         uint16_t v = 0;
         if (red0 + e < g.reduction) {
           const int p = window_pixel(g, a_origin[0], cur.r, cur.s);
-          if (p >= 0) v = xs[int64_t(p) * g.in_pixel_stride + cur.c];
+          if (p >= 0) v = xs[source_offset(g, p, cur.c)];
         }
         cur.advance(g);
         chunk.v[e % kChunkHalves] = v;
@@ -318,7 +246,7 @@ __global__ void __launch_bounds__(kMmaThreads)
 #pragma unroll
       for (int i = 0; i < kARowsPerThread; ++i) {
         const int p = b_in_red ? window_pixel(g, a_origin[i], r, s) : -1;
-        const __half* src = p >= 0 ? x + int64_t(p) * g.in_pixel_stride + c : x;
+        const __half* src = p >= 0 ? x + source_offset(g, p, c) : x;  // (shuffle == 1 here)
         ptx::cp_async_16(a_tile + swizzled(load_row + 32 * i, load_chunk), src, p >= 0 ? 16 : 0);
       }
     }
@@ -458,52 +386,17 @@ FARSEE_HD int simt_offset(int i, int thread) {
   return (i / 4) * 64 + thread * 4 + (i % 4);
 }
 
-template <typename Cfg>
-__global__ void __launch_bounds__(kSimtThreads)
-    conv_simt_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
-                     ConvStore<float> out, float* __restrict__ workspace, int red_tiles) {
-  constexpr int BM = Cfg::BM, BN = Cfg::BN;
-  FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);  // +4: conflict-free transposed stores
-  FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
-
-  const int tid = threadIdx.x;
-  const int tx = tid % 16, ty = tid / 16;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
-
-  // A: thread loads reduction column a_col of rows a_row + (256 / 8) * i.
-  const int a_col = tid % kSimtRed, a_row = tid / kSimtRed;
-  WindowOrigin a_origin[Cfg::kALoads];
-#pragma unroll
-  for (int i = 0; i < Cfg::kALoads; ++i) a_origin[i] = window_origin(g, m0 + a_row + 32 * i);
-  // B: thread loads channel b_col of reduction rows b_row + (256 / BN) * i.
-  const int b_col = tid % BN, b_row = tid / BN;
-  constexpr int kBRowStep = kSimtThreads / BN;
-
-  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
-  auto fetch = [&](int tile) {
-    const int red = tile * kSimtRed + a_col;
-    const ReductionCursor cur = reduction_cursor(g, red);
-#pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) {
-      const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
-      a_next[i] = p >= 0 ? x[int64_t(p) * g.in_pixel_stride + cur.c] : 0.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) {
-      const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
-      const int k = n0 + b_col;
-      b_next[i] = red_b < g.reduction && k < g.K ? w[int64_t(red_b) * g.K + k] : 0.0f;
-    }
-  };
-  auto stash = [&](int buffer) {
-#pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_col][a_row + 32 * i] = a_next[i];
-#pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kBRowStep * i][b_col] = b_next[i];
-  };
-
-  float acc[Cfg::kTm][Cfg::kTn];
+// The SIMT main loop shared by conv_simt_kernel (forward, dgrad) and conv_wgrad_simt_kernel:
+// A [red][BM] and B [red][BN] operand tiles, double-buffered in shared memory; per reduction step
+// of kSimtRed elements, fetch(step) loads the NEXT step's operands into registers (global loads
+// in flight during the math), then the register-tile FMAs, then stash(buffer) writes them to the
+// other buffer, one barrier per step. acc[i][j] is tile row simt_offset(i, ty), column
+// simt_offset(j, tx) (threadIdx = ty * 16 + tx). The caller's fetch/stash define the loaders.
+template <typename Cfg, typename Fetch, typename Stash>
+FARSEE_DEVICE void simt_mainloop(const TileRange& range, float (&a_tile)[2][kSimtRed][Cfg::BM + 4],
+                                 float (&b_tile)[2][kSimtRed][Cfg::BN], Fetch& fetch, Stash& stash,
+                                 float (&acc)[Cfg::kTm][Cfg::kTn]) {
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
   for (int i = 0; i < Cfg::kTm; ++i) {
 #pragma unroll
@@ -546,6 +439,55 @@ __global__ void __launch_bounds__(kSimtThreads)
     __syncthreads();
     buffer ^= 1;
   }
+}
+
+template <typename Cfg>
+__global__ void __launch_bounds__(kSimtThreads)
+    conv_simt_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
+                     ConvStore<float> out, float* __restrict__ workspace, int red_tiles) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN;
+  FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);  // +4: conflict-free transposed stores
+  FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
+
+  const int tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
+
+  // A: thread loads reduction column a_col of rows a_row + (256 / 8) * i.
+  const int a_col = tid % kSimtRed, a_row = tid / kSimtRed;
+  WindowOrigin a_origin[Cfg::kALoads];
+#pragma unroll
+  for (int i = 0; i < Cfg::kALoads; ++i) a_origin[i] = window_origin(g, m0 + a_row + 32 * i);
+  // B: thread loads channel b_col of reduction rows b_row + (256 / BN) * i.
+  const int b_col = tid % BN, b_row = tid / BN;
+  constexpr int kBRowStep = kSimtThreads / BN;
+
+  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
+  auto fetch = [&](int tile) {
+    const int red = tile * kSimtRed + a_col;
+    const ReductionCursor cur = reduction_cursor(g, red);
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) {
+      const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
+      a_next[i] = p >= 0 ? x[source_offset(g, p, cur.c)] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) {
+      const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
+      const int k = n0 + b_col;
+      b_next[i] = red_b < g.reduction && k < g.K ? w[int64_t(red_b) * g.K + k] : 0.0f;
+    }
+  };
+  auto stash = [&](int buffer) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_col][a_row + 32 * i] = a_next[i];
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kBRowStep * i][b_col] = b_next[i];
+  };
+
+  float acc[Cfg::kTm][Cfg::kTn];
+  simt_mainloop<Cfg>(range, a_tile, b_tile, fetch, stash, acc);
 
   if (gridDim.z > 1) {
     float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
@@ -658,9 +600,29 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                 x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace, red_tiles);
 }
 
-}  // namespace
+// Runs the implicit-GEMM kernel of the plan (and the split-K reduction) storing through `e`.
+void run_conv_gemm(const Context& ctx, const ConvGeometry& g, const TensorView& src,
+                   const ConvWeights& w, const ConvEpilogue& e, const TensorView& y,
+                   const ConvPlan& plan) {
+  with_kernel_variant(src.dtype, plan, [&](auto variant) {
+    using Cfg = typename decltype(variant)::config;
+    using T = typename decltype(variant)::storage;
+    const ConvStore<T> out = make_store<T>(g, e, y);
+    launch_main<Cfg>(ctx, g, src, w, out, plan);
+    if (plan.split_k > 1) {
+      constexpr int V = 16 / sizeof(T);
+      constexpr int kThreads = 256;
+      const int64_t groups = int64_t(g.M) * channel_groups_per_row(g.K, out.shuffle, V);
+      const unsigned blocks = unsigned(std::min<int64_t>((groups + kThreads - 1) / kThreads, 4096));
+      auto reduce = conv_splitk_reduce_kernel<T, V>;
+      FARSEE_LAUNCH(reduce, dim3(blocks), dim3(kThreads), 0, ctx.stream, plan.workspace,
+                    plan.split_k, g.M, out);
+    }
+  });
+}
 
-void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
+// Forward geometry: source x, result y (conv output), taps at stride/dilation.
+ConvGeometry forward_geometry(const ConvShape& conv, const TensorView& x, int K) {
   ConvGeometry g;
   g.in_h = x.h();
   g.in_w = x.w();
@@ -676,26 +638,49 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   g.pad_w = conv.pad_w;
   g.dilation_h = conv.dilation_h;
   g.dilation_w = conv.dilation_w;
-  g.K = w.K;
+  g.phase_h = g.phase_w = 1;
+  g.shuffle = 1;
+  g.K = K;
   g.M = x.n() * g.out_h * g.out_w;
-  g.reduction = w.R * w.S * w.C;
-  g.w_row = w.row_elements;
+  g.reduction = conv.kernel_h * conv.kernel_w * x.c();
+  g.w_row = 0;
+  return g;
+}
 
-  with_kernel_variant(x.dtype, plan, [&](auto variant) {
-    using Cfg = typename decltype(variant)::config;
-    using T = typename decltype(variant)::storage;
-    const ConvStore<T> out = make_store<T>(g, epilogue, y);
-    launch_main<Cfg>(ctx, g, x, w, out, plan);
-    if (plan.split_k > 1) {
-      constexpr int V = 16 / sizeof(T);
-      constexpr int kThreads = 256;
-      const int64_t groups = int64_t(g.M) * channel_groups_per_row(g.K, out.shuffle, V);
-      const unsigned blocks = unsigned(std::min<int64_t>((groups + kThreads - 1) / kThreads, 4096));
-      auto reduce = conv_splitk_reduce_kernel<T, V>;
-      FARSEE_LAUNCH(reduce, dim3(blocks), dim3(kThreads), 0, ctx.stream, plan.workspace,
-                    plan.split_k, g.M, out);
-    }
-  });
+// Dgrad geometry (kernels/core/conv_gemm.h): source dy (conv output, maybe shuffled), result dx;
+// dx[iy] gathers dy[(iy + pad - r*dil) / stride] where the division is exact.
+ConvGeometry dgrad_geometry(const ConvShape& conv, const TensorView& dy, int shuffle,
+                            const TensorView& dx, int K) {
+  ConvGeometry g;
+  g.in_h = conv.out_h(dx.h());
+  g.in_w = conv.out_w(dx.w());
+  g.in_c = K;
+  g.in_pixel_stride = dy.pixel_stride;
+  g.out_h = dx.h();
+  g.out_w = dx.w();
+  g.kernel_h = conv.kernel_h;
+  g.kernel_w = conv.kernel_w;
+  g.stride_h = g.stride_w = 1;
+  g.pad_h = -conv.pad_h;
+  g.pad_w = -conv.pad_w;
+  g.dilation_h = -conv.dilation_h;
+  g.dilation_w = -conv.dilation_w;
+  g.phase_h = conv.stride_h;
+  g.phase_w = conv.stride_w;
+  g.shuffle = shuffle;
+  g.K = dx.c();
+  g.M = dx.n() * dx.h() * dx.w();
+  g.reduction = conv.kernel_h * conv.kernel_w * K;
+  g.w_row = 0;
+  return g;
+}
+
+}  // namespace
+
+void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
+  ConvGeometry g = forward_geometry(conv, x, w.K);
+  g.w_row = w.row_elements;
+  run_conv_gemm(ctx, g, x, w, epilogue, y, plan);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -767,16 +752,196 @@ void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeig
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Training: dgrad runs the forward kernels (conv_simt_kernel / conv_mma_kernel, their loaders,
+// pipeline, split-K and epilogue) on the dgrad geometry and the BackwardData weights; the
+// epilogue is the identity, plus dx itself as the "residual" when accumulating.
+
 void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
-  (void)ctx, (void)conv, (void)dy, (void)shuffle_factor, (void)w, (void)dx, (void)accumulate,
-      (void)plan;
-  FARSEE_REQUIRE(false, "conv_bwd_data: kernels not implemented yet (use the reference executor)");
+  ConvGeometry g = dgrad_geometry(conv, dy, shuffle_factor, dx, w.K);
+  g.w_row = w.row_elements;
+  ConvEpilogue e;                   // identity: scale 1, bias 0, no ReLU, stored plain
+  if (accumulate) e.residual = dx;  // dx += result: each element read, then written, by one thread
+  run_conv_gemm(ctx, g, dy, w, e, dx, plan);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Training: wgrad. GEMM dw[k][(r, s, c)] = sum_m dy[m][k] * A[m][(r, s, c)], A the forward's
+// im2col view of x (forward geometry: window_origin / window_pixel / reduction_cursor), dy read
+// through ConvOutputIndex (plain or pixel-shuffled). The shared SIMT main loop, with A = dy^T
+// tile [pixels][BM channels k] and B = im2col tile [pixels][BN reduction columns]; each split z
+// of the pixel range writes its fp32 tile to workspace slice z (or, unsplit, adds into dw);
+// conv_wgrad_reduce_kernel sums the slices in z order and adds into dw (and db).
+
+namespace {
+
+constexpr int kWgradTile = 64;  // = kWgradTile in kernels/conv_bn_act.cpp (the plan)
+using WgradConfig = SimtConfig<kWgradTile, kWgradTile>;
+
+// fp32 operands (float storage) or fp16 operands converted to fp32 at the load (SIMT FMAs).
+template <typename T>
+__global__ void __launch_bounds__(kSimtThreads)
+    conv_wgrad_simt_kernel(ConvGeometry g, const T* __restrict__ x, ConvOutputIndex<const T> dy,
+                           float* __restrict__ dw, float* __restrict__ workspace,
+                           int64_t slice_elements, int pixel_steps) {
+  using Cfg = WgradConfig;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN;
+  FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);
+  FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
+
+  const int tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;
+  const int k0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const TileRange range = split_range(pixel_steps, gridDim.z, blockIdx.z);
+
+  // A (dy^T): thread loads channel k0 + a_col of pixel rows a_row + kRowStep * i of each step
+  // (consecutive threads: consecutive channels of one pixel).
+  constexpr int kRowStep = kSimtThreads / BM;
+  const int a_col = tid % BM, a_row = tid / BM;
+  const int k = k0 + a_col;
+  // B (im2col): thread loads reduction column n0 + b_col, the same (r, s, c) at every step.
+  const int b_col = tid % BN, b_row = tid / BN;
+  const int red = n0 + b_col;
+  const ReductionCursor cur = reduction_cursor(g, red < g.reduction ? red : 0);
+
+  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
+  auto fetch = [&](int step) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) {
+      const int m = step * kSimtRed + a_row + kRowStep * i;
+      a_next[i] = m < g.M && k < g.K ? to_float(*dy.element(m, k)) : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) {
+      const int m = step * kSimtRed + b_row + kRowStep * i;
+      const int p = red < g.reduction ? window_pixel(g, window_origin(g, m), cur.r, cur.s) : -1;
+      b_next[i] = p >= 0 ? to_float(x[source_offset(g, p, cur.c)]) : 0.0f;
+    }
+  };
+  auto stash = [&](int buffer) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_row + kRowStep * i][a_col] = a_next[i];
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kRowStep * i][b_col] = b_next[i];
+  };
+
+  float acc[Cfg::kTm][Cfg::kTn];
+  simt_mainloop<Cfg>(range, a_tile, b_tile, fetch, stash, acc);
+
+  // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
+  float* dst = gridDim.z > 1 ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
+#pragma unroll
+  for (int i = 0; i < Cfg::kTm; ++i) {
+    const int kk = k0 + simt_offset(i, ty);
+#pragma unroll
+    for (int j = 0; j < Cfg::kTn; ++j) {
+      const int n = n0 + simt_offset(j, tx);
+      if (kk < g.K && n < g.reduction) {
+        float* e = dst + int64_t(kk) * g.reduction + n;
+        *e = gridDim.z > 1 ? acc[i][j] : *e + acc[i][j];
+      }
+    }
+  }
+}
+
+// db: block (32 channels) x (8 pixel rows); chunk z = blockIdx.y of the pixels. Each thread sums
+// its pixels in order, then row 0 adds the 8 row sums in order: deterministic. Unsplit: db +=
+// total; split: total to db_slices[z][k].
+constexpr int kBiasChannels = 32, kBiasRows = 8;
+template <typename T>
+__global__ void __launch_bounds__(kBiasChannels* kBiasRows)
+    conv_bias_grad_kernel(ConvOutputIndex<const T> dy, int M, int K, float* __restrict__ db,
+                          float* __restrict__ db_slices, int64_t slice_elements) {
+  FARSEE_SHARED(float, partial, [kBiasRows][kBiasChannels + 1]);
+  const int tx = threadIdx.x % kBiasChannels, ty = threadIdx.x / kBiasChannels;
+  const int k = blockIdx.x * kBiasChannels + tx;
+  const TileRange range = split_range(M, gridDim.y, blockIdx.y);
+  float sum = 0.0f;
+  if (k < K) {
+    for (int m = range.first + ty; m < range.last; m += kBiasRows)
+      sum += to_float(*dy.element(m, k));
+  }
+  partial[ty][tx] = sum;
+  __syncthreads();
+  if (ty != 0 || k >= K) return;
+  float total = 0.0f;
+#pragma unroll
+  for (int r = 0; r < kBiasRows; ++r) total += partial[r][tx];
+  if (gridDim.y > 1) {
+    db_slices[int64_t(blockIdx.y) * slice_elements + k] = total;
+  } else {
+    db[k] += total;
+  }
+}
+
+// dw[i] += sum_z slice_z[i] (i < dw_count), db[i - dw_count] += ... (db part), z in order.
+__global__ void __launch_bounds__(256)
+    conv_wgrad_reduce_kernel(const float* __restrict__ workspace, int splits,
+                             int64_t slice_elements, int64_t dw_count, float* __restrict__ dw,
+                             float* __restrict__ db) {
+  const int64_t count = db != nullptr ? slice_elements : dw_count;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (int z = 0; z < splits; ++z) sum += workspace[z * slice_elements + i];
+    if (i < dw_count) {
+      dw[i] += sum;
+    } else {
+      db[i - dw_count] += sum;
+    }
+  }
+}
+
+template <typename T>
+void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
+               const ConvOutputIndex<const T>& dy, float* dw, float* db,
+               const ConvWgradPlan& plan) {
+  const int splits = plan.splits;
+  const int64_t dw_count = int64_t(g.K) * g.reduction;
+  const int64_t slice = dw_count + g.K;  // workspace slice: dw partials, then db partials
+  const dim3 grid(unsigned(ceil_div(g.K, kWgradTile)), unsigned(ceil_div(g.reduction, kWgradTile)),
+                  unsigned(splits));
+  auto kernel = conv_wgrad_simt_kernel<T>;
+  FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const T>(), dy, dw,
+                plan.workspace, slice, ceil_div(g.M, kSimtRed));
+  if (db != nullptr) {
+    auto bias = conv_bias_grad_kernel<T>;
+    FARSEE_LAUNCH(bias, dim3(unsigned(ceil_div(g.K, kBiasChannels)), unsigned(splits)),
+                  dim3(kBiasChannels * kBiasRows), 0, ctx.stream, dy, g.M, g.K, db,
+                  plan.workspace + dw_count, slice);
+  }
+  if (splits > 1) {
+    constexpr int kThreads = 256;
+    const int64_t count = db != nullptr ? slice : dw_count;
+    const unsigned blocks = unsigned(std::min<int64_t>((count + kThreads - 1) / kThreads, 4096));
+    FARSEE_LAUNCH(conv_wgrad_reduce_kernel, dim3(blocks), dim3(kThreads), 0, ctx.stream,
+                  plan.workspace, splits, slice, dw_count, dw, db);
+  }
+}
+
+}  // namespace
+
 void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
-  (void)ctx, (void)conv, (void)x, (void)dy, (void)shuffle_factor, (void)dw, (void)db, (void)plan;
-  FARSEE_REQUIRE(false,
-                 "conv_bwd_weight: kernels not implemented yet (use the reference executor)");
+  const int t = shuffle_factor;
+  const int K = dy.c() * t * t;
+  const ConvGeometry g = forward_geometry(conv, x, K);
+  auto dy_index = [&](auto* data) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(data)>>;
+    ConvOutputIndex<const T> d;
+    d.y = data;
+    d.y_pixel_stride = dy.pixel_stride;
+    d.y_h = dy.h();
+    d.y_w = dy.w();
+    d.out_h = g.out_h;
+    d.out_w = g.out_w;
+    d.shuffle = t;
+    return d;
+  };
+  if (x.dtype == DType::F32) {
+    run_wgrad<float>(ctx, g, x, dy_index(dy.ptr<const float>()), dw, db, plan);
+  } else {
+    run_wgrad<__half>(ctx, g, x, dy_index(dy.ptr<const __half>()), dw, db, plan);
+  }
 }
 
 }  // namespace FARSEE_KERNEL_NS
