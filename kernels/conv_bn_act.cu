@@ -165,6 +165,43 @@ FARSEE_HD int swizzled(int row, int chunk) {
   return row * kTileRed + ((chunk ^ ((row >> 1) & 3)) * kChunkHalves);
 }
 
+// The cp.async multi-stage pipeline shared by the tensor-core kernels (conv_mma_kernel,
+// conv_wgrad_mma_kernel): kStages - 1 reduction tiles in flight while one is computed.
+// load_stage(stage, tile) issues the cp.async copies of reduction tile `tile` into `stage`;
+// compute_stage(stage) runs the MMAs on a resident stage. Returns with every copy landed and all
+// warps past a barrier, so the pipeline's shared memory can be reused (epilogue staging).
+template <int kStages, typename Load, typename Compute>
+FARSEE_DEVICE void cp_async_pipeline(const TileRange& range, Load& load_stage,
+                                     Compute& compute_stage) {
+  const int tiles = range.last - range.first;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < tiles) load_stage(s, range.first + s);
+    ptx::cp_async_commit();
+  }
+  for (int t = 0; t < tiles; ++t) {
+    ptx::cp_async_wait<kStages - 2>();
+    __syncthreads();  // tile t visible to all; stage (t - 1) % kStages free for reuse
+    if (t + kStages - 1 < tiles)
+      load_stage((t + kStages - 1) % kStages, range.first + t + kStages - 1);
+    ptx::cp_async_commit();
+    compute_stage(t % kStages);
+  }
+  ptx::cp_async_wait<0>();
+  __syncthreads();  // all warps done with the pipeline before its memory is reused
+}
+
+// One 16-deep k-slice of a warp tile: acc[i][j] += a[i] (16x16) * b[j] (16x8), fp32 accumulate.
+template <int kMi, int kNi>
+FARSEE_DEVICE void warp_tile_mma(float (&acc)[kMi][kNi][4], const uint32_t (&a)[kMi][4],
+                                 const uint32_t (&b)[kNi][2]) {
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) ptx::mma_m16n8k16_f16f32(acc[i][j], a[i], b[j], acc[i][j]);
+  }
+}
+
 template <int BM_, int BN_, int Stages_, bool Gather_>
 struct MmaConfig {
   static constexpr int BM = BM_, BN = BN_, kStages = Stages_;
@@ -269,21 +306,8 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
   }
 
-  // ---- pipeline: kStages - 1 tiles in flight while one is computed ----
-  const int tiles = range.last - range.first;
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < tiles) load_stage(s, range.first + s);
-    ptx::cp_async_commit();
-  }
-  for (int t = 0; t < tiles; ++t) {
-    ptx::cp_async_wait<kStages - 2>();
-    __syncthreads();  // tile t visible to all; stage (t - 1) % kStages free for reuse
-    if (t + kStages - 1 < tiles)
-      load_stage((t + kStages - 1) % kStages, range.first + t + kStages - 1);
-    ptx::cp_async_commit();
-
-    const __half* a_tile = smem + (t % kStages) * Cfg::kStageHalves;
+  auto compute_stage = [&](int stage) {
+    const __half* a_tile = smem + stage * Cfg::kStageHalves;
     const __half* b_tile = a_tile + BM * kTileRed;
 #pragma unroll
     for (int ks = 0; ks < kTileRed / 16; ++ks) {
@@ -305,15 +329,10 @@ __global__ void __launch_bounds__(kMmaThreads)
         b[2 * j + 1][0] = r[2];
         b[2 * j + 1][1] = r[3];
       }
-#pragma unroll
-      for (int i = 0; i < kMi; ++i) {
-#pragma unroll
-        for (int j = 0; j < kNi; ++j) ptx::mma_m16n8k16_f16f32(acc[i][j], a[i], b[j], acc[i][j]);
-      }
+      warp_tile_mma(acc, a, b);
     }
-  }
-  ptx::cp_async_wait<0>();
-  __syncthreads();  // all warps done with the pipeline before its memory is reused
+  };
+  cp_async_pipeline<kStages>(range, load_stage, compute_stage);
 
   // Accumulator element e of fragment (i, j): tile row, tile column.
   const int frag_row = warp_m * Cfg::kWarpM + (lane >> 2);
@@ -844,6 +863,119 @@ __global__ void __launch_bounds__(kSimtThreads)
   }
 }
 
+// fp16 wgrad on tensor cores (plan.tensor_cores): the same GEMM with block tile 64 (k) x 64
+// (n = (r, s, c)), 4 warps 2 x 2 (warp tiles 32 x 32), 32 pixels of reduction per stage in the
+// shared cp.async pipeline (kWgradStages stages). The stage tiles are reduction-major, as both
+// operands lie in memory: A_s[32 pixels][64 k] (16-byte chunks of 8 channels of a dy pixel) and
+// B_s[32 pixels][64 n] (8 channels of one tap of x: C % 8 == 0 keeps a chunk inside a tap), both
+// zero-filled past M / K / R*S*C and in the padding; chunk j of row r is stored at j ^ (r & 7),
+// so the eight rows of each ldmatrix phase and the cp.async writes hit distinct bank quads. The
+// transposed fragments come from ldmatrix.x4.trans; mma.m16n8k16 f16 x f16 -> f32.
+constexpr int kWgradMmaRed = 32;  // pixels per stage
+constexpr int kWgradStages = 4;
+constexpr int kWgradStageHalves = 2 * kWgradMmaRed * kWgradTile;
+constexpr size_t kWgradSmemBytes = size_t(kWgradStages) * kWgradStageHalves * 2;  // 32 KiB
+
+FARSEE_HD int wgrad_swizzled(int row, int chunk) {
+  return row * kWgradTile + ((chunk ^ (row & 7)) * kChunkHalves);
+}
+
+__global__ void __launch_bounds__(kMmaThreads)
+    conv_wgrad_mma_kernel(ConvGeometry g, const __half* __restrict__ x,
+                          const __half* __restrict__ dy, int64_t dy_pixel_stride,
+                          float* __restrict__ dw, float* __restrict__ workspace,
+                          int64_t slice_elements, int pixel_steps) {
+  constexpr int kWarpTile = kWgradTile / 2, kMi = kWarpTile / 16, kNi = kWarpTile / 8;
+  __half* smem = dynamic_smem<__half>();
+  const int tid = threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp >> 1, warp_n = warp & 1;
+  const int k0 = blockIdx.x * kWgradTile, n0 = blockIdx.y * kWgradTile;
+  const TileRange range = split_range(pixel_steps, gridDim.z, blockIdx.z);
+
+  // Loader: chunk column load_chunk of pixel rows load_row and load_row + 16 of both tiles.
+  const int load_chunk = tid & 7, load_row = tid >> 3;
+  const int k = k0 + load_chunk * kChunkHalves;
+  const bool k_valid = k < g.K;
+  const int n = n0 + load_chunk * kChunkHalves;
+  const bool n_valid = n < g.reduction;
+  const ReductionCursor cur = reduction_cursor(g, n_valid ? n : 0);
+  auto load_stage = [&](int stage, int step) {
+    __half* a_tile = smem + stage * kWgradStageHalves;
+    __half* b_tile = a_tile + kWgradMmaRed * kWgradTile;
+#pragma unroll
+    for (int i = 0; i < kWgradMmaRed / 16; ++i) {
+      const int row = load_row + 16 * i;
+      const int m = step * kWgradMmaRed + row;
+      const bool a_ok = k_valid && m < g.M;
+      ptx::cp_async_16(a_tile + wgrad_swizzled(row, load_chunk),
+                       a_ok ? dy + int64_t(m) * dy_pixel_stride + k : dy, a_ok ? 16 : 0);
+      const int p = n_valid ? window_pixel(g, window_origin(g, m), cur.r, cur.s) : -1;
+      ptx::cp_async_16(b_tile + wgrad_swizzled(row, load_chunk),
+                       p >= 0 ? x + source_offset(g, p, cur.c) : x, p >= 0 ? 16 : 0);
+    }
+  };
+
+  float acc[kMi][kNi][4];
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+    }
+  }
+  // ldmatrix.x4.trans lane roles: matrix q = lane / 8, its row (a pixel) lane % 8.
+  const int q = lane >> 3, q_row = lane & 7;
+  auto compute_stage = [&](int stage) {
+    const __half* a_tile = smem + stage * kWgradStageHalves;
+    const __half* b_tile = a_tile + kWgradMmaRed * kWgradTile;
+#pragma unroll
+    for (int ks = 0; ks < kWgradMmaRed / 16; ++ks) {
+      uint32_t a[kMi][4], b[kNi][2];
+#pragma unroll
+      for (int i = 0; i < kMi; ++i) {
+        // a0..a3 = (k 0-7, px 0-7), (k 8-15, px 0-7), (k 0-7, px 8-15), (k 8-15, px 8-15).
+        const int row = ks * 16 + q_row + ((q >> 1) << 3);
+        const int col = warp_m * kWarpTile + i * 16 + ((q & 1) << 3);
+        ptx::ldmatrix_x4_trans(a[i], a_tile + wgrad_swizzled(row, col / kChunkHalves));
+      }
+#pragma unroll
+      for (int j = 0; j < kNi / 2; ++j) {
+        // (n 0-7, px 0-7), (n 0-7, px 8-15), (n 8-15, px 0-7), (n 8-15, px 8-15).
+        const int row = ks * 16 + q_row + ((q & 1) << 3);
+        const int col = warp_n * kWarpTile + j * 16 + ((q >> 1) << 3);
+        uint32_t r[4];
+        ptx::ldmatrix_x4_trans(r, b_tile + wgrad_swizzled(row, col / kChunkHalves));
+        b[2 * j][0] = r[0];
+        b[2 * j][1] = r[1];
+        b[2 * j + 1][0] = r[2];
+        b[2 * j + 1][1] = r[3];
+      }
+      warp_tile_mma(acc, a, b);
+    }
+  };
+  cp_async_pipeline<kWgradStages>(range, load_stage, compute_stage);
+
+  // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
+  float* dst = gridDim.z > 1 ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int kk = k0 + warp_m * kWarpTile + i * 16 + (lane >> 2) + 8 * (e >> 1);
+        const int nn = n0 + warp_n * kWarpTile + j * 8 + 2 * (lane & 3) + (e & 1);
+        if (kk < g.K && nn < g.reduction) {
+          float* d = dst + int64_t(kk) * g.reduction + nn;
+          *d = gridDim.z > 1 ? acc[i][j][e] : *d + acc[i][j][e];
+        }
+      }
+    }
+  }
+}
+
 // db: block (32 channels) x (8 pixel rows); chunk z = blockIdx.y of the pixels. Each thread sums
 // its pixels in order, then row 0 adds the 8 row sums in order: deterministic. Unsplit: db +=
 // total; split: total to db_slices[z][k].
@@ -901,9 +1033,18 @@ void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   const int64_t slice = dw_count + g.K;  // workspace slice: dw partials, then db partials
   const dim3 grid(unsigned(ceil_div(g.K, kWgradTile)), unsigned(ceil_div(g.reduction, kWgradTile)),
                   unsigned(splits));
-  auto kernel = conv_wgrad_simt_kernel<T>;
-  FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const T>(), dy, dw,
-                plan.workspace, slice, ceil_div(g.M, kSimtRed));
+  if constexpr (std::is_same_v<T, __half>) {
+    if (plan.tensor_cores) {
+      FARSEE_LAUNCH(conv_wgrad_mma_kernel, grid, dim3(kMmaThreads), kWgradSmemBytes, ctx.stream, g,
+                    x.ptr<const __half>(), dy.y, dy.y_pixel_stride, dw, plan.workspace, slice,
+                    ceil_div(g.M, kWgradMmaRed));
+    }
+  }
+  if (!plan.tensor_cores) {
+    auto kernel = conv_wgrad_simt_kernel<T>;
+    FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const T>(), dy, dw,
+                  plan.workspace, slice, ceil_div(g.M, kSimtRed));
+  }
   if (db != nullptr) {
     auto bias = conv_bias_grad_kernel<T>;
     FARSEE_LAUNCH(bias, dim3(unsigned(ceil_div(g.K, kBiasChannels)), unsigned(splits)),
