@@ -863,8 +863,9 @@ __global__ void __launch_bounds__(kSimtThreads)
   }
 }
 
-// fp16 wgrad on tensor cores (plan.tensor_cores): the same GEMM with block tile 64 (k) x 64
-// (n = (r, s, c)), 4 warps 2 x 2 (warp tiles 32 x 32), 32 pixels of reduction per stage in the
+// fp16 wgrad on tensor cores (plan.tensor_cores: C % 8 == 0, dy's stored channels % 8 == 0, both
+// 16-byte aligned; a pixel-shuffled dy through wgrad_row_channel): the same GEMM, block tile 64 (k)
+// x 64 (n = (r, s, c)), 4 warps 2 x 2 (warp tiles 32 x 32), 32 pixels of reduction per stage in the
 // shared cp.async pipeline (kWgradStages stages). The stage tiles are reduction-major, as both
 // operands lie in memory: A_s[32 pixels][64 k] (16-byte chunks of 8 channels of a dy pixel) and
 // B_s[32 pixels][64 n] (8 channels of one tap of x: C % 8 == 0 keeps a chunk inside a tap), both
@@ -880,11 +881,20 @@ FARSEE_HD int wgrad_swizzled(int row, int chunk) {
   return row * kWgradTile + ((chunk ^ (row & 7)) * kChunkHalves);
 }
 
+// GEMM row -> conv output channel. With a pixel-shuffled dy (t > 1), rows are taken in (i, j, c)
+// order, row = (i*t + j) * (K/t^2) + c for conv channel k = c*t*t + i*t + j, so 8 consecutive
+// rows are 8 consecutive channels c of one stored dy pixel (16 bytes, when K/t^2 % 8 == 0).
+FARSEE_HD int wgrad_row_channel(int row, int shuffle, int K) {
+  if (shuffle == 1) return row;
+  const int t2 = shuffle * shuffle, cs = K / t2;
+  const int ij = row / cs;
+  return (row - ij * cs) * t2 + ij;
+}
+
 __global__ void __launch_bounds__(kMmaThreads)
     conv_wgrad_mma_kernel(ConvGeometry g, const __half* __restrict__ x,
-                          const __half* __restrict__ dy, int64_t dy_pixel_stride,
-                          float* __restrict__ dw, float* __restrict__ workspace,
-                          int64_t slice_elements, int pixel_steps) {
+                          ConvOutputIndex<const __half> dy, float* __restrict__ dw,
+                          float* __restrict__ workspace, int64_t slice_elements, int pixel_steps) {
   constexpr int kWarpTile = kWgradTile / 2, kMi = kWarpTile / 16, kNi = kWarpTile / 8;
   __half* smem = dynamic_smem<__half>();
   const int tid = threadIdx.x;
@@ -895,8 +905,9 @@ __global__ void __launch_bounds__(kMmaThreads)
 
   // Loader: chunk column load_chunk of pixel rows load_row and load_row + 16 of both tiles.
   const int load_chunk = tid & 7, load_row = tid >> 3;
-  const int k = k0 + load_chunk * kChunkHalves;
-  const bool k_valid = k < g.K;
+  const int k_row = k0 + load_chunk * kChunkHalves;
+  const bool k_valid = k_row < g.K;
+  const int k = wgrad_row_channel(k_valid ? k_row : 0, dy.shuffle, g.K);
   const int n = n0 + load_chunk * kChunkHalves;
   const bool n_valid = n < g.reduction;
   const ReductionCursor cur = reduction_cursor(g, n_valid ? n : 0);
@@ -908,8 +919,8 @@ __global__ void __launch_bounds__(kMmaThreads)
       const int row = load_row + 16 * i;
       const int m = step * kWgradMmaRed + row;
       const bool a_ok = k_valid && m < g.M;
-      ptx::cp_async_16(a_tile + wgrad_swizzled(row, load_chunk),
-                       a_ok ? dy + int64_t(m) * dy_pixel_stride + k : dy, a_ok ? 16 : 0);
+      ptx::cp_async_16(a_tile + wgrad_swizzled(row, load_chunk), a_ok ? dy.element(m, k) : dy.y,
+                       a_ok ? 16 : 0);
       const int p = n_valid ? window_pixel(g, window_origin(g, m), cur.r, cur.s) : -1;
       ptx::cp_async_16(b_tile + wgrad_swizzled(row, load_chunk),
                        p >= 0 ? x + source_offset(g, p, cur.c) : x, p >= 0 ? 16 : 0);
@@ -968,7 +979,8 @@ __global__ void __launch_bounds__(kMmaThreads)
         const int kk = k0 + warp_m * kWarpTile + i * 16 + (lane >> 2) + 8 * (e >> 1);
         const int nn = n0 + warp_n * kWarpTile + j * 8 + 2 * (lane & 3) + (e & 1);
         if (kk < g.K && nn < g.reduction) {
-          float* d = dst + int64_t(kk) * g.reduction + nn;
+          const int kc = wgrad_row_channel(kk, dy.shuffle, g.K);
+          float* d = dst + int64_t(kc) * g.reduction + nn;
           *d = gridDim.z > 1 ? acc[i][j][e] : *d + acc[i][j][e];
         }
       }
@@ -1036,7 +1048,7 @@ void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   if constexpr (std::is_same_v<T, __half>) {
     if (plan.tensor_cores) {
       FARSEE_LAUNCH(conv_wgrad_mma_kernel, grid, dim3(kMmaThreads), kWgradSmemBytes, ctx.stream, g,
-                    x.ptr<const __half>(), dy.y, dy.y_pixel_stride, dw, plan.workspace, slice,
+                    x.ptr<const __half>(), dy, dw, plan.workspace, slice,
                     ceil_div(g.M, kWgradMmaRed));
     }
   }

@@ -200,7 +200,8 @@ TEST_P(ConvBackwardKernel, Exact1x1) {
 }
 
 // dy of a pixel-shuffled conv output (the sub-pixel convs: t = 2 and 4, and a 3x3 with t = 2),
-// read through the mapping in both ops; dy as a channel slice.
+// read through the mapping in both ops (fp16 dgrad: the gather loader; fp16 wgrad: SIMT when
+// dy's stored channel count is not a multiple of 8, else tensor cores); dy as a channel slice.
 TEST_P(ConvBackwardKernel, ExactPixelShuffledOutputGradient) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
   BwdCase t2{Shape4{1, 4, 5, 16}, 32, 1, 1};
@@ -210,7 +211,13 @@ TEST_P(ConvBackwardKernel, ExactPixelShuffledOutputGradient) {
   BwdCase t2_3x3{Shape4{1, 5, 4, 8}, 16, 3, 1};
   t2_3x3.shuffle = 2;
   t2_3x3.dy_place = Placement{3, 9};
-  expect_exact(GetParam(), {t2, t4, t2_3x3}, 400);
+  // fp16 wgrad on tensor cores with a shuffled dy (stored channels % 8 == 0): rows permuted to
+  // (i, j, c) order; K/t^2 = 8 (one chunk per sub-position) and 16 (two).
+  BwdCase t4_mma{Shape4{1, 3, 4, 16}, 128, 1, 1};
+  t4_mma.shuffle = 4;
+  BwdCase t2_mma{Shape4{2, 4, 3, 8}, 64, 1, 1};
+  t2_mma.shuffle = 2;
+  expect_exact(GetParam(), {t2, t4, t2_3x3, t4_mma, t2_mma}, 400);
 }
 
 // accumulate (dx +=), dw/db += from non-zero values, no db, x / dy / dx as channel slices
