@@ -1085,7 +1085,7 @@ void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
     auto bias = conv_bias_grad_kernel<T>;
     FARSEE_LAUNCH(bias, dim3(unsigned(ceil_div(g.K, kBiasChannels)), unsigned(splits)),
                   dim3(kBiasChannels * kBiasRows), 0, ctx.stream, dy, g.M, g.K, db,
-                  plan.workspace + dw_count, slice);
+                  splits > 1 ? plan.workspace + dw_count : nullptr, slice);
   }
   if (splits > 1) {
     constexpr int kThreads = 256;
