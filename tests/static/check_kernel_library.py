@@ -81,7 +81,7 @@ def main():
     ap.add_argument("--cuobjdump", default="")
     ap.add_argument("--library", required=True)
     ap.add_argument("--mode", choices=["resources", "hmma"], required=True)
-    ap.add_argument("--tensor-core", default="conv_mma_kernel")
+    ap.add_argument("--tensor-core", default="conv_mma_kernel|conv_wgrad_mma_kernel")
     ap.add_argument("--cxxfilt", default="")
     args = ap.parse_args()
     if not args.cuobjdump:
