@@ -8,7 +8,8 @@
 #   gpu-tests ctest over the GPU cases (not the `static` or `python` labels) with
 #             FARSEE_REQUIRE_GPU=1: a GPU case that skips is a failure
 #   memcheck  compute-sanitizer memcheck over the kernel and network GPU tests
-#   kbench    farsee-kernel-bench, the @telling set (~30 cases beside cuDNN)
+#   kbench    farsee-kernel-bench: the @telling set (~50 forward cases beside cuDNN) and the
+#             @training set (every backward / training kernel)
 #   netbench  farsee-bench beside tools/bench_torch.py (PyTorch+cuDNN, same shapes)
 #   kbench-all  every kernel benchmark (all conv shapes of both presets, 512x1024 and 1024x2048)
 #   racecheck / synccheck  compute-sanitizer over the kernel GPU tests
@@ -206,8 +207,8 @@ kbench() {  # kbench FILTER JSON
   "$build/bench/farsee-kernel-bench" --benchmark_filter="$1" --benchmark_min_time=0.05 \
     --benchmark_out="$2" --benchmark_out_format=json --benchmark_format=console
 }
-if ((built)) && want kbench 60; then
-  run_step kbench kbench @telling "$out/kernels.json"
+if ((built)) && want kbench 100; then
+  run_step kbench kbench @telling+training "$out/kernels.json"
 fi
 
 netbench() {
@@ -271,7 +272,7 @@ summary() {
     echo "Kernel benchmarks (median of the timed iterations; CUDA events; $(basename "$klog" .log)):"
     echo '```'
     grep -E '^(Benchmark|conv|depthwise|max_pool|pixel|resize|[a-z_]+/fp)' "$klog" |
-      sed 's#/manual_time##' | cut -c1-170 | head -150
+      sed 's#/manual_time##' | cut -c1-170 | head -300
     echo '```'
   fi
   if [[ -f "$logs/netbench.log" ]]; then
@@ -284,6 +285,8 @@ summary() {
 summary >"$out/summary.md.tmp" && mv "$out/summary.md.tmp" "$out/summary.md"
 save_logs
 echo
-echo "================ gpu_check summary ================"
-head -c 12000 "$out/summary.md" | head -100
+echo "================ gpu_check summary (kernel benchmark lines: summary.md) ================"
+# Everything but the kernel benchmark block, which can be hundreds of lines.
+awk '/^Kernel benchmarks/ {skip = 1} skip && /^```$/ {fence++; if (fence == 2) {skip = 0; next}}
+     !skip' "$out/summary.md" | head -c 11000 | tail -100
 exit $status
