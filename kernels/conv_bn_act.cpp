@@ -46,23 +46,35 @@ int64_t blocks_of(ConvTile t, int64_t M, int K) {
   return ((M + d.bm - 1) / d.bm) * ((K + d.bn - 1) / d.bn);
 }
 
+// The implicit GEMM a conv kernel runs: M rows (pixels of the result), N columns (output
+// channels: K forward, C for dgrad), reduction taps x src_c (src_c: channels of the gathered
+// operand: C forward, K for dgrad).
+struct GemmDims {
+  int64_t M;
+  int N;
+  int taps;
+  int src_c;
+  DType dtype;
+};
+
 // Reduction steps the kernel walks (kernels/conv_bn_act.cu): 8 elements (fp32), 32 halves of the
 // flat (r, s, c) order (fp16 gather loader) or 32 channels of each tap (fp16 cp.async loader).
-int reduction_tiles(const ConvWeights& w, bool gather) {
-  const int reduction = w.R * w.S * w.C;
-  if (w.dtype == DType::F32) return (reduction + 7) / 8;
+int reduction_tiles(const GemmDims& d, bool gather) {
+  const int reduction = d.taps * d.src_c;
+  if (d.dtype == DType::F32) return (reduction + 7) / 8;
   if (gather) return (reduction + 31) / 32;
-  return w.R * w.S * ((w.C + 31) / 32);
+  return d.taps * ((d.src_c + 31) / 32);
 }
 
 int64_t output_pixels(const ConvShape& conv, Shape4 x) {
   return int64_t(x.n) * conv.out_h(x.h) * conv.out_w(x.w);
 }
 
-bool gathers_activations(const ConvWeights& w, const TensorView& x) {
-  if (w.dtype == DType::F32) return false;  // the SIMT kernel always loads element-wise
-  return !(x.c() % 8 == 0 && x.pixel_stride % 8 == 0 &&
-           reinterpret_cast<uintptr_t>(x.data) % 16 == 0);
+// fp16: true when the gathered operand cannot be loaded 8 channels (16 bytes) at a time.
+bool gathers_activations(DType dtype, const TensorView& src, int shuffle_factor = 1) {
+  if (dtype == DType::F32) return false;  // the SIMT kernel always loads element-wise
+  return !(shuffle_factor == 1 && src.c() % 8 == 0 && src.pixel_stride % 8 == 0 &&
+           reinterpret_cast<uintptr_t>(src.data) % 16 == 0);
 }
 
 ConvTile auto_tile(int64_t M, int K) {
@@ -73,18 +85,26 @@ ConvTile auto_tile(int64_t M, int K) {
   return ConvTile::M64N64;
 }
 
-int auto_splits(ConvTile tile, int64_t M, const ConvWeights& w, int tiles) {
-  const int64_t blocks = blocks_of(tile, M, w.K);
+int auto_splits(ConvTile tile, const GemmDims& d, int tiles) {
+  const int64_t blocks = blocks_of(tile, d.M, d.N);
   if (tile != ConvTile::M64N64 || blocks >= kMinBlocks) return 1;
   int splits = int((kMinBlocks + blocks - 1) / blocks);
   splits = std::min(splits, kMaxSplits);
-  splits = std::min(splits, w.R * w.S * w.C / kMinReductionPerSplit);
+  splits = std::min(splits, d.taps * d.src_c / kMinReductionPerSplit);
   splits = std::min(splits, tiles);
   return std::max(splits, 1);
 }
 
 size_t workspace_bytes_for(int splits, int64_t M, int K) {
   return splits > 1 ? size_t(splits) * size_t(M) * size_t(K) * sizeof(float) : 0;
+}
+
+// The layout executor e's kernels read for `use`.
+ConvWeightLayout weight_layout(Executor e, DType dtype, ConvWeightUse use) {
+  if (e == Executor::Reference) return ConvWeightLayout::KRSC;
+  if (use == ConvWeightUse::Forward)
+    return dtype == DType::F16 ? ConvWeightLayout::KRSCRows : ConvWeightLayout::RSCK;
+  return dtype == DType::F16 ? ConvWeightLayout::CRSKRows : ConvWeightLayout::RSKC;
 }
 
 void validate_weights(const ConvWeights& w, const char* what) {
@@ -172,20 +192,21 @@ Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const Conv
   return Shape4{x.n, conv.out_h(x.h) * t, conv.out_w(x.w) * t, w.K / (t * t)};
 }
 
-ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView& x,
-                   const ConvOptions& options) {
+namespace {
+
+// The plan of an implicit-GEMM conv kernel (forward or dgrad) for its GEMM dims.
+ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
   ConvPlan plan;
-  const int64_t M = output_pixels(conv, x.shape);
-  plan.gather_activations = gathers_activations(w, x);
-  const int tiles = reduction_tiles(w, plan.gather_activations);
-  plan.tile = options.tile == ConvTile::Auto ? auto_tile(M, w.K) : options.tile;
+  plan.gather_activations = gather;
+  const int tiles = reduction_tiles(d, gather);
+  plan.tile = options.tile == ConvTile::Auto ? auto_tile(d.M, d.N) : options.tile;
 
   if (options.split_k >= 1) {
     FARSEE_REQUIRE(options.split_k <= tiles,
                    "ConvOptions.split_k = " << options.split_k << " exceeds the " << tiles
                                             << " reduction steps of this convolution");
     plan.split_k = options.split_k;
-    const size_t need = workspace_bytes_for(plan.split_k, M, w.K);
+    const size_t need = workspace_bytes_for(plan.split_k, d.M, d.N);
     FARSEE_REQUIRE(options.workspace_bytes >= need && (need == 0 || options.workspace),
                    "ConvOptions.workspace: split_k = " << plan.split_k << " needs " << need
                                                        << " bytes, got "
@@ -193,22 +214,36 @@ ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView
   } else {
     FARSEE_REQUIRE(options.split_k == 0,
                    "ConvOptions.split_k = " << options.split_k << ": expected 0 (auto) or >= 1");
-    plan.split_k = auto_splits(plan.tile, M, w, tiles);
+    plan.split_k = auto_splits(plan.tile, d, tiles);
     // Fewer slices when the workspace is smaller (none: no split-K).
     while (plan.split_k > 1 &&
            (options.workspace == nullptr ||
-            workspace_bytes_for(plan.split_k, M, w.K) > options.workspace_bytes))
+            workspace_bytes_for(plan.split_k, d.M, d.N) > options.workspace_bytes))
       --plan.split_k;
   }
   plan.workspace = plan.split_k > 1 ? static_cast<float*>(options.workspace) : nullptr;
   return plan;
 }
 
-size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
-  const int64_t M = output_pixels(conv, x);
+size_t gemm_workspace_bytes(const GemmDims& d) {
   // The cp.async loader has the fewest reduction steps, so this bounds the gather case too.
-  const ConvTile tile = auto_tile(M, w.K);
-  return workspace_bytes_for(auto_splits(tile, M, w, reduction_tiles(w, false)), M, w.K);
+  const ConvTile tile = auto_tile(d.M, d.N);
+  return workspace_bytes_for(auto_splits(tile, d, reduction_tiles(d, false)), d.M, d.N);
+}
+
+GemmDims forward_dims(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
+  return GemmDims{output_pixels(conv, x), w.K, w.R * w.S, w.C, w.dtype};
+}
+
+}  // namespace
+
+ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView& x,
+                   const ConvOptions& options) {
+  return plan_gemm(forward_dims(conv, w, x.shape), gathers_activations(w.dtype, x), options);
+}
+
+size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
+  return gemm_workspace_bytes(forward_dims(conv, w, x));
 }
 
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS) {
@@ -257,11 +292,7 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options) {
     FARSEE_REQUIRE(epilogue.residual.pixel_stride >= w.K,
                    op << ": residual pixel stride " << epilogue.residual.pixel_stride << " < K");
   }
-  const ConvWeightLayout expected_layout =
-      ctx.executor == Executor::Reference
-          ? ConvWeightLayout::KRSC
-          : (w.dtype == DType::F16 ? ConvWeightLayout::KRSCRows : ConvWeightLayout::RSCK);
-  FARSEE_REQUIRE(w.layout == expected_layout,
+  FARSEE_REQUIRE(w.layout == weight_layout(ctx.executor, w.dtype, ConvWeightUse::Forward),
                  op << ": weights are not in the layout of executor '"
                     << executor_name(ctx.executor)
                     << "' (pack them with pack_conv_weights for this executor)");
@@ -273,6 +304,207 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options) {
   }
   const ConvPlan plan = plan_conv(conv, w, x, options);
   FARSEE_DISPATCH(ctx, conv_bn_act_fwd, ctx, conv, x, w, epilogue, y, plan);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training: weight buffers and the backward passes.
+
+ConvWeights alloc_conv_weights(const Context& ctx, int K, int R, int S, int C, DType dtype,
+                               ConvWeightUse use) {
+  FARSEE_REQUIRE(K >= 1 && R >= 1 && S >= 1 && C >= 1,
+                 "alloc_conv_weights: shape K=" << K << " R=" << R << " S=" << S << " C=" << C
+                                                << " must be positive");
+  ConvWeights w;
+  w.dtype = dtype;
+  w.K = K;
+  w.R = R;
+  w.S = S;
+  w.C = C;
+  w.executor = ctx.executor;
+  w.use = use;
+  w.layout = weight_layout(ctx.executor, dtype, use);
+  int64_t elements = 0;
+  switch (w.layout) {
+    case ConvWeightLayout::KRSC:
+    case ConvWeightLayout::RSCK:
+      w.row_elements = R * S * C;
+      elements = int64_t(K) * w.row_elements;
+      break;
+    case ConvWeightLayout::KRSCRows:
+      w.row_elements = (R * S * C + 7) / 8 * 8;
+      elements = int64_t(K) * w.row_elements;
+      break;
+    case ConvWeightLayout::CRSKRows:
+      w.row_elements = (R * S * K + 7) / 8 * 8;
+      elements = int64_t(C) * w.row_elements;
+      break;
+    case ConvWeightLayout::RSKC:
+      w.row_elements = R * S * K;
+      elements = int64_t(C) * w.row_elements;
+      break;
+  }
+  const size_t bytes = size_t(elements) * dtype_size(dtype);
+  w.buffer = rt::Buffer(ctx.executor, bytes);
+  rt::memset(ctx, w.buffer.data(), 0, bytes);  // padding stays zero; refresh writes the rest
+  return w;
+}
+
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w) {
+  const char* op = "refresh_conv_weights";
+  validate_weights(w, op);
+  FARSEE_REQUIRE(master_krsc != nullptr, op << ": master weights are null");
+  FARSEE_REQUIRE(w.executor == ctx.executor, op << ": weights were allocated for executor '"
+                                                << executor_name(w.executor) << "', running on '"
+                                                << executor_name(ctx.executor) << "'");
+  FARSEE_REQUIRE(w.layout == weight_layout(ctx.executor, w.dtype, w.use),
+                 op << ": weights not allocated by alloc_conv_weights for this executor");
+  FARSEE_DISPATCH(ctx, refresh_conv_weights, ctx, master_krsc, w);
+}
+
+namespace {
+
+void validate_backward_geometry(const char* op, const ConvShape& conv, const ConvWeights* w) {
+  FARSEE_REQUIRE(conv.groups == 1, op << ": groups = " << conv.groups << ", expected 1");
+  FARSEE_REQUIRE(conv.kernel_h >= 1 && conv.kernel_w >= 1 && conv.stride_h >= 1 &&
+                     conv.stride_w >= 1 && conv.dilation_h >= 1 && conv.dilation_w >= 1 &&
+                     conv.pad_h >= 0 && conv.pad_w >= 0,
+                 op << ": kernel " << conv.kernel_h << "x" << conv.kernel_w << ", stride "
+                    << conv.stride_h << "x" << conv.stride_w << ", dilation " << conv.dilation_h
+                    << "x" << conv.dilation_w << ", pad " << conv.pad_h << "x" << conv.pad_w
+                    << ": expected kernel, stride, dilation >= 1 and pad >= 0");
+  if (w != nullptr) {
+    FARSEE_REQUIRE(conv.kernel_h == w->R && conv.kernel_w == w->S,
+                   op << ": conv kernel " << conv.kernel_h << "x" << conv.kernel_w
+                      << " does not match the weights' " << w->R << "x" << w->S);
+  }
+}
+
+// dy's expected (stored) shape for input shape x, K conv output channels and shuffle t.
+Shape4 output_grad_shape(const char* op, const ConvShape& conv, Shape4 x, int K, int t) {
+  FARSEE_REQUIRE(t == 1 || t == 2 || t == 4 || t == 8,
+                 op << ": shuffle_factor = " << t << ", expected 1, 2, 4 or 8");
+  FARSEE_REQUIRE(K % (t * t) == 0, op << ": K = " << K << " output channels not divisible by "
+                                      << "shuffle_factor^2 = " << t * t);
+  const int oh = conv.out_h(x.h), ow = conv.out_w(x.w);
+  FARSEE_REQUIRE(x.n >= 1 && oh >= 1 && ow >= 1,
+                 op << ": input " << to_string(x) << " gives an empty output " << oh << "x" << ow);
+  return Shape4{x.n, oh * t, ow * t, K / (t * t)};
+}
+
+void require_int_sizes(const char* op, const Context& ctx, Shape4 x, Shape4 dy) {
+  if (ctx.executor == Executor::Reference) return;
+  FARSEE_REQUIRE(
+      x.pixels() < (int64_t(1) << 31) && dy.pixels() < (int64_t(1) << 31),
+      op << ": x " << to_string(x) << " too large: kernels index pixels with 32-bit integers");
+}
+
+GemmDims dgrad_dims(const ConvShape& conv, int K, Shape4 x, DType dtype) {
+  return GemmDims{x.pixels(), x.c, conv.kernel_h * conv.kernel_w, K, dtype};
+}
+
+// wgrad: the GEMM dw[K][R*S*C] reduces over the conv output pixels in kWgradStep-pixel steps;
+// `splits` chunks when the (64 x 64)-tile grid alone is below kMinBlocks, each chunk at least
+// kMinWgradPixelsPerSplit pixels, at most kMaxWgradSplits.
+constexpr int kWgradTile = 64;
+constexpr int kMaxWgradSplits = 64;
+constexpr int64_t kMinWgradPixelsPerSplit = 512;
+
+int wgrad_auto_splits(const ConvShape& conv, int K, Shape4 x) {
+  const int64_t M = output_pixels(conv, x);
+  const int64_t rsc = int64_t(conv.kernel_h) * conv.kernel_w * x.c;
+  const int64_t blocks =
+      ((K + kWgradTile - 1) / kWgradTile) * ((rsc + kWgradTile - 1) / kWgradTile);
+  if (blocks >= kMinBlocks) return 1;
+  int64_t splits = (kMinBlocks + blocks - 1) / blocks;
+  splits = std::min<int64_t>(splits, kMaxWgradSplits);
+  splits = std::min<int64_t>(splits, M / kMinWgradPixelsPerSplit);
+  return int(std::max<int64_t>(splits, 1));
+}
+
+size_t wgrad_workspace_bytes_for(int splits, const ConvShape& conv, int K, Shape4 x) {
+  if (splits <= 1) return 0;
+  const size_t dw = size_t(K) * conv.kernel_h * conv.kernel_w * x.c;
+  return size_t(splits) * (dw + size_t(K)) * sizeof(float);
+}
+
+}  // namespace
+
+size_t conv_bwd_data_workspace_bytes(const ConvShape& conv, int K, Shape4 x) {
+  return gemm_workspace_bytes(dgrad_dims(conv, K, x, DType::F32));
+}
+
+size_t conv_bwd_weight_workspace_bytes(const ConvShape& conv, int K, Shape4 x) {
+  return wgrad_workspace_bytes_for(wgrad_auto_splits(conv, K, x), conv, K, x);
+}
+
+void conv_bwd_data(const Context& ctx, const ConvShape& conv, const TensorView& dy,
+                   int shuffle_factor, const ConvWeights& w, const TensorView& dx, bool accumulate,
+                   const ConvOptions& options) {
+  const char* op = "conv_bwd_data";
+  validate_weights(w, op);
+  FARSEE_REQUIRE(w.executor == ctx.executor, op << ": weights were packed for executor '"
+                                                << executor_name(w.executor) << "', running on '"
+                                                << executor_name(ctx.executor) << "'");
+  FARSEE_REQUIRE(w.use == ConvWeightUse::BackwardData &&
+                     w.layout == weight_layout(ctx.executor, w.dtype, ConvWeightUse::BackwardData),
+                 op << ": weights must come from alloc_conv_weights(..., "
+                       "ConvWeightUse::BackwardData) for this executor");
+  validate_backward_geometry(op, conv, &w);
+  FARSEE_REQUIRE(dy.data != nullptr && dx.data != nullptr, op << ": dy or dx has no data");
+  require_dtype(dy, "conv_bwd_data: dy", w.dtype);
+  require_dtype(dx, "conv_bwd_data: dx", w.dtype);
+  FARSEE_REQUIRE(dx.c() == w.C,
+                 op << ": dx has " << dx.c() << " channels, the weights expect C = " << w.C);
+  FARSEE_REQUIRE(dx.pixel_stride >= dx.c() && dy.pixel_stride >= dy.c(),
+                 op << ": pixel stride smaller than the channel count");
+  require_shape(dy, "conv_bwd_data: dy",
+                output_grad_shape(op, conv, dx.shape, w.K, shuffle_factor));
+  require_int_sizes(op, ctx, dx.shape, dy.shape);
+  const ConvPlan plan = plan_gemm(dgrad_dims(conv, w.K, dx.shape, w.dtype),
+                                  gathers_activations(w.dtype, dy, shuffle_factor), options);
+  FARSEE_DISPATCH(ctx, conv_bwd_data, ctx, conv, dy, shuffle_factor, w, dx, accumulate, plan);
+}
+
+void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
+                     const TensorView& dy, int shuffle_factor, float* dw, float* db,
+                     void* workspace, size_t workspace_bytes) {
+  conv_bwd_weight(ctx, conv, x, dy, shuffle_factor, dw, db, workspace, workspace_bytes, 0);
+}
+
+void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
+                     const TensorView& dy, int shuffle_factor, float* dw, float* db,
+                     void* workspace, size_t workspace_bytes, int forced_splits) {
+  const char* op = "conv_bwd_weight";
+  validate_backward_geometry(op, conv, nullptr);
+  FARSEE_REQUIRE(x.data != nullptr && dy.data != nullptr && dw != nullptr,
+                 op << ": x, dy or dw has no data");
+  require_dtype(dy, "conv_bwd_weight: dy", x.dtype);
+  FARSEE_REQUIRE(x.pixel_stride >= x.c() && dy.pixel_stride >= dy.c() && x.c() >= 1,
+                 op << ": pixel stride smaller than the channel count");
+  const int t = shuffle_factor;
+  const int K = dy.c() * t * t;
+  require_shape(dy, "conv_bwd_weight: dy", output_grad_shape(op, conv, x.shape, K, t));
+  require_int_sizes(op, ctx, x.shape, dy.shape);
+  ConvWgradPlan plan;
+  const int64_t M = output_pixels(conv, x.shape);
+  if (forced_splits >= 1) {
+    FARSEE_REQUIRE(forced_splits <= M,
+                   op << ": " << forced_splits << " splits for " << M << " output pixels");
+    plan.splits = forced_splits;
+    const size_t need = wgrad_workspace_bytes_for(plan.splits, conv, K, x.shape);
+    FARSEE_REQUIRE(workspace_bytes >= need && (need == 0 || workspace != nullptr),
+                   op << ": " << plan.splits << " splits need " << need
+                      << " bytes of workspace, got " << workspace_bytes);
+  } else {
+    FARSEE_REQUIRE(forced_splits == 0, op << ": forced splits " << forced_splits);
+    plan.splits = wgrad_auto_splits(conv, K, x.shape);
+    while (plan.splits > 1 &&
+           (workspace == nullptr ||
+            wgrad_workspace_bytes_for(plan.splits, conv, K, x.shape) > workspace_bytes))
+      --plan.splits;
+  }
+  plan.workspace = plan.splits > 1 ? static_cast<float*>(workspace) : nullptr;
+  FARSEE_DISPATCH(ctx, conv_bwd_weight, ctx, conv, x, dy, shuffle_factor, dw, db, plan);
 }
 
 }  // namespace farsee

@@ -698,5 +698,86 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Training: weight re-packing.
+
+namespace {
+
+// Element `i` of a packed weight buffer: the KRSC master value it holds (0 for row padding).
+struct WeightPacking {
+  ConvWeightLayout layout;
+  int K, R, S, C, row;
+  FARSEE_HD float value(const float* krsc, int64_t i) const {
+    const int rsc = R * S * C;
+    switch (layout) {
+      case ConvWeightLayout::RSCK: {  // [(r, s, c)][k]
+        const int64_t red = i / K;
+        return krsc[int64_t(i - red * K) * rsc + red];
+      }
+      case ConvWeightLayout::KRSCRows: {  // [k][(r, s, c) padded]
+        const int64_t k = i / row;
+        const int j = int(i - k * row);
+        return j < rsc ? krsc[k * rsc + j] : 0.0f;
+      }
+      case ConvWeightLayout::RSKC:      // [(r, s, k)][c]
+      case ConvWeightLayout::CRSKRows:  // [c][(r, s, k) padded]
+      {
+        int c, j;
+        if (layout == ConvWeightLayout::RSKC) {
+          j = int(i / C);
+          c = int(i - int64_t(j) * C);
+        } else {
+          c = int(i / row);
+          j = int(i - int64_t(c) * row);
+          if (j >= R * S * K) return 0.0f;
+        }
+        const int tap = j / K, k = j - tap * K;
+        return krsc[(int64_t(k) * R * S + tap) * C + c];
+      }
+      default:  // KRSC
+        return krsc[i];
+    }
+  }
+};
+
+template <typename T>
+__global__ void __launch_bounds__(256)
+    conv_pack_weights_kernel(const float* __restrict__ krsc, T* __restrict__ dst, int64_t count,
+                             WeightPacking packing) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = from_float<T>(packing.value(krsc, i));
+}
+
+}  // namespace
+
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w) {
+  const WeightPacking packing{w.layout, w.K, w.R, w.S, w.C, w.row_elements};
+  const int64_t count = int64_t(w.buffer.bytes() / dtype_size(w.dtype));
+  constexpr int kThreads = 256;
+  const unsigned blocks = unsigned(std::min<int64_t>((count + kThreads - 1) / kThreads, 2048));
+  if (w.dtype == DType::F32) {
+    auto kernel = conv_pack_weights_kernel<float>;
+    FARSEE_LAUNCH(kernel, dim3(blocks), dim3(kThreads), 0, ctx.stream, master_krsc,
+                  w.buffer.as<float>(), count, packing);
+  } else {
+    auto kernel = conv_pack_weights_kernel<__half>;
+    FARSEE_LAUNCH(kernel, dim3(blocks), dim3(kThreads), 0, ctx.stream, master_krsc,
+                  w.buffer.as<__half>(), count, packing);
+  }
+}
+
+void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
+  (void)ctx, (void)conv, (void)dy, (void)shuffle_factor, (void)w, (void)dx, (void)accumulate,
+      (void)plan;
+  FARSEE_REQUIRE(false, "conv_bwd_data: kernels not implemented yet (use the reference executor)");
+}
+
+void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
+  (void)ctx, (void)conv, (void)x, (void)dy, (void)shuffle_factor, (void)dw, (void)db, (void)plan;
+  FARSEE_REQUIRE(false,
+                 "conv_bwd_weight: kernels not implemented yet (use the reference executor)");
+}
+
 }  // namespace FARSEE_KERNEL_NS
 }  // namespace farsee

@@ -22,13 +22,20 @@
 
 namespace farsee {
 
-// How pack_conv_weights laid the weights out; each executor reads one layout.
+// How pack_conv_weights / refresh_conv_weights laid the weights out; each executor reads one.
 enum class ConvWeightLayout {
-  KRSC,      // reference executor: [K][R][S][C], the storage dtype
+  KRSC,      // reference executor: [K][R][S][C], the storage dtype (both uses)
   KRSCRows,  // fp16 kernels: [K][row_elements], row k = KRSC row k (r, s, c order) zero-padded
              //   to a multiple of 8 halves, so each row starts 16-byte aligned (cp.async)
   RSCK,      // fp32 kernels: [R*S*C][K], output channels contiguous (coalesced SIMT B tiles)
+  // Backward-data (dgrad) kernels: the GEMM's N is the input channel c, its reduction (r, s, k).
+  CRSKRows,  // fp16 dgrad: [C][row_elements], row c = w[k][r][s][c] in (r, s, k) order,
+             //   zero-padded to a multiple of 8 halves
+  RSKC,      // fp32 dgrad: [R*S*K][C], input channels contiguous
 };
+
+// Which kernel a ConvWeights buffer feeds.
+enum class ConvWeightUse { Forward, BackwardData };
 
 // Weights in the layout the kernels read, in the executor's memory space. Created once at load.
 struct ConvWeights {
@@ -38,13 +45,23 @@ struct ConvWeights {
   int groups = 1;                  // conv_bn_act supports groups = 1 (depthwise: depthwise_atrous)
   ConvWeightLayout layout = ConvWeightLayout::KRSC;
   int row_elements = 0;  // elements per output channel (KRSC, KRSCRows); R*S*C rounded up for
-                         // KRSCRows (e.g. the 3-channel 7x7 stem: 147 -> 152)
+                         // KRSCRows (e.g. the 3-channel 7x7 stem: 147 -> 152); per input
+                         // channel for CRSKRows (R*S*K rounded up to 8)
   Executor executor = Executor::Reference;  // whose memory `buffer` is in
+  ConvWeightUse use = ConvWeightUse::Forward;
 };
 
 // Packs host KRSC fp32 weights [K][R][S][C] for `ctx`'s executor, converting to `dtype`.
 ConvWeights pack_conv_weights(const Context& ctx, const std::vector<float>& krsc, int K, int R,
                               int S, int C, DType dtype, int groups = 1);
+
+// Training: packed weights allocated once (executor memory, zero-filled) for K x R x S x C in
+// `dtype`, laid out for `use` (Forward: conv_bn_act_fwd; BackwardData: conv_bwd_data), then
+// re-packed after every SGD step from the fp32 master weights KRSC [K*R*S*C] (executor memory)
+// by refresh_conv_weights: one kernel launch on emu/cuda (a host loop on the reference).
+ConvWeights alloc_conv_weights(const Context& ctx, int K, int R, int S, int C, DType dtype,
+                               ConvWeightUse use);
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w);
 
 struct ConvEpilogue {
   const float* scale = nullptr;  // [K] folded BN scale; null = 1
@@ -106,5 +123,62 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
 // Validates every argument (shapes, dtypes, slices, weight layout) and dispatches on ctx.executor.
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS);
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options);
+
+// ---- backward (training) ----
+// The forward used in training is conv_bn_act_fwd with an identity epilogue (or a bias); these
+// are the gradients of its raw conv output. dy: gradient of the conv's STORED output: the conv
+// output's shape, or, if shuffle_factor = t > 1, the pixel-shuffled [N, OH*t, OW*t, K/t^2] (read
+// through the shuffle mapping, never un-shuffled by a copy). Storage fp32 or fp16 (x, dy, dx
+// and the weights all the same dtype); accumulation fp32; groups = 1.
+//
+// dgrad: dx = dL/dx (accumulate = false) or dx += dL/dx (true). An implicit GEMM on the forward
+// kernels (M = input pixels, N = C, reduction = (r, s, k) over the output-gradient taps that
+// reach the pixel); w must be allocated with ConvWeightUse::BackwardData. options: tile, split-K
+// and its workspace (sized by conv_bwd_data_workspace_bytes).
+void conv_bwd_data(const Context& ctx, const ConvShape& conv, const TensorView& dy,
+                   int shuffle_factor, const ConvWeights& w, const TensorView& dx, bool accumulate,
+                   const ConvOptions& options = {});
+// wgrad (+ bias grad): dw (fp32 KRSC [K*R*S*C], executor memory) += sum_pixels dy * x,
+// db (fp32 [K] or null) += sum_pixels dy. The N*OH*OW reduction is split into fixed chunks whose
+// fp32 partial sums go to `workspace` (conv_bwd_weight_workspace_bytes) and are summed in a fixed
+// order: bitwise reproducible, no atomics. K = dy's conv channel count (dy.c * t^2).
+void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
+                     const TensorView& dy, int shuffle_factor, float* dw, float* db,
+                     void* workspace, size_t workspace_bytes);
+size_t conv_bwd_weight_workspace_bytes(const ConvShape& conv, int K, Shape4 x);
+// conv_bwd_data's ConvOptions.workspace (split-K) sized by:
+size_t conv_bwd_data_workspace_bytes(const ConvShape& conv, int K, Shape4 x);
+
+// How conv_bwd_weight splits its reduction (chosen on the host; tests may force `splits`).
+struct ConvWgradPlan {
+  int splits = 1;  // chunks of the N*OH*OW reduction; partials [splits][K*R*S*C] (+ [splits][K])
+  float* workspace = nullptr;
+};
+// Forced splits (>= 1) for tests and benchmarks; 0 = heuristic.
+void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
+                     const TensorView& dy, int shuffle_factor, float* dw, float* db,
+                     void* workspace, size_t workspace_bytes, int forced_splits);
+
+#define FARSEE_CONV_BWD_DATA_IMPL_ARGS                                                 \
+  const Context &ctx, const ConvShape &conv, const TensorView &dy, int shuffle_factor, \
+      const ConvWeights &w, const TensorView &dx, bool accumulate, const ConvPlan &plan
+#define FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS                                                \
+  const Context &ctx, const ConvShape &conv, const TensorView &x, const TensorView &dy, \
+      int shuffle_factor, float *dw, float *db, const ConvWgradPlan &plan
+namespace reference {
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w);
+void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
+void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
+}  // namespace reference
+namespace emu_impl {
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w);
+void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
+void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
+}  // namespace emu_impl
+namespace cuda_impl {
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w);
+void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
+void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
+}  // namespace cuda_impl
 
 }  // namespace farsee

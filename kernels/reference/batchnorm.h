@@ -7,9 +7,18 @@
 //               (M = N*H*W: the running variance takes the unbiased batch variance).
 //   folding:    scale = gamma / sqrt(var + eps), bias = beta - mean * scale, so that
 //               inference BN is y = scale * x + bias (what the fused conv epilogue applies).
+//   training backward (kernels/batchnorm.h: batchnorm_train_bwd, fused with residual and ReLU):
+//               dz = relu ? (y > 0 ? dy : 0) : dy, xhat = (x - mean) * invstd,
+//               dbeta += sum dz, dgamma += sum dz * xhat, dresidual = dz,
+//               dx = gamma * invstd * (dz - sum dz / M - xhat * sum(dz * xhat) / M).
 // x and y: fp32 or fp16 storage each, channel slices allowed; y may be x (in place). Per-channel
 // arrays are fp32 [C]; gamma null = 1, beta null = 0. Everything is computed in double (two-pass
 // statistics) and rounded once.
+//
+// The training ops of kernels/batchnorm.h (reference::batchnorm_train_fwd / _bwd, which take the
+// executor's Context) are built on the dense double core below, processing blocks of channels at
+// a time; the gradient checks (tests/reference/batchnorm_train_test.cpp) differentiate the same
+// core by central differences.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +45,20 @@ void batchnorm_training_fwd(const TensorView& x, const float* gamma, const float
 void batchnorm_update_running(int channels, int64_t count, const float* batch_mean,
                               const float* batch_var, float* running_mean, float* running_var,
                               float momentum = kBatchNormMomentum);
+
+// Dense double core of training BN over `channels` independent channels, values [pixels][channels]
+// (pixels = N*H*W). gamma/beta/residual null = 1/0/none. Forward writes y = act(BN(x) + residual)
+// and the batch mean and biased variance [channels].
+void batchnorm_train_fwd_dense(int64_t pixels, int channels, const double* x, const double* gamma,
+                               const double* beta, const double* residual, bool relu, double eps,
+                               double* y, double* mean, double* var);
+// Backward from the saved mean and invstd [channels]; y only read when relu. Writes dx, and dz
+// (the residual's gradient) when dz_out is not null; dgamma_sum / dbeta_sum [channels] receive
+// sum dz * xhat and sum dz (written, not accumulated; either may be null).
+void batchnorm_train_bwd_dense(int64_t pixels, int channels, const double* x, const double* y,
+                               bool relu, const double* dy, const double* mean,
+                               const double* invstd, const double* gamma, double* dx,
+                               double* dz_out, double* dgamma_sum, double* dbeta_sum);
 
 // Per-channel scale and bias of inference BN ([channels] each).
 void fold_batchnorm(int channels, const float* gamma, const float* beta, const float* mean,

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "kernels/reference/access.h"
@@ -189,6 +190,150 @@ void conv2d_fwd(Conv2dAlgo algo, const ConvShape& conv, const TensorView& x, con
 void conv2d_fwd(const ConvShape& conv, const TensorView& x, const TensorView& w, const float* bias,
                 const TensorView& y) {
   conv2d_fwd(Conv2dAlgo::Auto, conv, x, w, bias, y);
+}
+
+// ---- backward ----
+
+int64_t conv_output_grad_offset(const TensorView& dy, int shuffle_factor, int n, int oy, int ox,
+                                int k) {
+  const int t = shuffle_factor;
+  const int c = k / (t * t), i = (k / t) % t, j = k % t;
+  return dy.offset(n, oy * t + i, ox * t + j, c);
+}
+
+namespace {
+
+// Checks a backward call: geometry, groups = 1, x's shape, and dy's (shuffled) shape; returns the
+// conv output shape [N, OH, OW, K].
+Shape4 validate_backward(const char* op, const ConvShape& conv, Shape4 x, const TensorView& dy,
+                         int K, int shuffle_factor) {
+  FARSEE_REQUIRE(conv.kernel_h >= 1 && conv.kernel_w >= 1 && conv.stride_h >= 1 &&
+                     conv.stride_w >= 1 && conv.pad_h >= 0 && conv.pad_w >= 0 &&
+                     conv.dilation_h >= 1 && conv.dilation_w >= 1 && conv.groups == 1,
+                 op << ": invalid geometry (kernel " << conv.kernel_h << "x" << conv.kernel_w
+                    << ", stride " << conv.stride_h << "x" << conv.stride_w << ", pad "
+                    << conv.pad_h << "x" << conv.pad_w << ", dilation " << conv.dilation_h << "x"
+                    << conv.dilation_w << ", groups " << conv.groups << "; groups must be 1)");
+  const int t = shuffle_factor;
+  FARSEE_REQUIRE(t >= 1 && K >= 1 && K % (t * t) == 0,
+                 op << ": K = " << K << " not a positive multiple of shuffle_factor^2 = " << t * t);
+  const Shape4 out = conv2d_output_shape(conv, x, K);
+  FARSEE_REQUIRE(out.h >= 1 && out.w >= 1,
+                 op << ": x " << to_string(x) << " is smaller than the dilated kernel");
+  require_shape(dy, (std::string(op) + ": dy").c_str(),
+                Shape4{out.n, out.h * t, out.w * t, K / (t * t)});
+  return out;
+}
+
+// dy as dense double rows [N*OH*OW][K] in conv-output order (un-shuffled).
+std::vector<double> output_grad_as_double(const TensorView& dy, Shape4 out, int t) {
+  std::vector<double> d(size_t(out.elements()));
+  for (int64_t p = 0; p < out.pixels(); ++p) {
+    const PixelCoord o = pixel_coord(p, out);
+    for (int k = 0; k < out.c; ++k) {
+      d[size_t(p) * out.c + k] = double(load(dy, conv_output_grad_offset(dy, t, o.n, o.y, o.x, k)));
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+void conv2d_bwd_data(const ConvShape& conv, const TensorView& dy, const TensorView& w,
+                     const TensorView& dx, int shuffle_factor, bool accumulate) {
+  const char* op = "conv2d_bwd_data";
+  require_shape(dx, "conv2d_bwd_data: dx", dx.shape);
+  const int K = w.n(), C = dx.c();
+  require_shape(w, "conv2d_bwd_data: w (KRSC)", Shape4{K, conv.kernel_h, conv.kernel_w, C});
+  const Shape4 out = validate_backward(op, conv, dx.shape, dy, K, shuffle_factor);
+  const std::vector<double> g = output_grad_as_double(dy, out, shuffle_factor);
+  const int R = conv.kernel_h, S = conv.kernel_w;
+  // Weights as [R][S][K][C] doubles: the inner loop runs over contiguous input channels.
+  std::vector<double> wd(size_t(R) * S * K * C);
+  std::vector<double> row(static_cast<size_t>(C));
+  for (int k = 0; k < K; ++k) {
+    for (int r = 0; r < R; ++r) {
+      for (int s = 0; s < S; ++s) {
+        load_row(w, w.offset(k, r, s, 0), C, row.data());
+        std::copy(row.begin(), row.end(), wd.begin() + ((int64_t(r) * S + s) * K + k) * C);
+      }
+    }
+  }
+  const Shape4 xs = dx.shape;
+  parallel_pixels(
+      xs.pixels(),
+      [&](int64_t p) {
+        const PixelCoord q = pixel_coord(p, xs);
+        std::vector<double> acc(size_t(C), 0.0);
+        for (int r = 0; r < R; ++r) {
+          // Output row oy whose tap r reads input row q.y: oy*sh - ph + r*dh = q.y.
+          const int ty = q.y + conv.pad_h - r * conv.dilation_h;
+          if (ty < 0 || ty % conv.stride_h != 0 || ty / conv.stride_h >= out.h) continue;
+          const int oy = ty / conv.stride_h;
+          for (int s = 0; s < S; ++s) {
+            const int tx = q.x + conv.pad_w - s * conv.dilation_w;
+            if (tx < 0 || tx % conv.stride_w != 0 || tx / conv.stride_w >= out.w) continue;
+            const int ox = tx / conv.stride_w;
+            const double* gr = g.data() + ((int64_t(q.n) * out.h + oy) * out.w + ox) * K;
+            for (int k = 0; k < K; ++k) {
+              const double v = gr[k];
+              if (v == 0.0) continue;
+              const double* wr = wd.data() + ((int64_t(r) * S + s) * K + k) * C;
+              for (int c = 0; c < C; ++c) acc[c] += v * wr[c];
+            }
+          }
+        }
+        const int64_t base = pixel_offset(dx, p);
+        for (int c = 0; c < C; ++c) {
+          const double v = acc[c] + (accumulate ? double(load(dx, base + c)) : 0.0);
+          store(dx, base + c, float(v));
+        }
+      },
+      int64_t(R) * S * K * C);
+}
+
+void conv2d_bwd_weight(const ConvShape& conv, const TensorView& x, const TensorView& dy, int K,
+                       float* dw, float* db, int shuffle_factor) {
+  const char* op = "conv2d_bwd_weight";
+  require_shape(x, "conv2d_bwd_weight: x", x.shape);
+  FARSEE_REQUIRE(dw != nullptr, op << ": dw is null");
+  const Shape4 out = validate_backward(op, conv, x.shape, dy, K, shuffle_factor);
+  const std::vector<double> g = output_grad_as_double(dy, out, shuffle_factor);
+  ConvDims d;
+  d.conv = conv;
+  d.x = x.shape;
+  d.y = out;
+  d.groups = 1;
+  d.c_per_group = x.c();
+  d.k_per_group = K;
+  d.patch_per_group = conv.kernel_h * conv.kernel_w * x.c();
+  d.patch_row = d.patch_per_group;
+  const int RSC = d.patch_row;
+  const int64_t pixels = out.pixels();
+  // dw[k][j] = sum_p g[p][k] * patch[p][j] = gemm_abt over transposed chunks: gT [K][rows],
+  // patchT [RSC][rows]. Chunks in pixel order, one thread (reproducible).
+  const int64_t chunk = std::max<int64_t>(16, std::min<int64_t>(1024, (int64_t(1) << 20) / RSC));
+  std::vector<double> patch(static_cast<size_t>(RSC)), gT(size_t(K) * chunk),
+      pT(size_t(RSC) * chunk);
+  std::vector<double> part(size_t(K) * RSC), sum(size_t(K) * RSC, 0.0), bsum(size_t(K), 0.0);
+  for (int64_t first = 0; first < pixels; first += chunk) {
+    const int rows = int(std::min(chunk, pixels - first));
+    for (int i = 0; i < rows; ++i) {
+      gather_patch(d, x, first + i, patch.data());
+      for (int j = 0; j < RSC; ++j) pT[size_t(j) * rows + i] = patch[j];
+      for (int k = 0; k < K; ++k) {
+        const double v = g[size_t(first + i) * K + k];
+        gT[size_t(k) * rows + i] = v;
+        bsum[k] += v;
+      }
+    }
+    gemm_abt(K, RSC, rows, gT.data(), rows, pT.data(), rows, part.data(), RSC);
+    for (size_t e = 0; e < sum.size(); ++e) sum[e] += part[e];
+  }
+  for (size_t e = 0; e < sum.size(); ++e) dw[e] = float(double(dw[e]) + sum[e]);
+  if (db != nullptr) {
+    for (int k = 0; k < K; ++k) db[k] = float(double(db[k]) + bsum[k]);
+  }
 }
 
 }  // namespace farsee::reference

@@ -36,4 +36,27 @@ enum class Conv2dAlgo { Auto, Direct, Gemm };
 void conv2d_fwd(Conv2dAlgo algo, const ConvShape& conv, const TensorView& x, const TensorView& w,
                 const float* bias, const TensorView& y);
 
+// ---- backward (groups = 1) ----
+// dy is the gradient of the conv's stored output: shape [N, OH, OW, K], or, when
+// shuffle_factor = t > 1, of its pixel shuffle [N, OH*t, OW*t, K/t^2] (PyTorch PixelShuffle
+// order), read through the mapping: conv channel k = c*t*t + i*t + j of conv-output pixel
+// (n, oy, ox) is dy(n, oy*t + i, ox*t + j, c).
+//
+// Element offset in dy of conv-output element (n, oy, ox, k) (the shuffle mapping above).
+int64_t conv_output_grad_offset(const TensorView& dy, int shuffle_factor, int n, int oy, int ox,
+                                int k);
+
+// dx = sum_{r, s, k} dy[n, oy, ox, k] * w[k, r, s, c] over the taps with
+//   oy*sh - ph + r*dh = iy, ox*sw - pw + s*dw = ix   (the transpose of conv2d_fwd),
+// summed in double, rounded once to dx's dtype; accumulate: dx += (in double, rounded once).
+// w: KRSC view {K, R, S, C}; dx: x's shape (may be a channel slice).
+void conv2d_bwd_data(const ConvShape& conv, const TensorView& dy, const TensorView& w,
+                     const TensorView& dx, int shuffle_factor = 1, bool accumulate = false);
+
+// dw[k][r][s][c] += sum_{n, oy, ox} dy[n, oy, ox, k] * x[n, oy*sh - ph + r*dh, ox*sw - pw + s*dw,
+// c] (fp32 KRSC [K*R*S*C]); db[k] += sum dy[n, oy, ox, k] (fp32 [K], or null). The sums run in
+// double (im2col chunks and dgemm) and each is added to the fp32 value once.
+void conv2d_bwd_weight(const ConvShape& conv, const TensorView& x, const TensorView& dy, int K,
+                       float* dw, float* db, int shuffle_factor = 1);
+
 }  // namespace farsee::reference

@@ -3,6 +3,8 @@
 // once to y's dtype, written plain/into the slice, or pixel-shuffled (PyTorch PixelShuffle order:
 // conv channel k = c*t*t + i*t + j of pixel (n, h, w) goes to y(n, h*t + i, w*t + j, c)).
 // Deliberately independent of the kernels' index and epilogue code (kernels/reference/index.h).
+// Training: conv_bwd_data / conv_bwd_weight are reference::conv2d_bwd_data / conv2d_bwd_weight
+// (double sums, shuffle mapping read in place) on the KRSC weights.
 #include "kernels/conv_bn_act.h"
 
 #include <cmath>
@@ -36,6 +38,26 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
       set(y, o.n, o.y * t + i, o.x * t + j, c, float(v));
     }
   });
+}
+
+// Training. Reference weights are KRSC in the storage dtype for both uses.
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w) {
+  (void)ctx;
+  const int64_t count = int64_t(w.K) * w.R * w.S * w.C;
+  for (int64_t i = 0; i < count; ++i) write_element(w.buffer.data(), w.dtype, i, master_krsc[i]);
+}
+
+void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
+  (void)ctx;
+  (void)plan;
+  const TensorView weights = make_view(w.buffer.data(), w.dtype, Shape4{w.K, w.R, w.S, w.C});
+  conv2d_bwd_data(conv, dy, weights, dx, shuffle_factor, accumulate);
+}
+
+void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
+  (void)ctx;
+  (void)plan;
+  conv2d_bwd_weight(conv, x, dy, dy.c() * shuffle_factor * shuffle_factor, dw, db, shuffle_factor);
 }
 
 }  // namespace farsee::reference

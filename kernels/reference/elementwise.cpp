@@ -1,5 +1,8 @@
 #include "kernels/reference/elementwise.h"
 
+#include <cstring>
+
+#include "kernels/elementwise.h"
 #include "kernels/reference/access.h"
 #include "kernels/reference/index.h"
 
@@ -31,6 +34,34 @@ void add_fwd(const TensorView& a, const TensorView& b, const TensorView& y) {
         for (int c = 0; c < a.c(); ++c) store(y, yo + c, load(a, ao + c) + load(b, bo + c));
       },
       a.c());
+}
+
+void relu_bwd(const TensorView& y, const TensorView& dy, const TensorView& dx) {
+  require_shape(y, "relu_bwd: y", y.shape);
+  require_shape(dy, "relu_bwd: dy", y.shape);
+  require_shape(dx, "relu_bwd: dx", y.shape);
+  parallel_pixels(
+      y.shape.pixels(),
+      [&](int64_t p) {
+        const int64_t yo = pixel_offset(y, p), go = pixel_offset(dy, p), xo = pixel_offset(dx, p);
+        for (int c = 0; c < y.c(); ++c)
+          store(dx, xo + c, load(y, yo + c) > 0.0f ? load(dy, go + c) : 0.0f);
+      },
+      y.c());
+}
+
+void tensor_add_inplace(const Context&, const TensorView& acc, const TensorView& x) {
+  parallel_pixels(
+      acc.shape.pixels(),
+      [&](int64_t p) {
+        const int64_t ao = pixel_offset(acc, p), xo = pixel_offset(x, p);
+        for (int c = 0; c < acc.c(); ++c) store(acc, ao + c, load(acc, ao + c) + load(x, xo + c));
+      },
+      acc.c());
+}
+
+void fill_zero(const Context&, void* data, size_t bytes) {
+  std::memset(data, 0, bytes);
 }
 
 }  // namespace farsee::reference

@@ -1,5 +1,6 @@
 // Reference ReLU and residual add: hand-worked values (NaN and signed zero included), channel
-// slices, in place, fp16 storage, bad arguments.
+// slices, in place, fp16 storage, bad arguments. ReLU backward, tensor_add_inplace and fill_zero
+// (the training helpers of kernels/elementwise.h) through the reference executor.
 #include "kernels/reference/elementwise.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/elementwise.h"
 #include "tests/kernels/nhwc_test_tensor.h"
 #include "tests/reference/test_util.h"
 #include "tests/support/compare.h"
@@ -94,6 +96,49 @@ TEST(ElementwiseArgs, BadShapesNameTheTensor) {
   TensorView bad_stride = a;
   bad_stride.pixel_stride = 2;
   EXPECT_TRUE(throws_error_mentioning([&] { reference::relu_fwd(bad_stride, a); }, "relu_fwd: x"));
+}
+
+// dx = y > 0 ? dy : 0: a closed ReLU (y = 0, -0) gives exactly 0 even for NaN or Inf dy, as
+// PyTorch's threshold_backward (a select, not a multiply).
+TEST(ReluBwd, HandWorkedSelect) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> y = {0.0f, -0.0f, 2.0f, 1e-30f, 0.0f, 3.0f};
+  std::vector<float> dy = {5.0f, nan, -1.5f, 4.0f, inf, 0.25f};
+  std::vector<float> dx(6, 7.0f);
+  const Shape4 s{1, 3, 1, 2};
+  reference::relu_bwd(make_view(y.data(), DType::F32, s), make_view(dy.data(), DType::F32, s),
+                      make_view(dx.data(), DType::F32, s));
+  EXPECT_TRUE(all_equal(dx, std::vector<float>{0, 0, -1.5f, 4.0f, 0, 0.25f}));
+}
+
+// acc += x on slices and fp16 (small integers: exact in both dtypes).
+TEST(TensorAddInplace, SlicesAndFp16) {
+  const Shape4 s{3, 3, 5, 7};
+  const std::vector<float> a = small_ints(size_t(s.elements()), 3, -8, 8);
+  const std::vector<float> b = small_ints(size_t(s.elements()), 4, -8, 8);
+  std::vector<float> want(a.size());
+  for (size_t i = 0; i < a.size(); ++i) want[i] = a[i] + b[i];
+  for (DType dtype : {DType::F32, DType::F16}) {
+    NhwcTestTensor at(kRef, dtype, s, Placement{1, 9});
+    NhwcTestTensor bt(kRef, dtype, s, Placement{4, 11});
+    at.upload(a);
+    bt.upload(b);
+    tensor_add_inplace(kRef, at.view(), bt.view());
+    EXPECT_TRUE(all_equal(at.download(), want));
+    EXPECT_TRUE(at.outside_untouched());
+  }
+  NhwcTestTensor f32(kRef, DType::F32, s), f16(kRef, DType::F16, s);
+  EXPECT_TRUE(throws_error_mentioning([&] { tensor_add_inplace(kRef, f32.view(), f16.view()); },
+                                      "tensor_add_inplace: x"));
+}
+
+TEST(FillZero, ZeroesExactlyTheBytes) {
+  std::vector<unsigned char> b(40, 0xAB);
+  fill_zero(kRef, b.data() + 3, 33);
+  for (size_t i = 0; i < b.size(); ++i) EXPECT_EQ(b[i], (i >= 3 && i < 36) ? 0 : 0xAB) << i;
+  fill_zero(kRef, nullptr, 0);  // nothing to do
+  EXPECT_THROW(fill_zero(kRef, nullptr, 4), Error);
 }
 
 }  // namespace

@@ -1,0 +1,142 @@
+// BatchNorm2d in training mode (PyTorch nn.BatchNorm2d.train() semantics), fused with the residual
+// add and the ReLU that follow it in the net, and its backward.
+//
+// Forward, per channel c over the M = N*H*W pixels:
+//   mean = sum x / M,  var = sum (x - mean)^2 / M (biased: used to normalise)
+//   y = act(gamma * (x - mean) * invstd + beta + residual),  invstd = 1 / sqrt(var + eps)
+//   save_mean = mean, save_invstd = invstd (read by the backward)
+//   running_mean = (1 - momentum) * running_mean + momentum * mean
+//   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)   (UNBIASED)
+// Backward, with dz = relu ? (y > 0 ? dy : 0) : dy and xhat = (x - mean) * invstd:
+//   dbeta += sum dz,  dgamma += sum dz * xhat                      (parameter grads accumulate)
+//   dx = gamma * invstd * (dz - sum dz / M - xhat * sum(dz * xhat) / M)      (written)
+//   dresidual = dz (or += dz when accumulate_dresidual)                     (the residual's grad)
+//
+// Views: NHWC, fp32 or fp16 storage, every activation view of one call in x's dtype; channel
+// slices (pixel_stride > C, offset data) allowed for all of them. Per-channel arrays fp32 [C];
+// gamma null = 1, beta null = 0, dgamma / dbeta null = not wanted. residual.data == nullptr: no
+// residual; dresidual.data == nullptr: not wanted. y must not alias x; y may alias residual
+// exactly. In the backward dx and dresidual may alias dy exactly (each element is read before it is
+// written), never x or y.
+//
+// Workspace: fp32 in executor memory, at least batchnorm_workspace_bytes(x.shape) bytes, for every
+// executor (the reference ignores it). The statistics are reduced deterministically: the pixels are
+// cut into batchnorm_pixel_chunks() fixed chunks whose per-channel partials land in the workspace
+// and are then combined in a fixed order (no atomics: bitwise reproducible run to run).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/core/dispatch.h"
+#include "kernels/core/tensor.h"
+
+namespace farsee {
+
+struct BatchNormTrainArgs {
+  float eps = 1e-5f;
+  float momentum = 0.1f;
+};
+
+// Pixel chunking of the statistics reductions (a function of the shape only, shared by the kernels
+// and the workspace size). Rows: pixel lanes of a reduction block (chunk pixels are dealt to them
+// round robin). The chunk count targets ~1024 blocks over the channel blocks of 64 channels, with
+// at least 2 pixels per row lane.
+struct BatchNormChunks {
+  int count;             // number of chunks
+  int pixels_per_chunk;  // the last chunk may hold fewer
+};
+constexpr int kBatchNormRows = 16;
+inline BatchNormChunks batchnorm_pixel_chunks(Shape4 x) {
+  const int64_t pixels = x.pixels();
+  const int64_t channel_blocks = (int64_t(x.c) + 63) / 64;
+  int64_t chunks = std::max<int64_t>(1, 1024 / std::max<int64_t>(1, channel_blocks));
+  chunks = std::min(chunks, std::max<int64_t>(1, pixels / (2 * kBatchNormRows)));
+  const int64_t per_chunk = std::max<int64_t>(1, (pixels + chunks - 1) / chunks);
+  return BatchNormChunks{int((pixels + per_chunk - 1) / per_chunk), int(per_chunk)};
+}
+
+// Partials (2 x chunks x C) + per-channel coefficients of the apply passes (4 x C), fp32.
+inline size_t batchnorm_workspace_bytes(Shape4 x) {
+  const BatchNormChunks k = batchnorm_pixel_chunks(x);
+  return (size_t(2) * size_t(k.count) * size_t(x.c) + size_t(4) * size_t(x.c)) * sizeof(float);
+}
+
+#define FARSEE_BATCHNORM_TRAIN_FWD_ARGS                                                            \
+  const Context &ctx, const TensorView &x, const float *gamma, const float *beta,                  \
+      const TensorView &residual, bool relu, const TensorView &y, float *save_mean,                \
+      float *save_invstd, float *running_mean, float *running_var, const BatchNormTrainArgs &args, \
+      void *workspace, size_t workspace_bytes
+#define FARSEE_BATCHNORM_TRAIN_BWD_ARGS                                                           \
+  const Context &ctx, const TensorView &x, const TensorView &y, bool relu, const TensorView &dy,  \
+      const float *save_mean, const float *save_invstd, const float *gamma, const TensorView &dx, \
+      const TensorView &dresidual, bool accumulate_dresidual, float *dgamma, float *dbeta,        \
+      void *workspace, size_t workspace_bytes
+
+namespace reference {
+void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
+void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
+}  // namespace reference
+namespace emu_impl {
+void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
+void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
+}  // namespace emu_impl
+namespace cuda_impl {
+void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
+void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
+}  // namespace cuda_impl
+
+namespace batchnorm_detail {
+inline void require_like_x(const TensorView& v, const TensorView& x, const char* name) {
+  require_dtype(v, name, x.dtype);
+  require_shape(v, name, x.shape);
+}
+inline void require_common(const TensorView& x, size_t workspace_bytes, const void* workspace,
+                           const char* op) {
+  FARSEE_REQUIRE(x.data != nullptr, op << ": x is null");
+  FARSEE_REQUIRE(x.c() > 0 && x.shape.pixels() > 1,
+                 op << ": x " << to_string(x.shape)
+                    << " needs C > 0 and more than one value per channel (as PyTorch training)");
+  FARSEE_REQUIRE(x.shape.pixels() < (int64_t(1) << 31),
+                 op << ": " << x.shape.pixels() << " pixels; kernels index pixels with int32");
+  FARSEE_REQUIRE(
+      workspace != nullptr && workspace_bytes >= batchnorm_workspace_bytes(x.shape),
+      op << ": workspace of " << workspace_bytes << " bytes (null: " << (!workspace)
+         << "), needs batchnorm_workspace_bytes = " << batchnorm_workspace_bytes(x.shape));
+}
+}  // namespace batchnorm_detail
+
+inline void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
+  batchnorm_detail::require_common(x, workspace_bytes, workspace, "batchnorm_train_fwd");
+  batchnorm_detail::require_like_x(y, x, "batchnorm_train_fwd: y");
+  FARSEE_REQUIRE(y.data != nullptr && y.data != x.data,
+                 "batchnorm_train_fwd: y is null or aliases x");
+  if (residual.data != nullptr)
+    batchnorm_detail::require_like_x(residual, x, "batchnorm_train_fwd: residual");
+  FARSEE_REQUIRE(save_mean && save_invstd && running_mean && running_var,
+                 "batchnorm_train_fwd: save_mean, save_invstd, running_mean and running_var "
+                 "must not be null");
+  FARSEE_REQUIRE(args.eps > 0.0f, "batchnorm_train_fwd: eps = " << args.eps << " must be positive");
+  FARSEE_DISPATCH(ctx, batchnorm_train_fwd, ctx, x, gamma, beta, residual, relu, y, save_mean,
+                  save_invstd, running_mean, running_var, args, workspace, workspace_bytes);
+}
+
+inline void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
+  batchnorm_detail::require_common(x, workspace_bytes, workspace, "batchnorm_train_bwd");
+  if (relu) batchnorm_detail::require_like_x(y, x, "batchnorm_train_bwd: y");
+  batchnorm_detail::require_like_x(dy, x, "batchnorm_train_bwd: dy");
+  batchnorm_detail::require_like_x(dx, x, "batchnorm_train_bwd: dx");
+  FARSEE_REQUIRE(dx.data != nullptr && dx.data != x.data && (!relu || dx.data != y.data),
+                 "batchnorm_train_bwd: dx is null or aliases x or y");
+  if (dresidual.data != nullptr) {
+    batchnorm_detail::require_like_x(dresidual, x, "batchnorm_train_bwd: dresidual");
+    FARSEE_REQUIRE(dresidual.data != dx.data, "batchnorm_train_bwd: dresidual aliases dx");
+  }
+  FARSEE_REQUIRE(save_mean && save_invstd,
+                 "batchnorm_train_bwd: save_mean and save_invstd must not be null");
+  FARSEE_DISPATCH(ctx, batchnorm_train_bwd, ctx, x, y, relu, dy, save_mean, save_invstd, gamma, dx,
+                  dresidual, accumulate_dresidual, dgamma, dbeta, workspace, workspace_bytes);
+}
+
+}  // namespace farsee
