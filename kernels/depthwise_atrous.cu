@@ -82,5 +82,13 @@ void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
                               p.relu, p.stride, p.dilation);
 }
 
+void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
+  FARSEE_REQUIRE(false, "depthwise_atrous_bwd_data: kernel not implemented yet");
+}
+
+void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS) {
+  FARSEE_REQUIRE(false, "depthwise_atrous_bwd_weight: kernel not implemented yet");
+}
+
 }  // namespace FARSEE_KERNEL_NS
 }  // namespace farsee

@@ -61,5 +61,9 @@ void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
                               FARSEE_PIXEL_KERNEL_FOR(max_pool_kernel), p.kernel, p.stride, p.pad);
 }
 
+void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
+  FARSEE_REQUIRE(false, "max_pool_bwd: kernel not implemented yet");
+}
+
 }  // namespace FARSEE_KERNEL_NS
 }  // namespace farsee

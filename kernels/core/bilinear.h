@@ -48,3 +48,39 @@ FARSEE_HD float bilinear_mix(const BilinearTap& ty, const BilinearTap& tx, float
 }
 
 }  // namespace farsee
+
+namespace farsee {
+
+// Weight with which a tap reads input coordinate i (0 if neither tap does; l0 + l1 when both
+// taps are i, at the last input coordinate): the transpose of one axis of the forward.
+FARSEE_HD float bilinear_tap_weight(const BilinearTap& t, int i) {
+  return (t.i0 == i ? t.l0 : 0.0f) + (t.i1 == i ? t.l1 : 0.0f);
+}
+
+// The output coordinates [begin, end) whose taps read input coordinate i: those with
+// i0 in {i - 1, i} (i0 is non-decreasing in the output coordinate, so a contiguous range; found
+// by bisection with the same bilinear_tap the forward uses, so the two agree exactly).
+struct BilinearRange {
+  int begin, end;
+};
+FARSEE_HD int bilinear_first_output_at_least(int i, float scale, int in_size, int out_size,
+                                             bool align_corners) {
+  int lo = 0, hi = out_size;  // first dst in [lo, hi) with i0(dst) >= i
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (bilinear_tap(mid, scale, in_size, align_corners).i0 >= i) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+FARSEE_HD BilinearRange bilinear_source_range(int i, float scale, int in_size, int out_size,
+                                              bool align_corners) {
+  return BilinearRange{
+      bilinear_first_output_at_least(i - 1, scale, in_size, out_size, align_corners),
+      bilinear_first_output_at_least(i + 1, scale, in_size, out_size, align_corners)};
+}
+
+}  // namespace farsee

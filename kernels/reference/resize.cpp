@@ -6,15 +6,9 @@
 
 #include "kernels/reference/access.h"
 #include "kernels/reference/index.h"
+#include "kernels/resize_bwd.h"
 
 namespace farsee::reference {
-namespace {
-
-struct LinearTap {
-  int i0, i1;
-  float l0, l1;
-};
-
 // One axis of PyTorch's bilinear sampling (see resize.h for the rules and their source).
 std::vector<LinearTap> linear_taps(int in, int out, bool align_corners) {
   std::vector<LinearTap> taps(static_cast<size_t>(out));
@@ -39,8 +33,6 @@ std::vector<LinearTap> linear_taps(int in, int out, bool align_corners) {
   }
   return taps;
 }
-
-}  // namespace
 
 void resize_bilinear_fwd(bool align_corners, const TensorView& x, const TensorView& y) {
   require_shape(x, "resize_bilinear_fwd: x", x.shape);
@@ -68,6 +60,46 @@ void resize_bilinear_fwd(bool align_corners, const TensorView& x, const TensorVi
         }
       },
       4 * C);
+}
+
+void resize_bilinear_bwd(const Context&, bool align_corners, const TensorView& dy,
+                         const TensorView& dx) {
+  const std::vector<LinearTap> ty = linear_taps(dx.h(), dy.h(), align_corners);
+  const std::vector<LinearTap> tx = linear_taps(dx.w(), dy.w(), align_corners);
+  const int C = dx.c();
+  const int64_t image = int64_t(dx.h()) * dx.w() * C;
+  std::vector<double> acc(size_t(dx.n()) * size_t(image), 0.0);
+  // Scatter image by image (images are independent, so the parallel loop is deterministic).
+  parallel_pixels(
+      dx.n(),
+      [&](int64_t n) {
+        double* a = acc.data() + n * image;
+        std::vector<float> g(static_cast<size_t>(C));
+        for (int oy = 0; oy < dy.h(); ++oy) {
+          const LinearTap& v = ty[oy];
+          for (int ox = 0; ox < dy.w(); ++ox) {
+            const LinearTap& h = tx[ox];
+            load_row(dy, dy.offset(int(n), oy, ox, 0), C, g.data());
+            const int64_t o00 = (int64_t(v.i0) * dx.w() + h.i0) * C;
+            const int64_t o01 = (int64_t(v.i0) * dx.w() + h.i1) * C;
+            const int64_t o10 = (int64_t(v.i1) * dx.w() + h.i0) * C;
+            const int64_t o11 = (int64_t(v.i1) * dx.w() + h.i1) * C;
+            const double w00 = double(v.l0) * h.l0, w01 = double(v.l0) * h.l1;
+            const double w10 = double(v.l1) * h.l0, w11 = double(v.l1) * h.l1;
+            for (int c = 0; c < C; ++c) {
+              a[o00 + c] += w00 * g[c];
+              a[o01 + c] += w01 * g[c];
+              a[o10 + c] += w10 * g[c];
+              a[o11 + c] += w11 * g[c];
+            }
+          }
+        }
+      },
+      int64_t(dy.h()) * dy.w() * C * 4);
+  parallel_pixels(dx.shape.pixels(), [&](int64_t q) {
+    const int64_t xo = pixel_offset(dx, q);
+    for (int c = 0; c < C; ++c) store(dx, xo + c, float(acc[size_t(q) * C + c]));
+  });
 }
 
 void argmax_channels(const TensorView& x, uint8_t* labels) {

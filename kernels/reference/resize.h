@@ -19,12 +19,24 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/core/tensor.h"
 
 namespace farsee::reference {
 
+// One axis of the sampling above: output coordinate d reads i0 and i1 with weights l0 and l1.
+struct LinearTap {
+  int i0, i1;
+  float l0, l1;
+};
+std::vector<LinearTap> linear_taps(int in, int out, bool align_corners);
+
 void resize_bilinear_fwd(bool align_corners, const TensorView& x, const TensorView& y);
+
+// resize_bilinear_bwd (kernels/resize_bwd.h) is the exact transpose of resize_bilinear_fwd with
+// the same taps: each dy element, times l_y * l_x, is added to its four taps, in double; dx is
+// written (rounded once).
 
 void argmax_channels(const TensorView& x, uint8_t* labels);
 

@@ -5,7 +5,10 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/reference/access.h"
 #include "kernels/reference/index.h"
+#include "kernels/reference/resize.h"
+#include "kernels/softmax_cross_entropy.h"
 
 namespace farsee::reference {
 
@@ -61,6 +64,82 @@ float softmax_cross_entropy(const TensorView& logits, const uint8_t* labels,
   double total = 0.0;
   for (double l : pixel_loss) total += l;
   return float(total / double(counted));
+}
+
+void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& logits,
+                         const uint8_t* labels, int label_h, int label_w, float* loss,
+                         const TensorView& dlogits, float grad_scale, void*, size_t,
+                         int64_t* valid_count) {
+  const int C = logits.c();
+  const int N = logits.n();
+  const int64_t label_pixels = int64_t(label_h) * label_w;
+  int64_t counted = 0;
+  for (int64_t p = 0; p < N * label_pixels; ++p) {
+    FARSEE_REQUIRE(labels[p] < C || labels[p] == kIgnoreLabel, "softmax_ce_upsample: labels["
+                                                                   << p << "] = " << int(labels[p])
+                                                                   << " is neither a class < " << C
+                                                                   << " nor the ignore label 255");
+    if (labels[p] != kIgnoreLabel) ++counted;
+  }
+  const std::vector<LinearTap> ty = linear_taps(logits.h(), label_h, align_corners);
+  const std::vector<LinearTap> tx = linear_taps(logits.w(), label_w, align_corners);
+  const int64_t image = int64_t(logits.h()) * logits.w() * C;
+  std::vector<double> acc(size_t(N) * size_t(image), 0.0);
+  std::vector<double> pixel_loss(size_t(N * label_pixels), 0.0);
+  parallel_pixels(
+      N,
+      [&](int64_t n) {
+        double* a = acc.data() + n * image;
+        const size_t cs = static_cast<size_t>(C);
+        std::vector<double> r00(cs), r01(cs), r10(cs), r11(cs);
+        std::vector<double> z(cs);
+        for (int oy = 0; oy < label_h; ++oy) {
+          const LinearTap& v = ty[oy];
+          for (int ox = 0; ox < label_w; ++ox) {
+            const int64_t q = n * label_pixels + int64_t(oy) * label_w + ox;
+            const int label = labels[q];
+            if (label == kIgnoreLabel) continue;
+            const LinearTap& h = tx[ox];
+            load_row(logits, logits.offset(int(n), v.i0, h.i0, 0), C, r00.data());
+            load_row(logits, logits.offset(int(n), v.i0, h.i1, 0), C, r01.data());
+            load_row(logits, logits.offset(int(n), v.i1, h.i0, 0), C, r10.data());
+            load_row(logits, logits.offset(int(n), v.i1, h.i1, 0), C, r11.data());
+            double zmax = -std::numeric_limits<double>::infinity();
+            for (int c = 0; c < C; ++c) {
+              z[c] = double(v.l0) * (double(h.l0) * r00[c] + double(h.l1) * r01[c]) +
+                     double(v.l1) * (double(h.l0) * r10[c] + double(h.l1) * r11[c]);
+              zmax = std::max(zmax, z[c]);
+            }
+            double sum = 0.0;
+            for (int c = 0; c < C; ++c) sum += std::exp(z[c] - zmax);
+            const double lse = std::log(sum) + zmax;
+            pixel_loss[size_t(q)] = lse - z[label];
+            const int64_t o00 = (int64_t(v.i0) * logits.w() + h.i0) * C;
+            const int64_t o01 = (int64_t(v.i0) * logits.w() + h.i1) * C;
+            const int64_t o10 = (int64_t(v.i1) * logits.w() + h.i0) * C;
+            const int64_t o11 = (int64_t(v.i1) * logits.w() + h.i1) * C;
+            const double w00 = double(v.l0) * h.l0, w01 = double(v.l0) * h.l1;
+            const double w10 = double(v.l1) * h.l0, w11 = double(v.l1) * h.l1;
+            for (int c = 0; c < C; ++c) {
+              const double g = std::exp(z[c] - lse) - (c == label ? 1.0 : 0.0);
+              a[o00 + c] += w00 * g;
+              a[o01 + c] += w01 * g;
+              a[o10 + c] += w10 * g;
+              a[o11 + c] += w11 * g;
+            }
+          }
+        }
+      },
+      label_pixels * C * 12);
+  const double factor = counted > 0 ? double(grad_scale) / double(counted) : 0.0;
+  parallel_pixels(logits.shape.pixels(), [&](int64_t q) {
+    float* g = dlogits.ptr<float>() + pixel_offset(dlogits, q);
+    for (int c = 0; c < C; ++c) g[c] = float(acc[size_t(q) * C + c] * factor);
+  });
+  double total = 0.0;
+  for (double l : pixel_loss) total += l;
+  *loss = counted > 0 ? float(total / double(counted)) : std::numeric_limits<float>::quiet_NaN();
+  if (valid_count) *valid_count = counted;
 }
 
 }  // namespace farsee::reference

@@ -6,6 +6,14 @@
 // logits: fp32 [N, H, W, C] (a channel slice is fine); labels: uint8 [N][H][W] dense, each < C or
 // 255. Computed in double with the per-pixel max subtracted before exp (no overflow for any
 // finite logits); the loss is summed in pixel order, so it does not depend on the thread count.
+//
+// softmax_ce_upsample (kernels/softmax_cross_entropy.h), the loss at label resolution from
+// low-resolution logits: per label pixel the C logits are sampled bilinearly in double with the
+// reference resize's taps (linear_taps, kernels/reference/resize.h), then the loss and
+// softmax - onehot as above; the gradient, times its tap weights, is scattered into a double
+// accumulator of the low-resolution logits (image by image) and rounded once. Equal, up to the
+// fp32 rounding of the interpolated logits, to softmax_cross_entropy(resize_bilinear_fwd(logits))
+// followed by resize_bilinear_bwd.
 #pragma once
 
 #include <cstdint>

@@ -5,12 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/reference/gradient_check.h"
 #include "tests/reference/test_util.h"
 #include "tests/support/compare.h"
+#include "tests/support/executors.h"
 
 namespace farsee::test {
 namespace {
@@ -136,6 +139,132 @@ TEST(DepthwiseAtrousArgs, BadArgumentsNameTheTensor) {
   EXPECT_TRUE(throws_error_mentioning(
       [&] { depthwise_atrous_fwd(kRef, DepthwiseParams{}, x, w.data(), nullptr, nullptr, y); },
       "depthwise_atrous_fwd: y"));
+}
+
+std::vector<float> bwd_data(const DepthwiseParams& p, Shape4 xs, const std::vector<float>& dy,
+                            const std::vector<float>& w, DType dtype = DType::F32,
+                            Placement dyp = {}, Placement dxp = {},
+                            const std::vector<float>* dx_initial = nullptr) {
+  NhwcTestTensor dyt(kRef, dtype, depthwise_atrous_output_shape(p, xs), dyp);
+  dyt.upload(dy);
+  NhwcTestTensor dxt(kRef, dtype, xs, dxp);
+  if (dx_initial) dxt.upload(*dx_initial);
+  depthwise_atrous_bwd_data(kRef, p, dyt.view(), w.data(), dxt.view(), dx_initial != nullptr);
+  EXPECT_TRUE(dxt.outside_untouched());
+  return dxt.download();
+}
+
+std::vector<float> bwd_weight(const DepthwiseParams& p, Shape4 xs, const std::vector<float>& x,
+                              const std::vector<float>& dy, std::vector<float> dw,
+                              DType dtype = DType::F32, Placement xp = {}, Placement dyp = {}) {
+  NhwcTestTensor xt(kRef, dtype, xs, xp);
+  xt.upload(x);
+  NhwcTestTensor dyt(kRef, dtype, depthwise_atrous_output_shape(p, xs), dyp);
+  dyt.upload(dy);
+  std::vector<float> ws(depthwise_atrous_bwd_weight_workspace_bytes(p, xs) / sizeof(float));
+  depthwise_atrous_bwd_weight(kRef, p, xt.view(), dyt.view(), dw.data(), ws.data(),
+                              ws.size() * sizeof(float));
+  return dw;
+}
+
+// One channel, 3x3 image, dilation 1, stride 1, dy = 1 everywhere: dx[i] = the sum of the
+// weights whose taps reach pixel i from some output. With w = 1..9 (row-major), the corner
+// (0,0) is read by outputs (0,0),(0,1),(1,0),(1,1) through taps (1,1),(1,0),(0,1),(0,0):
+// 5 + 4 + 2 + 1 = 12; the centre by all 9 taps: 45. dw[r][s] = sum of the x the tap reads: with
+// x = 1 everywhere, the number of outputs whose tap (r, s) is inside the image (4 corners,
+// 6 edges, 9 centre).
+TEST(DepthwiseAtrousBackward, HandWorked) {
+  const std::vector<float> w = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const std::vector<float> dx =
+      bwd_data(DepthwiseParams{1, 1, false}, Shape4{1, 3, 3, 1}, std::vector<float>(9, 1.0f), w);
+  EXPECT_EQ(dx[0], 12.0f);
+  EXPECT_EQ(dx[4], 45.0f);
+  const std::vector<float> dw =
+      bwd_weight(DepthwiseParams{1, 1, false}, Shape4{1, 3, 3, 1}, std::vector<float>(9, 1.0f),
+                 std::vector<float>(9, 1.0f), std::vector<float>(9, 0.5f));
+  EXPECT_TRUE(all_equal(dw, std::vector<float>{4.5f, 6.5f, 4.5f, 6.5f, 9.5f, 6.5f, 4.5f, 6.5f,
+                                               4.5f}));  // += onto 0.5
+}
+
+// Central differences of L = sum dy * conv(x; w) in double, with respect to x and to w. L is
+// bilinear, so the quotient has no truncation error; the forward output is rounded to fp32
+// (relative 6e-8 per element, |y| <= ~3, up to ~450 elements): |error of L| <~ 1e-4 worst case,
+// divided by 2h = 0.1 -> atol 2e-4 would be the bound; measured errors are ~1e-6.
+TEST(DepthwiseAtrousBackward, FiniteDifferences) {
+  struct Case {
+    Shape4 x;
+    DepthwiseParams p;
+  };
+  for (const Case& k : {Case{{3, 7, 9, 3}, {1, 1, false}}, Case{{1, 9, 8, 2}, {2, 1, false}},
+                        Case{{1, 13, 11, 2}, {1, 6, false}}, Case{{1, 10, 9, 2}, {2, 2, false}},
+                        Case{{1, 15, 14, 1}, {1, 12, false}}}) {
+    SCOPED_TRACE(to_string(k.x) + " stride " + std::to_string(k.p.stride) + " dilation " +
+                 std::to_string(k.p.dilation));
+    const Shape4 ys = depthwise_atrous_output_shape(k.p, k.x);
+    const std::vector<float> x = random_floats(size_t(k.x.elements()), 7);
+    const std::vector<float> w = random_floats(size_t(k.x.c) * 9, 8);
+    const std::vector<float> dy = random_floats(size_t(ys.elements()), 9);
+    auto loss = [&](const std::vector<float>& xv, const std::vector<float>& wv) {
+      const std::vector<float> y = depthwise(k.p, k.x, xv, wv, nullptr, nullptr);
+      double l = 0.0;
+      for (size_t i = 0; i < y.size(); ++i) l += double(dy[i]) * y[i];
+      return l;
+    };
+    GradientCheck opt;
+    opt.h = 0.05;
+    opt.atol = 2e-5;
+    opt.rtol = 1e-5;
+    double err_x = 0, err_w = 0;
+    opt.max_error = &err_x;
+    EXPECT_TRUE(check_gradient([&](const std::vector<float>& xv) { return loss(xv, w); }, x,
+                               bwd_data(k.p, k.x, dy, w), opt));
+    opt.max_error = &err_w;
+    EXPECT_TRUE(check_gradient([&](const std::vector<float>& wv) { return loss(x, wv); }, w,
+                               bwd_weight(k.p, k.x, x, dy, std::vector<float>(w.size(), 0.0f)),
+                               opt));
+    std::cout << "[ fd ] depthwise " << to_string(k.x) << " s" << k.p.stride << " d" << k.p.dilation
+              << ": max |fd - grad| dx " << err_x << ", dw " << err_w << "\n";
+  }
+}
+
+// accumulate adds onto dx; slices and fp16 give the same result (small integers: exact).
+TEST(DepthwiseAtrousBackward, AccumulateSlicesFp16) {
+  const Shape4 xs{3, 7, 6, 5};
+  const DepthwiseParams p{2, 2, false};
+  const Shape4 ys = depthwise_atrous_output_shape(p, xs);
+  const std::vector<float> dy = small_ints(size_t(ys.elements()), 1, -3, 3);
+  const std::vector<float> w = small_ints(size_t(xs.c) * 9, 2, -2, 2);
+  const std::vector<float> x = small_ints(size_t(xs.elements()), 3, -3, 3);
+  const std::vector<float> base = small_ints(size_t(xs.elements()), 4, -3, 3);
+  const std::vector<float> plain = bwd_data(p, xs, dy, w);
+  std::vector<float> want = plain;
+  for (size_t i = 0; i < want.size(); ++i) want[i] += base[i];
+  EXPECT_TRUE(all_equal(bwd_data(p, xs, dy, w, DType::F32, Placement{}, Placement{}, &base), want));
+  EXPECT_TRUE(
+      all_equal(bwd_data(p, xs, dy, w, DType::F16, Placement{1, 7}, Placement{2, 9}, &base), want));
+  const std::vector<float> dw = bwd_weight(p, xs, x, dy, std::vector<float>(45, 0.0f));
+  EXPECT_TRUE(all_equal(bwd_weight(p, xs, x, dy, std::vector<float>(45, 0.0f), DType::F16,
+                                   Placement{3, 8}, Placement{1, 6}),
+                        dw));
+}
+
+TEST(DepthwiseAtrousBackwardArgs, BadArguments) {
+  std::vector<float> dyb(3 * 3 * 2), dxb(5 * 5 * 2), w(18), ws(1024 * 18);
+  const TensorView dx = make_view(dxb.data(), DType::F32, Shape4{1, 5, 5, 2});
+  TensorView dy = make_view(dyb.data(), DType::F32, Shape4{1, 3, 3, 2});
+  EXPECT_NO_THROW(
+      depthwise_atrous_bwd_data(kRef, DepthwiseParams{2, 1, false}, dy, w.data(), dx, false));
+  EXPECT_TRUE(throws_error_mentioning(
+      [&] {
+        depthwise_atrous_bwd_data(kRef, DepthwiseParams{1, 1, false}, dy, w.data(), dx, false);
+      },
+      "depthwise_atrous_bwd_data: dy"));
+  EXPECT_TRUE(throws_error_mentioning(
+      [&] {
+        depthwise_atrous_bwd_weight(kRef, DepthwiseParams{2, 1, false}, dx, dy, w.data(), ws.data(),
+                                    4);
+      },
+      "workspace"));
 }
 
 }  // namespace

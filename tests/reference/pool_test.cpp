@@ -4,14 +4,17 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/reference/gradient_check.h"
 #include "tests/reference/test_util.h"
 #include "tests/support/compare.h"
+#include "tests/support/executors.h"
 
 namespace farsee::test {
 namespace {
@@ -94,6 +97,95 @@ INSTANTIATE_TEST_SUITE_P(PyTorch, MaxPoolFixture,
                          ::testing::Values("pool_3x3_s2_p1_odd", "pool_3x3_s2_p1_b3",
                                            "pool_2x2_s2_p0", "pool_3x3_s1_p1"),
                          [](const auto& info) { return std::string(info.param); });
+
+std::vector<float> pool_bwd(const MaxPoolParams& p, Shape4 xs, const std::vector<float>& x,
+                            const std::vector<float>& dy, DType dtype = DType::F32,
+                            Placement xp = {}, Placement dyp = {}, Placement dxp = {}) {
+  NhwcTestTensor xt(kRef, dtype, xs, xp);
+  xt.upload(x);
+  NhwcTestTensor dyt(kRef, dtype, max_pool_output_shape(p, xs), dyp);
+  dyt.upload(dy);
+  NhwcTestTensor dxt(kRef, dtype, xs, dxp);
+  max_pool_bwd(kRef, p, xt.view(), dyt.view(), dxt.view());
+  EXPECT_TRUE(dxt.outside_untouched());
+  return dxt.download();
+}
+
+// kGrid, 3x3 / stride 2 / pad 1, dy = (1, 2, 3, 4) for windows (0,0), (0,1), (1,0), (1,1):
+// maxima at 5 (index 1), 9 (index 6), 11 (index 13) twice -> dx[1] = 1, dx[6] = 2, dx[13] = 7.
+TEST(MaxPoolBackward, HandWorked3x3Stride2Pad1) {
+  std::vector<float> want(16, 0.0f);
+  want[1] = 1;
+  want[6] = 2;
+  want[13] = 3 + 4;
+  EXPECT_TRUE(
+      all_equal(pool_bwd(MaxPoolParams{3, 2, 1}, Shape4{1, 4, 4, 1}, kGrid, {1, 2, 3, 4}), want));
+}
+
+// Ties go to the first maximum in row-major window order (PyTorch: first strictly greater wins):
+// on a constant image each 3x3 / s2 / p1 window picks its first in-image element: windows
+// (0,0) -> (0,0), (0,1) -> (0,1), (1,0) -> (1,0), (1,1) -> (1,1) of the 4x4 grid.
+TEST(MaxPoolBackward, TiesGoToTheFirstInScanOrder) {
+  std::vector<float> want(16, 0.0f);
+  want[0] = 1;
+  want[1] = 2;
+  want[4] = 3;
+  want[5] = 4;
+  EXPECT_TRUE(all_equal(pool_bwd(MaxPoolParams{3, 2, 1}, Shape4{1, 4, 4, 1},
+                                 std::vector<float>(16, 7.0f), {1, 2, 3, 4}),
+                        want));
+  // fp16 storage, slices: the same.
+  EXPECT_TRUE(all_equal(
+      pool_bwd(MaxPoolParams{3, 2, 1}, Shape4{1, 4, 4, 1}, std::vector<float>(16, -7.0f),
+               {1, 2, 3, 4}, DType::F16, Placement{1, 3}, Placement{2, 4}, Placement{1, 2}),
+      want));
+}
+
+// Central differences of L(x) = sum dy * maxpool(x) in double. Inputs are distinct multiples of
+// 1/16 (a shuffled ramp), steps 1/64: no window changes its argmax, so L is linear along each
+// step and the difference quotient is exact up to the double rounding of L; dx is a sum of up to
+// four fp32 dy values rounded once to fp32: rtol 1.2e-7 (one ulp).
+TEST(MaxPoolBackward, FiniteDifferences) {
+  for (const auto& [xs, params] : {std::pair{Shape4{3, 9, 11, 5}, MaxPoolParams{3, 2, 1}},
+                                   std::pair{Shape4{1, 8, 7, 3}, MaxPoolParams{2, 2, 0}},
+                                   std::pair{Shape4{1, 7, 6, 2}, MaxPoolParams{3, 1, 1}}}) {
+    SCOPED_TRACE(to_string(xs));
+    const Shape4 ys = max_pool_output_shape(params, xs);
+    std::vector<float> x(size_t(xs.elements()));
+    const std::vector<float> order = random_floats(x.size(), 5);
+    std::vector<size_t> idx(x.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return order[a] < order[b]; });
+    for (size_t k = 0; k < idx.size(); ++k) x[idx[k]] = float(k) / 16.0f - 8.0f;
+    const std::vector<float> dy = random_floats(size_t(ys.elements()), 6);
+    auto loss = [&](const std::vector<float>& xv) {
+      const std::vector<float> y = pool(params, xs, xv);
+      double l = 0.0;
+      for (size_t i = 0; i < y.size(); ++i) l += double(dy[i]) * y[i];
+      return l;
+    };
+    GradientCheck opt;
+    opt.h = 1.0 / 64;
+    opt.atol = 1e-12;
+    opt.rtol = 1.2e-7;
+    EXPECT_TRUE(check_gradient(loss, x, pool_bwd(params, xs, x, dy), opt));
+  }
+}
+
+// dx as a slice, x and dy as slices, fp16: the same gradient (values exact in fp16: sums of at
+// most 4 small integers).
+TEST(MaxPoolBackward, SlicesAndFp16) {
+  const Shape4 xs{3, 9, 13, 5};
+  const MaxPoolParams p{3, 2, 1};
+  const std::vector<float> x = small_ints(size_t(xs.elements()), 3, -3, 3);
+  const std::vector<float> dy =
+      small_ints(size_t(max_pool_output_shape(p, xs).elements()), 4, -3, 3);
+  const std::vector<float> want = pool_bwd(p, xs, x, dy);
+  EXPECT_TRUE(all_equal(
+      pool_bwd(p, xs, x, dy, DType::F32, Placement{2, 9}, Placement{1, 6}, Placement{3, 8}), want));
+  EXPECT_TRUE(all_equal(
+      pool_bwd(p, xs, x, dy, DType::F16, Placement{2, 9}, Placement{1, 6}, Placement{3, 8}), want));
+}
 
 TEST(MaxPoolArgs, BadArgumentsNameTheTensor) {
   std::vector<float> xb(5 * 5 * 2), yb(3 * 3 * 2);

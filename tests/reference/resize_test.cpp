@@ -5,14 +5,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "kernels/resize_argmax.h"
+#include "kernels/resize_bwd.h"
 #include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/reference/gradient_check.h"
 #include "tests/reference/test_util.h"
 #include "tests/support/compare.h"
+#include "tests/support/executors.h"
 
 namespace farsee::test {
 namespace {
@@ -217,6 +221,88 @@ TEST(ResizeArgs, BadArgumentsNameTheTensor) {
       },
       "argmax_channels: x has 300 channels"));
   EXPECT_TRUE(throws_error_mentioning([&] { reference::argmax_channels(x, nullptr); }, "labels"));
+}
+
+std::vector<float> resize_bwd(bool align_corners, Shape4 xs, int out_h, int out_w,
+                              const std::vector<float>& dy, DType dtype = DType::F32,
+                              Placement dyp = {}, Placement dxp = {}) {
+  NhwcTestTensor dyt(kRef, dtype, Shape4{xs.n, out_h, out_w, xs.c}, dyp);
+  dyt.upload(dy);
+  NhwcTestTensor dxt(kRef, dtype, xs, dxp);
+  resize_bilinear_bwd(kRef, align_corners, dyt.view(), dxt.view());
+  EXPECT_TRUE(dxt.outside_untouched());
+  return dxt.download();
+}
+
+// The transpose of HandWorkedRampAlignCornersFalse's 1-D axis (2 -> 4): src = 0 (clamped),
+// 0.25, 0.75, 1.25 -> clamp to i0 = 1: weights on (v0, v1) = (1, 0), (0.75, 0.25), (0.25, 0.75),
+// (0, 1). dy = (1, 2, 4, 8): dx0 = 1 + 1.5 + 1 = 3.5, dx1 = 0.5 + 3 + 8 = 11.5.
+// align_corners=true, 2 -> 3: weights (1, 0), (0.5, 0.5), (0, 1): dy = (1, 2, 4) -> (2, 5).
+TEST(ResizeBilinearBackward, HandWorked1D) {
+  EXPECT_TRUE(all_equal(resize_bwd(false, Shape4{1, 1, 2, 1}, 1, 4, {1, 2, 4, 8}),
+                        std::vector<float>{3.5f, 11.5f}));
+  EXPECT_TRUE(
+      all_equal(resize_bwd(true, Shape4{1, 2, 1, 1}, 3, 1, {1, 2, 4}), std::vector<float>{2, 5}));
+}
+
+// Central differences of L = sum dy * resize(x) in double: L is linear in x (no truncation
+// error); the forward output is rounded to fp32 (6e-8 relative, |y| <= 1, a few hundred outputs):
+// |error of L| <= ~1e-5, over 2h = 0.1: atol 1e-4 bounds it (measured ~1e-6).
+TEST(ResizeBilinearBackward, FiniteDifferences) {
+  struct Case {
+    Shape4 x;
+    int out_h, out_w;
+  };
+  for (bool ac : {false, true}) {
+    for (const Case& k :
+         {Case{{3, 5, 4, 2}, 20, 16}, Case{{1, 3, 5, 3}, 24, 40}, Case{{1, 7, 6, 2}, 7, 6},
+          Case{{1, 9, 11, 1}, 4, 5}, Case{{1, 1, 4, 2}, 3, 1}}) {
+      SCOPED_TRACE(to_string(k.x) + " -> " + std::to_string(k.out_h) + "x" +
+                   std::to_string(k.out_w) + " align_corners " + std::to_string(ac));
+      const std::vector<float> x = random_floats(size_t(k.x.elements()), 11);
+      const std::vector<float> dy = random_floats(size_t(k.x.n) * k.out_h * k.out_w * k.x.c, 12);
+      auto loss = [&](const std::vector<float>& xv) {
+        const std::vector<float> y = resize(ac, k.x, xv, k.out_h, k.out_w);
+        double l = 0.0;
+        for (size_t i = 0; i < y.size(); ++i) l += double(dy[i]) * y[i];
+        return l;
+      };
+      GradientCheck opt;
+      opt.h = 0.05;
+      opt.atol = 1e-4;
+      opt.rtol = 1e-5;
+      double err = 0;
+      opt.max_error = &err;
+      EXPECT_TRUE(check_gradient(loss, x, resize_bwd(ac, k.x, k.out_h, k.out_w, dy), opt));
+      std::cout << "[ fd ] resize " << to_string(k.x) << " -> " << k.out_h << "x" << k.out_w
+                << " ac " << ac << ": max |fd - grad| " << err << "\n";
+    }
+  }
+}
+
+// Slices and fp16 storage (dy of small integers and x4 weights k/8: exact in fp16 and fp32).
+TEST(ResizeBilinearBackward, SlicesAndFp16) {
+  const Shape4 xs{3, 4, 5, 3};
+  const std::vector<float> dy = small_ints(size_t(3) * 16 * 20 * 3, 5, -3, 3);
+  for (bool ac : {false, true}) {
+    const std::vector<float> want = resize_bwd(ac, xs, 16, 20, dy);
+    EXPECT_TRUE(all_equal(
+        resize_bwd(ac, xs, 16, 20, dy, DType::F32, Placement{1, 5}, Placement{2, 6}), want));
+    if (!ac) {  // align_corners=false x4: weights are multiples of 1/8
+      EXPECT_TRUE(all_equal(
+          resize_bwd(ac, xs, 16, 20, dy, DType::F16, Placement{1, 5}, Placement{2, 6}), want));
+    }
+  }
+}
+
+TEST(ResizeBilinearBackwardArgs, BadArguments) {
+  std::vector<float> dyb(4 * 4 * 2), dxb(2 * 2 * 2);
+  const TensorView dx = make_view(dxb.data(), DType::F32, Shape4{1, 2, 2, 2});
+  TensorView dy = make_view(dyb.data(), DType::F32, Shape4{1, 4, 4, 2});
+  EXPECT_NO_THROW(resize_bilinear_bwd(kRef, false, dy, dx));
+  dy.shape.c = 1;
+  EXPECT_TRUE(throws_error_mentioning([&] { resize_bilinear_bwd(kRef, false, dy, dx); },
+                                      "resize_bilinear_bwd: dy"));
 }
 
 }  // namespace

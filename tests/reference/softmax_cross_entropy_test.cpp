@@ -5,13 +5,21 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iostream>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "kernels/reference/resize.h"
+#include "kernels/resize_bwd.h"
+#include "kernels/softmax_cross_entropy.h"
 #include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/reference/gradient_check.h"
 #include "tests/reference/test_util.h"
 #include "tests/support/compare.h"
+#include "tests/support/executors.h"
 
 namespace farsee::test {
 namespace {
@@ -94,6 +102,171 @@ TEST(SoftmaxCrossEntropyArgs, BadArgumentsNameTheTensor) {
                                       "softmax_cross_entropy: logits"));
   EXPECT_TRUE(
       throws_error_mentioning([&] { reference::softmax_cross_entropy(zv, nullptr); }, "labels"));
+}
+
+// ---- softmax_ce_upsample: the loss at label resolution from low-resolution logits ----
+
+struct CeResult {
+  float loss = 0;
+  int64_t count = -1;
+  std::vector<float> grad;  // dense, logits' shape
+};
+
+std::vector<uint8_t> random_labels(size_t n, int classes, uint32_t seed, double ignore_fraction) {
+  const std::vector<float> u = random_floats(n, seed, 0.0f, 1.0f);
+  const std::vector<float> c = random_floats(n, seed + 1, 0.0f, float(classes));
+  std::vector<uint8_t> labels(n);
+  for (size_t i = 0; i < n; ++i)
+    labels[i] = u[i] < ignore_fraction ? 255 : uint8_t(std::min(int(c[i]), classes - 1));
+  return labels;
+}
+
+CeResult fused_ce(bool ac, Shape4 ls, const std::vector<float>& logits,
+                  const std::vector<uint8_t>& labels, int lh, int lw, float grad_scale = 1.0f,
+                  DType dtype = DType::F32, Placement zp = {}, Placement gp = {}) {
+  NhwcTestTensor zt(kRef, dtype, ls, zp);
+  zt.upload(logits);
+  NhwcTestTensor gt(kRef, DType::F32, ls, gp);
+  std::vector<float> ws(softmax_ce_workspace_bytes(ls, lh, lw) / 4);
+  CeResult r;
+  softmax_ce_upsample(kRef, ac, zt.view(), labels.data(), lh, lw, &r.loss, gt.view(), grad_scale,
+                      ws.data(), ws.size() * 4, &r.count);
+  r.grad = gt.download();
+  EXPECT_TRUE(gt.outside_untouched());
+  return r;
+}
+
+// The unfused composition: F.interpolate to the label size (fp32), F.cross_entropy, and the
+// resize's transpose for the gradient.
+CeResult composed_ce(bool ac, Shape4 ls, const std::vector<float>& logits,
+                     const std::vector<uint8_t>& labels, int lh, int lw) {
+  std::vector<float> z = logits, full(size_t(ls.n) * lh * lw * ls.c), gfull(full.size());
+  const Shape4 fs{ls.n, lh, lw, ls.c};
+  reference::resize_bilinear_fwd(ac, make_view(z.data(), DType::F32, ls),
+                                 make_view(full.data(), DType::F32, fs));
+  CeResult r;
+  r.loss = reference::softmax_cross_entropy(make_view(full.data(), DType::F32, fs), labels.data(),
+                                            make_view(gfull.data(), DType::F32, fs));
+  r.grad.resize(z.size());
+  resize_bilinear_bwd(kRef, ac, make_view(gfull.data(), DType::F32, fs),
+                      make_view(r.grad.data(), DType::F32, ls));
+  return r;
+}
+
+// Fused == composed. The composition rounds the upsampled logits and their gradient to fp32 (the
+// fused reference keeps both in double): the losses agree to ~1e-7 relative (rtol 1e-6), the
+// gradients to a few fp32 ulp of their scale 1/M (atol 8e-6 / M, rtol 1e-5).
+TEST(SoftmaxCeUpsample, EqualsInterpolateThenCrossEntropy) {
+  struct Case {
+    Shape4 logits;
+    int lh, lw;
+  };
+  for (bool ac : {false, true}) {
+    for (const Case& k :
+         {Case{{2, 5, 7, 19}, 20, 28}, Case{{1, 4, 3, 5}, 32, 24}, Case{{3, 6, 5, 3}, 6, 5},
+          Case{{1, 9, 8, 4}, 5, 6}, Case{{1, 3, 4, 2}, 13, 17}}) {
+      SCOPED_TRACE(to_string(k.logits) + " -> " + std::to_string(k.lh) + "x" +
+                   std::to_string(k.lw) + " align_corners " + std::to_string(ac));
+      const std::vector<float> z = random_floats(size_t(k.logits.elements()), 21, -4.0f, 4.0f);
+      const std::vector<uint8_t> labels =
+          random_labels(size_t(k.logits.n) * k.lh * k.lw, k.logits.c, 22, 0.2);
+      const CeResult got = fused_ce(ac, k.logits, z, labels, k.lh, k.lw);
+      const CeResult want = composed_ce(ac, k.logits, z, labels, k.lh, k.lw);
+      EXPECT_NEAR(got.loss, want.loss, 1e-6 * std::fabs(want.loss));
+      const double m =
+          double(std::count_if(labels.begin(), labels.end(), [](uint8_t l) { return l != 255; }));
+      EXPECT_EQ(got.count, int64_t(m));
+      EXPECT_TRUE(all_close(got.grad, want.grad, 8e-6 / m, 1e-5));
+    }
+  }
+}
+
+// Central differences of the fused loss (fp32, its double sum rounded once) with respect to each
+// low-resolution logit. Error budget: the loss's fp32 rounding (~2e-7 absolute at loss ~2) over
+// 2h = 6e-3 -> 4e-5 absolute; truncation h^2 / 6 times a third derivative of order 1 / M.
+TEST(SoftmaxCeUpsample, FiniteDifferences) {
+  struct Case {
+    Shape4 logits;
+    int lh, lw;
+    bool ac;
+  };
+  for (const Case& k : {Case{{1, 3, 4, 5}, 12, 16, false}, Case{{2, 4, 3, 3}, 13, 11, true},
+                        Case{{1, 5, 4, 2}, 5, 4, false}}) {
+    SCOPED_TRACE(to_string(k.logits) + " -> " + std::to_string(k.lh) + "x" + std::to_string(k.lw));
+    const std::vector<float> z = random_floats(size_t(k.logits.elements()), 31, -3.0f, 3.0f);
+    const std::vector<uint8_t> labels =
+        random_labels(size_t(k.logits.n) * k.lh * k.lw, k.logits.c, 32, 0.25);
+    auto loss = [&](const std::vector<float>& zv) {
+      return double(fused_ce(k.ac, k.logits, zv, labels, k.lh, k.lw).loss);
+    };
+    GradientCheck opt;
+    opt.h = 3e-3;
+    opt.atol = 6e-5;
+    opt.rtol = 2e-3;
+    double err = 0;
+    opt.max_error = &err;
+    EXPECT_TRUE(check_gradient(loss, z, fused_ce(k.ac, k.logits, z, labels, k.lh, k.lw).grad, opt));
+    std::cout << "[ fd ] softmax_ce_upsample " << to_string(k.logits) << " -> " << k.lh << "x"
+              << k.lw << ": max |fd - grad| " << err << "\n";
+  }
+}
+
+// grad_scale scales the gradient only; fp16 logits are the fp32 path on the rounded values;
+// slices of logits and dlogits change nothing.
+TEST(SoftmaxCeUpsample, GradScaleSlicesFp16) {
+  const Shape4 ls{2, 4, 5, 6};
+  const std::vector<float> z = round_to_half(random_floats(size_t(ls.elements()), 41, -3.f, 3.f));
+  const std::vector<uint8_t> labels = random_labels(size_t(2) * 16 * 20, 6, 42, 0.1);
+  const CeResult base = fused_ce(false, ls, z, labels, 16, 20);
+  const CeResult scaled =
+      fused_ce(false, ls, z, labels, 16, 20, 128.0f, DType::F16, Placement{1, 9}, Placement{3, 10});
+  EXPECT_EQ(scaled.loss, base.loss);
+  EXPECT_EQ(scaled.count, base.count);
+  std::vector<float> want = base.grad;
+  for (float& g : want) g *= 128.0f;  // exact: a power of two
+  EXPECT_TRUE(all_equal(scaled.grad, want));
+}
+
+// Every label ignored: NaN loss, zero gradient, count 0 (PyTorch: 0 / 0).
+TEST(SoftmaxCeUpsample, AllIgnoredIsNaNWithZeroGradient) {
+  const Shape4 ls{1, 3, 3, 4};
+  const std::vector<float> z = random_floats(size_t(ls.elements()), 51);
+  const CeResult r = fused_ce(true, ls, z, std::vector<uint8_t>(12 * 12, 255), 12, 12);
+  EXPECT_TRUE(std::isnan(r.loss));
+  EXPECT_EQ(r.count, 0);
+  EXPECT_TRUE(all_equal(r.grad, std::vector<float>(z.size(), 0.0f)));
+}
+
+TEST(SoftmaxCeUpsampleArgs, BadArguments) {
+  std::vector<float> z(2 * 2 * 3), g(2 * 2 * 3), ws(1000);
+  const Shape4 s{1, 2, 2, 3};
+  const TensorView zv = make_view(z.data(), DType::F32, s);
+  const TensorView gv = make_view(g.data(), DType::F32, s);
+  std::vector<uint8_t> labels(16, 1);
+  float loss = 0;
+  EXPECT_NO_THROW(softmax_ce_upsample(kRef, false, zv, labels.data(), 4, 4, &loss, gv, 1.0f,
+                                      ws.data(), ws.size() * 4));
+  labels[5] = 3;
+  EXPECT_TRUE(throws_error_mentioning(
+      [&] {
+        softmax_ce_upsample(kRef, false, zv, labels.data(), 4, 4, &loss, gv, 1.0f, ws.data(),
+                            ws.size() * 4);
+      },
+      "labels[5] = 3"));
+  labels[5] = 0;
+  EXPECT_TRUE(throws_error_mentioning(
+      [&] {
+        softmax_ce_upsample(kRef, false, zv, labels.data(), 4, 4, &loss, gv, 1.0f, ws.data(), 8);
+      },
+      "workspace"));
+  TensorView g16 = gv;
+  g16.dtype = DType::F16;
+  EXPECT_TRUE(throws_error_mentioning(
+      [&] {
+        softmax_ce_upsample(kRef, false, zv, labels.data(), 4, 4, &loss, g16, 1.0f, ws.data(),
+                            ws.size() * 4);
+      },
+      "dlogits"));
 }
 
 }  // namespace
