@@ -49,6 +49,7 @@ The float64 results are rounded to float32 for storage.
 
 import argparse
 import json
+import math
 import os
 import struct
 import sys
@@ -96,7 +97,7 @@ def seeded_parameters(specs, seed):
     for name, shape in sorted(specs):
         count = int(np.prod(shape)) if shape else 1
         if len(shape) == 4:
-            a = (6.0 / (shape[1] * shape[2] * shape[3])) ** 0.5
+            a = math.sqrt(6.0 / (shape[1] * shape[2] * shape[3]))
             lo, hi = -a, a
         elif name.endswith(".running_var") or name.endswith(".weight"):
             lo, hi = 0.5, 1.5

@@ -144,8 +144,6 @@ int run(const Options& o) {
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-train: " << note << "\n";
   const net::FarSeeConfig config = net::preset_config(o.preset);
-  const net::HostTensors init = o.init.empty() ? net::random_parameters(config, o.seed)
-                                               : net::load_parameters(o.init, config);
   DatasetOptions d;
   d.input_h = o.input_h;
   d.input_w = o.input_w;
@@ -154,7 +152,9 @@ int run(const Options& o) {
   d.augment = o.augment;
   d.seed = o.seed;
   d.num_classes = config.num_classes;
-  const CityscapesDataset data(o.data, o.split, d);
+  const CityscapesDataset data(o.data, o.split, d);  // bad folders fail before the weights load
+  const net::HostTensors init = o.init.empty() ? net::random_parameters(config, o.seed)
+                                               : net::load_parameters(o.init, config);
   Context ctx;
   ctx.executor = executor;
   net::Trainer trainer(config, init, ctx, o.batch, o.input_h, o.input_w);

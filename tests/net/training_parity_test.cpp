@@ -1,0 +1,207 @@
+// Training against PyTorch (tests/data/train/, tools/make_train_fixtures.py: PyTorch in float64):
+// - tiny-paper, 64x128, batch 2, 5 SGD steps (momentum 0.9, weight decay 1e-4, poly LR) on the
+//   reference executor: per-step losses within 1e-5 relative, every weight and BN running
+//   statistic after the 5 steps within 1e-4 relative (max abs error over max abs value, per
+//   tensor): the bounds;
+// - the same for a reduced configuration (half the tiny widths, 32x64, 2 steps) on emu;
+// - one step of the full paper preset at 64x128, batch 1, on the reference executor: every
+//   parameter gradient within 1e-4 of PyTorch's relative to its max (checked on 128 samples per
+//   tensor, its max |g| and its sum |g|: the full gradients are 45 MB, too big to commit);
+// - determinism: the same run twice gives bitwise the same weights.
+// The batches come from the fixture's Cityscapes-layout folder through tools/dataset.h, exactly
+// as farsee-train reads them.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "net/trainer.h"
+#include "tests/net/training_fixture.h"
+#include "tests/support/executors.h"
+#include "tools/dataset.h"
+
+namespace farsee::net {
+namespace {
+
+using train_test::relative_error;
+using train_test::train_data_dir;
+
+struct RunResult {
+  std::vector<float> losses;
+  HostTensors state;
+  double ms_per_step = 0;
+};
+
+// The fixture run `name` (tiny / reduced) on `executor`.
+RunResult run_fixture(const std::string& name, Executor executor, int max_steps = 1 << 30) {
+  const nlohmann::json m = train_test::read_json(train_data_dir() + name + ".json");
+  const FarSeeConfig config = config_from_json_text(m["config"].dump());
+  tools::DatasetOptions d;
+  d.input_h = m["input_size"][0];
+  d.input_w = m["input_size"][1];
+  d.batch = m["batch"];
+  d.shuffle = false;
+  d.augment = false;
+  d.num_classes = config.num_classes;
+  const tools::CityscapesDataset data(train_data_dir() + m["data"].get<std::string>(),
+                                      m["split"].get<std::string>(), d);
+  Context ctx;
+  ctx.executor = executor;
+  Trainer trainer(config, train_test::seeded_parameters(config, m["init_seed"].get<uint64_t>()),
+                  ctx, d.batch, d.input_h, d.input_w);
+  trainer.fill_activations(0xFF);  // NaN everywhere no step writes
+  RunResult r;
+  const int steps = std::min(max_steps, m["steps"].get<int>());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int k = 0; k < steps; ++k) {
+    const tools::Batch b = data.batch(k);
+    trainer.set_batch(b.input.data(), b.labels.data());
+    SgdArgs sgd;
+    sgd.lr = float(m["lrs"][size_t(k)].get<double>());
+    sgd.momentum = m["momentum"];
+    sgd.weight_decay = m["weight_decay"];
+    r.losses.push_back(trainer.step(sgd));
+  }
+  r.ms_per_step =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+      steps;
+  r.state = trainer.state();
+  return r;
+}
+
+void expect_matches_fixture(const std::string& name, const RunResult& r) {
+  const nlohmann::json m = train_test::read_json(train_data_dir() + name + ".json");
+  ASSERT_EQ(r.losses.size(), m["losses"].size());
+  double worst_loss = 0;
+  for (size_t k = 0; k < r.losses.size(); ++k) {
+    const double want = m["losses"][k];
+    const double rel = std::fabs(double(r.losses[k]) - want) / std::fabs(want);
+    worst_loss = std::max(worst_loss, rel);
+    EXPECT_LE(rel, 1e-5) << "step " << k << ": loss " << r.losses[k] << ", PyTorch " << want;
+  }
+  const weights::SafetensorsFile want(train_data_dir() + name + ".final.safetensors");
+  double worst = 0;
+  std::string worst_name;
+  for (const std::string& tensor_name : want.names()) {
+    ASSERT_TRUE(r.state.count(tensor_name)) << tensor_name;
+    const std::vector<float> w = want.read_floats(tensor_name);
+    const std::vector<float>& g = r.state.at(tensor_name).data;
+    ASSERT_EQ(g.size(), w.size()) << tensor_name;
+    const double rel = relative_error(g, w);
+    if (rel > worst) {
+      worst = rel;
+      worst_name = tensor_name;
+    }
+    EXPECT_LE(rel, 1e-4) << tensor_name << " after " << r.losses.size() << " steps";
+  }
+  std::printf(
+      "%s: %zu steps, worst loss error %.3g relative, worst tensor %s %.3g relative "
+      "(%.0f ms per step)\n",
+      name.c_str(), r.losses.size(), worst_loss, worst_name.c_str(), worst, r.ms_per_step);
+}
+
+TEST(TrainingParity, TinyPaperFiveStepsOnReference) {
+  const RunResult r = run_fixture("tiny", Executor::Reference);
+  expect_matches_fixture("tiny", r);
+}
+
+TEST(TrainingParity, ReducedConfigOnEmu) {
+  farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyReverse};
+  FARSEE_PREPARE_EXEC_CASE(c);
+  RunResult r;
+  try {
+    r = run_fixture("reduced", Executor::Emu);
+  } catch (const Error& e) {
+    // The training kernels land op by op (reference first): until every emu kernel exists the
+    // case reports which one is missing instead of failing.
+    if (std::string(e.what()).find("not implemented") != std::string::npos) {
+      GTEST_SKIP() << e.what();
+    }
+    throw;
+  }
+  expect_matches_fixture("reduced", r);
+}
+
+TEST(TrainingParity, SameInputsGiveBitwiseSameWeights) {
+  const RunResult a = run_fixture("reduced", Executor::Reference);
+  const RunResult b = run_fixture("reduced", Executor::Reference);
+  ASSERT_EQ(a.losses, b.losses);
+  for (const auto& kv : a.state) {
+    const std::vector<float>& x = kv.second.data;
+    const std::vector<float>& y = b.state.at(kv.first).data;
+    ASSERT_EQ(0, std::memcmp(x.data(), y.data(), x.size() * sizeof(float))) << kv.first;
+  }
+}
+
+std::vector<float> nchw_to_nhwc(const std::vector<float>& v, int n, int c, int h, int w) {
+  std::vector<float> out(v.size());
+  for (int i = 0; i < n; ++i)
+    for (int ch = 0; ch < c; ++ch)
+      for (int p = 0; p < h * w; ++p)
+        out[(size_t(i) * h * w + p) * c + ch] = v[(size_t(i) * c + ch) * h * w + p];
+  return out;
+}
+
+TEST(TrainingParity, PaperPresetGradientsOfOneStep) {
+  const nlohmann::json m = train_test::read_json(train_data_dir() + "paper_grads.json");
+  const weights::SafetensorsFile io(train_data_dir() + "paper_grads.safetensors");
+  const FarSeeConfig config = preset_config("paper");
+  const int h = m["input_size"][0], w = m["input_size"][1];
+  const std::vector<float> input = nchw_to_nhwc(io.read_floats("input"), 1, 3, h, w);
+  const weights::TensorInfo& li = io.info("labels");
+  std::vector<uint8_t> labels(size_t(h) * w);
+  ASSERT_EQ(li.bytes(), labels.size());
+  std::memcpy(labels.data(), io.raw_data("labels"), labels.size());
+  Context ctx;
+  ctx.executor = Executor::Reference;
+  Trainer trainer(config, train_test::seeded_parameters(config, m["init_seed"].get<uint64_t>()),
+                  ctx, 1, h, w);
+  trainer.set_batch(input.data(), labels.data());
+  const auto t0 = std::chrono::steady_clock::now();
+  trainer.compute_gradients();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double want_loss = m["loss"];
+  EXPECT_LE(std::fabs(trainer.loss() - want_loss) / want_loss, 1e-5);
+  const HostTensors grads = trainer.gradients();
+  double worst = 0;
+  std::string worst_name;
+  for (const auto& item : m["gradients"].items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& st = item.value();
+    ASSERT_TRUE(grads.count(name)) << name;
+    const std::vector<float>& g = grads.at(name).data;
+    const double max_abs = st["max_abs"];
+    const std::vector<float> samples = io.read_floats(name + ".grad_samples");
+    const size_t numel = g.size(), s = samples.size();
+    double err = 0, got_max = 0, got_abs_sum = 0;
+    for (size_t i = 0; i < s; ++i) {
+      const size_t idx = i * numel / s;
+      err = std::max(err, std::fabs(double(g[idx]) - double(samples[i])));
+    }
+    for (float v : g) {
+      got_max = std::max(got_max, double(std::fabs(v)));
+      got_abs_sum += std::fabs(v);
+    }
+    const double rel = err / max_abs;
+    const double rel_max = std::fabs(got_max - max_abs) / max_abs;
+    const double rel_abs_sum =
+        std::fabs(got_abs_sum - st["abs_sum"].get<double>()) / st["abs_sum"].get<double>();
+    const double tensor_worst = std::max({rel, rel_max, rel_abs_sum});
+    if (tensor_worst > worst) {
+      worst = tensor_worst;
+      worst_name = name;
+    }
+    EXPECT_LE(rel, 1e-4) << name << ": sampled gradient error relative to max |g|";
+    EXPECT_LE(rel_max, 1e-4) << name << ": max |g| " << got_max << ", PyTorch " << max_abs;
+    EXPECT_LE(rel_abs_sum, 1e-4) << name << ": sum |g|";
+  }
+  std::printf(
+      "paper 1x64x128: loss %.7f (PyTorch %.7f), worst gradient %s %.3g relative to max "
+      "|g|; forward+loss+backward %.0f ms on reference\n",
+      double(trainer.loss()), want_loss, worst_name.c_str(), worst, ms);
+}
+
+}  // namespace
+}  // namespace farsee::net
