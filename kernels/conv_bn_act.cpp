@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "kernels/core/half_convert.h"
+#include "kernels/core/nhwc_index.h"
 
 namespace farsee {
 namespace {
@@ -504,6 +505,7 @@ void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView
       --plan.splits;
   }
   plan.workspace = plan.splits > 1 ? static_cast<float*>(workspace) : nullptr;
+  plan.tensor_cores = x.dtype == DType::F16 && packs_fit(x, 8) && packs_fit(dy, 8);
   FARSEE_DISPATCH(ctx, conv_bwd_weight, ctx, conv, x, dy, shuffle_factor, dw, db, plan);
 }
 

@@ -40,8 +40,10 @@
 // Variants: conv_kernel_config() is the one place that instantiates (dtype, tile, loader).
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/conv_bn_act.h"
+#include "kernels/core/conv_gemm.h"
 #include "kernels/core/epilogue.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/nhwc_index.h"
@@ -54,58 +56,6 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Geometry and epilogue shared by every kernel of this file.
-
-// Convolution geometry as a trivially copyable kernel argument.
-struct ConvGeometry {
-  int in_h, in_w, in_c;
-  int64_t in_pixel_stride;
-  int out_h, out_w;  // conv output (before any pixel shuffle)
-  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-  int K;          // output channels
-  int M;          // output pixels N * out_h * out_w
-  int reduction;  // R * S * C
-  int w_row;      // elements per output channel of the fp16 weight rows (KRSCRows)
-};
-
-// Per-row state of an A (activation) loader: where the window of output pixel m starts.
-struct WindowOrigin {
-  int image_base;  // n * in_h * in_w: pixel index of the image's first pixel
-  int y0, x0;      // top-left input coordinate of the window (may be negative: padding)
-};
-// Rows past the last output pixel get an origin that no tap can bring into the image.
-constexpr int kNoPixel = -(1 << 29);
-FARSEE_HD WindowOrigin window_origin(const ConvGeometry& g, int m) {
-  if (m >= g.M) return WindowOrigin{0, kNoPixel, kNoPixel};
-  const PixelCoord o = pixel_coord(m, g.out_h, g.out_w);
-  return WindowOrigin{o.n * g.in_h * g.in_w, window_first(o.y, g.stride_h, g.pad_h),
-                      window_first(o.x, g.stride_w, g.pad_w)};
-}
-// Pixel index of tap (r, s) of the window, or -1 in the padding.
-FARSEE_HD int window_pixel(const ConvGeometry& g, const WindowOrigin& o, int r, int s) {
-  const int iy = o.y0 + r * g.dilation_h;
-  const int ix = o.x0 + s * g.dilation_w;
-  if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) return -1;
-  return o.image_base + iy * g.in_w + ix;
-}
-
-// Position (r, s, c) of a flat reduction index, and its step to the next index.
-struct ReductionCursor {
-  int r, s, c;
-  FARSEE_HD void advance(const ConvGeometry& g) {
-    if (++c == g.in_c) {
-      c = 0;
-      if (++s == g.kernel_w) {
-        s = 0;
-        ++r;
-      }
-    }
-  }
-};
-FARSEE_HD ReductionCursor reduction_cursor(const ConvGeometry& g, int red) {
-  const int tap = red / g.in_c;
-  const int r = tap / g.kernel_w;
-  return ReductionCursor{r, tap - r * g.kernel_w, red - tap * g.in_c};
-}
 
 // Output channels [k0, k0 + step * count) with stride `step`: one run of contiguous y elements.
 struct ChannelGroup {
@@ -136,26 +86,12 @@ FARSEE_HD bool aligned_to(const void* p, unsigned bytes) {
 
 // The epilogue and store mode: conv output element (m, k) -> y (plain, slice or shuffled).
 template <typename T>
-struct ConvStore {
-  T* y;
-  int64_t y_pixel_stride;
-  int y_h, y_w;
+struct ConvStore : ConvOutputIndex<T> {
   const T* residual;  // [M][K] view with residual_pixel_stride; null: none
   int64_t residual_pixel_stride;
   BnActEpilogue epilogue;
-  int K, out_h, out_w;
-  int shuffle;
+  int K;
 
-  FARSEE_HD T* element(int m, int k) const {
-    if (shuffle == 1) return y + int64_t(m) * y_pixel_stride + k;
-    const int t2 = shuffle * shuffle;
-    const int c = k / t2, ij = k - c * t2;
-    const int i = ij / shuffle, j = ij - i * shuffle;
-    const PixelCoord o = pixel_coord(m, out_h, out_w);
-    return y +
-           ((int64_t(o.n) * y_h + o.y * shuffle + i) * y_w + o.x * shuffle + j) * y_pixel_stride +
-           c;
-  }
   FARSEE_HD float value(float acc, int m, int k) const {
     if (residual == nullptr) return epilogue(acc, k);
     return epilogue(acc, k, to_float(residual[int64_t(m) * residual_pixel_stride + k]));
@@ -163,8 +99,8 @@ struct ConvStore {
   // Stores group `cg` of output pixel m from its accumulators acc[0 .. cg.count).
   template <int V>
   FARSEE_HD void store(int m, const ChannelGroup& cg, const float (&acc)[V]) const {
-    T* dst = element(m, cg.k0);
-    const bool contiguous = cg.step == shuffle * shuffle;
+    T* dst = this->element(m, cg.k0);
+    const bool contiguous = cg.step == this->shuffle * this->shuffle;
     if (cg.count == V && contiguous && aligned_to(dst, V * sizeof(T))) {
       const T* res =
           residual != nullptr ? residual + int64_t(m) * residual_pixel_stride + cg.k0 : nullptr;
@@ -182,19 +118,11 @@ struct ConvStore {
     for (int e = 0; e < V; ++e) {
       if (e < cg.count) {
         const int k = cg.k0 + e * cg.step;
-        *element(m, k) = from_float<T>(value(acc[e], m, k));
+        *this->element(m, k) = from_float<T>(value(acc[e], m, k));
       }
     }
   }
 };
-
-// Reduction tiles [first, last) of split `z` of `splits`.
-struct TileRange {
-  int first, last;
-};
-FARSEE_HD TileRange split_range(int tiles, int splits, int z) {
-  return TileRange{int(int64_t(tiles) * z / splits), int(int64_t(tiles) * (z + 1) / splits)};
-}
 
 // Split-K: sums the fp32 slices [z][M][K] in z order and stores through the epilogue, one group of
 // V contiguous output channels per thread (grid-stride).
@@ -235,6 +163,43 @@ constexpr int kEpilogueVector = 8;  // halves per 16-byte store
 // Offset (in halves) of 16-byte chunk `chunk` of row `row` in a swizzled stage tile.
 FARSEE_HD int swizzled(int row, int chunk) {
   return row * kTileRed + ((chunk ^ ((row >> 1) & 3)) * kChunkHalves);
+}
+
+// The cp.async multi-stage pipeline shared by the tensor-core kernels (conv_mma_kernel,
+// conv_wgrad_mma_kernel): kStages - 1 reduction tiles in flight while one is computed.
+// load_stage(stage, tile) issues the cp.async copies of reduction tile `tile` into `stage`;
+// compute_stage(stage) runs the MMAs on a resident stage. Returns with every copy landed and all
+// warps past a barrier, so the pipeline's shared memory can be reused (epilogue staging).
+template <int kStages, typename Load, typename Compute>
+FARSEE_DEVICE void cp_async_pipeline(const TileRange& range, Load& load_stage,
+                                     Compute& compute_stage) {
+  const int tiles = range.last - range.first;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < tiles) load_stage(s, range.first + s);
+    ptx::cp_async_commit();
+  }
+  for (int t = 0; t < tiles; ++t) {
+    ptx::cp_async_wait<kStages - 2>();
+    __syncthreads();  // tile t visible to all; stage (t - 1) % kStages free for reuse
+    if (t + kStages - 1 < tiles)
+      load_stage((t + kStages - 1) % kStages, range.first + t + kStages - 1);
+    ptx::cp_async_commit();
+    compute_stage(t % kStages);
+  }
+  ptx::cp_async_wait<0>();
+  __syncthreads();  // all warps done with the pipeline before its memory is reused
+}
+
+// One 16-deep k-slice of a warp tile: acc[i][j] += a[i] (16x16) * b[j] (16x8), fp32 accumulate.
+template <int kMi, int kNi>
+FARSEE_DEVICE void warp_tile_mma(float (&acc)[kMi][kNi][4], const uint32_t (&a)[kMi][4],
+                                 const uint32_t (&b)[kNi][2]) {
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) ptx::mma_m16n8k16_f16f32(acc[i][j], a[i], b[j], acc[i][j]);
+  }
 }
 
 template <int BM_, int BN_, int Stages_, bool Gather_>
@@ -299,7 +264,7 @@ __global__ void __launch_bounds__(kMmaThreads)
         uint16_t v = 0;
         if (red0 + e < g.reduction) {
           const int p = window_pixel(g, a_origin[0], cur.r, cur.s);
-          if (p >= 0) v = xs[int64_t(p) * g.in_pixel_stride + cur.c];
+          if (p >= 0) v = xs[source_offset(g, p, cur.c)];
         }
         cur.advance(g);
         chunk.v[e % kChunkHalves] = v;
@@ -318,7 +283,7 @@ __global__ void __launch_bounds__(kMmaThreads)
 #pragma unroll
       for (int i = 0; i < kARowsPerThread; ++i) {
         const int p = b_in_red ? window_pixel(g, a_origin[i], r, s) : -1;
-        const __half* src = p >= 0 ? x + int64_t(p) * g.in_pixel_stride + c : x;
+        const __half* src = p >= 0 ? x + source_offset(g, p, c) : x;  // (shuffle == 1 here)
         ptx::cp_async_16(a_tile + swizzled(load_row + 32 * i, load_chunk), src, p >= 0 ? 16 : 0);
       }
     }
@@ -341,21 +306,8 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
   }
 
-  // ---- pipeline: kStages - 1 tiles in flight while one is computed ----
-  const int tiles = range.last - range.first;
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < tiles) load_stage(s, range.first + s);
-    ptx::cp_async_commit();
-  }
-  for (int t = 0; t < tiles; ++t) {
-    ptx::cp_async_wait<kStages - 2>();
-    __syncthreads();  // tile t visible to all; stage (t - 1) % kStages free for reuse
-    if (t + kStages - 1 < tiles)
-      load_stage((t + kStages - 1) % kStages, range.first + t + kStages - 1);
-    ptx::cp_async_commit();
-
-    const __half* a_tile = smem + (t % kStages) * Cfg::kStageHalves;
+  auto compute_stage = [&](int stage) {
+    const __half* a_tile = smem + stage * Cfg::kStageHalves;
     const __half* b_tile = a_tile + BM * kTileRed;
 #pragma unroll
     for (int ks = 0; ks < kTileRed / 16; ++ks) {
@@ -377,15 +329,10 @@ __global__ void __launch_bounds__(kMmaThreads)
         b[2 * j + 1][0] = r[2];
         b[2 * j + 1][1] = r[3];
       }
-#pragma unroll
-      for (int i = 0; i < kMi; ++i) {
-#pragma unroll
-        for (int j = 0; j < kNi; ++j) ptx::mma_m16n8k16_f16f32(acc[i][j], a[i], b[j], acc[i][j]);
-      }
+      warp_tile_mma(acc, a, b);
     }
-  }
-  ptx::cp_async_wait<0>();
-  __syncthreads();  // all warps done with the pipeline before its memory is reused
+  };
+  cp_async_pipeline<kStages>(range, load_stage, compute_stage);
 
   // Accumulator element e of fragment (i, j): tile row, tile column.
   const int frag_row = warp_m * Cfg::kWarpM + (lane >> 2);
@@ -458,52 +405,17 @@ FARSEE_HD int simt_offset(int i, int thread) {
   return (i / 4) * 64 + thread * 4 + (i % 4);
 }
 
-template <typename Cfg>
-__global__ void __launch_bounds__(kSimtThreads)
-    conv_simt_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
-                     ConvStore<float> out, float* __restrict__ workspace, int red_tiles) {
-  constexpr int BM = Cfg::BM, BN = Cfg::BN;
-  FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);  // +4: conflict-free transposed stores
-  FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
-
-  const int tid = threadIdx.x;
-  const int tx = tid % 16, ty = tid / 16;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
-
-  // A: thread loads reduction column a_col of rows a_row + (256 / 8) * i.
-  const int a_col = tid % kSimtRed, a_row = tid / kSimtRed;
-  WindowOrigin a_origin[Cfg::kALoads];
-#pragma unroll
-  for (int i = 0; i < Cfg::kALoads; ++i) a_origin[i] = window_origin(g, m0 + a_row + 32 * i);
-  // B: thread loads channel b_col of reduction rows b_row + (256 / BN) * i.
-  const int b_col = tid % BN, b_row = tid / BN;
-  constexpr int kBRowStep = kSimtThreads / BN;
-
-  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
-  auto fetch = [&](int tile) {
-    const int red = tile * kSimtRed + a_col;
-    const ReductionCursor cur = reduction_cursor(g, red);
-#pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) {
-      const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
-      a_next[i] = p >= 0 ? x[int64_t(p) * g.in_pixel_stride + cur.c] : 0.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) {
-      const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
-      const int k = n0 + b_col;
-      b_next[i] = red_b < g.reduction && k < g.K ? w[int64_t(red_b) * g.K + k] : 0.0f;
-    }
-  };
-  auto stash = [&](int buffer) {
-#pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_col][a_row + 32 * i] = a_next[i];
-#pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kBRowStep * i][b_col] = b_next[i];
-  };
-
-  float acc[Cfg::kTm][Cfg::kTn];
+// The SIMT main loop shared by conv_simt_kernel (forward, dgrad) and conv_wgrad_simt_kernel:
+// A [red][BM] and B [red][BN] operand tiles, double-buffered in shared memory; per reduction step
+// of kSimtRed elements, fetch(step) loads the NEXT step's operands into registers (global loads
+// in flight during the math), then the register-tile FMAs, then stash(buffer) writes them to the
+// other buffer, one barrier per step. acc[i][j] is tile row simt_offset(i, ty), column
+// simt_offset(j, tx) (threadIdx = ty * 16 + tx). The caller's fetch/stash define the loaders.
+template <typename Cfg, typename Fetch, typename Stash>
+FARSEE_DEVICE void simt_mainloop(const TileRange& range, float (&a_tile)[2][kSimtRed][Cfg::BM + 4],
+                                 float (&b_tile)[2][kSimtRed][Cfg::BN], Fetch& fetch, Stash& stash,
+                                 float (&acc)[Cfg::kTm][Cfg::kTn]) {
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
   for (int i = 0; i < Cfg::kTm; ++i) {
 #pragma unroll
@@ -546,6 +458,55 @@ __global__ void __launch_bounds__(kSimtThreads)
     __syncthreads();
     buffer ^= 1;
   }
+}
+
+template <typename Cfg>
+__global__ void __launch_bounds__(kSimtThreads)
+    conv_simt_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
+                     ConvStore<float> out, float* __restrict__ workspace, int red_tiles) {
+  constexpr int BM = Cfg::BM, BN = Cfg::BN;
+  FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);  // +4: conflict-free transposed stores
+  FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
+
+  const int tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
+
+  // A: thread loads reduction column a_col of rows a_row + (256 / 8) * i.
+  const int a_col = tid % kSimtRed, a_row = tid / kSimtRed;
+  WindowOrigin a_origin[Cfg::kALoads];
+#pragma unroll
+  for (int i = 0; i < Cfg::kALoads; ++i) a_origin[i] = window_origin(g, m0 + a_row + 32 * i);
+  // B: thread loads channel b_col of reduction rows b_row + (256 / BN) * i.
+  const int b_col = tid % BN, b_row = tid / BN;
+  constexpr int kBRowStep = kSimtThreads / BN;
+
+  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
+  auto fetch = [&](int tile) {
+    const int red = tile * kSimtRed + a_col;
+    const ReductionCursor cur = reduction_cursor(g, red);
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) {
+      const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
+      a_next[i] = p >= 0 ? x[source_offset(g, p, cur.c)] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) {
+      const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
+      const int k = n0 + b_col;
+      b_next[i] = red_b < g.reduction && k < g.K ? w[int64_t(red_b) * g.K + k] : 0.0f;
+    }
+  };
+  auto stash = [&](int buffer) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_col][a_row + 32 * i] = a_next[i];
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kBRowStep * i][b_col] = b_next[i];
+  };
+
+  float acc[Cfg::kTm][Cfg::kTn];
+  simt_mainloop<Cfg>(range, a_tile, b_tile, fetch, stash, acc);
 
   if (gridDim.z > 1) {
     float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
@@ -658,9 +619,29 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                 x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace, red_tiles);
 }
 
-}  // namespace
+// Runs the implicit-GEMM kernel of the plan (and the split-K reduction) storing through `e`.
+void run_conv_gemm(const Context& ctx, const ConvGeometry& g, const TensorView& src,
+                   const ConvWeights& w, const ConvEpilogue& e, const TensorView& y,
+                   const ConvPlan& plan) {
+  with_kernel_variant(src.dtype, plan, [&](auto variant) {
+    using Cfg = typename decltype(variant)::config;
+    using T = typename decltype(variant)::storage;
+    const ConvStore<T> out = make_store<T>(g, e, y);
+    launch_main<Cfg>(ctx, g, src, w, out, plan);
+    if (plan.split_k > 1) {
+      constexpr int V = 16 / sizeof(T);
+      constexpr int kThreads = 256;
+      const int64_t groups = int64_t(g.M) * channel_groups_per_row(g.K, out.shuffle, V);
+      const unsigned blocks = unsigned(std::min<int64_t>((groups + kThreads - 1) / kThreads, 4096));
+      auto reduce = conv_splitk_reduce_kernel<T, V>;
+      FARSEE_LAUNCH(reduce, dim3(blocks), dim3(kThreads), 0, ctx.stream, plan.workspace,
+                    plan.split_k, g.M, out);
+    }
+  });
+}
 
-void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
+// Forward geometry: source x, result y (conv output), taps at stride/dilation.
+ConvGeometry forward_geometry(const ConvShape& conv, const TensorView& x, int K) {
   ConvGeometry g;
   g.in_h = x.h();
   g.in_w = x.w();
@@ -676,26 +657,49 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   g.pad_w = conv.pad_w;
   g.dilation_h = conv.dilation_h;
   g.dilation_w = conv.dilation_w;
-  g.K = w.K;
+  g.phase_h = g.phase_w = 1;
+  g.shuffle = 1;
+  g.K = K;
   g.M = x.n() * g.out_h * g.out_w;
-  g.reduction = w.R * w.S * w.C;
-  g.w_row = w.row_elements;
+  g.reduction = conv.kernel_h * conv.kernel_w * x.c();
+  g.w_row = 0;
+  return g;
+}
 
-  with_kernel_variant(x.dtype, plan, [&](auto variant) {
-    using Cfg = typename decltype(variant)::config;
-    using T = typename decltype(variant)::storage;
-    const ConvStore<T> out = make_store<T>(g, epilogue, y);
-    launch_main<Cfg>(ctx, g, x, w, out, plan);
-    if (plan.split_k > 1) {
-      constexpr int V = 16 / sizeof(T);
-      constexpr int kThreads = 256;
-      const int64_t groups = int64_t(g.M) * channel_groups_per_row(g.K, out.shuffle, V);
-      const unsigned blocks = unsigned(std::min<int64_t>((groups + kThreads - 1) / kThreads, 4096));
-      auto reduce = conv_splitk_reduce_kernel<T, V>;
-      FARSEE_LAUNCH(reduce, dim3(blocks), dim3(kThreads), 0, ctx.stream, plan.workspace,
-                    plan.split_k, g.M, out);
-    }
-  });
+// Dgrad geometry (kernels/core/conv_gemm.h): source dy (conv output, maybe shuffled), result dx;
+// dx[iy] gathers dy[(iy + pad - r*dil) / stride] where the division is exact.
+ConvGeometry dgrad_geometry(const ConvShape& conv, const TensorView& dy, int shuffle,
+                            const TensorView& dx, int K) {
+  ConvGeometry g;
+  g.in_h = conv.out_h(dx.h());
+  g.in_w = conv.out_w(dx.w());
+  g.in_c = K;
+  g.in_pixel_stride = dy.pixel_stride;
+  g.out_h = dx.h();
+  g.out_w = dx.w();
+  g.kernel_h = conv.kernel_h;
+  g.kernel_w = conv.kernel_w;
+  g.stride_h = g.stride_w = 1;
+  g.pad_h = -conv.pad_h;
+  g.pad_w = -conv.pad_w;
+  g.dilation_h = -conv.dilation_h;
+  g.dilation_w = -conv.dilation_w;
+  g.phase_h = conv.stride_h;
+  g.phase_w = conv.stride_w;
+  g.shuffle = shuffle;
+  g.K = dx.c();
+  g.M = dx.n() * dx.h() * dx.w();
+  g.reduction = conv.kernel_h * conv.kernel_w * K;
+  g.w_row = 0;
+  return g;
+}
+
+}  // namespace
+
+void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
+  ConvGeometry g = forward_geometry(conv, x, w.K);
+  g.w_row = w.row_elements;
+  run_conv_gemm(ctx, g, x, w, epilogue, y, plan);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -767,16 +771,330 @@ void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeig
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Training: dgrad runs the forward kernels (conv_simt_kernel / conv_mma_kernel, their loaders,
+// pipeline, split-K and epilogue) on the dgrad geometry and the BackwardData weights; the
+// epilogue is the identity, plus dx itself as the "residual" when accumulating.
+
 void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
-  (void)ctx, (void)conv, (void)dy, (void)shuffle_factor, (void)w, (void)dx, (void)accumulate,
-      (void)plan;
-  FARSEE_REQUIRE(false, "conv_bwd_data: kernels not implemented yet (use the reference executor)");
+  ConvGeometry g = dgrad_geometry(conv, dy, shuffle_factor, dx, w.K);
+  g.w_row = w.row_elements;
+  ConvEpilogue e;                   // identity: scale 1, bias 0, no ReLU, stored plain
+  if (accumulate) e.residual = dx;  // dx += result: each element read, then written, by one thread
+  run_conv_gemm(ctx, g, dy, w, e, dx, plan);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Training: wgrad. GEMM dw[k][(r, s, c)] = sum_m dy[m][k] * A[m][(r, s, c)], A the forward's
+// im2col view of x (forward geometry: window_origin / window_pixel / reduction_cursor), dy read
+// through ConvOutputIndex (plain or pixel-shuffled). The shared SIMT main loop, with A = dy^T
+// tile [pixels][BM channels k] and B = im2col tile [pixels][BN reduction columns]; each split z
+// of the pixel range writes its fp32 tile to workspace slice z (or, unsplit, adds into dw);
+// conv_wgrad_reduce_kernel sums the slices in z order and adds into dw (and db).
+
+namespace {
+
+constexpr int kWgradTile = 64;  // = kWgradTile in kernels/conv_bn_act.cpp (the plan)
+using WgradConfig = SimtConfig<kWgradTile, kWgradTile>;
+
+// fp32 operands (float storage) or fp16 operands converted to fp32 at the load (SIMT FMAs).
+template <typename T>
+__global__ void __launch_bounds__(kSimtThreads)
+    conv_wgrad_simt_kernel(ConvGeometry g, const T* __restrict__ x, ConvOutputIndex<const T> dy,
+                           float* __restrict__ dw, float* __restrict__ workspace,
+                           int64_t slice_elements, int pixel_steps) {
+  using Cfg = WgradConfig;
+  constexpr int BM = Cfg::BM, BN = Cfg::BN;
+  FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);
+  FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
+
+  const int tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;
+  const int k0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const TileRange range = split_range(pixel_steps, gridDim.z, blockIdx.z);
+
+  // A (dy^T): thread loads channel k0 + a_col of pixel rows a_row + kRowStep * i of each step
+  // (consecutive threads: consecutive channels of one pixel).
+  constexpr int kRowStep = kSimtThreads / BM;
+  const int a_col = tid % BM, a_row = tid / BM;
+  const int k = k0 + a_col;
+  // B (im2col): thread loads reduction column n0 + b_col, the same (r, s, c) at every step.
+  const int b_col = tid % BN, b_row = tid / BN;
+  const int red = n0 + b_col;
+  const ReductionCursor cur = reduction_cursor(g, red < g.reduction ? red : 0);
+
+  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
+  auto fetch = [&](int step) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) {
+      const int m = step * kSimtRed + a_row + kRowStep * i;
+      a_next[i] = m < g.M && k < g.K ? to_float(*dy.element(m, k)) : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) {
+      const int m = step * kSimtRed + b_row + kRowStep * i;
+      const int p = red < g.reduction ? window_pixel(g, window_origin(g, m), cur.r, cur.s) : -1;
+      b_next[i] = p >= 0 ? to_float(x[source_offset(g, p, cur.c)]) : 0.0f;
+    }
+  };
+  auto stash = [&](int buffer) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_row + kRowStep * i][a_col] = a_next[i];
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kRowStep * i][b_col] = b_next[i];
+  };
+
+  float acc[Cfg::kTm][Cfg::kTn];
+  simt_mainloop<Cfg>(range, a_tile, b_tile, fetch, stash, acc);
+
+  // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
+  float* dst = gridDim.z > 1 ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
+#pragma unroll
+  for (int i = 0; i < Cfg::kTm; ++i) {
+    const int kk = k0 + simt_offset(i, ty);
+#pragma unroll
+    for (int j = 0; j < Cfg::kTn; ++j) {
+      const int n = n0 + simt_offset(j, tx);
+      if (kk < g.K && n < g.reduction) {
+        float* e = dst + int64_t(kk) * g.reduction + n;
+        *e = gridDim.z > 1 ? acc[i][j] : *e + acc[i][j];
+      }
+    }
+  }
+}
+
+// fp16 wgrad on tensor cores (plan.tensor_cores: C % 8 == 0, dy's stored channels % 8 == 0, both
+// 16-byte aligned; a pixel-shuffled dy through wgrad_row_channel): the same GEMM, block tile 64 (k)
+// x 64 (n = (r, s, c)), 4 warps 2 x 2 (warp tiles 32 x 32), 32 pixels of reduction per stage in the
+// shared cp.async pipeline (kWgradStages stages). The stage tiles are reduction-major, as both
+// operands lie in memory: A_s[32 pixels][64 k] (16-byte chunks of 8 channels of a dy pixel) and
+// B_s[32 pixels][64 n] (8 channels of one tap of x: C % 8 == 0 keeps a chunk inside a tap), both
+// zero-filled past M / K / R*S*C and in the padding; chunk j of row r is stored at j ^ (r & 7),
+// so the eight rows of each ldmatrix phase and the cp.async writes hit distinct bank quads. The
+// transposed fragments come from ldmatrix.x4.trans; mma.m16n8k16 f16 x f16 -> f32.
+constexpr int kWgradMmaRed = 32;  // pixels per stage
+constexpr int kWgradStages = 4;
+constexpr int kWgradStageHalves = 2 * kWgradMmaRed * kWgradTile;
+constexpr size_t kWgradSmemBytes = size_t(kWgradStages) * kWgradStageHalves * 2;  // 32 KiB
+
+FARSEE_HD int wgrad_swizzled(int row, int chunk) {
+  return row * kWgradTile + ((chunk ^ (row & 7)) * kChunkHalves);
+}
+
+// GEMM row -> conv output channel. With a pixel-shuffled dy (t > 1), rows are taken in (i, j, c)
+// order, row = (i*t + j) * (K/t^2) + c for conv channel k = c*t*t + i*t + j, so 8 consecutive
+// rows are 8 consecutive channels c of one stored dy pixel (16 bytes, when K/t^2 % 8 == 0).
+FARSEE_HD int wgrad_row_channel(int row, int shuffle, int K) {
+  if (shuffle == 1) return row;
+  const int t2 = shuffle * shuffle, cs = K / t2;
+  const int ij = row / cs;
+  return (row - ij * cs) * t2 + ij;
+}
+
+__global__ void __launch_bounds__(kMmaThreads)
+    conv_wgrad_mma_kernel(ConvGeometry g, const __half* __restrict__ x,
+                          ConvOutputIndex<const __half> dy, float* __restrict__ dw,
+                          float* __restrict__ workspace, int64_t slice_elements, int pixel_steps) {
+  constexpr int kWarpTile = kWgradTile / 2, kMi = kWarpTile / 16, kNi = kWarpTile / 8;
+  __half* smem = dynamic_smem<__half>();
+  const int tid = threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp >> 1, warp_n = warp & 1;
+  const int k0 = blockIdx.x * kWgradTile, n0 = blockIdx.y * kWgradTile;
+  const TileRange range = split_range(pixel_steps, gridDim.z, blockIdx.z);
+
+  // Loader: chunk column load_chunk of pixel rows load_row and load_row + 16 of both tiles.
+  const int load_chunk = tid & 7, load_row = tid >> 3;
+  const int k_row = k0 + load_chunk * kChunkHalves;
+  const bool k_valid = k_row < g.K;
+  const int k = wgrad_row_channel(k_valid ? k_row : 0, dy.shuffle, g.K);
+  const int n = n0 + load_chunk * kChunkHalves;
+  const bool n_valid = n < g.reduction;
+  const ReductionCursor cur = reduction_cursor(g, n_valid ? n : 0);
+  auto load_stage = [&](int stage, int step) {
+    __half* a_tile = smem + stage * kWgradStageHalves;
+    __half* b_tile = a_tile + kWgradMmaRed * kWgradTile;
+#pragma unroll
+    for (int i = 0; i < kWgradMmaRed / 16; ++i) {
+      const int row = load_row + 16 * i;
+      const int m = step * kWgradMmaRed + row;
+      const bool a_ok = k_valid && m < g.M;
+      ptx::cp_async_16(a_tile + wgrad_swizzled(row, load_chunk), a_ok ? dy.element(m, k) : dy.y,
+                       a_ok ? 16 : 0);
+      const int p = n_valid ? window_pixel(g, window_origin(g, m), cur.r, cur.s) : -1;
+      ptx::cp_async_16(b_tile + wgrad_swizzled(row, load_chunk),
+                       p >= 0 ? x + source_offset(g, p, cur.c) : x, p >= 0 ? 16 : 0);
+    }
+  };
+
+  float acc[kMi][kNi][4];
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+    }
+  }
+  // ldmatrix.x4.trans lane roles: matrix q = lane / 8, its row (a pixel) lane % 8.
+  const int q = lane >> 3, q_row = lane & 7;
+  auto compute_stage = [&](int stage) {
+    const __half* a_tile = smem + stage * kWgradStageHalves;
+    const __half* b_tile = a_tile + kWgradMmaRed * kWgradTile;
+#pragma unroll
+    for (int ks = 0; ks < kWgradMmaRed / 16; ++ks) {
+      uint32_t a[kMi][4], b[kNi][2];
+#pragma unroll
+      for (int i = 0; i < kMi; ++i) {
+        // a0..a3 = (k 0-7, px 0-7), (k 8-15, px 0-7), (k 0-7, px 8-15), (k 8-15, px 8-15).
+        const int row = ks * 16 + q_row + ((q >> 1) << 3);
+        const int col = warp_m * kWarpTile + i * 16 + ((q & 1) << 3);
+        ptx::ldmatrix_x4_trans(a[i], a_tile + wgrad_swizzled(row, col / kChunkHalves));
+      }
+#pragma unroll
+      for (int j = 0; j < kNi / 2; ++j) {
+        // (n 0-7, px 0-7), (n 0-7, px 8-15), (n 8-15, px 0-7), (n 8-15, px 8-15).
+        const int row = ks * 16 + q_row + ((q & 1) << 3);
+        const int col = warp_n * kWarpTile + j * 16 + ((q >> 1) << 3);
+        uint32_t r[4];
+        ptx::ldmatrix_x4_trans(r, b_tile + wgrad_swizzled(row, col / kChunkHalves));
+        b[2 * j][0] = r[0];
+        b[2 * j][1] = r[1];
+        b[2 * j + 1][0] = r[2];
+        b[2 * j + 1][1] = r[3];
+      }
+      warp_tile_mma(acc, a, b);
+    }
+  };
+  cp_async_pipeline<kWgradStages>(range, load_stage, compute_stage);
+
+  // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
+  float* dst = gridDim.z > 1 ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int kk = k0 + warp_m * kWarpTile + i * 16 + (lane >> 2) + 8 * (e >> 1);
+        const int nn = n0 + warp_n * kWarpTile + j * 8 + 2 * (lane & 3) + (e & 1);
+        if (kk < g.K && nn < g.reduction) {
+          const int kc = wgrad_row_channel(kk, dy.shuffle, g.K);
+          float* d = dst + int64_t(kc) * g.reduction + nn;
+          *d = gridDim.z > 1 ? acc[i][j][e] : *d + acc[i][j][e];
+        }
+      }
+    }
+  }
+}
+
+// db: block (32 channels) x (8 pixel rows); chunk z = blockIdx.y of the pixels. Each thread sums
+// its pixels in order, then row 0 adds the 8 row sums in order: deterministic. Unsplit: db +=
+// total; split: total to db_slices[z][k].
+constexpr int kBiasChannels = 32, kBiasRows = 8;
+template <typename T>
+__global__ void __launch_bounds__(kBiasChannels* kBiasRows)
+    conv_bias_grad_kernel(ConvOutputIndex<const T> dy, int M, int K, float* __restrict__ db,
+                          float* __restrict__ db_slices, int64_t slice_elements) {
+  FARSEE_SHARED(float, partial, [kBiasRows][kBiasChannels + 1]);
+  const int tx = threadIdx.x % kBiasChannels, ty = threadIdx.x / kBiasChannels;
+  const int k = blockIdx.x * kBiasChannels + tx;
+  const TileRange range = split_range(M, gridDim.y, blockIdx.y);
+  float sum = 0.0f;
+  if (k < K) {
+    for (int m = range.first + ty; m < range.last; m += kBiasRows)
+      sum += to_float(*dy.element(m, k));
+  }
+  partial[ty][tx] = sum;
+  __syncthreads();
+  if (ty != 0 || k >= K) return;
+  float total = 0.0f;
+#pragma unroll
+  for (int r = 0; r < kBiasRows; ++r) total += partial[r][tx];
+  if (gridDim.y > 1) {
+    db_slices[int64_t(blockIdx.y) * slice_elements + k] = total;
+  } else {
+    db[k] += total;
+  }
+}
+
+// dw[i] += sum_z slice_z[i] (i < dw_count), db[i - dw_count] += ... (db part), z in order.
+__global__ void __launch_bounds__(256)
+    conv_wgrad_reduce_kernel(const float* __restrict__ workspace, int splits,
+                             int64_t slice_elements, int64_t dw_count, float* __restrict__ dw,
+                             float* __restrict__ db) {
+  const int64_t count = db != nullptr ? slice_elements : dw_count;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (int z = 0; z < splits; ++z) sum += workspace[z * slice_elements + i];
+    if (i < dw_count) {
+      dw[i] += sum;
+    } else {
+      db[i - dw_count] += sum;
+    }
+  }
+}
+
+template <typename T>
+void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
+               const ConvOutputIndex<const T>& dy, float* dw, float* db,
+               const ConvWgradPlan& plan) {
+  const int splits = plan.splits;
+  const int64_t dw_count = int64_t(g.K) * g.reduction;
+  const int64_t slice = dw_count + g.K;  // workspace slice: dw partials, then db partials
+  const dim3 grid(unsigned(ceil_div(g.K, kWgradTile)), unsigned(ceil_div(g.reduction, kWgradTile)),
+                  unsigned(splits));
+  if constexpr (std::is_same_v<T, __half>) {
+    if (plan.tensor_cores) {
+      FARSEE_LAUNCH(conv_wgrad_mma_kernel, grid, dim3(kMmaThreads), kWgradSmemBytes, ctx.stream, g,
+                    x.ptr<const __half>(), dy, dw, plan.workspace, slice,
+                    ceil_div(g.M, kWgradMmaRed));
+    }
+  }
+  if (!plan.tensor_cores) {
+    auto kernel = conv_wgrad_simt_kernel<T>;
+    FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const T>(), dy, dw,
+                  plan.workspace, slice, ceil_div(g.M, kSimtRed));
+  }
+  if (db != nullptr) {
+    auto bias = conv_bias_grad_kernel<T>;
+    FARSEE_LAUNCH(bias, dim3(unsigned(ceil_div(g.K, kBiasChannels)), unsigned(splits)),
+                  dim3(kBiasChannels * kBiasRows), 0, ctx.stream, dy, g.M, g.K, db,
+                  plan.workspace + dw_count, slice);
+  }
+  if (splits > 1) {
+    constexpr int kThreads = 256;
+    const int64_t count = db != nullptr ? slice : dw_count;
+    const unsigned blocks = unsigned(std::min<int64_t>((count + kThreads - 1) / kThreads, 4096));
+    FARSEE_LAUNCH(conv_wgrad_reduce_kernel, dim3(blocks), dim3(kThreads), 0, ctx.stream,
+                  plan.workspace, splits, slice, dw_count, dw, db);
+  }
+}
+
+}  // namespace
+
 void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
-  (void)ctx, (void)conv, (void)x, (void)dy, (void)shuffle_factor, (void)dw, (void)db, (void)plan;
-  FARSEE_REQUIRE(false,
-                 "conv_bwd_weight: kernels not implemented yet (use the reference executor)");
+  const int t = shuffle_factor;
+  const int K = dy.c() * t * t;
+  const ConvGeometry g = forward_geometry(conv, x, K);
+  auto dy_index = [&](auto* data) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(data)>>;
+    ConvOutputIndex<const T> d;
+    d.y = data;
+    d.y_pixel_stride = dy.pixel_stride;
+    d.y_h = dy.h();
+    d.y_w = dy.w();
+    d.out_h = g.out_h;
+    d.out_w = g.out_w;
+    d.shuffle = t;
+    return d;
+  };
+  if (x.dtype == DType::F32) {
+    run_wgrad<float>(ctx, g, x, dy_index(dy.ptr<const float>()), dw, db, plan);
+  } else {
+    run_wgrad<__half>(ctx, g, x, dy_index(dy.ptr<const __half>()), dw, db, plan);
+  }
 }
 
 }  // namespace FARSEE_KERNEL_NS

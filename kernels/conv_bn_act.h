@@ -152,6 +152,8 @@ size_t conv_bwd_data_workspace_bytes(const ConvShape& conv, int K, Shape4 x);
 // How conv_bwd_weight splits its reduction (chosen on the host; tests may force `splits`).
 struct ConvWgradPlan {
   int splits = 1;  // chunks of the N*OH*OW reduction; partials [splits][K*R*S*C] (+ [splits][K])
+  bool tensor_cores = false;  // fp16 mma kernel: x's C and dy's stored channel count multiples
+                              // of 8, x and dy 16-byte aligned (base, pixel stride); else SIMT
   float* workspace = nullptr;
 };
 // Forced splits (>= 1) for tests and benchmarks; 0 = heuristic.

@@ -14,6 +14,21 @@
 // Vectors: V = 4 floats or 8 halves (one 16-byte load/store) when C, both pixel strides and both
 //   base addresses allow; otherwise V = 1 (e.g. C = 19, or a slice at an odd channel offset).
 // Fused: BN scale/bias, ReLU, the concat (writing y as a slice of the concat buffer).
+//
+// Backward, data (depthwise_atrous_bwd_data): the same mapping over dx (one thread: V channels
+//   of a dx pixel, its 9 x V weights in registers). Gather: tap (r, s) of output (oy, ox) reads
+//   input (oy * stride - d + r * d, ...), so dx pixel (iy, ix) receives from tap r the output row
+//   oy = (iy + d - r * d) / stride when that divides exactly and lies in [0, OH); at most 9 dy
+//   reads per pixel, fp32 fused multiply-adds in tap order, dx written or (accumulate) added to,
+//   rounded once to its dtype.
+// Backward, weight (depthwise_atrous_bwd_weight): deterministic two-kernel reduction.
+//   1. depthwise_atrous_bwd_weight_lanes() lanes (a function of the output size only): lane l
+//      sums the output pixels l, l + lanes, ... ; a thread owns V channels of one lane, keeps
+//      9 x V fp32 sums in registers (dy * x per tap) and writes them to workspace[l][c][9]. The
+//      (channel group x lane) mapping is pixel_channel_launch()'s, so warps read contiguous
+//      channels of a pixel (coalesced).
+//   2. one thread per (c, tap): sums the lanes' partials in lane order and adds to dw.
+//   No atomics: bitwise reproducible for a given shape. Workspace [lanes][C][9] fp32.
 #include "kernels/core/epilogue.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/nhwc_index.h"
@@ -74,6 +89,108 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+template <typename T, int V>
+__global__ void __launch_bounds__(256)
+    depthwise3x3_bwd_data_kernel(Nhwc<const T> dy, Nhwc<T> dx, const float* __restrict__ weight,
+                                 bool accumulate, int stride, int dilation) {
+  const int c0 = thread_first_channel<V>(dx.c);
+  if (c0 < 0) return;
+
+  float w[kTaps * kTaps][V];
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+#pragma unroll
+    for (int t = 0; t < kTaps * kTaps; ++t) w[t][i] = __ldg(weight + (c0 + i) * kTaps * kTaps + t);
+  }
+
+  FARSEE_FOR_EACH_THREAD_PIXEL(p, int(dx.pixels())) {
+    const PixelCoord in = pixel_coord(p, dx.h, dx.w);
+    float acc[V];
+#pragma unroll
+    for (int i = 0; i < V; ++i) acc[i] = 0.0f;
+#pragma unroll
+    for (int r = 0; r < kTaps; ++r) {
+      const int ty = in.y + dilation - r * dilation;  // = oy * stride
+      if (ty < 0 || ty % stride != 0 || ty / stride >= dy.h) continue;
+#pragma unroll
+      for (int s = 0; s < kTaps; ++s) {
+        const int tx = in.x + dilation - s * dilation;
+        if (tx < 0 || tx % stride != 0 || tx / stride >= dy.w) continue;
+        float g[V];
+        load_as_float<V>(dy.pixel(in.n, ty / stride, tx / stride) + c0, g);
+#pragma unroll
+        for (int i = 0; i < V; ++i) acc[i] = fmaf(g[i], w[r * kTaps + s][i], acc[i]);
+      }
+    }
+    T* out = dx.pixel(p) + c0;
+    if (accumulate) {
+      float old[V];
+      load_as_float<V>(out, old);
+#pragma unroll
+      for (int i = 0; i < V; ++i) acc[i] += old[i];
+    }
+    store_from_float<V>(out, acc);
+  }
+}
+
+// Pass 1 of the weight gradient: per-lane partial sums (see the top of the file).
+template <typename T, int V>
+__global__ void __launch_bounds__(256)
+    depthwise3x3_bwd_weight_lanes_kernel(Nhwc<const T> x, Nhwc<const T> dy,
+                                         float* __restrict__ partials, int lanes, int stride,
+                                         int dilation) {
+  const int c0 = thread_first_channel<V>(dy.c);
+  if (c0 < 0) return;
+  const int pixels = int(dy.pixels());
+
+  FARSEE_FOR_EACH_THREAD_PIXEL(lane, lanes) {
+    float acc[kTaps * kTaps][V];
+#pragma unroll
+    for (int t = 0; t < kTaps * kTaps; ++t) {
+#pragma unroll
+      for (int i = 0; i < V; ++i) acc[t][i] = 0.0f;
+    }
+    for (int p = lane; p < pixels; p += lanes) {
+      const PixelCoord o = pixel_coord(p, dy.h, dy.w);
+      const WindowStart start = window_start(o, stride, dilation);  // padding = dilation
+      float g[V];
+      load_as_float<V>(dy.pixel(p) + c0, g);
+#pragma unroll
+      for (int r = 0; r < kTaps; ++r) {
+        const int iy = start.y + r * dilation;
+        if (iy < 0 || iy >= x.h) continue;
+#pragma unroll
+        for (int s = 0; s < kTaps; ++s) {
+          const int ix = start.x + s * dilation;
+          if (ix < 0 || ix >= x.w) continue;
+          float v[V];
+          load_as_float<V>(x.pixel(o.n, iy, ix) + c0, v);
+#pragma unroll
+          for (int i = 0; i < V; ++i)
+            acc[r * kTaps + s][i] = fmaf(g[i], v[i], acc[r * kTaps + s][i]);
+        }
+      }
+    }
+    float* out = partials + (int64_t(lane) * dy.c + c0) * (kTaps * kTaps);
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+#pragma unroll
+      for (int t = 0; t < kTaps * kTaps; ++t) out[i * kTaps * kTaps + t] = acc[t][i];
+    }
+  }
+}
+
+// Pass 2: dw[k] += sum over lanes (in lane order) of partials[lane][k], k = c * 9 + tap.
+__global__ void __launch_bounds__(256)
+    depthwise3x3_bwd_weight_sum_kernel(const float* __restrict__ partials, int lanes, int count,
+                                       float* __restrict__ dw) {
+  const int k = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (k >= count) return;
+  float sum = 0.0f;
+  for (int l = 0; l < lanes; ++l) sum += partials[int64_t(l) * count + k];
+  dw[k] += sum;
+}
+
 }  // namespace
 
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
@@ -83,11 +200,28 @@ void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
 }
 
 void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
-  FARSEE_REQUIRE(false, "depthwise_atrous_bwd_data: kernel not implemented yet");
+  launch_pixel_channel_kernel(ctx, dy, dx, kPixelsPerThread, "depthwise_atrous_bwd_data: dx",
+                              FARSEE_PIXEL_KERNEL_FOR(depthwise3x3_bwd_data_kernel), weight,
+                              accumulate, p.stride, p.dilation);
 }
 
 void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS) {
-  FARSEE_REQUIRE(false, "depthwise_atrous_bwd_weight: kernel not implemented yet");
+  (void)workspace_bytes;  // checked by the entry point
+  require_int_pixels(x.shape.pixels(), "depthwise_atrous_bwd_weight: x");
+  const int lanes = depthwise_bwd_weight_lanes(dy.shape.pixels());
+  float* partials = static_cast<float*>(workspace);
+  const int vec = vector16_width(x.dtype);
+  with_storage_vector(x.dtype, packs_fit(x, vec) && packs_fit(dy, vec), [&](auto sv) {
+    using T = typename decltype(sv)::type;
+    constexpr int V = decltype(sv)::width;
+    const PixelChannelLaunch l = pixel_channel_launch(lanes, dy.c() / V, 1);
+    auto kernel = depthwise3x3_bwd_weight_lanes_kernel<T, V>;
+    FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(x), nhwc<const T>(dy),
+                  partials, lanes, p.stride, p.dilation);
+  });
+  const int count = dy.c() * kTaps * kTaps;
+  FARSEE_LAUNCH(depthwise3x3_bwd_weight_sum_kernel, dim3(unsigned((count + 255) / 256)), dim3(256),
+                0, ctx.stream, partials, lanes, count, dw);
 }
 
 }  // namespace FARSEE_KERNEL_NS

@@ -10,6 +10,14 @@
 // Precision: fp32 or fp16 storage, compared in fp32 (exact: the maximum is one of the inputs).
 // Vectors: 16-byte packs (4 floats / 8 halves) when C, strides and addresses allow, else scalar.
 // Fused: nothing (a candidate for the stem conv's epilogue later, DESIGN.md section 5).
+//
+// Backward (max_pool_bwd), gather form, no atomics: one thread owns V channels of a dx pixel
+//   (same mapping, launch_pixel_channel_kernel2 over dx) and visits the windows that contain it
+//   (output rows ceil((iy + pad - k + 1) / s) .. floor((iy + pad) / s), likewise columns, in
+//   row-major order); for each it re-scans the window with PyTorch's rule (first strictly greater
+//   or NaN wins, starting from the first in-image input) and adds dy when the winner is this
+//   pixel. fp32 sums in window order, dx rounded once (fp16) and written. Up to 4 windows x 9
+//   reads per pixel at 3x3 / s2; all reads are L1/L2 hits of neighbouring threads' data.
 #include <cmath>
 
 #include "kernels/core/launch.h"
@@ -54,6 +62,64 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// First output coordinate whose window (start out * stride - pad, `window` wide) reaches `in`.
+FARSEE_DEVICE int first_window_containing(int in, int window, int stride, int pad) {
+  const int num = in + pad - window + 1;
+  return num <= 0 ? 0 : (num + stride - 1) / stride;
+}
+
+template <typename T, int V>
+__global__ void __launch_bounds__(256)
+    max_pool_bwd_kernel(Nhwc<const T> x, Nhwc<const T> dy, Nhwc<T> dx, int window, int stride,
+                        int pad) {
+  const int c0 = thread_first_channel<V>(dx.c);
+  if (c0 < 0) return;
+
+  FARSEE_FOR_EACH_THREAD_PIXEL(p, int(dx.pixels())) {
+    const PixelCoord in = pixel_coord(p, dx.h, dx.w);
+    const int me = in.y * x.w + in.x;
+    const int oy_end = min(dy.h, (in.y + pad) / stride + 1);
+    const int ox_end = min(dy.w, (in.x + pad) / stride + 1);
+    float acc[V];
+#pragma unroll
+    for (int i = 0; i < V; ++i) acc[i] = 0.0f;
+    for (int oy = first_window_containing(in.y, window, stride, pad); oy < oy_end; ++oy) {
+      for (int ox = first_window_containing(in.x, window, stride, pad); ox < ox_end; ++ox) {
+        const WindowStart start = window_start(PixelCoord{in.n, oy, ox}, stride, pad);
+        float best[V];
+        int best_at[V];
+#pragma unroll
+        for (int i = 0; i < V; ++i) {
+          best[i] = -INFINITY;
+          best_at[i] = -1;
+        }
+        for (int iy = max(start.y, 0); iy < min(start.y + window, x.h); ++iy) {
+          for (int ix = max(start.x, 0); ix < min(start.x + window, x.w); ++ix) {
+            const int here = iy * x.w + ix;
+            float v[V];
+            load_as_float<V>(x.pixel(in.n, iy, ix) + c0, v);
+#pragma unroll
+            for (int i = 0; i < V; ++i) {
+              if (best_at[i] < 0) best_at[i] = here;  // PyTorch's initial index
+              if (v[i] > best[i] || v[i] != v[i]) {
+                best[i] = v[i];
+                best_at[i] = here;
+              }
+            }
+          }
+        }
+        float g[V];
+        load_as_float<V>(dy.pixel(in.n, oy, ox) + c0, g);
+#pragma unroll
+        for (int i = 0; i < V; ++i) {
+          if (best_at[i] == me) acc[i] += g[i];
+        }
+      }
+    }
+    store_from_float<V>(dx.pixel(p) + c0, acc);
+  }
+}
+
 }  // namespace
 
 void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
@@ -62,7 +128,9 @@ void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
 }
 
 void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
-  FARSEE_REQUIRE(false, "max_pool_bwd: kernel not implemented yet");
+  launch_pixel_channel_kernel2(ctx, x, dy, dx, kPixelsPerThread, "max_pool_bwd: x",
+                               FARSEE_PIXEL_KERNEL_FOR(max_pool_bwd_kernel), p.kernel, p.stride,
+                               p.pad);
 }
 
 }  // namespace FARSEE_KERNEL_NS

@@ -1,12 +1,229 @@
-// (work in progress)
+// Softmax cross-entropy with ignore label 255, mean over counted pixels, at the label resolution,
+// from low-resolution logits through the bilinear upsample (kernels/softmax_cross_entropy.h).
+// The full-resolution logits are never materialised; the gradient lands on the low-res logits.
+//
+// Algorithm: three launches, no atomics, bitwise reproducible for a given shape.
+//   1. forward, one thread per label pixel (1-D grid, kSoftmaxCePixelsPerPartial = 256 threads per
+//      block): taps (kernels/core/bilinear.h), then for each channel the bilinear sample z_c of
+//      the 4 low-res taps (fp32, bilinear_mix: bitwise the resize forward) and an online
+//      logsumexp (running max and rescaled sum, one expf per channel). The logsumexp is stored in
+//      the workspace, the pixel's loss lse - z_label (0 if ignored; NaN for an invalid label) and
+//      its count (0/1) are summed over the block by a fixed shared-memory tree into the block's
+//      partial.
+//   2. finalise, one block: sums the partials in a fixed order (each thread a fixed strided
+//      subset in double, then a fixed tree), writes loss = sum / M (NaN if M = 0), M, and the
+//      gradient factor grad_scale / M (0 if M = 0) into the workspace.
+//   3. gradient, gather form (kernels/core/bilinear_gather.h): a block owns 32 columns of one
+//      low-res row, each thread (column, channel) pairs, channel fastest; it sums over the label
+//      pixels whose taps read its pixel (about (2 * scale)^2 of them) the tap weight times
+//      exp(z_c - lse) - [label == c], re-interpolating z_c from the logits (same fp32 formula as
+//      pass 1) and reading lse and the label, then multiplies by the factor and writes dlogits.
+// Cost at the paper's shapes (logits 8x256x512x19, labels 8x1024x2048): pass 1 reads each label
+//   once and the logits ~4x (L1/L2 hits), one expf per (label pixel, channel); pass 3 about 4x that
+//   (each label pixel is visited by the 4 low-res pixels it reads); one float lse per label pixel
+//   (64 MiB) of workspace.
+// Layout: logits NHWC fp32 or fp16 (channel slice ok), labels uint8 [N][H][W], dlogits fp32 NHWC
+//   (slice ok); workspace as described in the header.
+// Precision: fp32 interpolation, expf/logf, fp32 per-block loss sums, double across blocks.
+// Fused: the bilinear upsample (forward and its transpose), softmax, the loss, its mean and the
+//   gradient scaling.
+#include <cmath>
+
+#include "kernels/core/bilinear.h"
+#include "kernels/core/bilinear_gather.h"
 #include "kernels/core/launch.h"
+#include "kernels/core/nhwc_index.h"
+#include "kernels/core/vec.h"
 #include "kernels/softmax_cross_entropy.h"
 
 namespace farsee {
 namespace FARSEE_KERNEL_NS {
+namespace {
+
+constexpr int kThreads = kSoftmaxCePixelsPerPartial;
+constexpr int kGatherTileW = 32;
+constexpr uint8_t kIgnore = 255;
+
+// Workspace views (layout: kernels/softmax_cross_entropy.h).
+struct CeWorkspace {
+  float* scalars;    // [0]: gradient factor grad_scale / M
+  float* loss_part;  // [partials]
+  int* count_part;   // [partials]
+  float* lse;        // [label pixels]
+};
+inline CeWorkspace ce_workspace(void* base, int64_t partials) {
+  float* f = static_cast<float*>(base);
+  return CeWorkspace{f, f + 4, reinterpret_cast<int*>(f + 4 + partials), f + 4 + 2 * partials};
+}
+
+// The bilinear sample of channel c at the taps (fp32; the same expression in both passes).
+template <typename T>
+FARSEE_DEVICE float sample(const T* p00, const T* p01, const T* p10, const T* p11,
+                           const BilinearTap& ty, const BilinearTap& tx, int c) {
+  return bilinear_mix(ty, tx, to_float(p00[c]), to_float(p01[c]), to_float(p10[c]),
+                      to_float(p11[c]));
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    ce_forward_kernel(Nhwc<const T> logits, const uint8_t* __restrict__ labels, int label_h,
+                      int label_w, float scale_h, float scale_w, bool align_corners,
+                      CeWorkspace ws) {
+  FARSEE_SHARED(float, loss_sum, [kThreads]);
+  FARSEE_SHARED(int, count_sum, [kThreads]);
+  const int t = int(threadIdx.x);
+  const int64_t q = int64_t(blockIdx.x) * kThreads + t;
+  const int64_t pixels = int64_t(logits.n) * label_h * label_w;
+  float loss = 0.0f;
+  int counted = 0;
+  if (q < pixels) {
+    const int label = labels[q];
+    if (label != kIgnore) {
+      const int64_t row = q / label_w;
+      const int ox = int(q - row * label_w);
+      const int oy = int(row % label_h);
+      const int n = int(row / label_h);
+      const BilinearTap ty = bilinear_tap(oy, scale_h, logits.h, align_corners);
+      const BilinearTap tx = bilinear_tap(ox, scale_w, logits.w, align_corners);
+      const T* p00 = logits.pixel(n, ty.i0, tx.i0);
+      const T* p01 = logits.pixel(n, ty.i0, tx.i1);
+      const T* p10 = logits.pixel(n, ty.i1, tx.i0);
+      const T* p11 = logits.pixel(n, ty.i1, tx.i1);
+      float m = -INFINITY, s = 0.0f, z_label = NAN;  // NaN stays for a label >= C
+      for (int c = 0; c < logits.c; ++c) {
+        const float z = sample(p00, p01, p10, p11, ty, tx, c);
+        if (c == label) z_label = z;
+        if (z > m) {
+          s = s * expf(m - z) + 1.0f;
+          m = z;
+        } else {
+          s += expf(z - m);  // NaN z: s becomes NaN (and so do lse and the loss)
+        }
+      }
+      const float lse = m + logf(s);
+      ws.lse[q] = lse;
+      loss = lse - z_label;
+      counted = 1;
+    }
+  }
+  loss_sum[t] = loss;
+  count_sum[t] = counted;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (t < half) {
+      loss_sum[t] += loss_sum[t + half];
+      count_sum[t] += count_sum[t + half];
+    }
+    __syncthreads();
+  }
+  if (t == 0) {
+    ws.loss_part[blockIdx.x] = loss_sum[0];
+    ws.count_part[blockIdx.x] = count_sum[0];
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    ce_finalize_kernel(CeWorkspace ws, int64_t partials, float grad_scale, float* loss,
+                       int64_t* valid_count) {
+  FARSEE_SHARED(double, loss_sum, [kThreads]);
+  FARSEE_SHARED(long long, count_sum, [kThreads]);
+  const int t = int(threadIdx.x);
+  double l = 0.0;
+  long long m = 0;
+  for (int64_t i = t; i < partials; i += kThreads) {
+    l += double(ws.loss_part[i]);
+    m += ws.count_part[i];
+  }
+  loss_sum[t] = l;
+  count_sum[t] = m;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (t < half) {
+      loss_sum[t] += loss_sum[t + half];
+      count_sum[t] += count_sum[t + half];
+    }
+    __syncthreads();
+  }
+  if (t == 0) {
+    const long long total = count_sum[0];
+    *loss = total > 0 ? float(loss_sum[0] / double(total)) : NAN;
+    if (valid_count) *valid_count = int64_t(total);
+    ws.scalars[0] = total > 0 ? float(double(grad_scale) / double(total)) : 0.0f;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    ce_gradient_kernel(Nhwc<const T> logits, const uint8_t* __restrict__ labels, Nhwc<float> dz,
+                       BilinearGatherGeometry g, CeWorkspace ws) {
+  const BilinearGatherTile t = bilinear_gather_stage(g);
+  const float factor = ws.scalars[0];
+  const int channels = logits.c;
+  for (int k = int(threadIdx.x); k < t.width * channels; k += kThreads) {
+    const int j = k / channels;
+    const int c = k - j * channels;
+    const int ix = t.ix0 + j;
+    const BilinearRange cols = t.col_range[j];
+    float acc = 0.0f;
+    for (int oy = t.row_begin; oy < t.row_end; ++oy) {
+      const BilinearTap ty = t.row_tap[oy - t.row_begin];
+      const float wy = bilinear_tap_weight(ty, t.iy);
+      const int64_t label_row = (int64_t(t.n) * g.out_h + oy) * g.out_w;
+      for (int ox = cols.begin; ox < cols.end; ++ox) {
+        const int label = labels[label_row + ox];
+        if (label == kIgnore) continue;
+        const BilinearTap tx = t.col_tap[ox - t.col_begin];
+        const float z =
+            sample(logits.pixel(t.n, ty.i0, tx.i0), logits.pixel(t.n, ty.i0, tx.i1),
+                   logits.pixel(t.n, ty.i1, tx.i0), logits.pixel(t.n, ty.i1, tx.i1), ty, tx, c);
+        const float d = expf(z - ws.lse[label_row + ox]) - (label == c ? 1.0f : 0.0f);
+        acc = fmaf(wy * bilinear_tap_weight(tx, ix), d, acc);
+      }
+    }
+    dz.pixel(t.n, t.iy, ix)[c] = acc * factor;
+  }
+}
+
+template <typename T>
+void launch_all(const Context& ctx, bool align_corners, const TensorView& logits,
+                const uint8_t* labels, int label_h, int label_w, float* loss,
+                const TensorView& dlogits, float grad_scale, const CeWorkspace& ws,
+                int64_t partials, int64_t* valid_count) {
+  FARSEE_REQUIRE(partials < (int64_t(1) << 31),
+                 "softmax_ce_upsample: " << partials << " blocks exceed the grid limit");
+  auto forward = ce_forward_kernel<T>;
+  FARSEE_LAUNCH(forward, dim3(unsigned(partials)), dim3(kThreads), 0, ctx.stream,
+                nhwc<const T>(logits), labels, label_h, label_w,
+                bilinear_scale(logits.h(), label_h, align_corners),
+                bilinear_scale(logits.w(), label_w, align_corners), align_corners, ws);
+  FARSEE_LAUNCH(ce_finalize_kernel, dim3(1), dim3(kThreads), 0, ctx.stream, ws, partials,
+                grad_scale, loss, valid_count);
+  const BilinearGatherGeometry g = bilinear_gather_geometry(logits.h(), logits.w(), label_h,
+                                                            label_w, align_corners, kGatherTileW);
+  FARSEE_REQUIRE(bilinear_gather_smem_bytes(g) <= 48 * 1024,
+                 "softmax_ce_upsample: labels " << label_h << "x" << label_w << " from logits "
+                                                << logits.h() << "x" << logits.w()
+                                                << " is too large a scale factor");
+  auto gradient = ce_gradient_kernel<T>;
+  FARSEE_LAUNCH(gradient, bilinear_gather_grid(g, logits.n()), dim3(kThreads),
+                bilinear_gather_smem_bytes(g), ctx.stream, nhwc<const T>(logits), labels,
+                nhwc<float>(dlogits), g, ws);
+}
+
+}  // namespace
 
 void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
-  FARSEE_REQUIRE(false, "softmax_ce_upsample: kernel not implemented yet");
+  (void)workspace_bytes;  // checked by the entry point
+  require_int_pixels(logits.shape.pixels(), "softmax_ce_upsample: logits");
+  const int64_t partials = softmax_ce_partials(logits.shape, label_h, label_w);
+  const CeWorkspace ws = ce_workspace(workspace, partials);
+  if (logits.dtype == DType::F32) {
+    launch_all<float>(ctx, align_corners, logits, labels, label_h, label_w, loss, dlogits,
+                      grad_scale, ws, partials, valid_count);
+  } else {
+    launch_all<__half>(ctx, align_corners, logits, labels, label_h, label_w, loss, dlogits,
+                       grad_scale, ws, partials, valid_count);
+  }
 }
 
 }  // namespace FARSEE_KERNEL_NS

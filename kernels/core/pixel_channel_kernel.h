@@ -54,3 +54,32 @@ void launch_pixel_channel_kernel(const Context& ctx, const TensorView& x, const 
   [](auto sv) { return kernel_template<typename decltype(sv)::type, decltype(sv)::width>; }
 
 }  // namespace farsee
+
+namespace farsee {
+
+// The same launch for kernels with two inputs, shaped
+//   template <typename T, int V> __global__ void k(Nhwc<const T> a, Nhwc<const T> b, Nhwc<T> y,
+//                                                  args...)
+// (backward kernels: e.g. x and dy in, dx out): one dtype, vector width only when all three views
+// allow it; the thread mapping covers y.
+template <typename Pick, typename... Args>
+void launch_pixel_channel_kernel2(const Context& ctx, const TensorView& a, const TensorView& b,
+                                  const TensorView& y, int pixels_per_thread, const char* what,
+                                  Pick&& pick, Args... args) {
+  require_int_pixels(a.shape.pixels(), what);
+  require_int_pixels(b.shape.pixels(), what);
+  require_int_pixels(y.shape.pixels(), what);
+  const int vec = vector16_width(y.dtype);
+  with_storage_vector(y.dtype, packs_fit(a, vec) && packs_fit(b, vec) && packs_fit(y, vec),
+                      [&](auto sv) {
+                        using T = typename decltype(sv)::type;
+                        constexpr int V = decltype(sv)::width;
+                        const PixelChannelLaunch l =
+                            pixel_channel_launch(y.shape.pixels(), y.c() / V, pixels_per_thread);
+                        auto kernel = pick(sv);
+                        FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, nhwc<const T>(a),
+                                      nhwc<const T>(b), nhwc<T>(y), args...);
+                      });
+}
+
+}  // namespace farsee

@@ -175,6 +175,137 @@ TEST_P(DepthwiseAtrousKernel, RandomFloatsWithinTolerance) {
 INSTANTIATE_TEST_SUITE_P(Executors, DepthwiseAtrousKernel, ::testing::ValuesIn(kernel_exec_cases()),
                          ExecCaseName());
 
+// ---- depthwise_atrous_bwd_data / depthwise_atrous_bwd_weight ----
+
+struct BwdOutputs {
+  std::vector<float> dx, dw;
+};
+
+// Runs both backward ops on ctx: dy and x placed as the case's y and x placements, dx as x's
+// placement (shifted); dx starts poisoned (or holds dx0 when accumulating), dw holds dw0, the
+// workspace starts poisoned.
+BwdOutputs run_bwd(const Context& ctx, DType dtype, const DepthwiseCase& k,
+                   const std::vector<float>& x, const std::vector<float>& dy,
+                   const std::vector<float>& w, const std::vector<float>& dw0,
+                   const std::vector<float>* dx0) {
+  const Shape4 ys = depthwise_atrous_output_shape(k.params, k.x);
+  NhwcTestTensor xt(ctx, dtype, k.x, k.x_placement);
+  xt.upload(x);
+  NhwcTestTensor dyt(ctx, dtype, ys, k.y_placement);
+  dyt.upload(dy);
+  NhwcTestTensor dxt(ctx, dtype, k.x, k.x_placement);
+  if (dx0) dxt.upload(*dx0);
+  rt::Buffer wb = to_executor(ctx, w);
+  rt::Buffer dwb = to_executor(ctx, dw0);
+  const size_t ws_bytes = depthwise_atrous_bwd_weight_workspace_bytes(k.params, k.x);
+  rt::Buffer ws = poisoned_buffer(ctx, ws_bytes);
+  depthwise_atrous_bwd_data(ctx, k.params, dyt.view(), wb.as<float>(), dxt.view(), dx0 != nullptr);
+  depthwise_atrous_bwd_weight(ctx, k.params, xt.view(), dyt.view(), dwb.as<float>(), ws.data(),
+                              ws_bytes);
+  BwdOutputs o;
+  o.dx = dxt.download();
+  EXPECT_TRUE(dxt.outside_untouched());
+  o.dw = to_host<float>(ctx, dwb, dw0.size());
+  return o;
+}
+
+// Small integers (x, dy in [-3, 3], w in [-2, 2], dx0 and dw0 in [-4, 4]): every sum is exact in
+// fp32 and every dx (|dx| <= 58) exact in fp16, so kernel and reference agree bit for bit.
+void expect_bwd_exact(const ExecCase& ec, const std::vector<DepthwiseCase>& cases, uint32_t seed,
+                      bool accumulate) {
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const DepthwiseCase& k : cases) {
+      SCOPED_TRACE(describe(dtype, k) + (accumulate ? " accumulate" : ""));
+      const Shape4 ys = depthwise_atrous_output_shape(k.params, k.x);
+      const std::vector<float> x = small_ints(size_t(k.x.elements()), seed++, -3, 3);
+      const std::vector<float> dy = small_ints(size_t(ys.elements()), seed++, -3, 3);
+      const std::vector<float> w = small_ints(size_t(k.x.c) * 9, seed++, -2, 2);
+      const std::vector<float> dw0 = small_ints(size_t(k.x.c) * 9, seed++, -4, 4);
+      const std::vector<float> dx0 = small_ints(size_t(k.x.elements()), seed++, -4, 4);
+      const BwdOutputs got =
+          run_bwd(exec_context(ec), dtype, k, x, dy, w, dw0, accumulate ? &dx0 : nullptr);
+      const BwdOutputs want = run_bwd(reference_context(), dtype, DepthwiseCase{k.x, k.params}, x,
+                                      dy, w, dw0, accumulate ? &dx0 : nullptr);
+      EXPECT_TRUE(all_equal(got.dx, want.dx));
+      EXPECT_TRUE(all_equal(got.dw, want.dw));
+    }
+  }
+}
+
+class DepthwiseAtrousBackwardKernel : public ::testing::TestWithParam<ExecCase> {};
+
+// Every rate of the net with both strides, scalar path (C = 19, odd H/W, batch 3) and vector path
+// (C = 16 / 32), slices with aligned and odd offsets.
+TEST_P(DepthwiseAtrousBackwardKernel, ExactRatesStridesPaths) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<DepthwiseCase> cases;
+  for (int dilation : {1, 2, 6, 12}) {
+    for (int stride : {1, 2}) {
+      cases.push_back({Shape4{3, 9, 13, 19}, DepthwiseParams{stride, dilation, false}});
+    }
+  }
+  cases.push_back({Shape4{1, 19, 25, 32}, DepthwiseParams{1, 12, false}});
+  cases.push_back({Shape4{1, 10, 11, 16}, DepthwiseParams{2, 2, false}});
+  cases.push_back(
+      {Shape4{3, 9, 13, 24}, DepthwiseParams{1, 6, false}, Placement{8, 48}, Placement{16, 40}});
+  cases.push_back(
+      {Shape4{1, 9, 13, 13}, DepthwiseParams{2, 2, false}, Placement{3, 29}, Placement{5, 24}});
+  expect_bwd_exact(GetParam(), cases, 800, false);
+}
+
+// accumulate = true adds onto dx; a map with more than one pixel per weight-gradient lane and
+// several pixels per thread (grid-stride loops).
+TEST_P(DepthwiseAtrousBackwardKernel, ExactAccumulateAndLargerMap) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  expect_bwd_exact(GetParam(),
+                   {{Shape4{1, 9, 13, 19}, DepthwiseParams{1, 2, false}},
+                    {Shape4{3, 72, 64, 8}, DepthwiseParams{1, 6, false}}},
+                   900, true);
+}
+
+// Random floats. dx: at most 9 fp32 fmas vs the reference's double sum: measured errors are a
+// few ulp of |dx| <~ 3: atol 2e-6, rtol 1e-6. dw: fp32 lane sums of ~30 products, then ~300 lanes
+// in order, vs double: |dw| ~ 10, error ~ 1e-6 relative: atol 1e-5, rtol 1e-5. fp16: inputs exact
+// in both, the outputs may differ by one fp16 ulp (rtol 1e-3); dw stays fp32.
+TEST_P(DepthwiseAtrousBackwardKernel, RandomFloatsWithinTolerance) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const std::vector<DepthwiseCase> cases = {{Shape4{2, 10, 12, 40}, DepthwiseParams{1, 2, false}},
+                                            {Shape4{1, 11, 9, 19}, DepthwiseParams{2, 6, false}}};
+  uint32_t seed = 1000;
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const DepthwiseCase& k : cases) {
+      SCOPED_TRACE(describe(dtype, k));
+      const Shape4 ys = depthwise_atrous_output_shape(k.params, k.x);
+      const std::vector<float> x = random_floats(size_t(k.x.elements()), seed++);
+      const std::vector<float> dy = random_floats(size_t(ys.elements()), seed++);
+      const std::vector<float> w = random_floats(size_t(k.x.c) * 9, seed++);
+      const std::vector<float> dw0(size_t(k.x.c) * 9, 0.0f);
+      const BwdOutputs got = run_bwd(exec_context(GetParam()), dtype, k, x, dy, w, dw0, nullptr);
+      const BwdOutputs want = run_bwd(reference_context(), dtype, k, x, dy, w, dw0, nullptr);
+      EXPECT_TRUE(all_close(got.dx, want.dx, 2e-6, dtype == DType::F32 ? 1e-6 : 1e-3));
+      EXPECT_TRUE(all_close(got.dw, want.dw, 1e-5, 1e-5));
+    }
+  }
+}
+
+// Run to run: the weight gradient (a reduction) is bitwise identical.
+TEST_P(DepthwiseAtrousBackwardKernel, WeightGradientBitwiseReproducible) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const DepthwiseCase k{Shape4{2, 33, 29, 19}, DepthwiseParams{1, 2, false}};
+  const Shape4 ys = depthwise_atrous_output_shape(k.params, k.x);
+  const std::vector<float> x = random_floats(size_t(k.x.elements()), 1100);
+  const std::vector<float> dy = random_floats(size_t(ys.elements()), 1101);
+  const std::vector<float> w = random_floats(size_t(k.x.c) * 9, 1102);
+  const std::vector<float> dw0(size_t(k.x.c) * 9, 0.0f);
+  const BwdOutputs a = run_bwd(exec_context(GetParam()), DType::F32, k, x, dy, w, dw0, nullptr);
+  const BwdOutputs b = run_bwd(exec_context(GetParam()), DType::F32, k, x, dy, w, dw0, nullptr);
+  EXPECT_TRUE(all_equal(a.dw, b.dw));
+  EXPECT_TRUE(all_equal(a.dx, b.dx));
+}
+
+INSTANTIATE_TEST_SUITE_P(Executors, DepthwiseAtrousBackwardKernel,
+                         ::testing::ValuesIn(kernel_exec_cases()), ExecCaseName());
+
 TEST(DepthwiseAtrousArguments, RejectsBadArguments) {
   const Context ctx{Executor::Emu, nullptr};
   const Shape4 xs{1, 9, 13, 8};

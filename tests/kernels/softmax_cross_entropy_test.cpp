@@ -1,0 +1,173 @@
+// softmax_ce_upsample kernels (emu under two schedules, cuda when present) against the reference:
+// label sizes x4, x8, equal and odd, both align_corners, ignore pixels, all-ignored images, fp16
+// logits, slices, C = 19 / 3 / 2, batch 1 and 3; bitwise run-to-run reproducibility.
+#include "kernels/softmax_cross_entropy.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/support/compare.h"
+#include "tests/support/executors.h"
+
+namespace farsee::test {
+namespace {
+
+struct CeCase {
+  Shape4 logits;
+  int label_h, label_w;
+  bool align_corners;
+  double ignore_fraction = 0.2;
+  Placement logits_placement = {};
+  Placement grad_placement = {};
+};
+
+std::string describe(DType dtype, const CeCase& k) {
+  std::ostringstream s;
+  s << dtype_name(dtype) << " logits " << to_string(k.logits) << " labels " << k.label_h << "x"
+    << k.label_w << " align_corners " << k.align_corners << " ignore " << k.ignore_fraction;
+  return s.str();
+}
+
+std::vector<uint8_t> make_labels(const CeCase& k, uint32_t seed) {
+  const size_t n = size_t(k.logits.n) * k.label_h * k.label_w;
+  const std::vector<float> u = random_floats(n, seed, 0.0f, 1.0f);
+  const std::vector<float> c = random_floats(n, seed + 1, 0.0f, float(k.logits.c));
+  std::vector<uint8_t> labels(n);
+  for (size_t i = 0; i < n; ++i) {
+    labels[i] = u[i] < k.ignore_fraction ? 255 : uint8_t(std::min(int(c[i]), k.logits.c - 1));
+  }
+  return labels;
+}
+
+struct CeOut {
+  float loss = 0;
+  int64_t count = -1;
+  std::vector<float> grad;
+};
+
+CeOut run(const Context& ctx, DType dtype, const CeCase& k, const std::vector<float>& z,
+          const std::vector<uint8_t>& labels, Placement zp, Placement gp, float grad_scale = 1.0f) {
+  NhwcTestTensor zt(ctx, dtype, k.logits, zp);
+  zt.upload(z);
+  NhwcTestTensor gt(ctx, DType::F32, k.logits, gp);
+  rt::Buffer lb = to_executor(ctx, labels);
+  const size_t ws_bytes = softmax_ce_workspace_bytes(k.logits, k.label_h, k.label_w);
+  rt::Buffer ws = poisoned_buffer(ctx, ws_bytes);
+  rt::Buffer loss = poisoned_buffer(ctx, sizeof(float));
+  rt::Buffer count = poisoned_buffer(ctx, sizeof(int64_t));
+  softmax_ce_upsample(ctx, k.align_corners, zt.view(), lb.as<uint8_t>(), k.label_h, k.label_w,
+                      loss.as<float>(), gt.view(), grad_scale, ws.data(), ws_bytes,
+                      count.as<int64_t>());
+  CeOut o;
+  o.loss = to_host<float>(ctx, loss, 1)[0];
+  o.count = to_host<int64_t>(ctx, count, 1)[0];
+  o.grad = gt.download();
+  EXPECT_TRUE(gt.outside_untouched());
+  return o;
+}
+
+// Tolerances. Loss: the kernels interpolate and take logsumexp in fp32 (expf/logf, a few ulp),
+// sum per block in fp32 and across blocks in double; the reference is all double: relative error
+// ~1e-6 (rtol 1e-5). Gradient: each dlogits element is (1 / M) times a sum of up to (2 scale)^2
+// fp32 terms of magnitude <= 1 (softmax - onehot times weights <= 1); fp32 rounding of those
+// terms and of the sum: absolute ~1e-6 * (number of terms) / M -> atol 2e-6 * scale^2 * 4 / M
+// (measured worst errors are reported by the test), rtol 1e-4.
+void expect_matches(const ExecCase& ec, const std::vector<CeCase>& cases, uint32_t seed) {
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const CeCase& k : cases) {
+      SCOPED_TRACE(describe(dtype, k));
+      const std::vector<float> z = random_floats(size_t(k.logits.elements()), seed++, -4.f, 4.f);
+      const std::vector<uint8_t> labels = make_labels(k, seed++);
+      const CeOut got =
+          run(exec_context(ec), dtype, k, z, labels, k.logits_placement, k.grad_placement);
+      const CeOut want = run(reference_context(), dtype, k, z, labels, Placement{}, Placement{});
+      EXPECT_EQ(got.count, want.count);
+      if (want.count == 0) {
+        EXPECT_TRUE(std::isnan(got.loss));
+        EXPECT_TRUE(all_equal(got.grad, std::vector<float>(got.grad.size(), 0.0f)));
+        continue;
+      }
+      EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::fabs(want.loss));
+      const double scale = std::max(1.0, double(k.label_h) / k.logits.h) *
+                           std::max(1.0, double(k.label_w) / k.logits.w);
+      const double atol = 8e-6 * scale / double(want.count);
+      EXPECT_TRUE(all_close(got.grad, want.grad, atol, 1e-4));
+      double worst = 0;
+      for (size_t i = 0; i < got.grad.size(); ++i)
+        worst = std::max(worst, double(std::fabs(got.grad[i] - want.grad[i])));
+      std::cout << "[ ce ] " << describe(dtype, k) << ": loss error "
+                << std::fabs(got.loss - want.loss) << ", worst grad error " << worst
+                << " (x M = " << worst * double(want.count) << ")\n";
+    }
+  }
+}
+
+class SoftmaxCeUpsampleKernel : public ::testing::TestWithParam<ExecCase> {};
+
+TEST_P(SoftmaxCeUpsampleKernel, LabelSizesAndAlignCorners) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<CeCase> cases;
+  for (bool ac : {false, true}) {
+    cases.push_back({Shape4{2, 5, 7, 19}, 20, 28, ac});  // x4, C = 19 (the net's)
+    cases.push_back({Shape4{1, 3, 4, 3}, 24, 32, ac});   // x8
+    cases.push_back({Shape4{3, 6, 5, 2}, 6, 5, ac});     // equal, batch 3
+    cases.push_back({Shape4{1, 5, 9, 4}, 17, 35, ac});   // odd sizes, > 1 column tile
+  }
+  expect_matches(GetParam(), cases, 10);
+}
+
+// Many ignore pixels, an image whose labels are all ignored (its gradient must be 0 while the
+// other image's is not), every pixel ignored (NaN loss, zero gradient, count 0), slices.
+TEST_P(SoftmaxCeUpsampleKernel, IgnoreLabelsAndSlices) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  expect_matches(GetParam(),
+                 {{Shape4{1, 4, 5, 6}, 16, 20, false, 0.8},
+                  {Shape4{1, 4, 5, 6}, 16, 20, true, 1.0},
+                  {Shape4{1, 4, 5, 8}, 16, 20, false, 0.2, Placement{8, 24}, Placement{3, 13}},
+                  {Shape4{1, 3, 3, 5}, 12, 12, true, 0.3, Placement{1, 7}, Placement{2, 9}}},
+                 40);
+  // Image 1 of 2 entirely ignored.
+  const CeCase k{Shape4{2, 3, 4, 5}, 12, 16, false};
+  std::vector<uint8_t> labels = make_labels(k, 60);
+  std::fill(labels.begin() + 12 * 16, labels.end(), 255);
+  const std::vector<float> z = random_floats(size_t(k.logits.elements()), 61);
+  const CeOut got = run(exec_context(GetParam()), DType::F32, k, z, labels, {}, {});
+  const CeOut want = run(reference_context(), DType::F32, k, z, labels, {}, {});
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::fabs(want.loss));
+  const size_t half = got.grad.size() / 2;
+  EXPECT_TRUE(all_equal(std::vector<float>(got.grad.begin() + half, got.grad.end()),
+                        std::vector<float>(half, 0.0f)));
+  EXPECT_TRUE(all_close(got.grad, want.grad, 8e-6 * 16 / double(want.count), 1e-4));
+}
+
+// Same inputs twice: loss, count and gradient bitwise identical (no atomics, fixed reduction
+// order); grad_scale 256 multiplies the gradient by exactly 256 (a power of two).
+TEST_P(SoftmaxCeUpsampleKernel, BitwiseReproducibleAndGradScale) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const CeCase k{Shape4{2, 9, 10, 19}, 36, 40, false};
+  const std::vector<float> z = random_floats(size_t(k.logits.elements()), 70, -4.f, 4.f);
+  const std::vector<uint8_t> labels = make_labels(k, 71);
+  const CeOut a = run(exec_context(GetParam()), DType::F32, k, z, labels, {}, {});
+  const CeOut b = run(exec_context(GetParam()), DType::F32, k, z, labels, {}, {});
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.count, b.count);
+  EXPECT_TRUE(all_equal(a.grad, b.grad));
+  const CeOut s = run(exec_context(GetParam()), DType::F32, k, z, labels, {}, {}, 256.0f);
+  EXPECT_EQ(s.loss, a.loss);
+  std::vector<float> want = a.grad;
+  for (float& g : want) g *= 256.0f;
+  EXPECT_TRUE(all_equal(s.grad, want));
+}
+
+INSTANTIATE_TEST_SUITE_P(Executors, SoftmaxCeUpsampleKernel,
+                         ::testing::ValuesIn(kernel_exec_cases()), ExecCaseName());
+
+}  // namespace
+}  // namespace farsee::test
