@@ -11,14 +11,15 @@ What it writes (default, all small enough to commit; < 2 MB in total):
                          (RGB, 96x192, smooth colour fields with noise) and
                          gtFine/train/<city>/*_gtFine_labelIds.png (labelIds drawn from ids that
                          map to trainIds 0..4 and from ids that map to 255), 5 images in 2 cities.
-  tiny.json              the 5-step run (tiny-paper, input 64x128, batch 2, no shuffle, no
-                         augmentation, poly LR, momentum 0.9, weight decay 1e-4): its flags,
-                         the initial-weight seed, per-step losses and learning rates.
+  tiny.json              the 5-step run (tiny-paper, input 128x256, batch 2, no shuffle, no
+                         augmentation, poly LR from 0.005, momentum 0.9, weight decay 1e-4): its
+                         flags, the initial-weight seed, per-step losses and learning rates, and
+                         how far PyTorch's own float32 run drifts from the float64 one.
   tiny.final.safetensors every weight and BN running statistic after the 5 steps (PyTorch names
                          and layouts, fp32; the farsee-train --save format).
   reduced.json / reduced.final.safetensors
                          the same for a narrower config (tiny-paper with half the widths) at
-                         32x64, batch 2, 2 steps: the emu test's run.
+                         96x192, batch 2, 2 steps, LR 0.01: the emu test's run.
   paper_grads.safetensors / paper_grads.json
                          one step of the full `paper` preset at 64x128, batch 1: the input
                          (NCHW float32) and labels, and per parameter tensor the gradient's
@@ -272,13 +273,13 @@ def lr_at(run, step):
     return run["lr"]
 
 
-def train(cfg, run, pairs):
+def train(cfg, run, pairs, dtype=torch.float64):
     """Returns (model after the run, [losses], [lrs])."""
-    model = FarSeeNet(cfg).double()
+    model = FarSeeNet(cfg).to(dtype)
     init = seeded_parameters(specs_of(cfg), run["init_seed"])
     sd = model.state_dict()
     for k, v in init.items():
-        sd[k].copy_(torch.from_numpy(v).double())
+        sd[k].copy_(torch.from_numpy(v).to(dtype))
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=run["lr"], momentum=run["momentum"],
                           weight_decay=run["weight_decay"], dampening=0, nesterov=False)
@@ -289,13 +290,14 @@ def train(cfg, run, pairs):
         for grp in opt.param_groups:
             grp["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        logits = model(x.double(), out_size=tuple(y.shape[-2:]))
+        logits = model(x.to(dtype), out_size=tuple(y.shape[-2:]))
         loss = F.cross_entropy(logits, y, ignore_index=IGNORE)
         loss.backward()
         opt.step()
         losses.append(float(loss))
         lrs.append(lr)
-        print(f"  step {step}: loss {float(loss):.9f} lr {lr:.6g}")
+        if dtype == torch.float64:
+            print(f"  step {step}: loss {float(loss):.9f} lr {lr:.6g}")
     return model, losses, lrs
 
 
@@ -303,10 +305,18 @@ def run_fixture(name, cfg, run, data_root, out_dir, rel_data):
     pairs = list_pairs(data_root, run["split"])
     model, losses, lrs = train(cfg, run, pairs)
     final = {k: v.float().contiguous() for k, v in weight_state_dict(model).items()}
+    # The conditioning of this run: PyTorch's float32 run against the float64 one.
+    model32, losses32, _ = train(cfg, run, pairs, torch.float32)
+    w32 = weight_state_dict(model32)
+    drift = {"worst_tensor": max(float((w32[k].double() - v.double()).abs().max()
+                                       / v.double().abs().max()) for k, v in final.items()),
+             "worst_loss": max(abs(a - b) / abs(b) for a, b in zip(losses32, losses))}
+    print(f"  PyTorch float32 vs float64: {drift}")
     safetensors_io.save(os.path.join(out_dir, f"{name}.final.safetensors"), final,
                         {"preset": cfg.preset, "config": json.dumps(cfg.to_dict()),
                          "generator": "tools/make_train_fixtures.py"})
     manifest = {"config": cfg.to_dict(), **run, "data": rel_data, "losses": losses, "lrs": lrs,
+                "torch_fp32_vs_fp64": drift,
                 "files": [os.path.relpath(p, data_root) for pair in pairs for p in pair],
                 "made_by": f"tools/make_train_fixtures.py, torch {torch.__version__}",
                 "precision": "PyTorch in float64 from float32 initial weights and inputs; "
@@ -365,10 +375,15 @@ def reduced_config():
     return c
 
 
-TINY_RUN = {"split": "train", "preset": "tiny-paper", "input_size": [64, 128], "batch": 2,
-            "steps": 5, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "lr_schedule": "poly",
-            "init_seed": 11}
-REDUCED_RUN = {**TINY_RUN, "input_size": [32, 64], "steps": 2, "init_seed": 12}
+# Conditioning: at 64x128 the stride-32 maps are 2x4, BN sees 16 values per channel and PyTorch's
+# own float32 run drifts from the float64 one by up to 5e-2 relative after 5 steps (1.7e-3 for the
+# reduced config at 32x64 after 2): a 1e-4 bound would measure the fixture, not the code. At
+# these sizes and rates PyTorch float32 vs float64 is <= 2.1e-6 (weights and running statistics)
+# and <= 3.2e-7 (losses); the measured values go into the manifests (torch_fp32_vs_fp64).
+TINY_RUN = {"split": "train", "preset": "tiny-paper", "input_size": [128, 256], "batch": 2,
+            "steps": 5, "lr": 0.005, "momentum": 0.9, "weight_decay": 1e-4,
+            "lr_schedule": "poly", "init_seed": 11}
+REDUCED_RUN = {**TINY_RUN, "input_size": [96, 192], "steps": 2, "lr": 0.01, "init_seed": 12}
 
 
 def main():

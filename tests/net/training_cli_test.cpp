@@ -58,20 +58,36 @@ class TrainCli : public ::testing::Test {
     if (err) *err = text;
     return rc;
   }
+  // The fixture run's flags (tests/data/train/tiny.json).
   std::vector<std::string> tiny_args(const std::string& data, const std::string& init, int steps) {
-    return {"--data",         data,
-            "--split",        "train",
-            "--preset",       "tiny-paper",
-            "--init",         init,
-            "--steps",        std::to_string(steps),
-            "--batch",        "2",
-            "--lr",           "0.01",
-            "--momentum",     "0.9",
-            "--weight-decay", "1e-4",
-            "--lr-schedule",  "poly",
-            "--input-size",   "64x128",
-            "--no-augment",   "--no-shuffle",
-            "--executor",     "reference"};
+    const nlohmann::json m = train_test::read_json(train_data_dir() + "tiny.json");
+    std::vector<std::string> a = {"--data",
+                                  data,
+                                  "--split",
+                                  m["split"],
+                                  "--preset",
+                                  m["preset"],
+                                  "--steps",
+                                  std::to_string(steps),
+                                  "--batch",
+                                  std::to_string(m["batch"].get<int>()),
+                                  "--lr",
+                                  std::to_string(m["lr"].get<double>()),
+                                  "--momentum",
+                                  std::to_string(m["momentum"].get<double>()),
+                                  "--weight-decay",
+                                  std::to_string(m["weight_decay"].get<double>()),
+                                  "--lr-schedule",
+                                  m["lr_schedule"],
+                                  "--input-size",
+                                  std::to_string(m["input_size"][0].get<int>()) + "x" +
+                                      std::to_string(m["input_size"][1].get<int>()),
+                                  "--no-augment",
+                                  "--no-shuffle",
+                                  "--executor",
+                                  "reference"};
+    if (!init.empty()) a.insert(a.end(), {"--init", init});
+    return a;
   }
   fs::path dir_;
 };
@@ -123,6 +139,7 @@ TEST_F(TrainCli, ImageAndLabelOfDifferentSizesIsAnError) {
   EXPECT_EQ(run(tiny_args(data, "", 1), &err), 1);
   EXPECT_NE(err.find(label.string()), std::string::npos) << err;
   EXPECT_NE(err.find("96x192"), std::string::npos) << err;
+  EXPECT_NE(err.find("10x20"), std::string::npos) << err;
 }
 
 TEST_F(TrainCli, UnreadableImageIsAnErrorNamingIt) {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "net/trainer.h"
 #include "tests/net/training_fixture.h"
@@ -29,7 +30,7 @@ using train_test::train_data_dir;
 
 struct RunResult {
   std::vector<float> losses;
-  HostTensors state;
+  HostTensors init, state;
   double ms_per_step = 0;
 };
 
@@ -48,10 +49,10 @@ RunResult run_fixture(const std::string& name, Executor executor, int max_steps 
                                       m["split"].get<std::string>(), d);
   Context ctx;
   ctx.executor = executor;
-  Trainer trainer(config, train_test::seeded_parameters(config, m["init_seed"].get<uint64_t>()),
-                  ctx, d.batch, d.input_h, d.input_w);
-  trainer.fill_activations(0xFF);  // NaN everywhere no step writes
   RunResult r;
+  r.init = train_test::seeded_parameters(config, m["init_seed"].get<uint64_t>());
+  Trainer trainer(config, r.init, ctx, d.batch, d.input_h, d.input_w);
+  trainer.fill_activations(0xFF);  // NaN everywhere no step writes
   const int steps = std::min(max_steps, m["steps"].get<int>());
   const auto t0 = std::chrono::steady_clock::now();
   for (int k = 0; k < steps; ++k) {
@@ -81,7 +82,7 @@ void expect_matches_fixture(const std::string& name, const RunResult& r) {
     EXPECT_LE(rel, 1e-5) << "step " << k << ": loss " << r.losses[k] << ", PyTorch " << want;
   }
   const weights::SafetensorsFile want(train_data_dir() + name + ".final.safetensors");
-  double worst = 0;
+  double worst = 0, worst_update = 0;
   std::string worst_name;
   for (const std::string& tensor_name : want.names()) {
     ASSERT_TRUE(r.state.count(tensor_name)) << tensor_name;
@@ -94,11 +95,27 @@ void expect_matches_fixture(const std::string& name, const RunResult& r) {
       worst_name = tensor_name;
     }
     EXPECT_LE(rel, 1e-4) << tensor_name << " after " << r.losses.size() << " steps";
+    // Stricter than the bound, and sensitive to gradient errors (the weights move by only
+    // ~1e-3 of their size in a few steps): the update itself, final - initial, within 1e-2 of
+    // PyTorch's, for tensors that move by more than 1e-4 of their size (others are rounding).
+    const std::vector<float>& w0 = r.init.at(tensor_name).data;
+    double moved = 0, scale = 0, err = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      moved = std::max(moved, std::fabs(double(w[i]) - double(w0[i])));
+      scale = std::max(scale, std::fabs(double(w[i])));
+      err = std::max(err, std::fabs((double(g[i]) - w0[i]) - (double(w[i]) - w0[i])));
+    }
+    if (moved > 1e-4 * scale) {
+      const double rel_update = err / moved;
+      worst_update = std::max(worst_update, rel_update);
+      EXPECT_LE(rel_update, 1e-2) << tensor_name << ": update (final - initial)";
+    }
   }
   std::printf(
-      "%s: %zu steps, worst loss error %.3g relative, worst tensor %s %.3g relative "
-      "(%.0f ms per step)\n",
-      name.c_str(), r.losses.size(), worst_loss, worst_name.c_str(), worst, r.ms_per_step);
+      "%s: %zu steps, worst loss error %.3g relative, worst tensor %s %.3g relative, worst update "
+      "(final - initial) error %.3g relative (%.0f ms per step)\n",
+      name.c_str(), r.losses.size(), worst_loss, worst_name.c_str(), worst, worst_update,
+      r.ms_per_step);
 }
 
 TEST(TrainingParity, TinyPaperFiveStepsOnReference) {
@@ -201,6 +218,77 @@ TEST(TrainingParity, PaperPresetGradientsOfOneStep) {
       "paper 1x64x128: loss %.7f (PyTorch %.7f), worst gradient %s %.3g relative to max "
       "|g|; forward+loss+backward %.0f ms on reference\n",
       double(trainer.loss()), want_loss, worst_name.c_str(), worst, ms);
+}
+
+}  // namespace
+}  // namespace farsee::net
+
+namespace farsee::net {
+namespace {
+
+// One step's gradients on emu against the reference executor (reduced config, first batch):
+// localises a kernel that disagrees with its reference op inside the whole network.
+// Tolerance: PyTorch's own float32 gradients of this step are up to 1.0e-4 (relative to the
+// tensor's max |g|, head.aspp1.branch2.dw.conv.weight) off its float64 ones, measured with the
+// fixture script's pipeline; emu's fp32 kernels measured 1.2e-4 on the same tensor. 5x margin.
+constexpr double kEmuGradientTolerance = 5e-4;
+TEST(TrainingParity, EmuGradientsMatchReference) {
+  farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyForward};
+  FARSEE_PREPARE_EXEC_CASE(c);
+  const nlohmann::json m = train_test::read_json(train_data_dir() + "reduced.json");
+  const FarSeeConfig config = config_from_json_text(m["config"].dump());
+  tools::DatasetOptions d;
+  d.input_h = m["input_size"][0];
+  d.input_w = m["input_size"][1];
+  d.batch = m["batch"];
+  d.shuffle = false;
+  d.augment = false;
+  d.num_classes = config.num_classes;
+  const tools::CityscapesDataset data(train_data_dir() + "cityscapes", "train", d);
+  const tools::Batch b = data.batch(0);
+  const HostTensors init = train_test::seeded_parameters(config, m["init_seed"].get<uint64_t>());
+  std::map<Executor, HostTensors> grads;
+  std::map<Executor, float> loss;
+  for (Executor e : {Executor::Reference, Executor::Emu}) {
+    Context ctx;
+    ctx.executor = e;
+    Trainer t(config, init, ctx, d.batch, d.input_h, d.input_w);
+    t.fill_activations(0xFF);
+    t.set_batch(b.input.data(), b.labels.data());
+    try {
+      t.compute_gradients();
+    } catch (const Error& err) {
+      if (std::string(err.what()).find("not implemented") != std::string::npos) {
+        GTEST_SKIP() << err.what();
+      }
+      throw;
+    }
+    grads[e] = t.gradients();
+    loss[e] = t.loss();
+  }
+  EXPECT_LE(std::fabs(loss[Executor::Emu] - loss[Executor::Reference]) / loss[Executor::Reference],
+            1e-6);
+  // Ordered by the backward: the first (deepest-in-backward) failing tensor is the culprit.
+  const Graph g = build_graph(config, 1, 32, 32);
+  double worst = 0;
+  std::string worst_name;
+  for (auto it = g.layers.rbegin(); it != g.layers.rend(); ++it) {
+    for (const ParamUnit& u : it->units) {
+      for (const std::string& name :
+           {u.conv + ".weight", u.conv + ".bias", u.bn + ".weight", u.bn + ".bias"}) {
+        if (!grads[Executor::Reference].count(name)) continue;
+        const double rel = relative_error(grads[Executor::Emu].at(name).data,
+                                          grads[Executor::Reference].at(name).data);
+        if (rel > worst) {
+          worst = rel;
+          worst_name = name;
+        }
+        EXPECT_LE(rel, kEmuGradientTolerance) << name;
+      }
+    }
+  }
+  std::printf("emu vs reference gradients: worst %s %.3g relative to max |g|\n", worst_name.c_str(),
+              worst);
 }
 
 }  // namespace
