@@ -49,7 +49,7 @@ enum class TrainOp {
   BatchNormBackward,
   DepthwiseBackward,
   MaxPoolBackward,
-  PixelShuffleBackward,
+  PixelShuffleBackward,  // pixel_unshuffle_fwd
 };
 const char* train_op_name(TrainOp op);
 

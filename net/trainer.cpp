@@ -7,6 +7,7 @@
 #include "kernels/depthwise_atrous.h"
 #include "kernels/elementwise.h"
 #include "kernels/pixel_shuffle.h"
+#include "kernels/pixel_unshuffle.h"
 #include "kernels/pool.h"
 #include "kernels/sgd.h"
 #include "kernels/softmax_cross_entropy.h"
@@ -30,30 +31,6 @@ std::vector<float> krsc_to_oihw(const float* krsc, int K, int R, int S, int C) {
         for (int c = 0; c < C; ++c)
           out[((size_t(k) * C + c) * R + r) * S + s] = krsc[((size_t(k) * R + r) * S + s) * C + c];
   return out;
-}
-
-// Pixel unshuffle (the backward of pixel_shuffle_fwd, PyTorch nn.PixelUnshuffle order):
-//   dx[n, h, w, c*r*r + i*r + j] = dy[n, h*r + i, w*r + j, c]
-// TEMPORARY net-local fallback until kernels/pixel_shuffle has a backward entry point: a host
-// loop, valid on the executors whose memory is host memory (reference, emu); fp32 views.
-void pixel_unshuffle_host(const Context& ctx, int r, const TensorView& dy, const TensorView& dx) {
-  FARSEE_REQUIRE(ctx.executor != Executor::Cuda,
-                 "pixel-shuffle backward on cuda needs a pixel_shuffle backward kernel "
-                 "(kernels/pixel_shuffle), which does not exist yet");
-  FARSEE_REQUIRE(dy.dtype == DType::F32 && dx.dtype == DType::F32, "pixel unshuffle: fp32 only");
-  FARSEE_REQUIRE(
-      dx.shape == (Shape4{dy.n(), dy.h() / r, dy.w() / r, dy.c() * r * r}),
-      "pixel unshuffle: shapes " << to_string(dy.shape) << " -> " << to_string(dx.shape));
-  const float* src = dy.ptr<const float>();
-  float* dst = dx.ptr<float>();
-  for (int n = 0; n < dx.n(); ++n)
-    for (int h = 0; h < dx.h(); ++h)
-      for (int w = 0; w < dx.w(); ++w)
-        for (int c = 0; c < dy.c(); ++c)
-          for (int i = 0; i < r; ++i)
-            for (int j = 0; j < r; ++j)
-              dst[dx.offset(n, h, w, c * r * r + i * r + j)] =
-                  src[dy.offset(n, h * r + i, w * r + j, c)];
 }
 
 bool is_conv_layer(const Layer& l) {
@@ -290,7 +267,7 @@ void Trainer::run(const TrainStep& s) {
       max_pool_bwd(ctx_, s.pool, view(s.x), view(s.dy), view(s.dx));
       break;
     case TrainOp::PixelShuffleBackward:
-      pixel_unshuffle_host(ctx_, s.shuffle, view(s.dy), view(s.dx));
+      pixel_unshuffle_fwd(ctx_, s.shuffle, view(s.dy), view(s.dx));  // shuffle's backward
       break;
   }
 }
