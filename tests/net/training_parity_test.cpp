@@ -35,7 +35,8 @@ struct RunResult {
 };
 
 // The fixture run `name` (tiny / reduced) on `executor`.
-RunResult run_fixture(const std::string& name, Executor executor, int max_steps = 1 << 30) {
+RunResult run_fixture(const std::string& name, Executor executor, int max_steps = 1 << 30,
+                      bool cuda_graph = true, bool constant_lr = false) {
   const nlohmann::json m = train_test::read_json(train_data_dir() + name + ".json");
   const FarSeeConfig config = config_from_json_text(m["config"].dump());
   tools::DatasetOptions d;
@@ -59,10 +60,10 @@ RunResult run_fixture(const std::string& name, Executor executor, int max_steps 
     const tools::Batch b = data.batch(k);
     trainer.set_batch(b.input.data(), b.labels.data());
     SgdArgs sgd;
-    sgd.lr = float(m["lrs"][size_t(k)].get<double>());
+    sgd.lr = float(m["lrs"][size_t(constant_lr ? 0 : k)].get<double>());
     sgd.momentum = m["momentum"];
     sgd.weight_decay = m["weight_decay"];
-    r.losses.push_back(trainer.step(sgd));
+    r.losses.push_back(trainer.step(sgd, cuda_graph));
   }
   r.ms_per_step =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
@@ -138,6 +139,30 @@ TEST(TrainingParity, ReducedConfigOnEmu) {
     throw;
   }
   expect_matches_fixture("reduced", r);
+}
+
+// cuda (skipped without a GPU): the 5-step run with every step from the second on a CUDA-graph
+// replay (re-captured per step: the poly schedule changes the learning rate).
+TEST(TrainingParity, TinyPaperFiveStepsOnCuda) {
+  farsee::test::ExecCase c{Executor::Cuda, emu::Schedule::RoundRobin};
+  FARSEE_PREPARE_EXEC_CASE(c);
+  const RunResult r = run_fixture("tiny", Executor::Cuda);
+  expect_matches_fixture("tiny", r);
+}
+
+// cuda: one captured graph replayed for steps 2..4 (constant LR) gives bitwise the weights of
+// eager steps.
+TEST(TrainingParity, CudaGraphStepEqualsEagerStep) {
+  farsee::test::ExecCase c{Executor::Cuda, emu::Schedule::RoundRobin};
+  FARSEE_PREPARE_EXEC_CASE(c);
+  const RunResult graph = run_fixture("tiny", Executor::Cuda, 4, true, true);
+  const RunResult eager = run_fixture("tiny", Executor::Cuda, 4, false, true);
+  ASSERT_EQ(graph.losses, eager.losses);
+  for (const auto& kv : graph.state) {
+    const std::vector<float>& x = kv.second.data;
+    const std::vector<float>& y = eager.state.at(kv.first).data;
+    ASSERT_EQ(0, std::memcmp(x.data(), y.data(), x.size() * sizeof(float))) << kv.first;
+  }
 }
 
 TEST(TrainingParity, SameInputsGiveBitwiseSameWeights) {
