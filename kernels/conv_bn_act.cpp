@@ -11,6 +11,12 @@
 //      (ConvOptions) large enough for the fp32 partial sums [splits][M][K].
 //   fp16 activations are loaded 8 channels (16 bytes) at a time when C % 8 == 0 and x is 16-byte
 //   aligned (base and pixel stride); otherwise (3-channel stem, odd slices) by the gather loader.
+// Dgrad (conv_bwd_data) plans the same way on its GEMM (M = input pixels, N = C, reduction
+//   R*S*K over dy's channels; dy shuffled -> fp16 gather loader).
+// Wgrad (conv_bwd_weight): 64x64 tiles of dw[K][R*S*C]; when that grid is below kMinBlocks, the
+//   output pixels are split into enough chunks to reach it, at most kMaxWgradSplits and at least
+//   kMinWgradPixelsPerSplit pixels each, and only with a workspace for the fp32 partials
+//   [splits][K*R*S*C + K].
 #include "kernels/conv_bn_act.h"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
-// Fused convolution + folded BN + residual + ReLU (forward), implicit GEMM, NHWC.
+// Fused convolution + folded BN + residual + ReLU (forward), and its backward passes (dgrad,
+// wgrad + bias grad, weight re-packing for training), implicit GEMM, NHWC.
 //
 // GEMM view: D[m][k] = sum_red A[m][red] * B[k][red], m = output pixel (n, oy, ox), k = output
 //   channel, red = (r, s, c) = filter tap and input channel, A[m][(r,s,c)] = x[n, oy*sh - ph +
@@ -37,7 +38,30 @@
 //   pixel-shuffled [N, OH*t, OW*t, K/t^2]. Weights: ConvWeightLayout (kernels/conv_bn_act.h).
 // Precision: fp32 accumulation; fp16 storage rounds once at the store; scale/bias as one fma.
 // Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle.
-// Variants: conv_kernel_config() is the one place that instantiates (dtype, tile, loader).
+// Variants: with_kernel_variant() is the one place that instantiates (dtype, tile, loader).
+// Index math (ConvGeometry, window origins/pixels, reduction cursor, output index, split ranges)
+// lives in kernels/core/conv_gemm.h; the fp16 cp.async pipeline (cp_async_pipeline), warp MMAs
+// (warp_tile_mma) and the SIMT main loop (simt_mainloop) are shared by the kernels below.
+//
+// Backward (training; the gradient of the raw conv output, dy, possibly pixel-shuffled):
+// - dgrad: dx = the transposed conv of dy, run by the SAME two kernels (loaders, pipeline,
+//   split-K, epilogue) on the dgrad geometry of conv_gemm.h: source dy (read through the shuffle
+//   mapping when t > 1; fp16 then uses the gather loader), result dx, taps at -dilation with the
+//   valid-tap condition for stride 2 (off-phase taps read zero: at stride 2, 3/4 of the 3x3
+//   products and of the 1x1 pixels are zeros that are still multiplied), weights in the
+//   BackwardData layouts (RSKC fp32, CRSKRows fp16: N = C, reduction (r, s, k)); identity
+//   epilogue, with dx itself as the residual for accumulate (dx +=, read and written by one
+//   thread).
+// - wgrad: dw[k][(r,s,c)] += sum_m dy[m][k] * im2col(x)[m][(r,s,c)]: a GEMM reducing over the
+//   output pixels m. fp16 with 8-channel-aligned x and dy: conv_wgrad_mma_kernel (tensor cores,
+//   reduction-major swizzled stages, ldmatrix.trans); otherwise conv_wgrad_simt_kernel (the SIMT
+//   main loop, fp16 operands converted at the load). The pixel range is split into `splits`
+//   fixed chunks (grid.z); each writes its fp32 tile to workspace slice z, and
+//   conv_wgrad_reduce_kernel adds the slices in z order to dw (unsplit: the kernel adds to dw
+//   directly, one owner per element). db: conv_bias_grad_kernel (fixed per-thread pixel strides,
+//   fixed-order shared-memory sum), through the same slices. No atomics: bitwise reproducible.
+// - refresh_conv_weights: conv_pack_weights_kernel writes every packed element (padding = 0)
+//   from the fp32 KRSC master weights, for any layout.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -1061,7 +1085,7 @@ void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
     auto bias = conv_bias_grad_kernel<T>;
     FARSEE_LAUNCH(bias, dim3(unsigned(ceil_div(g.K, kBiasChannels)), unsigned(splits)),
                   dim3(kBiasChannels * kBiasRows), 0, ctx.stream, dy, g.M, g.K, db,
-                  plan.workspace + dw_count, slice);
+                  splits > 1 ? plan.workspace + dw_count : nullptr, slice);
   }
   if (splits > 1) {
     constexpr int kThreads = 256;

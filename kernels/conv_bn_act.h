@@ -10,6 +10,11 @@
 // kernel configuration (block tile, split-K) is chosen per call by a fixed heuristic (plan_conv,
 // documented in kernels/conv_bn_act.cpp); ConvOptions lets tests and benchmarks force one, and
 // supplies the fp32 workspace split-K needs (without one, split-K is never chosen).
+//
+// Training (bottom of this header): weights allocated once per use (alloc_conv_weights) and
+// re-packed from fp32 master weights after each step (refresh_conv_weights); conv_bwd_data
+// (dgrad, same kernels as the forward on the transposed geometry) and conv_bwd_weight (wgrad +
+// bias grad, deterministic split reduction), both reading a pixel-shuffled dy in place.
 #pragma once
 
 #include <cstddef>

@@ -27,7 +27,8 @@
 //      9 x V fp32 sums in registers (dy * x per tap) and writes them to workspace[l][c][9]. The
 //      (channel group x lane) mapping is pixel_channel_launch()'s, so warps read contiguous
 //      channels of a pixel (coalesced).
-//   2. one thread per (c, tap): sums the lanes' partials in lane order and adds to dw.
+//   2. per (c, tap): 8 fixed lane slices summed in lane order, then the slices in slice order
+//      (blocks of 32 (c, tap) x 8 slices: coalesced reads), added to dw.
 //   No atomics: bitwise reproducible for a given shape. Workspace [lanes][C][9] fp32.
 #include "kernels/core/epilogue.h"
 #include "kernels/core/launch.h"
@@ -180,15 +181,28 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-// Pass 2: dw[k] += sum over lanes (in lane order) of partials[lane][k], k = c * 9 + tap.
-__global__ void __launch_bounds__(256)
+// Pass 2: dw[k] += sum over lanes of partials[lane][k], k = c * 9 + tap. A block takes kSumK
+// consecutive k (coalesced reads of one lane's row) times kSumSlices lane slices: slice s sums
+// lanes s, s + kSumSlices, ... in order, then the slices are added in slice order. Fixed order:
+// bitwise reproducible.
+constexpr int kSumK = 32, kSumSlices = 8;
+__global__ void __launch_bounds__(kSumK* kSumSlices)
     depthwise3x3_bwd_weight_sum_kernel(const float* __restrict__ partials, int lanes, int count,
                                        float* __restrict__ dw) {
-  const int k = int(blockIdx.x * blockDim.x + threadIdx.x);
-  if (k >= count) return;
+  FARSEE_SHARED(float, slice_sum, [kSumSlices][kSumK]);
+  const int kx = int(threadIdx.x), slice = int(threadIdx.y);
+  const int k = int(blockIdx.x) * kSumK + kx;
   float sum = 0.0f;
-  for (int l = 0; l < lanes; ++l) sum += partials[int64_t(l) * count + k];
-  dw[k] += sum;
+  if (k < count) {
+    for (int l = slice; l < lanes; l += kSumSlices) sum += partials[int64_t(l) * count + k];
+  }
+  slice_sum[slice][kx] = sum;
+  __syncthreads();
+  if (slice == 0 && k < count) {
+    float total = slice_sum[0][kx];
+    for (int s = 1; s < kSumSlices; ++s) total += slice_sum[s][kx];
+    dw[k] += total;
+  }
 }
 
 }  // namespace
@@ -220,8 +234,8 @@ void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS) {
                   partials, lanes, p.stride, p.dilation);
   });
   const int count = dy.c() * kTaps * kTaps;
-  FARSEE_LAUNCH(depthwise3x3_bwd_weight_sum_kernel, dim3(unsigned((count + 255) / 256)), dim3(256),
-                0, ctx.stream, partials, lanes, count, dw);
+  FARSEE_LAUNCH(depthwise3x3_bwd_weight_sum_kernel, dim3(unsigned((count + kSumK - 1) / kSumK)),
+                dim3(kSumK, kSumSlices), 0, ctx.stream, partials, lanes, count, dw);
 }
 
 }  // namespace FARSEE_KERNEL_NS

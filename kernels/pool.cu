@@ -77,7 +77,6 @@ __global__ void __launch_bounds__(256)
 
   FARSEE_FOR_EACH_THREAD_PIXEL(p, int(dx.pixels())) {
     const PixelCoord in = pixel_coord(p, dx.h, dx.w);
-    const int me = in.y * x.w + in.x;
     const int oy_end = min(dy.h, (in.y + pad) / stride + 1);
     const int ox_end = min(dy.w, (in.x + pad) / stride + 1);
     float acc[V];
@@ -86,33 +85,37 @@ __global__ void __launch_bounds__(256)
     for (int oy = first_window_containing(in.y, window, stride, pad); oy < oy_end; ++oy) {
       for (int ox = first_window_containing(in.x, window, stride, pad); ox < ox_end; ++ox) {
         const WindowStart start = window_start(PixelCoord{in.n, oy, ox}, stride, pad);
+        // The window's winner per channel, tracked only as "is it this pixel?" (PyTorch's index
+        // starts at the first in-image input, then moves to each strictly greater or NaN value).
         float best[V];
-        int best_at[V];
+        bool mine[V];
 #pragma unroll
         for (int i = 0; i < V; ++i) {
           best[i] = -INFINITY;
-          best_at[i] = -1;
+          mine[i] = false;
         }
+        bool first = true;
         for (int iy = max(start.y, 0); iy < min(start.y + window, x.h); ++iy) {
           for (int ix = max(start.x, 0); ix < min(start.x + window, x.w); ++ix) {
-            const int here = iy * x.w + ix;
+            const bool here = iy == in.y && ix == in.x;
             float v[V];
             load_as_float<V>(x.pixel(in.n, iy, ix) + c0, v);
 #pragma unroll
             for (int i = 0; i < V; ++i) {
-              if (best_at[i] < 0) best_at[i] = here;  // PyTorch's initial index
+              if (first) mine[i] = here;
               if (v[i] > best[i] || v[i] != v[i]) {
                 best[i] = v[i];
-                best_at[i] = here;
+                mine[i] = here;
               }
             }
+            first = false;
           }
         }
         float g[V];
         load_as_float<V>(dy.pixel(in.n, oy, ox) + c0, g);
 #pragma unroll
         for (int i = 0; i < V; ++i) {
-          if (best_at[i] == me) acc[i] += g[i];
+          if (mine[i]) acc[i] += g[i];
         }
       }
     }

@@ -3,25 +3,32 @@
 // The full-resolution logits are never materialised; the gradient lands on the low-res logits.
 //
 // Algorithm: three launches, no atomics, bitwise reproducible for a given shape.
-//   1. forward, one thread per label pixel (1-D grid, kSoftmaxCePixelsPerPartial = 256 threads per
-//      block): taps (kernels/core/bilinear.h), then for each channel the bilinear sample z_c of
-//      the 4 low-res taps (fp32, bilinear_mix: bitwise the resize forward) and an online
-//      logsumexp (running max and rescaled sum, one expf per channel). The logsumexp is stored in
-//      the workspace, the pixel's loss lse - z_label (0 if ignored; NaN for an invalid label) and
-//      its count (0/1) are summed over the block by a fixed shared-memory tree into the block's
-//      partial.
+//   1. forward, one thread per label pixel (1-D grid; a block of 256 threads takes
+//      kSoftmaxCePixelsPerPartial = 1024 consecutive pixels, thread t pixels t, t + 256, ...): taps
+//      (kernels/core/bilinear.h), then for each channel the bilinear sample z_c of the 4 low-res
+//      taps (fp32, bilinear_mix: bitwise the resize forward) and an online logsumexp (running max
+//      and rescaled sum, one expf per channel). The logsumexp is stored in the workspace, the
+//      pixel's loss lse - z_label (0 if ignored; NaN for an invalid label) and its count (0/1) are
+//      summed by the thread in pixel order, then over the block by a fixed shared-memory tree into
+//      the block's partial.
 //   2. finalise, one block: sums the partials in a fixed order (each thread a fixed strided
 //      subset in double, then a fixed tree), writes loss = sum / M (NaN if M = 0), M, and the
 //      gradient factor grad_scale / M (0 if M = 0) into the workspace.
-//   3. gradient, gather form (kernels/core/bilinear_gather.h): a block owns 32 columns of one
-//      low-res row, each thread (column, channel) pairs, channel fastest; it sums over the label
-//      pixels whose taps read its pixel (about (2 * scale)^2 of them) the tap weight times
-//      exp(z_c - lse) - [label == c], re-interpolating z_c from the logits (same fp32 formula as
-//      pass 1) and reading lse and the label, then multiplies by the factor and writes dlogits.
+//   3. gradient, gather form (kernels/core/bilinear_gather.h): a block owns a tile of up to 4 x 32
+//      low-res pixels (smaller for many classes or extreme scale factors: the host picks the
+//      largest tile whose staging fits 48 KiB) and walks the label rows whose taps read the tile,
+//      in order. Per label row: (a) for every label pixel the tile's columns read (the union of
+//      their ranges) and every channel, softmax - onehot = exp(z_c - lse) - [label == c] with z_c
+//      re-interpolated exactly as in pass 1 (0 for ignored pixels), into shared memory, channel
+//      fastest (coalesced logits reads); (b) each thread, for its (tile column, channel) pairs,
+//      sums those values times the column tap weights (the horizontal transpose) and adds the
+//      result times the row's vertical weight to the accumulator of each tile row it reads
+//      (accumulators in shared memory, one owner each). Finally dlogits = acc * grad_scale / M.
+//      Each label pixel's softmax is recomputed by the ~1.3 tiles that read it (halo), not by all
+//      4 low-res pixels it reads.
 // Cost at the paper's shapes (logits 8x256x512x19, labels 8x1024x2048): pass 1 reads each label
-//   once and the logits ~4x (L1/L2 hits), one expf per (label pixel, channel); pass 3 about 4x that
-//   (each label pixel is visited by the 4 low-res pixels it reads); one float lse per label pixel
-//   (64 MiB) of workspace.
+//   once and the logits ~4x (L1/L2 hits), one expf per (label pixel, channel); pass 3 ~1.3x that
+//   (tile halo); one float lse per label pixel (64 MiB) of workspace.
 // Layout: logits NHWC fp32 or fp16 (channel slice ok), labels uint8 [N][H][W], dlogits fp32 NHWC
 //   (slice ok); workspace as described in the header.
 // Precision: fp32 interpolation, expf/logf, fp32 per-block loss sums, double across blocks.
@@ -40,8 +47,9 @@ namespace farsee {
 namespace FARSEE_KERNEL_NS {
 namespace {
 
-constexpr int kThreads = kSoftmaxCePixelsPerPartial;
-constexpr int kGatherTileW = 32;
+constexpr int kThreads = 256;
+constexpr int kPixelsPerThread = kSoftmaxCePixelsPerPartial / kThreads;
+constexpr int kGradientSmemBytes = 48 * 1024;  // no opt-in needed
 constexpr uint8_t kIgnore = 255;
 
 // Workspace views (layout: kernels/softmax_cross_entropy.h).
@@ -72,39 +80,39 @@ __global__ void __launch_bounds__(kThreads)
   FARSEE_SHARED(float, loss_sum, [kThreads]);
   FARSEE_SHARED(int, count_sum, [kThreads]);
   const int t = int(threadIdx.x);
-  const int64_t q = int64_t(blockIdx.x) * kThreads + t;
   const int64_t pixels = int64_t(logits.n) * label_h * label_w;
   float loss = 0.0f;
   int counted = 0;
-  if (q < pixels) {
+  for (int i = 0; i < kPixelsPerThread; ++i) {
+    const int64_t q = int64_t(blockIdx.x) * kSoftmaxCePixelsPerPartial + i * kThreads + t;
+    if (q >= pixels) break;
     const int label = labels[q];
-    if (label != kIgnore) {
-      const int64_t row = q / label_w;
-      const int ox = int(q - row * label_w);
-      const int oy = int(row % label_h);
-      const int n = int(row / label_h);
-      const BilinearTap ty = bilinear_tap(oy, scale_h, logits.h, align_corners);
-      const BilinearTap tx = bilinear_tap(ox, scale_w, logits.w, align_corners);
-      const T* p00 = logits.pixel(n, ty.i0, tx.i0);
-      const T* p01 = logits.pixel(n, ty.i0, tx.i1);
-      const T* p10 = logits.pixel(n, ty.i1, tx.i0);
-      const T* p11 = logits.pixel(n, ty.i1, tx.i1);
-      float m = -INFINITY, s = 0.0f, z_label = NAN;  // NaN stays for a label >= C
-      for (int c = 0; c < logits.c; ++c) {
-        const float z = sample(p00, p01, p10, p11, ty, tx, c);
-        if (c == label) z_label = z;
-        if (z > m) {
-          s = s * expf(m - z) + 1.0f;
-          m = z;
-        } else {
-          s += expf(z - m);  // NaN z: s becomes NaN (and so do lse and the loss)
-        }
+    if (label == kIgnore) continue;
+    const int64_t row = q / label_w;
+    const int ox = int(q - row * label_w);
+    const int oy = int(row % label_h);
+    const int n = int(row / label_h);
+    const BilinearTap ty = bilinear_tap(oy, scale_h, logits.h, align_corners);
+    const BilinearTap tx = bilinear_tap(ox, scale_w, logits.w, align_corners);
+    const T* p00 = logits.pixel(n, ty.i0, tx.i0);
+    const T* p01 = logits.pixel(n, ty.i0, tx.i1);
+    const T* p10 = logits.pixel(n, ty.i1, tx.i0);
+    const T* p11 = logits.pixel(n, ty.i1, tx.i1);
+    float m = -INFINITY, s = 0.0f, z_label = NAN;  // NaN stays for a label >= C
+    for (int c = 0; c < logits.c; ++c) {
+      const float z = sample(p00, p01, p10, p11, ty, tx, c);
+      if (c == label) z_label = z;
+      if (z > m) {
+        s = s * expf(m - z) + 1.0f;
+        m = z;
+      } else {
+        s += expf(z - m);  // NaN z: s becomes NaN (and so do lse and the loss)
       }
-      const float lse = m + logf(s);
-      ws.lse[q] = lse;
-      loss = lse - z_label;
-      counted = 1;
     }
+    const float lse = m + logf(s);
+    ws.lse[q] = lse;
+    loss += lse - z_label;
+    ++counted;
   }
   loss_sum[t] = loss;
   count_sum[t] = counted;
@@ -152,36 +160,99 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Pass 3 (see the top of the file). Shared memory after the gather staging: g_row
+// [max_cols][C] (softmax - onehot of one label row, 0 for ignored pixels) and acc
+// [tile_h][tile_w][C] (each element owned by one thread).
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     ce_gradient_kernel(Nhwc<const T> logits, const uint8_t* __restrict__ labels, Nhwc<float> dz,
                        BilinearGatherGeometry g, CeWorkspace ws) {
   const BilinearGatherTile t = bilinear_gather_stage(g);
-  const float factor = ws.scalars[0];
   const int channels = logits.c;
-  for (int k = int(threadIdx.x); k < t.width * channels; k += kThreads) {
-    const int j = k / channels;
-    const int c = k - j * channels;
-    const int ix = t.ix0 + j;
-    const BilinearRange cols = t.col_range[j];
-    float acc = 0.0f;
-    for (int oy = t.row_begin; oy < t.row_end; ++oy) {
-      const BilinearTap ty = t.row_tap[oy - t.row_begin];
-      const float wy = bilinear_tap_weight(ty, t.iy);
-      const int64_t label_row = (int64_t(t.n) * g.out_h + oy) * g.out_w;
-      for (int ox = cols.begin; ox < cols.end; ++ox) {
-        const int label = labels[label_row + ox];
-        if (label == kIgnore) continue;
-        const BilinearTap tx = t.col_tap[ox - t.col_begin];
+  float* g_row =
+      reinterpret_cast<float*>(dynamic_smem<unsigned char>() + bilinear_gather_smem_bytes(g));
+  float* acc = g_row + g.max_cols * channels;
+  const int thread = int(threadIdx.x);
+  const int tile_items = g.tile_h * g.tile_w * channels;
+  for (int k = thread; k < tile_items; k += kThreads) acc[k] = 0.0f;
+  const int row_items = (t.col_end - t.col_begin) * channels;
+  const int col_items = t.width * channels;
+
+  for (int oy = t.row_begin; oy < t.row_end; ++oy) {
+    const BilinearTap ty = t.row_tap[oy - t.row_begin];
+    const int64_t label_row = (int64_t(t.n) * g.out_h + oy) * g.out_w;
+    // a. softmax - onehot of this label row's pixels that the tile's columns read.
+    for (int k = thread; k < row_items; k += kThreads) {
+      const int u = k / channels;
+      const int c = k - u * channels;
+      const int ox = t.col_begin + u;
+      const int label = labels[label_row + ox];
+      float d = 0.0f;
+      if (label != kIgnore) {
+        const BilinearTap tx = t.col_tap[u];
         const float z =
             sample(logits.pixel(t.n, ty.i0, tx.i0), logits.pixel(t.n, ty.i0, tx.i1),
                    logits.pixel(t.n, ty.i1, tx.i0), logits.pixel(t.n, ty.i1, tx.i1), ty, tx, c);
-        const float d = expf(z - ws.lse[label_row + ox]) - (label == c ? 1.0f : 0.0f);
-        acc = fmaf(wy * bilinear_tap_weight(tx, ix), d, acc);
+        d = expf(z - ws.lse[label_row + ox]) - (label == c ? 1.0f : 0.0f);
+      }
+      g_row[k] = d;
+    }
+    __syncthreads();
+    // b. horizontal transpose into each tile column, then the vertical weight of each tile row.
+    for (int k = thread; k < col_items; k += kThreads) {
+      const int j = k / channels;
+      const int c = k - j * channels;
+      const int ix = t.ix0 + j;
+      const BilinearRange cols = t.col_range[j];
+      float h = 0.0f;
+      for (int ox = cols.begin; ox < cols.end; ++ox) {
+        const int u = ox - t.col_begin;
+        h = fmaf(bilinear_tap_weight(t.col_tap[u], ix), g_row[u * channels + c], h);
+      }
+      for (int r = 0; r < t.height; ++r) {
+        const float wy = bilinear_tap_weight(ty, t.iy0 + r);
+        if (wy != 0.0f) {
+          float& a = acc[(r * g.tile_w + j) * channels + c];
+          a = fmaf(wy, h, a);
+        }
       }
     }
-    dz.pixel(t.n, t.iy, ix)[c] = acc * factor;
+    __syncthreads();  // g_row is rewritten for the next label row
   }
+
+  const float factor = ws.scalars[0];
+  for (int k = thread; k < t.height * col_items; k += kThreads) {
+    const int r = k / col_items;
+    const int rest = k - r * col_items;
+    const int j = rest / channels;
+    const int c = rest - j * channels;
+    dz.pixel(t.n, t.iy0 + r, t.ix0 + j)[c] = acc[(r * g.tile_w + j) * channels + c] * factor;
+  }
+}
+
+// Shared memory of pass 3 for a tiling.
+size_t gradient_smem_bytes(const BilinearGatherGeometry& g, int channels) {
+  return bilinear_gather_smem_bytes(g) +
+         size_t(g.max_cols + g.tile_h * g.tile_w) * size_t(channels) * sizeof(float);
+}
+
+// The largest tile whose staging fits kGradientSmemBytes (1 x 1 fits any C <= 255 unless the
+// label/logit scale factor exceeds ~40).
+BilinearGatherGeometry gradient_geometry(const TensorView& logits, int label_h, int label_w,
+                                         bool align_corners) {
+  static const int kTiles[][2] = {{4, 32}, {2, 32}, {2, 16}, {1, 16},
+                                  {1, 8},  {1, 4},  {1, 2},  {1, 1}};
+  BilinearGatherGeometry g{};
+  for (const auto& tile : kTiles) {
+    g = bilinear_gather_geometry(logits.h(), logits.w(), label_h, label_w, align_corners, tile[0],
+                                 tile[1]);
+    if (gradient_smem_bytes(g, logits.c()) <= size_t(kGradientSmemBytes)) return g;
+  }
+  FARSEE_REQUIRE(false, "softmax_ce_upsample: labels "
+                            << label_h << "x" << label_w << " from logits " << logits.h() << "x"
+                            << logits.w() << " with " << logits.c()
+                            << " classes: too large a scale factor for the gradient's staging");
+  return g;
 }
 
 template <typename T>
@@ -198,15 +269,10 @@ void launch_all(const Context& ctx, bool align_corners, const TensorView& logits
                 bilinear_scale(logits.w(), label_w, align_corners), align_corners, ws);
   FARSEE_LAUNCH(ce_finalize_kernel, dim3(1), dim3(kThreads), 0, ctx.stream, ws, partials,
                 grad_scale, loss, valid_count);
-  const BilinearGatherGeometry g = bilinear_gather_geometry(logits.h(), logits.w(), label_h,
-                                                            label_w, align_corners, kGatherTileW);
-  FARSEE_REQUIRE(bilinear_gather_smem_bytes(g) <= 48 * 1024,
-                 "softmax_ce_upsample: labels " << label_h << "x" << label_w << " from logits "
-                                                << logits.h() << "x" << logits.w()
-                                                << " is too large a scale factor");
+  const BilinearGatherGeometry g = gradient_geometry(logits, label_h, label_w, align_corners);
   auto gradient = ce_gradient_kernel<T>;
   FARSEE_LAUNCH(gradient, bilinear_gather_grid(g, logits.n()), dim3(kThreads),
-                bilinear_gather_smem_bytes(g), ctx.stream, nhwc<const T>(logits), labels,
+                gradient_smem_bytes(g, logits.c()), ctx.stream, nhwc<const T>(logits), labels,
                 nhwc<float>(dlogits), g, ws);
 }
 

@@ -22,8 +22,9 @@
 
 namespace farsee {
 
-// Label pixels per partial of the loss reduction (one block of the kernels' first pass).
-constexpr int kSoftmaxCePixelsPerPartial = 256;
+// Label pixels per partial of the loss reduction (one block of the kernels' first pass: 256
+// threads, 4 pixels each).
+constexpr int kSoftmaxCePixelsPerPartial = 1024;
 
 // Workspace layout, in 4-byte words: [0, 4) scalars, [4, 4 + B) per-partial loss sums (fp32),
 // [4 + B, 4 + 2B) per-partial counts (int32), then the logsumexp of every label pixel (fp32),

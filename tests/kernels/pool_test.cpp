@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -178,6 +179,26 @@ TEST_P(MaxPoolBackwardKernel, RandomFloatsSeveralPixelsPerThread) {
     const std::vector<float> got = run_pool_bwd(exec_context(GetParam()), dtype, k, x, dy);
     const std::vector<float> want = run_pool_bwd(reference_context(), dtype, k, x, dy);
     EXPECT_TRUE(all_close(got, want, 1e-6, dtype == DType::F32 ? 1.2e-7 : 1e-3));
+  }
+}
+
+// NaN and -inf in the input: the winners follow PyTorch's rule (the last NaN of a window, the
+// first input of an all -inf window) in kernel and reference alike.
+TEST_P(MaxPoolBackwardKernel, NaNAndMinusInfinityInputs) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const PoolCase k{Shape4{3, 9, 11, 19}, MaxPoolParams{3, 2, 1}};
+  std::vector<float> x = small_ints(size_t(k.x.elements()), 750, -2, 2);
+  const std::vector<float> pick = random_floats(x.size(), 751, 0.0f, 1.0f);
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (pick[i] < 0.1f) x[i] = std::numeric_limits<float>::quiet_NaN();
+    if (pick[i] > 0.8f) x[i] = -std::numeric_limits<float>::infinity();
+  }
+  const std::vector<float> dy =
+      small_ints(size_t(max_pool_output_shape(k.params, k.x).elements()), 752, -3, 3);
+  for (DType dtype : {DType::F32, DType::F16}) {
+    SCOPED_TRACE(describe(dtype, k));
+    EXPECT_TRUE(all_equal(run_pool_bwd(exec_context(GetParam()), dtype, k, x, dy),
+                          run_pool_bwd(reference_context(), dtype, k, x, dy)));
   }
 }
 

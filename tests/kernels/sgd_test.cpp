@@ -1,7 +1,8 @@
 // sgd_step kernel (emu under two schedules, cuda when present) against the reference: bitwise
 // equal (both apply the same three fp32 FMAs per element, kernels/sgd.h). Counts around the
 // 4-float vector (tail handling), misaligned arrays (scalar path), momentum on/off, weight decay
-// on/off, three consecutive steps with the buffer created on the first.
+// on/off, three consecutive steps with the buffer created on the first (two for the case that
+// covers the grid-stride loop).
 #include "kernels/sgd.h"
 
 #include <gtest/gtest.h>
@@ -19,9 +20,10 @@ struct SgdCase {
   int64_t count;
   int misalign;  // floats of offset of every array from a 256-byte boundary
   float momentum, weight_decay;
+  int steps = 3;
 };
 
-// Three steps on `ctx`; returns params then buffer (buffer empty when momentum is 0).
+// k.steps steps on `ctx`; returns params then buffer (buffer empty when momentum is 0).
 std::vector<float> run_steps(const Context& ctx, const SgdCase& k) {
   const size_t n = size_t(k.count) + size_t(k.misalign);
   std::vector<float> p0 = random_floats(n, 1, -2.0f, 2.0f);
@@ -29,7 +31,7 @@ std::vector<float> run_steps(const Context& ctx, const SgdCase& k) {
   rt::Buffer buf = poisoned_buffer(ctx, n * sizeof(float));  // first step must not read it
   float* p = params.as<float>() + k.misalign;
   float* b = buf.as<float>() + k.misalign;
-  for (int step = 0; step < 3; ++step) {
+  for (int step = 0; step < k.steps; ++step) {
     rt::Buffer grads = to_executor(ctx, random_floats(n, 10 + step, -1.0f, 1.0f));
     sgd_step(ctx, k.count, p, grads.as<float>() + k.misalign, k.momentum != 0 ? b : nullptr,
              0.01f * (step + 1), k.momentum, k.weight_decay, step == 0);
@@ -47,9 +49,16 @@ class SgdKernel : public ::testing::TestWithParam<ExecCase> {};
 TEST_P(SgdKernel, BitwiseEqualToReference) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
   const SgdCase cases[] = {
-      {1, 0, 0.9f, 1e-4f},    {3, 0, 0.9f, 1e-4f},     {4, 0, 0.9f, 0.0f},
-      {1027, 0, 0.9f, 5e-4f}, {1027, 1, 0.9f, 5e-4f},  {1030, 3, 0.0f, 5e-4f},
-      {4096, 0, 0.0f, 0.0f},  {70001, 2, 0.9f, 1e-4f},
+      {1, 0, 0.9f, 1e-4f},
+      {3, 0, 0.9f, 1e-4f},
+      {4, 0, 0.9f, 0.0f},
+      {1027, 0, 0.9f, 5e-4f},
+      {1027, 1, 0.9f, 5e-4f},
+      {1030, 3, 0.0f, 5e-4f},
+      {4096, 0, 0.0f, 0.0f},
+      {70001, 2, 0.9f, 1e-4f},
+      // more vectors than the capped grid has threads (1056 blocks x 256 x 4): the grid-stride loop
+      {1100003, 0, 0.9f, 1e-4f, 2},
   };
   for (const SgdCase& k : cases) {
     SCOPED_TRACE(::testing::Message() << "count " << k.count << " misalign " << k.misalign

@@ -122,6 +122,15 @@ TEST_P(SoftmaxCeUpsampleKernel, LabelSizesAndAlignCorners) {
   expect_matches(GetParam(), cases, 10);
 }
 
+// The gradient pass's tiling: several column tiles (w = 37 > 32) and row tiles with a partial
+// last one (h = 6, tiles of 4 rows), and 200 classes, for which the host falls back to 1 x 16 tiles
+// (the 4 x 32 staging would not fit in 48 KiB).
+TEST_P(SoftmaxCeUpsampleKernel, GradientTilings) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  expect_matches(GetParam(),
+                 {{Shape4{1, 6, 37, 3}, 24, 148, false}, {Shape4{1, 2, 9, 200}, 8, 36, true}}, 90);
+}
+
 // Many ignore pixels, an image whose labels are all ignored (its gradient must be 0 while the
 // other image's is not), every pixel ignored (NaN loss, zero gradient, count 0), slices.
 TEST_P(SoftmaxCeUpsampleKernel, IgnoreLabelsAndSlices) {
@@ -164,6 +173,18 @@ TEST_P(SoftmaxCeUpsampleKernel, BitwiseReproducibleAndGradScale) {
   std::vector<float> want = a.grad;
   for (float& g : want) g *= 256.0f;
   EXPECT_TRUE(all_equal(s.grad, want));
+}
+
+// A label >= C that is not 255 cannot raise inside a kernel: the loss is NaN (the reference
+// executor throws instead), never an out-of-bounds read.
+TEST_P(SoftmaxCeUpsampleKernel, InvalidLabelMakesTheLossNaN) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const CeCase k{Shape4{1, 3, 4, 5}, 12, 16, false};
+  std::vector<uint8_t> labels = make_labels(k, 80);
+  labels[37] = 7;
+  const std::vector<float> z = random_floats(size_t(k.logits.elements()), 81);
+  const CeOut got = run(exec_context(GetParam()), DType::F32, k, z, labels, {}, {});
+  EXPECT_TRUE(std::isnan(got.loss));
 }
 
 INSTANTIATE_TEST_SUITE_P(Executors, SoftmaxCeUpsampleKernel,

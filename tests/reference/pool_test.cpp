@@ -141,6 +141,31 @@ TEST(MaxPoolBackward, TiesGoToTheFirstInScanOrder) {
       want));
 }
 
+// NaN and -inf windows, as PyTorch 1.13 (checked with torch.nn.functional.max_pool2d backward):
+// a NaN replaces the running maximum each time, so a window holding two NaNs sends its gradient to
+// the LAST one; a window of -inf only sends it to its first in-image input.
+TEST(MaxPoolBackward, NaNAndMinusInfinityWindowsAsPyTorch) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x(16, 0.0f);
+  x[0] = 1;
+  x[1] = nan;
+  x[2] = 2;
+  x[3] = nan;
+  std::vector<float> want(16, 0.0f);
+  want[1] = 1;  // window (0,0): cols -1..1 -> the NaN at col 1
+  want[3] = 2;  // window (0,1): cols 1..3 -> the last NaN, col 3
+  want[4] = 3;  // windows (1,0), (1,1): rows 1..3 of zeros -> their first input
+  want[5] = 4;
+  EXPECT_TRUE(
+      all_equal(pool_bwd(MaxPoolParams{3, 2, 1}, Shape4{1, 4, 4, 1}, x, {1, 2, 3, 4}), want));
+  std::vector<float> ones_want(9, 0.0f);
+  ones_want[0] = ones_want[1] = ones_want[3] = ones_want[4] = 1;
+  EXPECT_TRUE(all_equal(pool_bwd(MaxPoolParams{3, 2, 1}, Shape4{1, 3, 3, 1},
+                                 std::vector<float>(9, -inf), {1, 1, 1, 1}),
+                        ones_want));
+}
+
 // Central differences of L(x) = sum dy * maxpool(x) in double. Inputs are distinct multiples of
 // 1/16 (a shuffled ramp), steps 1/64: no window changes its argmax, so L is linear along each
 // step and the difference quotient is exact up to the double rounding of L; dx is a sum of up to
