@@ -254,9 +254,11 @@ namespace {
 // One step's gradients on emu against the reference executor (reduced config, first batch):
 // localises a kernel that disagrees with its reference op inside the whole network.
 // Tolerance: PyTorch's own float32 gradients of this step are up to 1.0e-4 (relative to the
-// tensor's max |g|, head.aspp1.branch2.dw.conv.weight) off its float64 ones, measured with the
-// fixture script's pipeline; emu's fp32 kernels measured 1.2e-4 on the same tensor. 5x margin.
-constexpr double kEmuGradientTolerance = 5e-4;
+// tensor's max |g|, head.aspp1.branch2.dw.conv.weight: a 36-term sum at stride 32 with strong
+// cancellation) off its float64 ones, measured with the fixture script's pipeline; emu's fp32
+// kernels measured 1.2e-4 and, after a change of the depthwise wgrad kernel's reduction order,
+// 3.1e-4 on the same tensor (every other tensor <= 1e-4). A wrong kernel is off by >= 1e-2.
+constexpr double kEmuGradientTolerance = 1e-3;
 TEST(TrainingParity, EmuGradientsMatchReference) {
   farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyForward};
   FARSEE_PREPARE_EXEC_CASE(c);
@@ -295,8 +297,7 @@ TEST(TrainingParity, EmuGradientsMatchReference) {
             1e-6);
   // Ordered by the backward: the first (deepest-in-backward) failing tensor is the culprit.
   const Graph g = build_graph(config, 1, 32, 32);
-  double worst = 0;
-  std::string worst_name;
+  std::vector<std::pair<double, std::string>> ranked;
   for (auto it = g.layers.rbegin(); it != g.layers.rend(); ++it) {
     for (const ParamUnit& u : it->units) {
       for (const std::string& name :
@@ -304,16 +305,17 @@ TEST(TrainingParity, EmuGradientsMatchReference) {
         if (!grads[Executor::Reference].count(name)) continue;
         const double rel = relative_error(grads[Executor::Emu].at(name).data,
                                           grads[Executor::Reference].at(name).data);
-        if (rel > worst) {
-          worst = rel;
-          worst_name = name;
-        }
+        ranked.emplace_back(rel, name);
         EXPECT_LE(rel, kEmuGradientTolerance) << name;
       }
     }
   }
-  std::printf("emu vs reference gradients: worst %s %.3g relative to max |g|\n", worst_name.c_str(),
-              worst);
+  std::sort(ranked.rbegin(), ranked.rend());
+  std::printf(
+      "emu vs reference gradients, relative to max |g|: worst %s %.3g, then %s %.3g, %s "
+      "%.3g\n",
+      ranked[0].second.c_str(), ranked[0].first, ranked[1].second.c_str(), ranked[1].first,
+      ranked[2].second.c_str(), ranked[2].first);
 }
 
 }  // namespace
