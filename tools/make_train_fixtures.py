@@ -20,7 +20,7 @@ What it writes (default, all small enough to commit; < 2 MB in total):
   reduced.json / reduced.final.safetensors
                          the same for a narrower config (tiny-paper with half the widths) at
                          96x192, batch 2, 2 steps, LR 0.01: the emu test's run.
-  paper_grads.safetensors / paper_grads.json
+  paper_grads.safetensors / paper_grads.json (and rtseg_grads.*, the same for `rtseg`)
                          one step of the full `paper` preset at 64x128, batch 1: the input
                          (NCHW float32) and labels, and per parameter tensor the gradient's
                          max |g|, sum, sum |g| and 128 samples at fixed flat indices (the full
@@ -331,8 +331,8 @@ def sample_indices(numel):
     return [(i * numel) // s for i in range(s)]
 
 
-def paper_gradients(data_root, out_dir, seed=2024):
-    cfg = preset_config("paper")
+def preset_gradients(preset, data_root, out_dir, seed):
+    cfg = preset_config(preset)
     pairs = list_pairs(data_root, "train")
     x, y = batch(pairs, 0, 1, (64, 128))
     model = FarSeeNet(cfg).double()
@@ -351,16 +351,16 @@ def paper_gradients(data_root, out_dir, seed=2024):
         tensors[name + ".grad_samples"] = g[idx].float().contiguous()
         stats[name] = {"shape": list(p.shape), "max_abs": float(g.abs().max()),
                        "sum": float(g.sum()), "abs_sum": float(g.abs().sum())}
-    safetensors_io.save(os.path.join(out_dir, "paper_grads.safetensors"), tensors,
-                        {"preset": "paper", "generator": "tools/make_train_fixtures.py"})
-    with open(os.path.join(out_dir, "paper_grads.json"), "w") as f:
-        json.dump({"preset": "paper", "init_seed": seed, "input_size": [64, 128], "batch": 1,
+    safetensors_io.save(os.path.join(out_dir, f"{preset}_grads.safetensors"), tensors,
+                        {"preset": preset, "generator": "tools/make_train_fixtures.py"})
+    with open(os.path.join(out_dir, f"{preset}_grads.json"), "w") as f:
+        json.dump({"preset": preset, "init_seed": seed, "input_size": [64, 128], "batch": 1,
                    "loss": float(loss), "samples": SAMPLES,
                    "sample_indices": "i * numel // S for i in range(S), S = min(numel, samples); "
                                      "flat index in PyTorch layout (OIHW)",
                    "gradients": stats}, f, indent=1)
         f.write("\n")
-    print(f"paper: loss {float(loss):.9f}, {len(stats)} gradient tensors")
+    print(f"{preset}: loss {float(loss):.9f}, {len(stats)} gradient tensors")
 
 
 def reduced_config():
@@ -393,7 +393,8 @@ def main():
     p.add_argument("--data", help="train on this Cityscapes folder instead of the generated one "
                                   "(writes only the tiny run)")
     p.add_argument("--steps", type=int, default=TINY_RUN["steps"])
-    p.add_argument("--skip-paper", action="store_true", help="no full-preset gradients")
+    p.add_argument("--skip-paper", action="store_true",
+                   help="no full-preset (paper, rtseg) gradients")
     a = p.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     os.makedirs(a.out, exist_ok=True)
@@ -409,7 +410,8 @@ def main():
     print("reduced, 2 steps")
     run_fixture("reduced", reduced_config(), REDUCED_RUN, data_root, a.out, "cityscapes")
     if not a.skip_paper:
-        paper_gradients(data_root, a.out)
+        preset_gradients("paper", data_root, a.out, 2024)
+        preset_gradients("rtseg", data_root, a.out, 2025)
 
 
 if __name__ == "__main__":
