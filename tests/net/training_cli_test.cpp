@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -185,6 +186,58 @@ TEST(CityscapesDataset, TrainIdsAndBatchOrder) {
   EXPECT_TRUE(std::equal(b2.labels.begin() + plane, b2.labels.end(), b0.labels.begin()));
   EXPECT_TRUE(std::equal(b2.input.begin() + plane * 3, b2.input.end(), b0.input.begin()));
   for (uint8_t v : b0.labels) EXPECT_TRUE(v < 5 || v == 255);
+}
+
+// --shuffle: every epoch visits every file once (a seeded permutation, different per epoch and
+// reproducible); augmentation: each sample is the plain one or its horizontal mirror.
+TEST(CityscapesDataset, ShuffleIsAPermutationAndFlipsMirror) {
+  tools::DatasetOptions o;
+  o.input_h = 32;
+  o.input_w = 64;
+  o.batch = 1;
+  o.shuffle = false;
+  o.augment = false;
+  o.num_classes = 5;
+  o.seed = 3;
+  const std::string root = train_data_dir() + "cityscapes";
+  const tools::CityscapesDataset plain(root, "train", o);
+  std::vector<std::vector<uint8_t>> files;
+  for (int k = 0; k < 5; ++k) files.push_back(plain.batch(k).labels);
+  auto find = [&](const std::vector<uint8_t>& labels) {
+    for (size_t i = 0; i < files.size(); ++i) {
+      if (files[i] == labels) return int(i);
+    }
+    return -1;
+  };
+  o.shuffle = true;
+  const tools::CityscapesDataset shuffled(root, "train", o);
+  std::vector<int> epoch0, epoch1;
+  for (int k = 0; k < 5; ++k) epoch0.push_back(find(shuffled.batch(k).labels));
+  for (int k = 5; k < 10; ++k) epoch1.push_back(find(shuffled.batch(k).labels));
+  for (const auto* e : {&epoch0, &epoch1}) {
+    std::vector<int> sorted = *e;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(sorted, (std::vector<int>{0, 1, 2, 3, 4}));
+  }
+  EXPECT_NE(epoch0, epoch1);
+  EXPECT_EQ(shuffled.batch(7).labels, shuffled.batch(7).labels);
+
+  o.shuffle = false;
+  o.augment = true;
+  const tools::CityscapesDataset augmented(root, "train", o);
+  int flipped = 0;
+  for (int k = 0; k < 10; ++k) {
+    const std::vector<uint8_t> got = augmented.batch(k).labels;
+    std::vector<uint8_t> mirror = files[size_t(k % 5)];
+    for (int y = 0; y < o.input_h; ++y) {
+      std::reverse(mirror.begin() + y * o.input_w, mirror.begin() + (y + 1) * o.input_w);
+    }
+    const bool is_plain = got == files[size_t(k % 5)], is_mirror = got == mirror;
+    EXPECT_TRUE(is_plain || is_mirror) << "sample " << k;
+    flipped += is_mirror && !is_plain ? 1 : 0;
+  }
+  EXPECT_GT(flipped, 0);
+  EXPECT_LT(flipped, 10);
 }
 
 }  // namespace
