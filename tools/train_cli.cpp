@@ -46,6 +46,8 @@ DIR/leftImg8bit/<split>/<city>/*_leftImg8bit.png with DIR/gtFine/<split>/<city>/
   --seed N                seed of the shuffling, flips and random weights (default 0)
   --executor E            auto (default) | cuda | reference | emu
   --save FILE             final weights and BN running statistics (fp32, written atomically)
+  --memory-plan           print the training memory plan for --preset, --batch and
+                          --input-size (nothing allocated, no --data needed) and exit
   --help                  this text
 )";
 
@@ -55,7 +57,7 @@ struct Options {
   double lr = 0.01, momentum = 0.9, weight_decay = 1e-4;
   std::string schedule = "poly";
   int input_h = 512, input_w = 1024;
-  bool augment = true, shuffle = true;
+  bool augment = true, shuffle = true, memory_plan = false;
   uint64_t seed = 0;
 };
 
@@ -117,11 +119,14 @@ std::optional<Options> parse(int argc, char** argv) {
       o.executor = args.value();
     } else if (args.is("--save")) {
       o.save = args.value();
+    } else if (args.is("--memory-plan")) {
+      args.no_value();
+      o.memory_plan = true;
     } else {
       FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
     }
   }
-  FARSEE_REQUIRE(!o.data.empty(), "missing --data DIR (see --help)");
+  FARSEE_REQUIRE(!o.data.empty() || o.memory_plan, "missing --data DIR (see --help)");
   return o;
 }
 
@@ -139,7 +144,29 @@ void save_state(const std::string& path, const net::FarSeeConfig& config,
   w.write(path);
 }
 
+int print_memory_plan(const Options& o) {
+  const net::FarSeeConfig config = net::preset_config(o.preset);
+  const net::TrainMemoryReport r =
+      net::training_memory(config, o.batch, o.input_h, o.input_w, o.input_h, o.input_w);
+  const double mib = 1024.0 * 1024.0;
+  std::printf("training memory plan, preset %s, batch %d, %dx%d, fp32:\n", config.preset.c_str(),
+              o.batch, o.input_h, o.input_w);
+  std::printf(
+      "  activations + activation gradients  %10.1f MiB (max-live lower bound %.1f MiB, "
+      "without reuse %.1f MiB)\n",
+      r.activation_arena_bytes / mib, r.activation_peak_live_bytes / mib, r.no_reuse_bytes / mib);
+  std::printf("  weights, gradients, momenta         %10.1f MiB (3 x %.1f MiB)\n",
+              3 * r.parameter_bytes / mib, r.parameter_bytes / mib);
+  std::printf("  BN running + saved statistics       %10.2f MiB\n", r.bn_state_bytes / mib);
+  std::printf(
+      "  total                               %10.1f MiB (plus packed conv weights and the "
+      "op workspace)\n",
+      r.total_bytes() / mib);
+  return 0;
+}
+
 int run(const Options& o) {
+  if (o.memory_plan) return print_memory_plan(o);
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-train: " << note << "\n";
