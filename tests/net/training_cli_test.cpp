@@ -162,6 +162,14 @@ TEST_F(TrainCli, BadFlagsAreErrors) {
   EXPECT_NE(err.find("nothing"), std::string::npos) << err;
 }
 
+TEST_F(TrainCli, MemoryPlanNeedsNoData) {
+  ::testing::internal::CaptureStdout();
+  const int rc = tools::train_main({"--memory-plan", "--batch", "8", "--input-size", "512x1024"});
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(out.find("activations + activation gradients"), std::string::npos) << out;
+}
+
 // The loader: labelIds -> trainIds, nearest-neighbour labels, wrap-around batches.
 TEST(CityscapesDataset, TrainIdsAndBatchOrder) {
   const auto& t = tools::cityscapes_train_ids();
