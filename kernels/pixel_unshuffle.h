@@ -22,7 +22,7 @@ namespace reference {
 void pixel_unshuffle_fwd(FARSEE_PIXEL_UNSHUFFLE_FWD_ARGS);
 }
 namespace emu_impl {
-void pixel_unshuffle_fwd(FARSEE_PIXEL_UNSHUFFLE_FWD_ARGS);
+FARSEE_EMU_ENTRY void pixel_unshuffle_fwd(FARSEE_PIXEL_UNSHUFFLE_FWD_ARGS);
 }
 namespace cuda_impl {
 void pixel_unshuffle_fwd(FARSEE_PIXEL_UNSHUFFLE_FWD_ARGS);
