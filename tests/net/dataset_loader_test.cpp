@@ -87,8 +87,11 @@ TEST_F(Loader, SameBatchesForAnyWorkerCount) {
 TEST_F(Loader, TheQueueIsBounded) {
   const CityscapesDataset data(dir_.string(), "train", o_);
   BatchPrefetcher p(data, 3, 2, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the workers run ahead
-  EXPECT_LE(p.peak_in_flight(), 2);
+  // The workers run ahead until two batches are in flight, and no further.
+  for (int i = 0; i < 500 && p.peak_in_flight() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(p.peak_in_flight(), 2);
   for (int k = 0; k < 5; ++k) EXPECT_EQ(p.next().labels, data.batch(k).labels);
   EXPECT_LE(p.peak_in_flight(), 2);
