@@ -3,11 +3,13 @@
 // and BN running statistics (PyTorch names, fp32) atomically.
 #include "tools/train_cli.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include "kernels/core/check.h"
 #include "net/config.h"
@@ -47,8 +49,9 @@ DIR/leftImg8bit/<split>/<city>/*_leftImg8bit.png with DIR/gtFine/<split>/<city>/
   --scale-range A,B       random scale range (default 0.5,2)
   --crop HxW              crop window in label pixels of the scaled image, padded with label 255
                           (default: the label size)
-  --workers N             decoding/augmentation threads with a bounded prefetch queue (default 4;
-                          0: on the training thread)
+  --workers N             decoding/augmentation threads with a bounded prefetch queue (default:
+                          the CPUs less one, at most 16; 0: on the training thread); one thread
+                          makes about 14 images/s at 1024x2048 (PNG decoding dominates)
   --benchmark-loader N    time N batches of the loader, print images/s and exit
   --no-shuffle            files in sorted path order; batch k holds files k*B .. k*B+B-1
                           (wrapping around)
@@ -66,7 +69,9 @@ struct Options {
   double lr = 0.01, momentum = 0.9, weight_decay = 1e-4;
   std::string schedule = "poly";
   int input_h = 512, input_w = 1024;
-  int label_h = 0, label_w = 0, crop_h = 0, crop_w = 0, workers = 4, benchmark_loader = 0;
+  int label_h = 0, label_w = 0, crop_h = 0, crop_w = 0,
+      workers = std::clamp(int(std::thread::hardware_concurrency()) - 1, 1, 16);
+  int benchmark_loader = 0;
   float scale_min = 0.5f, scale_max = 2.0f;
   bool augment = true, shuffle = true, memory_plan = false;
   uint64_t seed = 0;
