@@ -24,8 +24,8 @@ labels at the input size (19 classes, about 5% ignore = 255). Configurations:
         defaults 512x1024,1024x1024, batches 8,16, 20 runs after 3 warm-up steps.
   cpu:  fp32 NCHW eager; defaults 256x512, batch 2, 3 runs after 1 warm-up step.
 Results add "peak_memory_bytes" (torch.cuda.max_memory_allocated over the configuration on cuda,
-the process's ru_maxrss so far on the CPU) and "loss" (the last step's); the document adds
-"mode": "train".
+the process's ru_maxrss so far on the CPU), "loss" (the last step's) and on the CPU "cpu_ms" (median
+process CPU time per step, all threads, as farsee-bench's); the document adds "mode": "train".
 
 Usage: python3 tools/bench_torch.py [--json FILE] [--preset paper|rtseg] [--sizes 512x1024,...]
            [--batches 1,4,8] [--precision fp32,fp16] [--runs N] [--warmup N] [--device auto|cuda|cpu]
@@ -101,6 +101,20 @@ def time_cuda(fn, runs, warmup):
     return ms
 
 
+def time_cpu_with_process_time(fn, runs, warmup):
+    """Wall-clock ms per run, and the process's CPU time (all threads) per run."""
+    for _ in range(warmup):
+        fn()
+    ms, cpu_ms = [], []
+    for _ in range(runs):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        fn()
+        ms.append((time.perf_counter() - t0) * 1000.0)
+        cpu_ms.append((time.process_time() - c0) * 1000.0)
+    return ms, cpu_ms
+
+
 def time_cpu(fn, runs, warmup):
     for _ in range(warmup):
         fn()
@@ -156,14 +170,20 @@ def train_one(base_model, precision, h, w, batch, runs, warmup, use_cuda, device
             opt.step()
         losses.append(loss.detach())
 
-    ms = (time_cuda if use_cuda else time_cpu)(step, runs, warmup)
+    if use_cuda:
+        ms = time_cuda(step, runs, warmup)
+    else:
+        ms, cpu_ms = time_cpu_with_process_time(step, runs, warmup)
     median = statistics.median(ms)
     peak = torch.cuda.max_memory_allocated(device) if use_cuda else max_rss_bytes()
-    return {"size": f"{h}x{w}", "height": h, "width": w, "batch": batch,
+    row = {"size": f"{h}x{w}", "height": h, "width": w, "batch": batch,
             "precision": precision, "layout": layout, "mode": "eager", "runs": runs,
             "median_ms": median, "p10_ms": percentile(ms, 0.1), "p90_ms": percentile(ms, 0.9),
             "images_per_s": batch / (median / 1000.0), "peak_memory_bytes": peak,
             "loss": float(losses[-1])}
+    if not use_cuda:
+        row["cpu_ms"] = statistics.median(cpu_ms)
+    return row
 
 
 def run_train(args, use_cuda, device, device_name):
@@ -199,7 +219,8 @@ def run_train(args, use_cuda, device, device_name):
                 print(f"{row['size']:<10} {batch:>5} {precision:>8} {row['layout']:>13} "
                       f"{row['median_ms']:>10.3f} {row['p10_ms']:>10.3f} {row['p90_ms']:>10.3f} "
                       f"{row['images_per_s']:>10.2f} {row['peak_memory_bytes'] / 2**20:>10.1f} "
-                      f"{row['loss']:>8.4g}", flush=True)
+                      f"{row['loss']:>8.4g}" + (f"   (process CPU time {row['cpu_ms']:.1f} ms/step)"
+                                                if "cpu_ms" in row else ""), flush=True)
                 if use_cuda:
                     torch.cuda.empty_cache()
     return results

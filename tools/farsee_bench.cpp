@@ -26,8 +26,11 @@
 // results add "device_bytes" (everything the trainer holds on the executor: the activation arena
 // of the plan = "arena_bytes", weights, gradients, momenta, packed weights, workspace), "loss" (the
 // last step's, a sanity check) and, on the CPU executors, "max_rss_bytes" (getrusage of the
-// process, so far). (tools/bench_torch.py prints the same schema for PyTorch.)
+// process, so far) and "cpu_ms" (median process CPU time per step, all threads: on a shared
+// machine a steadier measure of the work than the wall-clock times). (tools/bench_torch.py prints
+// the same schema for PyTorch.)
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -196,6 +199,13 @@ int64_t max_rss_bytes() {
   return int64_t(usage.ru_maxrss) * 1024;
 }
 
+// CPU time of this process, all threads (ms).
+double process_cpu_ms() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
+}
+
 std::string size_text(const std::pair<int, int>& size) {
   return std::to_string(size.first) + "x" + std::to_string(size.second);
 }
@@ -298,13 +308,15 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
       float loss = 0.f;
       for (int i = 0; i < o.warmup; ++i) loss = trainer.step(sgd, o.cuda_graph);
       rt::synchronize(trainer.context());
-      std::vector<double> ms;
+      std::vector<double> ms, cpu_ms;
       rt::Timer timer(executor);
       for (int i = 0; i < o.runs; ++i) {
+        const double cpu_start = process_cpu_ms();
         timer.record_start(trainer.context());
         loss = trainer.step(sgd, o.cuda_graph);
         timer.record_stop(trainer.context());
         ms.push_back(timer.elapsed_ms());
+        cpu_ms.push_back(process_cpu_ms() - cpu_start);
       }
       const Timing t = summarize(ms);
       const double images_per_s = batch / (t.median / 1000.0);
@@ -314,7 +326,10 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
       std::printf("%-10s %5d %5s %10.3f %10.3f %10.3f %10.2f %10.1f %10.1f",
                   size_text(size).c_str(), batch, "fp32", t.median, t.p10, t.p90, images_per_s,
                   double(arena) / (1 << 20), double(device_bytes) / (1 << 20));
-      if (cpu) std::printf(" %13.1f", double(rss) / (1 << 20));
+      if (cpu) {
+        std::printf(" %13.1f   (process CPU time %.1f ms/step)", double(rss) / (1 << 20),
+                    percentile(cpu_ms, 0.5));
+      }
       std::printf("   (loss %.4g)\n", double(loss));
       std::fflush(stdout);
       if (o.profile) print_profile(trainer.profile_step(sgd));
@@ -334,7 +349,10 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
           {"weight_bytes", trainer.layout().parameter_floats * int64_t(sizeof(float))},
           {"device_bytes", device_bytes},
           {"loss", double(loss)}};
-      if (cpu) row["max_rss_bytes"] = rss;
+      if (cpu) {
+        row["max_rss_bytes"] = rss;
+        row["cpu_ms"] = percentile(cpu_ms, 0.5);
+      }
       results.push_back(row);
     }
   }

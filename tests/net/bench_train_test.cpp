@@ -97,6 +97,7 @@ TEST_F(BenchTrain, OneStepWritesTrainJson) {
   EXPECT_GE(r["device_bytes"].get<int64_t>(),
             r["arena_bytes"].get<int64_t>() + 3 * r["weight_bytes"].get<int64_t>());
   EXPECT_GT(r["max_rss_bytes"].get<int64_t>(), 0);
+  EXPECT_TRUE(std::isfinite(r["cpu_ms"].get<double>()) && r["cpu_ms"].get<double>() > 0);
   // Random labels over 19 classes: the first step's loss is about ln(19) = 2.94.
   const double loss = r["loss"].get<double>();
   EXPECT_TRUE(std::isfinite(loss) && loss > 0.5 && loss < 20) << loss;
