@@ -17,9 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "tools/cityscapes_palette.h"  // kCityscapesClasses (19)
+
 namespace farsee::tools {
 
-constexpr int kCityscapesClasses = 19;
 constexpr uint8_t kIgnoreId = 255;
 // Cityscapes labelIds are 0..33 (labels.py; -1, the licence plate, never appears in a PNG).
 constexpr int kCityscapesLabelIds = 34;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -319,6 +320,48 @@ TEST_F(EvalCli, WeightsModeEqualsItsPredictions) {
   const nlohmann::ordered_json ja = read_json(a), jb = read_json(b);
   EXPECT_EQ(ja, jb);
   EXPECT_TRUE(ja.at("miou").is_number()) << ja.dump();
+}
+
+// farsee-infer --ids label writes Cityscapes labelIds: the same labels as --ids train mapped by
+// the table, and farsee-eval gives the same figures on both folders (the user's workflow:
+// farsee-infer over the images, farsee-eval over its output folder, whose *_color.png it skips).
+TEST_F(EvalCli, InferLabelIdsRoundTrip) {
+  const fs::path infer =
+      fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "tools" / "farsee-infer";
+  if (!fs::exists(infer)) GTEST_SKIP() << infer << " is not built";
+  const fs::path from = fs::path(FARSEE_TEST_DATA_DIR) / "train" / "cityscapes";
+  const std::string frame = "aachen_000000_000019";
+  fs::create_directories(dir_ / "gt" / "gtFine" / "val" / "aachen");
+  fs::copy_file(from / "gtFine" / "train" / "aachen" / (frame + "_gtFine_labelIds.png"),
+                dir_ / "gt" / "gtFine" / "val" / "aachen" / (frame + "_gtFine_labelIds.png"));
+  const std::string image =
+      (from / "leftImg8bit" / "train" / "aachen" / (frame + "_leftImg8bit.png")).string();
+  auto run_infer = [&](const std::string& ids, const std::string& preset) {
+    const std::string out = (dir_ / ("out_" + ids)).string();
+    const std::string cmd = infer.string() + " --preset " + preset +
+                            " --random-weights 3 --executor reference --input-size 32x64 --ids " +
+                            ids + " --out " + out + " " + image + " > /dev/null 2>&1";
+    return std::make_pair(std::system(cmd.c_str()), out);
+  };
+  EXPECT_NE(run_infer("label", "tiny-paper").first, 0);  // 5 classes: no labelIds
+  const auto [rc_train, out_train] = run_infer("train", "paper");
+  const auto [rc_label, out_label] = run_infer("label", "paper");
+  ASSERT_EQ(rc_train, 0);
+  ASSERT_EQ(rc_label, 0);
+  const std::string name = "/" + frame + "_leftImg8bit_labels.png";
+  const Image train = read_grey(out_train + name), label = read_grey(out_label + name);
+  ASSERT_EQ(train.data.size(), label.data.size());
+  for (size_t i = 0; i < train.data.size(); ++i) {
+    ASSERT_LT(train.data[i], kCityscapesClasses) << "pixel " << i;
+    ASSERT_EQ(label.data[i], cityscapes_label_ids()[train.data[i]]) << "pixel " << i;
+  }
+  const std::string a = (dir_ / "a.json").string(), b = (dir_ / "b.json").string();
+  const std::string gt = (dir_ / "gt").string();
+  std::string err;
+  ASSERT_EQ(run({"--data", gt, "--predictions", out_train, "--json", a}, &err), 0) << err;
+  ASSERT_EQ(run({"--data", gt, "--predictions", out_label, "--ids", "label", "--json", b}, &err), 0)
+      << err;
+  EXPECT_EQ(read_json(a), read_json(b));
 }
 
 }  // namespace
