@@ -292,8 +292,20 @@ void add_predictions(const Options& o, const std::vector<GroundTruth>& gts,
               o.split.c_str());
 }
 
-void add_network(const Options& o, ConfusionMatrix& matrix) {
+void add_network(const Options& o, const std::vector<GroundTruth>& gts, ConfusionMatrix& matrix) {
   const std::vector<SamplePaths> samples = list_cityscapes(o.data, o.split);
+  // Every ground-truth image is evaluated: each needs its camera image.
+  std::vector<std::string> labels_with_image;
+  for (const SamplePaths& s : samples)
+    labels_with_image.push_back(fs::path(s.label).lexically_normal().string());
+  std::sort(labels_with_image.begin(), labels_with_image.end());
+  for (const GroundTruth& g : gts) {
+    FARSEE_REQUIRE(std::binary_search(labels_with_image.begin(), labels_with_image.end(),
+                                      fs::path(g.path).lexically_normal().string()),
+                   "ground truth '"
+                       << g.path << "' has no image " << g.prefix << "_leftImg8bit.png under '"
+                       << (fs::path(o.data) / "leftImg8bit" / o.split).string() << "/<city>/'");
+  }
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-eval: " << note << "\n";
@@ -414,10 +426,11 @@ int eval_main(const std::vector<std::string>& args) {
   return run_program("farsee-eval", [&] {
     const Options o = parse(args);
     ConfusionMatrix matrix;
+    const std::vector<GroundTruth> gts = list_ground_truth(o.data, o.split);
     if (!o.predictions.empty()) {
-      add_predictions(o, list_ground_truth(o.data, o.split), matrix);
+      add_predictions(o, gts, matrix);
     } else {
-      add_network(o, matrix);
+      add_network(o, gts, matrix);
     }
     report(matrix);
     if (!o.json.empty()) {

@@ -41,6 +41,7 @@ class ConfusionMatrix {
   // name the file).
   void add(const uint8_t* gt, const uint8_t* pred, size_t n);
   void merge(const ConfusionMatrix& other);
+  void clear();
 
   int num_classes() const { return c_; }
   // Evaluated pixels with ground truth `gt` predicted as `pred` (pred == num_classes(): void).

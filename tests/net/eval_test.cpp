@@ -62,6 +62,8 @@ TEST(Metrics, HandWorkedConfusionMatrix) {
   for (int g = 0; g < kCityscapesClasses; ++g) {
     for (int p = 0; p <= kCityscapesClasses; ++p) EXPECT_EQ(a.count(g, p), m.count(g, p));
   }
+  a.clear();
+  EXPECT_EQ(a.total(), 0u);
 }
 
 TEST(Metrics, EmptyAndOutOfRange) {
@@ -320,6 +322,17 @@ TEST_F(EvalCli, WeightsModeEqualsItsPredictions) {
   const nlohmann::ordered_json ja = read_json(a), jb = read_json(b);
   EXPECT_EQ(ja, jb);
   EXPECT_TRUE(ja.at("miou").is_number()) << ja.dump();
+
+  // Every ground-truth image needs its camera image.
+  const fs::path image =
+      fs::path(data) / "leftImg8bit" / "val" / "bremen" / "bremen_000003_000019_leftImg8bit.png";
+  fs::remove(image);
+  EXPECT_EQ(run({"--data", data, "--weights", weights_file, "--input-size", "32x64", "--executor",
+                 "reference"},
+                &err),
+            1);
+  EXPECT_NE(err.find("bremen_000003_000019_gtFine_labelIds.png' has no image"), std::string::npos)
+      << err;
 }
 
 // farsee-infer --ids label writes Cityscapes labelIds: the same labels as --ids train mapped by
