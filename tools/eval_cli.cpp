@@ -381,7 +381,9 @@ void report(const ConfusionMatrix& m) {
   std::printf("%-14s %s  (%llu evaluated pixels)\n", "pixel accuracy",
               fraction(m.pixel_accuracy()).c_str(), static_cast<unsigned long long>(m.total()));
   std::printf("\nconfusion matrix (rows: ground truth, columns: prediction; pixels)\n%-14s", "");
-  for (int p = 0; p <= kCityscapesClasses; ++p) std::printf(" %10d", p);
+  for (int p = 0; p <= kCityscapesClasses; ++p) {
+    std::printf(" %10d", p < kCityscapesClasses ? p : int(kIgnoreId));  // trainIds; 255: void
+  }
   std::printf("\n%-14s", "");
   for (int p = 0; p <= kCityscapesClasses; ++p) {
     const std::string n = p < kCityscapesClasses ? names[size_t(p)] : "void";
