@@ -335,6 +335,54 @@ TEST_F(EvalCli, WeightsModeEqualsItsPredictions) {
       << err;
 }
 
+// Agreement with cityscapesScripts' evalPixelLevelSemanticLabeling without Python: its figures for
+// the prediction sets of tests/data/eval (tools/check_eval_cityscapes.py --write-fixture: random,
+// partially right, classes never predicted or only falsely predicted, void labelIds predicted,
+// two classes in no ground truth) against farsee-eval on the same files, as labelIds and converted
+// to trainIds. Same 64-bit counts, same double divisions: equal to 1e-12 (the task's bar: 1e-4).
+TEST_F(EvalCli, AgreesWithCityscapesScripts) {
+  const fs::path fixture = fs::path(FARSEE_TEST_DATA_DIR) / "eval";
+  const nlohmann::ordered_json expected = read_json((fixture / "cityscapes_scripts.json").string());
+  ASSERT_GE(expected.size(), 4u);
+  int compared = 0, left_out = 0;
+  for (const auto& [set, want] : expected.items()) {
+    const fs::path labels = fixture / "predictions" / set;
+    // the same predictions as trainIds
+    const fs::path train = dir_ / ("train_" + set);
+    fs::create_directories(train);
+    for (const auto& f : fs::directory_iterator(labels)) {
+      Image im = read_grey(f.path().string());
+      for (uint8_t& v : im.data) v = cityscapes_train_ids()[v];
+      write_png((train / f.path().filename()).string(), im);
+    }
+    for (const auto& [ids, dir] :
+         {std::pair<std::string, fs::path>{"label", labels}, {"train", train}}) {
+      SCOPED_TRACE(set + " --ids " + ids);
+      const std::string json = (dir_ / "got.json").string();
+      std::string err;
+      ASSERT_EQ(run({"--data", (fixture / "cityscapes").string(), "--predictions", dir.string(),
+                     "--ids", ids, "--json", json},
+                    &err),
+                0)
+          << err;
+      const nlohmann::ordered_json got = read_json(json);
+      for (const auto& [name, v] : want.at("iou").items()) {
+        if (v.is_null()) {
+          EXPECT_TRUE(got.at("iou").at(name).is_null()) << name;
+          ++left_out;
+        } else {
+          EXPECT_NEAR(got.at("iou").at(name).get<double>(), v.get<double>(), 1e-12) << name;
+          ++compared;
+        }
+      }
+      EXPECT_NEAR(got.at("miou").get<double>(), want.at("miou").get<double>(), 1e-12);
+      EXPECT_NEAR(got.at("accuracy").get<double>(), want.at("accuracy").get<double>(), 1e-12);
+    }
+  }
+  EXPECT_GT(left_out, 0);  // the protocol's "absent from both" case is exercised
+  EXPECT_GT(compared, 100);
+}
+
 // farsee-infer --ids label writes Cityscapes labelIds: the same labels as --ids train mapped by
 // the table, and farsee-eval gives the same figures on both folders (the user's workflow:
 // farsee-infer over the images, farsee-eval over its output folder, whose *_color.png it skips).
