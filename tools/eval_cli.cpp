@@ -136,6 +136,17 @@ Options parse(const std::vector<std::string>& argv_in) {
   return o;
 }
 
+// "<city>_<seq>_<frame>" of a file name: up to the third '_' (or the extension).
+std::string frame_key(const std::string& filename) {
+  size_t pos = 0;
+  for (int k = 0; k < 3; ++k) {
+    pos = filename.find('_', pos);
+    if (pos == std::string::npos) return filename.substr(0, filename.rfind('.'));
+    if (k < 2) ++pos;
+  }
+  return filename.substr(0, pos);
+}
+
 struct GroundTruth {
   std::string path;
   std::string prefix;  // <city>_<seq>_<frame>
@@ -155,7 +166,7 @@ std::vector<GroundTruth> list_ground_truth(const std::string& root, const std::s
     for (const auto& f : fs::directory_iterator(city.path())) {
       const std::string name = f.path().filename().string();
       if (!f.is_regular_file() || !ends_with(name, kGtSuffix)) continue;
-      out.push_back({f.path().string(), name.substr(0, name.size() - std::strlen(kGtSuffix))});
+      out.push_back({f.path().string(), frame_key(name)});
     }
   }
   std::sort(out.begin(), out.end(),
@@ -163,17 +174,6 @@ std::vector<GroundTruth> list_ground_truth(const std::string& root, const std::s
   FARSEE_REQUIRE(!out.empty(),
                  "--data: no *" << kGtSuffix << " under '" << dir.string() << "/<city>/'");
   return out;
-}
-
-// "<city>_<seq>_<frame>" of a file name: up to the third '_' (or the extension).
-std::string frame_key(const std::string& filename) {
-  size_t pos = 0;
-  for (int k = 0; k < 3; ++k) {
-    pos = filename.find('_', pos);
-    if (pos == std::string::npos) return filename.substr(0, filename.rfind('.'));
-    if (k < 2) ++pos;
-  }
-  return filename.substr(0, pos);
 }
 
 bool is_png(const fs::path& p) {
@@ -190,7 +190,11 @@ std::vector<std::string> match_predictions(const std::string& dir,
   std::error_code ec;
   FARSEE_REQUIRE(fs::is_directory(dir, ec), "--predictions: '" << dir << "' is not a directory");
   std::map<std::string, size_t> index;
-  for (size_t i = 0; i < gts.size(); ++i) index[gts[i].prefix] = i;
+  for (size_t i = 0; i < gts.size(); ++i) {
+    const auto [it, fresh] = index.emplace(gts[i].prefix, i);
+    FARSEE_REQUIRE(fresh, "ground truth '" << gts[i].path << "' and '" << gts[it->second].path
+                                           << "' are the same frame " << gts[i].prefix);
+  }
   std::vector<std::string> found;
   for (const auto& f : fs::recursive_directory_iterator(dir)) {
     const std::string name = f.path().filename().string();
