@@ -36,7 +36,7 @@
 
 namespace farsee::tools {
 
-// labelId -> trainId (255: ignored).
+// labelId -> trainId (255: ignored); defined in tools/metrics.cpp.
 const std::array<uint8_t, 256>& cityscapes_train_ids();
 
 struct SamplePaths {
