@@ -62,6 +62,7 @@ chroot "$run" /usr/bin/env -i PATH=/usr/local/cuda/bin:/usr/sbin:/usr/bin:/sbin:
 echo "gpu_dry_run: gpu_check.sh exit $rc after $(($(date +%s) - t0)) s on $(nproc) cores"
 # CPU time of everything the run started (user and system), for extrapolating the build to a
 # machine with more cores (wall time here depends on what else this machine is running).
-echo "gpu_dry_run: CPU time of the run (user, system):" $(times | tail -1)
+echo "gpu_dry_run: CPU time (user, system) of this script, then of everything it started:"
+times
 ls -la "$run/work/out"
 exit $rc
