@@ -1,0 +1,213 @@
+// farsee-train checkpoints (tools/checkpoint.h, in-process through tools/train_cli.h): a run
+// resumed from a mid-run checkpoint ends with weights, BN statistics and momenta bitwise equal
+// to the uninterrupted run's, on the reference executor and under emu (the other cases run on
+// the reference executor only, to keep CI short) (with shuffling,
+// augmentation and a step-dependent learning rate, so data order and RNG state matter); SIGINT
+// and SIGTERM (raised by the FARSEE_TRAIN_RAISE_AT_STEP test hook) write a checkpoint that
+// resumes and exit 130 / 143; a NaN loss (FARSEE_TRAIN_INJECT_NAN_AT_STEP) stops the run with an
+// error naming the step and keeps the last good checkpoint; --keep-last prunes; --config,
+// --epochs and the learning-rate schedules (read back from --log).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/net/training_fixture.h"
+#include "tools/checkpoint.h"
+#include "tools/train_cli.h"
+
+namespace farsee::net {
+namespace {
+
+namespace fs = std::filesystem;
+using train_test::train_data_dir;
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() { ::unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+class TrainCheckpoint : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (char& c : name) c = c == '/' ? '_' : c;
+    dir_ = fs::temp_directory_path() /
+           ("farsee_train_ckpt_" + std::to_string(::getpid()) + "_" + name);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& leaf) const { return (dir_ / leaf).string(); }
+
+  // A tiny run with everything that makes resuming hard: shuffling, flips, a poly schedule,
+  // momentum from the first step.
+  std::vector<std::string> args(const std::string& executor, int steps) const {
+    return {"--data",        train_data_dir() + "cityscapes",
+            "--preset",      "tiny-paper",
+            "--steps",       std::to_string(steps),
+            "--batch",       "2",
+            "--input-size",  "32x64",
+            "--lr",          "0.05",
+            "--seed",        "7",
+            "--executor",    executor,
+            "--print-every", "1000"};
+  }
+  static std::vector<std::string> plus(std::vector<std::string> a,
+                                       const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  }
+  int run(const std::vector<std::string>& a, std::string* err = nullptr) {
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    const int rc = tools::train_main(a);
+    const std::string out = ::testing::internal::GetCapturedStdout();
+    const std::string e = ::testing::internal::GetCapturedStderr();
+    if (err) *err = e + out;
+    return rc;
+  }
+  static void expect_bitwise(const HostTensors& got, const HostTensors& want, const char* what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    for (const auto& [name, t] : want) {
+      const HostTensor& g = got.at(name);
+      ASSERT_EQ(g.data.size(), t.data.size()) << what << " " << name;
+      for (size_t i = 0; i < t.data.size(); ++i) {
+        ASSERT_EQ(std::memcmp(&g.data[i], &t.data[i], sizeof(float)), 0)
+            << what << " " << name << "[" << i << "]: " << g.data[i] << " vs " << t.data[i];
+      }
+    }
+  }
+  fs::path dir_;
+};
+
+using TrainOptions = TrainCheckpoint;
+
+TEST_P(TrainCheckpoint, ResumeIsBitwiseIdentical) {
+  const std::string ex = GetParam();
+  std::string err;
+  // Uninterrupted: 6 steps, the final checkpoint in full/.
+  ASSERT_EQ(run(plus(args(ex, 6), {"--ckpt-dir", path("full")}), &err), 0) << err;
+  // The same run checkpointing every 2 steps; resumed from step 4's checkpoint.
+  ASSERT_EQ(
+      run(plus(args(ex, 6), {"--ckpt-dir", path("mid"), "--ckpt-every", "2", "--keep-last", "2"}),
+          &err),
+      0)
+      << err;
+  const auto kept = tools::list_checkpoints(path("mid"));
+  ASSERT_EQ(kept.size(), 2u);  // --keep-last 2: steps 4 and 6
+  EXPECT_EQ(kept[0].first, 4);
+  EXPECT_EQ(kept[1].first, 6);
+  ASSERT_EQ(run({"--resume", kept[0].second, "--ckpt-dir", path("resumed")}, &err), 0) << err;
+  EXPECT_NE(err.find("resuming at step 4"), std::string::npos) << err;
+  const tools::Checkpoint want = tools::read_checkpoint(path("full/ckpt-00000006.safetensors"));
+  const tools::Checkpoint got = tools::read_checkpoint(path("resumed/ckpt-00000006.safetensors"));
+  EXPECT_EQ(got.step, 6);
+  expect_bitwise(got.state, want.state, "weights");
+  expect_bitwise(got.momenta, want.momenta, "momenta");
+  EXPECT_EQ(got.info["data"]["next_batch"], 6);
+  EXPECT_EQ(got.info["data"]["seed"], 7);
+}
+
+INSTANTIATE_TEST_SUITE_P(Executors, TrainCheckpoint, ::testing::Values("reference", "emu"));
+
+TEST_F(TrainOptions, SigintWritesACheckpointThatResumes) {
+  const std::string ex = "reference";
+  std::string err;
+  ASSERT_EQ(run(plus(args(ex, 5), {"--ckpt-dir", path("full")}), &err), 0) << err;
+  {
+    const ScopedEnv hook("FARSEE_TRAIN_RAISE_AT_STEP", "3");
+    EXPECT_EQ(run(plus(args(ex, 5), {"--ckpt-dir", path("run")}), &err), 130) << err;
+  }
+  EXPECT_NE(err.find("SIGINT at step 3"), std::string::npos) << err;
+  const auto written = tools::list_checkpoints(path("run"));
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(written[0].first, 3);
+  // --resume DIR takes its latest checkpoint.
+  ASSERT_EQ(run({"--resume", path("run")}, &err), 0) << err;
+  expect_bitwise(tools::read_checkpoint(path("run/ckpt-00000005.safetensors")).state,
+                 tools::read_checkpoint(path("full/ckpt-00000005.safetensors")).state, "weights");
+}
+
+TEST_F(TrainOptions, NanLossStopsAndKeepsTheLastGoodCheckpoint) {
+  const std::string ex = "reference";
+  std::string err;
+  {
+    const ScopedEnv hook("FARSEE_TRAIN_INJECT_NAN_AT_STEP", "4");
+    EXPECT_EQ(run(plus(args(ex, 6), {"--ckpt-dir", path("run"), "--ckpt-every", "2"}), &err), 1);
+  }
+  EXPECT_NE(err.find("step 4: the loss is NaN"), std::string::npos) << err;
+  EXPECT_NE(err.find("ckpt-00000002.safetensors"), std::string::npos) << err;
+  const auto written = tools::list_checkpoints(path("run"));
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(written[0].first, 2);
+  const tools::Checkpoint c = tools::read_checkpoint(written[0].second);
+  for (const auto& [name, t] : c.state) {
+    for (float v : t.data) ASSERT_TRUE(std::isfinite(v)) << name;
+  }
+}
+
+TEST_F(TrainOptions, SigtermExits143) {
+  std::string err;
+  const ScopedEnv hook("FARSEE_TRAIN_RAISE_AT_STEP", "1:TERM");
+  EXPECT_EQ(run(plus(args("reference", 3), {"--ckpt-dir", path("run")}), &err), 143) << err;
+  EXPECT_EQ(tools::list_checkpoints(path("run")).size(), 1u);
+}
+
+// --config holds flags, the command line overrides it; --epochs; the schedules' learning rates.
+TEST_F(TrainOptions, ConfigEpochsAndSchedules) {
+  const std::string config = path("config.json");
+  std::ofstream(config) << R"({"data": ")" << train_data_dir() << R"(cityscapes",
+    "preset": "tiny-paper", "batch": 2, "input-size": "64x64", "lr": 0.1, "no-augment": true,
+    "epochs": 2, "lr-schedule": "cosine", "warmup-steps": 2, "executor": "reference",
+    "print-every": 100})";
+  std::string err;
+  ASSERT_EQ(run({"--config", config, "--log", path("log.jsonl"), "--lr-schedule", "cosine"}, &err),
+            0)
+      << err;
+  std::vector<double> lrs;
+  std::ifstream log(path("log.jsonl"));
+  for (std::string line; std::getline(log, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j["event"] == "step") lrs.push_back(j["lr"].get<double>());
+  }
+  // 2 epochs of 5 images at batch 2: 5 steps; warm-up 0.05, 0.1, then cosine over 3 steps.
+  ASSERT_EQ(lrs.size(), 5u);
+  const double want[5] = {0.05, 0.1, 0.1, 0.1 * 0.5 * (1 + std::cos(M_PI / 3)),
+                          0.1 * 0.5 * (1 + std::cos(2 * M_PI / 3))};
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(lrs[size_t(i)], want[i], 1e-7) << "step " << i + 1;
+  // The step schedule.
+  ASSERT_EQ(run({"--config", config, "--log", path("log2.jsonl"), "--lr-schedule", "step",
+                 "--lr-step-size", "2", "--lr-gamma", "0.5", "--warmup-steps", "0"},
+                &err),
+            0)
+      << err;
+  lrs.clear();
+  std::ifstream log2(path("log2.jsonl"));
+  for (std::string line; std::getline(log2, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j["event"] == "step") lrs.push_back(j["lr"].get<double>());
+  }
+  ASSERT_EQ(lrs.size(), 5u);
+  const double want2[5] = {0.1, 0.1, 0.05, 0.05, 0.025};
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(lrs[size_t(i)], want2[i], 1e-7) << "step " << i + 1;
+  EXPECT_EQ(run({"--config", config, "--lr-schedule", "step"}, &err), 1);
+  EXPECT_NE(err.find("--lr-step-size"), std::string::npos) << err;
+  EXPECT_EQ(run({"--config", config, "--precision", "fp16"}, &err), 1);
+  EXPECT_NE(err.find("not implemented yet"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace farsee::net
