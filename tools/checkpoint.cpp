@@ -66,9 +66,12 @@ Checkpoint read_checkpoint(const std::string& path) {
   const std::vector<net::ParamSpec> specs = net::parameter_specs(c.config);
   for (const net::ParamSpec& spec : specs) expected.push_back({spec.name, spec.shape});
   for (const net::ParamSpec& spec : specs) {
-    const bool running =
-        spec.name.size() > 13 && (spec.name.rfind(".running_mean") == spec.name.size() - 13 ||
-                                  spec.name.rfind(".running_var") == spec.name.size() - 12);
+    auto ends_with = [&](const char* suffix) {
+      const std::string t(suffix);
+      return spec.name.size() >= t.size() &&
+             spec.name.compare(spec.name.size() - t.size(), t.size(), t) == 0;
+    };
+    const bool running = ends_with(".running_mean") || ends_with(".running_var");
     if (!running) expected.push_back({kMomentumPrefix + spec.name, spec.shape});
   }
   std::map<std::string, weights::FloatTensor> all = weights::read_expected(file, expected, nullptr);
