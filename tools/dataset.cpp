@@ -31,19 +31,7 @@ uint64_t mix(uint64_t z) {
 
 }  // namespace
 
-const std::array<uint8_t, 256>& cityscapes_train_ids() {
-  static const std::array<uint8_t, 256> table = [] {
-    std::array<uint8_t, 256> t;
-    t.fill(255);
-    // cityscapesScripts labels.py: labelId -> trainId for the 19 evaluated classes.
-    const int pairs[19][2] = {{7, 0},   {8, 1},   {11, 2},  {12, 3},  {13, 4},  {17, 5},  {19, 6},
-                              {20, 7},  {21, 8},  {22, 9},  {23, 10}, {24, 11}, {25, 12}, {26, 13},
-                              {27, 14}, {28, 15}, {31, 16}, {32, 17}, {33, 18}};
-    for (const auto& p : pairs) t[size_t(p[0])] = uint8_t(p[1]);
-    return t;
-  }();
-  return table;
-}
+// cityscapes_train_ids(): tools/metrics.cpp.
 
 std::vector<SamplePaths> list_cityscapes(const std::string& root, const std::string& split) {
   const fs::path images = fs::path(root) / "leftImg8bit" / split;

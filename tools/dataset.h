@@ -22,7 +22,8 @@
 
 namespace farsee::tools {
 
-// labelId -> trainId (255: ignored).
+// labelId -> trainId (255: ignored); defined in tools/metrics.cpp (declared in tools/metrics.h
+// too).
 const std::array<uint8_t, 256>& cityscapes_train_ids();
 
 struct SamplePaths {
