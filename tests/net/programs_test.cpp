@@ -1,4 +1,4 @@
-// Smoke tests of the programs as a user runs them: farsee-make-samples -> farsee-infer (tiny
+// Smoke tests of the programs as a user runs them: farsee-make-dataset --samples -> farsee-infer (tiny
 // preset, random weights, reference executor, small input) writes every output, and the bad
 // arguments each fail with a non-zero exit and a message naming the argument or file;
 // farsee-bench writes its JSON schema. The programs are found next to this test binary
@@ -40,7 +40,7 @@ Result run(const std::string& command) {
 class Programs : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* p : {"farsee-infer", "farsee-bench", "farsee-make-samples"}) {
+    for (const char* p : {"farsee-infer", "farsee-bench", "farsee-make-dataset"}) {
       if (!fs::exists(tools_dir() / p)) GTEST_SKIP() << (tools_dir() / p) << " is not built";
     }
     dir_ = fs::path(::testing::TempDir()) /
@@ -60,7 +60,7 @@ class Programs : public ::testing::Test {
                (dir_ / "out").string() + " " + args);
   }
   Result make_samples() const {
-    return run(tool("farsee-make-samples") + " --count 2 --size 72x120 --labels --out " +
+    return run(tool("farsee-make-dataset") + " --samples 2 --size 72x120 --labels --out " +
                (dir_ / "samples").string());
   }
 
