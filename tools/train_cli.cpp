@@ -34,6 +34,7 @@
 #include "tools/cli.h"
 #include "tools/dataset.h"
 #include "tools/image_io.h"
+#include "tools/metrics.h"
 #include "weights/safetensors.h"
 
 namespace farsee::tools {
@@ -60,7 +61,15 @@ Data and model:
                           defaults for the head (--seed)
   --input-size HxW        network input, multiples of 32 (default 512x1024); images are resized
                           to it bilinearly (as farsee-infer), labels by nearest neighbour
-  --no-augment            no random horizontal flips
+  --label-size HxW        size the loss is computed at (default: the input size); labels are
+                          resized to it by nearest neighbour, logits bilinearly
+  --augmentation A        flip (default): random horizontal flips | paper: the paper's recipe
+                          (scale 0.5..2, rotation +-10 degrees, flips, colour jitter, noise)
+  --scale-range A,B       random scale range (default 1,1; with paper 0.5,2)
+  --crop HxW              crop window in label pixels (default: the label size)
+  --no-augment            no augmentation at all
+  --workers N             threads decoding and augmenting batches ahead (default 0); the batches
+                          do not depend on N
   --no-shuffle            files in sorted path order; batch k holds files k*B .. k*B+B-1
                           (wrapping around)
   --seed N                seed of the shuffling, augmentation and initial weights (default 0)
@@ -119,6 +128,11 @@ struct Options {
   int lr_step_size = 0, warmup_steps = 0;
   double lr_gamma = 0.1;
   int input_h = 512, input_w = 1024;
+  int label_h = 0, label_w = 0;
+  std::string augmentation = "flip";
+  double scale_min = -1, scale_max = -1;  // < 0: the recipe's
+  int crop_h = 0, crop_w = 0;
+  int workers = 0;
   bool augment = true, shuffle = true;
   uint64_t seed = 0;
   int val_every = 0;
@@ -198,6 +212,23 @@ void apply(Options& o, const std::string& flag, const std::string& value) {
     FARSEE_REQUIRE(o.input_h % 32 == 0 && o.input_w % 32 == 0,
                    "--input-size " << o.input_h << "x" << o.input_w
                                    << ": height and width must be multiples of 32");
+  } else if (flag == "--label-size") {
+    std::tie(o.label_h, o.label_w) = parse_size(value, f);
+  } else if (flag == "--augmentation") {
+    FARSEE_REQUIRE(value == "flip" || value == "paper",
+                   "--augmentation: '" << value << "' is not one of flip, paper");
+    o.augmentation = value;
+  } else if (flag == "--scale-range") {
+    const std::vector<std::string> r = split_list(value, f);
+    FARSEE_REQUIRE(r.size() == 2, "--scale-range: '" << value << "' is not A,B");
+    o.scale_min = parse_double(r[0], f);
+    o.scale_max = parse_double(r[1], f);
+    FARSEE_REQUIRE(o.scale_min > 0 && o.scale_min <= o.scale_max,
+                   "--scale-range: '" << value << "' needs 0 < A <= B");
+  } else if (flag == "--crop") {
+    std::tie(o.crop_h, o.crop_w) = parse_size(value, f);
+  } else if (flag == "--workers") {
+    o.workers = parse_int(value, f, 0);
   } else if (flag == "--no-augment") {
     o.augment = !parse_bool(value, flag);
   } else if (flag == "--no-shuffle") {
@@ -252,6 +283,11 @@ json options_to_json(const Options& o) {
   j["warmup-steps"] = o.warmup_steps;
   j["precision"] = o.precision;
   j["input-size"] = std::to_string(o.input_h) + "x" + std::to_string(o.input_w);
+  if (o.label_h > 0) j["label-size"] = std::to_string(o.label_h) + "x" + std::to_string(o.label_w);
+  j["augmentation"] = o.augmentation;
+  if (o.scale_min > 0) j["scale-range"] = json(o.scale_min).dump() + "," + json(o.scale_max).dump();
+  if (o.crop_h > 0) j["crop"] = std::to_string(o.crop_h) + "x" + std::to_string(o.crop_w);
+  j["workers"] = o.workers;
   j["no-augment"] = !o.augment;
   j["no-shuffle"] = !o.shuffle;
   j["seed"] = o.seed;
@@ -476,6 +512,8 @@ int64_t env_step(const char* name, int* sig = nullptr) {
 
 // ---- validation ------------------------------------------------------------------------------
 
+// mIoU and pixel accuracy (tools/metrics.h: Cityscapes' protocol) of the current weights on the
+// validation split at the input size (labels resized by nearest neighbour), BN in inference mode.
 struct Validation {
   double miou = 0, pixel_accuracy = 0;
   std::vector<double> iou;  // NaN: class absent from ground truth and predictions
@@ -489,44 +527,22 @@ Validation validate(const CityscapesDataset& val, const DatasetOptions& vo,
   ctx.executor = executor;
   net::FarSeeNet net(config, state, ctx, DType::F32);
   const int n = int(std::min<size_t>(size_t(batch), val.size()));
-  net.prepare(n, vo.input_h, vo.input_w);
-  const int c = config.num_classes;
-  std::vector<uint64_t> cm(size_t(c) * (c + 1), 0);  // [gt][pred], pred == c: out of range
-  const size_t pixels = size_t(vo.input_h) * vo.input_w;
+  net.prepare(n, vo.input_h, vo.input_w, vo.label_height(), vo.label_width());
+  ConfusionMatrix cm(config.num_classes);
+  const size_t pixels = size_t(vo.label_height()) * vo.label_width();
   Validation v;
   for (size_t first = 0; first < val.size(); first += size_t(n)) {
     const Batch b = val.batch(int64_t(first / size_t(n)));
     net.set_input(b.input.data());
     net.forward();
-    const std::vector<uint8_t> pred = net.labels();
+    std::vector<uint8_t> pred = net.labels();
     const size_t count = std::min(size_t(n), val.size() - first);  // the last batch wraps around
-    for (size_t i = 0; i < count * pixels; ++i) {
-      const uint8_t g = b.labels[i];
-      if (g == 255 || g >= c) continue;
-      const int p = pred[i] < c ? pred[i] : c;
-      ++cm[size_t(g) * (c + 1) + p];
-    }
+    cm.add(b.labels.data(), pred.data(), count * pixels);
     v.images += int(count);
   }
-  uint64_t correct = 0, total = 0;
-  double sum = 0;
-  int defined = 0;
-  for (int k = 0; k < c; ++k) {
-    uint64_t tp = cm[size_t(k) * (c + 1) + k], fn = 0, fp = 0;
-    for (int p = 0; p <= c; ++p) fn += p != k ? cm[size_t(k) * (c + 1) + p] : 0;
-    for (int g = 0; g < c; ++g) fp += g != k ? cm[size_t(g) * (c + 1) + k] : 0;
-    correct += tp;
-    total += tp + fn;
-    const uint64_t den = tp + fp + fn;
-    const double iou = den ? double(tp) / double(den) : std::nan("");
-    v.iou.push_back(iou);
-    if (den) {
-      sum += iou;
-      ++defined;
-    }
-  }
-  v.miou = defined ? sum / defined : 0.0;
-  v.pixel_accuracy = total ? double(correct) / double(total) : 0.0;
+  for (const std::optional<double>& iou : cm.ious()) v.iou.push_back(iou ? *iou : std::nan(""));
+  v.miou = cm.mean_iou().value_or(0.0);
+  v.pixel_accuracy = cm.pixel_accuracy().value_or(0.0);
   return v;
 }
 
@@ -622,6 +638,16 @@ int run(const Options& o) {
   DatasetOptions d;
   d.input_h = o.input_h;
   d.input_w = o.input_w;
+  d.label_h = o.label_h;
+  d.label_w = o.label_w;
+  d.workers = o.workers;
+  d.augmentation = o.augmentation == "paper" ? AugmentParams::paper() : AugmentParams{};
+  if (o.scale_min > 0) {
+    d.augmentation.scale_min = float(o.scale_min);
+    d.augmentation.scale_max = float(o.scale_max);
+  }
+  d.augmentation.crop_h = o.crop_h;
+  d.augmentation.crop_w = o.crop_w;
   d.batch = o.batch;
   d.shuffle = o.shuffle;
   d.augment = o.augment;
@@ -632,6 +658,7 @@ int run(const Options& o) {
   DatasetOptions val_options = d;
   val_options.shuffle = false;
   val_options.augment = false;
+  val_options.workers = 0;
   if (o.val_every > 0) val.emplace(o.data, o.val_split, val_options);
   const int64_t files = int64_t(data.size());
   const int64_t total =
@@ -658,11 +685,12 @@ int run(const Options& o) {
   ctx.executor = executor;
   std::optional<net::Trainer> trainer_storage;
   if (resumed) {
-    trainer_storage.emplace(config, resumed->state, ctx, o.batch, o.input_h, o.input_w);
+    trainer_storage.emplace(config, resumed->state, ctx, o.batch, o.input_h, o.input_w,
+                            d.label_height(), d.label_width());
     trainer_storage->load_state(resumed->state, resumed->momenta, resumed->step);
   } else {
     trainer_storage.emplace(config, initial_parameters(o, config), ctx, o.batch, o.input_h,
-                            o.input_w);
+                            o.input_w, d.label_height(), d.label_width());
   }
   net::Trainer& trainer = *trainer_storage;
   const int64_t start = resumed ? resumed->step : 0;
@@ -734,6 +762,37 @@ int run(const Options& o) {
   const int64_t nan_at = env_step("FARSEE_TRAIN_INJECT_NAN_AT_STEP");
   const int64_t raise_at = env_step("FARSEE_TRAIN_RAISE_AT_STEP", &raise_sig);
 
+  // Validation after `done` steps (0: the untrained weights, the baseline; never "best").
+  auto run_validation = [&](int64_t done) {
+    const double epoch_f = double(done * o.batch) / double(files);
+    const Validation v = validate(*val, val_options, config, trainer.state(), executor, o.batch);
+    const bool best = done > 0 && v.miou > best_miou;
+    if (best) {
+      best_miou = v.miou;
+      best_step = done;
+    }
+    progress.line(
+        format("validation at step %lld: mIoU %.4f, pixel accuracy %.4f (%d %s "
+               "images)%s",
+               static_cast<long long>(done), v.miou, v.pixel_accuracy, v.images,
+               o.val_split.c_str(), best ? ", best so far" : ""));
+    json iou = json::array();
+    for (double x : v.iou) iou.push_back(std::isfinite(x) ? json(x) : json(nullptr));
+    log_line({{"event", "val"},
+              {"step", done},
+              {"epoch", epoch_f},
+              {"miou", v.miou},
+              {"pixel_accuracy", v.pixel_accuracy},
+              {"iou", iou},
+              {"best", best}});
+    if (best) {
+      const std::string path = (fs::path(ckpt_dir) / "best.safetensors").string();
+      write_checkpoint(path, make_checkpoint(done));
+      log_line({{"event", "best"}, {"step", done}, {"miou", v.miou}, {"path", path}});
+    }
+  };
+  if (val && start == 0) run_validation(0);
+
   double step_seconds = 0;
   int64_t timed_steps = 0;
   int64_t last_written = resumed ? start : -1;
@@ -783,33 +842,7 @@ int run(const Options& o) {
               {"seconds", seconds}});
     if (done == raise_at) std::raise(raise_sig);
 
-    if (val && (done % o.val_every == 0 || done == total)) {
-      const Validation v = validate(*val, val_options, config, trainer.state(), executor, o.batch);
-      const bool best = v.miou > best_miou;
-      if (best) {
-        best_miou = v.miou;
-        best_step = done;
-      }
-      progress.line(
-          format("validation at step %lld: mIoU %.4f, pixel accuracy %.4f (%d %s "
-                 "images)%s",
-                 static_cast<long long>(done), v.miou, v.pixel_accuracy, v.images,
-                 o.val_split.c_str(), best ? ", best so far" : ""));
-      json iou = json::array();
-      for (double x : v.iou) iou.push_back(std::isfinite(x) ? json(x) : json(nullptr));
-      log_line({{"event", "val"},
-                {"step", done},
-                {"epoch", epoch_f},
-                {"miou", v.miou},
-                {"pixel_accuracy", v.pixel_accuracy},
-                {"iou", iou},
-                {"best", best}});
-      if (best) {
-        const std::string path = (fs::path(ckpt_dir) / "best.safetensors").string();
-        write_checkpoint(path, make_checkpoint(done));
-        log_line({{"event", "best"}, {"step", done}, {"miou", v.miou}, {"path", path}});
-      }
-    }
+    if (val && (done % o.val_every == 0 || done == total)) run_validation(done);
     if (o.ckpt_every > 0 && done % o.ckpt_every == 0) {
       write_periodic(done);
       last_written = done;
