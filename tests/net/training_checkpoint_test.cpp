@@ -10,12 +10,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
+#include "net/trainer.h"
 #include "tests/net/training_fixture.h"
 #include "tools/checkpoint.h"
 #include "tools/train_cli.h"
@@ -52,18 +56,21 @@ class TrainCheckpoint : public ::testing::TestWithParam<std::string> {
 
   std::string path(const std::string& leaf) const { return (dir_ / leaf).string(); }
 
-  // A tiny run with everything that makes resuming hard: shuffling, flips, a poly schedule,
+  // A tiny run with everything that makes resuming hard: shuffling, the paper's augmentation
+  // (scales, rotations, flips, colour noise) made by 2 prefetching threads, a poly schedule,
   // momentum from the first step.
   std::vector<std::string> args(const std::string& executor, int steps) const {
-    return {"--data",        train_data_dir() + "cityscapes",
-            "--preset",      "tiny-paper",
-            "--steps",       std::to_string(steps),
-            "--batch",       "2",
-            "--input-size",  "32x64",
-            "--lr",          "0.05",
-            "--seed",        "7",
-            "--executor",    executor,
-            "--print-every", "1000"};
+    return {"--data",         train_data_dir() + "cityscapes",
+            "--preset",       "tiny-paper",
+            "--steps",        std::to_string(steps),
+            "--batch",        "2",
+            "--input-size",   "32x64",
+            "--lr",           "0.05",
+            "--seed",         "7",
+            "--executor",     executor,
+            "--print-every",  "1000",
+            "--augmentation", "paper",
+            "--workers",      "2"};
   }
   static std::vector<std::string> plus(std::vector<std::string> a,
                                        const std::vector<std::string>& b) {
@@ -207,6 +214,66 @@ TEST_F(TrainOptions, ConfigEpochsAndSchedules) {
   EXPECT_NE(err.find("--lr-step-size"), std::string::npos) << err;
   EXPECT_EQ(run({"--config", config, "--precision", "fp16"}, &err), 1);
   EXPECT_NE(err.find("not implemented yet"), std::string::npos) << err;
+}
+
+// Initialisation: from scratch torchvision's Kaiming init for the backbone (N(0, 2 / fan_out)),
+// PyTorch's defaults for the head (U(+-1/sqrt(fan_in))), BN 1 / 0, running statistics 0 / 1;
+// --init with backbone.* tensors only takes them and initialises the head.
+TEST_F(TrainOptions, InitFromScratchAndFromABackbone) {
+  const FarSeeConfig config = preset_config("tiny-paper");
+  const HostTensors scratch = training_init(config, 3);
+  auto stats = [](const HostTensor& t) {
+    double sum = 0, sq = 0, peak = 0;
+    for (float v : t.data) {
+      sum += v;
+      sq += double(v) * v;
+      peak = std::max(peak, std::fabs(double(v)));
+    }
+    const double n = double(t.data.size());
+    return std::make_tuple(sum / n, std::sqrt(sq / n - (sum / n) * (sum / n)), peak);
+  };
+  // backbone.layer4.0.conv2: 64 x 64 x 3 x 3 -> std sqrt(2 / (64 * 9)) = 0.0589.
+  const auto [m, sd, peak] = stats(scratch.at("backbone.layer4.0.conv2.weight"));
+  EXPECT_NEAR(m, 0.0, 0.003);
+  EXPECT_NEAR(sd, std::sqrt(2.0 / (64 * 9)), 0.003);
+  for (const auto& [name, t] : scratch) {
+    const bool head = name.compare(0, 5, "head.") == 0;
+    if (t.shape.size() == 4 && head) {  // U(-b, b), b = 1 / sqrt(fan_in)
+      const double b = 1.0 / std::sqrt(double(t.shape[1] * t.shape[2] * t.shape[3]));
+      EXPECT_LE(std::get<2>(stats(t)), b) << name;
+      EXPECT_GT(std::get<2>(stats(t)), 0.5 * b) << name;
+    }
+    const auto ends = [&](const char* s) {
+      const std::string x(s);
+      return name.size() > x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
+    };
+    if (ends(".running_var") || (t.shape.size() == 1 && ends(".weight"))) {
+      for (float v : t.data) ASSERT_EQ(v, 1.f) << name;
+    }
+    if (ends(".running_mean")) {
+      for (float v : t.data) ASSERT_EQ(v, 0.f) << name;
+    }
+  }
+  // A backbone-only file (plus a classifier the converter may leave): taken as it is.
+  weights::SafetensorsWriter w;
+  const HostTensors other = training_init(config, 99);
+  for (const auto& [name, t] : other) {
+    if (name.compare(0, 9, "backbone.") == 0) w.add(name, t.shape, t.data);
+  }
+  w.add("fc.weight", {2, 2}, std::vector<float>{1, 2, 3, 4});
+  const std::string file = path("backbone.safetensors");
+  w.write(file);
+  std::string err;
+  ASSERT_EQ(run(plus(args("reference", 1), {"--init", file, "--ckpt-dir", path("run")}), &err), 0)
+      << err;
+  EXPECT_NE(err.find("ignoring 1 tensors outside the backbone"), std::string::npos) << err;
+  // A backbone missing a tensor is an error naming it.
+  weights::SafetensorsWriter partial;
+  partial.add("backbone.conv1.weight", other.at("backbone.conv1.weight").shape,
+              other.at("backbone.conv1.weight").data);
+  partial.write(file);
+  EXPECT_EQ(run(plus(args("reference", 1), {"--init", file}), &err), 1);
+  EXPECT_NE(err.find("tensor 'backbone.bn1.weight': missing"), std::string::npos) << err;
 }
 
 }  // namespace
