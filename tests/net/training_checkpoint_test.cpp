@@ -8,10 +8,12 @@
 // error naming the step and keeps the last good checkpoint; --keep-last prunes; --config,
 // --epochs and the learning-rate schedules (read back from --log).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -214,6 +216,40 @@ TEST_F(TrainOptions, ConfigEpochsAndSchedules) {
   EXPECT_NE(err.find("--lr-step-size"), std::string::npos) << err;
   EXPECT_EQ(run({"--config", config, "--precision", "fp16"}, &err), 1);
   EXPECT_NE(err.find("not implemented yet"), std::string::npos) << err;
+}
+
+// A real SIGINT from another process to the farsee-train program (found next to this test binary,
+// <build>/tools/; skipped when not built) mid-run: exit status 130 and a checkpoint that resumes.
+TEST_F(TrainOptions, SigintToTheProgram) {
+  const fs::path program =
+      fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "tools" / "farsee-train";
+  if (!fs::exists(program)) GTEST_SKIP() << program << " is not built";
+  std::vector<std::string> a =
+      plus(args("reference", 100000), {"--ckpt-dir", path("run"), "--ckpt-every", "1"});
+  a.insert(a.begin(), program.string());
+  std::vector<char*> argv;
+  for (std::string& x : a) argv.push_back(x.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stdout);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  // Once a checkpoint exists the handlers are installed.
+  for (int i = 0; i < 600 && tools::list_checkpoints(path("run")).empty(); ++i) ::usleep(100000);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  const auto written = tools::list_checkpoints(path("run"));
+  ASSERT_FALSE(written.empty());
+  const int64_t last = written.back().first;
+  std::string err;
+  ASSERT_EQ(run({"--resume", path("run"), "--steps", std::to_string(last + 1)}, &err), 0) << err;
+  EXPECT_EQ(tools::list_checkpoints(path("run")).back().first, last + 1);
 }
 
 // Initialisation: from scratch torchvision's Kaiming init for the backbone (N(0, 2 / fan_out)),
