@@ -99,7 +99,9 @@ Validation, checkpoints, logs:
                           also written at the end when --ckpt-dir or --ckpt-every is given
   --ckpt-dir DIR          checkpoint folder (default checkpoints): ckpt-<step>.safetensors
                           (weights, momenta, BN statistics, step, epoch, data order, RNG state,
-                          options; written atomically) and best.safetensors (best val mIoU)
+                          options; written atomically) and best.safetensors (best val mIoU),
+                          written when --ckpt-dir or --ckpt-every is given (a signal always
+                          writes one)
   --keep-last K           periodic checkpoints kept (default 3)
   --resume DIR|FILE       continue a run from a checkpoint (DIR: its latest): bitwise the run
                           that wrote it. Its options are the defaults; flags given here override
@@ -725,6 +727,8 @@ int run(const Options& o) {
   };
 
   const std::string ckpt_dir = o.ckpt_dir.empty() ? "checkpoints" : o.ckpt_dir;
+  // Periodic, final and best checkpoints only when asked for; a signal always writes one.
+  const bool checkpoints_on = !o.ckpt_dir.empty() || o.ckpt_every > 0;
   auto make_checkpoint = [&](int64_t done) {
     Checkpoint c;
     c.config = config;
@@ -785,7 +789,7 @@ int run(const Options& o) {
               {"pixel_accuracy", v.pixel_accuracy},
               {"iou", iou},
               {"best", best}});
-    if (best) {
+    if (best && checkpoints_on) {
       const std::string path = (fs::path(ckpt_dir) / "best.safetensors").string();
       write_checkpoint(path, make_checkpoint(done));
       log_line({{"event", "best"}, {"step", done}, {"miou", v.miou}, {"path", path}});
@@ -858,7 +862,7 @@ int run(const Options& o) {
     }
   }
   progress.close();
-  if ((!o.ckpt_dir.empty() || o.ckpt_every > 0) && last_written != total && total > start) {
+  if (checkpoints_on && last_written != total && total > start) {
     std::printf("checkpoint %s\n", write_periodic(total).c_str());
   }
   if (!o.save.empty()) {
