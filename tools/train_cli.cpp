@@ -452,16 +452,14 @@ int print_memory_plan(const Options& o) {
 
 // ---- learning rate ---------------------------------------------------------------------------
 
-// The learning rate of 0-based step `step` of `total`; `epoch`: the 0-based epoch it belongs to.
-double learning_rate(const Options& o, int64_t step, int64_t total, int64_t epoch) {
-  if (step < o.warmup_steps) return o.lr * double(step + 1) / double(o.warmup_steps);
-  const double t = double(step - o.warmup_steps);
-  const double T = double(std::max<int64_t>(total - o.warmup_steps, 1));
-  if (o.schedule == "poly") return o.lr * std::pow(std::max(0.0, 1.0 - t / T), 0.9);
-  if (o.schedule == "cosine") return o.lr * 0.5 * (1.0 + std::cos(M_PI * std::min(t / T, 1.0)));
-  if (o.schedule == "step") return o.lr * std::pow(o.lr_gamma, double(step / o.lr_step_size));
-  if (o.schedule == "paper") return o.lr * std::pow(0.9, double(epoch / 50));
-  return o.lr;
+LrSchedule schedule_of(const Options& o) {
+  LrSchedule s;
+  s.kind = o.schedule;
+  s.lr = o.lr;
+  s.warmup_steps = o.warmup_steps;
+  s.step_size = o.lr_step_size;
+  s.gamma = o.lr_gamma;
+  return s;
 }
 
 // ---- signals ---------------------------------------------------------------------------------
@@ -807,7 +805,7 @@ int run(const Options& o) {
     trainer.set_batch(b.input.data(), b.labels.data());
     const int64_t epoch = epoch_of(step);
     net::SgdArgs sgd;
-    sgd.lr = float(learning_rate(o, step, total, epoch));
+    sgd.lr = float(learning_rate(schedule_of(o), step, total, epoch));
     sgd.momentum = float(o.momentum);
     sgd.weight_decay = float(o.weight_decay);
     const float loss = trainer.step(sgd);
@@ -873,6 +871,21 @@ int run(const Options& o) {
 }
 
 }  // namespace
+
+double learning_rate(const LrSchedule& s, int64_t step, int64_t total, int64_t epoch) {
+  if (step < s.warmup_steps) return s.lr * double(step + 1) / double(s.warmup_steps);
+  const double t = double(step - s.warmup_steps);
+  const double T = double(std::max<int64_t>(total - s.warmup_steps, 1));
+  if (s.kind == "poly") return s.lr * std::pow(std::max(0.0, 1.0 - t / T), 0.9);
+  if (s.kind == "cosine") return s.lr * 0.5 * (1.0 + std::cos(M_PI * std::min(t / T, 1.0)));
+  if (s.kind == "step") {
+    FARSEE_REQUIRE(s.step_size > 0, "--lr-schedule step needs --lr-step-size N");
+    return s.lr * std::pow(s.gamma, double(step / s.step_size));
+  }
+  if (s.kind == "paper") return s.lr * std::pow(0.9, double(epoch / 50));
+  FARSEE_REQUIRE(s.kind == "constant", "unknown learning-rate schedule '" << s.kind << "'");
+  return s.lr;
+}
 
 int train_main(const std::vector<std::string>& args) {
   return run_program("farsee-train", [&] {

@@ -218,6 +218,36 @@ TEST_F(TrainOptions, ConfigEpochsAndSchedules) {
   EXPECT_NE(err.find("not implemented yet"), std::string::npos) << err;
 }
 
+// The schedules as functions: the paper's x0.9 every 50 epochs, step, warm-up into poly.
+TEST(LearningRate, Schedules) {
+  tools::LrSchedule paper;
+  paper.kind = "paper";
+  paper.lr = 0.1;
+  EXPECT_DOUBLE_EQ(tools::learning_rate(paper, 0, 1000, 0), 0.1);
+  EXPECT_DOUBLE_EQ(tools::learning_rate(paper, 500, 1000, 49), 0.1);
+  EXPECT_DOUBLE_EQ(tools::learning_rate(paper, 510, 1000, 50), 0.1 * 0.9);
+  EXPECT_DOUBLE_EQ(tools::learning_rate(paper, 999, 1000, 399), 0.1 * std::pow(0.9, 7));
+  tools::LrSchedule step;
+  step.kind = "step";
+  step.lr = 1;
+  step.step_size = 10;
+  step.gamma = 0.5;
+  EXPECT_DOUBLE_EQ(tools::learning_rate(step, 9, 100, 0), 1);
+  EXPECT_DOUBLE_EQ(tools::learning_rate(step, 10, 100, 0), 0.5);
+  EXPECT_DOUBLE_EQ(tools::learning_rate(step, 25, 100, 0), 0.25);
+  tools::LrSchedule poly;
+  poly.lr = 1;
+  poly.warmup_steps = 4;
+  EXPECT_DOUBLE_EQ(tools::learning_rate(poly, 0, 14, 0), 0.25);
+  EXPECT_DOUBLE_EQ(tools::learning_rate(poly, 3, 14, 0), 1);
+  EXPECT_DOUBLE_EQ(tools::learning_rate(poly, 4, 14, 0), 1);
+  EXPECT_DOUBLE_EQ(tools::learning_rate(poly, 9, 14, 0), std::pow(0.5, 0.9));
+  tools::LrSchedule cosine = poly;
+  cosine.kind = "cosine";
+  EXPECT_NEAR(tools::learning_rate(cosine, 9, 14, 0), 0.5, 1e-15);
+  EXPECT_NEAR(tools::learning_rate(cosine, 13, 14, 0), 0.5 * (1 + std::cos(M_PI * 0.9)), 1e-15);
+}
+
 // A real SIGINT from another process to the farsee-train program (found next to this test binary,
 // <build>/tools/; skipped when not built) mid-run: exit status 130 and a checkpoint that resumes.
 TEST_F(TrainOptions, SigintToTheProgram) {
