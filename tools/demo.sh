@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install dependencies, build, generate synthetic street scenes
-# (farsee-make-dataset --samples) and segment them with farsee-infer on the GPU if one is usable, else on
-# the CPU reference executor. Outputs: build/demo/out/<name>_{labels,color,overlay}.png.
+# (farsee-make-dataset --samples) and segment them with farsee-infer on the GPU if one is usable,
+# else on the CPU reference executor. Outputs: build/demo/out/<name>_{labels,color,overlay}.png.
 #
 # No trained weights ship with FarSee (they cannot be downloaded here), so the demo uses
 # deterministic random weights unless FARSEE_WEIGHTS names a safetensors file (for example one

@@ -10,10 +10,15 @@
 //
 // Image k of a split has scene seed mix(seed, split, k): the same flags give byte-identical files,
 // and a split's first images do not depend on how many are asked for.
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -39,6 +44,8 @@ Writes deterministic synthetic street scenes with exact Cityscapes ground truth.
   --samples N      instead of the Cityscapes layout: N plain images DIR/synthetic_<k>.png for
                    farsee-infer (default size 512x1024 in this mode)
   --labels         with --samples: also DIR/gt/synthetic_<k>_gt_labelTrainIds.png
+  --jobs N         scenes made in parallel (default: the number of CPUs); the files do not
+                   depend on it
   --help           this text
 )";
 
@@ -71,10 +78,34 @@ std::vector<uint8_t> to_train_ids(const std::vector<uint8_t>& label_ids) {
   return out;
 }
 
-char name_buffer[64];
 std::string stem(const std::string& city, int seq) {
-  std::snprintf(name_buffer, sizeof name_buffer, "%s_%06d_000019", city.c_str(), seq);
-  return name_buffer;
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%s_%06d_000019", city.c_str(), seq);
+  return buffer;
+}
+
+// Runs body(0 .. count-1) on `jobs` threads; the first error is rethrown.
+template <typename F>
+void parallel_for(int count, int jobs, F&& body) {
+  std::atomic<int> next{0};
+  std::mutex mutex;
+  std::exception_ptr error;
+  const auto work = [&] {
+    for (int i = next++; i < count; i = next++) {
+      try {
+        body(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!error) error = std::current_exception();
+        next = count;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < std::min(jobs, count); ++t) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -85,6 +116,7 @@ int main(int argc, char** argv) {
     int train = 0, val = 0, samples = -1;
     uint64_t seed = 0;
     int h = 0, w = 0;
+    int jobs = std::max(1, int(std::thread::hardware_concurrency()));
     bool train_ids = false, labels = false;
     tools::ArgParser args(argc, argv);
     while (args.next()) {
@@ -106,6 +138,8 @@ int main(int argc, char** argv) {
         FARSEE_REQUIRE(h >= 32 && w >= 32, "--size " << h << "x" << w << ": at least 32x32");
       } else if (args.is("--seed")) {
         seed = uint64_t(tools::parse_int(args.value(), "--seed", 0));
+      } else if (args.is("--jobs")) {
+        jobs = tools::parse_int(args.value(), "--jobs", 1);
       } else if (args.is("--train-ids")) {
         args.no_value();
         train_ids = true;
@@ -140,35 +174,42 @@ int main(int argc, char** argv) {
                    "--labels belongs to --samples (the Cityscapes layout always has labels)");
     FARSEE_REQUIRE(train + val > 0, "nothing to write: give --train N and/or --val M (see --help)");
     if (h == 0) std::tie(h, w) = std::make_pair(1024, 2048);
-    int written = 0;
+    struct Job {
+      int split, k;
+      std::string city;
+    };
+    std::vector<Job> list;
     for (int split = 0; split < 2; ++split) {
-      const int count = split == 0 ? train : val;
-      const std::string split_name = split == 0 ? "train" : "val";
       const std::vector<std::string>& cities = split == 0 ? kTrainCities : kValCities;
+      const int count = split == 0 ? train : val;
       for (int k = 0; k < count; ++k) {
-        const std::string& city = cities[size_t(k) % cities.size()];
-        const std::string base = stem(city, k / int(cities.size()));
-        const fs::path image_dir = fs::path(out) / "leftImg8bit" / split_name / city;
-        const fs::path label_dir = fs::path(out) / "gtFine" / split_name / city;
+        list.push_back({split, k, cities[size_t(k) % cities.size()]});
         if (k < int(cities.size())) {
-          make_dir(image_dir);
-          make_dir(label_dir);
+          for (const char* top : {"leftImg8bit", "gtFine"})
+            make_dir(fs::path(out) / top / (split == 0 ? "train" : "val") / list.back().city);
         }
-        const tools::SyntheticScene s =
-            tools::make_synthetic_scene(h, w, scene_seed(seed, split, k));
-        tools::write_png((image_dir / (base + "_leftImg8bit.png")).string(),
-                         tools::Image{w, h, 3, s.rgb});
-        tools::write_png((label_dir / (base + "_gtFine_labelIds.png")).string(),
-                         tools::Image{w, h, 1, s.label_ids});
-        if (train_ids) {
-          tools::write_png((label_dir / (base + "_gtFine_labelTrainIds.png")).string(),
-                           tools::Image{w, h, 1, to_train_ids(s.label_ids)});
-        }
-        ++written;
       }
     }
+    parallel_for(int(list.size()), jobs, [&](int i) {
+      const Job& job = list[size_t(i)];
+      const std::string split_name = job.split == 0 ? "train" : "val";
+      const int cities = int((job.split == 0 ? kTrainCities : kValCities).size());
+      const std::string base = stem(job.city, job.k / cities);
+      const fs::path image_dir = fs::path(out) / "leftImg8bit" / split_name / job.city;
+      const fs::path label_dir = fs::path(out) / "gtFine" / split_name / job.city;
+      const tools::SyntheticScene s =
+          tools::make_synthetic_scene(h, w, scene_seed(seed, job.split, job.k));
+      tools::write_png((image_dir / (base + "_leftImg8bit.png")).string(),
+                       tools::Image{w, h, 3, s.rgb});
+      tools::write_png((label_dir / (base + "_gtFine_labelIds.png")).string(),
+                       tools::Image{w, h, 1, s.label_ids});
+      if (train_ids) {
+        tools::write_png((label_dir / (base + "_gtFine_labelTrainIds.png")).string(),
+                         tools::Image{w, h, 1, to_train_ids(s.label_ids)});
+      }
+    });
     std::printf("farsee-make-dataset: %d train + %d val images of %dx%d (seed %llu) in %s\n", train,
                 val, h, w, static_cast<unsigned long long>(seed), out.c_str());
-    return written > 0 ? 0 : 1;
+    return 0;
   });
 }

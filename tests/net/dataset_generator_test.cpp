@@ -1,7 +1,7 @@
 // The synthetic street-scene generator (tools/synthetic_scenes.h) and farsee-make-dataset:
 // determinism by seed, every required Cityscapes class and some void pixels across a small set,
 // colour alone not deciding the class (a nearest class-mean colour baseline stays poor), and the
-// Cityscapes folder layout the loader reads.
+// Cityscapes folder layout the loader reads (the same files for any --jobs).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -131,8 +131,8 @@ class MakeDataset : public ::testing::Test {
 
 TEST_F(MakeDataset, CityscapesLayoutDeterministicBySeed) {
   const std::string flags = " --train 4 --val 2 --size 64x128 --train-ids --seed ";
-  ASSERT_EQ(run(tool_ + " --out " + (dir_ / "a").string() + flags + "7"), 0);
-  ASSERT_EQ(run(tool_ + " --out " + (dir_ / "b").string() + flags + "7"), 0);
+  ASSERT_EQ(run(tool_ + " --jobs 1 --out " + (dir_ / "a").string() + flags + "7"), 0);
+  ASSERT_EQ(run(tool_ + " --jobs 3 --out " + (dir_ / "b").string() + flags + "7"), 0);
   ASSERT_EQ(run(tool_ + " --out " + (dir_ / "c").string() + flags + "8"), 0);
   const std::string image = "leftImg8bit/train/synthburg/synthburg_000001_000019_leftImg8bit.png";
   const std::string label = "gtFine/val/synthstadt/synthstadt_000000_000019_gtFine_labelIds.png";

@@ -12,6 +12,7 @@
 #include "tools/dataset.h"
 #include "tools/image_io.h"
 #include "tools/synthetic_scenes.h"
+#include "tools/train_cli.h"
 
 namespace farsee::tools {
 namespace {
@@ -86,8 +87,11 @@ TEST_F(Loader, SameBatchesForAnyWorkerCount) {
 TEST_F(Loader, TheQueueIsBounded) {
   const CityscapesDataset data(dir_.string(), "train", o_);
   BatchPrefetcher p(data, 3, 2, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the workers run ahead
-  EXPECT_LE(p.peak_in_flight(), 2);
+  // The workers run ahead until two batches are in flight, and no further.
+  for (int i = 0; i < 500 && p.peak_in_flight() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(p.peak_in_flight(), 2);
   for (int k = 0; k < 5; ++k) EXPECT_EQ(p.next().labels, data.batch(k).labels);
   EXPECT_LE(p.peak_in_flight(), 2);
@@ -108,6 +112,41 @@ TEST_F(Loader, AnErrorReachesTheConsumer) {
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find(bad.string()), std::string::npos) << e.what();
   }
+}
+
+}  // namespace
+}  // namespace farsee::tools
+
+namespace farsee::tools {
+namespace {
+
+// farsee-train's loader flags: --benchmark-loader prints images/s; bad values name the flag.
+TEST_F(Loader, TrainLoaderFlags) {
+  const std::vector<std::string> common = {"--data",       dir_.string(), "--input-size", "32x64",
+                                           "--label-size", "64x128",      "--batch",      "2"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), common.begin(), common.end());
+    return extra;
+  };
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  int rc = train_main(with({"--workers", "2", "--crop", "48x96", "--scale-range", "0.75,1.5",
+                            "--benchmark-loader", "3"}));
+  std::string out = ::testing::internal::GetCapturedStdout();
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(out.find("images/s"), std::string::npos) << out;
+  EXPECT_NE(out.find("labels 64x128"), std::string::npos) << out;
+  ::testing::internal::CaptureStderr();
+  rc = train_main(with({"--scale-range", "2,1", "--benchmark-loader", "1"}));
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(err.find("--scale-range"), std::string::npos) << err;
+  ::testing::internal::CaptureStderr();
+  rc = train_main(with({"--workers", "-1"}));
+  err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(err.find("--workers"), std::string::npos) << err;
 }
 
 }  // namespace

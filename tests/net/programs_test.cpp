@@ -1,4 +1,4 @@
-// Smoke tests of the programs as a user runs them: farsee-make-dataset --samples -> farsee-infer (tiny
+// Smoke tests of the programs as a user runs them: farsee-make-dataset -> farsee-infer (tiny
 // preset, random weights, reference executor, small input) writes every output, and the bad
 // arguments each fail with a non-zero exit and a message naming the argument or file;
 // farsee-bench writes its JSON schema. The programs are found next to this test binary

@@ -1,10 +1,10 @@
 // Smoke training (CI, reference executor, a few seconds): farsee-train with preset tiny-paper
 // (19 classes) on generated street scenes (tools/synthetic_scenes.h, 16 train + 4 val images of
-// 64x128), 100 SGD steps of batch 4 at lr 0.2 (poly). Asserts, from the --log JSON lines, that
-// the loss falls (last 10 steps' mean below 0.6 x the first 5 steps') and that validation mIoU
-// on the val split rises clearly above the untrained weights' (the step-0 validation): by at
-// least 0.08 and to at least twice the untrained value. Measured here: loss 2.91 -> 0.73,
-// mIoU 0.010 -> 0.165 (0.176 at step 75; the printed curve). Also checks --keep-last,
+// 64x128), 100 SGD steps of batch 4 at lr 0.2 (poly), random flips. Asserts, from the --log JSON
+// lines, that the loss falls (last 10 steps' mean below 0.6 x the first 5 steps') and that
+// validation mIoU on the val split rises clearly above the untrained weights' (the step-0
+// validation): by at least 0.08 and to at least twice the untrained value. Measured here: loss 2.91
+// -> 0.73, mIoU 0.010 -> 0.165 (0.176 at step 75; the printed curve). Also checks --keep-last,
 // best.safetensors and that the log holds the checkpoint events.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -47,21 +47,22 @@ TEST(TrainSmoke, LossFallsAndValidationMiouRises) {
   write_scenes(dir / "data", "val", 4, 2000);
   const std::string log = (dir / "log.jsonl").string();
   ::testing::internal::CaptureStdout();
-  const int rc = tools::train_main({"--data",        (dir / "data").string(),
-                                    "--preset",      "tiny-paper",
-                                    "--num-classes", "19",
-                                    "--steps",       "100",
-                                    "--batch",       "4",
-                                    "--input-size",  "64x128",
-                                    "--lr",          "0.2",
-                                    "--executor",    "reference",
-                                    "--val-every",   "25",
-                                    "--ckpt-every",  "25",
-                                    "--keep-last",   "2",
-                                    "--ckpt-dir",    (dir / "ckpt").string(),
-                                    "--log",         log,
-                                    "--print-every", "1000",
-                                    "--seed",        "1"});
+  const int rc = tools::train_main({"--data",         (dir / "data").string(),
+                                    "--preset",       "tiny-paper",
+                                    "--num-classes",  "19",
+                                    "--steps",        "100",
+                                    "--batch",        "4",
+                                    "--input-size",   "64x128",
+                                    "--lr",           "0.2",
+                                    "--augmentation", "flip",
+                                    "--executor",     "reference",
+                                    "--val-every",    "25",
+                                    "--ckpt-every",   "25",
+                                    "--keep-last",    "2",
+                                    "--ckpt-dir",     (dir / "ckpt").string(),
+                                    "--log",          log,
+                                    "--print-every",  "1000",
+                                    "--seed",         "1"});
   const std::string out = ::testing::internal::GetCapturedStdout();
   ASSERT_EQ(rc, 0) << out;
   std::vector<double> losses;
