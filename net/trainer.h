@@ -69,6 +69,8 @@ class Trainer {
   const TrainGraph& graph() const { return graph_; }
   const MemoryPlan& memory_plan() const { return plan_; }
   const ParameterLayout& layout() const { return layout_; }
+  // The executor context the steps run on (the trainer's own stream on cuda unless given one).
+  const Context& context() const { return ctx_; }
   // Every byte this trainer holds on the executor.
   int64_t device_bytes() const;
   int64_t steps_done() const { return steps_done_; }

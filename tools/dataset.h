@@ -36,8 +36,7 @@
 
 namespace farsee::tools {
 
-// labelId -> trainId (255: ignored); defined in tools/metrics.cpp (declared in tools/metrics.h
-// too).
+// labelId -> trainId (255: ignored); defined in tools/metrics.cpp.
 const std::array<uint8_t, 256>& cityscapes_train_ids();
 
 struct SamplePaths {

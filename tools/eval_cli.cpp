@@ -22,7 +22,6 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -136,6 +135,17 @@ Options parse(const std::vector<std::string>& argv_in) {
   return o;
 }
 
+// "<city>_<seq>_<frame>" of a file name: up to the third '_' (or the extension).
+std::string frame_key(const std::string& filename) {
+  size_t pos = 0;
+  for (int k = 0; k < 3; ++k) {
+    pos = filename.find('_', pos);
+    if (pos == std::string::npos) return filename.substr(0, filename.rfind('.'));
+    if (k < 2) ++pos;
+  }
+  return filename.substr(0, pos);
+}
+
 struct GroundTruth {
   std::string path;
   std::string prefix;  // <city>_<seq>_<frame>
@@ -155,7 +165,7 @@ std::vector<GroundTruth> list_ground_truth(const std::string& root, const std::s
     for (const auto& f : fs::directory_iterator(city.path())) {
       const std::string name = f.path().filename().string();
       if (!f.is_regular_file() || !ends_with(name, kGtSuffix)) continue;
-      out.push_back({f.path().string(), name.substr(0, name.size() - std::strlen(kGtSuffix))});
+      out.push_back({f.path().string(), frame_key(name)});
     }
   }
   std::sort(out.begin(), out.end(),
@@ -163,17 +173,6 @@ std::vector<GroundTruth> list_ground_truth(const std::string& root, const std::s
   FARSEE_REQUIRE(!out.empty(),
                  "--data: no *" << kGtSuffix << " under '" << dir.string() << "/<city>/'");
   return out;
-}
-
-// "<city>_<seq>_<frame>" of a file name: up to the third '_' (or the extension).
-std::string frame_key(const std::string& filename) {
-  size_t pos = 0;
-  for (int k = 0; k < 3; ++k) {
-    pos = filename.find('_', pos);
-    if (pos == std::string::npos) return filename.substr(0, filename.rfind('.'));
-    if (k < 2) ++pos;
-  }
-  return filename.substr(0, pos);
 }
 
 bool is_png(const fs::path& p) {
@@ -190,7 +189,11 @@ std::vector<std::string> match_predictions(const std::string& dir,
   std::error_code ec;
   FARSEE_REQUIRE(fs::is_directory(dir, ec), "--predictions: '" << dir << "' is not a directory");
   std::map<std::string, size_t> index;
-  for (size_t i = 0; i < gts.size(); ++i) index[gts[i].prefix] = i;
+  for (size_t i = 0; i < gts.size(); ++i) {
+    const auto [it, fresh] = index.emplace(gts[i].prefix, i);
+    FARSEE_REQUIRE(fresh, "ground truth '" << gts[i].path << "' and '" << gts[it->second].path
+                                           << "' are the same frame " << gts[i].prefix);
+  }
   std::vector<std::string> found;
   for (const auto& f : fs::recursive_directory_iterator(dir)) {
     const std::string name = f.path().filename().string();
@@ -292,8 +295,20 @@ void add_predictions(const Options& o, const std::vector<GroundTruth>& gts,
               o.split.c_str());
 }
 
-void add_network(const Options& o, ConfusionMatrix& matrix) {
+void add_network(const Options& o, const std::vector<GroundTruth>& gts, ConfusionMatrix& matrix) {
   const std::vector<SamplePaths> samples = list_cityscapes(o.data, o.split);
+  // Every ground-truth image is evaluated: each needs its camera image.
+  std::vector<std::string> labels_with_image;
+  for (const SamplePaths& s : samples)
+    labels_with_image.push_back(fs::path(s.label).lexically_normal().string());
+  std::sort(labels_with_image.begin(), labels_with_image.end());
+  for (const GroundTruth& g : gts) {
+    FARSEE_REQUIRE(std::binary_search(labels_with_image.begin(), labels_with_image.end(),
+                                      fs::path(g.path).lexically_normal().string()),
+                   "ground truth '"
+                       << g.path << "' has no image " << g.prefix << "_leftImg8bit.png under '"
+                       << (fs::path(o.data) / "leftImg8bit" / o.split).string() << "/<city>/'");
+  }
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-eval: " << note << "\n";
@@ -369,7 +384,9 @@ void report(const ConfusionMatrix& m) {
   std::printf("%-14s %s  (%llu evaluated pixels)\n", "pixel accuracy",
               fraction(m.pixel_accuracy()).c_str(), static_cast<unsigned long long>(m.total()));
   std::printf("\nconfusion matrix (rows: ground truth, columns: prediction; pixels)\n%-14s", "");
-  for (int p = 0; p <= kCityscapesClasses; ++p) std::printf(" %10d", p);
+  for (int p = 0; p <= kCityscapesClasses; ++p) {
+    std::printf(" %10d", p < kCityscapesClasses ? p : int(kIgnoreId));  // trainIds; 255: void
+  }
   std::printf("\n%-14s", "");
   for (int p = 0; p <= kCityscapesClasses; ++p) {
     const std::string n = p < kCityscapesClasses ? names[size_t(p)] : "void";
@@ -414,10 +431,11 @@ int eval_main(const std::vector<std::string>& args) {
   return run_program("farsee-eval", [&] {
     const Options o = parse(args);
     ConfusionMatrix matrix;
+    const std::vector<GroundTruth> gts = list_ground_truth(o.data, o.split);
     if (!o.predictions.empty()) {
-      add_predictions(o, list_ground_truth(o.data, o.split), matrix);
+      add_predictions(o, gts, matrix);
     } else {
-      add_network(o, matrix);
+      add_network(o, gts, matrix);
     }
     report(matrix);
     if (!o.json.empty()) {

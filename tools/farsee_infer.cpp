@@ -5,7 +5,7 @@
 // PyTorch's F.interpolate(mode='bilinear', align_corners=False)), normalised with the ImageNet
 // mean/std, run through the network, and the logits are resized (bilinear, the preset's
 // align_corners) to the output size and reduced by argmax on the executor. Writes, atomically,
-//   <out>/<name>_labels.png   uint8 Cityscapes trainIds
+//   <out>/<name>_labels.png   uint8 Cityscapes trainIds (--ids label: labelIds, for submission)
 //   <out>/<name>_color.png    Cityscapes palette
 //   <out>/<name>_overlay.png  (--overlay) half image, half palette
 // and with --save-logits FILE.npy all images' logits at the output size, float32, shape
@@ -28,6 +28,7 @@
 #include "tools/cityscapes_palette.h"
 #include "tools/cli.h"
 #include "tools/image_io.h"
+#include "tools/metrics.h"
 
 namespace fs = std::filesystem;
 using namespace farsee;
@@ -51,6 +52,8 @@ Segments images with FarSee-Net and writes <name>_labels.png (trainIds) and <nam
   --executor E            auto (default: cuda if a GPU is usable, else reference) | cuda |
                           reference | emu (emu: the CUDA kernels emulated on the CPU, very slow)
   --out DIR               output directory (default farsee_out; created if missing)
+  --ids train|label       what <name>_labels.png holds: trainIds 0..18 (default) or Cityscapes
+                          labelIds (the benchmark's submission format; 19-class networks only)
   --overlay               also write <name>_overlay.png
   --save-logits FILE.npy  float32 logits of all images at the output size, shape (N, C, H, W)
   --help                  this text
@@ -66,6 +69,7 @@ struct Options {
   DType precision = DType::F32;
   std::string executor = "auto";
   std::string out_dir = "farsee_out";
+  bool label_ids = false;
   bool overlay = false;
   std::string save_logits;
   std::vector<std::string> inputs;
@@ -128,6 +132,10 @@ Options parse_options(int argc, char** argv) {
       o.executor = args.value();
     } else if (args.is("--out")) {
       o.out_dir = args.value();
+    } else if (args.is("--ids")) {
+      const std::string v = args.value();
+      FARSEE_REQUIRE(v == "train" || v == "label", "--ids: '" << v << "' is not train or label");
+      o.label_ids = v == "label";
     } else if (args.is("--overlay")) {
       args.no_value();
       o.overlay = true;
@@ -170,6 +178,9 @@ int run(const Options& o) {
   const net::FarSeeConfig config =
       o.config_file.empty() ? net::preset_config(o.preset) : net::load_config_json(o.config_file);
   const std::vector<std::string> images = collect_images(o.inputs);
+  FARSEE_REQUIRE(!o.label_ids || config.num_classes == tools::kCityscapesClasses,
+                 "--ids label: the network has " << config.num_classes << " classes, Cityscapes "
+                                                 << tools::kCityscapesClasses);
 
   net::HostTensors params;
   if (o.random_seed) {
@@ -225,7 +236,11 @@ int run(const Options& o) {
     const std::vector<uint8_t> labels = model.labels();
 
     const std::string base = (fs::path(o.out_dir) / stem_of(path)).string();
-    tools::write_png(base + "_labels.png", tools::Image{out_w, out_h, 1, labels});
+    std::vector<uint8_t> ids = labels;
+    if (o.label_ids) {
+      for (uint8_t& v : ids) v = tools::cityscapes_label_ids()[v];
+    }
+    tools::write_png(base + "_labels.png", tools::Image{out_w, out_h, 1, ids});
     const std::vector<uint8_t> color = tools::colorize_labels(labels);
     tools::write_png(base + "_color.png", tools::Image{out_w, out_h, 3, color});
     if (o.overlay) {

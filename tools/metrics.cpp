@@ -1,5 +1,7 @@
 #include "tools/metrics.h"
 
+#include <algorithm>
+
 #include "kernels/core/check.h"
 
 namespace farsee::tools {
@@ -63,6 +65,10 @@ void ConfusionMatrix::merge(const ConfusionMatrix& other) {
   FARSEE_REQUIRE(other.c_ == c_,
                  "ConfusionMatrix::merge: " << other.c_ << " vs " << c_ << " classes");
   for (size_t i = 0; i < m_.size(); ++i) m_[i] += other.m_[i];
+}
+
+void ConfusionMatrix::clear() {
+  std::fill(m_.begin(), m_.end(), uint64_t(0));
 }
 
 uint64_t ConfusionMatrix::total() const {

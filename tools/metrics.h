@@ -17,9 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "tools/cityscapes_palette.h"  // kCityscapesClasses (19)
+
 namespace farsee::tools {
 
-constexpr int kCityscapesClasses = 19;
 constexpr uint8_t kIgnoreId = 255;
 // Cityscapes labelIds are 0..33 (labels.py; -1, the licence plate, never appears in a PNG).
 constexpr int kCityscapesLabelIds = 34;
@@ -40,6 +41,7 @@ class ConfusionMatrix {
   // name the file).
   void add(const uint8_t* gt, const uint8_t* pred, size_t n);
   void merge(const ConfusionMatrix& other);
+  void clear();
 
   int num_classes() const { return c_; }
   // Evaluated pixels with ground truth `gt` predicted as `pred` (pred == num_classes(): void).

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -61,6 +62,8 @@ TEST(Metrics, HandWorkedConfusionMatrix) {
   for (int g = 0; g < kCityscapesClasses; ++g) {
     for (int p = 0; p <= kCityscapesClasses; ++p) EXPECT_EQ(a.count(g, p), m.count(g, p));
   }
+  a.clear();
+  EXPECT_EQ(a.total(), 0u);
 }
 
 TEST(Metrics, EmptyAndOutOfRange) {
@@ -319,6 +322,107 @@ TEST_F(EvalCli, WeightsModeEqualsItsPredictions) {
   const nlohmann::ordered_json ja = read_json(a), jb = read_json(b);
   EXPECT_EQ(ja, jb);
   EXPECT_TRUE(ja.at("miou").is_number()) << ja.dump();
+
+  // Every ground-truth image needs its camera image.
+  const fs::path image =
+      fs::path(data) / "leftImg8bit" / "val" / "bremen" / "bremen_000003_000019_leftImg8bit.png";
+  fs::remove(image);
+  EXPECT_EQ(run({"--data", data, "--weights", weights_file, "--input-size", "32x64", "--executor",
+                 "reference"},
+                &err),
+            1);
+  EXPECT_NE(err.find("bremen_000003_000019_gtFine_labelIds.png' has no image"), std::string::npos)
+      << err;
+}
+
+// Agreement with cityscapesScripts' evalPixelLevelSemanticLabeling without Python: its figures for
+// the prediction sets of tests/data/eval (tools/check_eval_cityscapes.py --write-fixture: random,
+// partially right, classes never predicted or only falsely predicted, void labelIds predicted,
+// two classes in no ground truth) against farsee-eval on the same files, as labelIds and converted
+// to trainIds. Same 64-bit counts, same double divisions: equal to 1e-12 (the task's bar: 1e-4).
+TEST_F(EvalCli, AgreesWithCityscapesScripts) {
+  const fs::path fixture = fs::path(FARSEE_TEST_DATA_DIR) / "eval";
+  const nlohmann::ordered_json expected = read_json((fixture / "cityscapes_scripts.json").string());
+  ASSERT_GE(expected.size(), 4u);
+  int compared = 0, left_out = 0;
+  for (const auto& [set, want] : expected.items()) {
+    const fs::path labels = fixture / "predictions" / set;
+    // the same predictions as trainIds
+    const fs::path train = dir_ / ("train_" + set);
+    fs::create_directories(train);
+    for (const auto& f : fs::directory_iterator(labels)) {
+      Image im = read_grey(f.path().string());
+      for (uint8_t& v : im.data) v = cityscapes_train_ids()[v];
+      write_png((train / f.path().filename()).string(), im);
+    }
+    for (const auto& [ids, dir] :
+         {std::pair<std::string, fs::path>{"label", labels}, {"train", train}}) {
+      SCOPED_TRACE(set + " --ids " + ids);
+      const std::string json = (dir_ / "got.json").string();
+      std::string err;
+      ASSERT_EQ(run({"--data", (fixture / "cityscapes").string(), "--predictions", dir.string(),
+                     "--ids", ids, "--json", json},
+                    &err),
+                0)
+          << err;
+      const nlohmann::ordered_json got = read_json(json);
+      for (const auto& [name, v] : want.at("iou").items()) {
+        if (v.is_null()) {
+          EXPECT_TRUE(got.at("iou").at(name).is_null()) << name;
+          ++left_out;
+        } else {
+          EXPECT_NEAR(got.at("iou").at(name).get<double>(), v.get<double>(), 1e-12) << name;
+          ++compared;
+        }
+      }
+      EXPECT_NEAR(got.at("miou").get<double>(), want.at("miou").get<double>(), 1e-12);
+      EXPECT_NEAR(got.at("accuracy").get<double>(), want.at("accuracy").get<double>(), 1e-12);
+    }
+  }
+  EXPECT_GT(left_out, 0);  // the protocol's "absent from both" case is exercised
+  EXPECT_GT(compared, 100);
+}
+
+// farsee-infer --ids label writes Cityscapes labelIds: the same labels as --ids train mapped by
+// the table, and farsee-eval gives the same figures on both folders (the user's workflow:
+// farsee-infer over the images, farsee-eval over its output folder, whose *_color.png it skips).
+TEST_F(EvalCli, InferLabelIdsRoundTrip) {
+  const fs::path infer =
+      fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "tools" / "farsee-infer";
+  if (!fs::exists(infer)) GTEST_SKIP() << infer << " is not built";
+  const fs::path from = fs::path(FARSEE_TEST_DATA_DIR) / "train" / "cityscapes";
+  const std::string frame = "aachen_000000_000019";
+  fs::create_directories(dir_ / "gt" / "gtFine" / "val" / "aachen");
+  fs::copy_file(from / "gtFine" / "train" / "aachen" / (frame + "_gtFine_labelIds.png"),
+                dir_ / "gt" / "gtFine" / "val" / "aachen" / (frame + "_gtFine_labelIds.png"));
+  const std::string image =
+      (from / "leftImg8bit" / "train" / "aachen" / (frame + "_leftImg8bit.png")).string();
+  auto run_infer = [&](const std::string& ids, const std::string& preset) {
+    const std::string out = (dir_ / ("out_" + ids)).string();
+    const std::string cmd = infer.string() + " --preset " + preset +
+                            " --random-weights 3 --executor reference --input-size 32x64 --ids " +
+                            ids + " --out " + out + " " + image + " > /dev/null 2>&1";
+    return std::make_pair(std::system(cmd.c_str()), out);
+  };
+  EXPECT_NE(run_infer("label", "tiny-paper").first, 0);  // 5 classes: no labelIds
+  const auto [rc_train, out_train] = run_infer("train", "paper");
+  const auto [rc_label, out_label] = run_infer("label", "paper");
+  ASSERT_EQ(rc_train, 0);
+  ASSERT_EQ(rc_label, 0);
+  const std::string name = "/" + frame + "_leftImg8bit_labels.png";
+  const Image train = read_grey(out_train + name), label = read_grey(out_label + name);
+  ASSERT_EQ(train.data.size(), label.data.size());
+  for (size_t i = 0; i < train.data.size(); ++i) {
+    ASSERT_LT(train.data[i], kCityscapesClasses) << "pixel " << i;
+    ASSERT_EQ(label.data[i], cityscapes_label_ids()[train.data[i]]) << "pixel " << i;
+  }
+  const std::string a = (dir_ / "a.json").string(), b = (dir_ / "b.json").string();
+  const std::string gt = (dir_ / "gt").string();
+  std::string err;
+  ASSERT_EQ(run({"--data", gt, "--predictions", out_train, "--json", a}, &err), 0) << err;
+  ASSERT_EQ(run({"--data", gt, "--predictions", out_label, "--ids", "label", "--json", b}, &err), 0)
+      << err;
+  EXPECT_EQ(read_json(a), read_json(b));
 }
 
 }  // namespace
