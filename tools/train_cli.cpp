@@ -271,7 +271,8 @@ void apply(Options& o, const std::string& flag, const std::string& value) {
   }
 }
 
-// The options a checkpoint stores (as --config holds them; paths as given).
+// The options a checkpoint stores (as --config holds them; paths as given). --workers is the
+// machine's business (the batches do not depend on it), so a resumed run uses its own.
 json options_to_json(const Options& o) {
   json j;
   j["data"] = o.data;
@@ -298,7 +299,6 @@ json options_to_json(const Options& o) {
   j["augmentation"] = o.augmentation;
   if (o.scale_min > 0) j["scale-range"] = json(o.scale_min).dump() + "," + json(o.scale_max).dump();
   if (o.crop_h > 0) j["crop"] = std::to_string(o.crop_h) + "x" + std::to_string(o.crop_w);
-  j["workers"] = o.workers;
   j["no-augment"] = !o.augment;
   j["no-shuffle"] = !o.shuffle;
   j["seed"] = o.seed;
