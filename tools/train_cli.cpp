@@ -562,7 +562,7 @@ class Progress {
  public:
   explicit Progress(int every) : every_(every), tty_(::isatty(::fileno(stdout)) != 0) {}
   ~Progress() { close(); }
-  void step(int64_t done, int64_t total, bool last, const std::string& text) {
+  void step(int64_t done, bool last, const std::string& text) {
     if (!last && done % every_ != 0) return;
     if (tty_) {
       std::printf("\r%s\033[K", text.c_str());
@@ -571,7 +571,6 @@ class Progress {
       std::printf("%s\n", text.c_str());
     }
     std::fflush(stdout);
-    (void)total;
   }
   // A line of its own (after the progress line, which is redrawn below it).
   void line(const std::string& text) {
@@ -851,7 +850,7 @@ int run(const Options& o) {
     const double per_step = timed_steps ? step_seconds / double(timed_steps) : seconds;
     const double images_per_s = per_step > 0 ? o.batch / per_step : 0.0;
     const double epoch_f = double(done * o.batch) / double(files);
-    progress.step(done, total, done == total,
+    progress.step(done, done == total,
                   format("step %lld/%lld epoch %.2f loss %.7f lr %.6g img/s %.2f ETA %s",
                          static_cast<long long>(done), static_cast<long long>(total), epoch_f,
                          double(loss), double(sgd.lr), images_per_s,
