@@ -1,7 +1,9 @@
 #include "net/trainer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <map>
 
 #include "kernels/batchnorm.h"
 #include "kernels/depthwise_atrous.h"
@@ -37,7 +39,79 @@ bool is_conv_layer(const Layer& l) {
   return !l.depthwise;
 }
 
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.compare(0, std::strlen(prefix), prefix) == 0;
+}
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+// splitmix64 stream; uniform doubles in [0, 1) from the top 53 bits.
+struct InitRng {
+  uint64_t state;
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }
+  double normal() {  // Box-Muller
+    const double u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+  }
+};
+
 }  // namespace
+
+HostTensors training_init(const FarSeeConfig& config, uint64_t seed, const HostTensors* backbone) {
+  const std::vector<ParamSpec> specs = parameter_specs(config);
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const ParamSpec& spec : specs) shapes[spec.name] = spec.shape;
+  InitRng rng{seed ^ 0x7261696e696e6974ull};
+  HostTensors out;
+  for (const ParamSpec& spec : specs) {
+    const bool in_backbone = starts_with(spec.name, "backbone.");
+    HostTensor t;
+    t.shape = spec.shape;
+    t.data.assign(size_t(weights::shape_numel(spec.shape)), 0.f);
+    if (in_backbone && backbone) {
+      auto it = backbone->find(spec.name);
+      FARSEE_REQUIRE(it != backbone->end(),
+                     "--init: the backbone lacks tensor '" << spec.name << "'");
+      FARSEE_REQUIRE(it->second.shape == spec.shape,
+                     "--init: tensor '" << spec.name << "' has shape "
+                                        << weights::shape_text(it->second.shape) << ", expected "
+                                        << weights::shape_text(spec.shape));
+      out.emplace(spec.name, it->second);
+      continue;
+    }
+    if (spec.shape.size() == 4) {
+      if (in_backbone) {  // kaiming_normal_(mode='fan_out', nonlinearity='relu')
+        const double stddev =
+            std::sqrt(2.0 / double(spec.shape[0] * spec.shape[2] * spec.shape[3]));
+        for (float& v : t.data) v = float(stddev * rng.normal());
+      } else {  // nn.Conv2d default: bound 1 / sqrt(fan_in)
+        const double bound = 1.0 / std::sqrt(double(spec.shape[1] * spec.shape[2] * spec.shape[3]));
+        for (float& v : t.data) v = float(bound * (2.0 * rng.uniform() - 1.0));
+      }
+    } else if (ends_with(spec.name, ".running_var")) {
+      std::fill(t.data.begin(), t.data.end(), 1.f);
+    } else if (ends_with(spec.name, ".bias")) {
+      const std::string owner = spec.name.substr(0, spec.name.size() - 5);
+      auto w = shapes.find(owner + ".weight");
+      if (w != shapes.end() && w->second.size() == 4) {  // conv bias: nn.Conv2d default
+        const double bound = 1.0 / std::sqrt(double(w->second[1] * w->second[2] * w->second[3]));
+        for (float& v : t.data) v = float(bound * (2.0 * rng.uniform() - 1.0));
+      }                                            // BN bias: 0
+    } else if (ends_with(spec.name, ".weight")) {  // BN weight
+      std::fill(t.data.begin(), t.data.end(), 1.f);
+    }  // running_mean: 0
+    out.emplace(spec.name, std::move(t));
+  }
+  return out;
+}
 
 Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Context& ctx, int n,
                  int h, int w, int label_h, int label_w)
@@ -56,36 +130,8 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
   try {
     const std::vector<Layer>& layers = graph_.inference.layers;
     // Host images of the parameter and running-statistics arenas.
-    std::vector<float> host_params(size_t(layout_.parameter_floats), 0.f);
-    std::vector<float> host_running(size_t(std::max<int64_t>(layout_.running_floats, 1)), 0.f);
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const Layer& l = layers[i];
-      const LayerSlots& s = layout_.layers[i];
-      int64_t row = 0;  // output channel of the first row of this unit
-      for (const ParamUnit& u : l.units) {
-        const std::string wname = u.conv + ".weight";
-        const HostTensor& wt = tensor(init, wname);
-        // Depthwise [C][1][3][3] converts to [C][3][3][1] = [C][3][3].
-        const std::vector<float> krsc = weights::oihw_to_krsc(wt.data, wt.shape, wname);
-        const int64_t per_row = int64_t(l.R) * l.S * l.C;
-        std::copy(krsc.begin(), krsc.end(), host_params.begin() + s.weight + row * per_row);
-        if (u.conv_bias) {
-          const HostTensor& b = tensor(init, u.conv + ".bias");
-          std::copy(b.data.begin(), b.data.end(), host_params.begin() + s.bias + row);
-        }
-        if (!u.bn.empty()) {
-          auto put = [&](std::vector<float>& arena, int64_t slot, const char* leaf) {
-            const HostTensor& t = tensor(init, u.bn + leaf);
-            std::copy(t.data.begin(), t.data.end(), arena.begin() + slot + row);
-          };
-          put(host_params, s.gamma, ".weight");
-          put(host_params, s.beta, ".bias");
-          put(host_running, s.running_mean, ".running_mean");
-          put(host_running, s.running_var, ".running_var");
-        }
-        row += u.out_channels;
-      }
-    }
+    std::vector<float> host_params, host_running;
+    to_arenas(init, host_params, &host_running);
     const size_t param_bytes = host_params.size() * sizeof(float);
     params_ = rt::Buffer(ctx_.executor, param_bytes);
     grads_ = rt::Buffer(ctx_.executor, param_bytes);
@@ -108,9 +154,8 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
       lw.forward = alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, DType::F32, ConvWeightUse::Forward);
       lw.backward_data =
           alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, DType::F32, ConvWeightUse::BackwardData);
-      refresh_conv_weights(ctx_, param(layout_.layers[i].weight), lw.forward);
-      refresh_conv_weights(ctx_, param(layout_.layers[i].weight), lw.backward_data);
     }
+    repack_all();
 
     // One workspace for every op (they run one after another on one stream).
     size_t ws = 0;
@@ -280,6 +325,10 @@ void Trainer::compute_gradients() {
 void Trainer::run_sgd(const SgdArgs& sgd) {
   sgd_step(ctx_, layout_.parameter_floats, params_.as<float>(), grads_.as<float>(),
            momenta_.as<float>(), sgd.lr, sgd.momentum, sgd.weight_decay, steps_done_ == 0);
+  repack_all();
+}
+
+void Trainer::repack_all() {
   const std::vector<Layer>& layers = graph_.inference.layers;
   for (size_t i = 0; i < layers.size(); ++i) {
     if (!is_conv_layer(layers[i])) continue;
@@ -377,6 +426,70 @@ HostTensors Trainer::to_named(const std::vector<float>& arena, bool gradients) c
     }
   }
   return out;
+}
+
+void Trainer::to_arenas(const HostTensors& named, std::vector<float>& params,
+                        std::vector<float>* running) const {
+  params.assign(size_t(layout_.parameter_floats), 0.f);
+  if (running) running->assign(size_t(std::max<int64_t>(layout_.running_floats, 1)), 0.f);
+  const std::vector<Layer>& layers = graph_.inference.layers;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Layer& l = layers[i];
+    const LayerSlots& s = layout_.layers[i];
+    int64_t row = 0;  // output channel of the first row of this unit
+    for (const ParamUnit& u : l.units) {
+      const std::string wname = u.conv + ".weight";
+      const HostTensor& wt = tensor(named, wname);
+      // Depthwise [C][1][3][3] converts to [C][3][3][1] = [C][3][3].
+      const std::vector<float> krsc = weights::oihw_to_krsc(wt.data, wt.shape, wname);
+      const int64_t per_row = int64_t(l.R) * l.S * l.C;
+      std::copy(krsc.begin(), krsc.end(), params.begin() + s.weight + row * per_row);
+      if (u.conv_bias) {
+        const HostTensor& b = tensor(named, u.conv + ".bias");
+        std::copy(b.data.begin(), b.data.end(), params.begin() + s.bias + row);
+      }
+      if (!u.bn.empty()) {
+        auto put = [&](std::vector<float>& arena, int64_t slot, const char* leaf) {
+          const HostTensor& t = tensor(named, u.bn + leaf);
+          FARSEE_REQUIRE(int64_t(t.data.size()) == u.out_channels,
+                         "tensor '" << u.bn + leaf << "' holds " << t.data.size()
+                                    << " values, expected " << u.out_channels);
+          std::copy(t.data.begin(), t.data.end(), arena.begin() + slot + row);
+        };
+        put(params, s.gamma, ".weight");
+        put(params, s.beta, ".bias");
+        if (running) {
+          put(*running, s.running_mean, ".running_mean");
+          put(*running, s.running_var, ".running_var");
+        }
+      }
+      row += u.out_channels;
+    }
+  }
+}
+
+HostTensors Trainer::momenta() const {
+  std::vector<float> host(momenta_.bytes() / sizeof(float));
+  rt::copy_to_host(ctx_, host.data(), momenta_.data(), momenta_.bytes());
+  rt::synchronize(ctx_);
+  return to_named(host, true);
+}
+
+void Trainer::load_state(const HostTensors& state, const HostTensors& momenta, int64_t steps_done) {
+  FARSEE_REQUIRE(steps_done >= 0, "load_state: steps_done " << steps_done << " < 0");
+  check_parameters(config_, state);
+  std::vector<float> host_params, host_running, host_momenta;
+  to_arenas(state, host_params, &host_running);
+  to_arenas(momenta, host_momenta, nullptr);
+  rt::synchronize(ctx_);
+  rt::copy_to_device(ctx_, params_.data(), host_params.data(), params_.bytes());
+  rt::copy_to_device(ctx_, running_.data(), host_running.data(), running_.bytes());
+  rt::copy_to_device(ctx_, momenta_.data(), host_momenta.data(), momenta_.bytes());
+  repack_all();
+  rt::synchronize(ctx_);
+  rt::graph_destroy(cuda_graph_);
+  cuda_graph_ = nullptr;
+  steps_done_ = steps_done;
 }
 
 HostTensors Trainer::state() const {

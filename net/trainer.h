@@ -44,6 +44,18 @@ struct SgdArgs {
   float weight_decay = 1e-4f;
 };
 
+// Initial parameters for training from scratch or from an ImageNet backbone:
+//   backbone.*  torchvision's ResNet init: conv weights kaiming_normal_(mode='fan_out',
+//               nonlinearity='relu'), i.e. N(0, 2 / (K*R*S)); BN weight 1, bias 0. When
+//               `backbone` is given (a converted ImageNet ResNet-18), its backbone.* tensors are
+//               taken as they are instead (every backbone tensor must be there, with its shape).
+//   head.*      PyTorch's defaults: Conv2d weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+//               (kaiming_uniform_ with a = sqrt(5)); BN weight 1, bias 0.
+//   BN running_mean 0 and running_var 1 wherever not given.
+// Deterministic for a seed (splitmix64 with Box-Muller normals).
+HostTensors training_init(const FarSeeConfig& config, uint64_t seed,
+                          const HostTensors* backbone = nullptr);
+
 class Trainer {
  public:
   // init: weights and BN running statistics (PyTorch names and layouts, parameter_specs(config)).
@@ -82,6 +94,15 @@ class Trainer {
   HostTensors state() const;
   // The parameter gradients of the last compute_gradients, PyTorch names and layouts.
   HostTensors gradients() const;
+  // SGD's momentum buffers (torch.optim.SGD momentum_buffer), by parameter name (the names of
+  // state() without the BN running statistics), PyTorch layouts. All zero before the first step.
+  HostTensors momenta() const;
+  // Restores a checkpoint: weights and BN running statistics (`state`, as state() returns them),
+  // momentum buffers (as momenta() returns them) and the number of SGD steps done (the first
+  // step, steps_done == 0, creates the momentum buffers). The layout conversions are exact
+  // permutations, so state() and momenta() afterwards return the inputs bitwise, and training
+  // continues exactly as the run that wrote them.
+  void load_state(const HostTensors& state, const HostTensors& momenta, int64_t steps_done);
 
   struct StepTime {
     std::string name;
@@ -101,6 +122,10 @@ class Trainer {
   void run_sgd(const SgdArgs& sgd);
   void run_all(const SgdArgs& sgd);
   HostTensors to_named(const std::vector<float>& arena, bool gradients) const;
+  // Named tensors -> host images of the parameter arena and (if `running`) the running arena.
+  void to_arenas(const HostTensors& named, std::vector<float>& params,
+                 std::vector<float>* running) const;
+  void repack_all();
 
   FarSeeConfig config_;
   Context ctx_;

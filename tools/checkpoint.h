@@ -1,0 +1,50 @@
+// farsee-train checkpoints: one safetensors file (weights/safetensors.h, written atomically: a
+// temporary file, fsync, rename) holding everything a run needs to continue bitwise identically:
+//
+//   <name>            weights and BN running statistics, PyTorch names and layouts, fp32 (the
+//                     --save content, so a checkpoint also loads as a weight file)
+//   momentum.<name>   SGD's momentum buffer of every parameter, fp32
+//   __metadata__      "preset", "config" (the network's JSON), "generator": "farsee-train", and
+//                     "checkpoint": JSON text {"format": 1, "step": SGD steps done, "info": {...}}
+//                     where info is what the trainer stores: its options (as --config holds them),
+//                     the data order and RNG state, the epoch, the best validation mIoU
+//
+// In a checkpoint folder the files are ckpt-<step, 8 digits>.safetensors (the periodic ones,
+// the last K kept) and best.safetensors (the best validation mIoU so far).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "net/config.h"
+#include "net/parameters.h"
+
+namespace farsee::tools {
+
+struct Checkpoint {
+  net::FarSeeConfig config;
+  int64_t step = 0;          // SGD steps done
+  nlohmann::json info;       // the trainer's own state (options, data order, best mIoU, ...)
+  net::HostTensors state;    // weights + BN running statistics
+  net::HostTensors momenta;  // by parameter name
+};
+
+// Atomic write (a failed write leaves `path` as it was).
+void write_checkpoint(const std::string& path, const Checkpoint& c);
+// Reads and checks every tensor (names and shapes of the stored config). Errors name the file.
+Checkpoint read_checkpoint(const std::string& path);
+
+// "ckpt-00000123.safetensors".
+std::string checkpoint_file_name(int64_t step);
+// The periodic checkpoints of `dir` by step, ascending (none: empty; no folder: empty).
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& dir);
+// FILE: itself. DIR: its periodic checkpoint with the highest step (error naming DIR when none).
+std::string resolve_checkpoint(const std::string& dir_or_file);
+// Removes the oldest periodic checkpoints of `dir` so that `keep_last` remain (best.safetensors is
+// never touched). Returns the removed paths.
+std::vector<std::string> prune_checkpoints(const std::string& dir, int keep_last);
+
+}  // namespace farsee::tools
