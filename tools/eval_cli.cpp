@@ -59,6 +59,8 @@ left out of the mean) against DIR/gtFine/<split>/<city>/*_gtFine_labelIds.png.
                         farsee-infer writes) or Cityscapes labelIds 0..33 (the submission format)
   --weights FILE        evaluate FarSee-Net with these safetensors weights instead
   --preset NAME         paper (default) | rtseg | tiny-paper | tiny-rtseg   (with --weights)
+  --num-classes N       the network's classes if not the preset's (farsee-train --num-classes);
+                        must be 19 for the Cityscapes evaluation   (with --weights)
   --input-size HxW      network input size, multiples of 32 (default 512x1024)  (with --weights)
   --executor E          auto (default) | cuda | reference   (with --weights)
   --json FILE           also write {"miou", "iou": {class: IoU or null}, "accuracy"}
@@ -72,6 +74,7 @@ struct Options {
   std::string predictions;
   bool label_ids = false;
   std::string weights, preset = "paper";
+  int num_classes = 0;  // 0: the preset's
   int input_h = 512, input_w = 1024;
   std::string executor = "auto";
   std::string json;
@@ -109,6 +112,9 @@ Options parse(const std::vector<std::string>& argv_in) {
     } else if (args.is("--preset")) {
       o.preset = args.value();
       o.network_flag_given = true;
+    } else if (args.is("--num-classes")) {
+      o.num_classes = parse_int(args.value(), "--num-classes", 1);
+      o.network_flag_given = true;
     } else if (args.is("--input-size")) {
       std::tie(o.input_h, o.input_w) = parse_size(args.value(), "--input-size");
       o.network_flag_given = true;
@@ -128,7 +134,7 @@ Options parse(const std::vector<std::string>& argv_in) {
   FARSEE_REQUIRE(o.weights.empty() || !o.ids_given,
                  "--ids applies to --predictions only (the network gives trainIds)");
   FARSEE_REQUIRE(o.predictions.empty() || !o.network_flag_given,
-                 "--preset, --input-size and --executor apply to --weights only");
+                 "--preset, --num-classes, --input-size and --executor apply to --weights only");
   FARSEE_REQUIRE(o.input_h % 32 == 0 && o.input_w % 32 == 0,
                  "--input-size " << o.input_h << "x" << o.input_w
                                  << ": height and width must be multiples of 32");
@@ -312,7 +318,8 @@ void add_network(const Options& o, const std::vector<GroundTruth>& gts, Confusio
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-eval: " << note << "\n";
-  const net::FarSeeConfig config = net::preset_config(o.preset);
+  net::FarSeeConfig config = net::preset_config(o.preset);
+  if (o.num_classes > 0) config.num_classes = o.num_classes;
   FARSEE_REQUIRE(config.num_classes == kCityscapesClasses,
                  "--preset " << o.preset << " has " << config.num_classes
                              << " classes; the Cityscapes evaluation needs " << kCityscapesClasses);
