@@ -335,6 +335,41 @@ TEST_F(EvalCli, WeightsModeEqualsItsPredictions) {
       << err;
 }
 
+// --num-classes: a tiny preset trained with farsee-train --num-classes 19 is evaluated with the
+// same flag; without it the 5-class preset is refused with the class count in the message.
+TEST_F(EvalCli, NumClassesOverridesThePreset) {
+  const fs::path from = fs::path(FARSEE_TEST_DATA_DIR) / "train" / "cityscapes";
+  const std::string data = (dir_ / "one").string();
+  const std::string frame = "aachen/aachen_000000_000019";
+  for (const char* kind : {"leftImg8bit", "gtFine"}) {
+    const std::string suffix =
+        std::string(kind) == "gtFine" ? "_gtFine_labelIds.png" : "_leftImg8bit.png";
+    const fs::path to = fs::path(data) / kind / "val" / (frame + suffix);
+    fs::create_directories(to.parent_path());
+    fs::copy_file(from / kind / "train" / (frame + suffix), to);
+  }
+  net::FarSeeConfig config = net::preset_config("tiny-paper");
+  config.num_classes = 19;
+  const net::HostTensors params = net::random_parameters(config, 3);
+  weights::SafetensorsWriter w;
+  for (const net::ParamSpec& spec : net::parameter_specs(config)) {
+    w.add(spec.name, spec.shape, params.at(spec.name).data);
+  }
+  const std::string weights_file = (dir_ / "tiny19.safetensors").string();
+  w.write(weights_file);
+  std::string err;
+  EXPECT_EQ(run({"--data", data, "--weights", weights_file, "--preset", "tiny-paper",
+                 "--num-classes", "19", "--input-size", "32x64", "--executor", "reference"},
+                &err),
+            0)
+      << err;
+  EXPECT_EQ(run({"--data", data, "--weights", weights_file, "--preset", "tiny-paper",
+                 "--input-size", "32x64", "--executor", "reference"},
+                &err),
+            1);
+  EXPECT_NE(err.find("has 5 classes"), std::string::npos) << err;
+}
+
 // Agreement with cityscapesScripts' evalPixelLevelSemanticLabeling without Python: its figures for
 // the prediction sets of tests/data/eval (tools/check_eval_cityscapes.py --write-fixture: random,
 // partially right, classes never predicted or only falsely predicted, void labelIds predicted,
