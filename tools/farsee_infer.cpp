@@ -147,11 +147,11 @@ std::vector<Input> collect_images(const std::vector<std::string>& inputs,
                                                : std::string()));
       found_all.insert(found_all.end(), found.begin(), found.end());
     } else {
-      FARSEE_REQUIRE(fs::exists(in, ec), "input '" << in << "' does not exist");
       FARSEE_REQUIRE(fs::path(in).extension() != ".npy",
                      "input '" << in
                                << "' is a .npy file: --save-logits takes no value (it writes "
                                   "<name>_logits.npy next to each image's labels)");
+      FARSEE_REQUIRE(fs::exists(in, ec), "input '" << in << "' does not exist");
       found_all.push_back({in, fs::path(in).stem()});
     }
   }

@@ -195,10 +195,15 @@ std::string format_bytes(double bytes) {
 }
 
 std::string format_pixels(int64_t height, int64_t width) {
+  const double mp = double(height) * double(width) / 1e6;
   std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(1);
-  s << height << "x" << width << " (" << double(height) * double(width) / 1e6 << " megapixels)";
+  if (mp >= 10) {
+    s.setf(std::ios::fixed);
+    s.precision(1);
+  } else {
+    s.precision(3);
+  }
+  s << height << "x" << width << " (" << mp << " megapixels)";
   return s.str();
 }
 
