@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -46,7 +47,8 @@ const char* kUsage = R"(usage: farsee-infer [options] IMAGE|DIR [IMAGE|DIR ...]
 
 Segments images with FarSee-Net and writes <name>_labels.png (trainIds) and <name>_color.png
 under --out; an image found in a directory DIR keeps its path relative to DIR (DIR/a/b.png ->
-<out>/a/b_labels.png). Directories are searched recursively; files under --out are skipped.
+<out>/a/b_labels.png). Directories are searched recursively; outputs under --out are never
+taken as inputs.
 
   --weights FILE          safetensors weights (tools/convert_weights.py); required unless
                           --random-weights is given
@@ -113,8 +115,22 @@ fs::path canonical_or_self(const fs::path& p) {
   return ec ? p : c;
 }
 
-// The images named on the command line: files as given, directories searched recursively (sorted,
-// files under `out_dir` skipped). Two inputs with the same output names are refused, naming both.
+// A file name farsee-infer writes: <name>_labels.png, _color.png, _overlay.png.
+bool is_output_name(const fs::path& p) {
+  const std::string name = p.filename().string();
+  for (const char* suffix : {"_labels.png", "_color.png", "_overlay.png"}) {
+    const size_t n = std::strlen(suffix);
+    if (name.size() > n && name.compare(name.size() - n, n, suffix) == 0) return true;
+  }
+  return false;
+}
+
+// The images named on the command line: files as given, directories searched recursively
+// (sorted). Files under --out are never inputs: when --out is a folder inside the searched
+// directory, nothing under it is taken; when --out is the directory itself or one above it (the
+// outputs then lie beside the images), the files there named like outputs (*_labels.png,
+// *_color.png, *_overlay.png) are skipped. Two inputs with the same output names are refused,
+// naming both.
 std::vector<Input> collect_images(const std::vector<std::string>& inputs,
                                   const std::string& out_dir) {
   const fs::path out = canonical_or_self(out_dir);
@@ -124,12 +140,15 @@ std::vector<Input> collect_images(const std::vector<std::string>& inputs,
     if (fs::is_directory(in, ec)) {
       std::vector<Input> found;
       int skipped = 0;
+      // --out at or above the searched directory: only output-named files are ours.
+      const bool out_contains_dir = is_inside(canonical_or_self(in), out);
       fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec);
       FARSEE_REQUIRE(!ec, "cannot read directory '" << in << "': " << ec.message());
       for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
         FARSEE_REQUIRE(!ec, "cannot read directory '" << in << "': " << ec.message());
         if (!it->is_regular_file(ec) || !is_image_file(it->path())) continue;
-        if (is_inside(canonical_or_self(it->path()), out)) {  // our own outputs
+        if (is_inside(canonical_or_self(it->path()), out) &&
+            (!out_contains_dir || is_output_name(it->path()))) {
           ++skipped;
           continue;
         }
@@ -138,12 +157,13 @@ std::vector<Input> collect_images(const std::vector<std::string>& inputs,
       }
       std::sort(found.begin(), found.end(),
                 [](const Input& x, const Input& y) { return x.path < y.path; });
+      if (skipped) {
+        std::cerr << "farsee-infer: " << in << ": skipped " << skipped << " file(s) under --out '"
+                  << out_dir << "' (outputs are never taken as inputs)\n";
+      }
       FARSEE_REQUIRE(!found.empty(),
                      "directory '" << in << "' holds no PNG/JPG/BMP images"
-                                   << (skipped ? " outside --out '" + out_dir +
-                                                     "' (files under --out are never taken as "
-                                                     "inputs: choose an --out outside the input "
-                                                     "folder)"
+                                   << (skipped ? " apart from outputs under --out '" + out_dir + "'"
                                                : std::string()));
       found_all.insert(found_all.end(), found.begin(), found.end());
     } else {

@@ -300,24 +300,29 @@ TEST_F(Programs, ClashingOutputNamesAreRefused) {
 }
 
 // Files under --out are never inputs: a second run with --out inside the input folder segments
-// the same images, not its own outputs; --out equal to the input folder leaves nothing to do.
+// the same images, not its own outputs; so does a second run with --out equal to the input folder
+// (the outputs then lie beside the images: the files named like outputs are skipped). Before, the
+// second run segmented its own outputs (x_labels_labels.png, ...).
 TEST_F(Programs, OutputsAreNeverInputs) {
   ASSERT_EQ(make_samples().exit_code, 0);
   const fs::path samples = dir_ / "samples";
   const std::string args =
       " --preset tiny-paper --executor reference --input-size 64x96 --random-weights 1 ";
-  for (int run_index = 0; run_index < 2; ++run_index) {
-    const Result r = run(tool("farsee-infer") + args + "--out " + (samples / "seg").string() + " " +
-                         samples.string());
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    EXPECT_MENTIONS(r.output, "4 image(s)");  // 2 samples + 2 ground-truth maps, both runs
+  for (const fs::path& out : {samples / "seg", samples}) {
+    for (int run_index = 0; run_index < 2; ++run_index) {
+      const Result r =
+          run(tool("farsee-infer") + args + "--out " + out.string() + " " + samples.string());
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+      // 2 samples + 2 ground-truth maps, both runs.
+      EXPECT_MENTIONS(r.output, "4 image(s)");
+      EXPECT_MENTIONS(r.output, "4 segmented, 0 failed");
+      if (run_index == 1) EXPECT_MENTIONS(r.output, "skipped");
+    }
+    EXPECT_FALSE(fs::exists(out / "synthetic_0_labels_labels.png")) << out;
+    EXPECT_FALSE(fs::exists(out / "seg" / "seg")) << out;
   }
-  EXPECT_FALSE(fs::exists(samples / "seg" / "seg"));
-  EXPECT_FALSE(fs::exists(samples / "seg" / "synthetic_0_labels_labels.png"));
-  const Result r =
-      run(tool("farsee-infer") + args + "--out " + samples.string() + " " + samples.string());
-  EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_MENTIONS(r.output, "files under --out are never taken as inputs");
+  expect_label_png(samples / "synthetic_0_labels.png", 72, 120);
+  expect_label_png(samples / "seg" / "gt" / "synthetic_1_gt_labelTrainIds_labels.png", 72, 120);
 }
 
 // One bad image does not end the batch: it is reported with its reason, the others are segmented,
