@@ -46,17 +46,33 @@ constexpr const char* kTellingFilter =
     "/[^/]+(/shuffle[0-9])?/(farsee|cudnn)/manual_time$|^depthwise_atrous/fp16/64x128x128/rate12/"
     "|^max_pool/fp16|^resize_argmax/fp16";
 
-// Replaces --benchmark_filter=@NAME by the set's regex.
+//   @training every training kernel: conv dgrad/wgrad on the net's convs, BatchNorm training
+//             forward/backward, depthwise/pool/resize backward, the fused softmax-CE, SGD.
+constexpr const char* kTrainingFilter =
+    "^(conv_bwd_data|conv_bwd_weight|batchnorm_train_fwd|batchnorm_train_bwd|depthwise_bwd_data|"
+    "depthwise_bwd_weight|max_pool_bwd|resize_bilinear_bwd|softmax_ce_upsample|sgd_step|"
+    "tensor_add_inplace)/";
+
+// Replaces --benchmark_filter=@NAME[+NAME...] by the sets' regex.
 void expand_named_filter(int argc, char** argv, std::string& storage) {
   const std::string flag = "--benchmark_filter=@";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind(flag, 0) != 0) continue;
     const std::string name = arg.substr(flag.size());
-    FARSEE_REQUIRE(name == "telling", "--benchmark_filter=@" << name
-                                                             << ": unknown benchmark set (known: "
-                                                                "@telling)");
-    storage = std::string("--benchmark_filter=") + kTellingFilter;
+    // One set, or several joined by '+' (@telling+training).
+    std::string regex, rest = name;
+    while (!rest.empty()) {
+      const size_t plus = rest.find('+');
+      const std::string set = rest.substr(0, plus);
+      rest = plus == std::string::npos ? "" : rest.substr(plus + 1);
+      FARSEE_REQUIRE(set == "telling" || set == "training",
+                     "--benchmark_filter=@" << name << ": unknown benchmark set '" << set
+                                            << "' (known: @telling, @training)");
+      regex += (regex.empty() ? "" : "|") + std::string("(") +
+               (set == "telling" ? kTellingFilter : kTrainingFilter) + ")";
+    }
+    storage = "--benchmark_filter=" + regex;
     argv[i] = storage.data();
   }
 }

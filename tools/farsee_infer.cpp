@@ -1,13 +1,13 @@
 // farsee-infer: semantic segmentation of images with FarSee-Net.
 //
-// For every input image (files, or every PNG/JPG/BMP under a directory, recursively): RGB in
-// [0, 1] is resized to the network input size with bilinear interpolation (half-pixel centres, no
-// antialiasing: exactly PyTorch's F.interpolate(mode='bilinear', align_corners=False)), normalised
-// with the ImageNet mean/std, run through the network, and the logits are resized (bilinear, the
-// preset's align_corners) to the output size and reduced by argmax on the executor. Writes,
-// atomically, under --out, keeping each image's path relative to the folder given on the command
-// line (a file given by itself: its name):
-//   <out>/<rel>_labels.png   uint8 Cityscapes trainIds
+// For every input image (files, or every PNG/JPG/BMP in a directory; with --recursive, under it):
+// RGB in [0, 1] is resized to the network input size with bilinear interpolation (half-pixel
+// centres, no antialiasing: exactly PyTorch's F.interpolate(mode='bilinear', align_corners=False)),
+// normalised with the ImageNet mean/std, run through the network, and the logits are resized
+// (bilinear, the preset's align_corners) to the output size and reduced by argmax on the executor.
+// Writes, atomically, under --out, keeping each image's path relative to the folder given on the
+// command line (a file given by itself: its name):
+//   <out>/<rel>_labels.png   uint8 Cityscapes trainIds (--ids label: labelIds, for submission)
 //   <out>/<rel>_color.png    Cityscapes palette
 //   <out>/<rel>_overlay.png  (--overlay) half image, half palette
 //   <out>/<rel>_logits.npy   (--save-logits) float32 logits at the output size, (1, C, H, W),
@@ -37,6 +37,7 @@
 #include "tools/cityscapes_palette.h"
 #include "tools/cli.h"
 #include "tools/image_io.h"
+#include "tools/metrics.h"
 
 namespace fs = std::filesystem;
 using namespace farsee;
@@ -47,8 +48,7 @@ const char* kUsage = R"(usage: farsee-infer [options] IMAGE|DIR [IMAGE|DIR ...]
 
 Segments images with FarSee-Net and writes <name>_labels.png (trainIds) and <name>_color.png
 under --out; an image found in a directory DIR keeps its path relative to DIR (DIR/a/b.png ->
-<out>/a/b_labels.png). Directories are searched recursively; outputs under --out are never
-taken as inputs.
+<out>/a/b_labels.png with --recursive). Outputs under --out are never taken as inputs.
 
   --weights FILE          safetensors weights (tools/convert_weights.py); required unless
                           --random-weights is given
@@ -65,6 +65,9 @@ taken as inputs.
   --executor E            auto (default: cuda if a GPU is usable, else reference) | cuda |
                           reference | emu (emu: the CUDA kernels emulated on the CPU, very slow)
   --out DIR               output directory (default farsee_out; created if missing)
+  --ids train|label       what <name>_labels.png holds: trainIds 0..18 (default) or Cityscapes
+                          labelIds (the benchmark's submission format; 19-class networks only)
+  --recursive             also segment the images in the subfolders of a DIR given
   --overlay               also write <name>_overlay.png
   --save-logits           also write <name>_logits.npy: float32 logits at the output size, shape
                           (1, C, H, W), one file per image
@@ -82,7 +85,9 @@ struct Options {
   DType precision = DType::F32;
   std::string executor = "auto";
   std::string out_dir = "farsee_out";
+  bool label_ids = false;
   bool overlay = false;
+  bool recursive = false;
   bool save_logits = false;
   std::vector<std::string> inputs;
 };
@@ -125,14 +130,15 @@ bool is_output_name(const fs::path& p) {
   return false;
 }
 
-// The images named on the command line: files as given, directories searched recursively
-// (sorted). Files under --out are never inputs: when --out is a folder inside the searched
-// directory, nothing under it is taken; when --out is the directory itself or one above it (the
-// outputs then lie beside the images), the files there named like outputs (*_labels.png,
+// The images named on the command line: files as given, directories searched (sorted; their
+// subfolders too when `recursive`). Files under --out are never inputs: when --out is a folder
+// inside the searched directory, nothing under it is taken; when --out is the directory itself or
+// one above it (the outputs then lie beside the images), the files there named like outputs
+// (*_labels.png,
 // *_color.png, *_overlay.png) are skipped. Two inputs with the same output names are refused,
 // naming both.
 std::vector<Input> collect_images(const std::vector<std::string>& inputs,
-                                  const std::string& out_dir) {
+                                  const std::string& out_dir, bool recursive) {
   const fs::path out = canonical_or_self(out_dir);
   std::vector<Input> found_all;
   for (const std::string& in : inputs) {
@@ -146,6 +152,7 @@ std::vector<Input> collect_images(const std::vector<std::string>& inputs,
       FARSEE_REQUIRE(!ec, "cannot read directory '" << in << "': " << ec.message());
       for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
         FARSEE_REQUIRE(!ec, "cannot read directory '" << in << "': " << ec.message());
+        if (!recursive && it->is_directory(ec)) it.disable_recursion_pending();
         if (!it->is_regular_file(ec) || !is_image_file(it->path())) continue;
         if (is_inside(canonical_or_self(it->path()), out) &&
             (!out_contains_dir || is_output_name(it->path()))) {
@@ -218,9 +225,16 @@ Options parse_options(int argc, char** argv) {
       o.executor = args.value();
     } else if (args.is("--out")) {
       o.out_dir = args.value();
+    } else if (args.is("--ids")) {
+      const std::string v = args.value();
+      FARSEE_REQUIRE(v == "train" || v == "label", "--ids: '" << v << "' is not train or label");
+      o.label_ids = v == "label";
     } else if (args.is("--overlay")) {
       args.no_value();
       o.overlay = true;
+    } else if (args.is("--recursive")) {
+      args.no_value();
+      o.recursive = true;
     } else if (args.is("--max-megapixels")) {
       const std::string text = args.value();
       char* end = nullptr;
@@ -302,7 +316,11 @@ void segment(const Options& o, net::FarSeeNet& model, rt::Timer& network_timer, 
                    "cannot create directory '" << base.parent_path().string() << "'");
     const std::string b = base.string();
     step = "writing the labels";
-    tools::write_png(b + "_labels.png", tools::Image{out_w, out_h, 1, labels});
+    std::vector<uint8_t> ids = labels;
+    if (o.label_ids) {
+      for (uint8_t& v : ids) v = tools::cityscapes_label_ids()[v];
+    }
+    tools::write_png(b + "_labels.png", tools::Image{out_w, out_h, 1, ids});
     step = "colouring the " + tools::format_pixels(out_h, out_w) + " labels";
     const std::vector<uint8_t> color = tools::colorize_labels(labels);
     tools::write_png(b + "_color.png", tools::Image{out_w, out_h, 3, color});
@@ -342,7 +360,10 @@ int run(const Options& o) {
   if (!note.empty()) std::cerr << "farsee-infer: " << note << "\n";
   const net::FarSeeConfig config =
       o.config_file.empty() ? net::preset_config(o.preset) : net::load_config_json(o.config_file);
-  const std::vector<Input> images = collect_images(o.inputs, o.out_dir);
+  const std::vector<Input> images = collect_images(o.inputs, o.out_dir, o.recursive);
+  FARSEE_REQUIRE(!o.label_ids || config.num_classes == tools::kCityscapesClasses,
+                 "--ids label: the network has " << config.num_classes << " classes, Cityscapes "
+                                                 << tools::kCityscapesClasses);
 
   net::HostTensors params;
   if (o.random_seed) {

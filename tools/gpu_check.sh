@@ -8,8 +8,10 @@
 #   gpu-tests ctest over the GPU cases (not the `static` or `python` labels) with
 #             FARSEE_REQUIRE_GPU=1: a GPU case that skips is a failure
 #   memcheck  compute-sanitizer memcheck over the kernel and network GPU tests
-#   kbench    farsee-kernel-bench, the @telling set (~30 cases beside cuDNN)
+#   kbench    farsee-kernel-bench: the @telling set (~50 forward cases beside cuDNN) and the
+#             @training set (every backward / training kernel)
 #   netbench  farsee-bench beside tools/bench_torch.py (PyTorch+cuDNN, same shapes)
+#   trainbench  farsee-bench --train beside bench_torch.py --train (512x1024, batch 8)
 #   kbench-all  every kernel benchmark (all conv shapes of both presets, 512x1024 and 1024x2048)
 #   racecheck / synccheck  compute-sanitizer over the kernel GPU tests
 # Usage: bash tools/gpu_check.sh [--deadline SECONDS] [--only check|bench] [--arch ARCH]
@@ -58,7 +60,7 @@ record() { results+=("$1|$2|$3|$4"); save_logs; }
 want() {
   local step=$1 estimate=$2
   case "$only:$step" in
-    check:kbench* | check:netbench | bench:gpu-tests | bench:memcheck | bench:racecheck | bench:synccheck)
+    check:kbench* | check:netbench | check:trainbench | bench:gpu-tests | bench:memcheck | bench:racecheck | bench:synccheck)
       return 1 ;;
   esac
   if [[ -n "${FARSEE_GPU_CHECK_DRY_RUN:-}" && "$step" != build ]]; then
@@ -206,8 +208,8 @@ kbench() {  # kbench FILTER JSON
   "$build/bench/farsee-kernel-bench" --benchmark_filter="$1" --benchmark_min_time=0.05 \
     --benchmark_out="$2" --benchmark_out_format=json --benchmark_format=console
 }
-if ((built)) && want kbench 60; then
-  run_step kbench kbench @telling "$out/kernels.json"
+if ((built)) && want kbench 100; then
+  run_step kbench kbench @telling+training "$out/kernels.json"
 fi
 
 netbench() {
@@ -227,6 +229,21 @@ netbench() {
 }
 if ((built)) && want netbench 150; then
   run_step netbench netbench
+fi
+
+# A whole training step (forward, loss, backward, SGD; fp32; CUDA-graph replay) beside PyTorch's
+# (eager fp32 and channels_last AMP), 512x1024 batch 8. Logs only (the JSON files are capped at 5).
+trainbench() {
+  local rc=0
+  "$build/tools/farsee-bench" --train --sizes 512x1024 --batches 8 --runs 10 --warmup 3 || rc=1
+  if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    PYTHONUNBUFFERED=1 python3 tools/bench_torch.py --train --sizes 512x1024 --batches 8 \
+      --runs 10 --warmup 3 || rc=1
+  fi
+  return $rc
+}
+if ((built)) && want trainbench 90; then
+  run_step trainbench trainbench
 fi
 
 if ((built)) && want kbench-all 150; then
@@ -271,7 +288,13 @@ summary() {
     echo "Kernel benchmarks (median of the timed iterations; CUDA events; $(basename "$klog" .log)):"
     echo '```'
     grep -E '^(Benchmark|conv|depthwise|max_pool|pixel|resize|[a-z_]+/fp)' "$klog" |
-      sed 's#/manual_time##' | cut -c1-170 | head -150
+      sed 's#/manual_time##' | cut -c1-170 | head -300
+    echo '```'
+  fi
+  if [[ -f "$logs/trainbench.log" ]]; then
+    echo "Training step (farsee-bench --train, then bench_torch.py --train, same call):"
+    echo '```'
+    grep -vE '^\s*$' "$logs/trainbench.log" | tail -20
     echo '```'
   fi
   if [[ -f "$logs/netbench.log" ]]; then
@@ -284,6 +307,8 @@ summary() {
 summary >"$out/summary.md.tmp" && mv "$out/summary.md.tmp" "$out/summary.md"
 save_logs
 echo
-echo "================ gpu_check summary ================"
-head -c 12000 "$out/summary.md" | head -100
+echo "================ gpu_check summary (kernel benchmark lines: summary.md) ================"
+# Everything but the kernel benchmark block, which can be hundreds of lines.
+awk '/^Kernel benchmarks/ {skip = 1} skip && /^```$/ {fence++; if (fence == 2) {skip = 0; next}}
+     !skip' "$out/summary.md" | head -c 11000 | tail -100
 exit $status

@@ -60,5 +60,9 @@ chroot "$run" /usr/bin/env -i PATH=/usr/local/cuda/bin:/usr/sbin:/usr/bin:/sbin:
   FARSEE_GPU_CHECK_DRY_RUN=1 OUT=/work/out \
   bash /work/farsee/tools/gpu_check.sh --arch 90 --deadline "$deadline" || rc=$?
 echo "gpu_dry_run: gpu_check.sh exit $rc after $(($(date +%s) - t0)) s on $(nproc) cores"
+# CPU time of everything the run started (user and system), for extrapolating the build to a
+# machine with more cores (wall time here depends on what else this machine is running).
+echo "gpu_dry_run: CPU time (user, system) of this script, then of everything it started:"
+times
 ls -la "$run/work/out"
 exit $rc

@@ -1,0 +1,84 @@
+// Shared by the training tests: the fixtures of tools/make_train_fixtures.py (tests/data/train/)
+// and the initial weights both sides generate instead of storing them.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "net/config.h"
+#include "net/graph.h"
+#include "net/parameters.h"
+#include "weights/safetensors.h"
+
+namespace farsee::net::train_test {
+
+inline const std::string& train_data_dir() {
+  static const std::string dir = std::string(FARSEE_TEST_DATA_DIR) + "/train/";
+  return dir;
+}
+
+inline nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  return nlohmann::json::parse(f);
+}
+
+// tools/make_train_fixtures.py seeded_parameters: tensors in name-sorted order, one splitmix64
+// stream, every value lo + (hi - lo) * u in double rounded to float (conv weights He-uniform,
+// BN weight and running_var U(0.5, 1.5), biases and running_mean U(-0.1, 0.1)).
+inline HostTensors seeded_parameters(const FarSeeConfig& config, uint64_t seed) {
+  std::vector<ParamSpec> specs = parameter_specs(config);
+  std::sort(specs.begin(), specs.end(),
+            [](const ParamSpec& a, const ParamSpec& b) { return a.name < b.name; });
+  auto ends_with = [](const std::string& s, const char* suffix) {
+    const std::string t(suffix);
+    return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+  };
+  uint64_t k = 0;
+  HostTensors out;
+  for (const ParamSpec& spec : specs) {
+    double lo, hi;
+    if (spec.shape.size() == 4) {
+      const double a = std::sqrt(6.0 / double(spec.shape[1] * spec.shape[2] * spec.shape[3]));
+      lo = -a;
+      hi = a;
+    } else if (ends_with(spec.name, ".running_var") || ends_with(spec.name, ".weight")) {
+      lo = 0.5;
+      hi = 1.5;
+    } else {
+      lo = -0.1;
+      hi = 0.1;
+    }
+    HostTensor t;
+    t.shape = spec.shape;
+    t.data.resize(size_t(weights::shape_numel(spec.shape)));
+    for (float& v : t.data) {
+      ++k;
+      uint64_t z = seed + k * 0x9e3779b97f4a7c15ull;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      z = z ^ (z >> 31);
+      const double u = double(z >> 11) * (1.0 / 9007199254740992.0);
+      v = float(lo + (hi - lo) * u);
+    }
+    out.emplace(spec.name, std::move(t));
+  }
+  return out;
+}
+
+// max |got - want| / max |want| over one tensor.
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    err = std::max(err, std::fabs(double(got[i]) - double(want[i])));
+    scale = std::max(scale, std::fabs(double(want[i])));
+  }
+  return scale > 0 ? err / scale : err;
+}
+
+}  // namespace farsee::net::train_test
