@@ -241,18 +241,20 @@ TEST_F(Programs, SizesAreBounded) {
   }
 }
 
-// An allocation that cannot succeed names what it was for and how large (here the labels of a
-// 60000x60000 output under a 3 GB address-space limit), never a bare std::bad_alloc.
+// An allocation that cannot succeed names what it was for and how large (here the 3.6 GB labels of
+// a 60000x60000 output under a 3.4 GB address-space limit; one OpenMP/OpenBLAS thread, so that the
+// per-thread reservations of a many-core machine stay far below it), never a bare std::bad_alloc.
 TEST_F(Programs, FailedAllocationIsNamed) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "ulimit -v and AddressSanitizer's shadow memory exclude each other";
 #endif
   ASSERT_EQ(make_samples().exit_code, 0);
-  const Result r = run("ulimit -v 3000000 && " + tool("farsee-infer") +
-                       " --preset tiny-paper --executor reference --input-size 64x96 --out " +
-                       (dir_ / "out").string() +
-                       " --random-weights 1 --max-megapixels 5000 --output-size 60000x60000 " +
-                       (dir_ / "samples" / "synthetic_0.png").string());
+  const Result r =
+      run("ulimit -v 3400000 && OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 " + tool("farsee-infer") +
+          " --preset tiny-paper --executor reference --input-size 64x96 --out " +
+          (dir_ / "out").string() +
+          " --random-weights 1 --max-megapixels 5000 --output-size 60000x60000 " +
+          (dir_ / "samples" / "synthetic_0.png").string());
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_MENTIONS(r.output,
                   "out of memory: cannot allocate 3600.0 MB for the labels (1x60000x60000");
