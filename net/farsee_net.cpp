@@ -1,7 +1,9 @@
 #include "net/farsee_net.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <sstream>
 
 #include "kernels/core/half_convert.h"
 #include "kernels/depthwise_atrous.h"
@@ -10,6 +12,44 @@
 #include "kernels/resize_argmax.h"
 
 namespace farsee::net {
+namespace {
+
+// fp16 conv weights: a folded value that fp16 cannot hold (rounds to Inf) is an error naming the
+// PyTorch tensor, the element (OIHW) and the value, never a silent Inf in the packed weights.
+void check_fits_fp16(const Layer& l, const std::vector<float>& krsc, const HostTensors& params) {
+  const int64_t row = int64_t(l.R) * l.S * l.C;
+  for (size_t i = 0; i < krsc.size(); ++i) {
+    const float v = krsc[i];
+    if (!std::isfinite(v) || (float_to_half_bits(v) & 0x7fff) != 0x7c00) continue;
+    int k = int(int64_t(i) / row);
+    const int64_t rsc = int64_t(i) % row;
+    const int r = int(rsc / (int64_t(l.S) * l.C)), s = int(rsc / l.C % l.S), c = int(rsc % l.C);
+    const ParamUnit* unit = nullptr;
+    for (const ParamUnit& u : l.units) {
+      if (k < u.out_channels) {
+        unit = &u;
+        break;
+      }
+      k -= u.out_channels;
+    }
+    FARSEE_REQUIRE(unit != nullptr, "check_fits_fp16: row outside the units of " << l.name);
+    const std::string name = unit->conv + ".weight";
+    std::ostringstream stored;
+    auto it = params.find(name);
+    if (it != params.end()) {
+      const int64_t oihw = ((int64_t(k) * l.C + c) * l.R + r) * l.S + s;
+      stored << " (stored value " << it->second.data[size_t(oihw)] << ", scaled by BN '" << unit->bn
+             << "')";
+    }
+    FARSEE_REQUIRE(false, "fp16 weights: parameter tensor '"
+                              << name << "' element [" << k << ", " << c << ", " << r << ", " << s
+                              << "] is " << v << (unit->bn.empty() ? "" : stored.str())
+                              << ", which overflows fp16 (largest finite value 65504): use "
+                                 "--precision fp32, or check the weights");
+  }
+}
+
+}  // namespace
 
 FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, const Context& ctx,
                      DType activation_dtype)
@@ -50,6 +90,7 @@ FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, cons
       if (l.depthwise) {
         params_[i].dw_weight = place(folded[i].weight);
       } else {
+        if (dtype_ == DType::F16) check_fits_fp16(l, folded[i].weight, params);
         params_[i].conv = pack_conv_weights(ctx_, folded[i].weight, l.K, l.R, l.S, l.C, dtype_);
         parameter_bytes_ += int64_t(params_[i].conv.buffer.bytes());
       }
@@ -65,31 +106,80 @@ FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, cons
 }
 
 FarSeeNet::~FarSeeNet() {
-  rt::graph_destroy(cuda_graph_);
+  outputs_.clear();  // their CUDA graphs first
+  shapes_.clear();
   if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
 }
 
-void FarSeeNet::prepare(int n, int h, int w, int out_h, int out_w) {
-  if (out_h == 0) out_h = h;
-  if (out_w == 0) out_w = w;
-  FARSEE_REQUIRE(out_h > 0 && out_w > 0,
-                 "output size " << out_h << "x" << out_w << " (HxW) must be positive");
-  if (graph_ && graph_->n == n && graph_->h == h && graph_->w == w && out_h == out_h_ &&
-      out_w == out_w_) {
-    return;
+FarSeeNet::OutputState::~OutputState() {
+  rt::graph_destroy(cuda_graph);
+}
+
+rt::Buffer FarSeeNet::allocate(size_t bytes, const std::string& what, const ShapeState* keep) {
+  for (int attempt = 0;; ++attempt) {
+    std::string why;
+    try {
+      return rt::Buffer(ctx_.executor, bytes);
+    } catch (const std::bad_alloc&) {
+      why = "std::bad_alloc";
+    } catch (const Error& e) {
+      why = e.what();
+    }
+    const bool others =
+        std::any_of(shapes_.begin(), shapes_.end(), [&](const auto& s) { return s.get() != keep; });
+    if (attempt == 0 && others) {  // make room: drop every other cached shape, then retry
+      std::vector<const ShapeState*> drop;
+      for (const auto& s : shapes_) {
+        if (s.get() != keep) drop.push_back(s.get());
+      }
+      for (const ShapeState* s : drop) release_shape(s);
+      continue;
+    }
+    std::ostringstream size;
+    size.setf(std::ios::fixed);
+    size.precision(1);
+    size << double(bytes) / 1e6 << " MB";
+    FARSEE_REQUIRE(false, "out of memory: cannot allocate "
+                              << size.str() << " for " << what << " on "
+                              << executor_name(ctx_.executor) << " (" << why << ")");
   }
+}
+
+void FarSeeNet::release_shape(const ShapeState* s) {
+  for (size_t i = outputs_.size(); i-- > 0;) {
+    if (outputs_[i]->shape == s) {
+      if (output_ == outputs_[i].get()) output_ = nullptr;
+      outputs_.erase(outputs_.begin() + std::ptrdiff_t(i));
+    }
+  }
+  for (size_t i = 0; i < shapes_.size(); ++i) {
+    if (shapes_[i].get() == s) {
+      if (shape_ == s) shape_ = nullptr;
+      shapes_.erase(shapes_.begin() + std::ptrdiff_t(i));
+      break;
+    }
+  }
+}
+
+void FarSeeNet::evict_shape(const ShapeState* keep) {
+  const ShapeState* oldest = nullptr;
+  for (const auto& s : shapes_) {
+    if (s.get() != keep && (!oldest || s->last_used < oldest->last_used)) oldest = s.get();
+  }
+  if (oldest) release_shape(oldest);
+}
+
+FarSeeNet::ShapeState* FarSeeNet::add_shape(int n, int h, int w) {
   auto graph = std::make_unique<Graph>(build_graph(config_, n, h, w));
   // Steps index layers_ (built once at load): the layer list does not depend on the shape.
   FARSEE_REQUIRE(graph->layers.size() == layers_.size(), "FarSeeNet: layer list changed");
   MemoryPlan plan = plan_memory(graph->buffer_lifetimes(dtype_), int64_t(rt::kAlignment));
-  // Release the old arena before allocating the new one (large shapes on small GPUs).
-  rt::graph_destroy(cuda_graph_);
-  cuda_graph_ = nullptr;
-  graph_.reset();
-  arena_ = rt::Buffer();
-  workspace_ = rt::Buffer();
-  labels_ = rt::Buffer();
-  arena_ = rt::Buffer(ctx_.executor, size_t(plan.arena_bytes));
+  while (int(shapes_.size()) >= kCachedShapes) evict_shape(nullptr);
+  const std::string shape_text =
+      "batch " + std::to_string(n) + ", input " + std::to_string(h) + "x" + std::to_string(w);
+  auto state = std::make_unique<ShapeState>();
+  state->arena =
+      allocate(size_t(plan.arena_bytes), "the activation arena (" + shape_text + ")", nullptr);
   // One split-K workspace shared by every conv (they run one after another on one stream).
   size_t workspace_bytes = 0;
   for (const Step& s : graph->steps) {
@@ -98,35 +188,96 @@ void FarSeeNet::prepare(int n, int h, int w, int out_h, int out_w) {
           std::max(workspace_bytes, conv_workspace_bytes(s.conv, params_[s.layer].conv, s.x.shape));
     }
   }
-  workspace_ = rt::Buffer(ctx_.executor, workspace_bytes);
-  labels_ = rt::Buffer(ctx_.executor, size_t(n) * out_h * out_w);
-  graph_ = std::move(graph);
-  plan_ = std::move(plan);
-  out_h_ = out_h;
-  out_w_ = out_w;
-  forwards_since_prepare_ = 0;
+  state->workspace =
+      allocate(workspace_bytes, "the split-K workspace (" + shape_text + ")", nullptr);
+  state->graph = std::move(graph);
+  state->plan = std::move(plan);
+  shapes_.push_back(std::move(state));
+  ++stats_.arenas_built;
+  return shapes_.back().get();
+}
+
+FarSeeNet::OutputState* FarSeeNet::add_output(ShapeState* shape, int out_h, int out_w) {
+  while (int(outputs_.size()) >= kCachedOutputs) {
+    auto oldest =
+        std::min_element(outputs_.begin(), outputs_.end(),
+                         [](const auto& a, const auto& b) { return a->last_used < b->last_used; });
+    if (output_ == oldest->get()) output_ = nullptr;
+    outputs_.erase(oldest);
+  }
+  auto state = std::make_unique<OutputState>();
+  state->shape = shape;
+  state->out_h = out_h;
+  state->out_w = out_w;
+  state->labels = allocate(size_t(shape->graph->n) * out_h * out_w,
+                           "the labels (" + std::to_string(shape->graph->n) + "x" +
+                               std::to_string(out_h) + "x" + std::to_string(out_w) + " uint8)",
+                           shape);
+  outputs_.push_back(std::move(state));
+  ++stats_.outputs_built;
+  return outputs_.back().get();
+}
+
+void FarSeeNet::prepare(int n, int h, int w, int out_h, int out_w) {
+  if (out_h == 0) out_h = h;
+  if (out_w == 0) out_w = w;
+  FARSEE_REQUIRE(out_h > 0 && out_w > 0,
+                 "output size " << out_h << "x" << out_w << " (HxW) must be positive");
+  ++clock_;
+  ShapeState* shape = nullptr;
+  for (const auto& s : shapes_) {
+    if (s->graph->n == n && s->graph->h == h && s->graph->w == w) shape = s.get();
+  }
+  if (!shape) shape = add_shape(n, h, w);
+  shape->last_used = clock_;
+  OutputState* output = nullptr;
+  for (const auto& o : outputs_) {
+    if (o->shape == shape && o->out_h == out_h && o->out_w == out_w) output = o.get();
+  }
+  if (!output) output = add_output(shape, out_h, out_w);
+  output->last_used = clock_;
+  shape_ = shape;
+  output_ = output;
+}
+
+FarSeeNet::CacheStats FarSeeNet::cache_stats() const {
+  CacheStats s = stats_;
+  s.cached_shapes = int(shapes_.size());
+  s.cached_outputs = int(outputs_.size());
+  return s;
+}
+
+const Graph& FarSeeNet::current_graph(const char* caller) const {
+  FARSEE_REQUIRE(prepared(), "FarSeeNet::" << caller << ": prepare() has not been called");
+  return *shape_->graph;
+}
+
+int FarSeeNet::out_h() const {
+  return output_ ? output_->out_h : 0;
+}
+int FarSeeNet::out_w() const {
+  return output_ ? output_->out_w : 0;
 }
 
 void FarSeeNet::fill_activations(uint8_t byte) {
-  FARSEE_REQUIRE(graph_, "FarSeeNet::fill_activations: prepare() has not been called");
-  rt::memset(ctx_, arena_.data(), byte, size_t(plan_.arena_bytes));
+  current_graph("fill_activations");
+  rt::memset(ctx_, shape_->arena.data(), byte, size_t(shape_->plan.arena_bytes));
 }
 
 const Graph& FarSeeNet::graph() const {
-  FARSEE_REQUIRE(graph_, "FarSeeNet: prepare() has not been called");
-  return *graph_;
+  return current_graph("graph");
 }
 
 const MemoryPlan& FarSeeNet::memory_plan() const {
-  FARSEE_REQUIRE(graph_, "FarSeeNet: prepare() has not been called");
-  return plan_;
+  current_graph("memory_plan");
+  return shape_->plan;
 }
 
 TensorView FarSeeNet::view(const TensorRef& r) const {
-  const BufferDesc& b = graph_->buffers[r.buffer];
+  const BufferDesc& b = shape_->graph->buffers[r.buffer];
   TensorView v;
   v.dtype = dtype_;
-  v.data = static_cast<char*>(arena_.data()) + plan_.offsets[r.buffer] +
+  v.data = static_cast<char*>(shape_->arena.data()) + shape_->plan.offsets[r.buffer] +
            int64_t(r.channel_offset) * int64_t(dtype_size(dtype_));
   v.shape = r.shape;
   v.pixel_stride = b.shape.c;
@@ -156,8 +307,8 @@ void FarSeeNet::run_step(const Step& s) {
       e.relu = s.relu;
       e.shuffle_factor = s.shuffle;
       ConvOptions options;
-      options.workspace = workspace_.data();
-      options.workspace_bytes = workspace_.bytes();
+      options.workspace = shape_->workspace.data();
+      options.workspace_bytes = shape_->workspace.bytes();
       conv_bn_act_fwd(ctx_, s.conv, x, p.conv, e, y, options);
       break;
     }
@@ -177,20 +328,20 @@ void FarSeeNet::run_step(const Step& s) {
 }
 
 void FarSeeNet::run_output() {
-  resize_argmax_fwd(ctx_, config_.align_corners, view(graph_->logits), out_h_, out_w_,
-                    labels_.as<uint8_t>());
+  resize_argmax_fwd(ctx_, config_.align_corners, view(shape_->graph->logits), output_->out_h,
+                    output_->out_w, output_->labels.as<uint8_t>());
 }
 
 void FarSeeNet::run_steps() {
-  for (const Step& s : graph_->steps) run_step(s);
+  for (const Step& s : shape_->graph->steps) run_step(s);
   run_output();
 }
 
 std::vector<FarSeeNet::StepTime> FarSeeNet::profile_forward() {
-  FARSEE_REQUIRE(graph_, "FarSeeNet::profile_forward: prepare() has not been called");
+  const Graph& g = current_graph("profile_forward");
   std::vector<StepTime> times;
   rt::Timer timer(ctx_.executor);
-  for (const Step& s : graph_->steps) {
+  for (const Step& s : g.steps) {
     timer.record_start(ctx_);
     run_step(s);
     timer.record_stop(ctx_);
@@ -200,19 +351,20 @@ std::vector<FarSeeNet::StepTime> FarSeeNet::profile_forward() {
   run_output();
   timer.record_stop(ctx_);
   times.push_back({"output.resize_argmax", timer.elapsed_ms()});
-  ++forwards_since_prepare_;
+  ++output_->forwards;
   return times;
 }
 
 void FarSeeNet::forward(bool use_cuda_graph) {
-  FARSEE_REQUIRE(graph_, "FarSeeNet::forward: prepare() has not been called");
+  current_graph("forward");
+  OutputState& out = *output_;
   const bool graphs = use_cuda_graph && ctx_.executor == Executor::Cuda;
   // The first run is eager so every kernel's one-time setup (attributes, workspaces) happens
   // outside the capture.
-  if (!graphs || forwards_since_prepare_ == 0) {
+  if (!graphs || out.forwards == 0) {
     run_steps();
   } else {
-    if (!cuda_graph_) {
+    if (!out.cuda_graph) {
       rt::graph_begin_capture(ctx_);
       try {
         run_steps();
@@ -223,17 +375,18 @@ void FarSeeNet::forward(bool use_cuda_graph) {
         }
         throw;
       }
-      cuda_graph_ = rt::graph_end_capture(ctx_);
+      out.cuda_graph = rt::graph_end_capture(ctx_);
+      ++stats_.cuda_graphs_captured;
     }
-    rt::graph_launch(ctx_, cuda_graph_);
+    rt::graph_launch(ctx_, out.cuda_graph);
   }
-  ++forwards_since_prepare_;
+  ++out.forwards;
 }
 
 std::vector<uint8_t> FarSeeNet::labels() const {
-  FARSEE_REQUIRE(graph_, "FarSeeNet::labels: prepare() has not been called");
-  std::vector<uint8_t> out(size_t(graph_->n) * out_h_ * out_w_);
-  rt::copy_to_host(ctx_, out.data(), labels_.data(), out.size());
+  const Graph& g = current_graph("labels");
+  std::vector<uint8_t> out(size_t(g.n) * output_->out_h * output_->out_w);
+  rt::copy_to_host(ctx_, out.data(), output_->labels.data(), out.size());
   rt::synchronize(ctx_);
   return out;
 }

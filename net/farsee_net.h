@@ -4,10 +4,18 @@
 // fp16 conv weights; depthwise weights and all biases stay fp32). prepare(n, h, w) infers shapes,
 // plans the activation arena by liveness and allocates it; forward() runs every step through the
 // op entry points (conv_bn_act, depthwise_atrous, max_pool, resize_argmax) and leaves uint8 labels
-// at the output size on the executor. On cuda the first forward after prepare() runs eagerly, the
+// at the output size on the executor. On cuda the first forward of a shape runs eagerly, the
 // second is captured into a CUDA graph and every later one replays it.
+//
+// Shapes are cached: prepare() keeps the graph, memory plan and activation arena of the last
+// kCachedShapes input shapes (n, h, w), and the labels buffer and CUDA graph of the last
+// kCachedOutputs (input shape, output size) pairs, least recently used first out. Images of
+// alternating sizes (farsee-infer's per-image output size) then reuse their arena and replay their
+// CUDA graph instead of rebuilding both. When an allocation fails, every other cached shape is
+// released and the allocation retried once; a failure after that names the buffer and its size.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,9 +51,21 @@ class FarSeeNet {
   int64_t parameter_bytes() const { return parameter_bytes_; }
 
   // Shapes, memory plan and buffers for batch n, input h x w (multiples of 32), labels at
-  // out_h x out_w (0: the input size). Cheap to call again with the same arguments.
+  // out_h x out_w (0: the input size). Cheap to call again with the same arguments or with any
+  // cached shape (see above).
   void prepare(int n, int h, int w, int out_h = 0, int out_w = 0);
-  bool prepared() const { return graph_ != nullptr; }
+  bool prepared() const { return shape_ != nullptr && output_ != nullptr; }
+
+  static constexpr int kCachedShapes = 4;
+  static constexpr int kCachedOutputs = 8;
+  // What prepare() has built since construction (tests, benchmarks).
+  struct CacheStats {
+    int64_t arenas_built = 0;   // graph + plan + arena + workspace, per input shape
+    int64_t outputs_built = 0;  // labels buffers, per (input shape, output size)
+    int64_t cuda_graphs_captured = 0;
+    int cached_shapes = 0, cached_outputs = 0;
+  };
+  CacheStats cache_stats() const;
   const Graph& graph() const;
   const MemoryPlan& memory_plan() const;
 
@@ -76,8 +96,8 @@ class FarSeeNet {
   // on the host in fp32, NCHW [n][classes][out_h][out_w] (PyTorch order).
   std::vector<float> resized_logits_nchw(int out_h, int out_w) const;
 
-  int out_h() const { return out_h_; }
-  int out_w() const { return out_w_; }
+  int out_h() const;
+  int out_w() const;
 
  private:
   struct LayerParams {
@@ -99,14 +119,39 @@ class FarSeeNet {
   rt::Buffer param_arena_;  // fp32 biases and depthwise weights
   int64_t parameter_bytes_ = 0;
 
-  std::unique_ptr<Graph> graph_;
-  MemoryPlan plan_;
-  rt::Buffer arena_;
-  rt::Buffer workspace_;  // fp32 split-K partial sums (conv_workspace_bytes)
-  rt::Buffer labels_;
-  int out_h_ = 0, out_w_ = 0;
-  int forwards_since_prepare_ = 0;
-  void* cuda_graph_ = nullptr;  // rt::graph_* handle, cuda only
+  // One input shape: its graph, plan and buffers.
+  struct ShapeState {
+    std::unique_ptr<Graph> graph;
+    MemoryPlan plan;
+    rt::Buffer arena;
+    rt::Buffer workspace;  // fp32 split-K partial sums (conv_workspace_bytes)
+    uint64_t last_used = 0;
+  };
+  // One output size of one input shape: the labels and the CUDA graph writing them.
+  struct OutputState {
+    const ShapeState* shape = nullptr;
+    int out_h = 0, out_w = 0;
+    rt::Buffer labels;
+    int forwards = 0;
+    void* cuda_graph = nullptr;  // rt::graph_* handle, cuda only
+    uint64_t last_used = 0;
+    ~OutputState();
+  };
+  ShapeState* add_shape(int n, int h, int w);
+  OutputState* add_output(ShapeState* shape, int out_h, int out_w);
+  void evict_shape(const ShapeState* keep);  // the least recently used other than `keep`
+  void release_shape(const ShapeState* s);
+  // Allocates `bytes` for `what`; on failure releases every cached shape but `keep` and retries
+  // once, then throws naming `what` and the size.
+  rt::Buffer allocate(size_t bytes, const std::string& what, const ShapeState* keep);
+  const Graph& current_graph(const char* caller) const;
+
+  std::vector<std::unique_ptr<ShapeState>> shapes_;
+  std::vector<std::unique_ptr<OutputState>> outputs_;
+  ShapeState* shape_ = nullptr;    // the prepared shape
+  OutputState* output_ = nullptr;  // the prepared output size
+  uint64_t clock_ = 0;
+  CacheStats stats_;
 };
 
 // In place on interleaved RGB in [0, 1], [pixels][3]: (v - mean) / std per channel (ImageNet).

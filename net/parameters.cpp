@@ -1,5 +1,6 @@
 #include "net/parameters.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -38,6 +39,27 @@ struct Rng {
   }
 };
 
+// Throws naming the tensor (and `where`: the file) at its first NaN or Inf.
+void check_finite(const std::string& name, const HostTensor& t, const std::string& where) {
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    if (std::isfinite(t.data[i])) continue;
+    // The index in the tensor's own shape, e.g. [3, 0, 1, 2].
+    std::string index;
+    size_t rest = i;
+    for (size_t d = t.shape.size(); d-- > 0;) {
+      const size_t extent = size_t(std::max<int64_t>(t.shape[d], 1));
+      index = std::to_string(rest % extent) + (index.empty() ? "" : ", ") + index;
+      rest /= extent;
+    }
+    FARSEE_REQUIRE(false, where << "parameter tensor '" << name << "' holds "
+                                << (std::isnan(t.data[i]) ? "NaN"
+                                    : t.data[i] > 0       ? "+Inf"
+                                                          : "-Inf")
+                                << " at [" << index << "] (shape " << weights::shape_text(t.shape)
+                                << "): the weights are corrupt or diverged");
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> check_parameters(const FarSeeConfig& config, const HostTensors& params) {
@@ -57,6 +79,7 @@ std::vector<std::string> check_parameters(const FarSeeConfig& config, const Host
     FARSEE_REQUIRE(int64_t(it->second.data.size()) == weights::shape_numel(spec.shape),
                    "parameter tensor '" << spec.name << "' holds " << it->second.data.size()
                                         << " values for shape " << weights::shape_text(spec.shape));
+    check_finite(spec.name, it->second, "");
   }
   std::vector<std::string> unknown;
   for (const auto& kv : params) {
@@ -80,6 +103,7 @@ HostTensors load_parameters(const std::string& path, const FarSeeConfig& config,
   // BN's num_batches_tracked is training state: tolerated, never reported.
   std::vector<std::string> extra;
   HostTensors params = weights::read_expected(file, expected, &extra);
+  for (const auto& [name, t] : params) check_finite(name, t, "weights file '" + path + "': ");
   std::vector<std::string> really_unknown;
   for (const auto& name : extra) {
     if (!ends_with(name, ".num_batches_tracked")) really_unknown.push_back(name);

@@ -20,15 +20,17 @@ using HostTensors = std::map<std::string, HostTensor>;
 
 // Reads a safetensors weight file for `config` through weights/'s checked reader: every tensor of
 // parameter_specs(config) present with its PyTorch shape (errors name the file, the tensor and both
-// shapes), values converted to fp32. A file whose metadata names another preset is refused with
+// shapes), values converted to fp32; a NaN or Inf in any tensor is an error naming the tensor and
+// the element. A file whose metadata names another preset is refused with
 // that message. Names the file holds beyond the expected ones go to `unknown` when given; when
 // `unknown` is null they are an error listing them.
 HostTensors load_parameters(const std::string& path, const FarSeeConfig& config,
                             std::vector<std::string>* unknown = nullptr);
 
-// Throws farsee::Error when a tensor of parameter_specs(config) is missing (naming it) or has
-// another shape (naming it and both shapes). Tensors `params` holds beyond those are returned (the
-// caller reports them; BN's num_batches_tracked is not counted as unknown).
+// Throws farsee::Error when a tensor of parameter_specs(config) is missing (naming it), has
+// another shape (naming it and both shapes) or holds a NaN or Inf (naming it and the element).
+// Tensors `params` holds beyond those are returned (the caller reports them; BN's
+// num_batches_tracked is not counted as unknown).
 std::vector<std::string> check_parameters(const FarSeeConfig& config, const HostTensors& params);
 
 // Deterministic parameters for `config` (He-normal conv weights, BN statistics near identity),

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <sstream>
+#include <tuple>
 
 #include "kernels/core/check.h"
 
@@ -19,16 +20,34 @@
 namespace farsee::tools {
 namespace {
 
-Image read_image(const std::string& path, int channels) {
+Image read_image(const std::string& path, int channels, int64_t max_pixels) {
+  // The header first: a small file may declare a huge image (a 388 KB PNG of 20000x20000 decodes
+  // to 1.2 GB), so the size is checked before stb allocates anything.
+  const ImageInfo info = read_image_info(path);
+  const int64_t pixels_declared = int64_t(info.width) * info.height;
+  FARSEE_REQUIRE(pixels_declared <= max_pixels,
+                 "image '" << path << "' is " << format_pixels(info.height, info.width)
+                           << ", above the limit of " << double(max_pixels) / 1e6
+                           << " megapixels (decoding it needs "
+                           << format_bytes(double(pixels_declared) * channels)
+                           << "); raise the limit with --max-megapixels if this is intended");
   int w = 0, h = 0, file_channels = 0;
   stbi_uc* pixels = stbi_load(path.c_str(), &w, &h, &file_channels, channels);
-  FARSEE_REQUIRE(pixels != nullptr,
-                 "cannot read image '" << path << "': " << stbi_failure_reason());
+  FARSEE_REQUIRE(pixels != nullptr, "cannot read image '" << path << "' ("
+                                                          << format_pixels(info.height, info.width)
+                                                          << "): " << stbi_failure_reason());
   Image im;
   im.width = w;
   im.height = h;
   im.channels = channels;
-  im.data.assign(pixels, pixels + size_t(w) * h * channels);
+  try {
+    im.data.assign(pixels, pixels + size_t(w) * h * channels);
+  } catch (const std::bad_alloc&) {
+    stbi_image_free(pixels);
+    FARSEE_REQUIRE(false, "out of memory: cannot allocate "
+                              << format_bytes(double(w) * h * channels) << " for image '" << path
+                              << "' (" << format_pixels(h, w) << ")");
+  }
   stbi_image_free(pixels);
   return im;
 }
@@ -41,18 +60,36 @@ void append_bytes(void* context, void* data, int size) {
 
 }  // namespace
 
-Image read_rgb(const std::string& path) {
-  return read_image(path, 3);
+ImageInfo read_image_info(const std::string& path) {
+  ImageInfo info;
+  FILE* f = std::fopen(path.c_str(), "rb");
+  FARSEE_REQUIRE(f != nullptr, "cannot read image '" << path << "': " << std::strerror(errno));
+  const int ok = stbi_info_from_file(f, &info.width, &info.height, &info.channels);
+  std::fclose(f);
+  FARSEE_REQUIRE(ok != 0 && info.width > 0 && info.height > 0,
+                 "cannot read image '" << path << "': " << stbi_failure_reason());
+  return info;
 }
-Image read_grey(const std::string& path) {
-  return read_image(path, 1);
+
+Image read_rgb(const std::string& path, int64_t max_pixels) {
+  return read_image(path, 3, max_pixels);
+}
+Image read_grey(const std::string& path, int64_t max_pixels) {
+  return read_image(path, 1, max_pixels);
 }
 
 void write_file_atomic(const std::string& path, const void* data, size_t bytes) {
+  write_file_atomic(path, std::vector<ByteRange>{{data, bytes}});
+}
+
+void write_file_atomic(const std::string& path, const std::vector<ByteRange>& pieces) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
   FARSEE_REQUIRE(f != nullptr, "cannot write '" << path << "': " << std::strerror(errno));
-  const bool written = std::fwrite(data, 1, bytes, f) == bytes;
+  bool written = true;
+  for (const ByteRange& piece : pieces) {
+    written = written && std::fwrite(piece.data, 1, piece.bytes, f) == piece.bytes;
+  }
   const int saved_errno = errno;
   const bool closed = std::fclose(f) == 0;
   if (!written || !closed) {
@@ -101,18 +138,73 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape,
   out.push_back(uint8_t(header.size() >> 8));
   out.insert(out.end(), header.begin(), header.end());
   static_assert(sizeof(float) == 4, "float32");
-  const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
-  out.insert(out.end(), bytes, bytes + data.size() * 4);  // x86/ARM hosts are little-endian
-  write_file_atomic(path, out.data(), out.size());
+  // x86/ARM hosts are little-endian; the values go to the file straight from `data`.
+  write_file_atomic(path, {{out.data(), out.size()}, {data.data(), data.size() * sizeof(float)}});
 }
 
+namespace {
+
+// One side of a size: decimal digits only, 1..kMaxImageSide, no overflow whatever the length.
+bool parse_side(const std::string& text, int* value) {
+  if (text.empty() || text.size() > 9) return false;
+  long v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  if (v < 1 || v > kMaxImageSide) return false;
+  *value = int(v);
+  return true;
+}
+
+}  // namespace
+
 std::pair<int, int> parse_size(const std::string& text, const char* what) {
-  int h = 0, w = 0;
-  char x = 0, extra = 0;
-  const int got = std::sscanf(text.c_str(), "%d%c%d%c", &h, &x, &w, &extra);
-  FARSEE_REQUIRE(got == 3 && (x == 'x' || x == 'X') && h > 0 && w > 0,
+  const size_t x = text.find_first_of("xX");
+  FARSEE_REQUIRE(x != std::string::npos && text.find_first_of("xX", x + 1) == std::string::npos,
                  what << ": '" << text << "' is not a size HxW such as 512x1024");
+  const std::string hs = text.substr(0, x), ws = text.substr(x + 1);
+  int h = 0, w = 0;
+  for (const auto& [side, name, value] :
+       {std::tuple{&hs, "height", &h}, std::tuple{&ws, "width", &w}}) {
+    const bool digits =
+        !side->empty() && side->find_first_not_of("0123456789") == std::string::npos;
+    FARSEE_REQUIRE(digits, what << ": '" << text << "' is not a size HxW such as 512x1024");
+    FARSEE_REQUIRE(parse_side(*side, value), what << ": '" << text << "': " << name << " " << *side
+                                                  << " is out of range (1 to " << kMaxImageSide
+                                                  << ")");
+  }
   return {h, w};
+}
+
+std::string format_bytes(double bytes) {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(1);
+  if (bytes >= 1e9) {
+    s << bytes / 1e9 << " GB";
+  } else if (bytes >= 1e6) {
+    s << bytes / 1e6 << " MB";
+  } else if (bytes >= 1e3) {
+    s << bytes / 1e3 << " KB";
+  } else {
+    s.precision(0);
+    s << bytes << " bytes";
+  }
+  return s.str();
+}
+
+std::string format_pixels(int64_t height, int64_t width) {
+  const double mp = double(height) * double(width) / 1e6;
+  std::ostringstream s;
+  if (mp >= 10) {
+    s.setf(std::ios::fixed);
+    s.precision(1);
+  } else {
+    s.precision(3);
+  }
+  s << height << "x" << width << " (" << mp << " megapixels)";
+  return s.str();
 }
 
 }  // namespace farsee::tools

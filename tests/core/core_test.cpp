@@ -2,10 +2,12 @@
 // GPU detection without a driver, and the host fp16/bf16 conversions.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/core/check.h"
@@ -106,11 +108,19 @@ TEST(Runtime, CudaExecutorFailsCleanlyWithoutGpu) {
 TEST(Runtime, HostTimerMeasuresElapsedTime) {
   Context ctx{Executor::Reference, nullptr};
   rt::Timer t(Executor::Reference);
+  // A known interval: 30 ms of sleep. The timer must read it (not 0, not seconds, not
+  // microseconds taken for milliseconds); the upper bound leaves room for a loaded CI machine.
   t.record_start(ctx);
-  volatile double x = 0;
-  for (int i = 0; i < 100000; ++i) x = x + std::sqrt(double(i));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  t.record_stop(ctx);
+  const float ms = t.elapsed_ms();
+  EXPECT_GE(ms, 29.0f);
+  EXPECT_LE(ms, 2000.0f);
+  // Each start/stop pair is measured on its own: an immediate stop reads far less.
+  t.record_start(ctx);
   t.record_stop(ctx);
   EXPECT_GE(t.elapsed_ms(), 0.0f);
+  EXPECT_LT(t.elapsed_ms(), 25.0f);
 }
 
 TEST(HalfConvert, AllHalfValuesRoundTrip) {

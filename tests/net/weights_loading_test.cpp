@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -72,11 +73,13 @@ class BadWeights : public ::testing::Test {
   }
 
   // The error of loading path_ into a network (empty if it loads).
-  std::string load_error() {
+  std::string load_error(DType dtype = DType::F32, Executor executor = Executor::Reference) {
     try {
       const FarSeeConfig config = preset_config(kPreset);
       const HostTensors params = load_parameters(path_, config);
-      FarSeeNet net(config, params, Context{}, DType::F32);
+      Context ctx;
+      ctx.executor = executor;
+      FarSeeNet net(config, params, ctx, dtype);
     } catch (const Error& e) {
       return e.what();
     }
@@ -184,6 +187,48 @@ TEST_F(BadWeights, OtherPreset) {
   EXPECT_MENTIONS(e, "tiny-paper");
 }
 
+// A NaN or Inf anywhere is an error naming the file, the tensor and the element, whatever the
+// tensor's role (conv weight, BN statistic, bias); before, such files loaded silently and produced
+// NaN logits (argmax: label 0 everywhere).
+TEST_F(BadWeights, NanOrInfNamesTheTensor) {
+  const struct {
+    const char* tensor;
+    size_t index;
+    float value;
+    const char* shown;
+    const char* element;
+  } cases[] = {
+      {"head.low.conv.weight", 17, NAN, "NaN", "[1, 1, 0, 0]"},  // [6, 16, 1, 1]
+      {"backbone.layer2.0.bn1.running_var", 3, INFINITY, "+Inf", "[3]"},
+      {"head.up2.conv.bias", 0, -INFINITY, "-Inf", "[0]"},
+  };
+  for (const auto& c : cases) {
+    write_edited([&](HostTensors& t) { t.at(c.tensor).data.at(c.index) = c.value; });
+    const std::string e = load_error();
+    EXPECT_MENTIONS(e, path_);
+    EXPECT_MENTIONS(e, std::string("'") + c.tensor + "'");
+    EXPECT_MENTIONS(e, c.shown);
+    EXPECT_MENTIONS(e, c.element);
+  }
+}
+
+// fp16 weights: a folded value beyond fp16's range (65504) would be packed as Inf; it is an error
+// naming the tensor, the element and the value (fp32 keeps it and loads).
+TEST_F(BadWeights, Fp16OverflowNamesTheTensorAndValue) {
+  write_edited([](HostTensors& t) {
+    auto& w = t.at("head.aspp1.project.conv.weight");
+    w.data.at(5) = 3.0e6f;
+  });
+  EXPECT_EQ(load_error(DType::F32), "");
+  for (Executor e : {Executor::Reference, Executor::Emu}) {
+    const std::string err = load_error(DType::F16, e);
+    EXPECT_MENTIONS(err, "'head.aspp1.project.conv.weight'");
+    EXPECT_MENTIONS(err, "overflows fp16");
+    EXPECT_MENTIONS(err, "65504");
+    EXPECT_MENTIONS(err, "3e+06");  // the stored value (scaled by its BN into the packed value)
+  }
+}
+
 TEST(InMemoryWeights, CheckedByTheNetwork) {
   const FarSeeConfig config = preset_config(kPreset);
   HostTensors params = random_parameters(config, 3);
@@ -201,6 +246,14 @@ TEST(InMemoryWeights, CheckedByTheNetwork) {
     FAIL() << "missing tensor accepted";
   } catch (const Error& e) {
     EXPECT_MENTIONS(std::string(e.what()), "head.up2.conv.bias");
+  }
+  params = random_parameters(config, 3);
+  params.at("head.aspp2.project.bn.weight").data.at(2) = NAN;
+  try {
+    FarSeeNet net(config, params, Context{}, DType::F32);
+    FAIL() << "NaN accepted";
+  } catch (const Error& e) {
+    EXPECT_MENTIONS(std::string(e.what()), "'head.aspp2.project.bn.weight' holds NaN at [2]");
   }
 }
 
