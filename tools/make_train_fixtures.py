@@ -331,7 +331,7 @@ def sample_indices(numel):
     return [(i * numel) // s for i in range(s)]
 
 
-def preset_gradients(preset, data_root, out_dir, seed):
+def preset_gradients(preset, data_root, out_dir, seed, full=False):
     cfg = preset_config(preset)
     pairs = list_pairs(data_root, "train")
     x, y = batch(pairs, 0, 1, (64, 128))
@@ -349,6 +349,8 @@ def preset_gradients(preset, data_root, out_dir, seed):
         g = p.grad.detach().flatten()
         idx = sample_indices(g.numel())
         tensors[name + ".grad_samples"] = g[idx].float().contiguous()
+        if full:  # every element (PyTorch layout), for the test that checks all of them
+            tensors[name + ".grad"] = g.float().contiguous()
         stats[name] = {"shape": list(p.shape), "max_abs": float(g.abs().max()),
                        "sum": float(g.sum()), "abs_sum": float(g.abs().sum())}
     safetensors_io.save(os.path.join(out_dir, f"{preset}_grads.safetensors"), tensors,
@@ -395,6 +397,10 @@ def main():
     p.add_argument("--steps", type=int, default=TINY_RUN["steps"])
     p.add_argument("--skip-paper", action="store_true",
                    help="no full-preset (paper, rtseg) gradients")
+    p.add_argument("--full-gradients", metavar="PRESET",
+                   help="only the one-step gradients of PRESET (paper or rtseg), every element, "
+                        "into --out (about 45 MB; the ctest python.full_gradients makes them in a "
+                        "temporary folder and checks every element)")
     a = p.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     os.makedirs(a.out, exist_ok=True)
@@ -402,6 +408,11 @@ def main():
         run = {**TINY_RUN, "steps": a.steps}
         run_fixture("tiny", preset_config(run["preset"]), run, a.data, a.out,
                     os.path.abspath(a.data))
+        return
+    if a.full_gradients:
+        seeds = {"paper": 2024, "rtseg": 2025}
+        data_root = os.path.join(here, "..", "tests", "data", "train", "cityscapes")
+        preset_gradients(a.full_gradients, data_root, a.out, seeds[a.full_gradients], full=True)
         return
     data_root = os.path.join(a.out, "cityscapes")
     make_folder(data_root)

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -190,9 +191,12 @@ std::vector<float> nchw_to_nhwc(const std::vector<float>& v, int n, int c, int h
   return out;
 }
 
-void expect_gradients_match(const std::string& preset) {
-  const nlohmann::json m = train_test::read_json(train_data_dir() + preset + "_grads.json");
-  const weights::SafetensorsFile io(train_data_dir() + preset + "_grads.safetensors");
+// dir: where <preset>_grads.{json,safetensors} are; every_element: they hold every gradient
+// element (<name>.grad, tools/make_train_fixtures.py --full-gradients), not only the samples.
+void expect_gradients_match(const std::string& preset, const std::string& dir = train_data_dir(),
+                            bool every_element = false) {
+  const nlohmann::json m = train_test::read_json(dir + preset + "_grads.json");
+  const weights::SafetensorsFile io(dir + preset + "_grads.safetensors");
   const FarSeeConfig config = preset_config(preset);
   const int h = m["input_size"][0], w = m["input_size"][1];
   const std::vector<float> input = nchw_to_nhwc(io.read_floats("input"), 1, 3, h, w);
@@ -227,6 +231,13 @@ void expect_gradients_match(const std::string& preset) {
       const size_t idx = i * numel / s;
       err = std::max(err, std::fabs(double(g[idx]) - double(samples[i])));
     }
+    if (every_element) {
+      const std::vector<float> want = io.read_floats(name + ".grad");
+      ASSERT_EQ(want.size(), numel) << name;
+      for (size_t i = 0; i < numel; ++i) {
+        err = std::max(err, std::fabs(double(g[i]) - double(want[i])));
+      }
+    }
     for (float v : g) {
       got_max = std::max(got_max, double(std::fabs(v)));
       got_abs_sum += std::fabs(v);
@@ -240,18 +251,29 @@ void expect_gradients_match(const std::string& preset) {
       worst = tensor_worst;
       worst_name = name;
     }
-    EXPECT_LE(rel, 1e-4) << name << ": sampled gradient error relative to max |g|";
+    EXPECT_LE(rel, 1e-4) << name << ": " << (every_element ? "every" : "sampled")
+                         << " gradient element's error relative to max |g|";
     EXPECT_LE(rel_max, 1e-4) << name << ": max |g| " << got_max << ", PyTorch " << max_abs;
     EXPECT_LE(rel_abs_sum, 1e-4) << name << ": sum |g|";
   }
   std::printf(
-      "%s 1x64x128: loss %.7f (PyTorch %.7f), worst gradient %s %.3g relative to max "
+      "%s 1x64x128: loss %.7f (PyTorch %.7f), worst gradient (%s) %s %.3g relative to max "
       "|g|; forward+loss+backward %.0f ms on reference\n",
-      preset.c_str(), double(trainer.loss()), want_loss, worst_name.c_str(), worst, ms);
+      preset.c_str(), double(trainer.loss()), want_loss,
+      every_element ? "every element" : "128 samples, max and sums", worst_name.c_str(), worst, ms);
 }
 
 TEST(TrainingParity, PaperPresetGradientsOfOneStep) {
   expect_gradients_match("paper");
+}
+
+// Every element of every parameter gradient of the paper preset (one step, 64x128) against
+// PyTorch's, made at test time (about 45 MB, not stored): the ctest python.full_gradients runs
+// tools/make_train_fixtures.py --full-gradients paper into a folder and this test on it.
+TEST(TrainingParity, PaperPresetEveryGradientElement) {
+  const char* dir = std::getenv("FARSEE_FULL_GRADIENTS_DIR");
+  if (dir == nullptr) GTEST_SKIP() << "run by the ctest python.full_gradients (needs torch)";
+  expect_gradients_match("paper", std::string(dir) + "/", /*every_element=*/true);
 }
 
 // rtseg: no BN on up1 (plain sub-pixel conv x2 into the concat), head convs, logits without bias,
