@@ -46,6 +46,39 @@ constexpr int kTaps = 3;
 // weights over several pixels while still giving the GPU tens of thousands of threads.
 constexpr int kPixelsPerThread = 4;
 
+// The 3x3 weights of channels c0 .. c0 + V - 1, tap-major: w[r * 3 + s][i] (forward and dgrad).
+template <int V>
+FARSEE_DEVICE void load_tap_weights(const float* __restrict__ weight, int c0,
+                                    float (&w)[kTaps * kTaps][V]) {
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+#pragma unroll
+    for (int t = 0; t < kTaps * kTaps; ++t) w[t][i] = __ldg(weight + (c0 + i) * kTaps * kTaps + t);
+  }
+}
+
+// visit(tap, v) for every tap (r, s) of output pixel o's window that lies in the image (padding =
+// dilation), tap = r * 3 + s in row-major order, v = input channels c0 .. c0 + V - 1 of that tap
+// (forward and wgrad).
+template <int V, typename T, typename Visit>
+FARSEE_DEVICE void for_each_window_tap(const Nhwc<const T>& x, const PixelCoord& o, int stride,
+                                       int dilation, int c0, Visit&& visit) {
+  const WindowStart start = window_start(o, stride, dilation);
+#pragma unroll
+  for (int r = 0; r < kTaps; ++r) {
+    const int iy = start.y + r * dilation;
+    if (iy < 0 || iy >= x.h) continue;
+#pragma unroll
+    for (int s = 0; s < kTaps; ++s) {
+      const int ix = start.x + s * dilation;
+      if (ix < 0 || ix >= x.w) continue;
+      float v[V];
+      load_as_float<V>(x.pixel(o.n, iy, ix) + c0, v);
+      visit(r * kTaps + s, v);
+    }
+  }
+}
+
 template <typename T, int V>
 __global__ void __launch_bounds__(256)
     depthwise3x3_kernel(Nhwc<const T> x, Nhwc<T> y, const float* __restrict__ weight,
@@ -55,34 +88,20 @@ __global__ void __launch_bounds__(256)
   if (c0 < 0) return;
 
   float w[kTaps * kTaps][V];
+  load_tap_weights<V>(weight, c0, w);
   ChannelAffine affine[V];
 #pragma unroll
-  for (int i = 0; i < V; ++i) {
-#pragma unroll
-    for (int t = 0; t < kTaps * kTaps; ++t) w[t][i] = __ldg(weight + (c0 + i) * kTaps * kTaps + t);
-    affine[i] = load_channel_affine(scale, bias, c0 + i);
-  }
+  for (int i = 0; i < V; ++i) affine[i] = load_channel_affine(scale, bias, c0 + i);
 
   FARSEE_FOR_EACH_THREAD_PIXEL(p, int(y.pixels())) {
     const PixelCoord o = pixel_coord(p, y.h, y.w);
-    const WindowStart start = window_start(o, stride, dilation);  // padding = dilation
     float acc[V];
 #pragma unroll
     for (int i = 0; i < V; ++i) acc[i] = 0.0f;
+    for_each_window_tap<V>(x, o, stride, dilation, c0, [&](int tap, const float(&v)[V]) {
 #pragma unroll
-    for (int r = 0; r < kTaps; ++r) {
-      const int iy = start.y + r * dilation;
-      if (iy < 0 || iy >= x.h) continue;
-#pragma unroll
-      for (int s = 0; s < kTaps; ++s) {
-        const int ix = start.x + s * dilation;
-        if (ix < 0 || ix >= x.w) continue;
-        float v[V];
-        load_as_float<V>(x.pixel(o.n, iy, ix) + c0, v);
-#pragma unroll
-        for (int i = 0; i < V; ++i) acc[i] = fmaf(v[i], w[r * kTaps + s][i], acc[i]);
-      }
-    }
+      for (int i = 0; i < V; ++i) acc[i] = fmaf(v[i], w[tap][i], acc[i]);
+    });
     float out[V];
 #pragma unroll
     for (int i = 0; i < V; ++i) out[i] = relu_if(relu, apply_affine(acc[i], affine[i]));
@@ -98,11 +117,7 @@ __global__ void __launch_bounds__(256)
   if (c0 < 0) return;
 
   float w[kTaps * kTaps][V];
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-#pragma unroll
-    for (int t = 0; t < kTaps * kTaps; ++t) w[t][i] = __ldg(weight + (c0 + i) * kTaps * kTaps + t);
-  }
+  load_tap_weights<V>(weight, c0, w);
 
   FARSEE_FOR_EACH_THREAD_PIXEL(p, int(dx.pixels())) {
     const PixelCoord in = pixel_coord(p, dx.h, dx.w);
@@ -153,24 +168,12 @@ __global__ void __launch_bounds__(256)
     }
     for (int p = lane; p < pixels; p += lanes) {
       const PixelCoord o = pixel_coord(p, dy.h, dy.w);
-      const WindowStart start = window_start(o, stride, dilation);  // padding = dilation
       float g[V];
       load_as_float<V>(dy.pixel(p) + c0, g);
+      for_each_window_tap<V>(x, o, stride, dilation, c0, [&](int tap, const float(&v)[V]) {
 #pragma unroll
-      for (int r = 0; r < kTaps; ++r) {
-        const int iy = start.y + r * dilation;
-        if (iy < 0 || iy >= x.h) continue;
-#pragma unroll
-        for (int s = 0; s < kTaps; ++s) {
-          const int ix = start.x + s * dilation;
-          if (ix < 0 || ix >= x.w) continue;
-          float v[V];
-          load_as_float<V>(x.pixel(o.n, iy, ix) + c0, v);
-#pragma unroll
-          for (int i = 0; i < V; ++i)
-            acc[r * kTaps + s][i] = fmaf(g[i], v[i], acc[r * kTaps + s][i]);
-        }
-      }
+        for (int i = 0; i < V; ++i) acc[tap][i] = fmaf(g[i], v[i], acc[tap][i]);
+      });
     }
     float* out = partials + (int64_t(lane) * dy.c + c0) * (kTaps * kTaps);
 #pragma unroll

@@ -72,6 +72,21 @@ FARSEE_DEVICE float sample(const T* p00, const T* p01, const T* p10, const T* p1
                       to_float(p11[c]));
 }
 
+// Sums the kThreads entries of sum_a and sum_b into element 0 by a fixed binary tree (thread t
+// absorbs t + half, half = kThreads / 2 .. 1): deterministic. Every thread of the block calls it
+// after writing its entries.
+template <typename A, typename B>
+FARSEE_DEVICE void block_tree_sum2(A* sum_a, B* sum_b, int t) {
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (t < half) {
+      sum_a[t] += sum_a[t + half];
+      sum_b[t] += sum_b[t + half];
+    }
+    __syncthreads();
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     ce_forward_kernel(Nhwc<const T> logits, const uint8_t* __restrict__ labels, int label_h,
@@ -116,14 +131,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   loss_sum[t] = loss;
   count_sum[t] = counted;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (t < half) {
-      loss_sum[t] += loss_sum[t + half];
-      count_sum[t] += count_sum[t + half];
-    }
-    __syncthreads();
-  }
+  block_tree_sum2(loss_sum, count_sum, t);
   if (t == 0) {
     ws.loss_part[blockIdx.x] = loss_sum[0];
     ws.count_part[blockIdx.x] = count_sum[0];
@@ -144,14 +152,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   loss_sum[t] = l;
   count_sum[t] = m;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (t < half) {
-      loss_sum[t] += loss_sum[t + half];
-      count_sum[t] += count_sum[t + half];
-    }
-    __syncthreads();
-  }
+  block_tree_sum2(loss_sum, count_sum, t);
   if (t == 0) {
     const long long total = count_sum[0];
     *loss = total > 0 ? float(loss_sum[0] / double(total)) : NAN;
