@@ -117,7 +117,9 @@ Validation, checkpoints, logs:
   --log FILE              metrics as JSON lines (step, val, checkpoint events)
   --print-every N         progress every N steps (default 1): redrawn in place on a terminal,
                           plain lines otherwise
-  --save FILE             final weights and BN running statistics (fp32, written atomically)
+  --save FILE             final weights and BN running statistics (written atomically)
+  --save-dtype D          fp32 (default) | fp16: the dtype --save stores (fp16: half the size;
+                          a value fp16 cannot hold is an error naming the tensor)
   --memory-plan           print the training memory plan for --preset, --batch and
                           --input-size (nothing allocated, no --data needed) and exit
   --help                  this text
@@ -128,6 +130,7 @@ stops the run with an error naming the step; checkpoints are only written after 
 
 struct Options {
   std::string data, split = "train", preset = "paper", init, save, executor = "auto";
+  std::string save_dtype = "fp32";
   std::string precision = "fp32";
   int num_classes = 0;
   int steps = 100, epochs = 0, batch = 8;
@@ -264,6 +267,10 @@ void apply(Options& o, const std::string& flag, const std::string& value) {
     o.print_every = parse_int(value, f, 1);
   } else if (flag == "--save") {
     o.save = value;
+  } else if (flag == "--save-dtype") {
+    FARSEE_REQUIRE(value == "fp32" || value == "fp16",
+                   "--save-dtype '" << value << "': expected fp32 or fp16");
+    o.save_dtype = value;
   } else if (flag == "--memory-plan") {
     o.memory_plan = parse_bool(value, flag);
   } else {
@@ -311,6 +318,7 @@ json options_to_json(const Options& o) {
   j["log"] = o.log;
   j["print-every"] = o.print_every;
   j["save"] = o.save;
+  j["save-dtype"] = o.save_dtype;
   return j;
 }
 
@@ -424,8 +432,9 @@ std::optional<Options> parse(const std::vector<std::string>& args) {
   return o;
 }
 
-void save_state(const std::string& path, const net::FarSeeConfig& config,
+void save_state(const std::string& path, const std::string& dtype, const net::FarSeeConfig& config,
                 const net::HostTensors& state) {
+  constexpr float kHalfMax = 65504.0f;  // the largest finite fp16
   weights::SafetensorsWriter w;
   w.set_metadata("preset", config.preset);
   w.set_metadata("num_classes", std::to_string(config.num_classes));
@@ -433,7 +442,16 @@ void save_state(const std::string& path, const net::FarSeeConfig& config,
   w.set_metadata("generator", "farsee-train");
   for (const net::ParamSpec& spec : net::parameter_specs(config)) {
     const net::HostTensor& t = state.at(spec.name);
-    w.add(spec.name, t.shape, t.data);
+    if (dtype == "fp16") {
+      for (size_t i = 0; i < t.data.size(); ++i) {
+        FARSEE_REQUIRE(std::fabs(t.data[i]) <= kHalfMax, "--save-dtype fp16: tensor '"
+                                                             << spec.name << "' holds " << t.data[i]
+                                                             << " at index " << i
+                                                             << ", beyond fp16's range (+-65504)");
+      }
+    }
+    w.add(spec.name, t.shape, t.data,
+          dtype == "fp16" ? weights::FileDType::F16 : weights::FileDType::F32);
   }
   w.write(path);
 }
@@ -884,7 +902,7 @@ int run(const Options& o) {
     std::printf("checkpoint %s\n", write_periodic(total).c_str());
   }
   if (!o.save.empty()) {
-    save_state(o.save, config, trainer.state());
+    save_state(o.save, o.save_dtype, config, trainer.state());
     std::printf("saved %s\n", o.save.c_str());
   }
   return 0;
