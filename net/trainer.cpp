@@ -347,20 +347,26 @@ void Trainer::run(const TrainStep& s) {
   }
 }
 
-void Trainer::compute_gradients() {
+void Trainer::zero_gradients() {
   fill_zero(ctx_, grads_.data(), grads_.bytes());
-  if (mixed()) {
-    FARSEE_REQUIRE(scale_.scale > 0.0f && std::isfinite(1.0f / scale_.scale),
-                   "mixed precision: the loss scale fell to "
-                       << scale_.scale << " after " << scale_.skipped_steps
-                       << " skipped steps: the gradients are not finite at any scale");
-    fill_zero(ctx_, found_inf_.data(), sizeof(int32_t));
-  }
+  if (!mixed()) return;
+  FARSEE_REQUIRE(scale_.scale > 0.0f && std::isfinite(1.0f / scale_.scale),
+                 "mixed precision: the loss scale fell to "
+                     << scale_.scale << " after " << scale_.skipped_steps
+                     << " skipped steps: the gradients are not finite at any scale");
+  fill_zero(ctx_, found_inf_.data(), sizeof(int32_t));
+}
+
+void Trainer::unscale_gradients() {
+  if (!mixed()) return;
+  grad_unscale_check(ctx_, layout_.parameter_floats, grads_.as<float>(), 1.0f / scale_.scale,
+                     found_inf_.as<int32_t>());
+}
+
+void Trainer::compute_gradients() {
+  zero_gradients();
   for (const TrainStep& s : graph_.steps) run(s);
-  if (mixed()) {
-    grad_unscale_check(ctx_, layout_.parameter_floats, grads_.as<float>(), 1.0f / scale_.scale,
-                       found_inf_.as<int32_t>());
-  }
+  unscale_gradients();
 }
 
 void Trainer::run_sgd(const SgdArgs& sgd) {
@@ -593,8 +599,7 @@ std::vector<Trainer::StepTime> Trainer::profile_step(const SgdArgs& sgd) {
   std::vector<StepTime> times;
   rt::Timer timer(ctx_.executor);
   timer.record_start(ctx_);
-  fill_zero(ctx_, grads_.data(), grads_.bytes());
-  if (mixed()) fill_zero(ctx_, found_inf_.data(), sizeof(int32_t));
+  zero_gradients();
   timer.record_stop(ctx_);
   times.push_back({"zero_grads", timer.elapsed_ms()});
   for (const TrainStep& s : graph_.steps) {
@@ -605,8 +610,7 @@ std::vector<Trainer::StepTime> Trainer::profile_step(const SgdArgs& sgd) {
   }
   if (mixed()) {
     timer.record_start(ctx_);
-    grad_unscale_check(ctx_, layout_.parameter_floats, grads_.as<float>(), 1.0f / scale_.scale,
-                       found_inf_.as<int32_t>());
+    unscale_gradients();
     timer.record_stop(ctx_);
     times.push_back({"grad_unscale_check", timer.elapsed_ms()});
   }

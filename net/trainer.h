@@ -169,6 +169,10 @@ class Trainer {
   void run(const TrainStep& s);
   void run_sgd(const SgdArgs& sgd);
   void run_all(const SgdArgs& sgd);
+  // Zeroed gradient arena (and, mixed precision, found-inf flag); the unscale and check of the
+  // gradients after the backward (mixed precision only).
+  void zero_gradients();
+  void unscale_gradients();
   // ++steps_done_ and, mixed precision, the loss-scale update from the found-inf flag.
   void finish_step();
   bool mixed() const { return precision_.activations == DType::F16; }
