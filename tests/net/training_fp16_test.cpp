@@ -1,11 +1,11 @@
 // Mixed-precision training (net/trainer.h MixedPrecision, farsee-train --precision fp16) on the
-// preset tiny-paper (5 classes, the tiny fixture's) at 64x128 (the overflow case: 32x64), batch 2,
-// the fixture's Cityscapes images (tests/data/train/cityscapes), on emu (and on cuda when present;
-// the GPU cases skip without one):
+// preset tiny-paper (5 classes, the tiny fixture's), batch 2, at 64x128 (loss falls: 64x64;
+// overflow: 32x64), the fixture's Cityscapes images (tests/data/train/cityscapes), on emu (and on
+// cuda when present; the GPU cases skip without one):
 // - one fp16 step against the fp32 step of the reference executor from the same weights: the
 //   loss, the gradients (direction and size per tensor; the logits conv's elementwise) and the
 //   weights after the step within tolerances measured here (numbers and origin at the constants);
-// - a few fp16 steps on one batch: the loss falls, no step is skipped at the default scale 2^16;
+// - three fp16 steps on one batch: the loss falls, no step is skipped at the default scale 2^16;
 // - overflow: an initial scale of 2^100 makes d(logits) overflow fp16: the step is skipped
 //   (weights and momenta bitwise unchanged, the BN running statistics updated by the forward as
 //   PyTorch does), the scale halves, the skip is counted; a step at a sane scale afterwards gives
@@ -40,8 +40,9 @@ struct Fp16Setup {
   SgdArgs sgd;
 };
 
-// The batches at 64x128 (the fp16-vs-fp32 comparison) or, `small`, at 32x64 (the emu cases that
-// run several steps: the emulated tensor-core kernels take ~7 s per step at 64x128).
+// The sizes: 64x128 (the fp16-vs-fp32 comparison), 64x64 (several steps where the loss falls) and
+// 32x64 (the overflow case): the emulated tensor-core kernels take ~7 s per step at 64x128.
+enum class Size { k64x128, k64x64, k32x64 };
 Fp16Setup make_setup(int h, int w) {
   Fp16Setup r;
   r.h = h;
@@ -65,9 +66,9 @@ Fp16Setup make_setup(int h, int w) {
   }
   return r;
 }
-const Fp16Setup& setup(bool small = false) {
-  static const Fp16Setup full = make_setup(64, 128), reduced = make_setup(32, 64);
-  return small ? reduced : full;
+const Fp16Setup& setup(Size size = Size::k64x128) {
+  static const Fp16Setup a = make_setup(64, 128), b = make_setup(64, 64), c = make_setup(32, 64);
+  return size == Size::k64x128 ? a : size == Size::k64x64 ? b : c;
 }
 
 MixedPrecision fp16(float init_scale = 65536.0f, int growth_interval = 2000) {
@@ -84,15 +85,16 @@ Context context(Executor e) {
   return ctx;
 }
 
-std::unique_ptr<Trainer> make_trainer(Executor e, const MixedPrecision& p, bool small = false) {
-  const Fp16Setup& s = setup(small);
+std::unique_ptr<Trainer> make_trainer(Executor e, const MixedPrecision& p,
+                                      Size size = Size::k64x128) {
+  const Fp16Setup& s = setup(size);
   auto t = std::make_unique<Trainer>(s.config, s.init, context(e), s.n, s.h, s.w, 0, 0, p);
   t->fill_activations(0xFF);  // NaN wherever no step writes
   return t;
 }
 
-void feed(Trainer& t, int batch, bool small = false) {
-  const tools::Batch& b = setup(small).batches[size_t(batch)];
+void feed(Trainer& t, int batch, Size size = Size::k64x128) {
+  const tools::Batch& b = setup(size).batches[size_t(batch)];
   t.set_batch(b.input.data(), b.labels.data());
 }
 
@@ -206,27 +208,29 @@ TEST_P(Fp16Training, OneStepMatchesTheFp32ReferenceStep) {
       worst_w_name.c_str());
 }
 
-// Three steps on one batch from farsee-train's from-scratch init (training_init) at lr 0.5: the
-// loss falls at every step. (At this init and size small learning rates make the loss wander by
-// ~1e-2 in fp32 as well; at 0.5 it falls steadily: measured on the reference executor 1.6337,
-// 1.6191, 1.6090 in fp16 and 1.6338, 1.6187, 1.6088 in fp32.)
+// Three steps on one batch (64x64) from farsee-train's from-scratch init (training_init) at lr 1:
+// the loss falls below the first step's, by more than 0.02 after the third. (At this init small
+// learning rates make the loss wander by ~1e-2 in fp32 as well, and a single step's change is of
+// the size of the fp16-vs-fp32 difference; over the three steps at lr 1 it falls clearly: measured
+// on the reference executor 1.6357, 1.6303, 1.5816 in fp16 and 1.6357, 1.6170, 1.5938 in fp32;
+// emu: see the printed line.)
 TEST_P(Fp16Training, LossFallsOverAFewSteps) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
-  const Fp16Setup& s = setup();
+  const Fp16Setup& s = setup(Size::k64x64);
   Trainer t(s.config, training_init(s.config, 5), context(GetParam().executor), s.n, s.h, s.w, 0, 0,
             fp16());
   SgdArgs sgd = s.sgd;
-  sgd.lr = 0.5f;
+  sgd.lr = 1.0f;
   std::vector<float> losses;
   for (int k = 0; k < 3; ++k) {
-    feed(t, 0);
+    feed(t, 0, Size::k64x64);
     losses.push_back(t.step(sgd));
     ASSERT_TRUE(std::isfinite(losses.back())) << "step " << k;
   }
   std::printf("fp16 losses on %s: %.5f %.5f %.5f\n", executor_name(GetParam().executor),
               double(losses[0]), double(losses[1]), double(losses[2]));
-  for (size_t k = 1; k < losses.size(); ++k) EXPECT_LT(losses[k], losses[k - 1]) << "step " << k;
-  EXPECT_LT(losses[2], losses[0] - 0.01f);
+  EXPECT_LT(losses[1], losses[0]);
+  EXPECT_LT(losses[2], losses[0] - 0.02f);
   const LossScaleState& ls = t.loss_scale();
   EXPECT_EQ(ls.skipped_steps, 0);
   EXPECT_EQ(ls.scale, 65536.0f);
@@ -234,10 +238,10 @@ TEST_P(Fp16Training, LossFallsOverAFewSteps) {
 
 TEST_P(Fp16Training, OverflowSkipsTheStepAndHalvesTheScale) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
-  const Fp16Setup& s = setup(true);          // 32x64: the semantics do not depend on the size
+  const Fp16Setup& s = setup(Size::k32x64);  // 32x64: the semantics do not depend on the size
   const float huge = std::ldexp(1.0f, 100);  // d(logits) = 2^100 / M * ... overflows fp16
-  auto t = make_trainer(GetParam().executor, fp16(huge), true);
-  feed(*t, 0, true);
+  auto t = make_trainer(GetParam().executor, fp16(huge), Size::k32x64);
+  feed(*t, 0, Size::k32x64);
   const float loss = t->step(s.sgd);
   EXPECT_TRUE(std::isfinite(loss)) << "the forward does not see the scale";
   const LossScaleState& ls = t->loss_scale();
@@ -268,12 +272,12 @@ TEST_P(Fp16Training, OverflowSkipsTheStepAndHalvesTheScale) {
   LossScaleState sane = ls;
   sane.scale = 256.0f;
   t->load_loss_scale(sane);
-  feed(*t, 0, true);
+  feed(*t, 0, Size::k32x64);
   t->step(s.sgd);
   EXPECT_FALSE(t->loss_scale().last_step_skipped);
   EXPECT_EQ(t->loss_scale().skipped_steps, 1);
-  auto fresh = make_trainer(GetParam().executor, fp16(256.0f), true);
-  feed(*fresh, 0, true);
+  auto fresh = make_trainer(GetParam().executor, fp16(256.0f), Size::k32x64);
+  feed(*fresh, 0, Size::k32x64);
   fresh->step(s.sgd);
   std::string diff;
   HostTensors a = t->state(), b = fresh->state();
