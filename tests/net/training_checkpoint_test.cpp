@@ -6,7 +6,8 @@
 // and SIGTERM (raised by the FARSEE_TRAIN_RAISE_AT_STEP test hook) write a checkpoint that
 // resumes and exit 130 / 143; a NaN loss (FARSEE_TRAIN_INJECT_NAN_AT_STEP) stops the run with an
 // error naming the step and keeps the last good checkpoint; --keep-last prunes; --config,
-// --epochs and the learning-rate schedules (read back from --log).
+// --epochs and the learning-rate schedules (read back from --log); an fp16 (mixed-precision) run
+// resumes bitwise too, its loss scaler included, and logs the scale and skipped steps.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -221,23 +222,28 @@ TEST_F(TrainOptions, ConfigEpochsAndSchedules) {
   EXPECT_NE(err.find("--loss-scale"), std::string::npos) << err;
 }
 
-// Mixed precision (--precision fp16) on emu: the loss scaler's state is part of the checkpoint. The
-// scale doubles after every finite step (--loss-scale-growth-interval 1), so a resumed run that
-// lost it would scale its fp16 gradients differently and end with other weights. A run resumed
-// from step 2 of 3 ends bitwise equal to the uninterrupted one (weights, BN statistics, momenta,
-// the scaler); the progress line and the --log lines show the scale and the skipped steps; an
-// initial scale of 1e30 overflows fp16 and the logged step is skipped with the scale halved.
-TEST_F(TrainOptions, Fp16ResumeIsBitwiseIdenticalOnEmu) {
-  farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyForward};
-  FARSEE_PREPARE_EXEC_CASE(c);
+// Mixed precision (--precision fp16) on the reference executor and emu: the loss scaler's state is
+// part of the checkpoint. The scale doubles after every finite step (--loss-scale-growth-interval
+// 1), so a resumed run that lost it would scale its fp16 gradients differently and end with other
+// weights. A run resumed from step 2 of 3 ends bitwise equal to the uninterrupted one (weights, BN
+// statistics, momenta, the scaler); the progress line and the --log lines show the scale and the
+// skipped steps; an initial scale of 1e30 overflows fp16 and the logged step is skipped with the
+// scale halved.
+using Fp16Checkpoint = TrainCheckpoint;
+
+TEST_P(Fp16Checkpoint, ResumeIsBitwiseIdentical) {
+  const std::string ex = GetParam();
+  if (ex == "emu") {
+    farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyForward};
+    FARSEE_PREPARE_EXEC_CASE(c);
+  }
   const std::vector<std::string> fp16 = {"--precision", "fp16", "--loss-scale-growth-interval",
                                          "1"};
   std::string err;
-  ASSERT_EQ(
-      run(plus(plus(args("emu", 3), fp16), {"--ckpt-dir", path("mid"), "--ckpt-every", "1", "--log",
-                                            path("log.jsonl"), "--print-every", "1"}),
-          &err),
-      0)
+  ASSERT_EQ(run(plus(plus(args(ex, 3), fp16), {"--ckpt-dir", path("mid"), "--ckpt-every", "1",
+                                               "--log", path("log.jsonl"), "--print-every", "1"}),
+                &err),
+            0)
       << err;
   EXPECT_NE(err.find("fp16 mixed precision (loss scale 65536)"), std::string::npos) << err;
   EXPECT_NE(err.find(" scale "), std::string::npos) << err;
@@ -273,9 +279,9 @@ TEST_F(TrainOptions, Fp16ResumeIsBitwiseIdenticalOnEmu) {
   EXPECT_EQ(got.info["loss_scaler"], want.info["loss_scaler"]);
   EXPECT_EQ(got.info["options"]["precision"], "fp16");
 
-  // Overflow: the step is skipped, the scale halved (one emu step).
-  ASSERT_EQ(run(plus(args("emu", 1), {"--precision", "fp16", "--loss-scale", "1e30", "--log",
-                                      path("overflow.jsonl")}),
+  // Overflow: the step is skipped, the scale halved (one step).
+  ASSERT_EQ(run(plus(args(ex, 1), {"--precision", "fp16", "--loss-scale", "1e30", "--log",
+                                   path("overflow.jsonl")}),
                 &err),
             0)
       << err;
@@ -287,6 +293,8 @@ TEST_F(TrainOptions, Fp16ResumeIsBitwiseIdenticalOnEmu) {
   EXPECT_EQ(j.at("loss_scale").get<double>(), double(1e30f * 0.5f)) << line;
   EXPECT_EQ(j.at("skipped_steps").get<int64_t>(), 1) << line;
 }
+
+INSTANTIATE_TEST_SUITE_P(Executors, Fp16Checkpoint, ::testing::Values("reference", "emu"));
 
 // The schedules as functions: the paper's x0.9 every 50 epochs, step, warm-up into poly.
 TEST(LearningRate, Schedules) {
