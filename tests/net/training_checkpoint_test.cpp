@@ -279,7 +279,9 @@ TEST_P(Fp16Checkpoint, ResumeIsBitwiseIdentical) {
   EXPECT_EQ(got.info["loss_scaler"], want.info["loss_scaler"]);
   EXPECT_EQ(got.info["options"]["precision"], "fp16");
 
-  // Overflow: the step is skipped, the scale halved (one step).
+  // Overflow through the program: the step is skipped, the scale halved (one step; on the
+  // reference executor only: emu's skip is training_fp16_test's).
+  if (ex != "reference") return;
   ASSERT_EQ(run(plus(args(ex, 1), {"--precision", "fp16", "--loss-scale", "1e30", "--log",
                                    path("overflow.jsonl")}),
                 &err),
