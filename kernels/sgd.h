@@ -9,6 +9,9 @@
 // first and last lines as FMAs too, but the buffer as buf.mul_(momentum) then .add_(d): two
 // roundings, so a trajectory may differ from PyTorch's by an ulp or so per step. grads is
 // read-only; params and momentum_buf are updated in place (executor memory, fp32).
+// skip_if_set (optional, one int32 in executor memory, read by the kernel): when it is non-zero
+// nothing is written (mixed precision: a step whose gradients are not finite is skipped, as
+// GradScaler.step skips optimizer.step; kernels/grad_scaler.h sets the flag).
 #pragma once
 
 #include <cmath>
@@ -22,7 +25,7 @@ namespace farsee {
 
 #define FARSEE_SGD_STEP_ARGS                                                                 \
   const Context &ctx, int64_t count, float *params, const float *grads, float *momentum_buf, \
-      float lr, float momentum, float weight_decay, bool first_step
+      float lr, float momentum, float weight_decay, bool first_step, const int32_t *skip_if_set
 
 namespace reference {
 void sgd_step(FARSEE_SGD_STEP_ARGS);
@@ -49,7 +52,9 @@ FARSEE_HD void sgd_update(const SgdHyper& h, float& p, float g, float* buf) {
   p = fmaf(-h.lr, step, p);
 }
 
-inline void sgd_step(FARSEE_SGD_STEP_ARGS) {
+inline void sgd_step(const Context& ctx, int64_t count, float* params, const float* grads,
+                     float* momentum_buf, float lr, float momentum, float weight_decay,
+                     bool first_step, const int32_t* skip_if_set = nullptr) {
   FARSEE_REQUIRE(count >= 0, "sgd_step: count = " << count);
   if (count == 0) return;
   FARSEE_REQUIRE(params != nullptr && grads != nullptr, "sgd_step: params or grads is null");
@@ -59,7 +64,7 @@ inline void sgd_step(FARSEE_SGD_STEP_ARGS) {
   FARSEE_REQUIRE(momentum == 0.0f || momentum_buf != nullptr,
                  "sgd_step: momentum " << momentum << " needs a momentum buffer");
   FARSEE_DISPATCH(ctx, sgd_step, ctx, count, params, grads, momentum_buf, lr, momentum,
-                  weight_decay, first_step);
+                  weight_decay, first_step, skip_if_set);
 }
 
 }  // namespace farsee

@@ -29,9 +29,10 @@
 // Cost at the paper's shapes (logits 8x256x512x19, labels 8x1024x2048): pass 1 reads each label
 //   once and the logits ~4x (L1/L2 hits), one expf per (label pixel, channel); pass 3 ~1.3x that
 //   (tile halo); one float lse per label pixel (64 MiB) of workspace.
-// Layout: logits NHWC fp32 or fp16 (channel slice ok), labels uint8 [N][H][W], dlogits fp32 NHWC
-//   (slice ok); workspace as described in the header.
-// Precision: fp32 interpolation, expf/logf, fp32 per-block loss sums, double across blocks.
+// Layout: logits NHWC fp32 or fp16 (channel slice ok), labels uint8 [N][H][W], dlogits NHWC fp32
+//   or fp16 (slice ok; its own dtype); workspace as described in the header.
+// Precision: fp32 interpolation, expf/logf, fp32 per-block loss sums, double across blocks; the
+//   gradient in fp32, rounded once to dlogits' dtype at the store.
 // Fused: the bilinear upsample (forward and its transpose), softmax, the loss, its mean and the
 //   gradient scaling.
 #include <cmath>
@@ -164,9 +165,9 @@ __global__ void __launch_bounds__(kThreads)
 // Pass 3 (see the top of the file). Shared memory after the gather staging: g_row
 // [max_cols][C] (softmax - onehot of one label row, 0 for ignored pixels) and acc
 // [tile_h][tile_w][C] (each element owned by one thread).
-template <typename T>
+template <typename T, typename D>
 __global__ void __launch_bounds__(kThreads)
-    ce_gradient_kernel(Nhwc<const T> logits, const uint8_t* __restrict__ labels, Nhwc<float> dz,
+    ce_gradient_kernel(Nhwc<const T> logits, const uint8_t* __restrict__ labels, Nhwc<D> dz,
                        BilinearGatherGeometry g, CeWorkspace ws) {
   const BilinearGatherTile t = bilinear_gather_stage(g);
   const int channels = logits.c;
@@ -227,7 +228,8 @@ __global__ void __launch_bounds__(kThreads)
     const int rest = k - r * col_items;
     const int j = rest / channels;
     const int c = rest - j * channels;
-    dz.pixel(t.n, t.iy0 + r, t.ix0 + j)[c] = acc[(r * g.tile_w + j) * channels + c] * factor;
+    dz.pixel(t.n, t.iy0 + r, t.ix0 + j)[c] =
+        from_float<D>(acc[(r * g.tile_w + j) * channels + c] * factor);
   }
 }
 
@@ -256,7 +258,7 @@ BilinearGatherGeometry gradient_geometry(const TensorView& logits, int label_h, 
   return g;
 }
 
-template <typename T>
+template <typename T, typename D>
 void launch_all(const Context& ctx, bool align_corners, const TensorView& logits,
                 const uint8_t* labels, int label_h, int label_w, float* loss,
                 const TensorView& dlogits, float grad_scale, const CeWorkspace& ws,
@@ -271,10 +273,10 @@ void launch_all(const Context& ctx, bool align_corners, const TensorView& logits
   FARSEE_LAUNCH(ce_finalize_kernel, dim3(1), dim3(kThreads), 0, ctx.stream, ws, partials,
                 grad_scale, loss, valid_count);
   const BilinearGatherGeometry g = gradient_geometry(logits, label_h, label_w, align_corners);
-  auto gradient = ce_gradient_kernel<T>;
+  auto gradient = ce_gradient_kernel<T, D>;
   FARSEE_LAUNCH(gradient, bilinear_gather_grid(g, logits.n()), dim3(kThreads),
                 gradient_smem_bytes(g, logits.c()), ctx.stream, nhwc<const T>(logits), labels,
-                nhwc<float>(dlogits), g, ws);
+                nhwc<D>(dlogits), g, ws);
 }
 
 }  // namespace
@@ -284,13 +286,11 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   require_int_pixels(logits.shape.pixels(), "softmax_ce_upsample: logits");
   const int64_t partials = softmax_ce_partials(logits.shape, label_h, label_w);
   const CeWorkspace ws = ce_workspace(workspace, partials);
-  if (logits.dtype == DType::F32) {
-    launch_all<float>(ctx, align_corners, logits, labels, label_h, label_w, loss, dlogits,
-                      grad_scale, ws, partials, valid_count);
-  } else {
-    launch_all<__half>(ctx, align_corners, logits, labels, label_h, label_w, loss, dlogits,
-                       grad_scale, ws, partials, valid_count);
-  }
+  const bool f32_in = logits.dtype == DType::F32, f32_out = dlogits.dtype == DType::F32;
+  auto launch = f32_in ? (f32_out ? launch_all<float, float> : launch_all<float, __half>)
+                       : (f32_out ? launch_all<__half, float> : launch_all<__half, __half>);
+  launch(ctx, align_corners, logits, labels, label_h, label_w, loss, dlogits, grad_scale, ws,
+         partials, valid_count);
 }
 
 }  // namespace FARSEE_KERNEL_NS

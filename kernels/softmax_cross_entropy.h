@@ -10,9 +10,11 @@
 // ignored): loss NaN and dlogits 0, as PyTorch.
 // logits: [N, h, w, C] fp32 or fp16 (channel slice ok), C <= 255; labels: uint8 [N][label_h]
 // [label_w] dense in executor memory, each < C or 255; loss: one fp32 in executor memory;
-// valid_count (optional): M as one int64 in executor memory; dlogits: fp32, logits' shape (channel
-// slice ok). The kernels cannot raise on a bad label: a label >= C that is not 255 makes the loss
-// NaN (the reference throws). Deterministic: fixed partials summed in a fixed order.
+// valid_count (optional): M as one int64 in executor memory; dlogits: logits' shape (channel
+// slice ok), fp32 or fp16 (independent of the logits' dtype; fp16: the fp32 value rounded once to
+// nearest even, e.g. mixed-precision training with grad_scale = the loss scale). The kernels cannot
+// raise on a bad label: a label >= C that is not 255 makes the loss NaN (the reference throws).
+// Deterministic: fixed partials summed in a fixed order.
 #pragma once
 
 #include <cstdint>
@@ -69,7 +71,8 @@ inline void softmax_ce_upsample(const Context& ctx, bool align_corners, const Te
       "softmax_ce_upsample: null pointer");
   require_shape(logits, "softmax_ce_upsample: logits", logits.shape);
   require_shape(dlogits, "softmax_ce_upsample: dlogits", logits.shape);
-  require_dtype(dlogits, "softmax_ce_upsample: dlogits", DType::F32);
+  FARSEE_REQUIRE(dlogits.dtype == DType::F32 || dlogits.dtype == DType::F16,
+                 "softmax_ce_upsample: dlogits must be fp32 or fp16");
   const size_t need = softmax_ce_workspace_bytes(logits.shape, label_h, label_w);
   FARSEE_REQUIRE(
       workspace_bytes >= need && workspace != nullptr,

@@ -367,9 +367,9 @@ ParameterLayout parameter_layout(const std::vector<Layer>& layers) {
 }
 
 TrainMemoryReport training_memory(const FarSeeConfig& config, int n, int h, int w, int label_h,
-                                  int label_w) {
+                                  int label_w, DType activations) {
   const TrainGraph g = build_train_graph(config, n, h, w, label_h, label_w);
-  const MemoryPlan plan = plan_memory(g.buffer_lifetimes(DType::F32), int64_t(rt::kAlignment));
+  const MemoryPlan plan = plan_memory(g.buffer_lifetimes(activations), int64_t(rt::kAlignment));
   TrainMemoryReport r;
   r.activation_arena_bytes = plan.arena_bytes;
   r.activation_peak_live_bytes = plan.peak_live_bytes();

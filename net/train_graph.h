@@ -109,8 +109,9 @@ struct TrainMemoryReport {
     return activation_arena_bytes + 3 * parameter_bytes + bn_state_bytes;
   }
 };
+// `activations`: the storage dtype of activations and their gradients (fp16: mixed precision).
 TrainMemoryReport training_memory(const FarSeeConfig& config, int n, int h, int w, int label_h,
-                                  int label_w);
+                                  int label_w, DType activations = DType::F32);
 
 // Throws farsee::Error for bad sizes (as build_graph) or labels smaller than 1x1.
 TrainGraph build_train_graph(const FarSeeConfig& config, int n, int h, int w, int label_h,

@@ -6,8 +6,10 @@
 #include <map>
 
 #include "kernels/batchnorm.h"
+#include "kernels/core/half_convert.h"
 #include "kernels/depthwise_atrous.h"
 #include "kernels/elementwise.h"
+#include "kernels/grad_scaler.h"
 #include "kernels/pixel_shuffle.h"
 #include "kernels/pixel_unshuffle.h"
 #include "kernels/pool.h"
@@ -114,14 +116,29 @@ HostTensors training_init(const FarSeeConfig& config, uint64_t seed, const HostT
 }
 
 Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Context& ctx, int n,
-                 int h, int w, int label_h, int label_w)
-    : config_(config), ctx_(ctx) {
+                 int h, int w, int label_h, int label_w, const MixedPrecision& precision)
+    : config_(config), precision_(precision), ctx_(ctx) {
   config_.validate();
   check_parameters(config_, init);
+  FARSEE_REQUIRE(precision_.activations == DType::F32 || precision_.activations == DType::F16,
+                 "Trainer: activations must be fp32 or fp16 (mixed precision)");
+  if (mixed()) {
+    const MixedPrecision& p = precision_;
+    FARSEE_REQUIRE(
+        std::isfinite(p.init_scale) && p.init_scale > 0.0f,
+        "Trainer: initial loss scale " << p.init_scale << " must be positive and finite");
+    FARSEE_REQUIRE(p.growth_factor > 1.0f && p.backoff_factor > 0.0f && p.backoff_factor < 1.0f &&
+                       p.growth_interval >= 1,
+                   "Trainer: loss-scale growth factor "
+                       << p.growth_factor << " (needs > 1), backoff factor " << p.backoff_factor
+                       << " (needs 0 < b < 1), growth interval " << p.growth_interval
+                       << " (needs >= 1)");
+    scale_.scale = p.init_scale;
+  }
   if (label_h == 0) label_h = h;
   if (label_w == 0) label_w = w;
   graph_ = build_train_graph(config_, n, h, w, label_h, label_w);
-  plan_ = plan_memory(graph_.buffer_lifetimes(DType::F32), int64_t(rt::kAlignment));
+  plan_ = plan_memory(graph_.buffer_lifetimes(precision_.activations), int64_t(rt::kAlignment));
   layout_ = parameter_layout(graph_.inference.layers);
   if (ctx_.executor == Executor::Cuda && ctx_.stream == nullptr) {
     ctx_.stream = rt::stream_create(Executor::Cuda);
@@ -151,9 +168,10 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
       const Layer& l = layers[i];
       if (!is_conv_layer(l)) continue;
       LayerWeights& lw = weights_[i];
-      lw.forward = alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, DType::F32, ConvWeightUse::Forward);
+      const DType dt = precision_.activations;  // fp16: the tensor-core operands
+      lw.forward = alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, dt, ConvWeightUse::Forward);
       lw.backward_data =
-          alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, DType::F32, ConvWeightUse::BackwardData);
+          alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, dt, ConvWeightUse::BackwardData);
     }
     repack_all();
 
@@ -195,6 +213,10 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
     labels_ = rt::Buffer(ctx_.executor, size_t(n) * label_h * label_w);
     loss_ = rt::Buffer(ctx_.executor, 256);
     fill_zero(ctx_, loss_.data(), loss_.bytes());
+    if (mixed()) {
+      found_inf_ = rt::Buffer(ctx_.executor, 256);
+      fill_zero(ctx_, found_inf_.data(), found_inf_.bytes());
+    }
     rt::synchronize(ctx_);
   } catch (...) {
     if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
@@ -210,7 +232,7 @@ Trainer::~Trainer() {
 int64_t Trainer::device_bytes() const {
   int64_t total = int64_t(params_.bytes() + grads_.bytes() + momenta_.bytes() + running_.bytes() +
                           saved_.bytes() + arena_.bytes() + workspace_.bytes() + labels_.bytes() +
-                          loss_.bytes());
+                          loss_.bytes() + found_inf_.bytes());
   for (const LayerWeights& w : weights_) {
     total += int64_t(w.forward.buffer.bytes() + w.backward_data.buffer.bytes());
   }
@@ -228,9 +250,9 @@ TensorView Trainer::view(const TensorRef& r) const {
   if (!r.valid()) return TensorView{};
   const BufferDesc& b = graph_.buffers[size_t(r.buffer)];
   TensorView v;
-  v.dtype = DType::F32;
+  v.dtype = precision_.activations;
   v.data = static_cast<char*>(arena_.data()) + plan_.offsets[size_t(r.buffer)] +
-           int64_t(r.channel_offset) * int64_t(sizeof(float));
+           int64_t(r.channel_offset) * int64_t(dtype_size(v.dtype));
   v.shape = r.shape;
   v.pixel_stride = b.shape.c;
   return v;
@@ -238,7 +260,15 @@ TensorView Trainer::view(const TensorRef& r) const {
 
 void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
   const TensorView in = view(graph_.input);
-  rt::copy_to_device(ctx_, in.data, input_nhwc, size_t(in.shape.elements()) * sizeof(float));
+  const size_t count = size_t(in.shape.elements());
+  if (in.dtype == DType::F16) {  // rounded to nearest even, as PyTorch's input.half()
+    std::vector<uint16_t> half(count);
+    for (size_t i = 0; i < count; ++i) half[i] = float_to_half_bits(input_nhwc[i]);
+    rt::copy_to_device(ctx_, in.data, half.data(), count * sizeof(uint16_t));
+    rt::synchronize(ctx_);  // `half` goes out of scope
+  } else {
+    rt::copy_to_device(ctx_, in.data, input_nhwc, count * sizeof(float));
+  }
   rt::copy_to_device(ctx_, labels_.data(), labels, labels_.bytes());
 }
 
@@ -283,8 +313,8 @@ void Trainer::run(const TrainStep& s) {
       break;
     case TrainOp::Loss:
       softmax_ce_upsample(ctx_, config_.align_corners, view(s.x), labels_.as<uint8_t>(),
-                          graph_.label_h, graph_.label_w, loss_.as<float>(), view(s.dx), 1.0f,
-                          workspace_.data(), workspace_.bytes());
+                          graph_.label_h, graph_.label_w, loss_.as<float>(), view(s.dx),
+                          scale_.scale, workspace_.data(), workspace_.bytes());
       break;
     case TrainOp::ConvBackward: {
       conv_bwd_weight(ctx_, s.conv, view(s.x), view(s.dy), s.shuffle, grad(slots->weight),
@@ -317,15 +347,69 @@ void Trainer::run(const TrainStep& s) {
   }
 }
 
-void Trainer::compute_gradients() {
+void Trainer::zero_gradients() {
   fill_zero(ctx_, grads_.data(), grads_.bytes());
+  if (!mixed()) return;
+  FARSEE_REQUIRE(scale_.scale > 0.0f && std::isfinite(1.0f / scale_.scale),
+                 "mixed precision: the loss scale fell to "
+                     << scale_.scale << " after " << scale_.skipped_steps
+                     << " skipped steps: the gradients are not finite at any scale");
+  fill_zero(ctx_, found_inf_.data(), sizeof(int32_t));
+}
+
+void Trainer::unscale_gradients() {
+  if (!mixed()) return;
+  grad_unscale_check(ctx_, layout_.parameter_floats, grads_.as<float>(), 1.0f / scale_.scale,
+                     found_inf_.as<int32_t>());
+}
+
+void Trainer::compute_gradients() {
+  zero_gradients();
   for (const TrainStep& s : graph_.steps) run(s);
+  unscale_gradients();
 }
 
 void Trainer::run_sgd(const SgdArgs& sgd) {
   sgd_step(ctx_, layout_.parameter_floats, params_.as<float>(), grads_.as<float>(),
-           momenta_.as<float>(), sgd.lr, sgd.momentum, sgd.weight_decay, steps_done_ == 0);
+           momenta_.as<float>(), sgd.lr, sgd.momentum, sgd.weight_decay, sgd_steps_applied() == 0,
+           mixed() ? found_inf_.as<int32_t>() : nullptr);
   repack_all();
+}
+
+void Trainer::finish_step() {
+  ++steps_done_;
+  if (!mixed()) return;
+  int32_t found = 0;
+  rt::copy_to_host(ctx_, &found, found_inf_.data(), sizeof(found));
+  rt::synchronize(ctx_);
+  // torch._amp_update_scale_ (GradScaler.update).
+  scale_.last_step_skipped = found != 0;
+  if (found != 0) {
+    ++scale_.skipped_steps;
+    scale_.scale *= precision_.backoff_factor;
+    scale_.growth_tracker = 0;
+  } else if (++scale_.growth_tracker == precision_.growth_interval) {
+    const float grown = scale_.scale * precision_.growth_factor;
+    if (std::isfinite(grown)) scale_.scale = grown;
+    scale_.growth_tracker = 0;
+  }
+}
+
+void Trainer::load_loss_scale(const LossScaleState& state) {
+  FARSEE_REQUIRE(std::isfinite(state.scale) && state.scale > 0.0f,
+                 "load_loss_scale: scale " << state.scale << " must be positive and finite");
+  FARSEE_REQUIRE(
+      state.growth_tracker >= 0 && state.skipped_steps >= 0 && state.skipped_steps <= steps_done_,
+      "load_loss_scale: growth tracker " << state.growth_tracker << ", skipped steps "
+                                         << state.skipped_steps << " of " << steps_done_
+                                         << " steps done");
+  FARSEE_REQUIRE(mixed() || (state.scale == 1.0f && state.skipped_steps == 0),
+                 "load_loss_scale: a loss-scaler state (scale "
+                     << state.scale << ", " << state.skipped_steps
+                     << " skipped steps) for an fp32 trainer (mixed precision only)");
+  scale_ = state;
+  rt::graph_destroy(cuda_graph_);
+  cuda_graph_ = nullptr;
 }
 
 void Trainer::repack_all() {
@@ -339,7 +423,7 @@ void Trainer::repack_all() {
 
 void Trainer::apply_sgd(const SgdArgs& sgd) {
   run_sgd(sgd);
-  ++steps_done_;
+  finish_step();
 }
 
 void Trainer::run_all(const SgdArgs& sgd) {
@@ -349,11 +433,12 @@ void Trainer::run_all(const SgdArgs& sgd) {
 
 float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
   const bool graphs = use_cuda_graph && ctx_.executor == Executor::Cuda;
-  if (!graphs || steps_done_ == 0) {
+  // Eager until the momentum buffers exist (the first applied SGD step is different).
+  if (!graphs || sgd_steps_applied() == 0) {
     run_all(sgd);
   } else {
     if (cuda_graph_ && (graph_lr_ != sgd.lr || graph_momentum_ != sgd.momentum ||
-                        graph_weight_decay_ != sgd.weight_decay)) {
+                        graph_weight_decay_ != sgd.weight_decay || graph_scale_ != scale_.scale)) {
       rt::graph_destroy(cuda_graph_);
       cuda_graph_ = nullptr;
     }
@@ -372,10 +457,11 @@ float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
       graph_lr_ = sgd.lr;
       graph_momentum_ = sgd.momentum;
       graph_weight_decay_ = sgd.weight_decay;
+      graph_scale_ = scale_.scale;
     }
     rt::graph_launch(ctx_, cuda_graph_);
   }
-  ++steps_done_;
+  finish_step();
   return loss();
 }
 
@@ -490,6 +576,9 @@ void Trainer::load_state(const HostTensors& state, const HostTensors& momenta, i
   rt::graph_destroy(cuda_graph_);
   cuda_graph_ = nullptr;
   steps_done_ = steps_done;
+  // The scaler starts afresh (load_loss_scale restores a stored one): every step counts as applied.
+  scale_ = LossScaleState{};
+  if (mixed()) scale_.scale = precision_.init_scale;
 }
 
 HostTensors Trainer::state() const {
@@ -510,7 +599,7 @@ std::vector<Trainer::StepTime> Trainer::profile_step(const SgdArgs& sgd) {
   std::vector<StepTime> times;
   rt::Timer timer(ctx_.executor);
   timer.record_start(ctx_);
-  fill_zero(ctx_, grads_.data(), grads_.bytes());
+  zero_gradients();
   timer.record_stop(ctx_);
   times.push_back({"zero_grads", timer.elapsed_ms()});
   for (const TrainStep& s : graph_.steps) {
@@ -519,11 +608,17 @@ std::vector<Trainer::StepTime> Trainer::profile_step(const SgdArgs& sgd) {
     timer.record_stop(ctx_);
     times.push_back({s.name + " [" + train_op_name(s.op) + "]", timer.elapsed_ms()});
   }
+  if (mixed()) {
+    timer.record_start(ctx_);
+    unscale_gradients();
+    timer.record_stop(ctx_);
+    times.push_back({"grad_unscale_check", timer.elapsed_ms()});
+  }
   timer.record_start(ctx_);
   run_sgd(sgd);
   timer.record_stop(ctx_);
   times.push_back({"sgd+repack", timer.elapsed_ms()});
-  ++steps_done_;
+  finish_step();
   return times;
 }
 

@@ -20,7 +20,25 @@
 // the momentum buffer created on the first step), refresh of the packed conv weights. On cuda the
 // first step runs eagerly (one-time kernel setup; SGD's first step is different anyway); from the
 // second step on the whole step is captured as one CUDA graph and replayed, re-captured only when
-// the learning rate changes (sgd_step takes lr by value: a poly schedule re-captures each step).
+// the learning rate changes (sgd_step takes lr by value: a poly schedule re-captures each step)
+// or the loss scale does.
+//
+// Mixed precision (MixedPrecision::activations = F16, farsee-train --precision fp16), as PyTorch's
+// torch.autocast + torch.cuda.amp.GradScaler recipe:
+//   fp16   activations and activation gradients (the arena; every op accumulates in fp32), the
+//          packed conv weights (tensor-core operands, re-packed from the fp32 masters each step),
+//          the network input, d(logits)
+//   fp32   master weights, weight gradients, momenta, BN gamma/beta, running and saved statistics,
+//          the loss (softmax-CE reads the fp16 logits and computes in fp32)
+// Dynamic loss scaling (GradScaler semantics): the loss step writes d(logits) = scale * dL/dlogits
+// (rounded once to fp16), so every gradient is scaled; after the backward grad_unscale_check
+// multiplies the gradient arena by 1/scale and raises a device flag if any gradient is NaN/Inf;
+// sgd_step reads the flag and skips the update (weights and momenta unchanged; the BN running
+// statistics were already updated by the forward, as in PyTorch, where the forward runs before
+// the scaler sees the gradients). Then, on the host: a skipped step halves the scale
+// (backoff_factor) and resets the growth counter; growth_interval consecutive finite steps
+// multiply it by growth_factor. The momentum buffer is created by the first step that is not
+// skipped (PyTorch: optimizer.step is not called on a skipped step).
 #pragma once
 
 #include <cstdint>
@@ -37,6 +55,23 @@
 #include "net/train_graph.h"
 
 namespace farsee::net {
+
+// Training precision and the loss scaler's constants (torch.cuda.amp.GradScaler's defaults).
+struct MixedPrecision {
+  DType activations = DType::F32;  // F16: mixed precision with dynamic loss scaling
+  float init_scale = 65536.0f;     // 2^16
+  float growth_factor = 2.0f;
+  float backoff_factor = 0.5f;
+  int growth_interval = 2000;
+};
+
+// The loss scaler's state (what a checkpoint stores). fp32 training: scale 1, never changes.
+struct LossScaleState {
+  float scale = 1.0f;
+  int64_t growth_tracker = 0;  // consecutive finite steps since the scale last changed
+  int64_t skipped_steps = 0;   // steps skipped so far (non-finite gradients)
+  bool last_step_skipped = false;
+};
 
 struct SgdArgs {
   float lr = 0.01f;
@@ -60,8 +95,9 @@ class Trainer {
  public:
   // init: weights and BN running statistics (PyTorch names and layouts, parameter_specs(config)).
   // Labels are label_h x label_w (0: the input size). ctx.stream null on cuda: own stream.
+  // precision: fp32 (default) or mixed precision (see the top of this file).
   Trainer(const FarSeeConfig& config, const HostTensors& init, const Context& ctx, int n, int h,
-          int w, int label_h = 0, int label_w = 0);
+          int w, int label_h = 0, int label_w = 0, const MixedPrecision& precision = {});
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -74,15 +110,26 @@ class Trainer {
   // Every byte this trainer holds on the executor.
   int64_t device_bytes() const;
   int64_t steps_done() const { return steps_done_; }
+  // Storage dtype of activations and activation gradients (F16: mixed precision).
+  DType activation_dtype() const { return precision_.activations; }
+  // The loss scaler after the last step (fp32: scale 1).
+  const LossScaleState& loss_scale() const { return scale_; }
+  // Restores the scaler (a checkpoint's; after load_state, as skipped_steps <= steps_done).
+  // Throws for a scale that is not positive and finite, or a scaled state in fp32 training.
+  void load_loss_scale(const LossScaleState& state);
 
   // Host input [n][h][w][3] (normalised) and labels [n][label_h][label_w] (trainIds / 255).
   void set_batch(const float* input_nhwc, const uint8_t* labels);
   // Fills every activation byte with `byte` (tests: 0xFF = NaN poison).
   void fill_activations(uint8_t byte);
 
-  // Zeroed grads, forward, loss, backward: leaves the gradients of this batch; no update.
+  // Zeroed grads, forward, loss, backward: leaves the gradients of this batch; no update. Mixed
+  // precision: the gradients left are unscaled (divided by the loss scale) and the found-inf flag
+  // is set if any is not finite.
   void compute_gradients();
-  // sgd_step over the parameter arena and the weight repack (after compute_gradients).
+  // sgd_step over the parameter arena and the weight repack (after compute_gradients); mixed
+  // precision: skipped if the gradients were not finite, then the loss-scale update (waits for
+  // the executor to read the flag).
   void apply_sgd(const SgdArgs& sgd);
   // compute_gradients + apply_sgd (on cuda one graph replay from the second step on); returns
   // the loss of this batch (waits for the executor).
@@ -101,7 +148,8 @@ class Trainer {
   // momentum buffers (as momenta() returns them) and the number of SGD steps done (the first
   // step, steps_done == 0, creates the momentum buffers). The layout conversions are exact
   // permutations, so state() and momenta() afterwards return the inputs bitwise, and training
-  // continues exactly as the run that wrote them.
+  // continues exactly as the run that wrote them. The loss scaler restarts at its initial scale:
+  // restore a mixed-precision run's scaler with load_loss_scale afterwards.
   void load_state(const HostTensors& state, const HostTensors& momenta, int64_t steps_done);
 
   struct StepTime {
@@ -121,6 +169,15 @@ class Trainer {
   void run(const TrainStep& s);
   void run_sgd(const SgdArgs& sgd);
   void run_all(const SgdArgs& sgd);
+  // Zeroed gradient arena (and, mixed precision, found-inf flag); the unscale and check of the
+  // gradients after the backward (mixed precision only).
+  void zero_gradients();
+  void unscale_gradients();
+  // ++steps_done_ and, mixed precision, the loss-scale update from the found-inf flag.
+  void finish_step();
+  bool mixed() const { return precision_.activations == DType::F16; }
+  // SGD steps applied (not skipped): 0 means the next one creates the momentum buffers.
+  int64_t sgd_steps_applied() const { return steps_done_ - scale_.skipped_steps; }
   HostTensors to_named(const std::vector<float>& arena, bool gradients) const;
   // Named tensors -> host images of the parameter arena and (if `running`) the running arena.
   void to_arenas(const HostTensors& named, std::vector<float>& params,
@@ -128,6 +185,8 @@ class Trainer {
   void repack_all();
 
   FarSeeConfig config_;
+  MixedPrecision precision_;
+  LossScaleState scale_;
   Context ctx_;
   bool owns_stream_ = false;
   TrainGraph graph_;
@@ -136,9 +195,10 @@ class Trainer {
   std::vector<LayerWeights> weights_;
   rt::Buffer params_, grads_, momenta_, running_, saved_;
   rt::Buffer arena_, workspace_, labels_, loss_;
+  rt::Buffer found_inf_;  // mixed precision: int32 flag of grad_unscale_check / sgd_step
   int64_t steps_done_ = 0;
   void* cuda_graph_ = nullptr;
-  float graph_lr_ = 0.f, graph_momentum_ = 0.f, graph_weight_decay_ = 0.f;
+  float graph_lr_ = 0.f, graph_momentum_ = 0.f, graph_weight_decay_ = 0.f, graph_scale_ = 0.f;
 };
 
 }  // namespace farsee::net

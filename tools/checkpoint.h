@@ -7,7 +7,9 @@
 //   __metadata__      "preset", "config" (the network's JSON), "generator": "farsee-train", and
 //                     "checkpoint": JSON text {"format": 1, "step": SGD steps done, "info": {...}}
 //                     where info is what the trainer stores: its options (as --config holds them),
-//                     the data order and RNG state, the epoch, the best validation mIoU
+//                     the data order and RNG state, the epoch, the best validation mIoU and,
+//                     for --precision fp16, "loss_scaler": {"scale", "growth_tracker",
+//                     "skipped_steps"}
 //
 // In a checkpoint folder the files are ckpt-<step, 8 digits>.safetensors (the periodic ones,
 // the last K kept) and best.safetensors (the best validation mIoU so far).

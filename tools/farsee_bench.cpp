@@ -12,8 +12,10 @@
 // constant, momentum 0.9, weight decay 1e-4) and the repack of the conv weights, plus the 4-byte
 // read-back of the loss that step() does. On cuda the trainer's own CUDA graph is replayed (the
 // first warm-up step runs eagerly, the second captures; --warmup is at least 2 there), timed with
-// CUDA events on the trainer's stream; elsewhere a steady clock. fp32 only (mixed precision
-// training does not exist yet: --precision fp16 is refused). After `--warmup` passes, `--runs`
+// CUDA events on the trainer's stream; elsewhere a steady clock. --precision fp16: mixed-precision
+// training (net/trainer.h: fp16 activations, fp32 master weights, dynamic loss scaling from
+// 2^16; a step skipped for non-finite gradients is timed like any other, and the row reports the
+// final "loss_scale" and "skipped_steps"). After `--warmup` passes, `--runs`
 // passes are timed and the median, p10 and p90 reported, with throughput = batch / median. Results
 // print as a table and, with --json, as
 //   {"tool": "farsee-bench", "mode": "inference" | "train", "device": ..., "executor": ...,
@@ -71,8 +73,8 @@ Full-network latency/throughput of FarSee-Net (input on the device -> labels), o
                         --train: 512x1024,1024x1024; --train on reference: 256x512)
   --batches LIST        batch sizes (default 1,4,8; reference: 1; --train: 8,16;
                         --train on reference: 2)
-  --precision LIST      fp32,fp16 (default both; reference and --train: fp32; fp16 training
-                        is not implemented yet)
+  --precision LIST      fp32,fp16 (default both on cuda; CPU executors: fp32); with --train,
+                        fp16 is mixed-precision training (dynamic loss scaling)
   --runs N              timed runs per configuration (default 100; --train: 20; reference: 3)
   --warmup N            untimed runs first (default 10; --train: 3; reference: 1)
   --no-cuda-graph       on cuda, launch every kernel instead of replaying a CUDA graph
@@ -297,63 +299,76 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
               cpu ? "    maxRSS_MiB" : "");
   for (const auto& size : o.sizes) {
     for (int batch : o.batches) {
-      Context ctx;
-      ctx.executor = executor;
-      net::Trainer trainer(config, params, ctx, batch, size.first, size.second);
-      {
-        const std::vector<float> input = bench_input(batch, size);
-        const std::vector<uint8_t> labels = bench_labels(batch, size, config.num_classes);
-        trainer.set_batch(input.data(), labels.data());
+      for (DType precision : o.precisions) {
+        Context ctx;
+        ctx.executor = executor;
+        net::MixedPrecision mp;
+        mp.activations = precision;
+        net::Trainer trainer(config, params, ctx, batch, size.first, size.second, 0, 0, mp);
+        {
+          const std::vector<float> input = bench_input(batch, size);
+          const std::vector<uint8_t> labels = bench_labels(batch, size, config.num_classes);
+          trainer.set_batch(input.data(), labels.data());
+        }
+        float loss = 0.f;
+        for (int i = 0; i < o.warmup; ++i) loss = trainer.step(sgd, o.cuda_graph);
+        rt::synchronize(trainer.context());
+        std::vector<double> ms, cpu_ms;
+        rt::Timer timer(executor);
+        for (int i = 0; i < o.runs; ++i) {
+          const double cpu_start = process_cpu_ms();
+          timer.record_start(trainer.context());
+          loss = trainer.step(sgd, o.cuda_graph);
+          timer.record_stop(trainer.context());
+          ms.push_back(timer.elapsed_ms());
+          cpu_ms.push_back(process_cpu_ms() - cpu_start);
+        }
+        const Timing t = summarize(ms);
+        const double images_per_s = batch / (t.median / 1000.0);
+        const int64_t arena = trainer.memory_plan().arena_bytes;
+        const int64_t device_bytes = trainer.device_bytes();
+        const int64_t rss = cpu ? max_rss_bytes() : 0;
+        std::printf("%-10s %5d %5s %10.3f %10.3f %10.3f %10.2f %10.1f %10.1f",
+                    size_text(size).c_str(), batch, dtype_name(precision), t.median, t.p10, t.p90,
+                    images_per_s, double(arena) / (1 << 20), double(device_bytes) / (1 << 20));
+        if (cpu) {
+          std::printf(" %13.1f   (process CPU time %.1f ms/step)", double(rss) / (1 << 20),
+                      percentile(cpu_ms, 0.5));
+        }
+        std::printf("   (loss %.4g", double(loss));
+        if (precision == DType::F16) {
+          std::printf(", loss scale %g, %lld skipped", double(trainer.loss_scale().scale),
+                      static_cast<long long>(trainer.loss_scale().skipped_steps));
+        }
+        std::printf(")\n");
+        std::fflush(stdout);
+        if (o.profile) print_profile(trainer.profile_step(sgd));
+        nlohmann::ordered_json row{
+            {"size", size_text(size)},
+            {"height", size.first},
+            {"width", size.second},
+            {"batch", batch},
+            {"precision", dtype_name(precision)},
+            {"mode", mode},
+            {"runs", o.runs},
+            {"median_ms", t.median},
+            {"p10_ms", t.p10},
+            {"p90_ms", t.p90},
+            {"images_per_s", images_per_s},
+            {"arena_bytes", arena},
+            {"weight_bytes", trainer.layout().parameter_floats * int64_t(sizeof(float))},
+            {"device_bytes", device_bytes},
+            {"loss", double(loss)}};
+        if (cpu) {
+          row["max_rss_bytes"] = rss;
+          row["cpu_ms"] = percentile(cpu_ms, 0.5);
+        }
+        if (precision == DType::F16) {
+          row["loss_scale"] = trainer.loss_scale().scale;
+          row["skipped_steps"] = trainer.loss_scale().skipped_steps;
+        }
+        results.push_back(row);
       }
-      float loss = 0.f;
-      for (int i = 0; i < o.warmup; ++i) loss = trainer.step(sgd, o.cuda_graph);
-      rt::synchronize(trainer.context());
-      std::vector<double> ms, cpu_ms;
-      rt::Timer timer(executor);
-      for (int i = 0; i < o.runs; ++i) {
-        const double cpu_start = process_cpu_ms();
-        timer.record_start(trainer.context());
-        loss = trainer.step(sgd, o.cuda_graph);
-        timer.record_stop(trainer.context());
-        ms.push_back(timer.elapsed_ms());
-        cpu_ms.push_back(process_cpu_ms() - cpu_start);
-      }
-      const Timing t = summarize(ms);
-      const double images_per_s = batch / (t.median / 1000.0);
-      const int64_t arena = trainer.memory_plan().arena_bytes;
-      const int64_t device_bytes = trainer.device_bytes();
-      const int64_t rss = cpu ? max_rss_bytes() : 0;
-      std::printf("%-10s %5d %5s %10.3f %10.3f %10.3f %10.2f %10.1f %10.1f",
-                  size_text(size).c_str(), batch, "fp32", t.median, t.p10, t.p90, images_per_s,
-                  double(arena) / (1 << 20), double(device_bytes) / (1 << 20));
-      if (cpu) {
-        std::printf(" %13.1f   (process CPU time %.1f ms/step)", double(rss) / (1 << 20),
-                    percentile(cpu_ms, 0.5));
-      }
-      std::printf("   (loss %.4g)\n", double(loss));
-      std::fflush(stdout);
-      if (o.profile) print_profile(trainer.profile_step(sgd));
-      nlohmann::ordered_json row{
-          {"size", size_text(size)},
-          {"height", size.first},
-          {"width", size.second},
-          {"batch", batch},
-          {"precision", "fp32"},
-          {"mode", mode},
-          {"runs", o.runs},
-          {"median_ms", t.median},
-          {"p10_ms", t.p10},
-          {"p90_ms", t.p90},
-          {"images_per_s", images_per_s},
-          {"arena_bytes", arena},
-          {"weight_bytes", trainer.layout().parameter_floats * int64_t(sizeof(float))},
-          {"device_bytes", device_bytes},
-          {"loss", double(loss)}};
-      if (cpu) {
-        row["max_rss_bytes"] = rss;
-        row["cpu_ms"] = percentile(cpu_ms, 0.5);
-      }
-      results.push_back(row);
     }
   }
 }
@@ -364,12 +379,10 @@ int run(Options o) {
   if (!note.empty()) std::cerr << "farsee-bench: " << note << "\n";
   const bool slow = executor != Executor::Cuda;  // CPU executors: a small default matrix
   if (o.train) {
-    for (DType p : o.precisions) {
-      FARSEE_REQUIRE(p == DType::F32,
-                     "--train --precision fp16: fp16 training (mixed precision) is not implemented "
-                     "yet; use --precision fp32");
+    if (o.precisions.empty()) {
+      o.precisions =
+          slow ? std::vector<DType>{DType::F32} : std::vector<DType>{DType::F32, DType::F16};
     }
-    if (o.precisions.empty()) o.precisions = {DType::F32};
     if (o.sizes.empty()) {
       o.sizes = slow ? std::vector<std::pair<int, int>>{{256, 512}}
                      : std::vector<std::pair<int, int>>{{512, 1024}, {1024, 1024}};

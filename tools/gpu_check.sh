@@ -231,8 +231,9 @@ if ((built)) && want netbench 150; then
   run_step netbench netbench
 fi
 
-# A whole training step (forward, loss, backward, SGD; fp32; CUDA-graph replay) beside PyTorch's
-# (eager fp32 and channels_last AMP), 512x1024 batch 8. Logs only (the JSON files are capped at 5).
+# A whole training step (forward, loss, backward, SGD; fp32 and fp16 mixed precision; CUDA-graph
+# replay) beside PyTorch's (eager fp32 and channels_last AMP), 512x1024 batch 8. Logs only (the
+# JSON files are capped at 5).
 trainbench() {
   local rc=0
   "$build/tools/farsee-bench" --train --sizes 512x1024 --batches 8 --runs 10 --warmup 3 || rc=1

@@ -95,7 +95,15 @@ Optimisation:
   --lr-step-size N        steps between decays of the step schedule
   --lr-gamma X            decay factor of the step schedule (default 0.1)
   --warmup-steps N        linear warm-up: lr * (step + 1) / N for the first N steps (default 0)
-  --precision P           fp32 (default) | fp16 (mixed precision: not implemented yet)
+  --precision P           fp32 (default) | fp16: mixed precision (torch.autocast + GradScaler):
+                          fp16 activations, activation gradients and tensor-core conv operands
+                          (fp32 accumulation), fp32 master weights, gradients, momenta and BN;
+                          dynamic loss scaling: a step with a NaN/Inf gradient is skipped and
+                          the scale halved, 2000 finite steps in a row double it. Validation
+                          and --save use the fp32 weights
+  --loss-scale X          fp16: initial loss scale (default 65536 = 2^16)
+  --loss-scale-growth-interval N
+                          fp16: finite steps in a row that double the scale (default 2000)
   --executor E            auto (default) | cuda | reference | emu
 
 Validation, checkpoints, logs:
@@ -132,6 +140,8 @@ struct Options {
   std::string data, split = "train", preset = "paper", init, save, executor = "auto";
   std::string save_dtype = "fp32";
   std::string precision = "fp32";
+  double loss_scale = 65536;
+  int loss_scale_growth_interval = 2000;
   int num_classes = 0;
   int steps = 100, epochs = 0, batch = 8;
   double lr = 0.01, momentum = 0.9, weight_decay = 1e-4;
@@ -219,6 +229,12 @@ void apply(Options& o, const std::string& flag, const std::string& value) {
   } else if (flag == "--precision") {
     parse_precision(value);
     o.precision = value;
+  } else if (flag == "--loss-scale") {
+    o.loss_scale = parse_double(value, f);
+    FARSEE_REQUIRE(o.loss_scale > 0 && o.loss_scale <= double(std::numeric_limits<float>::max()),
+                   "--loss-scale: " << value << " is not a positive fp32 number");
+  } else if (flag == "--loss-scale-growth-interval") {
+    o.loss_scale_growth_interval = parse_int(value, f, 1);
   } else if (flag == "--input-size") {
     std::tie(o.input_h, o.input_w) = parse_size(value, f);
     FARSEE_REQUIRE(o.input_h % 32 == 0 && o.input_w % 32 == 0,
@@ -301,6 +317,8 @@ json options_to_json(const Options& o) {
   j["lr-gamma"] = o.lr_gamma;
   j["warmup-steps"] = o.warmup_steps;
   j["precision"] = o.precision;
+  j["loss-scale"] = o.loss_scale;
+  j["loss-scale-growth-interval"] = o.loss_scale_growth_interval;
   j["input-size"] = std::to_string(o.input_h) + "x" + std::to_string(o.input_w);
   if (o.label_h > 0) j["label-size"] = std::to_string(o.label_h) + "x" + std::to_string(o.label_w);
   j["augmentation"] = o.augmentation;
@@ -460,10 +478,10 @@ int print_memory_plan(const Options& o) {
   const net::FarSeeConfig config = net::preset_config(o.preset);
   const net::TrainMemoryReport r =
       net::training_memory(config, o.batch, o.input_h, o.input_w, o.label_h ? o.label_h : o.input_h,
-                           o.label_w ? o.label_w : o.input_w);
+                           o.label_w ? o.label_w : o.input_w, parse_precision(o.precision));
   const double mib = 1024.0 * 1024.0;
-  std::printf("training memory plan, preset %s, batch %d, %dx%d, fp32:\n", config.preset.c_str(),
-              o.batch, o.input_h, o.input_w);
+  std::printf("training memory plan, preset %s, batch %d, %dx%d, %s activations:\n",
+              config.preset.c_str(), o.batch, o.input_h, o.input_w, o.precision.c_str());
   std::printf(
       "  activations + activation gradients  %10.1f MiB (max-live lower bound %.1f MiB, "
       "without reuse %.1f MiB)\n",
@@ -654,9 +672,11 @@ net::HostTensors initial_parameters(const Options& o, const net::FarSeeConfig& c
 
 int run(const Options& o) {
   if (o.memory_plan) return print_memory_plan(o);
-  FARSEE_REQUIRE(o.precision == "fp32",
-                 "--precision " << o.precision
-                                << ": mixed-precision training is not implemented yet (use fp32)");
+  net::MixedPrecision precision;
+  precision.activations = parse_precision(o.precision);
+  precision.init_scale = float(o.loss_scale);
+  precision.growth_interval = o.loss_scale_growth_interval;
+  const bool fp16 = precision.activations == DType::F16;
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-train: " << note << "\n";
@@ -724,11 +744,20 @@ int run(const Options& o) {
   std::optional<net::Trainer> trainer_storage;
   if (resumed) {
     trainer_storage.emplace(config, resumed->state, ctx, o.batch, o.input_h, o.input_w,
-                            d.label_height(), d.label_width());
+                            d.label_height(), d.label_width(), precision);
     trainer_storage->load_state(resumed->state, resumed->momenta, resumed->step);
+    // The loss scaler of a mixed-precision run (absent: an fp32 run's checkpoint, a fresh one).
+    const json amp = resumed->info.value("loss_scaler", json::object());
+    if (fp16 && !amp.empty()) {
+      net::LossScaleState ls;
+      ls.scale = amp.at("scale").get<float>();
+      ls.growth_tracker = amp.at("growth_tracker").get<int64_t>();
+      ls.skipped_steps = amp.at("skipped_steps").get<int64_t>();
+      trainer_storage->load_loss_scale(ls);
+    }
   } else {
     trainer_storage.emplace(config, initial_parameters(o, config), ctx, o.batch, o.input_h,
-                            o.input_w, d.label_height(), d.label_width());
+                            o.input_w, d.label_height(), d.label_width(), precision);
   }
   net::Trainer& trainer = *trainer_storage;
   const int64_t start = resumed ? resumed->step : 0;
@@ -740,10 +769,14 @@ int run(const Options& o) {
     best_step = resumed->info.value("best_step", int64_t(-1));
   }
   std::printf(
-      "farsee-train: %zu images in %s/%s, preset %s, batch %d, %dx%d, executor %s, "
+      "farsee-train: %zu images in %s/%s, preset %s, batch %d, %dx%d, executor %s, %s, "
       "%.1f MiB on the executor (activation plan %.1f MiB), %lld steps%s\n",
       data.size(), o.data.c_str(), o.split.c_str(), config.preset.c_str(), o.batch, o.input_h,
-      o.input_w, executor_name(executor), double(trainer.device_bytes()) / (1 << 20),
+      o.input_w, executor_name(executor),
+      fp16 ? format("fp16 mixed precision (loss scale %g)", double(trainer.loss_scale().scale))
+                 .c_str()
+           : "fp32",
+      double(trainer.device_bytes()) / (1 << 20),
       double(trainer.memory_plan().arena_bytes) / (1 << 20), static_cast<long long>(total),
       resumed ? format(", resuming at step %lld from %s", static_cast<long long>(start),
                        o.resume.c_str())
@@ -785,6 +818,12 @@ int run(const Options& o) {
                        "seeded permutation per epoch"}};
     c.info["best_miou"] = best_miou;
     c.info["best_step"] = best_step;
+    if (fp16) {  // exact: a float's decimal form from nlohmann::json reads back bitwise
+      const net::LossScaleState& ls = trainer.loss_scale();
+      c.info["loss_scaler"] = {{"scale", ls.scale},
+                               {"growth_tracker", ls.growth_tracker},
+                               {"skipped_steps", ls.skipped_steps}};
+    }
     return c;
   };
   Progress progress(o.print_every);
@@ -868,18 +907,25 @@ int run(const Options& o) {
     const double per_step = timed_steps ? step_seconds / double(timed_steps) : seconds;
     const double images_per_s = per_step > 0 ? o.batch / per_step : 0.0;
     const double epoch_f = double(done * o.batch) / double(files);
+    const net::LossScaleState& ls = trainer.loss_scale();
     progress.step(done, done == total,
-                  format("step %lld/%lld epoch %.2f loss %.7f lr %.6g img/s %.2f ETA %s",
+                  format("step %lld/%lld epoch %.2f loss %.7f lr %.6g%s img/s %.2f ETA %s",
                          static_cast<long long>(done), static_cast<long long>(total), epoch_f,
-                         double(loss), double(sgd.lr), images_per_s,
-                         format_duration(per_step * double(total - done)).c_str()));
-    log_line({{"event", "step"},
-              {"step", done},
-              {"epoch", epoch_f},
-              {"loss", loss},
-              {"lr", sgd.lr},
-              {"img_per_s", images_per_s},
-              {"seconds", seconds}});
+                         double(loss), double(sgd.lr),
+                         fp16 ? format(" scale %g skipped %lld", double(ls.scale),
+                                       static_cast<long long>(ls.skipped_steps))
+                                    .c_str()
+                              : "",
+                         images_per_s, format_duration(per_step * double(total - done)).c_str()));
+    json step_line = {{"event", "step"},   {"step", done}, {"epoch", epoch_f},
+                      {"loss", loss},      {"lr", sgd.lr}, {"img_per_s", images_per_s},
+                      {"seconds", seconds}};
+    if (fp16) {  // the scale after this step's update; "skipped": this step's update was skipped
+      step_line["loss_scale"] = ls.scale;
+      step_line["skipped"] = ls.last_step_skipped;
+      step_line["skipped_steps"] = ls.skipped_steps;
+    }
+    log_line(step_line);
     if (done == raise_at) std::raise(raise_sig);
 
     if (val && (done % o.val_every == 0 || done == total)) run_validation(done);

@@ -132,9 +132,9 @@ void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& l
       },
       label_pixels * C * 12);
   const double factor = counted > 0 ? double(grad_scale) / double(counted) : 0.0;
-  parallel_pixels(logits.shape.pixels(), [&](int64_t q) {
-    float* g = dlogits.ptr<float>() + pixel_offset(dlogits, q);
-    for (int c = 0; c < C; ++c) g[c] = float(acc[size_t(q) * C + c] * factor);
+  parallel_pixels(logits.shape.pixels(), [&](int64_t q) {  // fp32, then once to dlogits' dtype
+    const int64_t o = pixel_offset(dlogits, q);
+    for (int c = 0; c < C; ++c) store(dlogits, o + c, float(acc[size_t(q) * C + c] * factor));
   });
   double total = 0.0;
   for (double l : pixel_loss) total += l;

@@ -1,6 +1,7 @@
 // softmax_ce_upsample kernels (emu under two schedules, cuda when present) against the reference:
 // label sizes x4, x8, equal and odd, both align_corners, ignore pixels, all-ignored images, fp16
-// logits, slices, C = 19 / 3 / 2, batch 1 and 3; bitwise run-to-run reproducibility.
+// logits, slices, C = 19 / 3 / 2, batch 1 and 3; bitwise run-to-run reproducibility; fp16
+// dlogits (mixed-precision training: grad_scale = the loss scale, the fp32 value rounded once).
 #include "kernels/softmax_cross_entropy.h"
 
 #include <gtest/gtest.h>
@@ -52,10 +53,11 @@ struct CeOut {
 };
 
 CeOut run(const Context& ctx, DType dtype, const CeCase& k, const std::vector<float>& z,
-          const std::vector<uint8_t>& labels, Placement zp, Placement gp, float grad_scale = 1.0f) {
+          const std::vector<uint8_t>& labels, Placement zp, Placement gp, float grad_scale = 1.0f,
+          DType grad_dtype = DType::F32) {
   NhwcTestTensor zt(ctx, dtype, k.logits, zp);
   zt.upload(z);
-  NhwcTestTensor gt(ctx, DType::F32, k.logits, gp);
+  NhwcTestTensor gt(ctx, grad_dtype, k.logits, gp);
   rt::Buffer lb = to_executor(ctx, labels);
   const size_t ws_bytes = softmax_ce_workspace_bytes(k.logits, k.label_h, k.label_w);
   rt::Buffer ws = poisoned_buffer(ctx, ws_bytes);
@@ -173,6 +175,32 @@ TEST_P(SoftmaxCeUpsampleKernel, BitwiseReproducibleAndGradScale) {
   std::vector<float> want = a.grad;
   for (float& g : want) g *= 256.0f;
   EXPECT_TRUE(all_equal(s.grad, want));
+}
+
+// fp16 dlogits with a loss scale of 2^16 (fp32 and fp16 logits, a slice): on the executor, bitwise
+// the fp32 gradient of the same call rounded to fp16 (only the store differs); against the
+// reference's fp16 gradient (double, rounded to fp32 then fp16) within one fp16 ulp of the value
+// (rtol 1e-3 > 2^-10) plus the fp32 bound of expect_matches times the scale.
+TEST_P(SoftmaxCeUpsampleKernel, Fp16GradientWithLossScale) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const CeCase k{Shape4{2, 5, 7, 19}, 20, 28, false};
+  const float scale = 65536.0f;
+  const std::vector<uint8_t> labels = make_labels(k, 90);
+  const std::vector<float> z = random_floats(size_t(k.logits.elements()), 91, -4.f, 4.f);
+  for (DType dtype : {DType::F32, DType::F16}) {
+    SCOPED_TRACE(describe(dtype, k));
+    const Context ctx = exec_context(GetParam());
+    const CeOut h = run(ctx, dtype, k, z, labels, {}, Placement{3, 24}, scale, DType::F16);
+    const CeOut f = run(ctx, dtype, k, z, labels, {}, {}, scale, DType::F32);
+    EXPECT_EQ(h.loss, f.loss);
+    EXPECT_TRUE(all_equal(h.grad, round_to_half(f.grad)));
+    const CeOut r = run(reference_context(), dtype, k, z, labels, {}, {}, scale, DType::F16);
+    EXPECT_NEAR(h.loss, r.loss, 1e-5 * std::fabs(r.loss));
+    EXPECT_TRUE(all_close(h.grad, r.grad, 8e-6 * 16 * scale / double(r.count), 1e-3));
+    double biggest = 0;
+    for (float g : h.grad) biggest = std::max(biggest, double(std::fabs(g)));
+    EXPECT_GT(biggest, 1.0) << "the scale must reach the gradient";
+  }
 }
 
 // A label >= C that is not 255 cannot raise inside a kernel: the loss is NaN (the reference

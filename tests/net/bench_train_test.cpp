@@ -1,6 +1,7 @@
 // `farsee-bench --train` as a program: one training step of tiny-paper at 64x64 on the reference
 // executor writes the farsee-bench JSON schema with "mode": "train" and finite positive times, and
-// `--train --precision fp16` is refused with a message (mixed precision training does not exist).
+// `--train --precision fp16` (mixed precision) writes an fp16 row with its loss scale and skipped
+// steps, about half fp32's activation arena and a finite loss.
 // The program is run as a child process: build/tools/farsee-bench next to this test binary's
 // build/tests/ folder (or $FARSEE_BENCH_BINARY).
 #include <gtest/gtest.h>
@@ -104,15 +105,28 @@ TEST_F(BenchTrain, OneStepWritesTrainJson) {
   EXPECT_NE(out.find("images/s"), std::string::npos) << out;
 }
 
-TEST_F(BenchTrain, Fp16TrainingIsRefused) {
+TEST_F(BenchTrain, Fp16TrainingStep) {
+  const fs::path json_file = dir_ / "train16.json";
   std::string out, err;
   const int rc =
-      run("--train --precision fp16 --executor reference --preset tiny-paper --sizes "
-          "64x64 --batches 1 --runs 1 --warmup 0",
+      run("--train --precision fp32,fp16 --executor reference --preset tiny-paper --sizes "
+          "64x64 --batches 1 --runs 1 --warmup 0 --json '" +
+              json_file.string() + "'",
           &out, &err);
-  EXPECT_NE(rc, 0) << out << err;
-  EXPECT_NE(err.find("fp16 training (mixed precision) is not implemented yet"), std::string::npos)
-      << err;
+  ASSERT_EQ(rc, 0) << out << err;
+  const nlohmann::json doc = nlohmann::json::parse(read_text(json_file));
+  ASSERT_EQ(doc["results"].size(), 2u) << doc.dump(2);
+  const nlohmann::json &r32 = doc["results"][0], &r16 = doc["results"][1];
+  EXPECT_EQ(r32["precision"], "fp32");
+  EXPECT_EQ(r16["precision"], "fp16");
+  EXPECT_FALSE(r32.contains("loss_scale"));
+  // fp16 activations: every buffer half the bytes (the plan's 256-byte alignment aside).
+  EXPECT_LE(r16["arena_bytes"].get<double>(), 0.55 * r32["arena_bytes"].get<double>());
+  const double loss = r16["loss"].get<double>();
+  EXPECT_TRUE(std::isfinite(loss) && loss > 0.5 && loss < 20) << loss;
+  EXPECT_EQ(r16["loss_scale"].get<double>(), 65536.0) << "one finite step: the initial scale";
+  EXPECT_EQ(r16["skipped_steps"].get<int64_t>(), 0);
+  EXPECT_NE(out.find("loss scale 65536"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 // and SIGTERM (raised by the FARSEE_TRAIN_RAISE_AT_STEP test hook) write a checkpoint that
 // resumes and exit 130 / 143; a NaN loss (FARSEE_TRAIN_INJECT_NAN_AT_STEP) stops the run with an
 // error naming the step and keeps the last good checkpoint; --keep-last prunes; --config,
-// --epochs and the learning-rate schedules (read back from --log).
+// --epochs and the learning-rate schedules (read back from --log); an fp16 (mixed-precision) run
+// resumes bitwise too, its loss scaler included, and logs the scale and skipped steps.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 
 #include "net/trainer.h"
 #include "tests/net/training_fixture.h"
+#include "tests/support/executors.h"
 #include "tools/checkpoint.h"
 #include "tools/train_cli.h"
 
@@ -214,9 +216,87 @@ TEST_F(TrainOptions, ConfigEpochsAndSchedules) {
   for (int i = 0; i < 5; ++i) EXPECT_NEAR(lrs[size_t(i)], want2[i], 1e-7) << "step " << i + 1;
   EXPECT_EQ(run({"--config", config, "--lr-schedule", "step"}, &err), 1);
   EXPECT_NE(err.find("--lr-step-size"), std::string::npos) << err;
-  EXPECT_EQ(run({"--config", config, "--precision", "fp16"}, &err), 1);
-  EXPECT_NE(err.find("not implemented yet"), std::string::npos) << err;
+  EXPECT_EQ(run({"--config", config, "--precision", "fp8"}, &err), 1);
+  EXPECT_NE(err.find("--precision"), std::string::npos) << err;
+  EXPECT_EQ(run({"--config", config, "--precision", "fp16", "--loss-scale", "0"}, &err), 1);
+  EXPECT_NE(err.find("--loss-scale"), std::string::npos) << err;
 }
+
+// Mixed precision (--precision fp16) on the reference executor and emu: the loss scaler's state is
+// part of the checkpoint. The scale doubles after every finite step (--loss-scale-growth-interval
+// 1), so a resumed run that lost it would scale its fp16 gradients differently and end with other
+// weights. A run resumed from step 2 of 3 ends bitwise equal to the uninterrupted one (weights, BN
+// statistics, momenta, the scaler); the progress line and the --log lines show the scale and the
+// skipped steps; an initial scale of 1e30 overflows fp16 and the logged step is skipped with the
+// scale halved.
+using Fp16Checkpoint = TrainCheckpoint;
+
+TEST_P(Fp16Checkpoint, ResumeIsBitwiseIdentical) {
+  const std::string ex = GetParam();
+  if (ex == "emu") {
+    farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyForward};
+    FARSEE_PREPARE_EXEC_CASE(c);
+  }
+  const std::vector<std::string> fp16 = {"--precision", "fp16", "--loss-scale-growth-interval",
+                                         "1"};
+  std::string err;
+  ASSERT_EQ(run(plus(plus(args(ex, 3), fp16), {"--ckpt-dir", path("mid"), "--ckpt-every", "1",
+                                               "--log", path("log.jsonl"), "--print-every", "1"}),
+                &err),
+            0)
+      << err;
+  EXPECT_NE(err.find("fp16 mixed precision (loss scale 65536)"), std::string::npos) << err;
+  EXPECT_NE(err.find(" scale "), std::string::npos) << err;
+  std::vector<nlohmann::json> steps;
+  {
+    std::ifstream log(path("log.jsonl"));
+    for (std::string line; std::getline(log, line);) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (j["event"] == "step") steps.push_back(j);
+    }
+  }
+  ASSERT_EQ(steps.size(), 3u);
+  // 65536 doubles after each finite step and halves after a skipped one.
+  double want_scale = 65536;
+  int64_t skipped = 0;
+  for (const nlohmann::json& j : steps) {
+    const bool skip = j.at("skipped").get<bool>();
+    want_scale *= skip ? 0.5 : 2.0;
+    skipped += skip ? 1 : 0;
+    EXPECT_EQ(j.at("loss_scale").get<double>(), want_scale) << j.dump();
+    EXPECT_EQ(j.at("skipped_steps").get<int64_t>(), skipped) << j.dump();
+  }
+  const auto kept = tools::list_checkpoints(path("mid"));
+  ASSERT_EQ(kept.size(), 3u);
+  ASSERT_EQ(kept[1].first, 2);
+  EXPECT_EQ(tools::read_checkpoint(kept[1].second).info["loss_scaler"]["scale"].get<double>(),
+            steps[1]["loss_scale"].get<double>());
+  ASSERT_EQ(run({"--resume", kept[1].second, "--ckpt-dir", path("resumed")}, &err), 0) << err;
+  const tools::Checkpoint want = tools::read_checkpoint(path("mid/ckpt-00000003.safetensors"));
+  const tools::Checkpoint got = tools::read_checkpoint(path("resumed/ckpt-00000003.safetensors"));
+  expect_bitwise(got.state, want.state, "weights");
+  expect_bitwise(got.momenta, want.momenta, "momenta");
+  EXPECT_EQ(got.info["loss_scaler"], want.info["loss_scaler"]);
+  EXPECT_EQ(got.info["options"]["precision"], "fp16");
+
+  // Overflow through the program: the step is skipped, the scale halved (one step; on the
+  // reference executor only: emu's skip is training_fp16_test's).
+  if (ex != "reference") return;
+  ASSERT_EQ(run(plus(args(ex, 1), {"--precision", "fp16", "--loss-scale", "1e30", "--log",
+                                   path("overflow.jsonl")}),
+                &err),
+            0)
+      << err;
+  std::ifstream log(path("overflow.jsonl"));
+  std::string line;
+  ASSERT_TRUE(std::getline(log, line));
+  const nlohmann::json j = nlohmann::json::parse(line);
+  EXPECT_TRUE(j.at("skipped").get<bool>()) << line;
+  EXPECT_EQ(j.at("loss_scale").get<double>(), double(1e30f * 0.5f)) << line;
+  EXPECT_EQ(j.at("skipped_steps").get<int64_t>(), 1) << line;
+}
+
+INSTANTIATE_TEST_SUITE_P(Executors, Fp16Checkpoint, ::testing::Values("reference", "emu"));
 
 // The schedules as functions: the paper's x0.9 every 50 epochs, step, warm-up into poly.
 TEST(LearningRate, Schedules) {

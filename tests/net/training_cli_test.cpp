@@ -168,6 +168,15 @@ TEST_F(TrainCli, MemoryPlanNeedsNoData) {
   const std::string out = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0);
   EXPECT_NE(out.find("activations + activation gradients"), std::string::npos) << out;
+  EXPECT_NE(out.find("2688.0 MiB"), std::string::npos) << out;  // the README's paper fp32 plan
+  // --precision fp16 (mixed precision): the same plan with every buffer half the bytes.
+  ::testing::internal::CaptureStdout();
+  const int rc16 = tools::train_main(
+      {"--memory-plan", "--batch", "8", "--input-size", "512x1024", "--precision", "fp16"});
+  const std::string out16 = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc16, 0);
+  EXPECT_NE(out16.find("fp16 activations"), std::string::npos) << out16;
+  EXPECT_NE(out16.find("1344.0 MiB"), std::string::npos) << out16;
 }
 
 // The loader: labelIds -> trainIds, nearest-neighbour labels, wrap-around batches.

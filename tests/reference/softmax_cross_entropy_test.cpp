@@ -123,10 +123,11 @@ std::vector<uint8_t> random_labels(size_t n, int classes, uint32_t seed, double 
 
 CeResult fused_ce(bool ac, Shape4 ls, const std::vector<float>& logits,
                   const std::vector<uint8_t>& labels, int lh, int lw, float grad_scale = 1.0f,
-                  DType dtype = DType::F32, Placement zp = {}, Placement gp = {}) {
+                  DType dtype = DType::F32, Placement zp = {}, Placement gp = {},
+                  DType grad_dtype = DType::F32) {
   NhwcTestTensor zt(kRef, dtype, ls, zp);
   zt.upload(logits);
-  NhwcTestTensor gt(kRef, DType::F32, ls, gp);
+  NhwcTestTensor gt(kRef, grad_dtype, ls, gp);
   std::vector<float> ws(softmax_ce_workspace_bytes(ls, lh, lw) / 4);
   CeResult r;
   softmax_ce_upsample(kRef, ac, zt.view(), labels.data(), lh, lw, &r.loss, gt.view(), grad_scale,
@@ -212,7 +213,8 @@ TEST(SoftmaxCeUpsample, FiniteDifferences) {
 }
 
 // grad_scale scales the gradient only; fp16 logits are the fp32 path on the rounded values;
-// slices of logits and dlogits change nothing.
+// slices of logits and dlogits change nothing; fp16 dlogits (mixed precision, a loss scale of
+// 2^16) are the fp32 ones rounded to fp16.
 TEST(SoftmaxCeUpsample, GradScaleSlicesFp16) {
   const Shape4 ls{2, 4, 5, 6};
   const std::vector<float> z = round_to_half(random_floats(size_t(ls.elements()), 41, -3.f, 3.f));
@@ -225,6 +227,11 @@ TEST(SoftmaxCeUpsample, GradScaleSlicesFp16) {
   std::vector<float> want = base.grad;
   for (float& g : want) g *= 128.0f;  // exact: a power of two
   EXPECT_TRUE(all_equal(scaled.grad, want));
+  const CeResult half = fused_ce(false, ls, z, labels, 16, 20, 65536.0f, DType::F16,
+                                 Placement{1, 9}, Placement{3, 10}, DType::F16);
+  EXPECT_EQ(half.loss, base.loss);
+  for (float& g : want) g *= 512.0f;  // 128 * 512 = 65536
+  EXPECT_TRUE(all_equal(half.grad, round_to_half(want)));
 }
 
 // Every label ignored: NaN loss, zero gradient, count 0 (PyTorch: 0 / 0).
@@ -259,11 +266,10 @@ TEST(SoftmaxCeUpsampleArgs, BadArguments) {
         softmax_ce_upsample(kRef, false, zv, labels.data(), 4, 4, &loss, gv, 1.0f, ws.data(), 8);
       },
       "workspace"));
-  TensorView g16 = gv;
-  g16.dtype = DType::F16;
+  const TensorView g_wrong = make_view(g.data(), DType::F32, Shape4{1, 2, 2, 2});
   EXPECT_TRUE(throws_error_mentioning(
       [&] {
-        softmax_ce_upsample(kRef, false, zv, labels.data(), 4, 4, &loss, g16, 1.0f, ws.data(),
+        softmax_ce_upsample(kRef, false, zv, labels.data(), 4, 4, &loss, g_wrong, 1.0f, ws.data(),
                             ws.size() * 4);
       },
       "dlogits"));
