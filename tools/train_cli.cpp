@@ -96,7 +96,7 @@ Optimisation:
   --lr-gamma X            decay factor of the step schedule (default 0.1)
   --warmup-steps N        linear warm-up: lr * (step + 1) / N for the first N steps (default 0)
   --precision P           fp32 (default) | fp16 (mixed precision: not implemented yet)
-  --executor E            auto (default) | cuda | reference | emu
+  --executor E            auto (default: cuda if usable, else cpu) | cuda | cpu | reference | emu
 
 Validation, checkpoints, logs:
   --val-every N           mIoU on --val-split every N steps and at the end (default 0: never)

@@ -1,7 +1,7 @@
-// Running one kernel test on every executor: emu under two schedules (always) and cuda (skipped
-// cleanly with the reason when no GPU is usable). Memory helpers move host vectors to the
-// executor's memory space and back; outputs are poisoned (0xFF bytes = NaN) before each run so an
-// element the kernel forgot to write fails the comparison.
+// Running one kernel test on every executor: cpu (the fast host executor, always), emu under two
+// schedules (always) and cuda (skipped cleanly with the reason when no GPU is usable). Memory
+// helpers move host vectors to the executor's memory space and back; outputs are poisoned (0xFF
+// bytes = NaN) before each run so an element the kernel forgot to write fails the comparison.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -29,7 +29,7 @@ std::string exec_case_name(const ExecCase& c);
 inline void PrintTo(const ExecCase& c, std::ostream* os) {
   *os << exec_case_name(c);
 }
-// emu/greedy-forward, emu/greedy-reverse, cuda.
+// cpu, emu/greedy-forward, emu/greedy-reverse, cuda (the schedule matters to emu only).
 std::vector<ExecCase> kernel_exec_cases();
 // Also the reference executor (for ops whose public entry is tested end to end).
 std::vector<ExecCase> all_exec_cases();
