@@ -1,17 +1,159 @@
-// cpu executor, batchnorm: forwards to the reference implementation (kernels/reference/), which is
-// a small share of the time here (per-op profile: bench/RESULTS.md, "CPU executor").
+// cpu executor, training BatchNorm (kernels/batchnorm.h), fp32 (fp16: the reference).
+// Statistics: the pixels are cut into fixed segments (kSegmentPixels each, a function of the shape
+// only); each segment sums its pixels in order into per-channel double partials (the inner loop
+// over contiguous channels vectorises), the partials are combined in segment order: bitwise
+// reproducible for any thread count. Two passes (mean, then the centred squares) as the reference.
+// Apply passes (y, dx, dresidual) are element-wise in float with per-channel coefficients, OpenMP
+// over pixels. Relu/NaN rules as the reference: y = (v <= 0) ? 0 : v (NaN passes), dz = y > 0 ?
+// dy : 0. dx and dresidual may alias dy: each element of dy is read before either is written.
 #include "kernels/batchnorm.h"
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 namespace farsee::cpu_impl {
+namespace {
+
+constexpr int64_t kSegmentPixels = 2048;
+
+int64_t segment_count(int64_t pixels) {
+  return (pixels + kSegmentPixels - 1) / kSegmentPixels;
+}
+
+inline const float* row_of(const TensorView& v, int64_t p) {
+  return v.ptr<const float>() + p * v.pixel_stride;
+}
+inline float* mutable_row_of(const TensorView& v, int64_t p) {
+  return v.ptr<float>() + p * v.pixel_stride;
+}
+
+// out[c] = sum over pixels of f(p, c) (double), summed per segment in pixel order, then over the
+// segments in order. f(p, row_out) adds pixel p's C terms into row_out.
+template <typename AddPixel>
+std::vector<double> channel_sums(int64_t pixels, int C, AddPixel&& add_pixel) {
+  const int64_t segments = segment_count(pixels);
+  std::vector<double> partial(size_t(segments) * C, 0.0);
+#pragma omp parallel for schedule(dynamic) if (segments > 1)
+  for (int64_t s = 0; s < segments; ++s) {
+    double* acc = partial.data() + s * C;
+    const int64_t end = std::min(pixels, (s + 1) * kSegmentPixels);
+    for (int64_t p = s * kSegmentPixels; p < end; ++p) add_pixel(p, acc);
+  }
+  std::vector<double> total(static_cast<size_t>(C), 0.0);
+  for (int64_t s = 0; s < segments; ++s) {
+    for (int c = 0; c < C; ++c) total[size_t(c)] += partial[size_t(s * C + c)];
+  }
+  return total;
+}
+
+}  // namespace
 
 void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
-  reference::batchnorm_train_fwd(ctx, x, gamma, beta, residual, relu, y, save_mean, save_invstd,
-                                 running_mean, running_var, args, workspace, workspace_bytes);
+  if (x.dtype != DType::F32) {
+    reference::batchnorm_train_fwd(ctx, x, gamma, beta, residual, relu, y, save_mean, save_invstd,
+                                   running_mean, running_var, args, workspace, workspace_bytes);
+    return;
+  }
+  const int C = x.c();
+  const int64_t pixels = x.shape.pixels();
+  const std::vector<double> sum = channel_sums(pixels, C, [&](int64_t p, double* acc) {
+    const float* xr = row_of(x, p);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) acc[c] += double(xr[c]);
+  });
+  std::vector<double> mean(static_cast<size_t>(C));
+  for (int c = 0; c < C; ++c) mean[size_t(c)] = sum[size_t(c)] / double(pixels);
+  const double* mp = mean.data();
+  const std::vector<double> sq = channel_sums(pixels, C, [&](int64_t p, double* acc) {
+    const float* xr = row_of(x, p);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      const double d = double(xr[c]) - mp[c];
+      acc[c] += d * d;
+    }
+  });
+  // Per-channel coefficients: y = (x - mean) * a + b (+ residual), a = gamma * invstd.
+  std::vector<float> mean_f(static_cast<size_t>(C)), a(static_cast<size_t>(C)),
+      b(static_cast<size_t>(C));
+  const double m = args.momentum;
+  for (int c = 0; c < C; ++c) {
+    const double var = sq[size_t(c)] / double(pixels);
+    const double invstd = 1.0 / std::sqrt(var + double(args.eps));
+    mean_f[size_t(c)] = float(mean[size_t(c)]);
+    a[size_t(c)] = float((gamma ? double(gamma[c]) : 1.0) * invstd);
+    b[size_t(c)] = beta ? beta[c] : 0.0f;
+    save_mean[c] = float(mean[size_t(c)]);
+    save_invstd[c] = float(invstd);
+    const double unbiased = var * double(pixels) / double(pixels - 1);
+    running_mean[c] = float((1.0 - m) * double(running_mean[c]) + m * mean[size_t(c)]);
+    running_var[c] = float((1.0 - m) * double(running_var[c]) + m * unbiased);
+  }
+  const float *mf = mean_f.data(), *af = a.data(), *bf = b.data();
+  const bool has_res = residual.data != nullptr;
+#pragma omp parallel for schedule(static) if (pixels * C > 65536)
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float* xr = row_of(x, p);
+    const float* rr = has_res ? row_of(residual, p) : nullptr;
+    float* yr = mutable_row_of(y, p);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      float v = (xr[c] - mf[c]) * af[c] + bf[c];
+      if (has_res) v += rr[c];
+      yr[c] = (relu && v <= 0.0f) ? 0.0f : v;
+    }
+  }
 }
 
 void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
-  reference::batchnorm_train_bwd(ctx, x, y, relu, dy, save_mean, save_invstd, gamma, dx, dresidual,
-                                 accumulate_dresidual, dgamma, dbeta, workspace, workspace_bytes);
+  if (x.dtype != DType::F32) {
+    reference::batchnorm_train_bwd(ctx, x, y, relu, dy, save_mean, save_invstd, gamma, dx,
+                                   dresidual, accumulate_dresidual, dgamma, dbeta, workspace,
+                                   workspace_bytes);
+    return;
+  }
+  const int C = x.c();
+  const int64_t pixels = x.shape.pixels();
+  // Sums of dz and dz * xhat, interleaved [c][2] in one pass.
+  const std::vector<double> sums = channel_sums(pixels, 2 * C, [&](int64_t p, double* acc) {
+    const float* xr = row_of(x, p);
+    const float* yr = relu ? row_of(y, p) : nullptr;
+    const float* gr = row_of(dy, p);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      const double dz = (!relu || yr[c] > 0.0f) ? double(gr[c]) : 0.0;
+      acc[2 * c] += dz;
+      acc[2 * c + 1] += dz * (double(xr[c]) - double(save_mean[c])) * double(save_invstd[c]);
+    }
+  });
+  // dx = k * (dz - mdz - xhat * mdzx), k = gamma * invstd.
+  std::vector<float> k(static_cast<size_t>(C)), mdz(static_cast<size_t>(C)),
+      mdzx(static_cast<size_t>(C));
+  for (int c = 0; c < C; ++c) {
+    const double sdz = sums[size_t(2 * c)], sdzx = sums[size_t(2 * c + 1)];
+    k[size_t(c)] = float((gamma ? double(gamma[c]) : 1.0) * double(save_invstd[c]));
+    mdz[size_t(c)] = float(sdz / double(pixels));
+    mdzx[size_t(c)] = float(sdzx / double(pixels));
+    if (dgamma) dgamma[c] = float(double(dgamma[c]) + sdzx);
+    if (dbeta) dbeta[c] = float(double(dbeta[c]) + sdz);
+  }
+  const float *kf = k.data(), *mf = mdz.data(), *mxf = mdzx.data();
+  const bool want_res = dresidual.data != nullptr;
+#pragma omp parallel for schedule(static) if (pixels * C > 65536)
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float* xr = row_of(x, p);
+    const float* yr = relu ? row_of(y, p) : nullptr;
+    const float* gr = row_of(dy, p);
+    float* dxr = mutable_row_of(dx, p);
+    float* drr = want_res ? mutable_row_of(dresidual, p) : nullptr;
+    for (int c = 0; c < C; ++c) {
+      const float dz = (!relu || yr[c] > 0.0f) ? gr[c] : 0.0f;
+      const float xhat = (xr[c] - save_mean[c]) * save_invstd[c];
+      const float v = kf[c] * (dz - mf[c] - xhat * mxf[c]);
+      if (want_res) drr[c] = accumulate_dresidual ? drr[c] + dz : dz;
+      dxr[c] = v;
+    }
+  }
 }
 
 }  // namespace farsee::cpu_impl
