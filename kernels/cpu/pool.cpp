@@ -1,10 +1,13 @@
-// cpu executor, max pooling (kernels/pool.h). fp32 forward: per output pixel the window maximum
-// of every channel with contiguous-channel inner loops (PyTorch's NaN rule: a NaN replaces the
-// running maximum and stays), OpenMP over output rows. Exact (no arithmetic). fp16 and the
-// backward: the reference (its scan-order argmax scatter per image; measured below the noise of
-// a training step).
+// cpu executor, max pooling (kernels/pool.h), fp32 (fp16: the reference).
+// Forward: per output pixel the window maximum of every channel with contiguous-channel inner
+// loops (PyTorch's NaN rule: a NaN replaces the running maximum and stays), OpenMP over output
+// rows. Exact (no arithmetic).
+// Backward: PyTorch's argmax rule per window (scan order, first strictly greater, a NaN wins, the
+// index starts at the window's first in-image input), dy scattered there in float; OpenMP over
+// blocks of 16 channels, each block's windows in order (deterministic, no atomics).
 #include "kernels/pool.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -33,10 +36,11 @@ void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
           const int ix = ox * p.stride - p.pad + s;
           if (ix < 0 || ix >= x.w()) continue;
           const float* v = xs + x.offset(n, iy, ix, 0);
+          // A NaN maximum stays: v > NaN is false, and a NaN v replaces it with a NaN.
 #pragma omp simd
           for (int c = 0; c < C; ++c) {
-            const float b = best[c];
-            best[c] = (b == b && (v[c] > b || v[c] != v[c])) ? v[c] : b;
+            const float b = best[c], u = v[c];
+            best[c] = ((u > b) | (u != u)) ? u : b;
           }
         }
       }
@@ -45,7 +49,57 @@ void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
 }
 
 void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
-  reference::max_pool_bwd(ctx, p, x, dy, dx);
+  if (x.dtype != DType::F32) {
+    reference::max_pool_bwd(ctx, p, x, dy, dx);
+    return;
+  }
+  // Channel blocks are independent: each block scatters dy into its own dx channels, windows in
+  // (n, oy, ox) order (the reference's order; float sums), so no two threads touch one element.
+  const int C = x.c();
+  constexpr int kBlock = 16;
+  const int blocks = (C + kBlock - 1) / kBlock;
+  const float* xs = x.ptr<const float>();
+  const float* g = dy.ptr<const float>();
+  float* d = dx.ptr<float>();
+#pragma omp parallel for schedule(dynamic) if (dy.shape.pixels() * C > 32768)
+  for (int b = 0; b < blocks; ++b) {
+    const int c0 = b * kBlock, cn = std::min(kBlock, C - c0);
+    for (int64_t q = 0; q < x.shape.pixels(); ++q) {
+      float* dr = d + q * dx.pixel_stride + c0;
+      for (int i = 0; i < cn; ++i) dr[i] = 0.0f;
+    }
+    for (int n = 0; n < dy.n(); ++n) {
+      for (int oy = 0; oy < dy.h(); ++oy) {
+        for (int ox = 0; ox < dy.w(); ++ox) {
+          float best[kBlock];
+          int64_t at[kBlock];
+          for (int i = 0; i < cn; ++i) {
+            best[i] = -std::numeric_limits<float>::infinity();
+            at[i] = -1;
+          }
+          for (int r = 0; r < p.kernel; ++r) {
+            const int iy = oy * p.stride - p.pad + r;
+            if (iy < 0 || iy >= x.h()) continue;
+            for (int s = 0; s < p.kernel; ++s) {
+              const int ix = ox * p.stride - p.pad + s;
+              if (ix < 0 || ix >= x.w()) continue;
+              const int64_t here = (int64_t(n) * x.h() + iy) * x.w() + ix;
+              const float* v = xs + x.offset(n, iy, ix, c0);
+              for (int i = 0; i < cn; ++i) {
+                if (at[i] < 0) at[i] = here;  // PyTorch's initial index, value -inf
+                if (v[i] > best[i] || v[i] != v[i]) {
+                  best[i] = v[i];
+                  at[i] = here;
+                }
+              }
+            }
+          }
+          const float* gr = g + dy.offset(n, oy, ox, c0);
+          for (int i = 0; i < cn; ++i) d[at[i] * dx.pixel_stride + c0 + i] += gr[i];
+        }
+      }
+    }
+  }
 }
 
 }  // namespace farsee::cpu_impl
