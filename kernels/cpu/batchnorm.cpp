@@ -91,7 +91,7 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
   }
   const float *mf = mean_f.data(), *af = a.data(), *bf = b.data();
   const bool has_res = residual.data != nullptr;
-#pragma omp parallel for schedule(static) if (pixels * C > 65536)
+#pragma omp parallel for schedule(dynamic, 256) if (pixels * C > 65536)
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = row_of(x, p);
     const float* rr = has_res ? row_of(residual, p) : nullptr;
@@ -139,7 +139,7 @@ void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
   }
   const float *kf = k.data(), *mf = mdz.data(), *mxf = mdzx.data();
   const bool want_res = dresidual.data != nullptr;
-#pragma omp parallel for schedule(static) if (pixels * C > 65536)
+#pragma omp parallel for schedule(dynamic, 256) if (pixels * C > 65536)
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = row_of(x, p);
     const float* yr = relu ? row_of(y, p) : nullptr;

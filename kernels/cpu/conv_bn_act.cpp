@@ -13,14 +13,15 @@
 //   phase (qy mod sh, qx mod sw): within a phase the same taps can reach every pixel, so each tile
 //   is one SGEMM [rows x T*K] * [T*K x C] over just those T taps (no zero taps for strided convs),
 //   with the weights re-laid per phase as [T][K][C] once per call; A's rows are dy's rows
-//   gathered through the shuffle mapping (zeros outside the output). No scatter: each dx pixel is
-//   written once, by one tile (accumulate: added to dx).
-// Backward weight (wgrad + bias grad): dw[K][RSC] += dy^T[K x P] * patches[P x RSC]. The P output
-//   pixels are cut into `segments` contiguous ranges and the RSC columns into tap blocks, both
-//   functions of the shape only; each (segment, tap block) accumulates its tiles in pixel order
-//   into its segment's fp32 partial (SGEMM with beta = 1); the partials are summed in segment
-//   order and added to dw once. Fixed order, no atomics: bitwise reproducible for any thread
-//   count. db sums dy in the same segment order.
+//   gathered through the shuffle mapping (zeros outside the output), or dy itself (1x1, plain dy).
+//   No scatter: each dx pixel is written once, by one tile (accumulate: added to dx); stride-1
+//   convs write (beta = 1: accumulate into) dx directly from the GEMM.
+// Backward weight (wgrad + bias grad): dw[K][RSC] += dy^T[K x P] * patches[P x RSC] (1x1: x's
+//   rows in place). The P output pixels are cut into `segments` contiguous ranges and the RSC
+//   columns into tap blocks, both functions of the shape only; each (segment, tap block)
+//   accumulates its tiles in pixel order into its segment's fp32 partial (SGEMM with beta = 1); the
+//   partials are summed in segment order and added to dw once. Fixed order, no atomics: bitwise
+//   reproducible for any thread count. db sums dy in the same segment order.
 // Precision: fp32 products and sums (OpenBLAS's order inside a tile); the reference sums in double.
 #include "kernels/conv_bn_act.h"
 
@@ -170,10 +171,14 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
     }
   }
   float* dxs = dx.ptr<float>();
+  // Stride 1: one phase whose pixels are consecutive dx rows, so the GEMM writes (or, with
+  // beta = 1, accumulates into) dx in place; 1x1 unpadded with a plain dy also reads dy in place.
+  const bool unit_stride = conv.stride_h == 1 && conv.stride_w == 1;
+  const bool direct_dy = unit_stride && is_pointwise(conv) && t == 1;
 #pragma omp parallel if (items.size() > 1)
   {
-    std::vector<float> a(size_t(tile) * std::max(max_taps, 1) * K);
-    std::vector<float> out(size_t(tile) * C);
+    std::vector<float> a(direct_dy ? 0 : size_t(tile) * std::max(max_taps, 1) * K);
+    std::vector<float> out(unit_stride ? 0 : size_t(tile) * C);
 #pragma omp for schedule(dynamic)
     for (int64_t it = 0; it < int64_t(items.size()); ++it) {
       const DgradTile& d = items[size_t(it)];
@@ -181,6 +186,16 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
       const int T = int(ph.taps.size());
       const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
       const int64_t lda = int64_t(T) * K;
+      if (unit_stride && T > 0) {
+        float* c = dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride;
+        if (direct_dy) {
+          const float* g =
+              dy.ptr<const float>() + (int64_t(d.n) * H * W + d.first) * dy.pixel_stride;
+          sgemm(false, false, d.rows, C, K, 1.0f, g, dy.pixel_stride, ph.weights.data(), C,
+                accumulate ? 1.0f : 0.0f, c, dx.pixel_stride);
+          continue;
+        }
+      }
       for (int i = 0; i < d.rows; ++i) {
         const int64_t idx = d.first + i;
         const int qy = ph.py + int(idx / cols_x) * conv.stride_h;
@@ -199,6 +214,12 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
             std::memset(dst, 0, sizeof(float) * size_t(K));
           }
         }
+      }
+      if (unit_stride && T > 0) {
+        sgemm(false, false, d.rows, C, T * K, 1.0f, a.data(), lda, ph.weights.data(), C,
+              accumulate ? 1.0f : 0.0f, dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride,
+              dx.pixel_stride);
+        continue;
       }
       if (T > 0) {
         sgemm(false, false, d.rows, C, T * K, 1.0f, a.data(), lda, ph.weights.data(), C, 0.0f,
@@ -243,10 +264,11 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
   std::vector<float> partial(size_t(segments) * size_t(K) * size_t(rsc), 0.0f);
   std::vector<float> bias_partial(size_t(segments) * K, 0.0f);
   const bool plain_dy = t == 1;
+  const bool direct_x = is_pointwise(conv);  // the patches are x's rows
   const int items = segments * tap_blocks;
 #pragma omp parallel if (items > 1)
   {
-    std::vector<float> patches(size_t(tile) * rsc);
+    std::vector<float> patches(direct_x ? 0 : size_t(tile) * rsc);
     std::vector<float> g(plain_dy ? 0 : size_t(tile) * K);
 #pragma omp for schedule(dynamic)
     for (int item = 0; item < items; ++item) {
@@ -271,9 +293,15 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
           ga = g.data();
           ldg = K;
         }
-        gather_patches(conv, x, oh, ow, p0, rows, tap0, tap1, patches.data(), width);
-        sgemm(true, false, K, int(width), rows, 1.0f, ga, ldg, patches.data(), width, 1.0f, part,
-              rsc);
+        const float* b = patches.data();
+        int64_t ldb = width;
+        if (direct_x) {
+          b = x.ptr<const float>() + p0 * x.pixel_stride;
+          ldb = x.pixel_stride;
+        } else {
+          gather_patches(conv, x, oh, ow, p0, rows, tap0, tap1, patches.data(), width);
+        }
+        sgemm(true, false, K, int(width), rows, 1.0f, ga, ldg, b, ldb, 1.0f, part, rsc);
         if (db != nullptr && block == 0) {
           for (int i = 0; i < rows; ++i) {
             const float* gr = ga + int64_t(i) * ldg;
@@ -285,7 +313,7 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
     }
   }
   const int64_t total = int64_t(K) * rsc;
-#pragma omp parallel for simd if (total > 65536) schedule(static)
+#pragma omp parallel for simd if (total > 65536) schedule(dynamic, 4096)
   for (int64_t e = 0; e < total; ++e) {
     float s = partial[size_t(e)];
     for (int seg = 1; seg < segments; ++seg) s += partial[size_t(seg) * total + e];

@@ -47,7 +47,7 @@ void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
 #pragma omp parallel if (out_rows * y.w() * C > 32768)
   {
     std::vector<float> acc(static_cast<size_t>(C));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t row = 0; row < out_rows; ++row) {
       const int n = int(row / y.h()), oy = int(row % y.h());
       for (int ox = 0; ox < y.w(); ++ox) {
@@ -92,7 +92,7 @@ void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
 #pragma omp parallel if (in_rows * dx.w() * C > 32768)
   {
     std::vector<float> acc(static_cast<size_t>(C));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t row = 0; row < in_rows; ++row) {
       const int n = int(row / dx.h()), iy = int(row % dx.h());
       for (int ix = 0; ix < dx.w(); ++ix) {

@@ -23,7 +23,7 @@ void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
   const int64_t out_rows = int64_t(y.n()) * y.h();
   const float* xs = x.ptr<const float>();
   float* ys = y.ptr<float>();
-#pragma omp parallel for schedule(static) if (out_rows * y.w() * C > 32768)
+#pragma omp parallel for schedule(dynamic) if (out_rows * y.w() * C > 32768)
   for (int64_t row = 0; row < out_rows; ++row) {
     const int n = int(row / y.h()), oy = int(row % y.h());
     for (int ox = 0; ox < y.w(); ++ox) {

@@ -27,7 +27,7 @@ void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS) {
 #pragma omp parallel if (rows * out_w * C > 65536)
   {
     std::vector<float> v(static_cast<size_t>(C));
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t row = 0; row < rows; ++row) {
       const int n = int(row / out_h), y = int(row % out_h);
       const BilinearTap ty = bilinear_tap(y, sy, H, align_corners);
