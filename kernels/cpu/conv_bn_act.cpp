@@ -85,9 +85,13 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   }
 }
 
-// Weights: the reference's KRSC copy loop (one pass over the weights per step: not worth more).
+// Weights: fp32 KRSC is the master layout itself (one copy); fp16: the reference's loop.
 void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w) {
-  reference::refresh_conv_weights(ctx, master_krsc, w);
+  if (w.dtype != DType::F32) {
+    reference::refresh_conv_weights(ctx, master_krsc, w);
+    return;
+  }
+  std::memcpy(w.buffer.data(), master_krsc, sizeof(float) * size_t(w.K) * w.R * w.S * w.C);
 }
 
 namespace {

@@ -1,5 +1,6 @@
-// cpu executor, resize_bwd: forwards to the reference implementation (kernels/reference/), which is
-// a small share of the time here (per-op profile: bench/RESULTS.md, "CPU executor").
+// cpu executor, resize_bilinear_bwd: forwards to the reference implementation
+// (kernels/reference/). Not on the net's paths (the loss fuses its upsample's backward): not worth
+// a second implementation.
 #include "kernels/resize_bwd.h"
 
 namespace farsee::cpu_impl {
