@@ -1,5 +1,5 @@
 // cpu executor, elementwise: forwards to the reference implementation (kernels/reference/).
-// Measured not worth more: fill_zero is already a memset (~11 ms of a ~2.7 s paper 256x512 batch-2
+// Measured not worth more: fill_zero is already a memset (~30 ms of a ~2.7 s paper 256x512 batch-2
 // training step, zeroing the gradients), and tensor_add_inplace is not on the net's paths.
 #include "kernels/elementwise.h"
 
