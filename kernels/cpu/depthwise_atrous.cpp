@@ -1,6 +1,7 @@
 // cpu executor, depthwise atrous 3x3 (kernels/depthwise_atrous.h), fp32 (fp16: the reference).
 // Weights re-laid per call as [tap][C] so every inner loop runs over contiguous channels
-// (vectorised, `omp simd`); OpenMP over rows of output pixels (forward), of input pixels
+// (vectorised, `omp simd`; the forward row loop also compiled for AVX-512 and AVX2 by
+// target_clones); OpenMP over rows of output pixels (forward), of input pixels
 // (bwd_data) or fixed row segments (bwd_weight).
 //   fwd:         acc[c] = sum over the 9 taps (r, s order) of x * w in fp32, then
 //                scale * acc + bias, ReLU.
@@ -32,6 +33,39 @@ inline int tap_in(int o, int r, const DepthwiseParams& p) {
   return o * p.stride - p.dilation + r * p.dilation;
 }
 
+// One output row (n, oy) of the forward. Compiled for AVX-512, AVX2 and generic x86-64
+// (target_clones, chosen at load time); -ffp-contract=off keeps the clones' results identical.
+__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default"))) void
+depthwise_fwd_row(const DepthwiseParams& p, const TensorView& x, const float* wt,
+                  const float* scale, const float* bias, const TensorView& y, int n, int oy,
+                  float* acc) {
+  const int C = x.c();
+  const float* xs = x.ptr<const float>();
+  float* ys = y.ptr<float>();
+  for (int ox = 0; ox < y.w(); ++ox) {
+    for (int c = 0; c < C; ++c) acc[c] = 0.0f;
+    for (int r = 0; r < 3; ++r) {
+      const int iy = tap_in(oy, r, p);
+      if (iy < 0 || iy >= x.h()) continue;
+      for (int s = 0; s < 3; ++s) {
+        const int ix = tap_in(ox, s, p);
+        if (ix < 0 || ix >= x.w()) continue;
+        const float* xv = xs + x.offset(n, iy, ix, 0);
+        const float* wv = wt + size_t(r * 3 + s) * C;
+#pragma omp simd
+        for (int c = 0; c < C; ++c) acc[c] += xv[c] * wv[c];
+      }
+    }
+    float* out = ys + y.offset(n, oy, ox, 0);
+    const bool relu = p.relu;
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      float v = acc[c] * (scale != nullptr ? scale[c] : 1.0f) + (bias != nullptr ? bias[c] : 0.0f);
+      out[c] = relu ? std::max(v, 0.0f) : v;
+    }
+  }
+}
+
 }  // namespace
 
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
@@ -42,39 +76,13 @@ void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
   const int C = x.c();
   const std::vector<float> wt = taps_by_channel(weight, C);
   const int64_t out_rows = int64_t(y.n()) * y.h();
-  const float* xs = x.ptr<const float>();
-  float* ys = y.ptr<float>();
 #pragma omp parallel if (out_rows * y.w() * C > 32768)
   {
     std::vector<float> acc(static_cast<size_t>(C));
 #pragma omp for schedule(dynamic)
     for (int64_t row = 0; row < out_rows; ++row) {
-      const int n = int(row / y.h()), oy = int(row % y.h());
-      for (int ox = 0; ox < y.w(); ++ox) {
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int r = 0; r < 3; ++r) {
-          const int iy = tap_in(oy, r, p);
-          if (iy < 0 || iy >= x.h()) continue;
-          for (int s = 0; s < 3; ++s) {
-            const int ix = tap_in(ox, s, p);
-            if (ix < 0 || ix >= x.w()) continue;
-            const float* xv = xs + x.offset(n, iy, ix, 0);
-            const float* wv = wt.data() + size_t(r * 3 + s) * C;
-            float* a = acc.data();
-#pragma omp simd
-            for (int c = 0; c < C; ++c) a[c] += xv[c] * wv[c];
-          }
-        }
-        float* out = ys + y.offset(n, oy, ox, 0);
-        const float* a = acc.data();
-        const bool relu = p.relu;
-#pragma omp simd
-        for (int c = 0; c < C; ++c) {
-          float v =
-              a[c] * (scale != nullptr ? scale[c] : 1.0f) + (bias != nullptr ? bias[c] : 0.0f);
-          out[c] = relu ? std::max(v, 0.0f) : v;
-        }
-      }
+      depthwise_fwd_row(p, x, wt.data(), scale, bias, y, int(row / y.h()), int(row % y.h()),
+                        acc.data());
     }
   }
 }
