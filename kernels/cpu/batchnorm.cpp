@@ -12,6 +12,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
+
 namespace farsee::cpu_impl {
 namespace {
 
@@ -34,7 +36,7 @@ template <typename AddPixel>
 std::vector<double> channel_sums(int64_t pixels, int C, AddPixel&& add_pixel) {
   const int64_t segments = segment_count(pixels);
   std::vector<double> partial(size_t(segments) * C, 0.0);
-#pragma omp parallel for schedule(dynamic) if (segments > 1)
+#pragma omp parallel for schedule(dynamic) if (segments > 1 && worth_threads_elements(pixels * C))
   for (int64_t s = 0; s < segments; ++s) {
     double* acc = partial.data() + s * C;
     const int64_t end = std::min(pixels, (s + 1) * kSegmentPixels);
@@ -91,7 +93,7 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
   }
   const float *mf = mean_f.data(), *af = a.data(), *bf = b.data();
   const bool has_res = residual.data != nullptr;
-#pragma omp parallel for schedule(dynamic, 256) if (pixels * C > 65536)
+#pragma omp parallel for schedule(dynamic, 256) if (worth_threads_elements(pixels * C))
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = row_of(x, p);
     const float* rr = has_res ? row_of(residual, p) : nullptr;
@@ -139,7 +141,7 @@ void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
   }
   const float *kf = k.data(), *mf = mdz.data(), *mxf = mdzx.data();
   const bool want_res = dresidual.data != nullptr;
-#pragma omp parallel for schedule(dynamic, 256) if (pixels * C > 65536)
+#pragma omp parallel for schedule(dynamic, 256) if (worth_threads_elements(pixels * C))
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = row_of(x, p);
     const float* yr = relu ? row_of(y, p) : nullptr;

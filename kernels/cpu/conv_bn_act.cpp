@@ -33,6 +33,7 @@
 
 #include "kernels/cpu/conv_tiles.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
 namespace {
@@ -58,7 +59,7 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   const int64_t tile = tile_rows(P, rsc);
   const int64_t tiles = (P + tile - 1) / tile;
   const float* wk = static_cast<const float*>(w.buffer.data());
-#pragma omp parallel if (tiles > 1)
+#pragma omp parallel if (tiles > 1 && worth_threads_gemm(P * K * rsc))
   {
     std::vector<float> patches(direct ? 0 : size_t(tile * rsc));
     std::vector<float> acc(size_t(tile * K));
@@ -179,7 +180,8 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
   // beta = 1, accumulates into) dx in place; 1x1 unpadded with a plain dy also reads dy in place.
   const bool unit_stride = conv.stride_h == 1 && conv.stride_w == 1;
   const bool direct_dy = unit_stride && is_pointwise(conv) && t == 1;
-#pragma omp parallel if (items.size() > 1)
+#pragma omp parallel if (items.size() > 1 && \
+                         worth_threads_gemm(int64_t(dx.n()) * H * W * C * max_taps * K))
   {
     std::vector<float> a(direct_dy ? 0 : size_t(tile) * std::max(max_taps, 1) * K);
     std::vector<float> out(unit_stride ? 0 : size_t(tile) * C);
@@ -270,7 +272,7 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
   const bool plain_dy = t == 1;
   const bool direct_x = is_pointwise(conv);  // the patches are x's rows
   const int items = segments * tap_blocks;
-#pragma omp parallel if (items > 1)
+#pragma omp parallel if (items > 1 && worth_threads_gemm(P * K * rsc))
   {
     std::vector<float> patches(direct_x ? 0 : size_t(tile) * rsc);
     std::vector<float> g(plain_dy ? 0 : size_t(tile) * K);
@@ -317,7 +319,7 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
     }
   }
   const int64_t total = int64_t(K) * rsc;
-#pragma omp parallel for simd if (total > 65536) schedule(dynamic, 4096)
+#pragma omp parallel for simd if (worth_threads_elements(total * segments)) schedule(dynamic, 4096)
   for (int64_t e = 0; e < total; ++e) {
     float s = partial[size_t(e)];
     for (int seg = 1; seg < segments; ++seg) s += partial[size_t(seg) * total + e];

@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
+
 namespace farsee::cpu_impl {
 namespace {
 
@@ -76,7 +78,7 @@ void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
   const int C = x.c();
   const std::vector<float> wt = taps_by_channel(weight, C);
   const int64_t out_rows = int64_t(y.n()) * y.h();
-#pragma omp parallel if (out_rows * y.w() * C > 32768)
+#pragma omp parallel if (worth_threads_elements(out_rows * y.w() * C * 9))
   {
     std::vector<float> acc(static_cast<size_t>(C));
 #pragma omp for schedule(dynamic)
@@ -97,7 +99,7 @@ void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
   const int64_t in_rows = int64_t(dx.n()) * dx.h();
   const float* g = dy.ptr<const float>();
   float* dxs = dx.ptr<float>();
-#pragma omp parallel if (in_rows * dx.w() * C > 32768)
+#pragma omp parallel if (worth_threads_elements(in_rows * dx.w() * C * 9))
   {
     std::vector<float> acc(static_cast<size_t>(C));
 #pragma omp for schedule(dynamic)
@@ -143,7 +145,7 @@ void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS) {
   std::vector<float> partial(size_t(segments) * 9 * C, 0.0f);
   const float* xs = x.ptr<const float>();
   const float* g = dy.ptr<const float>();
-#pragma omp parallel for schedule(dynamic) if (out_rows * dy.w() * C > 32768)
+#pragma omp parallel for schedule(dynamic) if (worth_threads_elements(out_rows * dy.w() * C * 9))
   for (int seg = 0; seg < segments; ++seg) {
     float* part = partial.data() + size_t(seg) * 9 * C;
     const int64_t r0 = seg * out_rows / segments, r1 = (seg + 1) * out_rows / segments;

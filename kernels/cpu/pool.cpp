@@ -12,6 +12,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
+
 namespace farsee::cpu_impl {
 
 void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
@@ -23,7 +25,8 @@ void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
   const int64_t out_rows = int64_t(y.n()) * y.h();
   const float* xs = x.ptr<const float>();
   float* ys = y.ptr<float>();
-#pragma omp parallel for schedule(dynamic) if (out_rows * y.w() * C > 32768)
+#pragma omp parallel for schedule( \
+    dynamic) if (worth_threads_elements(out_rows * y.w() * C * p.kernel * p.kernel))
   for (int64_t row = 0; row < out_rows; ++row) {
     const int n = int(row / y.h()), oy = int(row % y.h());
     for (int ox = 0; ox < y.w(); ++ox) {
@@ -61,7 +64,8 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
   const float* xs = x.ptr<const float>();
   const float* g = dy.ptr<const float>();
   float* d = dx.ptr<float>();
-#pragma omp parallel for schedule(dynamic) if (dy.shape.pixels() * C > 32768)
+#pragma omp parallel for schedule( \
+    dynamic) if (worth_threads_elements(dy.shape.pixels() * C * p.kernel * p.kernel))
   for (int b = 0; b < blocks; ++b) {
     const int c0 = b * kBlock, cn = std::min(kBlock, C - c0);
     for (int64_t q = 0; q < x.shape.pixels(); ++q) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/core/bilinear.h"
+#include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
 
@@ -24,7 +25,7 @@ void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS) {
   for (int x = 0; x < out_w; ++x) tx[size_t(x)] = bilinear_tap(x, sx, W, align_corners);
   const float* l = logits.ptr<const float>();
   const int64_t rows = int64_t(logits.n()) * out_h;
-#pragma omp parallel if (rows * out_w * C > 65536)
+#pragma omp parallel if (worth_threads_elements(rows * out_w * C * 4))
   {
     std::vector<float> v(static_cast<size_t>(C));
 #pragma omp for schedule(dynamic)

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/parallel.h"
+
 namespace farsee::cpu_impl {
 namespace {
 
@@ -29,7 +31,7 @@ void sgd_step(FARSEE_SGD_STEP_ARGS) {
   const SgdHyper h{lr, momentum, weight_decay, first_step, momentum != 0.0f};
   constexpr int64_t kChunk = int64_t(1) << 16;
   const int64_t chunks = (count + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(dynamic) if (chunks > 1)
+#pragma omp parallel for schedule(dynamic) if (worth_threads_elements(count * 3))
   for (int64_t c = 0; c < chunks; ++c) {
     sgd_range(h, c * kChunk, std::min(count, (c + 1) * kChunk), params, grads, momentum_buf);
   }

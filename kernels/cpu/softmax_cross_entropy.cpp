@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/core/bilinear.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/reference/softmax_cross_entropy.h"
 
 namespace farsee::cpu_impl {
@@ -67,7 +68,7 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   }
   const float* z_all = logits.ptr<const float>();
   const int64_t row_floats = int64_t(W) * C;
-#pragma omp parallel if (bands.size() > 1)
+#pragma omp parallel if (worth_threads_elements(int64_t(N) * label_pixels * C * 12))
   {
     std::vector<float> z(static_cast<size_t>(C));
 #pragma omp for schedule(dynamic)
@@ -119,7 +120,8 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   // Each logit row: the bands of its image that touch it, in band order.
   const float factor = counted > 0 ? float(double(grad_scale) / double(counted)) : 0.0f;
   const int64_t bands_per_image = int64_t(bands.size()) / N;
-#pragma omp parallel for schedule(dynamic) if (int64_t(N) * H * row_floats > 65536)
+#pragma omp parallel for schedule( \
+    dynamic) if (worth_threads_elements(int64_t(bands.size()) * 6 * row_floats))
   for (int64_t row = 0; row < int64_t(N) * H; ++row) {
     const int n = int(row / H), y = int(row % H);
     float* out = dlogits.ptr<float>() + dlogits.offset(n, y, 0, 0);

@@ -23,6 +23,7 @@ namespace {
 const Context kCpu{Executor::Cpu, nullptr};
 
 // Runs `op` (which fills `out`) once per thread count; every result must equal the first bitwise.
+// The shapes are above kernels/cpu/parallel.h's thresholds (smaller ops run on one thread).
 void expect_thread_count_independent(const char* what, const std::function<void()>& op,
                                      const std::vector<float>& out) {
   const int saved = omp_get_max_threads();
@@ -50,10 +51,11 @@ TensorView host_view(std::vector<float>& v, Shape4 s) {
 
 TEST(CpuDeterminism, ConvForwardDgradWgrad) {
   // 3x3 stride-2 conv, dy pixel-shuffled by 2; 2 x 48 x 48 = 4608 output pixels: the wgrad
-  // runs 4 segments, the forward and dgrad several tiles.
+  // runs 4 segments, the forward and dgrad several tiles; 170M multiply-adds, above the
+  // single-thread threshold (kernels/cpu/parallel.h), so the threads really split the work.
   const ConvShape conv = square_conv(3, 2);
-  const Shape4 xs{2, 96, 96, 16};
-  const int K = 32, t = 2;
+  const Shape4 xs{2, 96, 96, 64};
+  const int K = 64, t = 2;
   std::vector<float> x = random_floats(size_t(xs.elements()), 1);
   std::vector<float> w = random_floats(size_t(K) * 9 * xs.c, 2);
   const ConvWeights fw = pack_conv_weights(kCpu, w, K, 3, 3, xs.c, DType::F32);
@@ -84,7 +86,8 @@ TEST(CpuDeterminism, ConvForwardDgradWgrad) {
 }
 
 TEST(CpuDeterminism, BatchNormAndDepthwiseWgrad) {
-  const Shape4 s{2, 64, 80, 24};  // 10240 pixels: several BN segments
+  // 40960 pixels (20 BN segments) x 64 channels: above the single-thread threshold.
+  const Shape4 s{2, 128, 160, 64};
   std::vector<float> x = random_floats(size_t(s.elements()), 4, -2.0f, 3.0f);
   std::vector<float> gamma = random_floats(size_t(s.c), 5), beta = random_floats(size_t(s.c), 6);
   std::vector<float> y(x.size()), out(x.size() + 4 * size_t(s.c));
