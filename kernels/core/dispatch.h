@@ -1,6 +1,6 @@
 // One entry point per op, four executors. An op header declares its four implementations in
-// namespaces farsee::reference, farsee::cpu_impl, farsee::emu_impl and farsee::cuda_impl with identical signatures
-// (first argument: the Context) and defines the public entry as
+// namespaces farsee::reference, farsee::cpu_impl, farsee::emu_impl and farsee::cuda_impl with
+// identical signatures (first argument: the Context) and defines the public entry as
 //   FARSEE_DISPATCH(ctx, op_name, ctx, args...);
 // In a build without CUDA the cuda branch throws instead of referencing the missing symbol.
 #pragma once
