@@ -116,14 +116,18 @@ void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
   }
   const int C = x.c();
   const int64_t pixels = x.shape.pixels();
+  // Without the ReLU the mask reads a row of ones: dz = (mask > 0) ? dy : 0 is then one
+  // branch-free select in both loops (they vectorise).
+  const std::vector<float> ones(relu ? 0 : size_t(C), 1.0f);
   // Sums of dz and dz * xhat, interleaved [c][2] in one pass.
   const std::vector<double> sums = channel_sums(pixels, 2 * C, [&](int64_t p, double* acc) {
     const float* xr = row_of(x, p);
-    const float* yr = relu ? row_of(y, p) : nullptr;
+    const float* yr = relu ? row_of(y, p) : ones.data();
     const float* gr = row_of(dy, p);
 #pragma omp simd
     for (int c = 0; c < C; ++c) {
-      const double dz = (!relu || yr[c] > 0.0f) ? double(gr[c]) : 0.0;
+      const double g = double(gr[c]);
+      const double dz = yr[c] > 0.0f ? g : 0.0;
       acc[2 * c] += dz;
       acc[2 * c + 1] += dz * (double(xr[c]) - double(save_mean[c])) * double(save_invstd[c]);
     }
@@ -144,16 +148,39 @@ void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
 #pragma omp parallel for schedule(dynamic, 256) if (worth_threads_elements(pixels * C))
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = row_of(x, p);
-    const float* yr = relu ? row_of(y, p) : nullptr;
+    const float* yr = relu ? row_of(y, p) : ones.data();
     const float* gr = row_of(dy, p);
     float* dxr = mutable_row_of(dx, p);
     float* drr = want_res ? mutable_row_of(dresidual, p) : nullptr;
-    for (int c = 0; c < C; ++c) {
-      const float dz = (!relu || yr[c] > 0.0f) ? gr[c] : 0.0f;
+    // dx and dresidual may alias dy exactly: each lane reads its dy before either store.
+    auto dx_of = [&](int c, float dz) {
       const float xhat = (xr[c] - save_mean[c]) * save_invstd[c];
-      const float v = kf[c] * (dz - mf[c] - xhat * mxf[c]);
-      if (want_res) drr[c] = accumulate_dresidual ? drr[c] + dz : dz;
-      dxr[c] = v;
+      return kf[c] * (dz - mf[c] - xhat * mxf[c]);
+    };
+    if (!want_res) {
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const float g = gr[c];  // loaded unconditionally: the select then vectorises
+        dxr[c] = dx_of(c, yr[c] > 0.0f ? g : 0.0f);
+      }
+    } else if (accumulate_dresidual) {
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const float g = gr[c];
+        const float dz = yr[c] > 0.0f ? g : 0.0f;
+        const float v = dx_of(c, dz);
+        drr[c] += dz;
+        dxr[c] = v;
+      }
+    } else {
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const float g = gr[c];
+        const float dz = yr[c] > 0.0f ? g : 0.0f;
+        const float v = dx_of(c, dz);
+        drr[c] = dz;
+        dxr[c] = v;
+      }
     }
   }
 }
