@@ -1,7 +1,7 @@
 // cpu executor, depthwise atrous 3x3 (kernels/depthwise_atrous.h), fp32 (fp16: the reference).
 // Weights re-laid per call as [tap][C] so every inner loop runs over contiguous channels
-// (vectorised, `omp simd`; the forward row loop also compiled for AVX-512 and AVX2 by
-// target_clones); OpenMP over rows of output pixels (forward), of input pixels
+// (vectorised, `omp simd`; the forward row loop also compiled for AVX-512 and AVX2,
+// FARSEE_CPU_CLONES); OpenMP over rows of output pixels (forward), of input pixels
 // (bwd_data) or fixed row segments (bwd_weight).
 //   fwd:         acc[c] = sum over the 9 taps (r, s order) of x * w in fp32, then
 //                scale * acc + bias, ReLU.
@@ -35,12 +35,11 @@ inline int tap_in(int o, int r, const DepthwiseParams& p) {
   return o * p.stride - p.dilation + r * p.dilation;
 }
 
-// One output row (n, oy) of the forward. Compiled for AVX-512, AVX2 and generic x86-64
-// (target_clones, chosen at load time); -ffp-contract=off keeps the clones' results identical.
-__attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default"))) void
-depthwise_fwd_row(const DepthwiseParams& p, const TensorView& x, const float* wt,
-                  const float* scale, const float* bias, const TensorView& y, int n, int oy,
-                  float* acc) {
+// One output row (n, oy) of the forward, compiled for AVX-512, AVX2 and generic x86-64
+// (FARSEE_CPU_CLONES, kernels/cpu/parallel.h).
+FARSEE_CPU_CLONES void depthwise_fwd_row(const DepthwiseParams& p, const TensorView& x,
+                                         const float* wt, const float* scale, const float* bias,
+                                         const TensorView& y, int n, int oy, float* acc) {
   const int C = x.c();
   const float* xs = x.ptr<const float>();
   float* ys = y.ptr<float>();

@@ -1,8 +1,9 @@
 // cpu executor, SGD step (kernels/sgd.h): the same per-element update as the reference
 // (sgd_update: three fp32 FMAs, bitwise equal to it), OpenMP over fixed 64 Ki-element chunks.
-// The element loop is compiled twice (target_clones, chosen at load time): for Haswell-class CPUs,
-// where fmaf is one vfmadd instruction and the loop vectorises, and for generic x86-64, where
-// fmaf is a libm call. fma is correctly rounded either way: identical results.
+// The element loop is compiled for AVX-512, Haswell-class and generic x86-64 CPUs
+// (FARSEE_CPU_CLONES, kernels/cpu/parallel.h): with FMA hardware fmaf is one vfmadd instruction
+// and the loop vectorises; generic x86-64 calls libm. fma is correctly rounded either way:
+// identical results.
 #include "kernels/sgd.h"
 
 #include <algorithm>
@@ -12,11 +13,8 @@
 namespace farsee::cpu_impl {
 namespace {
 
-__attribute__((target_clones("arch=haswell", "default"))) void sgd_range(const SgdHyper& h,
-                                                                         int64_t begin, int64_t end,
-                                                                         float* params,
-                                                                         const float* grads,
-                                                                         float* momentum_buf) {
+FARSEE_CPU_CLONES void sgd_range(const SgdHyper& h, int64_t begin, int64_t end, float* params,
+                                 const float* grads, float* momentum_buf) {
   if (h.use_buffer) {
     for (int64_t i = begin; i < end; ++i) sgd_update(h, params[i], grads[i], momentum_buf + i);
   } else {
