@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -75,11 +76,16 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
     for (int n = 0; n < dy.n(); ++n) {
       for (int oy = 0; oy < dy.h(); ++oy) {
         for (int ox = 0; ox < dy.w(); ++ox) {
+          // at: the chosen input's pixel index within the image, starting at the window's first
+          // in-image input (PyTorch's initial index, value -inf); the scan as branch-free
+          // selects on 32-bit lanes (vectorises).
+          const int iy0 = std::max(0, oy * p.stride - p.pad);
+          const int ix0 = std::max(0, ox * p.stride - p.pad);
           float best[kBlock];
-          int64_t at[kBlock];
-          for (int i = 0; i < cn; ++i) {
+          int32_t at[kBlock];
+          for (int i = 0; i < kBlock; ++i) {
             best[i] = -std::numeric_limits<float>::infinity();
-            at[i] = -1;
+            at[i] = int32_t(iy0 * x.w() + ix0);
           }
           for (int r = 0; r < p.kernel; ++r) {
             const int iy = oy * p.stride - p.pad + r;
@@ -87,19 +93,20 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
             for (int s = 0; s < p.kernel; ++s) {
               const int ix = ox * p.stride - p.pad + s;
               if (ix < 0 || ix >= x.w()) continue;
-              const int64_t here = (int64_t(n) * x.h() + iy) * x.w() + ix;
+              const int32_t here = int32_t(iy * x.w() + ix);
               const float* v = xs + x.offset(n, iy, ix, c0);
+#pragma omp simd
               for (int i = 0; i < cn; ++i) {
-                if (at[i] < 0) at[i] = here;  // PyTorch's initial index, value -inf
-                if (v[i] > best[i] || v[i] != v[i]) {
-                  best[i] = v[i];
-                  at[i] = here;
-                }
+                const float u = v[i];
+                const bool take = (u > best[i]) | (u != u);
+                best[i] = take ? u : best[i];
+                at[i] = take ? here : at[i];
               }
             }
           }
           const float* gr = g + dy.offset(n, oy, ox, c0);
-          for (int i = 0; i < cn; ++i) d[at[i] * dx.pixel_stride + c0 + i] += gr[i];
+          const int64_t image = int64_t(n) * x.h() * x.w();
+          for (int i = 0; i < cn; ++i) d[(image + at[i]) * dx.pixel_stride + c0 + i] += gr[i];
         }
       }
     }
