@@ -1,6 +1,6 @@
 // cpu executor, depthwise atrous 3x3 (kernels/depthwise_atrous.h), fp32 (fp16: the reference).
 // Weights re-laid per call as [tap][C] so every inner loop runs over contiguous channels
-// (vectorised, `omp simd`; the forward row loop also compiled for AVX-512 and AVX2,
+// (vectorised, `omp simd`; the row loops also compiled for AVX-512 and AVX2,
 // FARSEE_CPU_CLONES); OpenMP over rows of output pixels (forward), of input pixels
 // (bwd_data) or fixed row segments (bwd_weight).
 //   fwd:         acc[c] = sum over the 9 taps (r, s order) of x * w in fp32, then
@@ -88,6 +88,69 @@ void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
   }
 }
 
+namespace {
+
+// One input row (n, iy) of the backward data pass (FARSEE_CPU_CLONES).
+FARSEE_CPU_CLONES void depthwise_bwd_data_row(const DepthwiseParams& p, const TensorView& dy,
+                                              const float* wt, const TensorView& dx,
+                                              bool accumulate, int n, int iy, float* acc) {
+  const int C = dx.c();
+  const float* g = dy.ptr<const float>();
+  float* dxs = dx.ptr<float>();
+  for (int ix = 0; ix < dx.w(); ++ix) {
+    for (int c = 0; c < C; ++c) acc[c] = 0.0f;
+    for (int r = 0; r < 3; ++r) {
+      const int ty = iy + p.dilation - r * p.dilation;  // = oy * stride
+      if (ty < 0 || ty % p.stride != 0 || ty / p.stride >= dy.h()) continue;
+      for (int s = 0; s < 3; ++s) {
+        const int tx = ix + p.dilation - s * p.dilation;
+        if (tx < 0 || tx % p.stride != 0 || tx / p.stride >= dy.w()) continue;
+        const float* gv = g + dy.offset(n, ty / p.stride, tx / p.stride, 0);
+        const float* wv = wt + size_t(r * 3 + s) * C;
+#pragma omp simd
+        for (int c = 0; c < C; ++c) acc[c] += gv[c] * wv[c];
+      }
+    }
+    float* out = dxs + dx.offset(n, iy, ix, 0);
+    if (accumulate) {
+#pragma omp simd
+      for (int c = 0; c < C; ++c) out[c] += acc[c];
+    } else {
+      std::copy(acc, acc + C, out);
+    }
+  }
+}
+
+// Output rows [r0, r1) of the weight gradient into one segment's partial [9][C]
+// (FARSEE_CPU_CLONES).
+FARSEE_CPU_CLONES void depthwise_bwd_weight_rows(const DepthwiseParams& p, const TensorView& x,
+                                                 const TensorView& dy, int64_t r0, int64_t r1,
+                                                 float* part) {
+  const int C = x.c();
+  const float* xs = x.ptr<const float>();
+  const float* g = dy.ptr<const float>();
+  for (int64_t row = r0; row < r1; ++row) {
+    const int n = int(row / dy.h()), oy = int(row % dy.h());
+    for (int ox = 0; ox < dy.w(); ++ox) {
+      const float* gv = g + dy.offset(n, oy, ox, 0);
+      for (int r = 0; r < 3; ++r) {
+        const int iy = tap_in(oy, r, p);
+        if (iy < 0 || iy >= x.h()) continue;
+        for (int s = 0; s < 3; ++s) {
+          const int ix = tap_in(ox, s, p);
+          if (ix < 0 || ix >= x.w()) continue;
+          const float* xv = xs + x.offset(n, iy, ix, 0);
+          float* pv = part + size_t(r * 3 + s) * C;
+#pragma omp simd
+          for (int c = 0; c < C; ++c) pv[c] += gv[c] * xv[c];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
   if (dx.dtype != DType::F32) {
     reference::depthwise_atrous_bwd_data(ctx, p, dy, weight, dx, accumulate);
@@ -96,38 +159,13 @@ void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
   const int C = dx.c();
   const std::vector<float> wt = taps_by_channel(weight, C);
   const int64_t in_rows = int64_t(dx.n()) * dx.h();
-  const float* g = dy.ptr<const float>();
-  float* dxs = dx.ptr<float>();
 #pragma omp parallel if (worth_threads_elements(in_rows * dx.w() * C * 9))
   {
     std::vector<float> acc(static_cast<size_t>(C));
 #pragma omp for schedule(dynamic)
     for (int64_t row = 0; row < in_rows; ++row) {
-      const int n = int(row / dx.h()), iy = int(row % dx.h());
-      for (int ix = 0; ix < dx.w(); ++ix) {
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int r = 0; r < 3; ++r) {
-          const int ty = iy + p.dilation - r * p.dilation;  // = oy * stride
-          if (ty < 0 || ty % p.stride != 0 || ty / p.stride >= dy.h()) continue;
-          for (int s = 0; s < 3; ++s) {
-            const int tx = ix + p.dilation - s * p.dilation;
-            if (tx < 0 || tx % p.stride != 0 || tx / p.stride >= dy.w()) continue;
-            const float* gv = g + dy.offset(n, ty / p.stride, tx / p.stride, 0);
-            const float* wv = wt.data() + size_t(r * 3 + s) * C;
-            float* a = acc.data();
-#pragma omp simd
-            for (int c = 0; c < C; ++c) a[c] += gv[c] * wv[c];
-          }
-        }
-        float* out = dxs + dx.offset(n, iy, ix, 0);
-        const float* a = acc.data();
-        if (accumulate) {
-#pragma omp simd
-          for (int c = 0; c < C; ++c) out[c] += a[c];
-        } else {
-          std::copy(a, a + C, out);
-        }
-      }
+      depthwise_bwd_data_row(p, dy, wt.data(), dx, accumulate, int(row / dx.h()), int(row % dx.h()),
+                             acc.data());
     }
   }
 }
@@ -142,30 +180,10 @@ void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS) {
   constexpr int64_t kMaxSegments = 16;
   const int segments = int(std::min<int64_t>(kMaxSegments, out_rows));
   std::vector<float> partial(size_t(segments) * 9 * C, 0.0f);
-  const float* xs = x.ptr<const float>();
-  const float* g = dy.ptr<const float>();
 #pragma omp parallel for schedule(dynamic) if (worth_threads_elements(out_rows * dy.w() * C * 9))
   for (int seg = 0; seg < segments; ++seg) {
-    float* part = partial.data() + size_t(seg) * 9 * C;
-    const int64_t r0 = seg * out_rows / segments, r1 = (seg + 1) * out_rows / segments;
-    for (int64_t row = r0; row < r1; ++row) {
-      const int n = int(row / dy.h()), oy = int(row % dy.h());
-      for (int ox = 0; ox < dy.w(); ++ox) {
-        const float* gv = g + dy.offset(n, oy, ox, 0);
-        for (int r = 0; r < 3; ++r) {
-          const int iy = tap_in(oy, r, p);
-          if (iy < 0 || iy >= x.h()) continue;
-          for (int s = 0; s < 3; ++s) {
-            const int ix = tap_in(ox, s, p);
-            if (ix < 0 || ix >= x.w()) continue;
-            const float* xv = xs + x.offset(n, iy, ix, 0);
-            float* pv = part + size_t(r * 3 + s) * C;
-#pragma omp simd
-            for (int c = 0; c < C; ++c) pv[c] += gv[c] * xv[c];
-          }
-        }
-      }
-    }
+    depthwise_bwd_weight_rows(p, x, dy, seg * out_rows / segments, (seg + 1) * out_rows / segments,
+                              partial.data() + size_t(seg) * 9 * C);
   }
   for (int c = 0; c < C; ++c) {
     for (int tap = 0; tap < 9; ++tap) {
