@@ -1,7 +1,8 @@
-// Shared pieces of the cpu executor's convolutions (kernels/cpu/conv_bn_act.cpp): the im2col
-// gather of a tile of output pixels, the conv-output-gradient row loader (reads a pixel-shuffled
-// dy in place) and the fused forward epilogue store. fp32 NHWC views (channel slices allowed).
-// The only place the cpu executor's conv index math lives.
+// Shared pieces of the cpu executor's convolutions (kernels/cpu/conv_bn_act.cpp): the window
+// index math (also used by depthwise and max pooling), the im2col gather of a tile of output
+// pixels, the conv-output-gradient row loader (reads a pixel-shuffled dy in place) and the fused
+// forward epilogue store. fp32 NHWC views (channel slices allowed). The transposed (dgrad) tap
+// math is conv_bn_act.cpp's own.
 #pragma once
 
 #include <cstdint>

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/conv_tiles.h"
 #include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
@@ -30,9 +31,9 @@ std::vector<float> taps_by_channel(const float* weight, int C) {
   return wt;
 }
 
-// Input coordinate of tap r of output coordinate o (3x3, pad = dilation).
+// Input coordinate of tap r of output coordinate o (3x3, pad = dilation): the conv window math.
 inline int tap_in(int o, int r, const DepthwiseParams& p) {
-  return o * p.stride - p.dilation + r * p.dilation;
+  return window_in(o, r, p.stride, p.dilation, p.dilation);
 }
 
 // One output row (n, oy) of the forward, compiled for AVX-512, AVX2 and generic x86-64

@@ -13,6 +13,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/conv_tiles.h"
 #include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
@@ -34,10 +35,10 @@ void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
       float* best = ys + y.offset(n, oy, ox, 0);
       for (int c = 0; c < C; ++c) best[c] = -std::numeric_limits<float>::infinity();
       for (int r = 0; r < p.kernel; ++r) {
-        const int iy = oy * p.stride - p.pad + r;
+        const int iy = window_in(oy, r, p.stride, p.pad, 1);
         if (iy < 0 || iy >= x.h()) continue;
         for (int s = 0; s < p.kernel; ++s) {
-          const int ix = ox * p.stride - p.pad + s;
+          const int ix = window_in(ox, s, p.stride, p.pad, 1);
           if (ix < 0 || ix >= x.w()) continue;
           const float* v = xs + x.offset(n, iy, ix, 0);
           // A NaN maximum stays: v > NaN is false, and a NaN v replaces it with a NaN.
@@ -79,8 +80,8 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
           // at: the chosen input's pixel index within the image, starting at the window's first
           // in-image input (PyTorch's initial index, value -inf); the scan as branch-free
           // selects on 32-bit lanes (vectorises).
-          const int iy0 = std::max(0, oy * p.stride - p.pad);
-          const int ix0 = std::max(0, ox * p.stride - p.pad);
+          const int iy0 = std::max(0, window_in(oy, 0, p.stride, p.pad, 1));
+          const int ix0 = std::max(0, window_in(ox, 0, p.stride, p.pad, 1));
           float best[kBlock];
           int32_t at[kBlock];
           for (int i = 0; i < kBlock; ++i) {
@@ -88,10 +89,10 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
             at[i] = int32_t(iy0 * x.w() + ix0);
           }
           for (int r = 0; r < p.kernel; ++r) {
-            const int iy = oy * p.stride - p.pad + r;
+            const int iy = window_in(oy, r, p.stride, p.pad, 1);
             if (iy < 0 || iy >= x.h()) continue;
             for (int s = 0; s < p.kernel; ++s) {
-              const int ix = ox * p.stride - p.pad + s;
+              const int ix = window_in(ox, s, p.stride, p.pad, 1);
               if (ix < 0 || ix >= x.w()) continue;
               const int32_t here = int32_t(iy * x.w() + ix);
               const float* v = xs + x.offset(n, iy, ix, c0);
