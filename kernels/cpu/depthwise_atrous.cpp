@@ -1,7 +1,7 @@
 // cpu executor, depthwise atrous 3x3 (kernels/depthwise_atrous.h), fp32 (fp16: the reference).
 // Weights re-laid per call as [tap][C] so every inner loop runs over contiguous channels
-// (vectorised, `omp simd`; the row loops also compiled for AVX-512 and AVX2,
-// FARSEE_CPU_CLONES); OpenMP over rows of output pixels (forward), of input pixels
+// (vectorised, `omp simd`; generic x86-64 code: AVX-512/AVX2 clones of the row loops measured
+// no faster, bench/RESULTS.md); OpenMP over rows of output pixels (forward), of input pixels
 // (bwd_data) or fixed row segments (bwd_weight).
 //   fwd:         acc[c] = sum over the 9 taps (r, s order) of x * w in fp32, then
 //                scale * acc + bias, ReLU.
@@ -36,11 +36,10 @@ inline int tap_in(int o, int r, const DepthwiseParams& p) {
   return window_in(o, r, p.stride, p.dilation, p.dilation);
 }
 
-// One output row (n, oy) of the forward, compiled for AVX-512, AVX2 and generic x86-64
-// (FARSEE_CPU_CLONES, kernels/cpu/parallel.h).
-FARSEE_CPU_CLONES void depthwise_fwd_row(const DepthwiseParams& p, const TensorView& x,
-                                         const float* wt, const float* scale, const float* bias,
-                                         const TensorView& y, int n, int oy, float* acc) {
+// One output row (n, oy) of the forward.
+void depthwise_fwd_row(const DepthwiseParams& p, const TensorView& x, const float* wt,
+                       const float* scale, const float* bias, const TensorView& y, int n, int oy,
+                       float* acc) {
   const int C = x.c();
   const float* xs = x.ptr<const float>();
   float* ys = y.ptr<float>();
@@ -91,10 +90,9 @@ void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
 
 namespace {
 
-// One input row (n, iy) of the backward data pass (FARSEE_CPU_CLONES).
-FARSEE_CPU_CLONES void depthwise_bwd_data_row(const DepthwiseParams& p, const TensorView& dy,
-                                              const float* wt, const TensorView& dx,
-                                              bool accumulate, int n, int iy, float* acc) {
+// One input row (n, iy) of the backward data pass.
+void depthwise_bwd_data_row(const DepthwiseParams& p, const TensorView& dy, const float* wt,
+                            const TensorView& dx, bool accumulate, int n, int iy, float* acc) {
   const int C = dx.c();
   const float* g = dy.ptr<const float>();
   float* dxs = dx.ptr<float>();
@@ -122,11 +120,9 @@ FARSEE_CPU_CLONES void depthwise_bwd_data_row(const DepthwiseParams& p, const Te
   }
 }
 
-// Output rows [r0, r1) of the weight gradient into one segment's partial [9][C]
-// (FARSEE_CPU_CLONES).
-FARSEE_CPU_CLONES void depthwise_bwd_weight_rows(const DepthwiseParams& p, const TensorView& x,
-                                                 const TensorView& dy, int64_t r0, int64_t r1,
-                                                 float* part) {
+// Output rows [r0, r1) of the weight gradient into one segment's partial [9][C].
+void depthwise_bwd_weight_rows(const DepthwiseParams& p, const TensorView& x, const TensorView& dy,
+                               int64_t r0, int64_t r1, float* part) {
   const int C = x.c();
   const float* xs = x.ptr<const float>();
   const float* g = dy.ptr<const float>();

@@ -7,16 +7,6 @@
 
 #include <cstdint>
 
-// Hot row loops compiled for AVX-512, AVX2 and generic x86-64, picked at load time (GCC/Clang
-// target_clones; the programs stay runnable on any x86-64 CPU). -ffp-contract=off (the build's
-// flags) keeps every clone's results identical. Elsewhere: one plain version.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define FARSEE_CPU_CLONES \
-  __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-#else
-#define FARSEE_CPU_CLONES
-#endif
-
 namespace farsee::cpu_impl {
 
 // GEMM multiply-adds: 2^27 is ~1.5 ms of single-thread SGEMM.
