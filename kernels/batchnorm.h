@@ -78,6 +78,10 @@ namespace reference {
 void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
 void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
 }  // namespace reference
+namespace cpu_impl {
+void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
+void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
+}  // namespace cpu_impl
 namespace emu_impl {
 FARSEE_EMU_ENTRY void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
 FARSEE_EMU_ENTRY void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);

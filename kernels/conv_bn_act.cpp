@@ -108,7 +108,7 @@ size_t workspace_bytes_for(int splits, int64_t M, int K) {
 
 // The layout executor e's kernels read for `use`.
 ConvWeightLayout weight_layout(Executor e, DType dtype, ConvWeightUse use) {
-  if (e == Executor::Reference) return ConvWeightLayout::KRSC;
+  if (is_host_reference_layout(e)) return ConvWeightLayout::KRSC;  // reference, cpu
   if (use == ConvWeightUse::Forward)
     return dtype == DType::F16 ? ConvWeightLayout::KRSCRows : ConvWeightLayout::RSCK;
   return dtype == DType::F16 ? ConvWeightLayout::CRSKRows : ConvWeightLayout::RSKC;
@@ -159,7 +159,7 @@ ConvWeights pack_conv_weights(const Context& ctx, const std::vector<float>& krsc
 
   // Packed values in the order the executor reads, as fp32; converted to dtype below.
   std::vector<float> packed;
-  if (ctx.executor == Executor::Reference) {
+  if (is_host_reference_layout(ctx.executor)) {
     w.layout = ConvWeightLayout::KRSC;
     w.row_elements = int(reduction);
     packed = krsc;
@@ -303,7 +303,7 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options) {
                  op << ": weights are not in the layout of executor '"
                     << executor_name(ctx.executor)
                     << "' (pack them with pack_conv_weights for this executor)");
-  if (ctx.executor != Executor::Reference) {
+  if (!is_host_reference_layout(ctx.executor)) {
     FARSEE_REQUIRE(
         output_pixels(conv, x.shape) < (int64_t(1) << 31) && x.shape.pixels() < (int64_t(1) << 31),
         op << ": x " << to_string(x.shape)
@@ -399,7 +399,7 @@ Shape4 output_grad_shape(const char* op, const ConvShape& conv, Shape4 x, int K,
 }
 
 void require_int_sizes(const char* op, const Context& ctx, Shape4 x, Shape4 dy) {
-  if (ctx.executor == Executor::Reference) return;
+  if (is_host_reference_layout(ctx.executor)) return;
   FARSEE_REQUIRE(
       x.pixels() < (int64_t(1) << 31) && dy.pixels() < (int64_t(1) << 31),
       op << ": x " << to_string(x) << " too large: kernels index pixels with 32-bit integers");

@@ -118,6 +118,9 @@ size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 
 namespace reference {
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
 }
+namespace cpu_impl {
+void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
 }
@@ -177,6 +180,11 @@ void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeig
 void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
 void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
 }  // namespace reference
+namespace cpu_impl {
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w);
+void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
+void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
+}  // namespace cpu_impl
 namespace emu_impl {
 FARSEE_EMU_ENTRY void refresh_conv_weights(const Context& ctx, const float* master_krsc,
                                            ConvWeights& w);

@@ -38,6 +38,9 @@ inline Shape4 depthwise_atrous_output_shape(const DepthwiseParams& p, Shape4 x) 
 namespace reference {
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
 }
+namespace cpu_impl {
+void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
 }
@@ -66,6 +69,10 @@ namespace reference {
 void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
 void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
 }  // namespace reference
+namespace cpu_impl {
+void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
+void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
+}  // namespace cpu_impl
 namespace emu_impl {
 FARSEE_EMU_ENTRY void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
 FARSEE_EMU_ENTRY void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);

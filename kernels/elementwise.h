@@ -22,6 +22,10 @@ namespace reference {
 void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
 void fill_zero(FARSEE_FILL_ZERO_ARGS);
 }  // namespace reference
+namespace cpu_impl {
+void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
+void fill_zero(FARSEE_FILL_ZERO_ARGS);
+}  // namespace cpu_impl
 namespace emu_impl {
 FARSEE_EMU_ENTRY void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
 FARSEE_EMU_ENTRY void fill_zero(FARSEE_FILL_ZERO_ARGS);

@@ -28,6 +28,9 @@ namespace farsee {
 namespace reference {
 void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS);
 }
+namespace cpu_impl {
+void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS);
 }

@@ -19,6 +19,9 @@ inline Shape4 pixel_shuffle_output_shape(int factor, Shape4 x) {
 namespace reference {
 void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
 }
+namespace cpu_impl {
+void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
 }

@@ -21,6 +21,9 @@ inline Shape4 pixel_unshuffle_output_shape(int factor, Shape4 x) {
 namespace reference {
 void pixel_unshuffle_fwd(FARSEE_PIXEL_UNSHUFFLE_FWD_ARGS);
 }
+namespace cpu_impl {
+void pixel_unshuffle_fwd(FARSEE_PIXEL_UNSHUFFLE_FWD_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void pixel_unshuffle_fwd(FARSEE_PIXEL_UNSHUFFLE_FWD_ARGS);
 }

@@ -31,6 +31,9 @@ inline Shape4 max_pool_output_shape(const MaxPoolParams& p, Shape4 x) {
 namespace reference {
 void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
 }
+namespace cpu_impl {
+void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
 }
@@ -51,6 +54,9 @@ inline void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
   const Context &ctx, const MaxPoolParams &p, const TensorView &x, const TensorView &dy, \
       const TensorView &dx
 namespace reference {
+void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
+}
+namespace cpu_impl {
 void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
 }
 namespace emu_impl {

@@ -17,6 +17,9 @@ namespace farsee {
 namespace reference {
 void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
 }
+namespace cpu_impl {
+void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
 }

@@ -19,6 +19,9 @@ namespace farsee {
 namespace reference {
 void resize_bilinear_bwd(FARSEE_RESIZE_BILINEAR_BWD_ARGS);
 }
+namespace cpu_impl {
+void resize_bilinear_bwd(FARSEE_RESIZE_BILINEAR_BWD_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void resize_bilinear_bwd(FARSEE_RESIZE_BILINEAR_BWD_ARGS);
 }

@@ -30,6 +30,9 @@ namespace farsee {
 namespace reference {
 void sgd_step(FARSEE_SGD_STEP_ARGS);
 }
+namespace cpu_impl {
+void sgd_step(FARSEE_SGD_STEP_ARGS);
+}
 namespace emu_impl {
 FARSEE_EMU_ENTRY void sgd_step(FARSEE_SGD_STEP_ARGS);
 }

@@ -13,8 +13,8 @@
 // valid_count (optional): M as one int64 in executor memory; dlogits: logits' shape (channel
 // slice ok), fp32 or fp16 (independent of the logits' dtype; fp16: the fp32 value rounded once to
 // nearest even, e.g. mixed-precision training with grad_scale = the loss scale). The kernels cannot
-// raise on a bad label: a label >= C that is not 255 makes the loss NaN (the reference throws).
-// Deterministic: fixed partials summed in a fixed order.
+// raise on a bad label: a label >= C that is not 255 makes the loss NaN (the host executors,
+// reference and cpu, throw). Deterministic: fixed partials summed in a fixed order.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +46,9 @@ inline size_t softmax_ce_workspace_bytes(Shape4 logits, int label_h, int label_w
       int label_h, int label_w, float *loss, const TensorView &dlogits, float grad_scale,  \
       void *workspace, size_t workspace_bytes, int64_t *valid_count
 namespace reference {
+void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
+}
+namespace cpu_impl {
 void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
 }
 namespace emu_impl {

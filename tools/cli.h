@@ -91,7 +91,7 @@ inline DType parse_precision(const std::string& text) {
   FARSEE_REQUIRE(false, "--precision: '" << text << "' is not one of fp32, fp16");
 }
 
-// "auto": cuda when this build has CUDA and a device is usable, else reference.
+// "auto": cuda when this build has CUDA and a device is usable, else cpu (the fast host executor).
 inline Executor choose_executor(const std::string& text, std::string* note) {
   if (text != "auto") {
     const Executor e = parse_executor(text, "--executor");
@@ -103,8 +103,8 @@ inline Executor choose_executor(const std::string& text, std::string* note) {
   }
   const std::string why = cuda_unavailable_reason();
   if (why.empty()) return Executor::Cuda;
-  if (note) *note = "executor auto: using reference (CPU) because " + why;
-  return Executor::Reference;
+  if (note) *note = "executor auto: using cpu because " + why;
+  return Executor::Cpu;
 }
 
 // main() of every program: runs `body`, turns any exception into "<program>: error: <what>" on

@@ -62,7 +62,8 @@ left out of the mean) against DIR/gtFine/<split>/<city>/*_gtFine_labelIds.png.
   --num-classes N       the network's classes if not the preset's (farsee-train --num-classes);
                         must be 19 for the Cityscapes evaluation   (with --weights)
   --input-size HxW      network input size, multiples of 32 (default 512x1024)  (with --weights)
-  --executor E          auto (default) | cuda | reference   (with --weights)
+  --executor E          auto (default: cuda if usable, else cpu) | cuda | cpu | reference
+                        (with --weights)
   --json FILE           also write {"miou", "iou": {class: IoU or null}, "accuracy"}
   --help                this text
 )";

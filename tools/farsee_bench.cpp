@@ -65,18 +65,18 @@ Full-network latency/throughput of FarSee-Net (input on the device -> labels), o
   --preset NAME         paper (default) | rtseg | tiny-paper | tiny-rtseg
   --config FILE.json    network configuration (overrides --preset)
   --weights FILE        safetensors weights (default: deterministic random weights)
-  --executor E          auto (default: cuda if a GPU is usable, else reference) | cuda |
+  --executor E          auto (default: cuda if a GPU is usable, else cpu) | cuda | cpu |
                         reference | emu
   --train               time training steps on random weights and random labels at the input
                         size (the preset's classes, some 255): SGD lr 0.01, momentum 0.9, wd 1e-4
-  --sizes LIST          input sizes HxW (default 512x1024,512x768,1024x2048; reference: 512x1024;
-                        --train: 512x1024,1024x1024; --train on reference: 256x512)
-  --batches LIST        batch sizes (default 1,4,8; reference: 1; --train: 8,16;
-                        --train on reference: 2)
+  --sizes LIST          input sizes HxW (default 512x1024,512x768,1024x2048; cpu, reference:
+                        512x1024; --train: 512x1024,1024x1024; --train on cpu, reference: 256x512)
+  --batches LIST        batch sizes (default 1,4,8; cpu, reference: 1; --train: 8,16;
+                        --train on cpu, reference: 2)
   --precision LIST      fp32,fp16 (default both on cuda; CPU executors: fp32); with --train,
                         fp16 is mixed-precision training (dynamic loss scaling)
-  --runs N              timed runs per configuration (default 100; --train: 20; reference: 3)
-  --warmup N            untimed runs first (default 10; --train: 3; reference: 1)
+  --runs N              timed runs per configuration (default 100; --train: 20; cpu, reference: 3)
+  --warmup N            untimed runs first (default 10; --train: 3; cpu, reference: 1)
   --no-cuda-graph       on cuda, launch every kernel instead of replaying a CUDA graph
   --profile             after each configuration, time one eager pass (--train: one eager
                         step) step by step and print the steps that take the most time

@@ -62,8 +62,9 @@ under --out; an image found in a directory DIR keeps its path relative to DIR (D
   --max-megapixels N      refuse images, input and output sizes above N megapixels (default 64;
                           the image header is checked before decoding)
   --precision fp32|fp16   activation precision (default fp32)
-  --executor E            auto (default: cuda if a GPU is usable, else reference) | cuda |
-                          reference | emu (emu: the CUDA kernels emulated on the CPU, very slow)
+  --executor E            auto (default: cuda if a GPU is usable, else cpu) | cuda | cpu (fast
+                          fp32 CPU code; fp16 runs the reference's code) | reference (the slow
+                          double-precision oracle) | emu (the CUDA kernels emulated, very slow)
   --out DIR               output directory (default farsee_out; created if missing)
   --ids train|label       what <name>_labels.png holds: trainIds 0..18 (default) or Cityscapes
                           labelIds (the benchmark's submission format; 19-class networks only)

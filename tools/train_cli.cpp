@@ -104,7 +104,7 @@ Optimisation:
   --loss-scale X          fp16: initial loss scale (default 65536 = 2^16)
   --loss-scale-growth-interval N
                           fp16: finite steps in a row that double the scale (default 2000)
-  --executor E            auto (default) | cuda | reference | emu
+  --executor E            auto (default: cuda if usable, else cpu) | cuda | cpu | reference | emu
 
 Validation, checkpoints, logs:
   --val-every N           mIoU on --val-split every N steps and at the end (default 0: never)

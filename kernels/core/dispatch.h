@@ -1,6 +1,6 @@
-// One entry point per op, three executors. An op header declares its three implementations in
-// namespaces farsee::reference, farsee::emu_impl and farsee::cuda_impl with identical signatures
-// (first argument: the Context) and defines the public entry as
+// One entry point per op, four executors. An op header declares its four implementations in
+// namespaces farsee::reference, farsee::cpu_impl, farsee::emu_impl and farsee::cuda_impl with
+// identical signatures (first argument: the Context) and defines the public entry as
 //   FARSEE_DISPATCH(ctx, op_name, ctx, args...);
 // In a build without CUDA the cuda branch throws instead of referencing the missing symbol.
 #pragma once
@@ -46,6 +46,9 @@
     switch ((ctx).executor) {                  \
       case ::farsee::Executor::Reference:      \
         ::farsee::reference::fn(__VA_ARGS__);  \
+        break;                                 \
+      case ::farsee::Executor::Cpu:            \
+        ::farsee::cpu_impl::fn(__VA_ARGS__);   \
         break;                                 \
       case ::farsee::Executor::Emu:            \
         FARSEE_DISPATCH_EMU(fn, __VA_ARGS__);  \

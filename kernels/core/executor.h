@@ -1,7 +1,9 @@
 // Which implementation runs an op (DESIGN.md section 3):
 //   cuda      our kernels on a GPU (device pointers),
 //   emu       the same kernel source run on the CPU by kernels/emu (host pointers; tests),
-//   reference plain C++ loops (host pointers; the oracle and the CPU fallback).
+//   reference plain C++ loops (host pointers; the oracle: double sums, slow),
+//   cpu       fast fp32 host code (kernels/cpu/: OpenBLAS SGEMM convs, fused epilogues;
+//             host pointers, the same memory and weight layout as reference).
 // A Context carries the executor and, for cuda, the stream every launch goes to.
 #pragma once
 
@@ -9,10 +11,16 @@
 
 namespace farsee {
 
-enum class Executor { Cuda, Emu, Reference };
+enum class Executor { Cuda, Emu, Reference, Cpu };
+
+// True for the executors whose memory is host memory and whose weights are packed like the
+// reference's (reference, cpu).
+inline bool is_host_reference_layout(Executor e) {
+  return e == Executor::Reference || e == Executor::Cpu;
+}
 
 const char* executor_name(Executor e);
-// Parses "cuda", "emu" or "reference"; throws farsee::Error naming `what` otherwise.
+// Parses "cuda", "emu", "reference" or "cpu"; throws farsee::Error naming `what` otherwise.
 Executor parse_executor(const std::string& s, const char* what = "executor");
 
 struct Context {

@@ -21,6 +21,8 @@ const char* executor_name(Executor e) {
       return "emu";
     case Executor::Reference:
       return "reference";
+    case Executor::Cpu:
+      return "cpu";
   }
   return "?";
 }
@@ -29,7 +31,8 @@ Executor parse_executor(const std::string& s, const char* what) {
   if (s == "cuda") return Executor::Cuda;
   if (s == "emu") return Executor::Emu;
   if (s == "reference") return Executor::Reference;
-  FARSEE_REQUIRE(false, what << ": '" << s << "' is not one of cuda, emu, reference");
+  if (s == "cpu") return Executor::Cpu;
+  FARSEE_REQUIRE(false, what << ": '" << s << "' is not one of cuda, emu, reference, cpu");
 }
 
 bool built_with_cuda() {

@@ -63,6 +63,8 @@ TEST(Executor, ParsesNamesAndRejectsOthers) {
   EXPECT_EQ(parse_executor("cuda"), Executor::Cuda);
   EXPECT_EQ(parse_executor("emu"), Executor::Emu);
   EXPECT_EQ(parse_executor("reference"), Executor::Reference);
+  EXPECT_EQ(parse_executor("cpu"), Executor::Cpu);
+  EXPECT_STREQ(executor_name(Executor::Cpu), "cpu");
   try {
     parse_executor("gpu", "--executor");
     FAIL();

@@ -211,6 +211,11 @@ TEST_P(SoftmaxCeUpsampleKernel, InvalidLabelMakesTheLossNaN) {
   std::vector<uint8_t> labels = make_labels(k, 80);
   labels[37] = 7;
   const std::vector<float> z = random_floats(size_t(k.logits.elements()), 81);
+  if (GetParam().executor == Executor::Cpu) {
+    // The cpu executor runs on the host and can raise: it rejects the label like the reference.
+    EXPECT_THROW(run(exec_context(GetParam()), DType::F32, k, z, labels, {}, {}), Error);
+    return;
+  }
   const CeOut got = run(exec_context(GetParam()), DType::F32, k, z, labels, {}, {});
   EXPECT_TRUE(std::isnan(got.loss));
 }

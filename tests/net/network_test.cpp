@@ -304,6 +304,7 @@ std::vector<NetCase> net_cases() {
   std::vector<NetCase> cases;
   for (const char* preset : {"tiny-paper", "tiny-rtseg"}) {
     cases.push_back({preset, {Executor::Reference, emu::Schedule::GreedyForward}});
+    cases.push_back({preset, {Executor::Cpu, emu::Schedule::GreedyForward}});
     cases.push_back({preset, {Executor::Emu, emu::Schedule::GreedyForward}});
     cases.push_back({preset, {Executor::Cuda, emu::Schedule::GreedyForward}});
   }

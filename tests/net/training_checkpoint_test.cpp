@@ -132,7 +132,7 @@ TEST_P(TrainCheckpoint, ResumeIsBitwiseIdentical) {
   EXPECT_EQ(got.info["data"]["seed"], 7);
 }
 
-INSTANTIATE_TEST_SUITE_P(Executors, TrainCheckpoint, ::testing::Values("reference", "emu"));
+INSTANTIATE_TEST_SUITE_P(Executors, TrainCheckpoint, ::testing::Values("reference", "cpu", "emu"));
 
 TEST_F(TrainOptions, SigintWritesACheckpointThatResumes) {
   const std::string ex = "reference";

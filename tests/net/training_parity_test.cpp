@@ -130,6 +130,17 @@ TEST(TrainingParity, TinyPaperFiveStepsOnReference) {
   expect_matches_fixture("tiny", r);
 }
 
+// The cpu executor (fp32 SGEMM convs, float sums) against the same PyTorch fixture and bounds.
+TEST(TrainingParity, TinyPaperFiveStepsOnCpu) {
+  const RunResult r = run_fixture("tiny", Executor::Cpu);
+  expect_matches_fixture("tiny", r);
+}
+
+TEST(TrainingParity, ReducedConfigOnCpu) {
+  const RunResult r = run_fixture("reduced", Executor::Cpu);
+  expect_matches_fixture("reduced", r);
+}
+
 TEST(TrainingParity, ReducedConfigOnEmu) {
   farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyReverse};
   FARSEE_PREPARE_EXEC_CASE(c);
@@ -171,15 +182,23 @@ TEST(TrainingParity, CudaGraphStepEqualsEagerStep) {
   }
 }
 
-TEST(TrainingParity, SameInputsGiveBitwiseSameWeights) {
-  const RunResult a = run_fixture("reduced", Executor::Reference);
-  const RunResult b = run_fixture("reduced", Executor::Reference);
+void expect_bitwise_same_runs(Executor e) {
+  const RunResult a = run_fixture("reduced", e);
+  const RunResult b = run_fixture("reduced", e);
   ASSERT_EQ(a.losses, b.losses);
   for (const auto& kv : a.state) {
     const std::vector<float>& x = kv.second.data;
     const std::vector<float>& y = b.state.at(kv.first).data;
     ASSERT_EQ(0, std::memcmp(x.data(), y.data(), x.size() * sizeof(float))) << kv.first;
   }
+}
+
+TEST(TrainingParity, SameInputsGiveBitwiseSameWeights) {
+  expect_bitwise_same_runs(Executor::Reference);
+}
+
+TEST(TrainingParity, SameInputsGiveBitwiseSameWeightsOnCpu) {
+  expect_bitwise_same_runs(Executor::Cpu);
 }
 
 std::vector<float> nchw_to_nhwc(const std::vector<float>& v, int n, int c, int h, int w) {
@@ -282,6 +301,15 @@ TEST(TrainingParity, RtsegPresetGradientsOfOneStep) {
   expect_gradients_match("rtseg");
 }
 
+// Not run on the cpu executor (or any fp32 one): these one-step fixtures (batch 1, 64x128) are
+// ill-conditioned for fp32 arithmetic. layer4's BNs normalise 8 values per channel (a 2x4 map),
+// and perturbing every conv output of the REFERENCE forward by 1e-6 relative (a few fp32 ulps)
+// moved backbone.layer4.0.bn1.bias's gradient by 0.28 relative to its max (rtseg; paper:
+// head.up1.bn.bias 0.17), while 1e-7 moved it by 3e-5. The cpu executor's fp32 convs differ from
+// the double reference by up to ~3e-6 absolute (values ~5), so they miss the 1e-4 bound here;
+// its gradients are checked against the reference on the reduced config and against PyTorch on
+// the tiny and reduced multi-step fixtures instead.
+
 }  // namespace
 }  // namespace farsee::net
 
@@ -296,9 +324,12 @@ namespace {
 // kernels measured 1.2e-4 and, after a change of the depthwise wgrad kernel's reduction order,
 // 3.1e-4 on the same tensor (every other tensor <= 1e-4). A wrong kernel is off by >= 1e-2.
 constexpr double kEmuGradientTolerance = 1e-3;
-TEST(TrainingParity, EmuGradientsMatchReference) {
-  farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyForward};
-  FARSEE_PREPARE_EXEC_CASE(c);
+// The cpu executor: fp32 SGEMM sums in OpenBLAS's order (the same kind of error as emu's fp32
+// kernels); measured worst 1.7e-4 (head.aspp1.branch2.dw.conv.weight, the tensor above), every
+// other tensor <= 3e-5. Same bound.
+constexpr double kCpuGradientTolerance = 1e-3;
+
+void expect_gradients_match_reference(Executor other, double tolerance) {
   const nlohmann::json m = train_test::read_json(train_data_dir() + "reduced.json");
   const FarSeeConfig config = config_from_json_text(m["config"].dump());
   tools::DatasetOptions d;
@@ -313,7 +344,7 @@ TEST(TrainingParity, EmuGradientsMatchReference) {
   const HostTensors init = train_test::seeded_parameters(config, m["init_seed"].get<uint64_t>());
   std::map<Executor, HostTensors> grads;
   std::map<Executor, float> loss;
-  for (Executor e : {Executor::Reference, Executor::Emu}) {
+  for (Executor e : {Executor::Reference, other}) {
     Context ctx;
     ctx.executor = e;
     Trainer t(config, init, ctx, d.batch, d.input_h, d.input_w);
@@ -330,8 +361,7 @@ TEST(TrainingParity, EmuGradientsMatchReference) {
     grads[e] = t.gradients();
     loss[e] = t.loss();
   }
-  EXPECT_LE(std::fabs(loss[Executor::Emu] - loss[Executor::Reference]) / loss[Executor::Reference],
-            1e-6);
+  EXPECT_LE(std::fabs(loss[other] - loss[Executor::Reference]) / loss[Executor::Reference], 1e-6);
   // Ordered by the backward: the first (deepest-in-backward) failing tensor is the culprit.
   const Graph g = build_graph(config, 1, 32, 32);
   std::vector<std::pair<double, std::string>> ranked;
@@ -340,19 +370,29 @@ TEST(TrainingParity, EmuGradientsMatchReference) {
       for (const std::string& name :
            {u.conv + ".weight", u.conv + ".bias", u.bn + ".weight", u.bn + ".bias"}) {
         if (!grads[Executor::Reference].count(name)) continue;
-        const double rel = relative_error(grads[Executor::Emu].at(name).data,
-                                          grads[Executor::Reference].at(name).data);
+        const double rel =
+            relative_error(grads[other].at(name).data, grads[Executor::Reference].at(name).data);
         ranked.emplace_back(rel, name);
-        EXPECT_LE(rel, kEmuGradientTolerance) << name;
+        EXPECT_LE(rel, tolerance) << name;
       }
     }
   }
   std::sort(ranked.rbegin(), ranked.rend());
   std::printf(
-      "emu vs reference gradients, relative to max |g|: worst %s %.3g, then %s %.3g, %s "
+      "%s vs reference gradients, relative to max |g|: worst %s %.3g, then %s %.3g, %s "
       "%.3g\n",
-      ranked[0].second.c_str(), ranked[0].first, ranked[1].second.c_str(), ranked[1].first,
-      ranked[2].second.c_str(), ranked[2].first);
+      executor_name(other), ranked[0].second.c_str(), ranked[0].first, ranked[1].second.c_str(),
+      ranked[1].first, ranked[2].second.c_str(), ranked[2].first);
+}
+
+TEST(TrainingParity, EmuGradientsMatchReference) {
+  farsee::test::ExecCase c{Executor::Emu, emu::Schedule::GreedyForward};
+  FARSEE_PREPARE_EXEC_CASE(c);
+  expect_gradients_match_reference(Executor::Emu, kEmuGradientTolerance);
+}
+
+TEST(TrainingParity, CpuGradientsMatchReference) {
+  expect_gradients_match_reference(Executor::Cpu, kCpuGradientTolerance);
 }
 
 }  // namespace

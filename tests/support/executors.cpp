@@ -10,6 +10,8 @@ std::string exec_case_name(const ExecCase& c) {
       return "cuda";
     case Executor::Reference:
       return "reference";
+    case Executor::Cpu:
+      return "cpu";
     case Executor::Emu: {
       std::string s = std::string("emu_") + emu::schedule_name(c.schedule);
       for (auto& ch : s)
@@ -21,7 +23,8 @@ std::string exec_case_name(const ExecCase& c) {
 }
 
 std::vector<ExecCase> kernel_exec_cases() {
-  return {{Executor::Emu, emu::Schedule::GreedyForward},
+  return {{Executor::Cpu, emu::Schedule::RoundRobin},
+          {Executor::Emu, emu::Schedule::GreedyForward},
           {Executor::Emu, emu::Schedule::GreedyReverse},
           {Executor::Cuda, emu::Schedule::RoundRobin}};
 }

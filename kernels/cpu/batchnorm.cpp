@@ -1,0 +1,197 @@
+// cpu executor, training BatchNorm (kernels/batchnorm.h), fp32 (fp16: the reference).
+// Statistics: the pixels are cut into fixed segments (kSegmentPixels each, a function of the shape
+// only); each segment sums its pixels in order into per-channel double partials (the inner loop
+// over contiguous channels vectorises), the partials are combined in segment order: bitwise
+// reproducible for any thread count. Two passes (mean, then the centred squares) as the reference.
+// Apply passes (y, dx, dresidual) are element-wise in float with per-channel coefficients, OpenMP
+// over pixels. Relu/NaN rules as the reference: y = (v <= 0) ? 0 : v (NaN passes), dz = y > 0 ?
+// dy : 0. dx and dresidual may alias dy: each element of dy is read before either is written.
+#include "kernels/batchnorm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/parallel.h"
+
+namespace farsee::cpu_impl {
+namespace {
+
+constexpr int64_t kSegmentPixels = 2048;
+
+int64_t segment_count(int64_t pixels) {
+  return (pixels + kSegmentPixels - 1) / kSegmentPixels;
+}
+
+inline const float* row_of(const TensorView& v, int64_t p) {
+  return v.ptr<const float>() + p * v.pixel_stride;
+}
+inline float* mutable_row_of(const TensorView& v, int64_t p) {
+  return v.ptr<float>() + p * v.pixel_stride;
+}
+
+// out[c] = sum over pixels of f(p, c) (double), summed per segment in pixel order, then over the
+// segments in order. f(p, row_out) adds pixel p's C terms into row_out.
+template <typename AddPixel>
+std::vector<double> channel_sums(int64_t pixels, int C, AddPixel&& add_pixel) {
+  const int64_t segments = segment_count(pixels);
+  std::vector<double> partial(size_t(segments) * C, 0.0);
+#pragma omp parallel for schedule(dynamic) if (segments > 1 && worth_threads_elements(pixels * C))
+  for (int64_t s = 0; s < segments; ++s) {
+    double* acc = partial.data() + s * C;
+    const int64_t end = std::min(pixels, (s + 1) * kSegmentPixels);
+    for (int64_t p = s * kSegmentPixels; p < end; ++p) add_pixel(p, acc);
+  }
+  std::vector<double> total(static_cast<size_t>(C), 0.0);
+  for (int64_t s = 0; s < segments; ++s) {
+    for (int c = 0; c < C; ++c) total[size_t(c)] += partial[size_t(s * C + c)];
+  }
+  return total;
+}
+
+}  // namespace
+
+void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
+  if (x.dtype != DType::F32) {
+    reference::batchnorm_train_fwd(ctx, x, gamma, beta, residual, relu, y, save_mean, save_invstd,
+                                   running_mean, running_var, args, workspace, workspace_bytes);
+    return;
+  }
+  const int C = x.c();
+  const int64_t pixels = x.shape.pixels();
+  const std::vector<double> sum = channel_sums(pixels, C, [&](int64_t p, double* acc) {
+    const float* xr = row_of(x, p);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) acc[c] += double(xr[c]);
+  });
+  std::vector<double> mean(static_cast<size_t>(C));
+  for (int c = 0; c < C; ++c) mean[size_t(c)] = sum[size_t(c)] / double(pixels);
+  const double* mp = mean.data();
+  const std::vector<double> sq = channel_sums(pixels, C, [&](int64_t p, double* acc) {
+    const float* xr = row_of(x, p);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      const double d = double(xr[c]) - mp[c];
+      acc[c] += d * d;
+    }
+  });
+  // Per-channel coefficients: y = (x - mean) * a + b (+ residual), a = gamma * invstd.
+  std::vector<float> mean_f(static_cast<size_t>(C)), a(static_cast<size_t>(C)),
+      b(static_cast<size_t>(C));
+  const double m = args.momentum;
+  for (int c = 0; c < C; ++c) {
+    const double var = sq[size_t(c)] / double(pixels);
+    const double invstd = 1.0 / std::sqrt(var + double(args.eps));
+    mean_f[size_t(c)] = float(mean[size_t(c)]);
+    a[size_t(c)] = float((gamma ? double(gamma[c]) : 1.0) * invstd);
+    b[size_t(c)] = beta ? beta[c] : 0.0f;
+    save_mean[c] = float(mean[size_t(c)]);
+    save_invstd[c] = float(invstd);
+    const double unbiased = var * double(pixels) / double(pixels - 1);
+    running_mean[c] = float((1.0 - m) * double(running_mean[c]) + m * mean[size_t(c)]);
+    running_var[c] = float((1.0 - m) * double(running_var[c]) + m * unbiased);
+  }
+  const float *mf = mean_f.data(), *af = a.data(), *bf = b.data();
+  const bool has_res = residual.data != nullptr;
+#pragma omp parallel for schedule(dynamic, 256) if (worth_threads_elements(pixels * C))
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float* xr = row_of(x, p);
+    const float* rr = has_res ? row_of(residual, p) : nullptr;
+    float* yr = mutable_row_of(y, p);
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      float v = (xr[c] - mf[c]) * af[c] + bf[c];
+      if (has_res) v += rr[c];
+      yr[c] = (relu && v <= 0.0f) ? 0.0f : v;
+    }
+  }
+}
+
+void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
+  if (x.dtype != DType::F32) {
+    reference::batchnorm_train_bwd(ctx, x, y, relu, dy, save_mean, save_invstd, gamma, dx,
+                                   dresidual, accumulate_dresidual, dgamma, dbeta, workspace,
+                                   workspace_bytes);
+    return;
+  }
+  const int C = x.c();
+  const int64_t pixels = x.shape.pixels();
+  // Without the ReLU the mask reads a row of ones: dz = (mask > 0) ? dy : 0 is then one
+  // branch-free select in both loops (they vectorise).
+  const std::vector<float> ones(relu ? 0 : size_t(C), 1.0f);
+  // Sums of dz ([0, C)) and dz * xhat ([C, 2C)) in one pass.
+  const std::vector<double> sums = channel_sums(pixels, 2 * C, [&](int64_t p, double* acc) {
+    const float* xr = row_of(x, p);
+    const float* yr = relu ? row_of(y, p) : ones.data();
+    const float* gr = row_of(dy, p);
+    // The masked row first (a float select), then the double sums (two separate loops vectorise;
+    // one fused loop does not).
+    thread_local std::vector<float> dz_row;
+    dz_row.resize(size_t(C));
+    float* dzr = dz_row.data();
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      const float g = gr[c];
+      dzr[c] = yr[c] > 0.0f ? g : 0.0f;
+    }
+#pragma omp simd
+    for (int c = 0; c < C; ++c) {
+      const double dz = double(dzr[c]);
+      acc[c] += dz;
+      acc[C + c] += dz * (double(xr[c]) - double(save_mean[c])) * double(save_invstd[c]);
+    }
+  });
+  // dx = k * (dz - mdz - xhat * mdzx), k = gamma * invstd.
+  std::vector<float> k(static_cast<size_t>(C)), mdz(static_cast<size_t>(C)),
+      mdzx(static_cast<size_t>(C));
+  for (int c = 0; c < C; ++c) {
+    const double sdz = sums[size_t(c)], sdzx = sums[size_t(C + c)];
+    k[size_t(c)] = float((gamma ? double(gamma[c]) : 1.0) * double(save_invstd[c]));
+    mdz[size_t(c)] = float(sdz / double(pixels));
+    mdzx[size_t(c)] = float(sdzx / double(pixels));
+    if (dgamma) dgamma[c] = float(double(dgamma[c]) + sdzx);
+    if (dbeta) dbeta[c] = float(double(dbeta[c]) + sdz);
+  }
+  const float *kf = k.data(), *mf = mdz.data(), *mxf = mdzx.data();
+  const bool want_res = dresidual.data != nullptr;
+#pragma omp parallel for schedule(dynamic, 256) if (worth_threads_elements(pixels * C))
+  for (int64_t p = 0; p < pixels; ++p) {
+    const float* xr = row_of(x, p);
+    const float* yr = relu ? row_of(y, p) : ones.data();
+    const float* gr = row_of(dy, p);
+    float* dxr = mutable_row_of(dx, p);
+    float* drr = want_res ? mutable_row_of(dresidual, p) : nullptr;
+    // dx and dresidual may alias dy exactly: each lane reads its dy before either store.
+    auto dx_of = [&](int c, float dz) {
+      const float xhat = (xr[c] - save_mean[c]) * save_invstd[c];
+      return kf[c] * (dz - mf[c] - xhat * mxf[c]);
+    };
+    if (!want_res) {
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const float g = gr[c];  // loaded unconditionally: the select then vectorises
+        dxr[c] = dx_of(c, yr[c] > 0.0f ? g : 0.0f);
+      }
+    } else if (accumulate_dresidual) {
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const float g = gr[c];
+        const float dz = yr[c] > 0.0f ? g : 0.0f;
+        const float v = dx_of(c, dz);
+        drr[c] += dz;
+        dxr[c] = v;
+      }
+    } else {
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const float g = gr[c];
+        const float dz = yr[c] > 0.0f ? g : 0.0f;
+        const float v = dx_of(c, dz);
+        drr[c] = dz;
+        dxr[c] = v;
+      }
+    }
+  }
+}
+
+}  // namespace farsee::cpu_impl

@@ -1,0 +1,337 @@
+// cpu executor, conv_bn_act: NHWC convolutions as fp32 OpenBLAS SGEMMs over fixed tiles of
+// pixels, OpenMP over the tiles (OpenBLAS single-threaded inside: kernels/cpu/gemm.h). fp32 only:
+// fp16 storage goes to the reference implementation (correct, not fast).
+//
+// Forward: y[P x K] = patches[P x RSC] * W^T, W the KRSC weights [K][RSC] (the reference's
+//   layout; refresh_conv_weights is the reference's copy). A tile of tile_rows() output pixels:
+//   1x1 stride-1 unpadded convs read the activation in place (NHWC is a [pixels x C] matrix with
+//   leading dimension pixel_stride), the rest gather the tile's im2col rows (never the whole
+//   image); one SGEMM into a per-thread [rows x K] buffer; then the fused epilogue (scale, bias,
+//   residual, ReLU, plain / channel-slice / pixel-shuffled store) in one pass while it is in cache.
+// Backward data (dgrad), the transposed geometry: dx[q][c] = sum over the taps (r, s) that reach
+//   input pixel q and k of dy[o(q, r, s)][k] * w[k][r][s][c]. Input pixels are grouped by stride
+//   phase (qy mod sh, qx mod sw): within a phase the same taps can reach every pixel, so each tile
+//   is one SGEMM [rows x T*K] * [T*K x C] over just those T taps (no zero taps for strided convs),
+//   with the weights re-laid per phase as [T][K][C] once per call; A's rows are dy's rows
+//   gathered through the shuffle mapping (zeros outside the output), or dy itself (1x1, plain dy).
+//   No scatter: each dx pixel is written once, by one tile (accumulate: added to dx); stride-1
+//   convs write (beta = 1: accumulate into) dx directly from the GEMM.
+// Backward weight (wgrad + bias grad): dw[K][RSC] += dy^T[K x P] * patches[P x RSC] (1x1: x's
+//   rows in place). The P output pixels are cut into `segments` contiguous ranges and the RSC
+//   columns into tap blocks, both functions of the shape only; each (segment, tap block)
+//   accumulates its tiles in pixel order into its segment's fp32 partial (SGEMM with beta = 1); the
+//   partials are summed in segment order and added to dw once. Fixed order, no atomics: bitwise
+//   reproducible for any thread count. db sums dy in the same segment order.
+// Precision: fp32 products and sums (OpenBLAS's order inside a tile); the reference sums in double.
+#include "kernels/conv_bn_act.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/conv_tiles.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/parallel.h"
+
+namespace farsee::cpu_impl {
+namespace {
+
+bool is_pointwise(const ConvShape& c) {
+  return c.kernel_h == 1 && c.kernel_w == 1 && c.stride_h == 1 && c.stride_w == 1 && c.pad_h == 0 &&
+         c.pad_w == 0;
+}
+
+}  // namespace
+
+void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
+  if (w.dtype != DType::F32) {
+    reference::conv_bn_act_fwd(ctx, conv, x, w, epilogue, y, plan);  // fp16: not a fast path
+    return;
+  }
+  const int K = w.K;
+  const int oh = conv.out_h(x.h()), ow = conv.out_w(x.w());
+  const int64_t P = int64_t(x.n()) * oh * ow;
+  const int64_t rsc = int64_t(w.R) * w.S * w.C;
+  const int taps = w.R * w.S;
+  const bool direct = is_pointwise(conv);
+  const int64_t tile = tile_rows(P, rsc);
+  const int64_t tiles = (P + tile - 1) / tile;
+  const float* wk = static_cast<const float*>(w.buffer.data());
+#pragma omp parallel if (tiles > 1 && worth_threads_gemm(P * K * rsc))
+  {
+    std::vector<float> patches(direct ? 0 : size_t(tile * rsc));
+    std::vector<float> acc(size_t(tile * K));
+#pragma omp for schedule(dynamic)
+    for (int64_t ti = 0; ti < tiles; ++ti) {
+      const int64_t p0 = ti * tile;
+      const int rows = int(std::min(tile, P - p0));
+      const float* a;
+      int64_t lda;
+      if (direct) {
+        a = x.ptr<const float>() + p0 * x.pixel_stride;
+        lda = x.pixel_stride;
+      } else {
+        gather_patches(conv, x, oh, ow, p0, rows, 0, taps, patches.data(), rsc);
+        a = patches.data();
+        lda = rsc;
+      }
+      sgemm(false, true, rows, K, int(rsc), 1.0f, a, lda, wk, rsc, 0.0f, acc.data(), K);
+      for (int i = 0; i < rows; ++i) {
+        const OutPixel o = out_pixel(p0 + i, oh, ow);
+        store_output_row(epilogue, y, o.n, o.y, o.x, acc.data() + int64_t(i) * K, K);
+      }
+    }
+  }
+}
+
+// Weights: fp32 KRSC is the master layout itself (one copy); fp16: the reference's loop.
+void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w) {
+  if (w.dtype != DType::F32) {
+    reference::refresh_conv_weights(ctx, master_krsc, w);
+    return;
+  }
+  std::memcpy(w.buffer.data(), master_krsc, sizeof(float) * size_t(w.K) * w.R * w.S * w.C);
+}
+
+namespace {
+
+// The taps (r, s) that can reach input pixels of stride phase (py, px) (py = qy mod sh), and the
+// weights of those taps as [T][K][C] rows: the B operand of that phase's dgrad GEMMs.
+struct DgradPhase {
+  int py, px;
+  std::vector<int> taps;  // r * S + s
+  std::vector<float> weights;
+};
+
+int positive_mod(int a, int m) {
+  const int r = a % m;
+  return r < 0 ? r + m : r;
+}
+
+std::vector<DgradPhase> dgrad_phases(const ConvShape& conv, const float* wk, int K, int C) {
+  const int R = conv.kernel_h, S = conv.kernel_w;
+  const int64_t rsc = int64_t(R) * S * C;
+  std::vector<DgradPhase> phases;
+  for (int py = 0; py < conv.stride_h; ++py) {
+    for (int px = 0; px < conv.stride_w; ++px) {
+      DgradPhase ph{py, px, {}, {}};
+      for (int r = 0; r < R; ++r) {
+        // Output row oy with oy*sh - pad + r*dil = qy exists only if qy + pad - r*dil = 0 mod sh.
+        if (positive_mod(py + conv.pad_h - r * conv.dilation_h, conv.stride_h) != 0) continue;
+        for (int s = 0; s < S; ++s) {
+          if (positive_mod(px + conv.pad_w - s * conv.dilation_w, conv.stride_w) != 0) continue;
+          ph.taps.push_back(r * S + s);
+        }
+      }
+      ph.weights.resize(ph.taps.size() * size_t(K) * C);
+      for (size_t ti = 0; ti < ph.taps.size(); ++ti) {
+        for (int k = 0; k < K; ++k) {
+          std::memcpy(ph.weights.data() + (ti * K + k) * C, wk + k * rsc + int64_t(ph.taps[ti]) * C,
+                      sizeof(float) * size_t(C));
+        }
+      }
+      phases.push_back(std::move(ph));
+    }
+  }
+  return phases;
+}
+
+// One dgrad work item: `rows` consecutive pixels (row-major) of phase `phase` of image n,
+// starting at index `first` of that phase's pixel list.
+struct DgradTile {
+  int n, phase;
+  int64_t first;
+  int rows;
+};
+
+}  // namespace
+
+void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
+  if (w.dtype != DType::F32) {
+    reference::conv_bwd_data(ctx, conv, dy, shuffle_factor, w, dx, accumulate, plan);
+    return;
+  }
+  const int K = w.K, C = w.C, t = shuffle_factor;
+  const int H = dx.h(), W = dx.w();
+  const int oh = conv.out_h(H), ow = conv.out_w(W);
+  const std::vector<DgradPhase> phases =
+      dgrad_phases(conv, static_cast<const float*>(w.buffer.data()), K, C);
+  int max_taps = 0;
+  for (const DgradPhase& ph : phases) max_taps = std::max(max_taps, int(ph.taps.size()));
+
+  // Work items: per image, per phase, tiles of that phase's pixels.
+  const int64_t tile = tile_rows(int64_t(dx.n()) * H * W, int64_t(std::max(max_taps, 1)) * K);
+  std::vector<DgradTile> items;
+  for (int n = 0; n < dx.n(); ++n) {
+    for (int pi = 0; pi < int(phases.size()); ++pi) {
+      const DgradPhase& ph = phases[pi];
+      if (ph.py >= H || ph.px >= W) continue;
+      const int64_t rows_y = (H - ph.py + conv.stride_h - 1) / conv.stride_h;
+      const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
+      const int64_t count = rows_y * cols_x;
+      for (int64_t f = 0; f < count; f += tile)
+        items.push_back(DgradTile{n, pi, f, int(std::min(tile, count - f))});
+    }
+  }
+  float* dxs = dx.ptr<float>();
+  // Stride 1: one phase whose pixels are consecutive dx rows, so the GEMM writes (or, with
+  // beta = 1, accumulates into) dx in place; 1x1 unpadded with a plain dy also reads dy in place.
+  const bool unit_stride = conv.stride_h == 1 && conv.stride_w == 1;
+  const bool direct_dy = unit_stride && is_pointwise(conv) && t == 1;
+#pragma omp parallel if (items.size() > 1 && \
+                         worth_threads_gemm(int64_t(dx.n()) * H * W * C * max_taps * K))
+  {
+    std::vector<float> a(direct_dy ? 0 : size_t(tile) * std::max(max_taps, 1) * K);
+    std::vector<float> out(unit_stride ? 0 : size_t(tile) * C);
+#pragma omp for schedule(dynamic)
+    for (int64_t it = 0; it < int64_t(items.size()); ++it) {
+      const DgradTile& d = items[size_t(it)];
+      const DgradPhase& ph = phases[size_t(d.phase)];
+      const int T = int(ph.taps.size());
+      const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
+      const int64_t lda = int64_t(T) * K;
+      if (unit_stride && T > 0) {
+        float* c = dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride;
+        if (direct_dy) {
+          const float* g =
+              dy.ptr<const float>() + (int64_t(d.n) * H * W + d.first) * dy.pixel_stride;
+          sgemm(false, false, d.rows, C, K, 1.0f, g, dy.pixel_stride, ph.weights.data(), C,
+                accumulate ? 1.0f : 0.0f, c, dx.pixel_stride);
+          continue;
+        }
+      }
+      for (int i = 0; i < d.rows; ++i) {
+        const int64_t idx = d.first + i;
+        const int qy = ph.py + int(idx / cols_x) * conv.stride_h;
+        const int qx = ph.px + int(idx % cols_x) * conv.stride_w;
+        for (int ti = 0; ti < T; ++ti) {
+          const int r = ph.taps[size_t(ti)] / conv.kernel_w,
+                    s = ph.taps[size_t(ti)] % conv.kernel_w;
+          const int oy = (qy + conv.pad_h - r * conv.dilation_h) / conv.stride_h;
+          const int ox = (qx + conv.pad_w - s * conv.dilation_w) / conv.stride_w;
+          float* dst = a.data() + i * lda + int64_t(ti) * K;
+          const bool inside = qy + conv.pad_h - r * conv.dilation_h >= 0 && oy < oh &&
+                              qx + conv.pad_w - s * conv.dilation_w >= 0 && ox < ow;
+          if (inside) {
+            load_output_grad_row(dy, t, d.n, oy, ox, K, dst);
+          } else {
+            std::memset(dst, 0, sizeof(float) * size_t(K));
+          }
+        }
+      }
+      if (unit_stride && T > 0) {
+        sgemm(false, false, d.rows, C, T * K, 1.0f, a.data(), lda, ph.weights.data(), C,
+              accumulate ? 1.0f : 0.0f, dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride,
+              dx.pixel_stride);
+        continue;
+      }
+      if (T > 0) {
+        sgemm(false, false, d.rows, C, T * K, 1.0f, a.data(), lda, ph.weights.data(), C, 0.0f,
+              out.data(), C);
+      } else {
+        std::fill(out.begin(), out.begin() + int64_t(d.rows) * C, 0.0f);
+      }
+      for (int i = 0; i < d.rows; ++i) {
+        const int64_t idx = d.first + i;
+        const int qy = ph.py + int(idx / cols_x) * conv.stride_h;
+        const int qx = ph.px + int(idx % cols_x) * conv.stride_w;
+        float* dst = dxs + dx.offset(d.n, qy, qx, 0);
+        const float* src = out.data() + int64_t(i) * C;
+        if (accumulate) {
+#pragma omp simd
+          for (int c = 0; c < C; ++c) dst[c] += src[c];
+        } else {
+          std::memcpy(dst, src, sizeof(float) * size_t(C));
+        }
+      }
+    }
+  }
+}
+
+void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
+  if (x.dtype != DType::F32) {
+    reference::conv_bwd_weight(ctx, conv, x, dy, shuffle_factor, dw, db, plan);
+    return;
+  }
+  const int t = shuffle_factor;
+  const int K = dy.c() * t * t, C = x.c();
+  const int oh = conv.out_h(x.h()), ow = conv.out_w(x.w());
+  const int64_t P = int64_t(x.n()) * oh * ow;
+  const int taps = conv.kernel_h * conv.kernel_w;
+  const int64_t rsc = int64_t(taps) * C;
+  // Segments of >= 1024 pixels (at most 8); when there are fewer than 4, the taps are split into
+  // up to 3 blocks as well so both cores have work on the small maps. Shape-only decisions.
+  const int segments = int(std::clamp<int64_t>(P / 1024, 1, 8));
+  const int tap_blocks = segments < 4 ? std::min(taps, 3) : 1;
+  const int64_t seg_len = (P + segments - 1) / segments;
+  const int64_t tile = tile_rows(seg_len, rsc);
+  std::vector<float> partial(size_t(segments) * size_t(K) * size_t(rsc), 0.0f);
+  std::vector<float> bias_partial(size_t(segments) * K, 0.0f);
+  const bool plain_dy = t == 1;
+  const bool direct_x = is_pointwise(conv);  // the patches are x's rows
+  const int items = segments * tap_blocks;
+#pragma omp parallel if (items > 1 && worth_threads_gemm(P * K * rsc))
+  {
+    std::vector<float> patches(direct_x ? 0 : size_t(tile) * rsc);
+    std::vector<float> g(plain_dy ? 0 : size_t(tile) * K);
+#pragma omp for schedule(dynamic)
+    for (int item = 0; item < items; ++item) {
+      const int seg = item / tap_blocks, block = item % tap_blocks;
+      const int tap0 = block * taps / tap_blocks, tap1 = (block + 1) * taps / tap_blocks;
+      const int64_t width = int64_t(tap1 - tap0) * C;
+      float* part = partial.data() + size_t(seg) * K * rsc + int64_t(tap0) * C;
+      float* bpart = bias_partial.data() + size_t(seg) * K;
+      const int64_t end = std::min(P, (seg + 1) * seg_len);
+      for (int64_t p0 = seg * seg_len; p0 < end; p0 += tile) {
+        const int rows = int(std::min(tile, end - p0));
+        const float* ga;
+        int64_t ldg;
+        if (plain_dy) {
+          ga = dy.ptr<const float>() + p0 * dy.pixel_stride;
+          ldg = dy.pixel_stride;
+        } else {
+          for (int i = 0; i < rows; ++i) {
+            const OutPixel o = out_pixel(p0 + i, oh, ow);
+            load_output_grad_row(dy, t, o.n, o.y, o.x, K, g.data() + int64_t(i) * K);
+          }
+          ga = g.data();
+          ldg = K;
+        }
+        const float* b = patches.data();
+        int64_t ldb = width;
+        if (direct_x) {
+          b = x.ptr<const float>() + p0 * x.pixel_stride;
+          ldb = x.pixel_stride;
+        } else {
+          gather_patches(conv, x, oh, ow, p0, rows, tap0, tap1, patches.data(), width);
+        }
+        sgemm(true, false, K, int(width), rows, 1.0f, ga, ldg, b, ldb, 1.0f, part, rsc);
+        if (db != nullptr && block == 0) {
+          for (int i = 0; i < rows; ++i) {
+            const float* gr = ga + int64_t(i) * ldg;
+#pragma omp simd
+            for (int k = 0; k < K; ++k) bpart[k] += gr[k];
+          }
+        }
+      }
+    }
+  }
+  const int64_t total = int64_t(K) * rsc;
+#pragma omp parallel for simd if (worth_threads_elements(total * segments)) schedule(dynamic, 4096)
+  for (int64_t e = 0; e < total; ++e) {
+    float s = partial[size_t(e)];
+    for (int seg = 1; seg < segments; ++seg) s += partial[size_t(seg) * total + e];
+    dw[e] += s;
+  }
+  if (db != nullptr) {
+    for (int k = 0; k < K; ++k) {
+      float s = bias_partial[size_t(k)];
+      for (int seg = 1; seg < segments; ++seg) s += bias_partial[size_t(seg) * K + k];
+      db[k] += s;
+    }
+  }
+}
+
+}  // namespace farsee::cpu_impl

@@ -1,0 +1,136 @@
+#include "kernels/cpu/conv_tiles.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace farsee::cpu_impl {
+
+namespace {
+
+// n floats from src to dst: a plain loop for the short runs of few-channel inputs (the 3-channel
+// stem: a libc memcpy call per 12 bytes costs more than the copy), memcpy otherwise.
+inline void copy_floats(float* dst, const float* src, int64_t n) {
+  if (n < 16) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+  } else {
+    std::memcpy(dst, src, sizeof(float) * size_t(n));
+  }
+}
+
+inline void zero_floats(float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = 0.0f;
+}
+
+}  // namespace
+
+void gather_patches(const ConvShape& conv, const TensorView& x, int oh, int ow, int64_t p0,
+                    int rows, int tap0, int tap1, float* dst, int64_t ld) {
+  const int C = x.c(), S = conv.kernel_w;
+  const float* xs = x.ptr<const float>();
+  // Consecutive taps s of one kernel row read consecutive input pixels when the kernel is not
+  // dilated along x and x is dense: one copy of the whole in-range run.
+  const bool runs = conv.dilation_w == 1 && x.pixel_stride == C;
+  for (int i = 0; i < rows; ++i) {
+    const OutPixel o = out_pixel(p0 + i, oh, ow);
+    float* row = dst + int64_t(i) * ld;
+    int tap = tap0;
+    while (tap < tap1) {
+      const int r = tap / S, s = tap % S;
+      const int iy = window_in(o.y, r, conv.stride_h, conv.pad_h, conv.dilation_h);
+      const int s_end = std::min(S, s + (tap1 - tap));  // taps of this kernel row in range
+      float* d = row + int64_t(tap - tap0) * C;
+      if (iy < 0 || iy >= x.h()) {
+        zero_floats(d, int64_t(s_end - s) * C);
+      } else if (runs) {
+        const int ix0 = window_in(o.x, s, conv.stride_w, conv.pad_w, 1);
+        const int count = s_end - s;
+        const int lo = std::min(count, std::max(0, -ix0));          // taps left of the image
+        const int hi = std::max(lo, std::min(count, x.w() - ix0));  // first tap right of it
+        zero_floats(d, int64_t(lo) * C);
+        if (hi > lo)
+          copy_floats(d + int64_t(lo) * C, xs + x.offset(o.n, iy, ix0 + lo, 0),
+                      int64_t(hi - lo) * C);
+        zero_floats(d + int64_t(hi) * C, int64_t(count - hi) * C);
+      } else {
+        for (int ss = s; ss < s_end; ++ss) {
+          const int ix = window_in(o.x, ss, conv.stride_w, conv.pad_w, conv.dilation_w);
+          float* dd = d + int64_t(ss - s) * C;
+          if (ix >= 0 && ix < x.w()) {
+            copy_floats(dd, xs + x.offset(o.n, iy, ix, 0), C);
+          } else {
+            zero_floats(dd, C);
+          }
+        }
+      }
+      tap += s_end - s;
+    }
+  }
+}
+
+void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, int K, float* dst) {
+  const float* g = dy.ptr<const float>();
+  if (t == 1) {
+    std::memcpy(dst, g + dy.offset(n, oy, ox, 0), sizeof(float) * size_t(K));
+    return;
+  }
+  const int tt = t * t, channels = K / tt;
+  for (int i = 0; i < t; ++i) {
+    for (int j = 0; j < t; ++j) {
+      const float* src = g + dy.offset(n, oy * t + i, ox * t + j, 0);
+      float* d = dst + i * t + j;
+      for (int c = 0; c < channels; ++c) d[int64_t(c) * tt] = src[c];
+    }
+  }
+}
+
+namespace {
+
+// The epilogue on one pixel's K accumulators, in place, one branch-free pass per term (each loop
+// vectorises; the row stays in L1).
+inline void epilogue_in_place(const ConvEpilogue& e, float* acc, const float* res, int K) {
+  if (e.scale != nullptr) {
+    const float* sc = e.scale;
+#pragma omp simd
+    for (int k = 0; k < K; ++k) acc[k] *= sc[k];
+  }
+  if (e.bias != nullptr) {
+    const float* bi = e.bias;
+#pragma omp simd
+    for (int k = 0; k < K; ++k) acc[k] += bi[k];
+  }
+  if (res != nullptr) {
+#pragma omp simd
+    for (int k = 0; k < K; ++k) acc[k] += res[k];
+  }
+  if (e.relu) {
+#pragma omp simd
+    for (int k = 0; k < K; ++k) acc[k] = std::max(acc[k], 0.0f);
+  }
+}
+
+}  // namespace
+
+void store_output_row(const ConvEpilogue& e, const TensorView& y, int n, int oy, int ox, float* acc,
+                      int K) {
+  const float* res = e.residual.data != nullptr
+                         ? e.residual.ptr<const float>() + e.residual.offset(n, oy, ox, 0)
+                         : nullptr;
+  epilogue_in_place(e, acc, res, K);
+  float* ys = y.ptr<float>();
+  const int t = e.shuffle_factor;
+  if (t == 1) {
+    std::memcpy(ys + y.offset(n, oy, ox, 0), acc, sizeof(float) * size_t(K));
+    return;
+  }
+  // Conv channel k = c*t*t + i*t + j goes to channel c of output pixel (oy*t + i, ox*t + j).
+  const int tt = t * t, channels = K / tt;
+  for (int i = 0; i < t; ++i) {
+    for (int j = 0; j < t; ++j) {
+      float* d = ys + y.offset(n, oy * t + i, ox * t + j, 0);
+      const float* src = acc + i * t + j;
+      for (int c = 0; c < channels; ++c) d[c] = src[int64_t(c) * tt];
+    }
+  }
+}
+
+}  // namespace farsee::cpu_impl

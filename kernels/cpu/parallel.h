@@ -1,0 +1,21 @@
+// When a cpu op uses its OpenMP threads. A parallel region costs microseconds on an idle machine
+// but milliseconds on a loaded one (its end waits for a worker that shares a core with another
+// process; the reference measured the same: kernels/reference/index.h), so small ops stay on the
+// calling thread: below ~1-2 ms of single-thread work. Which tiles and segments an op uses never
+// depends on this (results are the same either way).
+#pragma once
+
+#include <cstdint>
+
+namespace farsee::cpu_impl {
+
+// GEMM multiply-adds: 2^27 is ~1.5 ms of single-thread SGEMM.
+inline bool worth_threads_gemm(int64_t macs) {
+  return macs >= (int64_t(1) << 27);
+}
+// Element visits of the memory-bound loops (a few flops per element): 2^21 is ~1-2 ms.
+inline bool worth_threads_elements(int64_t visits) {
+  return visits >= (int64_t(1) << 21);
+}
+
+}  // namespace farsee::cpu_impl

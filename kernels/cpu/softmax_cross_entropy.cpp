@@ -1,0 +1,147 @@
+// cpu executor, fused softmax cross-entropy of bilinearly upsampled logits
+// (kernels/softmax_cross_entropy.h), fp32 logits (fp16: the reference).
+// The label rows of each image are cut into bands of kBandRows rows (a function of the shape
+// only). A band samples its label pixels' logits (kernels/core/bilinear.h taps, as the kernels),
+// computes logsumexp, the pixel's loss and softmax - onehot, and scatters the tap-weighted
+// gradient into its own fp32 buffer covering just the logit rows its taps read. Then every logit
+// row sums the bands that touch it in band order, scaled by grad_scale / M. Loss: per-band double
+// sums, added in band order. No atomics, no thread-dependent order: bitwise reproducible.
+// Labels are validated first (a label >= C that is not 255 throws, as the reference).
+#include "kernels/softmax_cross_entropy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/core/bilinear.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/reference/softmax_cross_entropy.h"
+
+namespace farsee::cpu_impl {
+namespace {
+
+constexpr int kBandRows = 16;
+
+struct Band {
+  int n, y0, y1;           // image, label rows [y0, y1)
+  int r0, r1;              // logit rows [r0, r1] its taps read
+  std::vector<float> acc;  // [(r1 - r0 + 1) * W * C]
+  double loss = 0.0;
+};
+
+}  // namespace
+
+void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
+  if (logits.dtype != DType::F32 || dlogits.dtype != DType::F32) {
+    reference::softmax_ce_upsample(ctx, align_corners, logits, labels, label_h, label_w, loss,
+                                   dlogits, grad_scale, workspace, workspace_bytes, valid_count);
+    return;
+  }
+  const int C = logits.c(), N = logits.n(), H = logits.h(), W = logits.w();
+  const int64_t label_pixels = int64_t(label_h) * label_w;
+  int64_t counted = 0;
+  for (int64_t p = 0; p < N * label_pixels; ++p) {
+    FARSEE_REQUIRE(labels[p] < C || labels[p] == reference::kIgnoreLabel,
+                   "softmax_ce_upsample: labels[" << p << "] = " << int(labels[p])
+                                                  << " is neither a class < " << C
+                                                  << " nor the ignore label 255");
+    if (labels[p] != reference::kIgnoreLabel) ++counted;
+  }
+  const float sy = bilinear_scale(H, label_h, align_corners);
+  const float sx = bilinear_scale(W, label_w, align_corners);
+  std::vector<BilinearTap> ty(static_cast<size_t>(label_h)), tx(static_cast<size_t>(label_w));
+  for (int y = 0; y < label_h; ++y) ty[size_t(y)] = bilinear_tap(y, sy, H, align_corners);
+  for (int x = 0; x < label_w; ++x) tx[size_t(x)] = bilinear_tap(x, sx, W, align_corners);
+
+  std::vector<Band> bands;
+  for (int n = 0; n < N; ++n) {
+    for (int y0 = 0; y0 < label_h; y0 += kBandRows) {
+      Band b;
+      b.n = n;
+      b.y0 = y0;
+      b.y1 = std::min(label_h, y0 + kBandRows);
+      b.r0 = ty[size_t(y0)].i0;
+      b.r1 = ty[size_t(b.y1 - 1)].i1;
+      bands.push_back(std::move(b));
+    }
+  }
+  const float* z_all = logits.ptr<const float>();
+  const int64_t row_floats = int64_t(W) * C;
+#pragma omp parallel if (worth_threads_elements(int64_t(N) * label_pixels * C * 12))
+  {
+    std::vector<float> z(static_cast<size_t>(C));
+#pragma omp for schedule(dynamic)
+    for (int64_t bi = 0; bi < int64_t(bands.size()); ++bi) {
+      Band& b = bands[size_t(bi)];
+      b.acc.assign(size_t(b.r1 - b.r0 + 1) * row_floats, 0.0f);
+      double band_loss = 0.0;
+      for (int y = b.y0; y < b.y1; ++y) {
+        const BilinearTap& v = ty[size_t(y)];
+        const uint8_t* lrow = labels + int64_t(b.n) * label_pixels + int64_t(y) * label_w;
+        for (int x = 0; x < label_w; ++x) {
+          const int label = lrow[x];
+          if (label == reference::kIgnoreLabel) continue;
+          const BilinearTap& h = tx[size_t(x)];
+          const float* a00 = z_all + logits.offset(b.n, v.i0, h.i0, 0);
+          const float* a01 = z_all + logits.offset(b.n, v.i0, h.i1, 0);
+          const float* a10 = z_all + logits.offset(b.n, v.i1, h.i0, 0);
+          const float* a11 = z_all + logits.offset(b.n, v.i1, h.i1, 0);
+          float zmax = -std::numeric_limits<float>::infinity();
+          for (int c = 0; c < C; ++c) {
+            z[size_t(c)] = bilinear_mix(v, h, a00[c], a01[c], a10[c], a11[c]);
+            zmax = std::max(zmax, z[size_t(c)]);
+          }
+          const float zl = z[size_t(label)] - zmax;  // before the exp (no underflow to log 0)
+          float sum = 0.0f;
+          for (int c = 0; c < C; ++c) {
+            z[size_t(c)] = std::exp(z[size_t(c)] - zmax);  // now exp(z - zmax)
+            sum += z[size_t(c)];
+          }
+          band_loss += double(std::log(sum)) - double(zl);
+          const float inv = 1.0f / sum;
+          const float w00 = v.l0 * h.l0, w01 = v.l0 * h.l1, w10 = v.l1 * h.l0, w11 = v.l1 * h.l1;
+          float* d00 = b.acc.data() + (v.i0 - b.r0) * row_floats + int64_t(h.i0) * C;
+          float* d01 = b.acc.data() + (v.i0 - b.r0) * row_floats + int64_t(h.i1) * C;
+          float* d10 = b.acc.data() + (v.i1 - b.r0) * row_floats + int64_t(h.i0) * C;
+          float* d11 = b.acc.data() + (v.i1 - b.r0) * row_floats + int64_t(h.i1) * C;
+          for (int c = 0; c < C; ++c) {
+            const float g = z[size_t(c)] * inv - (c == label ? 1.0f : 0.0f);
+            d00[c] += w00 * g;
+            d01[c] += w01 * g;
+            d10[c] += w10 * g;
+            d11[c] += w11 * g;
+          }
+        }
+      }
+      b.loss = band_loss;
+    }
+  }
+  // Each logit row: the bands of its image that touch it, in band order.
+  const float factor = counted > 0 ? float(double(grad_scale) / double(counted)) : 0.0f;
+  const int64_t bands_per_image = int64_t(bands.size()) / N;
+#pragma omp parallel for schedule( \
+    dynamic) if (worth_threads_elements(int64_t(bands.size()) * 6 * row_floats))
+  for (int64_t row = 0; row < int64_t(N) * H; ++row) {
+    const int n = int(row / H), y = int(row % H);
+    float* out = dlogits.ptr<float>() + dlogits.offset(n, y, 0, 0);
+    std::vector<float> sum(size_t(row_floats), 0.0f);
+    for (int64_t k = 0; k < bands_per_image; ++k) {
+      const Band& b = bands[size_t(n * bands_per_image + k)];
+      if (y < b.r0 || y > b.r1) continue;
+      const float* src = b.acc.data() + (y - b.r0) * row_floats;
+      for (int64_t i = 0; i < row_floats; ++i) sum[size_t(i)] += src[i];
+    }
+    for (int x = 0; x < W; ++x) {
+      for (int c = 0; c < C; ++c) {
+        out[int64_t(x) * dlogits.pixel_stride + c] = sum[size_t(int64_t(x) * C + c)] * factor;
+      }
+    }
+  }
+  double total = 0.0;
+  for (const Band& b : bands) total += b.loss;
+  *loss = counted > 0 ? float(total / double(counted)) : std::numeric_limits<float>::quiet_NaN();
+  if (valid_count) *valid_count = counted;
+}
+
+}  // namespace farsee::cpu_impl
