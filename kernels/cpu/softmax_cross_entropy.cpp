@@ -1,5 +1,6 @@
 // cpu executor, fused softmax cross-entropy of bilinearly upsampled logits
-// (kernels/softmax_cross_entropy.h), fp32 logits (fp16: the reference).
+// (kernels/softmax_cross_entropy.h), fp32 logits (fp16: the reference); d(logits) fp32, or fp16
+// rounded once from the same fp32 value (mixed precision).
 // The label rows of each image are cut into bands of kBandRows rows (a function of the shape
 // only). A band samples its label pixels' logits (kernels/core/bilinear.h taps, as the kernels),
 // computes logsumexp, the pixel's loss and softmax - onehot, and scatters the tap-weighted
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "kernels/core/bilinear.h"
+#include "kernels/core/half_convert.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/reference/softmax_cross_entropy.h"
 
@@ -33,7 +35,7 @@ struct Band {
 }  // namespace
 
 void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
-  if (logits.dtype != DType::F32 || dlogits.dtype != DType::F32) {
+  if (logits.dtype != DType::F32) {
     reference::softmax_ce_upsample(ctx, align_corners, logits, labels, label_h, label_w, loss,
                                    dlogits, grad_scale, workspace, workspace_bytes, valid_count);
     return;
@@ -124,7 +126,7 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
     dynamic) if (worth_threads_elements(int64_t(bands.size()) * 6 * row_floats))
   for (int64_t row = 0; row < int64_t(N) * H; ++row) {
     const int n = int(row / H), y = int(row % H);
-    float* out = dlogits.ptr<float>() + dlogits.offset(n, y, 0, 0);
+    const int64_t row_offset = dlogits.offset(n, y, 0, 0);
     std::vector<float> sum(size_t(row_floats), 0.0f);
     for (int64_t k = 0; k < bands_per_image; ++k) {
       const Band& b = bands[size_t(n * bands_per_image + k)];
@@ -134,7 +136,13 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
     }
     for (int x = 0; x < W; ++x) {
       for (int c = 0; c < C; ++c) {
-        out[int64_t(x) * dlogits.pixel_stride + c] = sum[size_t(int64_t(x) * C + c)] * factor;
+        const float g = sum[size_t(int64_t(x) * C + c)] * factor;
+        const int64_t at = row_offset + int64_t(x) * dlogits.pixel_stride + c;
+        if (dlogits.dtype == DType::F16) {
+          dlogits.ptr<uint16_t>()[at] = float_to_half_bits(g);  // the fp32 value rounded once
+        } else {
+          dlogits.ptr<float>()[at] = g;
+        }
       }
     }
   }
