@@ -5,6 +5,7 @@
 // trainIds), so farsee-eval scores both the same way:
 //
 //   farsee-colour-baseline --data DIR --fit-split train --split val --out DIR/colour
+//   (or --fit-data TRAIN_DIR: fit on one dataset, label another)
 //   farsee-eval --data DIR --split val --predictions DIR/colour
 //
 // The fit sums integer RGB per trainId over every non-void pixel (uint64: exact, so the means do
@@ -27,6 +28,7 @@
 #include "tools/dataset.h"
 #include "tools/image_io.h"
 #include "tools/metrics.h"
+#include "tools/parallel_for.h"
 
 using namespace farsee;
 
@@ -41,6 +43,8 @@ score them with  farsee-eval --data DIR --split SPLIT --predictions OUT.
   --data DIR        Cityscapes-layout dataset root (required)
   --out DIR         where the predictions go (created if missing; required)
   --fit-split NAME  split the class mean colours are fitted on (default train)
+  --fit-data DIR    dataset root of --fit-split (default: --data), e.g. to fit on one dataset's
+                    training scenes and label another's held-out ones
   --split NAME      split to label (default val)
   --max-fit N       fit on the first N images of --fit-split only (default: all)
   --jobs N          threads (default: the number of CPUs); the results do not depend on it
@@ -57,30 +61,6 @@ struct ColourSums {
     for (size_t i = 0; i < pixels.size(); ++i) pixels[i] += o.pixels[i];
   }
 };
-
-// Runs body(i, thread) for i in [0, count) on `jobs` threads; the first error is rethrown.
-template <typename F>
-void parallel_for(int count, int jobs, F&& body) {
-  std::atomic<int> next{0};
-  std::mutex mutex;
-  std::exception_ptr error;
-  const auto work = [&](int thread) {
-    for (int i = next++; i < count; i = next++) {
-      try {
-        body(i, thread);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!error) error = std::current_exception();
-        next = count;
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < std::min(jobs, count); ++t) threads.emplace_back(work, t);
-  work(0);
-  for (std::thread& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
-}
 
 // The image and its trainIds (void: 255), checked to be the same size.
 void read_sample(const tools::SamplePaths& s, tools::Image* rgb, std::vector<uint8_t>* train_ids) {
@@ -109,7 +89,7 @@ std::string prediction_name(const std::string& image_path) {
 
 int main(int argc, char** argv) {
   return tools::run_program("farsee-colour-baseline", [&] {
-    std::string data, out, fit_split = "train", split = "val";
+    std::string data, out, fit_data, fit_split = "train", split = "val";
     int max_fit = 0;
     int jobs = std::max(1, int(std::thread::hardware_concurrency()));
     tools::ArgParser args(argc, argv);
@@ -123,6 +103,8 @@ int main(int argc, char** argv) {
         data = args.value();
       } else if (args.is("--out")) {
         out = args.value();
+      } else if (args.is("--fit-data")) {
+        fit_data = args.value();
       } else if (args.is("--fit-split")) {
         fit_split = args.value();
       } else if (args.is("--split")) {
@@ -138,10 +120,11 @@ int main(int argc, char** argv) {
     FARSEE_REQUIRE(!data.empty(), "--data DIR is required (see --help)");
     FARSEE_REQUIRE(!out.empty(), "--out DIR is required (see --help)");
 
-    std::vector<tools::SamplePaths> fit = tools::list_cityscapes(data, fit_split);
+    if (fit_data.empty()) fit_data = data;
+    std::vector<tools::SamplePaths> fit = tools::list_cityscapes(fit_data, fit_split);
     if (max_fit > 0 && size_t(max_fit) < fit.size()) fit.resize(size_t(max_fit));
     std::vector<ColourSums> per_thread(static_cast<size_t>(jobs));
-    parallel_for(int(fit.size()), jobs, [&](int i, int thread) {
+    tools::parallel_for(int(fit.size()), jobs, [&](int i, int thread) {
       tools::Image rgb;
       std::vector<uint8_t> ids;
       read_sample(fit[size_t(i)], &rgb, &ids);
@@ -161,7 +144,7 @@ int main(int argc, char** argv) {
     std::vector<std::array<double, 3>> means;
     const auto& names = tools::cityscapes_class_names();
     std::printf("farsee-colour-baseline: class mean colours over %zu '%s' images of %s\n",
-                fit.size(), fit_split.c_str(), data.c_str());
+                fit.size(), fit_split.c_str(), fit_data.c_str());
     for (int c = 0; c < kClasses; ++c) {
       if (total.pixels[size_t(c)] == 0) continue;
       std::array<double, 3> m{};
@@ -180,7 +163,7 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(out, ec);
     FARSEE_REQUIRE(std::filesystem::is_directory(out), "--out: cannot create '" << out << "'");
     const std::vector<tools::SamplePaths> todo = tools::list_cityscapes(data, split);
-    parallel_for(int(todo.size()), jobs, [&](int i, int) {
+    tools::parallel_for(int(todo.size()), jobs, [&](int i, int) {
       const tools::SamplePaths& s = todo[size_t(i)];
       const tools::Image rgb = tools::read_rgb(s.image);
       tools::Image pred;

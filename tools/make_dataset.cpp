@@ -25,6 +25,7 @@
 #include "tools/cli.h"
 #include "tools/dataset.h"
 #include "tools/image_io.h"
+#include "tools/parallel_for.h"
 #include "tools/synthetic_scenes.h"
 
 using namespace farsee;
@@ -82,30 +83,6 @@ std::string stem(const std::string& city, int seq) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%s_%06d_000019", city.c_str(), seq);
   return buffer;
-}
-
-// Runs body(0 .. count-1) on `jobs` threads; the first error is rethrown.
-template <typename F>
-void parallel_for(int count, int jobs, F&& body) {
-  std::atomic<int> next{0};
-  std::mutex mutex;
-  std::exception_ptr error;
-  const auto work = [&] {
-    for (int i = next++; i < count; i = next++) {
-      try {
-        body(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!error) error = std::current_exception();
-        next = count;
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < std::min(jobs, count); ++t) threads.emplace_back(work);
-  work();
-  for (std::thread& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -190,7 +167,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    parallel_for(int(list.size()), jobs, [&](int i) {
+    tools::parallel_for(int(list.size()), jobs, [&](int i, int) {
       const Job& job = list[size_t(i)];
       const std::string split_name = job.split == 0 ? "train" : "val";
       const int cities = int((job.split == 0 ? kTrainCities : kValCities).size());

@@ -49,14 +49,18 @@ struct alignas(sizeof(T) * V) Pack {
 template <int V, typename T>
 FARSEE_HD void load_as_float(const T* p, float (&out)[V]) {
   const Pack<T, V> pack = *reinterpret_cast<const Pack<T, V>*>(p);
+#ifdef __CUDACC__  // host code includes this header too, and g++ has no `#pragma unroll`
 #pragma unroll
+#endif
   for (int i = 0; i < V; ++i) out[i] = to_float(pack.v[i]);
 }
 
 template <int V, typename T>
 FARSEE_HD void store_from_float(T* p, const float (&values)[V]) {
   Pack<T, V> pack;
+#ifdef __CUDACC__
 #pragma unroll
+#endif
   for (int i = 0; i < V; ++i) pack.v[i] = from_float<T>(values[i]);
   *reinterpret_cast<Pack<T, V>*>(p) = pack;
 }

@@ -67,6 +67,18 @@ void depthwise_fwd_row(const DepthwiseParams& p, const TensorView& x, const floa
   }
 }
 
+// Runs row_fn(row, acc) for every row in [0, rows) on the OpenMP threads (dynamic: a core shared
+// with another process does not hold half the rows), each thread with its own C-float scratch.
+template <typename RowFn>
+void for_each_row(int64_t rows, int64_t visits, int C, RowFn row_fn) {
+#pragma omp parallel if (worth_threads_elements(visits))
+  {
+    std::vector<float> acc(static_cast<size_t>(C));
+#pragma omp for schedule(dynamic)
+    for (int64_t row = 0; row < rows; ++row) row_fn(row, acc.data());
+  }
+}
+
 }  // namespace
 
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
@@ -77,15 +89,9 @@ void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
   const int C = x.c();
   const std::vector<float> wt = taps_by_channel(weight, C);
   const int64_t out_rows = int64_t(y.n()) * y.h();
-#pragma omp parallel if (worth_threads_elements(out_rows * y.w() * C * 9))
-  {
-    std::vector<float> acc(static_cast<size_t>(C));
-#pragma omp for schedule(dynamic)
-    for (int64_t row = 0; row < out_rows; ++row) {
-      depthwise_fwd_row(p, x, wt.data(), scale, bias, y, int(row / y.h()), int(row % y.h()),
-                        acc.data());
-    }
-  }
+  for_each_row(out_rows, out_rows * y.w() * C * 9, C, [&](int64_t row, float* acc) {
+    depthwise_fwd_row(p, x, wt.data(), scale, bias, y, int(row / y.h()), int(row % y.h()), acc);
+  });
 }
 
 namespace {
@@ -156,15 +162,10 @@ void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
   const int C = dx.c();
   const std::vector<float> wt = taps_by_channel(weight, C);
   const int64_t in_rows = int64_t(dx.n()) * dx.h();
-#pragma omp parallel if (worth_threads_elements(in_rows * dx.w() * C * 9))
-  {
-    std::vector<float> acc(static_cast<size_t>(C));
-#pragma omp for schedule(dynamic)
-    for (int64_t row = 0; row < in_rows; ++row) {
-      depthwise_bwd_data_row(p, dy, wt.data(), dx, accumulate, int(row / dx.h()), int(row % dx.h()),
-                             acc.data());
-    }
-  }
+  for_each_row(in_rows, in_rows * dx.w() * C * 9, C, [&](int64_t row, float* acc) {
+    depthwise_bwd_data_row(p, dy, wt.data(), dx, accumulate, int(row / dx.h()), int(row % dx.h()),
+                           acc);
+  });
 }
 
 void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS) {
