@@ -62,29 +62,6 @@ struct ColourSums {
   }
 };
 
-// The image and its trainIds (void: 255), checked to be the same size.
-void read_sample(const tools::SamplePaths& s, tools::Image* rgb, std::vector<uint8_t>* train_ids) {
-  *rgb = tools::read_rgb(s.image);
-  const tools::Image label = tools::read_grey(s.label);
-  FARSEE_REQUIRE(label.width == rgb->width && label.height == rgb->height,
-                 "label '" << s.label << "' is " << label.height << "x" << label.width
-                           << " but image '" << s.image << "' is " << rgb->height << "x"
-                           << rgb->width);
-  const auto& table = tools::cityscapes_train_ids();
-  train_ids->resize(label.data.size());
-  for (size_t i = 0; i < label.data.size(); ++i) (*train_ids)[i] = table[label.data[i]];
-}
-
-std::string prediction_name(const std::string& image_path) {
-  std::string name = std::filesystem::path(image_path).filename().string();
-  const std::string suffix = "_leftImg8bit.png";
-  if (name.size() > suffix.size() &&
-      name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-    name.resize(name.size() - suffix.size());
-  }
-  return name + "_labels.png";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,14 +102,12 @@ int main(int argc, char** argv) {
     if (max_fit > 0 && size_t(max_fit) < fit.size()) fit.resize(size_t(max_fit));
     std::vector<ColourSums> per_thread(static_cast<size_t>(jobs));
     tools::parallel_for(int(fit.size()), jobs, [&](int i, int thread) {
-      tools::Image rgb;
-      std::vector<uint8_t> ids;
-      read_sample(fit[size_t(i)], &rgb, &ids);
+      const tools::DecodedSample d = tools::decode_sample(fit[size_t(i)], kClasses);
       ColourSums& sums = per_thread[size_t(thread)];
-      for (size_t p = 0; p < ids.size(); ++p) {
-        const int c = ids[p];
+      for (size_t p = 0; p < d.label.data.size(); ++p) {
+        const int c = d.label.data[p];
         if (c >= kClasses) continue;
-        for (int ch = 0; ch < 3; ++ch) sums.rgb[size_t(c) * 3 + ch] += rgb.data[p * 3 + ch];
+        for (int ch = 0; ch < 3; ++ch) sums.rgb[size_t(c) * 3 + ch] += d.image.data[p * 3 + ch];
         ++sums.pixels[size_t(c)];
       }
     });
@@ -187,7 +162,9 @@ int main(int argc, char** argv) {
         }
         pred.data[p] = uint8_t(best_class);
       }
-      tools::write_png((std::filesystem::path(out) / prediction_name(s.image)).string(), pred);
+      // Named as farsee-infer names its label maps: <image stem>_labels.png.
+      const std::string name = std::filesystem::path(s.image).stem().string() + "_labels.png";
+      tools::write_png((std::filesystem::path(out) / name).string(), pred);
     });
     std::printf("farsee-colour-baseline: %zu label maps (trainIds) of split '%s' in %s\n",
                 todo.size(), split.c_str(), out.c_str());

@@ -64,14 +64,8 @@ std::vector<SamplePaths> list_cityscapes(const std::string& root, const std::str
   return out;
 }
 
-namespace {
-
-struct Decoded {
-  Image image, label;  // label: trainIds
-};
-
-Decoded decode(const SamplePaths& paths, const DatasetOptions& o) {
-  Decoded d{read_rgb(paths.image), read_grey(paths.label)};
+DecodedSample decode_sample(const SamplePaths& paths, int num_classes) {
+  DecodedSample d{read_rgb(paths.image), read_grey(paths.label)};
   FARSEE_REQUIRE(d.image.width == d.label.width && d.image.height == d.label.height,
                  "image '" << paths.image << "' is " << d.image.height << "x" << d.image.width
                            << " but its label file '" << paths.label << "' is " << d.label.height
@@ -79,13 +73,15 @@ Decoded decode(const SamplePaths& paths, const DatasetOptions& o) {
   const auto& table = cityscapes_train_ids();
   for (uint8_t& v : d.label.data) {
     const uint8_t t = table[v];
-    FARSEE_REQUIRE(t == 255 || t < o.num_classes,
-                   "label file '" << paths.label << "' holds trainId " << int(t)
-                                  << ", but the network has " << o.num_classes << " classes");
+    FARSEE_REQUIRE(t == 255 || t < num_classes, "label file '" << paths.label << "' holds trainId "
+                                                               << int(t) << ", but the network has "
+                                                               << num_classes << " classes");
     v = t;
   }
   return d;
 }
+
+namespace {
 
 void mirror(float* input, int h, int w, uint8_t* labels, int lh, int lw) {
   for (int y = 0; y < h; ++y) {
@@ -101,7 +97,7 @@ void mirror(float* input, int h, int w, uint8_t* labels, int lh, int lw) {
 
 void load_sample(const SamplePaths& paths, const DatasetOptions& o, const AugmentDraw& draw,
                  float* input, uint8_t* labels) {
-  const Decoded d = decode(paths, o);
+  const DecodedSample d = decode_sample(paths, o.num_classes);
   const int h = d.image.height, w = d.image.width, oh = o.input_h, ow = o.input_w;
   const int lh = o.label_height(), lw = o.label_width();
   if (draw.geometric_identity() && draw.window_h == lh && draw.window_w == lw) {

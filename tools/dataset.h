@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "tools/augment.h"
+#include "tools/image_io.h"
 
 namespace farsee::tools {
 
@@ -46,6 +47,13 @@ struct SamplePaths {
 // label path, in sorted image-path order. Throws when the folder is missing or holds no image, or
 // when a label file is missing (naming it).
 std::vector<SamplePaths> list_cityscapes(const std::string& root, const std::string& split);
+
+// A sample as decoded: the RGB image and its label map converted to trainIds (255: ignored).
+// Throws naming the files when their sizes differ or a trainId is >= num_classes.
+struct DecodedSample {
+  Image image, label;
+};
+DecodedSample decode_sample(const SamplePaths& paths, int num_classes);
 
 struct DatasetOptions {
   int input_h = 512, input_w = 1024;

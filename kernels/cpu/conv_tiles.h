@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/conv_bn_act.h"
+#include "kernels/core/nhwc_index.h"
 
 namespace farsee::cpu_impl {
 
@@ -21,9 +22,10 @@ inline OutPixel out_pixel(int64_t p, int oh, int ow) {
   return OutPixel{int(q / oh), int(q % oh), x};
 }
 
-// Input coordinate of tap `r` of output coordinate `o` (may lie in the padding).
+// Input coordinate of tap `r` of output coordinate `o` (may lie in the padding): the kernels'
+// window geometry (kernels/core/nhwc_index.h window_first).
 inline int window_in(int o, int r, int stride, int pad, int dilation) {
-  return o * stride - pad + r * dilation;
+  return window_first(o, stride, pad) + r * dilation;
 }
 
 // Rows i < rows of dst (leading dimension ld): the receptive field of output pixel p0 + i over the
