@@ -8,24 +8,25 @@
 //      (kernels/core/bilinear.h), then for each channel the bilinear sample z_c of the 4 low-res
 //      taps (fp32, bilinear_mix: bitwise the resize forward) and an online logsumexp (running max
 //      and rescaled sum, one expf per channel). The logsumexp is stored in the workspace, the
-//      pixel's loss lse - z_label (0 if ignored; NaN for an invalid label) and its count (0/1) are
-//      summed by the thread in pixel order, then over the block by a fixed shared-memory tree into
-//      the block's partial.
+//      pixel's loss w[label] * (lse - z_label) (0 if ignored; NaN for an invalid label), its count
+//      (0/1) and its weight (w[label], 1 without class weights) are summed by the thread in pixel
+//      order, then over the block by a fixed shared-memory tree into the block's partials.
 //   2. finalise, one block: sums the partials in a fixed order (each thread a fixed strided
-//      subset in double, then a fixed tree), writes loss = sum / M (NaN if M = 0), M, and the
-//      gradient factor grad_scale / M (0 if M = 0) into the workspace.
+//      subset in double, then a fixed tree), writes loss = sum / S (S: the weight sum, = M without
+//      class weights; NaN if S = 0), M, and the gradient factor grad_scale / S (0 if S = 0) into
+//      the workspace.
 //   3. gradient, gather form (kernels/core/bilinear_gather.h): a block owns a tile of up to 4 x 32
 //      low-res pixels (smaller for many classes or extreme scale factors: the host picks the
 //      largest tile whose staging fits 48 KiB) and walks the label rows whose taps read the tile,
 //      in order. Per label row: (a) for every label pixel the tile's columns read (the union of
 //      their ranges) and every channel, softmax - onehot = exp(z_c - lse) - [label == c] with z_c
 //      re-interpolated exactly as in pass 1 (0 for ignored pixels), into shared memory, channel
-//      fastest (coalesced logits reads); (b) each thread, for its (tile column, channel) pairs,
-//      sums those values times the column tap weights (the horizontal transpose) and adds the
-//      result times the row's vertical weight to the accumulator of each tile row it reads
-//      (accumulators in shared memory, one owner each). Finally dlogits = acc * grad_scale / M.
-//      Each label pixel's softmax is recomputed by the ~1.3 tiles that read it (halo), not by all
-//      4 low-res pixels it reads.
+//      fastest (coalesced logits reads), times w[label]; (b) each thread, for its (tile column,
+//      channel) pairs, sums those values times the column tap weights (the horizontal transpose)
+//      and adds the result times the row's vertical weight to the accumulator of each tile row it
+//      reads (accumulators in shared memory, one owner each). Finally dlogits = acc * grad_scale /
+//      M. Each label pixel's softmax is recomputed by the ~1.3 tiles that read it (halo), not by
+//      all 4 low-res pixels it reads.
 // Cost at the paper's shapes (logits 8x256x512x19, labels 8x1024x2048): pass 1 reads each label
 //   once and the logits ~4x (L1/L2 hits), one expf per (label pixel, channel); pass 3 ~1.3x that
 //   (tile halo); one float lse per label pixel (64 MiB) of workspace.
@@ -55,14 +56,23 @@ constexpr uint8_t kIgnore = 255;
 
 // Workspace views (layout: kernels/softmax_cross_entropy.h).
 struct CeWorkspace {
-  float* scalars;    // [0]: gradient factor grad_scale / M
-  float* loss_part;  // [partials]
-  int* count_part;   // [partials]
-  float* lse;        // [label pixels]
+  float* scalars;      // [0]: gradient factor grad_scale / M
+  float* loss_part;    // [partials]
+  int* count_part;     // [partials]
+  float* weight_part;  // [partials]
+  float* lse;          // [label pixels]
 };
 inline CeWorkspace ce_workspace(void* base, int64_t partials) {
   float* f = static_cast<float*>(base);
-  return CeWorkspace{f, f + 4, reinterpret_cast<int*>(f + 4 + partials), f + 4 + 2 * partials};
+  return CeWorkspace{f, f + 4, reinterpret_cast<int*>(f + 4 + partials), f + 4 + 2 * partials,
+                     f + 4 + 3 * partials};
+}
+
+// A counted label's class weight: 1 without weights, NaN for an invalid label (>= C), which then
+// poisons the loss as the unweighted path does (never an out-of-range read).
+FARSEE_DEVICE float class_weight(const float* class_weights, int label, int channels) {
+  if (label >= channels) return NAN;
+  return class_weights ? class_weights[label] : 1.0f;
 }
 
 // The bilinear sample of channel c at the taps (fp32; the same expression in both passes).
@@ -73,16 +83,17 @@ FARSEE_DEVICE float sample(const T* p00, const T* p01, const T* p10, const T* p1
                       to_float(p11[c]));
 }
 
-// Sums the kThreads entries of sum_a and sum_b into element 0 by a fixed binary tree (thread t
-// absorbs t + half, half = kThreads / 2 .. 1): deterministic. Every thread of the block calls it
-// after writing its entries.
-template <typename A, typename B>
-FARSEE_DEVICE void block_tree_sum2(A* sum_a, B* sum_b, int t) {
+// Sums the kThreads entries of sum_a, sum_b and sum_c into element 0 by a fixed binary tree
+// (thread t absorbs t + half, half = kThreads / 2 .. 1): deterministic. Every thread of the block
+// calls it after writing its entries.
+template <typename A, typename B, typename C>
+FARSEE_DEVICE void block_tree_sum3(A* sum_a, B* sum_b, C* sum_c, int t) {
   __syncthreads();
   for (int half = kThreads / 2; half > 0; half /= 2) {
     if (t < half) {
       sum_a[t] += sum_a[t + half];
       sum_b[t] += sum_b[t + half];
+      sum_c[t] += sum_c[t + half];
     }
     __syncthreads();
   }
@@ -92,12 +103,13 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads)
     ce_forward_kernel(Nhwc<const T> logits, const uint8_t* __restrict__ labels, int label_h,
                       int label_w, float scale_h, float scale_w, bool align_corners,
-                      CeWorkspace ws) {
+                      const float* __restrict__ class_weights, CeWorkspace ws) {
   FARSEE_SHARED(float, loss_sum, [kThreads]);
   FARSEE_SHARED(int, count_sum, [kThreads]);
+  FARSEE_SHARED(float, weight_sum, [kThreads]);
   const int t = int(threadIdx.x);
   const int64_t pixels = int64_t(logits.n) * label_h * label_w;
-  float loss = 0.0f;
+  float loss = 0.0f, weight = 0.0f;
   int counted = 0;
   for (int i = 0; i < kPixelsPerThread; ++i) {
     const int64_t q = int64_t(blockIdx.x) * kSoftmaxCePixelsPerPartial + i * kThreads + t;
@@ -127,15 +139,19 @@ __global__ void __launch_bounds__(kThreads)
     }
     const float lse = m + logf(s);
     ws.lse[q] = lse;
-    loss += lse - z_label;
+    const float w = class_weight(class_weights, label, logits.c);
+    loss += w * (lse - z_label);
+    weight += w;
     ++counted;
   }
   loss_sum[t] = loss;
   count_sum[t] = counted;
-  block_tree_sum2(loss_sum, count_sum, t);
+  weight_sum[t] = weight;
+  block_tree_sum3(loss_sum, count_sum, weight_sum, t);
   if (t == 0) {
     ws.loss_part[blockIdx.x] = loss_sum[0];
     ws.count_part[blockIdx.x] = count_sum[0];
+    ws.weight_part[blockIdx.x] = weight_sum[0];
   }
 }
 
@@ -144,21 +160,24 @@ __global__ void __launch_bounds__(kThreads)
                        int64_t* valid_count) {
   FARSEE_SHARED(double, loss_sum, [kThreads]);
   FARSEE_SHARED(long long, count_sum, [kThreads]);
+  FARSEE_SHARED(double, weight_sum, [kThreads]);
   const int t = int(threadIdx.x);
-  double l = 0.0;
+  double l = 0.0, w = 0.0;
   long long m = 0;
   for (int64_t i = t; i < partials; i += kThreads) {
     l += double(ws.loss_part[i]);
     m += ws.count_part[i];
+    w += double(ws.weight_part[i]);
   }
   loss_sum[t] = l;
   count_sum[t] = m;
-  block_tree_sum2(loss_sum, count_sum, t);
+  weight_sum[t] = w;
+  block_tree_sum3(loss_sum, count_sum, weight_sum, t);
   if (t == 0) {
-    const long long total = count_sum[0];
-    *loss = total > 0 ? float(loss_sum[0] / double(total)) : NAN;
-    if (valid_count) *valid_count = int64_t(total);
-    ws.scalars[0] = total > 0 ? float(double(grad_scale) / double(total)) : 0.0f;
+    const double s = weight_sum[0];  // = M exactly without class weights
+    *loss = s > 0 ? float(loss_sum[0] / s) : NAN;
+    if (valid_count) *valid_count = int64_t(count_sum[0]);
+    ws.scalars[0] = s > 0 ? float(double(grad_scale) / s) : 0.0f;
   }
 }
 
@@ -168,7 +187,8 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T, typename D>
 __global__ void __launch_bounds__(kThreads)
     ce_gradient_kernel(Nhwc<const T> logits, const uint8_t* __restrict__ labels, Nhwc<D> dz,
-                       BilinearGatherGeometry g, CeWorkspace ws) {
+                       const float* __restrict__ class_weights, BilinearGatherGeometry g,
+                       CeWorkspace ws) {
   const BilinearGatherTile t = bilinear_gather_stage(g);
   const int channels = logits.c;
   float* g_row =
@@ -195,7 +215,8 @@ __global__ void __launch_bounds__(kThreads)
         const float z =
             sample(logits.pixel(t.n, ty.i0, tx.i0), logits.pixel(t.n, ty.i0, tx.i1),
                    logits.pixel(t.n, ty.i1, tx.i0), logits.pixel(t.n, ty.i1, tx.i1), ty, tx, c);
-        d = expf(z - ws.lse[label_row + ox]) - (label == c ? 1.0f : 0.0f);
+        d = class_weight(class_weights, label, channels) *
+            (expf(z - ws.lse[label_row + ox]) - (label == c ? 1.0f : 0.0f));
       }
       g_row[k] = d;
     }
@@ -261,22 +282,22 @@ BilinearGatherGeometry gradient_geometry(const TensorView& logits, int label_h, 
 template <typename T, typename D>
 void launch_all(const Context& ctx, bool align_corners, const TensorView& logits,
                 const uint8_t* labels, int label_h, int label_w, float* loss,
-                const TensorView& dlogits, float grad_scale, const CeWorkspace& ws,
-                int64_t partials, int64_t* valid_count) {
+                const TensorView& dlogits, float grad_scale, const float* class_weights,
+                const CeWorkspace& ws, int64_t partials, int64_t* valid_count) {
   FARSEE_REQUIRE(partials < (int64_t(1) << 31),
                  "softmax_ce_upsample: " << partials << " blocks exceed the grid limit");
   auto forward = ce_forward_kernel<T>;
-  FARSEE_LAUNCH(forward, dim3(unsigned(partials)), dim3(kThreads), 0, ctx.stream,
-                nhwc<const T>(logits), labels, label_h, label_w,
-                bilinear_scale(logits.h(), label_h, align_corners),
-                bilinear_scale(logits.w(), label_w, align_corners), align_corners, ws);
+  FARSEE_LAUNCH(
+      forward, dim3(unsigned(partials)), dim3(kThreads), 0, ctx.stream, nhwc<const T>(logits),
+      labels, label_h, label_w, bilinear_scale(logits.h(), label_h, align_corners),
+      bilinear_scale(logits.w(), label_w, align_corners), align_corners, class_weights, ws);
   FARSEE_LAUNCH(ce_finalize_kernel, dim3(1), dim3(kThreads), 0, ctx.stream, ws, partials,
                 grad_scale, loss, valid_count);
   const BilinearGatherGeometry g = gradient_geometry(logits, label_h, label_w, align_corners);
   auto gradient = ce_gradient_kernel<T, D>;
   FARSEE_LAUNCH(gradient, bilinear_gather_grid(g, logits.n()), dim3(kThreads),
                 gradient_smem_bytes(g, logits.c()), ctx.stream, nhwc<const T>(logits), labels,
-                nhwc<D>(dlogits), g, ws);
+                nhwc<D>(dlogits), class_weights, g, ws);
 }
 
 }  // namespace
@@ -289,8 +310,8 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   const bool f32_in = logits.dtype == DType::F32, f32_out = dlogits.dtype == DType::F32;
   auto launch = f32_in ? (f32_out ? launch_all<float, float> : launch_all<float, __half>)
                        : (f32_out ? launch_all<__half, float> : launch_all<__half, __half>);
-  launch(ctx, align_corners, logits, labels, label_h, label_w, loss, dlogits, grad_scale, ws,
-         partials, valid_count);
+  launch(ctx, align_corners, logits, labels, label_h, label_w, loss, dlogits, grad_scale,
+         class_weights, ws, partials, valid_count);
 }
 
 }  // namespace FARSEE_KERNEL_NS

@@ -229,10 +229,31 @@ Trainer::~Trainer() {
   if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
 }
 
+void Trainer::set_class_weights(const std::vector<float>& weights) {
+  if (!weights.empty()) {
+    FARSEE_REQUIRE(int(weights.size()) == config_.num_classes,
+                   "Trainer: " << weights.size() << " class weights for " << config_.num_classes
+                               << " classes");
+    for (size_t c = 0; c < weights.size(); ++c) {
+      FARSEE_REQUIRE(
+          std::isfinite(weights[c]) && weights[c] >= 0.0f,
+          "Trainer: class weight " << c << " is " << weights[c] << "; expected finite and >= 0");
+    }
+    if (class_weights_.bytes() == 0) {
+      class_weights_ = rt::Buffer(ctx_.executor, weights.size() * sizeof(float));
+    }
+    rt::copy_to_device(ctx_, class_weights_.data(), weights.data(), weights.size() * sizeof(float));
+    rt::synchronize(ctx_);
+  }
+  class_weights_host_ = weights;
+  rt::graph_destroy(cuda_graph_);  // a captured step holds the old pointer (or none)
+  cuda_graph_ = nullptr;
+}
+
 int64_t Trainer::device_bytes() const {
   int64_t total = int64_t(params_.bytes() + grads_.bytes() + momenta_.bytes() + running_.bytes() +
                           saved_.bytes() + arena_.bytes() + workspace_.bytes() + labels_.bytes() +
-                          loss_.bytes() + found_inf_.bytes());
+                          loss_.bytes() + found_inf_.bytes() + class_weights_.bytes());
   for (const LayerWeights& w : weights_) {
     total += int64_t(w.forward.buffer.bytes() + w.backward_data.buffer.bytes());
   }
@@ -314,7 +335,8 @@ void Trainer::run(const TrainStep& s) {
     case TrainOp::Loss:
       softmax_ce_upsample(ctx_, config_.align_corners, view(s.x), labels_.as<uint8_t>(),
                           graph_.label_h, graph_.label_w, loss_.as<float>(), view(s.dx),
-                          scale_.scale, workspace_.data(), workspace_.bytes());
+                          scale_.scale, workspace_.data(), workspace_.bytes(), nullptr,
+                          class_weights_host_.empty() ? nullptr : class_weights_.as<float>());
       break;
     case TrainOp::ConvBackward: {
       conv_bwd_weight(ctx_, s.conv, view(s.x), view(s.dy), s.shuffle, grad(slots->weight),

@@ -118,6 +118,12 @@ class Trainer {
   // Throws for a scale that is not positive and finite, or a scaled state in fp32 training.
   void load_loss_scale(const LossScaleState& state);
 
+  // Class weights of the loss (F.cross_entropy's weight=: the weighted mean, for rare classes):
+  // num_classes values, finite and >= 0; empty: every class 1 (the default, bitwise the
+  // unweighted loss). Throws naming the first bad value.
+  void set_class_weights(const std::vector<float>& weights);
+  const std::vector<float>& class_weights() const { return class_weights_host_; }
+
   // Host input [n][h][w][3] (normalised) and labels [n][label_h][label_w] (trainIds / 255).
   void set_batch(const float* input_nhwc, const uint8_t* labels);
   // Fills every activation byte with `byte` (tests: 0xFF = NaN poison).
@@ -195,7 +201,9 @@ class Trainer {
   std::vector<LayerWeights> weights_;
   rt::Buffer params_, grads_, momenta_, running_, saved_;
   rt::Buffer arena_, workspace_, labels_, loss_;
-  rt::Buffer found_inf_;  // mixed precision: int32 flag of grad_unscale_check / sgd_step
+  rt::Buffer found_inf_;      // mixed precision: int32 flag of grad_unscale_check / sgd_step
+  rt::Buffer class_weights_;  // num_classes fp32, or empty (unweighted loss)
+  std::vector<float> class_weights_host_;
   int64_t steps_done_ = 0;
   void* cuda_graph_ = nullptr;
   float graph_lr_ = 0.f, graph_momentum_ = 0.f, graph_weight_decay_ = 0.f, graph_scale_ = 0.f;

@@ -230,6 +230,31 @@ def make_cross_entropy(w_, gen):
         w_.f32(name, "grad", z64.grad)
 
 
+# ---- fused upsample + class-weighted softmax cross-entropy (softmax_ce_upsample with weights):
+# F.cross_entropy(F.interpolate(z, size, bilinear), labels, weight=w, ignore_index=255), the
+# weighted mean sum(w[y] * nll) / sum(w[y]); one class weighted 0.
+def make_weighted_upsample_cross_entropy(w_, gen):
+    for name, align in [("ce_upsample_weighted", False), ("ce_upsample_weighted_ac", True)]:
+        n, c, h, w = 2, 5, 4, 3
+        size = (13, 9)
+        z = randn(gen, n, c, h, w) * 3.0
+        labels = torch.randint(0, c, (n, *size), generator=gen)
+        labels[torch.rand(n, *size, generator=gen) < 0.2] = 255
+        weight = torch.rand(c, generator=gen) * 4.8 + 0.2
+        weight[1] = 0.0
+        z64 = z.double().requires_grad_(True)
+        up = F.interpolate(z64, size=size, mode="bilinear", align_corners=align)
+        loss = F.cross_entropy(up, labels, weight=weight.double(), ignore_index=255,
+                               reduction="mean")
+        loss.backward()
+        w_.i32(name, "params", [int(align), *size])
+        w_.f32(name, "logits", z)
+        w_.u8(name, "labels", labels)
+        w_.f32(name, "weights", weight)
+        w_.f32(name, "loss", loss.reshape(1))
+        w_.f32(name, "grad", z64.grad)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -241,7 +266,7 @@ def main():
     w_ = Writer(args.out)
     for seed, make in enumerate([make_conv, make_batchnorm, make_pool, make_pixel_shuffle,
                                  make_resize, make_argmax, make_resize_argmax,
-                                 make_cross_entropy]):
+                                 make_cross_entropy, make_weighted_upsample_cross_entropy]):
         gen = torch.Generator().manual_seed(1000 + seed)
         make(w_, gen)
     total = sum(os.path.getsize(f) for f in w_.files)

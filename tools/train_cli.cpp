@@ -37,6 +37,7 @@
 #include "tools/dataset.h"
 #include "tools/image_io.h"
 #include "tools/metrics.h"
+#include "tools/parallel_for.h"
 #include "weights/safetensors.h"
 
 namespace farsee::tools {
@@ -72,6 +73,11 @@ Data and model:
   --crop HxW              crop window in label pixels of the scaled image, padded with label 255
                           (default: the label size)
   --no-augment            no augmentation at all
+  --class-weights W       weights of the classes in the loss (F.cross_entropy's weight=: a
+                          weighted mean), for rare classes: W0,W1,... (one per class, >= 0) |
+                          inverse-log: 1 / ln(1.02 + f_c), f_c the share of class c among the
+                          labelled pixels of the training split (ENet's weighting), computed at
+                          the start and printed. Default: none (every class 1)
   --workers N             decoding/augmentation threads with a bounded prefetch queue (default:
                           the CPUs less one, at most 16; 0: on the training thread); the batches
                           do not depend on N. One thread makes about 14 images/s at 1024x2048
@@ -151,6 +157,7 @@ struct Options {
   int input_h = 512, input_w = 1024;
   int label_h = 0, label_w = 0;
   std::string augmentation = "paper";
+  std::string class_weights;              // "" (none), "inverse-log" or a list of numbers
   double scale_min = -1, scale_max = -1;  // < 0: the recipe's
   int crop_h = 0, crop_w = 0;
   int workers = std::clamp(int(std::thread::hardware_concurrency()) - 1, 1, 16);
@@ -281,6 +288,11 @@ void apply(Options& o, const std::string& flag, const std::string& value) {
     o.log = value;
   } else if (flag == "--print-every") {
     o.print_every = parse_int(value, f, 1);
+  } else if (flag == "--class-weights") {
+    if (value != "inverse-log") {
+      for (const std::string& item : split_list(value, f)) parse_double(item, f);
+    }
+    o.class_weights = value;
   } else if (flag == "--save") {
     o.save = value;
   } else if (flag == "--save-dtype") {
@@ -324,6 +336,7 @@ json options_to_json(const Options& o) {
   j["augmentation"] = o.augmentation;
   if (o.scale_min > 0) j["scale-range"] = json(o.scale_min).dump() + "," + json(o.scale_max).dump();
   if (o.crop_h > 0) j["crop"] = std::to_string(o.crop_h) + "x" + std::to_string(o.crop_w);
+  if (!o.class_weights.empty()) j["class-weights"] = o.class_weights;
   j["no-augment"] = !o.augment;
   j["no-shuffle"] = !o.shuffle;
   j["seed"] = o.seed;
@@ -645,6 +658,49 @@ std::string format(const char* fmt, ...) {
 
 // ---- the run ---------------------------------------------------------------------------------
 
+// The class weights --class-weights asks for (empty: none). inverse-log decodes every label map
+// of `data` at its own size (the loader's decode, on `jobs` threads) and counts the classes in a
+// fixed order: the same weights for any thread count.
+std::vector<float> resolve_class_weights(const std::string& spec, const CityscapesDataset& data,
+                                         int num_classes, int jobs) {
+  std::vector<float> weights;
+  if (spec.empty()) return weights;
+  if (spec != "inverse-log") {
+    for (const std::string& item : split_list(spec, "--class-weights")) {
+      weights.push_back(float(parse_double(item, "--class-weights")));
+    }
+    FARSEE_REQUIRE(
+        int(weights.size()) == num_classes,
+        "--class-weights: " << weights.size() << " weights for " << num_classes << " classes");
+    return weights;
+  }
+  const std::vector<SamplePaths>& files = data.files();
+  std::vector<std::vector<int64_t>> per_file(files.size(),
+                                             std::vector<int64_t>(size_t(num_classes), 0));
+  parallel_for(int(files.size()), std::max(jobs, 1), [&](int i, int) {
+    const DecodedSample s = decode_sample(files[size_t(i)], num_classes);
+    for (uint8_t id : s.label.data) {
+      if (id < num_classes) ++per_file[size_t(i)][id];
+    }
+  });
+  std::vector<int64_t> counts(size_t(num_classes), 0);
+  int64_t labelled = 0;
+  for (const auto& f : per_file) {
+    for (int c = 0; c < num_classes; ++c) {
+      counts[size_t(c)] += f[size_t(c)];
+      labelled += f[size_t(c)];
+    }
+  }
+  FARSEE_REQUIRE(labelled > 0,
+                 "--class-weights inverse-log: the training split has no labelled "
+                 "pixel");
+  for (int c = 0; c < num_classes; ++c) {
+    const double share = double(counts[size_t(c)]) / double(labelled);
+    weights.push_back(float(1.0 / std::log(1.02 + share)));
+  }
+  return weights;
+}
+
 net::HostTensors initial_parameters(const Options& o, const net::FarSeeConfig& config) {
   if (o.init.empty()) return net::training_init(config, o.seed);
   const weights::SafetensorsFile file(o.init);
@@ -760,6 +816,8 @@ int run(const Options& o) {
                             o.input_w, d.label_height(), d.label_width(), precision);
   }
   net::Trainer& trainer = *trainer_storage;
+  trainer.set_class_weights(
+      resolve_class_weights(o.class_weights, data, config.num_classes, std::max(o.workers, 1)));
   const int64_t start = resumed ? resumed->step : 0;
   double best_miou = -1;
   int64_t best_step = -1;
@@ -782,6 +840,12 @@ int run(const Options& o) {
                        o.resume.c_str())
                     .c_str()
               : "");
+  if (!trainer.class_weights().empty()) {
+    std::string list;
+    for (float w : trainer.class_weights()) list += (list.empty() ? "" : ",") + format("%.4g", w);
+    std::printf("farsee-train: class weights (--class-weights %s): %s\n", o.class_weights.c_str(),
+                list.c_str());
+  }
   std::fflush(stdout);
 
   std::ofstream log;
@@ -794,6 +858,9 @@ int run(const Options& o) {
     log << j.dump() << "\n";
     log.flush();
   };
+  if (!trainer.class_weights().empty()) {
+    log_line({{"event", "class_weights"}, {"step", start}, {"weights", trainer.class_weights()}});
+  }
 
   const std::string ckpt_dir = o.ckpt_dir.empty() ? "checkpoints" : o.ckpt_dir;
   // Periodic, final and best checkpoints only when asked for; a signal always writes one.

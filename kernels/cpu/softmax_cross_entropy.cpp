@@ -5,9 +5,10 @@
 // only). A band samples its label pixels' logits (kernels/core/bilinear.h taps, as the kernels),
 // computes logsumexp, the pixel's loss and softmax - onehot, and scatters the tap-weighted
 // gradient into its own fp32 buffer covering just the logit rows its taps read. Then every logit
-// row sums the bands that touch it in band order, scaled by grad_scale / M. Loss: per-band double
-// sums, added in band order. No atomics, no thread-dependent order: bitwise reproducible.
-// Labels are validated first (a label >= C that is not 255 throws, as the reference).
+// row sums the bands that touch it in band order, scaled by grad_scale / S. Class weights scale a
+// pixel's loss and gradient (S: the sum of the counted pixels' weights, M without weights). Loss:
+// per-band double sums, added in band order. No atomics, no thread-dependent order: bitwise
+// reproducible. Labels are validated first (a label >= C that is not 255 throws, as the reference).
 #include "kernels/softmax_cross_entropy.h"
 
 #include <algorithm>
@@ -37,18 +38,24 @@ struct Band {
 void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   if (logits.dtype != DType::F32) {
     reference::softmax_ce_upsample(ctx, align_corners, logits, labels, label_h, label_w, loss,
-                                   dlogits, grad_scale, workspace, workspace_bytes, valid_count);
+                                   dlogits, grad_scale, workspace, workspace_bytes, valid_count,
+                                   class_weights);
     return;
   }
   const int C = logits.c(), N = logits.n(), H = logits.h(), W = logits.w();
   const int64_t label_pixels = int64_t(label_h) * label_w;
+  const auto weight = [&](int label) { return class_weights ? class_weights[label] : 1.0f; };
   int64_t counted = 0;
+  double weight_sum = 0.0;  // S, in pixel order
   for (int64_t p = 0; p < N * label_pixels; ++p) {
     FARSEE_REQUIRE(labels[p] < C || labels[p] == reference::kIgnoreLabel,
                    "softmax_ce_upsample: labels[" << p << "] = " << int(labels[p])
                                                   << " is neither a class < " << C
                                                   << " nor the ignore label 255");
-    if (labels[p] != reference::kIgnoreLabel) ++counted;
+    if (labels[p] != reference::kIgnoreLabel) {
+      ++counted;
+      weight_sum += double(weight(labels[p]));
+    }
   }
   const float sy = bilinear_scale(H, label_h, align_corners);
   const float sx = bilinear_scale(W, label_w, align_corners);
@@ -100,7 +107,8 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
             z[size_t(c)] = std::exp(z[size_t(c)] - zmax);  // now exp(z - zmax)
             sum += z[size_t(c)];
           }
-          band_loss += double(std::log(sum)) - double(zl);
+          const float w = weight(label);
+          band_loss += double(w) * (double(std::log(sum)) - double(zl));
           const float inv = 1.0f / sum;
           const float w00 = v.l0 * h.l0, w01 = v.l0 * h.l1, w10 = v.l1 * h.l0, w11 = v.l1 * h.l1;
           float* d00 = b.acc.data() + (v.i0 - b.r0) * row_floats + int64_t(h.i0) * C;
@@ -108,7 +116,7 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
           float* d10 = b.acc.data() + (v.i1 - b.r0) * row_floats + int64_t(h.i0) * C;
           float* d11 = b.acc.data() + (v.i1 - b.r0) * row_floats + int64_t(h.i1) * C;
           for (int c = 0; c < C; ++c) {
-            const float g = z[size_t(c)] * inv - (c == label ? 1.0f : 0.0f);
+            const float g = w * (z[size_t(c)] * inv - (c == label ? 1.0f : 0.0f));
             d00[c] += w00 * g;
             d01[c] += w01 * g;
             d10[c] += w10 * g;
@@ -120,7 +128,7 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
     }
   }
   // Each logit row: the bands of its image that touch it, in band order.
-  const float factor = counted > 0 ? float(double(grad_scale) / double(counted)) : 0.0f;
+  const float factor = weight_sum > 0 ? float(double(grad_scale) / weight_sum) : 0.0f;
   const int64_t bands_per_image = int64_t(bands.size()) / N;
 #pragma omp parallel for schedule( \
     dynamic) if (worth_threads_elements(int64_t(bands.size()) * 6 * row_floats))
@@ -148,7 +156,7 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   }
   double total = 0.0;
   for (const Band& b : bands) total += b.loss;
-  *loss = counted > 0 ? float(total / double(counted)) : std::numeric_limits<float>::quiet_NaN();
+  *loss = weight_sum > 0 ? float(total / weight_sum) : std::numeric_limits<float>::quiet_NaN();
   if (valid_count) *valid_count = counted;
 }
 

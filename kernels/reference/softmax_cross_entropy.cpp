@@ -69,17 +69,22 @@ float softmax_cross_entropy(const TensorView& logits, const uint8_t* labels,
 void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& logits,
                          const uint8_t* labels, int label_h, int label_w, float* loss,
                          const TensorView& dlogits, float grad_scale, void*, size_t,
-                         int64_t* valid_count) {
+                         int64_t* valid_count, const float* class_weights) {
   const int C = logits.c();
   const int N = logits.n();
   const int64_t label_pixels = int64_t(label_h) * label_w;
+  const auto weight = [&](int label) { return class_weights ? double(class_weights[label]) : 1.0; };
   int64_t counted = 0;
+  double weight_sum = 0.0;  // S: the weighted mean's denominator
   for (int64_t p = 0; p < N * label_pixels; ++p) {
     FARSEE_REQUIRE(labels[p] < C || labels[p] == kIgnoreLabel, "softmax_ce_upsample: labels["
                                                                    << p << "] = " << int(labels[p])
                                                                    << " is neither a class < " << C
                                                                    << " nor the ignore label 255");
-    if (labels[p] != kIgnoreLabel) ++counted;
+    if (labels[p] != kIgnoreLabel) {
+      ++counted;
+      weight_sum += weight(labels[p]);
+    }
   }
   const std::vector<LinearTap> ty = linear_taps(logits.h(), label_h, align_corners);
   const std::vector<LinearTap> tx = linear_taps(logits.w(), label_w, align_corners);
@@ -113,7 +118,8 @@ void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& l
             double sum = 0.0;
             for (int c = 0; c < C; ++c) sum += std::exp(z[c] - zmax);
             const double lse = std::log(sum) + zmax;
-            pixel_loss[size_t(q)] = lse - z[label];
+            const double w = weight(label);
+            pixel_loss[size_t(q)] = w * (lse - z[label]);
             const int64_t o00 = (int64_t(v.i0) * logits.w() + h.i0) * C;
             const int64_t o01 = (int64_t(v.i0) * logits.w() + h.i1) * C;
             const int64_t o10 = (int64_t(v.i1) * logits.w() + h.i0) * C;
@@ -121,7 +127,7 @@ void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& l
             const double w00 = double(v.l0) * h.l0, w01 = double(v.l0) * h.l1;
             const double w10 = double(v.l1) * h.l0, w11 = double(v.l1) * h.l1;
             for (int c = 0; c < C; ++c) {
-              const double g = std::exp(z[c] - lse) - (c == label ? 1.0 : 0.0);
+              const double g = w * (std::exp(z[c] - lse) - (c == label ? 1.0 : 0.0));
               a[o00 + c] += w00 * g;
               a[o01 + c] += w01 * g;
               a[o10 + c] += w10 * g;
@@ -131,14 +137,14 @@ void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& l
         }
       },
       label_pixels * C * 12);
-  const double factor = counted > 0 ? double(grad_scale) / double(counted) : 0.0;
+  const double factor = weight_sum > 0 ? double(grad_scale) / weight_sum : 0.0;
   parallel_pixels(logits.shape.pixels(), [&](int64_t q) {  // fp32, then once to dlogits' dtype
     const int64_t o = pixel_offset(dlogits, q);
     for (int c = 0; c < C; ++c) store(dlogits, o + c, float(acc[size_t(q) * C + c] * factor));
   });
   double total = 0.0;
   for (double l : pixel_loss) total += l;
-  *loss = counted > 0 ? float(total / double(counted)) : std::numeric_limits<float>::quiet_NaN();
+  *loss = weight_sum > 0 ? float(total / weight_sum) : std::numeric_limits<float>::quiet_NaN();
   if (valid_count) *valid_count = counted;
 }
 

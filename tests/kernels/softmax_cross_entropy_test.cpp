@@ -1,7 +1,8 @@
 // softmax_ce_upsample kernels (emu under two schedules, cuda when present) against the reference:
 // label sizes x4, x8, equal and odd, both align_corners, ignore pixels, all-ignored images, fp16
 // logits, slices, C = 19 / 3 / 2, batch 1 and 3; bitwise run-to-run reproducibility; fp16
-// dlogits (mixed-precision training: grad_scale = the loss scale, the fp32 value rounded once).
+// dlogits (mixed-precision training: grad_scale = the loss scale, the fp32 value rounded once);
+// class weights.
 #include "kernels/softmax_cross_entropy.h"
 
 #include <gtest/gtest.h>
@@ -54,18 +55,19 @@ struct CeOut {
 
 CeOut run(const Context& ctx, DType dtype, const CeCase& k, const std::vector<float>& z,
           const std::vector<uint8_t>& labels, Placement zp, Placement gp, float grad_scale = 1.0f,
-          DType grad_dtype = DType::F32) {
+          DType grad_dtype = DType::F32, const std::vector<float>* class_weights = nullptr) {
   NhwcTestTensor zt(ctx, dtype, k.logits, zp);
   zt.upload(z);
   NhwcTestTensor gt(ctx, grad_dtype, k.logits, gp);
   rt::Buffer lb = to_executor(ctx, labels);
+  rt::Buffer wb = class_weights ? to_executor(ctx, *class_weights) : rt::Buffer();
   const size_t ws_bytes = softmax_ce_workspace_bytes(k.logits, k.label_h, k.label_w);
   rt::Buffer ws = poisoned_buffer(ctx, ws_bytes);
   rt::Buffer loss = poisoned_buffer(ctx, sizeof(float));
   rt::Buffer count = poisoned_buffer(ctx, sizeof(int64_t));
   softmax_ce_upsample(ctx, k.align_corners, zt.view(), lb.as<uint8_t>(), k.label_h, k.label_w,
                       loss.as<float>(), gt.view(), grad_scale, ws.data(), ws_bytes,
-                      count.as<int64_t>());
+                      count.as<int64_t>(), class_weights ? wb.as<float>() : nullptr);
   CeOut o;
   o.loss = to_host<float>(ctx, loss, 1)[0];
   o.count = to_host<int64_t>(ctx, count, 1)[0];
@@ -201,6 +203,56 @@ TEST_P(SoftmaxCeUpsampleKernel, Fp16GradientWithLossScale) {
     for (float g : h.grad) biggest = std::max(biggest, double(std::fabs(g)));
     EXPECT_GT(biggest, 1.0) << "the scale must reach the gradient";
   }
+}
+
+// Class weights (F.cross_entropy's weight=) against the reference: random weights in [0.2, 5]
+// with one class 0, C = 19 and 5, fp32 and fp16 logits, both align_corners. The loss tolerance of
+// expect_matches; the gradient's terms are scaled by w <= 5 and the sum by 1 / S instead of 1 / M:
+// atol 8e-6 * scale * 5 / S. Then bitwise properties on the executor itself: weights all 1 are the
+// unweighted call, and a one-hot weight on class k is the unweighted loss over class k's pixels
+// (other labels 255), since the other pixels add exact zeros.
+TEST_P(SoftmaxCeUpsampleKernel, ClassWeights) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const Context ctx = exec_context(GetParam());
+  uint32_t seed = 100;
+  for (const CeCase& k : {CeCase{Shape4{2, 5, 7, 19}, 20, 28, false, 0.2},
+                          CeCase{Shape4{1, 6, 37, 5}, 24, 148, true, 0.3, Placement{2, 9}}}) {
+    std::vector<float> w = random_floats(size_t(k.logits.c), seed++, 0.2f, 5.0f);
+    w[1] = 0.0f;
+    for (DType dtype : {DType::F32, DType::F16}) {
+      SCOPED_TRACE(describe(dtype, k) + " weighted");
+      const std::vector<float> z = random_floats(size_t(k.logits.elements()), seed++, -4.f, 4.f);
+      const std::vector<uint8_t> labels = make_labels(k, seed++);
+      double weight_sum = 0;
+      for (uint8_t l : labels) weight_sum += l == 255 ? 0.0 : double(w[l]);
+      const CeOut got = run(ctx, dtype, k, z, labels, k.logits_placement, {}, 1.0f, DType::F32, &w);
+      const CeOut want =
+          run(reference_context(), dtype, k, z, labels, {}, {}, 1.0f, DType::F32, &w);
+      EXPECT_EQ(got.count, want.count);
+      EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::fabs(want.loss));
+      const double scale = std::max(1.0, double(k.label_h) / k.logits.h) *
+                           std::max(1.0, double(k.label_w) / k.logits.w);
+      EXPECT_TRUE(all_close(got.grad, want.grad, 8e-6 * scale * 5.0 / weight_sum, 1e-4));
+    }
+  }
+  const CeCase k{Shape4{2, 5, 7, 6}, 20, 28, false};
+  const std::vector<float> z = random_floats(size_t(k.logits.elements()), seed++, -4.f, 4.f);
+  const std::vector<uint8_t> labels = make_labels(k, seed++);
+  const CeOut plain = run(ctx, DType::F32, k, z, labels, {}, {});
+  const std::vector<float> ones(6, 1.0f);
+  const CeOut unit = run(ctx, DType::F32, k, z, labels, {}, {}, 1.0f, DType::F32, &ones);
+  EXPECT_EQ(unit.loss, plain.loss);
+  EXPECT_EQ(unit.count, plain.count);
+  EXPECT_TRUE(all_equal(unit.grad, plain.grad));
+  std::vector<float> one_hot(6, 0.0f);
+  one_hot[4] = 1.0f;
+  std::vector<uint8_t> only4 = labels;
+  for (uint8_t& l : only4) l = l == 4 ? uint8_t(4) : uint8_t(255);
+  const CeOut masked = run(ctx, DType::F32, k, z, only4, {}, {});
+  const CeOut weighted = run(ctx, DType::F32, k, z, labels, {}, {}, 1.0f, DType::F32, &one_hot);
+  EXPECT_EQ(weighted.loss, masked.loss);
+  EXPECT_TRUE(all_equal(weighted.grad, masked.grad));
+  EXPECT_EQ(weighted.count, plain.count);
 }
 
 // A label >= C that is not 255 cannot raise inside a kernel: the loss is NaN (the reference

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -160,6 +161,75 @@ TEST_F(TrainCli, BadFlagsAreErrors) {
   EXPECT_NE(err.find("--lr-schedule"), std::string::npos) << err;
   EXPECT_EQ(run({"--data", (dir_ / "nothing").string()}, &err), 1);
   EXPECT_NE(err.find("nothing"), std::string::npos) << err;
+}
+
+// --class-weights: inverse-log is 1 / ln(1.02 + share) of each class among the training split's
+// labelled pixels (counted here from the label files); weights all 1 train bitwise as no weights,
+// other weights train differently; a wrong count or a negative weight is an error naming the flag.
+TEST_F(TrainCli, ClassWeights) {
+  const std::string data = train_data_dir() + "cityscapes";
+  const FarSeeConfig config = preset_config("tiny-paper");
+  const int classes = config.num_classes;
+  std::vector<int64_t> counts(size_t(classes), 0);
+  int64_t labelled = 0;
+  for (const tools::SamplePaths& p : tools::list_cityscapes(data, "train")) {
+    for (uint8_t id : tools::decode_sample(p, classes).label.data) {
+      if (id == 255) continue;
+      ++counts[id];
+      ++labelled;
+    }
+  }
+  ASSERT_GT(labelled, 0);
+  const std::string log = (dir_ / "log.jsonl").string();
+  std::vector<std::string> args = tiny_args(data, "", 1);
+  args.insert(args.end(), {"--class-weights", "inverse-log", "--log", log});
+  std::string err;
+  ASSERT_EQ(run(args, &err), 0) << err;
+  std::ifstream in(log);
+  std::vector<float> got;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.value("event", "") == "class_weights") got = j["weights"].get<std::vector<float>>();
+  }
+  ASSERT_EQ(int(got.size()), classes);
+  for (int c = 0; c < classes; ++c) {
+    const double share = double(counts[size_t(c)]) / double(labelled);
+    EXPECT_FLOAT_EQ(got[size_t(c)], float(1.0 / std::log(1.02 + share))) << "class " << c;
+  }
+
+  auto train_with = [&](const std::string& weights, const std::string& name) {
+    const std::string out = (dir_ / name).string();
+    std::vector<std::string> a = tiny_args(data, "", 2);
+    if (!weights.empty()) a.insert(a.end(), {"--class-weights", weights});
+    a.insert(a.end(), {"--save", out});
+    std::string e;
+    EXPECT_EQ(run(a, &e), 0) << e;
+    return load_parameters(out, config);
+  };
+  std::string ones = "1", skewed = "4";
+  for (int c = 1; c < classes; ++c) {
+    ones += ",1";
+    skewed += c % 2 ? ",0.5" : ",2";
+  }
+  const HostTensors plain = train_with("", "plain.safetensors");
+  const HostTensors unit = train_with(ones, "unit.safetensors");
+  const HostTensors other = train_with(skewed, "skewed.safetensors");
+  bool differs = false;
+  for (const auto& [name, t] : plain) {
+    EXPECT_EQ(t.data, unit.at(name).data) << name;
+    differs = differs || t.data != other.at(name).data;
+  }
+  EXPECT_TRUE(differs) << "class weights must change the training";
+
+  std::vector<std::string> bad = tiny_args(data, "", 1);
+  bad.insert(bad.end(), {"--class-weights", "1,2"});
+  EXPECT_EQ(run(bad, &err), 1);
+  EXPECT_NE(err.find("--class-weights: 2 weights for " + std::to_string(classes)),
+            std::string::npos)
+      << err;
+  bad.back() = "-1," + ones.substr(2);
+  EXPECT_EQ(run(bad, &err), 1);
+  EXPECT_NE(err.find("--class-weights"), std::string::npos) << err;
 }
 
 TEST_F(TrainCli, MemoryPlanNeedsNoData) {

@@ -1,6 +1,6 @@
 // Reference softmax cross-entropy (ignore label 255, mean): hand-worked two-pixel case, PyTorch
-// fixtures (loss and gradient, including logits of magnitude ~100), all-ignored, slices, bad
-// arguments.
+// fixtures (loss and gradient, including logits of magnitude ~100, and the fused upsampling loss
+// with class weights), all-ignored, slices, weighted-mean properties, bad arguments.
 #include "kernels/reference/softmax_cross_entropy.h"
 
 #include <gtest/gtest.h>
@@ -124,14 +124,14 @@ std::vector<uint8_t> random_labels(size_t n, int classes, uint32_t seed, double 
 CeResult fused_ce(bool ac, Shape4 ls, const std::vector<float>& logits,
                   const std::vector<uint8_t>& labels, int lh, int lw, float grad_scale = 1.0f,
                   DType dtype = DType::F32, Placement zp = {}, Placement gp = {},
-                  DType grad_dtype = DType::F32) {
+                  DType grad_dtype = DType::F32, const float* class_weights = nullptr) {
   NhwcTestTensor zt(kRef, dtype, ls, zp);
   zt.upload(logits);
   NhwcTestTensor gt(kRef, grad_dtype, ls, gp);
   std::vector<float> ws(softmax_ce_workspace_bytes(ls, lh, lw) / 4);
   CeResult r;
   softmax_ce_upsample(kRef, ac, zt.view(), labels.data(), lh, lw, &r.loss, gt.view(), grad_scale,
-                      ws.data(), ws.size() * 4, &r.count);
+                      ws.data(), ws.size() * 4, &r.count, class_weights);
   r.grad = gt.download();
   EXPECT_TRUE(gt.outside_untouched());
   return r;
@@ -232,6 +232,109 @@ TEST(SoftmaxCeUpsample, GradScaleSlicesFp16) {
   EXPECT_EQ(half.loss, base.loss);
   for (float& g : want) g *= 512.0f;  // 128 * 512 = 65536
   EXPECT_TRUE(all_equal(half.grad, round_to_half(want)));
+}
+
+// Class weights against PyTorch (float64 F.cross_entropy(F.interpolate(...), weight=w) rounded to
+// fp32; one class weighted 0), both align_corners. Ours interpolates with fp32 tap weights (as the
+// kernels; PyTorch's float64 path computes them in double): measured loss equal to 6 digits,
+// gradient within 3.7e-9 absolute (1e-7 relative) and 7e-10 on an entry of 1.4e-5; rtol 1e-6
+// and atol 2e-6 / S (S ~ 580 here: 3.4e-9) leave ~5x room.
+class WeightedCeFixture : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(WeightedCeFixture, MatchesPyTorch) {
+  const OpFixture f(GetParam());
+  Shape4 s;
+  const std::vector<float> z = f.nhwc("logits", &s), want_grad = f.nhwc("grad", &s);
+  const std::vector<int32_t> params = f.params();  // align_corners, label h, label w
+  const NpyArray labels = f.array("labels");
+  ASSERT_EQ(labels.shape, (std::vector<int64_t>{s.n, params[1], params[2]}));
+  const std::vector<float> weights = f.floats("weights");
+  ASSERT_EQ(int(weights.size()), s.c);
+  double weight_sum = 0;
+  for (uint8_t l : labels.bytes()) weight_sum += l == 255 ? 0.0 : double(weights[l]);
+  const CeResult got = fused_ce(params[0] != 0, s, z, labels.bytes(), params[1], params[2], 1.0f,
+                                DType::F32, {}, {}, DType::F32, weights.data());
+  const float want_loss = f.floats("loss").at(0);
+  EXPECT_NEAR(got.loss, want_loss, 1e-6 * std::fabs(want_loss));
+  EXPECT_TRUE(all_close(got.grad, want_grad, 2e-6 / weight_sum, 1e-6));
+  double worst = 0;
+  for (size_t i = 0; i < got.grad.size(); ++i)
+    worst = std::max(worst, double(std::fabs(got.grad[i] - want_grad[i])));
+  std::cout << "[ ce ] " << GetParam() << ": loss " << got.loss << " vs " << want_loss
+            << ", worst grad error " << worst << "\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(PyTorch, WeightedCeFixture,
+                         ::testing::Values("ce_upsample_weighted", "ce_upsample_weighted_ac"),
+                         [](const auto& info) { return std::string(info.param); });
+
+// Properties of the weighted mean, bitwise: weights all 1 are the unweighted loss; a one-hot
+// weight on class k is the unweighted loss over class k's pixels alone (every other label set to
+// 255); weights scaled by 2 (a power of two) change nothing; every counted class weighted 0 is
+// 0 / 0: NaN and a zero gradient, as PyTorch.
+TEST(SoftmaxCeUpsample, ClassWeightProperties) {
+  const Shape4 ls{2, 4, 5, 6};
+  const int lh = 16, lw = 20;
+  const std::vector<float> z = random_floats(size_t(ls.elements()), 61, -3.f, 3.f);
+  const std::vector<uint8_t> labels = random_labels(size_t(2) * lh * lw, 6, 62, 0.1);
+  const CeResult plain = fused_ce(false, ls, z, labels, lh, lw);
+  const std::vector<float> ones(6, 1.0f);
+  const CeResult unit =
+      fused_ce(false, ls, z, labels, lh, lw, 1.0f, DType::F32, {}, {}, DType::F32, ones.data());
+  EXPECT_EQ(unit.loss, plain.loss);
+  EXPECT_EQ(unit.count, plain.count);
+  EXPECT_TRUE(all_equal(unit.grad, plain.grad));
+
+  const std::vector<float> w = {0.5f, 2.0f, 1.25f, 3.0f, 0.75f, 4.0f};
+  std::vector<float> w2 = w;
+  for (float& x : w2) x *= 2.0f;
+  const CeResult a =
+      fused_ce(false, ls, z, labels, lh, lw, 1.0f, DType::F32, {}, {}, DType::F32, w.data());
+  const CeResult b =
+      fused_ce(false, ls, z, labels, lh, lw, 1.0f, DType::F32, {}, {}, DType::F32, w2.data());
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_TRUE(all_equal(a.grad, b.grad));
+  EXPECT_EQ(a.count, plain.count);  // valid_count stays the number of counted pixels
+  EXPECT_NE(a.loss, plain.loss);
+
+  const int k = 3;
+  std::vector<float> one_hot(6, 0.0f);
+  one_hot[k] = 1.0f;
+  std::vector<uint8_t> only_k = labels;
+  for (uint8_t& l : only_k) l = l == k ? uint8_t(k) : uint8_t(255);
+  const CeResult masked = fused_ce(false, ls, z, only_k, lh, lw);
+  const CeResult weighted =
+      fused_ce(false, ls, z, labels, lh, lw, 1.0f, DType::F32, {}, {}, DType::F32, one_hot.data());
+  EXPECT_EQ(weighted.loss, masked.loss);
+  EXPECT_TRUE(all_equal(weighted.grad, masked.grad));
+
+  const std::vector<float> zeros(6, 0.0f);
+  const CeResult none =
+      fused_ce(false, ls, z, labels, lh, lw, 1.0f, DType::F32, {}, {}, DType::F32, zeros.data());
+  EXPECT_TRUE(std::isnan(none.loss));
+  EXPECT_EQ(none.count, plain.count);
+  EXPECT_TRUE(all_equal(none.grad, std::vector<float>(z.size(), 0.0f)));
+}
+
+// Central differences of the class-weighted loss (the budget of FiniteDifferences; the weights
+// are <= 4 with a mean near 2, so the loss and its curvature keep their scale).
+TEST(SoftmaxCeUpsample, WeightedFiniteDifferences) {
+  const Shape4 ls{1, 3, 4, 5};
+  const std::vector<float> z = random_floats(size_t(ls.elements()), 71, -3.0f, 3.0f);
+  const std::vector<uint8_t> labels = random_labels(size_t(12 * 16), 5, 72, 0.25);
+  const std::vector<float> w = {0.5f, 4.0f, 1.5f, 0.0f, 2.5f};
+  auto run = [&](const std::vector<float>& zv) {
+    return fused_ce(true, ls, zv, labels, 12, 16, 1.0f, DType::F32, {}, {}, DType::F32, w.data());
+  };
+  GradientCheck opt;
+  opt.h = 3e-3;
+  opt.atol = 6e-5;
+  opt.rtol = 2e-3;
+  double err = 0;
+  opt.max_error = &err;
+  EXPECT_TRUE(check_gradient([&](const std::vector<float>& zv) { return double(run(zv).loss); }, z,
+                             run(z).grad, opt));
+  std::cout << "[ fd ] weighted softmax_ce_upsample: max |fd - grad| " << err << "\n";
 }
 
 // Every label ignored: NaN loss, zero gradient, count 0 (PyTorch: 0 / 0).
