@@ -8,7 +8,8 @@
 //   (kMaxBlocks, ~8 blocks of 256 threads per SM of an H100/H200) and walks the rest.
 // Layout: flat fp32 arrays. Precision: fp32 (master weights). Fused: weight decay, momentum
 //   buffer (created on the first step as a copy of d) and the parameter update in one pass; the
-//   optional skip flag (mixed precision) is read by every thread first.
+//   optional skip flag (mixed precision) and the optional learning rate in memory (CUDA graphs)
+//   are read by every thread first.
 #include <cstdint>
 
 #include "kernels/core/launch.h"
@@ -25,8 +26,9 @@ constexpr int64_t kMaxBlocks = 132 * 8;
 template <int V>
 __global__ void __launch_bounds__(kThreads)
     sgd_kernel(int64_t count, float* params, const float* grads, float* buf, SgdHyper h,
-               const int32_t* skip_if_set) {
+               const int32_t* skip_if_set, const float* lr_in_memory) {
   if (skip_if_set != nullptr && *skip_if_set != 0) return;  // uniform: the whole grid leaves
+  if (lr_in_memory != nullptr) h.lr = *lr_in_memory;
   const int64_t vectors = count / V;
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
@@ -53,7 +55,7 @@ bool aligned16(const void* p) {
 
 void sgd_step(const Context& ctx, int64_t count, float* params, const float* grads,
               float* momentum_buf, float lr, float momentum, float weight_decay, bool first_step,
-              const int32_t* skip_if_set) {
+              const int32_t* skip_if_set, const float* lr_in_memory) {
   const SgdHyper h{lr, momentum, weight_decay, first_step, momentum != 0.0f};
   const bool vec4 =
       aligned16(params) && aligned16(grads) && (!h.use_buffer || aligned16(momentum_buf));
@@ -65,11 +67,11 @@ void sgd_step(const Context& ctx, int64_t count, float* params, const float* gra
   if (vec4) {
     auto kernel = sgd_kernel<4>;
     FARSEE_LAUNCH(kernel, dim3(unsigned(blocks)), dim3(kThreads), 0, ctx.stream, count, params,
-                  grads, buf, h, skip_if_set);
+                  grads, buf, h, skip_if_set, lr_in_memory);
   } else {
     auto kernel = sgd_kernel<1>;
     FARSEE_LAUNCH(kernel, dim3(unsigned(blocks)), dim3(kThreads), 0, ctx.stream, count, params,
-                  grads, buf, h, skip_if_set);
+                  grads, buf, h, skip_if_set, lr_in_memory);
   }
 }
 

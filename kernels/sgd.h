@@ -12,6 +12,9 @@
 // skip_if_set (optional, one int32 in executor memory, read by the kernel): when it is non-zero
 // nothing is written (mixed precision: a step whose gradients are not finite is skipped, as
 // GradScaler.step skips optimizer.step; kernels/grad_scaler.h sets the flag).
+// lr_in_memory (optional, one fp32 in executor memory, read by the kernel): the learning rate
+// instead of `lr`, so that a captured CUDA graph replays with each step's rate (the caller writes
+// it before the replay and checks it is >= 0; `lr` is then only validated).
 #pragma once
 
 #include <cmath>
@@ -23,9 +26,10 @@
 
 namespace farsee {
 
-#define FARSEE_SGD_STEP_ARGS                                                                 \
-  const Context &ctx, int64_t count, float *params, const float *grads, float *momentum_buf, \
-      float lr, float momentum, float weight_decay, bool first_step, const int32_t *skip_if_set
+#define FARSEE_SGD_STEP_ARGS                                                                     \
+  const Context &ctx, int64_t count, float *params, const float *grads, float *momentum_buf,     \
+      float lr, float momentum, float weight_decay, bool first_step, const int32_t *skip_if_set, \
+      const float *lr_in_memory
 
 namespace reference {
 void sgd_step(FARSEE_SGD_STEP_ARGS);
@@ -57,7 +61,8 @@ FARSEE_HD void sgd_update(const SgdHyper& h, float& p, float g, float* buf) {
 
 inline void sgd_step(const Context& ctx, int64_t count, float* params, const float* grads,
                      float* momentum_buf, float lr, float momentum, float weight_decay,
-                     bool first_step, const int32_t* skip_if_set = nullptr) {
+                     bool first_step, const int32_t* skip_if_set = nullptr,
+                     const float* lr_in_memory = nullptr) {
   FARSEE_REQUIRE(count >= 0, "sgd_step: count = " << count);
   if (count == 0) return;
   FARSEE_REQUIRE(params != nullptr && grads != nullptr, "sgd_step: params or grads is null");
@@ -67,7 +72,7 @@ inline void sgd_step(const Context& ctx, int64_t count, float* params, const flo
   FARSEE_REQUIRE(momentum == 0.0f || momentum_buf != nullptr,
                  "sgd_step: momentum " << momentum << " needs a momentum buffer");
   FARSEE_DISPATCH(ctx, sgd_step, ctx, count, params, grads, momentum_buf, lr, momentum,
-                  weight_decay, first_step, skip_if_set);
+                  weight_decay, first_step, skip_if_set, lr_in_memory);
 }
 
 }  // namespace farsee

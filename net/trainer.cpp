@@ -212,6 +212,7 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
     arena_ = rt::Buffer(ctx_.executor, size_t(plan_.arena_bytes));
     labels_ = rt::Buffer(ctx_.executor, size_t(n) * label_h * label_w);
     loss_ = rt::Buffer(ctx_.executor, 256);
+    lr_ = rt::Buffer(ctx_.executor, 256);
     fill_zero(ctx_, loss_.data(), loss_.bytes());
     if (mixed()) {
       found_inf_ = rt::Buffer(ctx_.executor, 256);
@@ -251,9 +252,10 @@ void Trainer::set_class_weights(const std::vector<float>& weights) {
 }
 
 int64_t Trainer::device_bytes() const {
-  int64_t total = int64_t(params_.bytes() + grads_.bytes() + momenta_.bytes() + running_.bytes() +
-                          saved_.bytes() + arena_.bytes() + workspace_.bytes() + labels_.bytes() +
-                          loss_.bytes() + found_inf_.bytes() + class_weights_.bytes());
+  int64_t total =
+      int64_t(params_.bytes() + grads_.bytes() + momenta_.bytes() + running_.bytes() +
+              saved_.bytes() + arena_.bytes() + workspace_.bytes() + labels_.bytes() +
+              loss_.bytes() + lr_.bytes() + found_inf_.bytes() + class_weights_.bytes());
   for (const LayerWeights& w : weights_) {
     total += int64_t(w.forward.buffer.bytes() + w.backward_data.buffer.bytes());
   }
@@ -391,10 +393,10 @@ void Trainer::compute_gradients() {
   unscale_gradients();
 }
 
-void Trainer::run_sgd(const SgdArgs& sgd) {
+void Trainer::run_sgd(const SgdArgs& sgd, const float* lr_in_memory) {
   sgd_step(ctx_, layout_.parameter_floats, params_.as<float>(), grads_.as<float>(),
            momenta_.as<float>(), sgd.lr, sgd.momentum, sgd.weight_decay, sgd_steps_applied() == 0,
-           mixed() ? found_inf_.as<int32_t>() : nullptr);
+           mixed() ? found_inf_.as<int32_t>() : nullptr, lr_in_memory);
   repack_all();
 }
 
@@ -448,9 +450,9 @@ void Trainer::apply_sgd(const SgdArgs& sgd) {
   finish_step();
 }
 
-void Trainer::run_all(const SgdArgs& sgd) {
+void Trainer::run_all(const SgdArgs& sgd, const float* lr_in_memory) {
   compute_gradients();
-  run_sgd(sgd);
+  run_sgd(sgd, lr_in_memory);
 }
 
 float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
@@ -459,7 +461,13 @@ float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
   if (!graphs || sgd_steps_applied() == 0) {
     run_all(sgd);
   } else {
-    if (cuda_graph_ && (graph_lr_ != sgd.lr || graph_momentum_ != sgd.momentum ||
+    // The learning rate is read from memory by the captured SGD step (schedules change it every
+    // step); momentum, weight decay and the loss scale are baked in (they rarely change).
+    FARSEE_REQUIRE(std::isfinite(sgd.lr) && sgd.lr >= 0.0f,
+                   "Trainer::step: lr " << sgd.lr << " must be finite and >= 0");
+    host_lr_ = sgd.lr;
+    rt::copy_to_device(ctx_, lr_.data(), &host_lr_, sizeof(float));  // stream-ordered
+    if (cuda_graph_ && (graph_momentum_ != sgd.momentum ||
                         graph_weight_decay_ != sgd.weight_decay || graph_scale_ != scale_.scale)) {
       rt::graph_destroy(cuda_graph_);
       cuda_graph_ = nullptr;
@@ -467,7 +475,7 @@ float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
     if (!cuda_graph_) {
       rt::graph_begin_capture(ctx_);
       try {
-        run_all(sgd);
+        run_all(sgd, lr_.as<float>());
       } catch (...) {
         try {
           rt::graph_destroy(rt::graph_end_capture(ctx_));
@@ -476,7 +484,7 @@ float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
         throw;
       }
       cuda_graph_ = rt::graph_end_capture(ctx_);
-      graph_lr_ = sgd.lr;
+      ++graphs_captured_;
       graph_momentum_ = sgd.momentum;
       graph_weight_decay_ = sgd.weight_decay;
       graph_scale_ = scale_.scale;

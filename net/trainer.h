@@ -138,8 +138,12 @@ class Trainer {
   // the executor to read the flag).
   void apply_sgd(const SgdArgs& sgd);
   // compute_gradients + apply_sgd (on cuda one graph replay from the second step on); returns
-  // the loss of this batch (waits for the executor).
+  // the loss of this batch (waits for the executor). The graph reads the learning rate from
+  // memory, so an lr schedule replays one graph; a new momentum, weight decay or loss scale
+  // re-captures it.
   float step(const SgdArgs& sgd, bool use_cuda_graph = true);
+  // CUDA graphs captured by step() so far (0 off cuda).
+  int64_t cuda_graphs_captured() const { return graphs_captured_; }
   // The last loss (waits for the executor).
   float loss() const;
 
@@ -173,8 +177,9 @@ class Trainer {
   float* param(int64_t offset) const;
   float* grad(int64_t offset) const;
   void run(const TrainStep& s);
-  void run_sgd(const SgdArgs& sgd);
-  void run_all(const SgdArgs& sgd);
+  // lr_in_memory: the learning rate read by the SGD kernel (a captured CUDA graph), else sgd.lr.
+  void run_sgd(const SgdArgs& sgd, const float* lr_in_memory = nullptr);
+  void run_all(const SgdArgs& sgd, const float* lr_in_memory = nullptr);
   // Zeroed gradient arena (and, mixed precision, found-inf flag); the unscale and check of the
   // gradients after the backward (mixed precision only).
   void zero_gradients();
@@ -201,12 +206,15 @@ class Trainer {
   std::vector<LayerWeights> weights_;
   rt::Buffer params_, grads_, momenta_, running_, saved_;
   rt::Buffer arena_, workspace_, labels_, loss_;
+  rt::Buffer lr_;             // one fp32: the learning rate of a CUDA-graph replay
   rt::Buffer found_inf_;      // mixed precision: int32 flag of grad_unscale_check / sgd_step
   rt::Buffer class_weights_;  // num_classes fp32, or empty (unweighted loss)
   std::vector<float> class_weights_host_;
   int64_t steps_done_ = 0;
   void* cuda_graph_ = nullptr;
-  float graph_lr_ = 0.f, graph_momentum_ = 0.f, graph_weight_decay_ = 0.f, graph_scale_ = 0.f;
+  float host_lr_ = 0.f;  // the source of the copy into lr_
+  int64_t graphs_captured_ = 0;
+  float graph_momentum_ = 0.f, graph_weight_decay_ = 0.f, graph_scale_ = 0.f;
 };
 
 }  // namespace farsee::net

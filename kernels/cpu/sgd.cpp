@@ -25,7 +25,8 @@ void sgd_range(const SgdHyper& h, int64_t begin, int64_t end, float* params, con
 void sgd_step(FARSEE_SGD_STEP_ARGS) {
   (void)ctx;
   if (skip_if_set != nullptr && *skip_if_set != 0) return;  // mixed precision: a skipped step
-  const SgdHyper h{lr, momentum, weight_decay, first_step, momentum != 0.0f};
+  const SgdHyper h{lr_in_memory ? *lr_in_memory : lr, momentum, weight_decay, first_step,
+                   momentum != 0.0f};
   constexpr int64_t kChunk = int64_t(1) << 16;
   const int64_t chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(dynamic) if (worth_threads_elements(count * 3))

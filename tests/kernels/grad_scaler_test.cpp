@@ -149,7 +149,7 @@ TEST_P(SgdSkipFlag, SkipsOnlyWhenSet) {
     std::vector<float> want_p = p0, want_b = b0;
     if (flag_value == 0) {
       reference::sgd_step(reference_context(), int64_t(n), want_p.data(), g.data(), want_b.data(),
-                          0.1f, 0.9f, 1e-4f, false, nullptr);
+                          0.1f, 0.9f, 1e-4f, false, nullptr, nullptr);
       ASSERT_FALSE(all_equal(want_p, p0)) << "the update must change the weights";
     }
     EXPECT_TRUE(all_equal(to_host<float>(ctx, params, n), want_p));

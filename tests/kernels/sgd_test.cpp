@@ -69,6 +69,31 @@ TEST_P(SgdKernel, BitwiseEqualToReference) {
   }
 }
 
+// The learning rate read from executor memory (a CUDA-graph replay) is the same step as the rate
+// passed by value, bitwise, while the value argument is ignored.
+TEST_P(SgdKernel, LearningRateFromMemory) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const Context ctx = exec_context(GetParam());
+  const int64_t n = 1027;
+  const std::vector<float> p0 = random_floats(size_t(n), 3, -2.0f, 2.0f);
+  const std::vector<float> g = random_floats(size_t(n), 4, -1.0f, 1.0f);
+  std::vector<float> results[2];
+  for (int from_memory = 0; from_memory < 2; ++from_memory) {
+    rt::Buffer params = to_executor(ctx, p0);
+    rt::Buffer grads = to_executor(ctx, g);
+    rt::Buffer buf = poisoned_buffer(ctx, size_t(n) * sizeof(float));
+    rt::Buffer lr = to_executor(ctx, std::vector<float>{0.0375f});
+    for (int step = 0; step < 2; ++step) {
+      sgd_step(ctx, n, params.as<float>(), grads.as<float>(), buf.as<float>(),
+               from_memory ? 7.0f : 0.0375f, 0.9f, 1e-4f, step == 0, nullptr,
+               from_memory ? lr.as<float>() : nullptr);
+    }
+    results[from_memory] = to_host<float>(ctx, params, size_t(n));
+  }
+  EXPECT_TRUE(all_equal(results[1], results[0]));
+  EXPECT_FALSE(all_equal(results[0], p0));
+}
+
 INSTANTIATE_TEST_SUITE_P(Executors, SgdKernel, ::testing::ValuesIn(kernel_exec_cases()),
                          ExecCaseName());
 
