@@ -183,22 +183,28 @@ TEST(SoftmaxCeUpsample, EqualsInterpolateThenCrossEntropy) {
 }
 
 // Central differences of the fused loss (fp32, its double sum rounded once) with respect to each
-// low-resolution logit. Error budget: the loss's fp32 rounding (~2e-7 absolute at loss ~2) over
-// 2h = 6e-3 -> 4e-5 absolute; truncation h^2 / 6 times a third derivative of order 1 / M.
+// low-resolution logit, unweighted and with class weights (<= 4, mean near 2: the loss and its
+// curvature keep their scale). Error budget: the loss's fp32 rounding (~2e-7 absolute at loss ~2)
+// over 2h = 6e-3 -> 4e-5 absolute; truncation h^2 / 6 times a third derivative of order 1 / M.
 TEST(SoftmaxCeUpsample, FiniteDifferences) {
   struct Case {
     Shape4 logits;
     int lh, lw;
     bool ac;
+    std::vector<float> weights;  // empty: unweighted
   };
-  for (const Case& k : {Case{{1, 3, 4, 5}, 12, 16, false}, Case{{2, 4, 3, 3}, 13, 11, true},
-                        Case{{1, 5, 4, 2}, 5, 4, false}}) {
-    SCOPED_TRACE(to_string(k.logits) + " -> " + std::to_string(k.lh) + "x" + std::to_string(k.lw));
+  for (const Case& k : {Case{{1, 3, 4, 5}, 12, 16, false, {}}, Case{{2, 4, 3, 3}, 13, 11, true, {}},
+                        Case{{1, 5, 4, 2}, 5, 4, false, {}},
+                        Case{{1, 3, 4, 5}, 12, 16, true, {0.5f, 4.0f, 1.5f, 0.0f, 2.5f}}}) {
+    const std::string what = to_string(k.logits) + " -> " + std::to_string(k.lh) + "x" +
+                             std::to_string(k.lw) + (k.weights.empty() ? "" : " weighted");
+    SCOPED_TRACE(what);
     const std::vector<float> z = random_floats(size_t(k.logits.elements()), 31, -3.0f, 3.0f);
     const std::vector<uint8_t> labels =
         random_labels(size_t(k.logits.n) * k.lh * k.lw, k.logits.c, 32, 0.25);
-    auto loss = [&](const std::vector<float>& zv) {
-      return double(fused_ce(k.ac, k.logits, zv, labels, k.lh, k.lw).loss);
+    auto run = [&](const std::vector<float>& zv) {
+      return fused_ce(k.ac, k.logits, zv, labels, k.lh, k.lw, 1.0f, DType::F32, {}, {}, DType::F32,
+                      k.weights.empty() ? nullptr : k.weights.data());
     };
     GradientCheck opt;
     opt.h = 3e-3;
@@ -206,9 +212,9 @@ TEST(SoftmaxCeUpsample, FiniteDifferences) {
     opt.rtol = 2e-3;
     double err = 0;
     opt.max_error = &err;
-    EXPECT_TRUE(check_gradient(loss, z, fused_ce(k.ac, k.logits, z, labels, k.lh, k.lw).grad, opt));
-    std::cout << "[ fd ] softmax_ce_upsample " << to_string(k.logits) << " -> " << k.lh << "x"
-              << k.lw << ": max |fd - grad| " << err << "\n";
+    EXPECT_TRUE(check_gradient([&](const std::vector<float>& zv) { return double(run(zv).loss); },
+                               z, run(z).grad, opt));
+    std::cout << "[ fd ] softmax_ce_upsample " << what << ": max |fd - grad| " << err << "\n";
   }
 }
 
@@ -314,27 +320,6 @@ TEST(SoftmaxCeUpsample, ClassWeightProperties) {
   EXPECT_TRUE(std::isnan(none.loss));
   EXPECT_EQ(none.count, plain.count);
   EXPECT_TRUE(all_equal(none.grad, std::vector<float>(z.size(), 0.0f)));
-}
-
-// Central differences of the class-weighted loss (the budget of FiniteDifferences; the weights
-// are <= 4 with a mean near 2, so the loss and its curvature keep their scale).
-TEST(SoftmaxCeUpsample, WeightedFiniteDifferences) {
-  const Shape4 ls{1, 3, 4, 5};
-  const std::vector<float> z = random_floats(size_t(ls.elements()), 71, -3.0f, 3.0f);
-  const std::vector<uint8_t> labels = random_labels(size_t(12 * 16), 5, 72, 0.25);
-  const std::vector<float> w = {0.5f, 4.0f, 1.5f, 0.0f, 2.5f};
-  auto run = [&](const std::vector<float>& zv) {
-    return fused_ce(true, ls, zv, labels, 12, 16, 1.0f, DType::F32, {}, {}, DType::F32, w.data());
-  };
-  GradientCheck opt;
-  opt.h = 3e-3;
-  opt.atol = 6e-5;
-  opt.rtol = 2e-3;
-  double err = 0;
-  opt.max_error = &err;
-  EXPECT_TRUE(check_gradient([&](const std::vector<float>& zv) { return double(run(zv).loss); }, z,
-                             run(z).grad, opt));
-  std::cout << "[ fd ] weighted softmax_ce_upsample: max |fd - grad| " << err << "\n";
 }
 
 // Every label ignored: NaN loss, zero gradient, count 0 (PyTorch: 0 / 0).
