@@ -3,11 +3,14 @@
 // fp16 storage goes to the reference implementation (correct, not fast).
 //
 // Forward: y[P x K] = patches[P x RSC] * W^T, W the KRSC weights [K][RSC] (the reference's
-//   layout; refresh_conv_weights is the reference's copy). A tile of tile_rows() output pixels:
+//   layout; refresh_conv_weights is the reference's copy). Work items: a tile of output pixels
+//   times a block of output channels (conv_gemm_tiling: pixel tiles for the early layers, channel
+//   blocks for the deep ones whose weights outweigh their patches, each SGEMM packing both).
 //   1x1 stride-1 unpadded convs read the activation in place (NHWC is a [pixels x C] matrix with
 //   leading dimension pixel_stride), the rest gather the tile's im2col rows (never the whole
-//   image); one SGEMM into a per-thread [rows x K] buffer; then the fused epilogue (scale, bias,
-//   residual, ReLU, plain / channel-slice / pixel-shuffled store) in one pass while it is in cache.
+//   image; with channel blocks the small map's rows once for all blocks); one SGEMM into a
+//   per-thread [rows x block] buffer; then the fused epilogue (scale, bias, residual, ReLU, plain /
+//   channel-slice / pixel-shuffled store) in one pass while it is in cache.
 // Backward data (dgrad), the transposed geometry: dx[q][c] = sum over the taps (r, s) that reach
 //   input pixel q and k of dy[o(q, r, s)][k] * w[k][r][s][c]. Input pixels are grouped by stride
 //   phase (qy mod sh, qx mod sw): within a phase the same taps can reach every pixel, so each tile
@@ -29,6 +32,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "kernels/cpu/conv_tiles.h"
@@ -56,31 +60,53 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   const int64_t rsc = int64_t(w.R) * w.S * w.C;
   const int taps = w.R * w.S;
   const bool direct = is_pointwise(conv);
-  const int64_t tile = tile_rows(P, rsc);
+  const int shuffle_group = epilogue.shuffle_factor * epilogue.shuffle_factor;
+  const bool threads = worth_threads_gemm(P * K * rsc);
+  const GemmTiling tiling =
+      conv_gemm_tiling(P, K, rsc, std::lcm(16, shuffle_group), threads ? 4 : 1);
+  const int64_t tile = tiling.rows;
   const int64_t tiles = (P + tile - 1) / tile;
+  const int kb = tiling.k_block, blocks = K / kb;
+  const int64_t items = tiles * blocks;
   const float* wk = static_cast<const float*>(w.buffer.data());
-#pragma omp parallel if (tiles > 1 && worth_threads_gemm(P * K * rsc))
-  {
-    std::vector<float> patches(direct ? 0 : size_t(tile * rsc));
-    std::vector<float> acc(size_t(tile * K));
-#pragma omp for schedule(dynamic)
+  // With channel blocks every block of a tile reads the same patch rows: gathered once for all P
+  // pixels first (conv_gemm_tiling bounds that buffer), instead of once per block.
+  std::vector<float> all_patches(direct || blocks == 1 ? 0 : size_t(P * rsc));
+  if (!all_patches.empty()) {
+#pragma omp parallel for schedule(dynamic) if (threads)
     for (int64_t ti = 0; ti < tiles; ++ti) {
       const int64_t p0 = ti * tile;
+      gather_patches(conv, x, oh, ow, p0, int(std::min(tile, P - p0)), 0, taps,
+                     all_patches.data() + p0 * rsc, rsc);
+    }
+  }
+#pragma omp parallel if (threads)
+  {
+    std::vector<float> patches(direct || blocks > 1 ? 0 : size_t(tile * rsc));
+    std::vector<float> acc(size_t(tile * kb));
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t p0 = (item / blocks) * tile;
+      const int k0 = int(item % blocks) * kb;
       const int rows = int(std::min(tile, P - p0));
       const float* a;
       int64_t lda;
       if (direct) {
         a = x.ptr<const float>() + p0 * x.pixel_stride;
         lda = x.pixel_stride;
+      } else if (blocks > 1) {
+        a = all_patches.data() + p0 * rsc;
+        lda = rsc;
       } else {
         gather_patches(conv, x, oh, ow, p0, rows, 0, taps, patches.data(), rsc);
         a = patches.data();
         lda = rsc;
       }
-      sgemm(false, true, rows, K, int(rsc), 1.0f, a, lda, wk, rsc, 0.0f, acc.data(), K);
+      sgemm(false, true, rows, kb, int(rsc), 1.0f, a, lda, wk + int64_t(k0) * rsc, rsc, 0.0f,
+            acc.data(), kb);
       for (int i = 0; i < rows; ++i) {
         const OutPixel o = out_pixel(p0 + i, oh, ow);
-        store_output_row(epilogue, y, o.n, o.y, o.x, acc.data() + int64_t(i) * K, K);
+        store_output_row(epilogue, y, o.n, o.y, o.x, acc.data() + int64_t(i) * kb, k0, kb);
       }
     }
   }

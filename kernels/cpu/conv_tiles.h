@@ -39,11 +39,12 @@ void gather_patches(const ConvShape& conv, const TensorView& x, int oh, int ow, 
 // dy(n, oy*t + i, ox*t + j, c)) or plain (t = 1).
 void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, int K, float* dst);
 
-// The fused forward epilogue for one conv-output pixel (n, oy, ox) from its K fp32 accumulators
-// (overwritten: the epilogue runs on them in place): v = scale[k] * acc[k] + bias[k]
-// (+ residual) (ReLU), in that order in fp32, stored into y plain (a channel slice allowed) or
-// pixel-shuffled by e.shuffle_factor (PyTorch PixelShuffle order).
+// The fused forward epilogue for conv channels [k0, k0 + count) of one conv-output pixel
+// (n, oy, ox) from their fp32 accumulators (overwritten: the epilogue runs on them in place):
+// v = scale[k] * acc + bias[k] (+ residual) (ReLU), in that order in fp32, stored into y plain (a
+// channel slice allowed) or pixel-shuffled by e.shuffle_factor (PyTorch PixelShuffle order; k0 and
+// count then multiples of the factor squared).
 void store_output_row(const ConvEpilogue& e, const TensorView& y, int n, int oy, int ox, float* acc,
-                      int K);
+                      int k0, int count);
 
 }  // namespace farsee::cpu_impl
