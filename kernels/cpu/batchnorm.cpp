@@ -2,10 +2,12 @@
 // Statistics: the pixels are cut into fixed segments (kSegmentPixels each, a function of the shape
 // only); each segment sums its pixels in order into per-channel double partials (the inner loop
 // over contiguous channels vectorises), the partials are combined in segment order: bitwise
-// reproducible for any thread count. Two passes (mean, then the centred squares) as the reference.
-// Apply passes (y, dx, dresidual) are element-wise in float with per-channel coefficients, OpenMP
-// over pixels. Relu/NaN rules as the reference: y = (v <= 0) ? 0 : v (NaN passes), dz = y > 0 ?
-// dy : 0. dx and dresidual may alias dy: each element of dy is read before either is written.
+// reproducible for any thread count. OpenMP over segments x blocks of kChannelBlock channels (the
+// small deep-layer maps are one segment). Two passes (mean, then the centred squares) as the
+// reference. Apply passes (y, dx, dresidual) are element-wise in float with per-channel
+// coefficients, OpenMP over chunks of ~16 Ki elements. Relu/NaN rules as the reference: y = (v <=
+// 0) ? 0 : v (NaN passes), dz = y > 0 ? dy : 0. dx and dresidual may alias dy: each element of dy
+// is read before either is written.
 #include "kernels/batchnorm.h"
 
 #include <algorithm>
@@ -18,6 +20,9 @@ namespace farsee::cpu_impl {
 namespace {
 
 constexpr int64_t kSegmentPixels = 2048;
+// Channel blocks: the statistics of the deep layers' small maps (one segment) still split
+// between the threads. A channel's sum never depends on the blocking.
+constexpr int kChannelBlock = 64;
 
 int64_t segment_count(int64_t pixels) {
   return (pixels + kSegmentPixels - 1) / kSegmentPixels;
@@ -30,23 +35,35 @@ inline float* mutable_row_of(const TensorView& v, int64_t p) {
   return v.ptr<float>() + p * v.pixel_stride;
 }
 
-// out[c] = sum over pixels of f(p, c) (double), summed per segment in pixel order, then over the
-// segments in order. f(p, row_out) adds pixel p's C terms into row_out.
+// out[j * C + c] (j < sums, c < C) = sum over pixels of term j of channel c (double), summed per
+// segment in pixel order, then over the segments in order. add_pixel(p, c0, c1, acc) adds pixel
+// p's terms of channels [c0, c1) into acc[j * C + c]. Work items: segments x channel blocks.
 template <typename AddPixel>
-std::vector<double> channel_sums(int64_t pixels, int C, AddPixel&& add_pixel) {
+std::vector<double> channel_sums(int64_t pixels, int C, int sums, AddPixel&& add_pixel) {
   const int64_t segments = segment_count(pixels);
-  std::vector<double> partial(size_t(segments) * C, 0.0);
-#pragma omp parallel for schedule(dynamic) if (segments > 1 && worth_threads_elements(pixels * C))
-  for (int64_t s = 0; s < segments; ++s) {
-    double* acc = partial.data() + s * C;
+  const int64_t blocks = (C + kChannelBlock - 1) / kChannelBlock;
+  const int64_t width = int64_t(sums) * C;
+  std::vector<double> partial(size_t(segments * width), 0.0);
+#pragma omp parallel for schedule(dynamic) if (segments * blocks > 1 && \
+                                               worth_threads_elements(pixels * C * sums))
+  for (int64_t item = 0; item < segments * blocks; ++item) {
+    const int64_t s = item / blocks;
+    const int c0 = int(item % blocks) * kChannelBlock, c1 = std::min(C, c0 + kChannelBlock);
+    double* acc = partial.data() + s * width;
     const int64_t end = std::min(pixels, (s + 1) * kSegmentPixels);
-    for (int64_t p = s * kSegmentPixels; p < end; ++p) add_pixel(p, acc);
+    for (int64_t p = s * kSegmentPixels; p < end; ++p) add_pixel(p, c0, c1, acc);
   }
-  std::vector<double> total(static_cast<size_t>(C), 0.0);
+  std::vector<double> total(static_cast<size_t>(width), 0.0);
   for (int64_t s = 0; s < segments; ++s) {
-    for (int c = 0; c < C; ++c) total[size_t(c)] += partial[size_t(s * C + c)];
+    for (int64_t j = 0; j < width; ++j) total[size_t(j)] += partial[size_t(s * width + j)];
   }
   return total;
+}
+
+// Pixels per chunk of the element-wise apply passes: about 16 Ki elements (a small map's few
+// pixels still split between the threads).
+int64_t apply_chunk(int C) {
+  return std::max<int64_t>(1, (int64_t(1) << 14) / std::max(C, 1));
 }
 
 }  // namespace
@@ -59,22 +76,24 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
   }
   const int C = x.c();
   const int64_t pixels = x.shape.pixels();
-  const std::vector<double> sum = channel_sums(pixels, C, [&](int64_t p, double* acc) {
-    const float* xr = row_of(x, p);
+  const std::vector<double> sum =
+      channel_sums(pixels, C, 1, [&](int64_t p, int c0, int c1, double* acc) {
+        const float* xr = row_of(x, p);
 #pragma omp simd
-    for (int c = 0; c < C; ++c) acc[c] += double(xr[c]);
-  });
+        for (int c = c0; c < c1; ++c) acc[c] += double(xr[c]);
+      });
   std::vector<double> mean(static_cast<size_t>(C));
   for (int c = 0; c < C; ++c) mean[size_t(c)] = sum[size_t(c)] / double(pixels);
   const double* mp = mean.data();
-  const std::vector<double> sq = channel_sums(pixels, C, [&](int64_t p, double* acc) {
-    const float* xr = row_of(x, p);
+  const std::vector<double> sq =
+      channel_sums(pixels, C, 1, [&](int64_t p, int c0, int c1, double* acc) {
+        const float* xr = row_of(x, p);
 #pragma omp simd
-    for (int c = 0; c < C; ++c) {
-      const double d = double(xr[c]) - mp[c];
-      acc[c] += d * d;
-    }
-  });
+        for (int c = c0; c < c1; ++c) {
+          const double d = double(xr[c]) - mp[c];
+          acc[c] += d * d;
+        }
+      });
   // Per-channel coefficients: y = (x - mean) * a + b (+ residual), a = gamma * invstd.
   std::vector<float> mean_f(static_cast<size_t>(C)), a(static_cast<size_t>(C)),
       b(static_cast<size_t>(C));
@@ -93,7 +112,7 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
   }
   const float *mf = mean_f.data(), *af = a.data(), *bf = b.data();
   const bool has_res = residual.data != nullptr;
-#pragma omp parallel for schedule(dynamic, 256) if (worth_threads_elements(pixels * C))
+#pragma omp parallel for schedule(dynamic, apply_chunk(C)) if (worth_threads_elements(pixels * C))
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = row_of(x, p);
     const float* rr = has_res ? row_of(residual, p) : nullptr;
@@ -120,27 +139,27 @@ void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
   // branch-free select in both loops (they vectorise).
   const std::vector<float> ones(relu ? 0 : size_t(C), 1.0f);
   // Sums of dz ([0, C)) and dz * xhat ([C, 2C)) in one pass.
-  const std::vector<double> sums = channel_sums(pixels, 2 * C, [&](int64_t p, double* acc) {
-    const float* xr = row_of(x, p);
-    const float* yr = relu ? row_of(y, p) : ones.data();
-    const float* gr = row_of(dy, p);
-    // The masked row first (a float select), then the double sums (two separate loops vectorise;
-    // one fused loop does not).
-    thread_local std::vector<float> dz_row;
-    dz_row.resize(size_t(C));
-    float* dzr = dz_row.data();
+  const std::vector<double> sums =
+      channel_sums(pixels, C, 2, [&](int64_t p, int c0, int c1, double* acc) {
+        const float* xr = row_of(x, p);
+        const float* yr = relu ? row_of(y, p) : ones.data();
+        const float* gr = row_of(dy, p);
+        // The masked row first (a float select), then the double sums (two separate loops
+        // vectorise; one fused loop does not).
+        float dzr[kChannelBlock];
+        const int n = c1 - c0;
 #pragma omp simd
-    for (int c = 0; c < C; ++c) {
-      const float g = gr[c];
-      dzr[c] = yr[c] > 0.0f ? g : 0.0f;
-    }
+        for (int i = 0; i < n; ++i) {
+          const float g = gr[c0 + i];
+          dzr[i] = yr[c0 + i] > 0.0f ? g : 0.0f;
+        }
 #pragma omp simd
-    for (int c = 0; c < C; ++c) {
-      const double dz = double(dzr[c]);
-      acc[c] += dz;
-      acc[C + c] += dz * (double(xr[c]) - double(save_mean[c])) * double(save_invstd[c]);
-    }
-  });
+        for (int c = c0; c < c1; ++c) {
+          const double dz = double(dzr[c - c0]);
+          acc[c] += dz;
+          acc[C + c] += dz * (double(xr[c]) - double(save_mean[c])) * double(save_invstd[c]);
+        }
+      });
   // dx = k * (dz - mdz - xhat * mdzx), k = gamma * invstd.
   std::vector<float> k(static_cast<size_t>(C)), mdz(static_cast<size_t>(C)),
       mdzx(static_cast<size_t>(C));
@@ -154,7 +173,7 @@ void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
   }
   const float *kf = k.data(), *mf = mdz.data(), *mxf = mdzx.data();
   const bool want_res = dresidual.data != nullptr;
-#pragma omp parallel for schedule(dynamic, 256) if (worth_threads_elements(pixels * C))
+#pragma omp parallel for schedule(dynamic, apply_chunk(C)) if (worth_threads_elements(pixels * C))
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = row_of(x, p);
     const float* yr = relu ? row_of(y, p) : ones.data();

@@ -1,7 +1,9 @@
 // When a cpu op uses its OpenMP threads. A parallel region costs microseconds on an idle machine
 // but milliseconds on a loaded one (its end waits for a worker that shares a core with another
 // process; the reference measured the same: kernels/reference/index.h), so small ops stay on the
-// calling thread: below ~1-2 ms of single-thread work. Which tiles and segments an op uses never
+// calling thread: below ~0.3-0.5 ms of single-thread work (on the quiet machine the deep layers'
+// and the heads' sub-millisecond ops gained nearly 2x from both threads; 1-2 ms thresholds left
+// them on one core). Which tiles and segments an op uses never
 // depends on this (results are the same either way).
 #pragma once
 
@@ -9,13 +11,13 @@
 
 namespace farsee::cpu_impl {
 
-// GEMM multiply-adds: 2^27 is ~1.5 ms of single-thread SGEMM.
+// GEMM multiply-adds: 2^25 is ~0.4 ms of single-thread SGEMM.
 inline bool worth_threads_gemm(int64_t macs) {
-  return macs >= (int64_t(1) << 27);
+  return macs >= (int64_t(1) << 25);
 }
-// Element visits of the memory-bound loops (a few flops per element): 2^21 is ~1-2 ms.
+// Element visits of the memory-bound loops (a few flops per element): 2^19 is ~0.3-0.5 ms.
 inline bool worth_threads_elements(int64_t visits) {
-  return visits >= (int64_t(1) << 21);
+  return visits >= (int64_t(1) << 19);
 }
 
 }  // namespace farsee::cpu_impl
