@@ -20,8 +20,9 @@
 //   No scatter: each dx pixel is written once, by one tile (accumulate: added to dx); stride-1
 //   convs write (beta = 1: accumulate into) dx directly from the GEMM.
 // Backward weight (wgrad + bias grad): dw[K][RSC] += dy^T[K x P] * patches[P x RSC] (1x1: x's
-//   rows in place). The P output pixels are cut into `segments` contiguous ranges and the RSC
-//   columns into tap blocks, both functions of the shape only; each (segment, tap block)
+//   rows in place). The P output pixels are cut into `segments` contiguous ranges, the RSC
+//   columns into tap blocks and the K rows into channel blocks (the small maps: 8 items for the
+//   two cores), all functions of the shape only; each (segment, tap block, channel block)
 //   accumulates its tiles in pixel order into its segment's fp32 partial (SGEMM with beta = 1); the
 //   partials are summed in segment order and added to dw once. Fixed order, no atomics: bitwise
 //   reproducible for any thread count. db sums dy in the same segment order.
@@ -241,7 +242,7 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
           const bool inside = qy + conv.pad_h - r * conv.dilation_h >= 0 && oy < oh &&
                               qx + conv.pad_w - s * conv.dilation_w >= 0 && ox < ow;
           if (inside) {
-            load_output_grad_row(dy, t, d.n, oy, ox, K, dst);
+            load_output_grad_row(dy, t, d.n, oy, ox, 0, K, dst);
           } else {
             std::memset(dst, 0, sizeof(float) * size_t(K));
           }
@@ -287,43 +288,53 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
   const int64_t P = int64_t(x.n()) * oh * ow;
   const int taps = conv.kernel_h * conv.kernel_w;
   const int64_t rsc = int64_t(taps) * C;
-  // Segments of >= 1024 pixels (at most 8); when there are fewer than 4, the taps are split into
-  // up to 3 blocks as well so both cores have work on the small maps. Shape-only decisions.
+  // Segments of >= 1024 pixels (at most 8). When there are fewer than 4, each tap is a block of
+  // dw's columns as well, and dw's rows (output channels) are cut into blocks until there are 8
+  // items: both cores have work on the small maps, and a thread's share differs by at most one
+  // small item. The patches are gathered once per tap block, dy once per channel block.
+  // Shape-only decisions.
   const int segments = int(std::clamp<int64_t>(P / 1024, 1, 8));
-  const int tap_blocks = segments < 4 ? std::min(taps, 3) : 1;
+  const int tap_blocks = segments < 4 ? taps : 1;
+  const int k_multiple = std::lcm(16, t * t);
+  int k_blocks = 1;
+  while (segments * tap_blocks * k_blocks < 8 && K % (2 * k_blocks) == 0 &&
+         (K / (2 * k_blocks)) % k_multiple == 0 && K / (2 * k_blocks) >= 64)
+    k_blocks *= 2;
+  const int kb = K / k_blocks;
   const int64_t seg_len = (P + segments - 1) / segments;
   const int64_t tile = tile_rows(seg_len, rsc);
   std::vector<float> partial(size_t(segments) * size_t(K) * size_t(rsc), 0.0f);
   std::vector<float> bias_partial(size_t(segments) * K, 0.0f);
   const bool plain_dy = t == 1;
   const bool direct_x = is_pointwise(conv);  // the patches are x's rows
-  const int items = segments * tap_blocks;
+  const int items = segments * tap_blocks * k_blocks;
 #pragma omp parallel if (items > 1 && worth_threads_gemm(P * K * rsc))
   {
     std::vector<float> patches(direct_x ? 0 : size_t(tile) * rsc);
-    std::vector<float> g(plain_dy ? 0 : size_t(tile) * K);
+    std::vector<float> g(plain_dy ? 0 : size_t(tile) * kb);
 #pragma omp for schedule(dynamic)
     for (int item = 0; item < items; ++item) {
-      const int seg = item / tap_blocks, block = item % tap_blocks;
+      const int seg = item / (tap_blocks * k_blocks);
+      const int block = item / k_blocks % tap_blocks, k0 = item % k_blocks * kb;
       const int tap0 = block * taps / tap_blocks, tap1 = (block + 1) * taps / tap_blocks;
       const int64_t width = int64_t(tap1 - tap0) * C;
-      float* part = partial.data() + size_t(seg) * K * rsc + int64_t(tap0) * C;
-      float* bpart = bias_partial.data() + size_t(seg) * K;
+      float* part = partial.data() + size_t(seg) * K * rsc + int64_t(k0) * rsc + int64_t(tap0) * C;
+      float* bpart = bias_partial.data() + size_t(seg) * K + k0;
       const int64_t end = std::min(P, (seg + 1) * seg_len);
       for (int64_t p0 = seg * seg_len; p0 < end; p0 += tile) {
         const int rows = int(std::min(tile, end - p0));
         const float* ga;
         int64_t ldg;
         if (plain_dy) {
-          ga = dy.ptr<const float>() + p0 * dy.pixel_stride;
+          ga = dy.ptr<const float>() + p0 * dy.pixel_stride + k0;
           ldg = dy.pixel_stride;
         } else {
           for (int i = 0; i < rows; ++i) {
             const OutPixel o = out_pixel(p0 + i, oh, ow);
-            load_output_grad_row(dy, t, o.n, o.y, o.x, K, g.data() + int64_t(i) * K);
+            load_output_grad_row(dy, t, o.n, o.y, o.x, k0, kb, g.data() + int64_t(i) * kb);
           }
           ga = g.data();
-          ldg = K;
+          ldg = kb;
         }
         const float* b = patches.data();
         int64_t ldb = width;
@@ -333,12 +344,12 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
         } else {
           gather_patches(conv, x, oh, ow, p0, rows, tap0, tap1, patches.data(), width);
         }
-        sgemm(true, false, K, int(width), rows, 1.0f, ga, ldg, b, ldb, 1.0f, part, rsc);
+        sgemm(true, false, kb, int(width), rows, 1.0f, ga, ldg, b, ldb, 1.0f, part, rsc);
         if (db != nullptr && block == 0) {
           for (int i = 0; i < rows; ++i) {
             const float* gr = ga + int64_t(i) * ldg;
 #pragma omp simd
-            for (int k = 0; k < K; ++k) bpart[k] += gr[k];
+            for (int k = 0; k < kb; ++k) bpart[k] += gr[k];
           }
         }
       }

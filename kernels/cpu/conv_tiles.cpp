@@ -67,16 +67,17 @@ void gather_patches(const ConvShape& conv, const TensorView& x, int oh, int ow, 
   }
 }
 
-void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, int K, float* dst) {
+void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, int k0, int count,
+                          float* dst) {
   const float* g = dy.ptr<const float>();
   if (t == 1) {
-    std::memcpy(dst, g + dy.offset(n, oy, ox, 0), sizeof(float) * size_t(K));
+    std::memcpy(dst, g + dy.offset(n, oy, ox, k0), sizeof(float) * size_t(count));
     return;
   }
-  const int tt = t * t, channels = K / tt;
+  const int tt = t * t, c0 = k0 / tt, channels = count / tt;
   for (int i = 0; i < t; ++i) {
     for (int j = 0; j < t; ++j) {
-      const float* src = g + dy.offset(n, oy * t + i, ox * t + j, 0);
+      const float* src = g + dy.offset(n, oy * t + i, ox * t + j, c0);
       float* d = dst + i * t + j;
       for (int c = 0; c < channels; ++c) d[int64_t(c) * tt] = src[c];
     }

@@ -34,10 +34,12 @@ inline int window_in(int o, int r, int stride, int pad, int dilation) {
 void gather_patches(const ConvShape& conv, const TensorView& x, int oh, int ow, int64_t p0,
                     int rows, int tap0, int tap1, float* dst, int64_t ld);
 
-// dst[k] (k < K) = the gradient of conv-output element (n, oy, ox, k), read from dy, the stored
-// output's gradient: pixel-shuffled by t (conv channel k = c*t*t + i*t + j of pixel (oy, ox) is
-// dy(n, oy*t + i, ox*t + j, c)) or plain (t = 1).
-void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, int K, float* dst);
+// dst[k - k0] (k0 <= k < k0 + count) = the gradient of conv-output element (n, oy, ox, k), read
+// from dy, the stored output's gradient: pixel-shuffled by t (conv channel k = c*t*t + i*t + j of
+// pixel (oy, ox) is dy(n, oy*t + i, ox*t + j, c); k0 and count then multiples of t*t) or plain
+// (t = 1).
+void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, int k0, int count,
+                          float* dst);
 
 // The fused forward epilogue for conv channels [k0, k0 + count) of one conv-output pixel
 // (n, oy, ox) from their fp32 accumulators (overwritten: the epilogue runs on them in place):

@@ -132,7 +132,10 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
           const int32_t* a = at.data() + o * C;
           const float* gr = g + dy.offset(n, oy, ox, 0);
 #pragma omp simd
-          for (int c = 0; c < C; ++c) dr[c] += a[c] == here ? gr[c] : 0.0f;
+          for (int c = 0; c < C; ++c) {
+            const float v = gr[c];  // loaded unconditionally: the select then vectorises
+            dr[c] += a[c] == here ? v : 0.0f;
+          }
         }
       }
     }
