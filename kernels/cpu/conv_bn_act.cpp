@@ -15,7 +15,8 @@
 //   input pixel q and k of dy[o(q, r, s)][k] * w[k][r][s][c]. Input pixels are grouped by stride
 //   phase (qy mod sh, qx mod sw): within a phase the same taps can reach every pixel, so each tile
 //   is one SGEMM [rows x T*K] * [T*K x C] over just those T taps (no zero taps for strided convs),
-//   with the weights re-laid per phase as [T][K][C] once per call; A's rows are dy's rows
+//   with the weights re-laid per phase as [T][K][C] once per call (deep layers: also cut into
+//   blocks of input channels, conv_gemm_tiling); A's rows are dy's rows
 //   gathered through the shuffle mapping (zeros outside the output), or dy itself (1x1, plain dy).
 //   No scatter: each dx pixel is written once, by one tile (accumulate: added to dx); stride-1
 //   convs write (beta = 1: accumulate into) dx directly from the GEMM.
@@ -119,7 +120,7 @@ void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeig
     reference::refresh_conv_weights(ctx, master_krsc, w);
     return;
   }
-  std::memcpy(w.buffer.data(), master_krsc, sizeof(float) * size_t(w.K) * w.R * w.S * w.C);
+  copy_bytes(w.buffer.data(), master_krsc, sizeof(float) * size_t(w.K) * w.R * w.S * w.C);
 }
 
 namespace {
@@ -153,11 +154,12 @@ std::vector<DgradPhase> dgrad_phases(const ConvShape& conv, const float* wk, int
         }
       }
       ph.weights.resize(ph.taps.size() * size_t(K) * C);
-      for (size_t ti = 0; ti < ph.taps.size(); ++ti) {
-        for (int k = 0; k < K; ++k) {
-          std::memcpy(ph.weights.data() + (ti * K + k) * C, wk + k * rsc + int64_t(ph.taps[ti]) * C,
-                      sizeof(float) * size_t(C));
-        }
+      const int64_t rows = int64_t(ph.taps.size()) * K;
+#pragma omp parallel for schedule(dynamic, 64) if (worth_threads_elements(rows * C))
+      for (int64_t row = 0; row < rows; ++row) {
+        const int64_t ti = row / K, k = row % K;
+        std::memcpy(ph.weights.data() + row * C, wk + k * rsc + int64_t(ph.taps[size_t(ti)]) * C,
+                    sizeof(float) * size_t(C));
       }
       phases.push_back(std::move(ph));
     }
@@ -166,11 +168,12 @@ std::vector<DgradPhase> dgrad_phases(const ConvShape& conv, const float* wk, int
 }
 
 // One dgrad work item: `rows` consecutive pixels (row-major) of phase `phase` of image n,
-// starting at index `first` of that phase's pixel list.
+// starting at index `first` of that phase's pixel list, input channels [c0, c0 + block).
 struct DgradTile {
   int n, phase;
   int64_t first;
   int rows;
+  int c0;
 };
 
 }  // namespace
@@ -188,8 +191,23 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
   int max_taps = 0;
   for (const DgradPhase& ph : phases) max_taps = std::max(max_taps, int(ph.taps.size()));
 
-  // Work items: per image, per phase, tiles of that phase's pixels.
-  const int64_t tile = tile_rows(int64_t(dx.n()) * H * W, int64_t(std::max(max_taps, 1)) * K);
+  // Work items: per image, per phase, tiles of that phase's pixels times blocks of input
+  // channels (conv_gemm_tiling: the deep layers' phase weights outweigh their few pixels, so
+  // they are cut by channel, packed once per block instead of once per pixel tile).
+  const bool threads = worth_threads_gemm(int64_t(dx.n()) * H * W * C * max_taps * K);
+  const int64_t groups = int64_t(dx.n()) * int64_t(phases.size());
+  int64_t tile = 1;
+  int cb = C;
+  for (const DgradPhase& ph : phases) {
+    const int64_t rows_y = (H - ph.py + conv.stride_h - 1) / conv.stride_h;
+    const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
+    const GemmTiling g = conv_gemm_tiling(
+        std::max<int64_t>(rows_y * cols_x, 1), C, int64_t(std::max(max_taps, 1)) * K, 16,
+        threads ? std::max<int64_t>(1, (4 + groups - 1) / groups) : 1);
+    tile = std::max(tile, g.rows);  // one buffer size for every phase
+    cb = std::min(cb, g.k_block);
+  }
+  const int c_blocks = C / cb;
   std::vector<DgradTile> items;
   for (int n = 0; n < dx.n(); ++n) {
     for (int pi = 0; pi < int(phases.size()); ++pi) {
@@ -198,8 +216,10 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
       const int64_t rows_y = (H - ph.py + conv.stride_h - 1) / conv.stride_h;
       const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
       const int64_t count = rows_y * cols_x;
-      for (int64_t f = 0; f < count; f += tile)
-        items.push_back(DgradTile{n, pi, f, int(std::min(tile, count - f))});
+      for (int64_t f = 0; f < count; f += tile) {
+        for (int b = 0; b < c_blocks; ++b)
+          items.push_back(DgradTile{n, pi, f, int(std::min(tile, count - f)), b * cb});
+      }
     }
   }
   float* dxs = dx.ptr<float>();
@@ -207,11 +227,10 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
   // beta = 1, accumulates into) dx in place; 1x1 unpadded with a plain dy also reads dy in place.
   const bool unit_stride = conv.stride_h == 1 && conv.stride_w == 1;
   const bool direct_dy = unit_stride && is_pointwise(conv) && t == 1;
-#pragma omp parallel if (items.size() > 1 && \
-                         worth_threads_gemm(int64_t(dx.n()) * H * W * C * max_taps * K))
+#pragma omp parallel if (items.size() > 1 && threads)
   {
     std::vector<float> a(direct_dy ? 0 : size_t(tile) * std::max(max_taps, 1) * K);
-    std::vector<float> out(unit_stride ? 0 : size_t(tile) * C);
+    std::vector<float> out(unit_stride ? 0 : size_t(tile) * cb);
 #pragma omp for schedule(dynamic)
     for (int64_t it = 0; it < int64_t(items.size()); ++it) {
       const DgradTile& d = items[size_t(it)];
@@ -219,12 +238,13 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
       const int T = int(ph.taps.size());
       const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
       const int64_t lda = int64_t(T) * K;
+      const float* wb = ph.weights.data() + d.c0;  // [T*K][C], this block's columns
       if (unit_stride && T > 0) {
-        float* c = dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride;
+        float* c = dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride + d.c0;
         if (direct_dy) {
           const float* g =
               dy.ptr<const float>() + (int64_t(d.n) * H * W + d.first) * dy.pixel_stride;
-          sgemm(false, false, d.rows, C, K, 1.0f, g, dy.pixel_stride, ph.weights.data(), C,
+          sgemm(false, false, d.rows, cb, K, 1.0f, g, dy.pixel_stride, wb, C,
                 accumulate ? 1.0f : 0.0f, c, dx.pixel_stride);
           continue;
         }
@@ -249,28 +269,26 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
         }
       }
       if (unit_stride && T > 0) {
-        sgemm(false, false, d.rows, C, T * K, 1.0f, a.data(), lda, ph.weights.data(), C,
-              accumulate ? 1.0f : 0.0f, dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride,
-              dx.pixel_stride);
+        sgemm(false, false, d.rows, cb, T * K, 1.0f, a.data(), lda, wb, C, accumulate ? 1.0f : 0.0f,
+              dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride + d.c0, dx.pixel_stride);
         continue;
       }
       if (T > 0) {
-        sgemm(false, false, d.rows, C, T * K, 1.0f, a.data(), lda, ph.weights.data(), C, 0.0f,
-              out.data(), C);
+        sgemm(false, false, d.rows, cb, T * K, 1.0f, a.data(), lda, wb, C, 0.0f, out.data(), cb);
       } else {
-        std::fill(out.begin(), out.begin() + int64_t(d.rows) * C, 0.0f);
+        std::fill(out.begin(), out.begin() + int64_t(d.rows) * cb, 0.0f);
       }
       for (int i = 0; i < d.rows; ++i) {
         const int64_t idx = d.first + i;
         const int qy = ph.py + int(idx / cols_x) * conv.stride_h;
         const int qx = ph.px + int(idx % cols_x) * conv.stride_w;
-        float* dst = dxs + dx.offset(d.n, qy, qx, 0);
-        const float* src = out.data() + int64_t(i) * C;
+        float* dst = dxs + dx.offset(d.n, qy, qx, d.c0);
+        const float* src = out.data() + int64_t(i) * cb;
         if (accumulate) {
 #pragma omp simd
-          for (int c = 0; c < C; ++c) dst[c] += src[c];
+          for (int c = 0; c < cb; ++c) dst[c] += src[c];
         } else {
-          std::memcpy(dst, src, sizeof(float) * size_t(C));
+          std::memcpy(dst, src, sizeof(float) * size_t(cb));
         }
       }
     }

@@ -7,7 +7,9 @@
 // depends on this (results are the same either way).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace farsee::cpu_impl {
 
@@ -18,6 +20,29 @@ inline bool worth_threads_gemm(int64_t macs) {
 // Element visits of the memory-bound loops (a few flops per element): 2^19 is ~0.3-0.5 ms.
 inline bool worth_threads_elements(int64_t visits) {
   return visits >= (int64_t(1) << 19);
+}
+
+// memcpy / memset of a large buffer in 256 KiB chunks over the threads (a single thread's copy
+// does not reach the memory bandwidth: the weight repack after every SGD step, the gradient
+// zeroing).
+inline void copy_bytes(void* dst, const void* src, size_t bytes) {
+  constexpr size_t kChunk = size_t(1) << 18;
+  const int64_t chunks = int64_t((bytes + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(dynamic) if (worth_threads_elements(int64_t(bytes / 4)))
+  for (int64_t i = 0; i < chunks; ++i) {
+    const size_t at = size_t(i) * kChunk;
+    std::memcpy(static_cast<char*>(dst) + at, static_cast<const char*>(src) + at,
+                std::min(kChunk, bytes - at));
+  }
+}
+inline void zero_bytes(void* dst, size_t bytes) {
+  constexpr size_t kChunk = size_t(1) << 18;
+  const int64_t chunks = int64_t((bytes + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(dynamic) if (worth_threads_elements(int64_t(bytes / 4)))
+  for (int64_t i = 0; i < chunks; ++i) {
+    const size_t at = size_t(i) * kChunk;
+    std::memset(static_cast<char*>(dst) + at, 0, std::min(kChunk, bytes - at));
+  }
 }
 
 }  // namespace farsee::cpu_impl
