@@ -9,8 +9,10 @@
 //   1x1 stride-1 unpadded convs read the activation in place (NHWC is a [pixels x C] matrix with
 //   leading dimension pixel_stride), the rest gather the tile's im2col rows (never the whole
 //   image; with channel blocks the small map's rows once for all blocks); one SGEMM into a
-//   per-thread [rows x block] buffer; then the fused epilogue (scale, bias, residual, ReLU, plain /
-//   channel-slice / pixel-shuffled store) in one pass while it is in cache.
+//   SGEMM straight into y's rows (plain stores, channel slices included: consecutive output pixels
+//   are rows pixel_stride apart), or into a per-thread [rows x block] buffer for the pixel-shuffled
+//   store (or a residual overlapping y); then the fused epilogue (scale, bias, residual, ReLU,
+//   shuffled store) in one pass while the rows are in cache.
 // Backward data (dgrad), the transposed geometry: dx[q][c] = sum over the taps (r, s) that reach
 //   input pixel q and k of dy[o(q, r, s)][k] * w[k][r][s][c]. Input pixels are grouped by stride
 //   phase (qy mod sh, qx mod sw): within a phase the same taps can reach every pixel, so each tile
@@ -82,10 +84,21 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
                      all_patches.data() + p0 * rsc, rsc);
     }
   }
+  // Plain stores: the GEMM writes y's rows itself (consecutive output pixels are rows
+  // pixel_stride apart) and the epilogue runs on them in place, unless the residual overlaps y.
+  bool in_y = epilogue.shuffle_factor == 1;
+  if (in_y && epilogue.residual.data != nullptr) {
+    const char* r0 = epilogue.residual.ptr<const char>();
+    const char* r1 = r0 + sizeof(float) * size_t(epilogue.residual.shape.pixels() *
+                                                 epilogue.residual.pixel_stride);
+    const char* y0 = y.ptr<const char>();
+    const char* y1 = y0 + sizeof(float) * size_t(y.shape.pixels() * y.pixel_stride);
+    in_y = r1 <= y0 || y1 <= r0;
+  }
 #pragma omp parallel if (threads)
   {
     std::vector<float> patches(direct || blocks > 1 ? 0 : size_t(tile * rsc));
-    std::vector<float> acc(size_t(tile * kb));
+    std::vector<float> acc(in_y ? 0 : size_t(tile * kb));
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t p0 = (item / blocks) * tile;
@@ -104,8 +117,18 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
         a = patches.data();
         lda = rsc;
       }
-      sgemm(false, true, rows, kb, int(rsc), 1.0f, a, lda, wk + int64_t(k0) * rsc, rsc, 0.0f,
-            acc.data(), kb);
+      const float* wb = wk + int64_t(k0) * rsc;
+      if (in_y) {
+        float* c = y.ptr<float>() + p0 * y.pixel_stride + k0;
+        sgemm(false, true, rows, kb, int(rsc), 1.0f, a, lda, wb, rsc, 0.0f, c, y.pixel_stride);
+        if (!has_epilogue(epilogue)) continue;
+        for (int i = 0; i < rows; ++i) {
+          const OutPixel o = out_pixel(p0 + i, oh, ow);
+          epilogue_stored_row(epilogue, o.n, o.y, o.x, c + int64_t(i) * y.pixel_stride, k0, kb);
+        }
+        continue;
+      }
+      sgemm(false, true, rows, kb, int(rsc), 1.0f, a, lda, wb, rsc, 0.0f, acc.data(), kb);
       for (int i = 0; i < rows; ++i) {
         const OutPixel o = out_pixel(p0 + i, oh, ow);
         store_output_row(epilogue, y, o.n, o.y, o.x, acc.data() + int64_t(i) * kb, k0, kb);
@@ -308,14 +331,15 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
   const int64_t rsc = int64_t(taps) * C;
   // Segments of >= 1024 pixels (at most 8). When there are fewer than 4, each tap is a block of
   // dw's columns as well, and dw's rows (output channels) are cut into blocks until there are 8
-  // items: both cores have work on the small maps, and a thread's share differs by at most one
-  // small item. The patches are gathered once per tap block, dy once per channel block.
-  // Shape-only decisions.
+  // items and an even count below 16 (9 taps: 18): both cores have work on the small maps, and
+  // their shares are equal or differ by one small item. The patches are gathered once per tap
+  // block, dy once per channel block. Shape-only decisions.
   const int segments = int(std::clamp<int64_t>(P / 1024, 1, 8));
   const int tap_blocks = segments < 4 ? taps : 1;
   const int k_multiple = std::lcm(16, t * t);
   int k_blocks = 1;
-  while (segments * tap_blocks * k_blocks < 8 && K % (2 * k_blocks) == 0 &&
+  auto more_items = [&](int items) { return items < 8 || (items % 2 == 1 && items < 16); };
+  while (more_items(segments * tap_blocks * k_blocks) && K % (2 * k_blocks) == 0 &&
          (K / (2 * k_blocks)) % k_multiple == 0 && K / (2 * k_blocks) >= 64)
     k_blocks *= 2;
   const int kb = K / k_blocks;

@@ -140,4 +140,16 @@ void store_output_row(const ConvEpilogue& e, const TensorView& y, int n, int oy,
   }
 }
 
+bool has_epilogue(const ConvEpilogue& e) {
+  return e.scale != nullptr || e.bias != nullptr || e.residual.data != nullptr || e.relu;
+}
+
+void epilogue_stored_row(const ConvEpilogue& e, int n, int oy, int ox, float* row, int k0,
+                         int count) {
+  const float* res = e.residual.data != nullptr
+                         ? e.residual.ptr<const float>() + e.residual.offset(n, oy, ox, k0)
+                         : nullptr;
+  epilogue_in_place(e, k0, row, res, count);
+}
+
 }  // namespace farsee::cpu_impl

@@ -49,4 +49,11 @@ void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, in
 void store_output_row(const ConvEpilogue& e, const TensorView& y, int n, int oy, int ox, float* acc,
                       int k0, int count);
 
+// The same epilogue on a pixel whose conv channels [k0, k0 + count) the GEMM wrote into y's row
+// `row` itself (plain store: e.shuffle_factor == 1; a residual must not overlap y). Nothing to do
+// without scale, bias, residual and ReLU (has_epilogue false).
+bool has_epilogue(const ConvEpilogue& e);
+void epilogue_stored_row(const ConvEpilogue& e, int n, int oy, int ox, float* row, int k0,
+                         int count);
+
 }  // namespace farsee::cpu_impl
