@@ -27,7 +27,8 @@
 //   columns into tap blocks and the K rows into channel blocks (the small maps: 8 items for the
 //   two cores), all functions of the shape only; each (segment, tap block, channel block)
 //   accumulates its tiles in pixel order into its segment's fp32 partial (SGEMM with beta = 1); the
-//   partials are summed in segment order and added to dw once. Fixed order, no atomics: bitwise
+//   partials are summed in segment order and added to dw once (one segment: the SGEMMs accumulate
+//   into dw itself, each item its own block of dw). Fixed order, no atomics: bitwise
 //   reproducible for any thread count. db sums dy in the same segment order.
 // Precision: fp32 products and sums (OpenBLAS's order inside a tile); the reference sums in double.
 #include "kernels/conv_bn_act.h"
@@ -345,7 +346,8 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
   const int kb = K / k_blocks;
   const int64_t seg_len = (P + segments - 1) / segments;
   const int64_t tile = tile_rows(seg_len, rsc);
-  std::vector<float> partial(size_t(segments) * size_t(K) * size_t(rsc), 0.0f);
+  // One segment (the small maps): the SGEMMs accumulate into dw itself (beta = 1), no partial.
+  std::vector<float> partial(segments > 1 ? size_t(segments) * size_t(K) * size_t(rsc) : 0, 0.0f);
   std::vector<float> bias_partial(size_t(segments) * K, 0.0f);
   const bool plain_dy = t == 1;
   const bool direct_x = is_pointwise(conv);  // the patches are x's rows
@@ -360,7 +362,8 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
       const int block = item / k_blocks % tap_blocks, k0 = item % k_blocks * kb;
       const int tap0 = block * taps / tap_blocks, tap1 = (block + 1) * taps / tap_blocks;
       const int64_t width = int64_t(tap1 - tap0) * C;
-      float* part = partial.data() + size_t(seg) * K * rsc + int64_t(k0) * rsc + int64_t(tap0) * C;
+      float* part = (segments > 1 ? partial.data() + size_t(seg) * K * rsc : dw) +
+                    int64_t(k0) * rsc + int64_t(tap0) * C;
       float* bpart = bias_partial.data() + size_t(seg) * K + k0;
       const int64_t end = std::min(P, (seg + 1) * seg_len);
       for (int64_t p0 = seg * seg_len; p0 < end; p0 += tile) {
@@ -397,7 +400,7 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
       }
     }
   }
-  const int64_t total = int64_t(K) * rsc;
+  const int64_t total = segments > 1 ? int64_t(K) * rsc : 0;
 #pragma omp parallel for simd if (worth_threads_elements(total * segments)) schedule(dynamic, 4096)
   for (int64_t e = 0; e < total; ++e) {
     float s = partial[size_t(e)];
