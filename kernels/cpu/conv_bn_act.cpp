@@ -219,27 +219,36 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
   // channels (conv_gemm_tiling: the deep layers' phase weights outweigh their few pixels, so
   // they are cut by channel, packed once per block instead of once per pixel tile).
   const bool threads = worth_threads_gemm(int64_t(dx.n()) * H * W * C * max_taps * K);
-  const int64_t groups = int64_t(dx.n()) * int64_t(phases.size());
+  // Stride 1: one phase whose pixels are consecutive dx rows (across the images too: a tile may
+  // span images, so the small maps' weights are packed once per block, not once per image), so
+  // the GEMM writes (or, with beta = 1, accumulates into) dx in place; 1x1 unpadded with a plain
+  // dy also reads dy in place. Strided: per image, per phase.
+  const bool unit_stride = conv.stride_h == 1 && conv.stride_w == 1;
+  const bool direct_dy = unit_stride && is_pointwise(conv) && t == 1;
+  const int images = unit_stride ? 1 : dx.n();  // pixel lists: per image, or one over all
+  const int64_t image_pixels = int64_t(H) * W;
+  auto phase_count = [&](const DgradPhase& ph) {
+    const int64_t rows_y = (H - ph.py + conv.stride_h - 1) / conv.stride_h;
+    const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
+    return unit_stride ? int64_t(dx.n()) * image_pixels : rows_y * cols_x;
+  };
+  const int64_t groups = int64_t(images) * int64_t(phases.size());
   int64_t tile = 1;
   int cb = C;
   for (const DgradPhase& ph : phases) {
-    const int64_t rows_y = (H - ph.py + conv.stride_h - 1) / conv.stride_h;
-    const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
     const GemmTiling g = conv_gemm_tiling(
-        std::max<int64_t>(rows_y * cols_x, 1), C, int64_t(std::max(max_taps, 1)) * K, 16,
+        std::max<int64_t>(phase_count(ph), 1), C, int64_t(std::max(max_taps, 1)) * K, 16,
         threads ? std::max<int64_t>(1, (4 + groups - 1) / groups) : 1);
     tile = std::max(tile, g.rows);  // one buffer size for every phase
     cb = std::min(cb, g.k_block);
   }
   const int c_blocks = C / cb;
   std::vector<DgradTile> items;
-  for (int n = 0; n < dx.n(); ++n) {
+  for (int n = 0; n < images; ++n) {
     for (int pi = 0; pi < int(phases.size()); ++pi) {
       const DgradPhase& ph = phases[pi];
       if (ph.py >= H || ph.px >= W) continue;
-      const int64_t rows_y = (H - ph.py + conv.stride_h - 1) / conv.stride_h;
-      const int64_t cols_x = (W - ph.px + conv.stride_w - 1) / conv.stride_w;
-      const int64_t count = rows_y * cols_x;
+      const int64_t count = phase_count(ph);
       for (int64_t f = 0; f < count; f += tile) {
         for (int b = 0; b < c_blocks; ++b)
           items.push_back(DgradTile{n, pi, f, int(std::min(tile, count - f)), b * cb});
@@ -247,10 +256,6 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
     }
   }
   float* dxs = dx.ptr<float>();
-  // Stride 1: one phase whose pixels are consecutive dx rows, so the GEMM writes (or, with
-  // beta = 1, accumulates into) dx in place; 1x1 unpadded with a plain dy also reads dy in place.
-  const bool unit_stride = conv.stride_h == 1 && conv.stride_w == 1;
-  const bool direct_dy = unit_stride && is_pointwise(conv) && t == 1;
 #pragma omp parallel if (items.size() > 1 && threads)
   {
     std::vector<float> a(direct_dy ? 0 : size_t(tile) * std::max(max_taps, 1) * K);
@@ -274,7 +279,9 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
         }
       }
       for (int i = 0; i < d.rows; ++i) {
-        const int64_t idx = d.first + i;
+        // Unit stride: d.first + i counts over all images' pixels.
+        const int n = unit_stride ? int((d.first + i) / image_pixels) : d.n;
+        const int64_t idx = unit_stride ? (d.first + i) % image_pixels : d.first + i;
         const int qy = ph.py + int(idx / cols_x) * conv.stride_h;
         const int qx = ph.px + int(idx % cols_x) * conv.stride_w;
         for (int ti = 0; ti < T; ++ti) {
@@ -286,7 +293,7 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
           const bool inside = qy + conv.pad_h - r * conv.dilation_h >= 0 && oy < oh &&
                               qx + conv.pad_w - s * conv.dilation_w >= 0 && ox < ow;
           if (inside) {
-            load_output_grad_row(dy, t, d.n, oy, ox, 0, K, dst);
+            load_output_grad_row(dy, t, n, oy, ox, 0, K, dst);
           } else {
             std::memset(dst, 0, sizeof(float) * size_t(K));
           }
