@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <vector>
 
@@ -76,13 +77,14 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   const float* wk = static_cast<const float*>(w.buffer.data());
   // With channel blocks every block of a tile reads the same patch rows: gathered once for all P
   // pixels first (conv_gemm_tiling bounds that buffer), instead of once per block.
-  std::vector<float> all_patches(direct || blocks == 1 ? 0 : size_t(P * rsc));
-  if (!all_patches.empty()) {
+  const std::unique_ptr<float[]> all_patches =
+      scratch<float>(direct || blocks == 1 ? 0 : size_t(P * rsc));
+  if (all_patches) {
 #pragma omp parallel for schedule(dynamic) if (threads)
     for (int64_t ti = 0; ti < tiles; ++ti) {
       const int64_t p0 = ti * tile;
       gather_patches(conv, x, oh, ow, p0, int(std::min(tile, P - p0)), 0, taps,
-                     all_patches.data() + p0 * rsc, rsc);
+                     all_patches.get() + p0 * rsc, rsc);
     }
   }
   // Plain stores: the GEMM writes y's rows itself (consecutive output pixels are rows
@@ -98,8 +100,9 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   }
 #pragma omp parallel if (threads)
   {
-    std::vector<float> patches(direct || blocks > 1 ? 0 : size_t(tile * rsc));
-    std::vector<float> acc(in_y ? 0 : size_t(tile * kb));
+    const std::unique_ptr<float[]> patches =
+        scratch<float>(direct || blocks > 1 ? 0 : size_t(tile * rsc));
+    const std::unique_ptr<float[]> acc = scratch<float>(in_y ? 0 : size_t(tile * kb));
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t p0 = (item / blocks) * tile;
@@ -111,11 +114,11 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
         a = x.ptr<const float>() + p0 * x.pixel_stride;
         lda = x.pixel_stride;
       } else if (blocks > 1) {
-        a = all_patches.data() + p0 * rsc;
+        a = all_patches.get() + p0 * rsc;
         lda = rsc;
       } else {
-        gather_patches(conv, x, oh, ow, p0, rows, 0, taps, patches.data(), rsc);
-        a = patches.data();
+        gather_patches(conv, x, oh, ow, p0, rows, 0, taps, patches.get(), rsc);
+        a = patches.get();
         lda = rsc;
       }
       const float* wb = wk + int64_t(k0) * rsc;
@@ -129,10 +132,10 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
         }
         continue;
       }
-      sgemm(false, true, rows, kb, int(rsc), 1.0f, a, lda, wb, rsc, 0.0f, acc.data(), kb);
+      sgemm(false, true, rows, kb, int(rsc), 1.0f, a, lda, wb, rsc, 0.0f, acc.get(), kb);
       for (int i = 0; i < rows; ++i) {
         const OutPixel o = out_pixel(p0 + i, oh, ow);
-        store_output_row(epilogue, y, o.n, o.y, o.x, acc.data() + int64_t(i) * kb, k0, kb);
+        store_output_row(epilogue, y, o.n, o.y, o.x, acc.get() + int64_t(i) * kb, k0, kb);
       }
     }
   }
@@ -258,8 +261,9 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
   float* dxs = dx.ptr<float>();
 #pragma omp parallel if (items.size() > 1 && threads)
   {
-    std::vector<float> a(direct_dy ? 0 : size_t(tile) * std::max(max_taps, 1) * K);
-    std::vector<float> out(unit_stride ? 0 : size_t(tile) * cb);
+    const std::unique_ptr<float[]> a =
+        scratch<float>(direct_dy ? 0 : size_t(tile) * std::max(max_taps, 1) * K);
+    const std::unique_ptr<float[]> out = scratch<float>(unit_stride ? 0 : size_t(tile) * cb);
 #pragma omp for schedule(dynamic)
     for (int64_t it = 0; it < int64_t(items.size()); ++it) {
       const DgradTile& d = items[size_t(it)];
@@ -289,7 +293,7 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
                     s = ph.taps[size_t(ti)] % conv.kernel_w;
           const int oy = (qy + conv.pad_h - r * conv.dilation_h) / conv.stride_h;
           const int ox = (qx + conv.pad_w - s * conv.dilation_w) / conv.stride_w;
-          float* dst = a.data() + i * lda + int64_t(ti) * K;
+          float* dst = a.get() + i * lda + int64_t(ti) * K;
           const bool inside = qy + conv.pad_h - r * conv.dilation_h >= 0 && oy < oh &&
                               qx + conv.pad_w - s * conv.dilation_w >= 0 && ox < ow;
           if (inside) {
@@ -300,21 +304,21 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
         }
       }
       if (unit_stride && T > 0) {
-        sgemm(false, false, d.rows, cb, T * K, 1.0f, a.data(), lda, wb, C, accumulate ? 1.0f : 0.0f,
+        sgemm(false, false, d.rows, cb, T * K, 1.0f, a.get(), lda, wb, C, accumulate ? 1.0f : 0.0f,
               dxs + (int64_t(d.n) * H * W + d.first) * dx.pixel_stride + d.c0, dx.pixel_stride);
         continue;
       }
       if (T > 0) {
-        sgemm(false, false, d.rows, cb, T * K, 1.0f, a.data(), lda, wb, C, 0.0f, out.data(), cb);
+        sgemm(false, false, d.rows, cb, T * K, 1.0f, a.get(), lda, wb, C, 0.0f, out.get(), cb);
       } else {
-        std::fill(out.begin(), out.begin() + int64_t(d.rows) * cb, 0.0f);
+        std::fill(out.get(), out.get() + int64_t(d.rows) * cb, 0.0f);
       }
       for (int i = 0; i < d.rows; ++i) {
         const int64_t idx = d.first + i;
         const int qy = ph.py + int(idx / cols_x) * conv.stride_h;
         const int qx = ph.px + int(idx % cols_x) * conv.stride_w;
         float* dst = dxs + dx.offset(d.n, qy, qx, d.c0);
-        const float* src = out.data() + int64_t(i) * cb;
+        const float* src = out.get() + int64_t(i) * cb;
         if (accumulate) {
 #pragma omp simd
           for (int c = 0; c < cb; ++c) dst[c] += src[c];
@@ -361,8 +365,8 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
   const int items = segments * tap_blocks * k_blocks;
 #pragma omp parallel if (items > 1 && worth_threads_gemm(P * K * rsc))
   {
-    std::vector<float> patches(direct_x ? 0 : size_t(tile) * rsc);
-    std::vector<float> g(plain_dy ? 0 : size_t(tile) * kb);
+    const std::unique_ptr<float[]> patches = scratch<float>(direct_x ? 0 : size_t(tile) * rsc);
+    const std::unique_ptr<float[]> g = scratch<float>(plain_dy ? 0 : size_t(tile) * kb);
 #pragma omp for schedule(dynamic)
     for (int item = 0; item < items; ++item) {
       const int seg = item / (tap_blocks * k_blocks);
@@ -383,18 +387,18 @@ void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS) {
         } else {
           for (int i = 0; i < rows; ++i) {
             const OutPixel o = out_pixel(p0 + i, oh, ow);
-            load_output_grad_row(dy, t, o.n, o.y, o.x, k0, kb, g.data() + int64_t(i) * kb);
+            load_output_grad_row(dy, t, o.n, o.y, o.x, k0, kb, g.get() + int64_t(i) * kb);
           }
-          ga = g.data();
+          ga = g.get();
           ldg = kb;
         }
-        const float* b = patches.data();
+        const float* b = patches.get();
         int64_t ldb = width;
         if (direct_x) {
           b = x.ptr<const float>() + p0 * x.pixel_stride;
           ldb = x.pixel_stride;
         } else {
-          gather_patches(conv, x, oh, ow, p0, rows, tap0, tap1, patches.data(), width);
+          gather_patches(conv, x, oh, ow, p0, rows, tap0, tap1, patches.get(), width);
         }
         sgemm(true, false, kb, int(width), rows, 1.0f, ga, ldg, b, ldb, 1.0f, part, rsc);
         if (db != nullptr && block == 0) {

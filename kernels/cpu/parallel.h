@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 namespace farsee::cpu_impl {
 
@@ -20,6 +21,14 @@ inline bool worth_threads_gemm(int64_t macs) {
 // Element visits of the memory-bound loops (a few flops per element): 2^19 is ~0.3-0.5 ms.
 inline bool worth_threads_elements(int64_t visits) {
   return visits >= (int64_t(1) << 19);
+}
+
+// A per-call scratch buffer of n elements left uninitialised (null for n = 0): std::vector
+// value-initialises, a memset of every im2col / accumulator buffer that is overwritten before it is
+// read anyway.
+template <typename T>
+std::unique_ptr<T[]> scratch(size_t n) {
+  return n == 0 ? nullptr : std::unique_ptr<T[]>(new T[n]);
 }
 
 // memcpy / memset of a large buffer in 256 KiB chunks over the threads (a single thread's copy

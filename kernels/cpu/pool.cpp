@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/conv_tiles.h"
@@ -68,7 +69,7 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
   const bool threads = worth_threads_elements(dy.shape.pixels() * C * p.kernel * p.kernel);
   // 1. The chosen input of every output element: at[(n, oy, ox)][c] = iy * W + ix. The scan as
   //    branch-free selects over contiguous channels (vectorises); OpenMP over output rows.
-  std::vector<int32_t> at(size_t(dy.shape.pixels()) * size_t(C));
+  const std::unique_ptr<int32_t[]> at = scratch<int32_t>(size_t(dy.shape.pixels()) * size_t(C));
   const int64_t out_rows = int64_t(dy.n()) * oh;
 #pragma omp parallel if (threads)
   {
@@ -78,7 +79,7 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
     for (int64_t row = 0; row < out_rows; ++row) {
       const int n = int(row / oh), oy = int(row % oh);
       for (int ox = 0; ox < ow; ++ox) {
-        int32_t* a = at.data() + (row * ow + ox) * C;
+        int32_t* a = at.get() + (row * ow + ox) * C;
         const int iy0 = std::max(0, window_in(oy, 0, p.stride, p.pad, 1));
         const int ix0 = std::max(0, window_in(ox, 0, p.stride, p.pad, 1));
         const int32_t first = int32_t(iy0 * W + ix0);
@@ -129,7 +130,7 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
       for (int oy = oy0; oy <= oy1; ++oy) {
         for (int ox = ox0; ox <= ox1; ++ox) {
           const int64_t o = (int64_t(n) * oh + oy) * ow + ox;
-          const int32_t* a = at.data() + o * C;
+          const int32_t* a = at.get() + o * C;
           const float* gr = g + dy.offset(n, oy, ox, 0);
 #pragma omp simd
           for (int c = 0; c < C; ++c) {
