@@ -7,6 +7,8 @@
 // depends on this (results are the same either way).
 #pragma once
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -39,10 +41,20 @@ inline void copy_bytes(void* dst, const void* src, size_t bytes) {
   const int64_t chunks = int64_t((bytes + kChunk - 1) / kChunk);
 #pragma omp parallel for schedule(dynamic) if (worth_threads_elements(int64_t(bytes / 4)))
   for (int64_t i = 0; i < chunks; ++i) {
-    const size_t at = size_t(i) * kChunk;
-    std::memcpy(static_cast<char*>(dst) + at, static_cast<const char*>(src) + at,
-                std::min(kChunk, bytes - at));
+    const size_t at = size_t(i) * kChunk, n = std::min(kChunk, bytes - at);
+    char* d = static_cast<char*>(dst) + at;
+    const char* s = static_cast<const char*>(src) + at;
+    // Streaming (non-temporal) 16-byte stores for the aligned middle: no read of the destination
+    // lines before they are overwritten (the memory-bound weight repack).
+    const size_t head = std::min(n, size_t((16 - reinterpret_cast<uintptr_t>(d) % 16) % 16));
+    std::memcpy(d, s, head);
+    size_t k = head;
+    for (; k + 16 <= n; k += 16)
+      _mm_stream_ps(reinterpret_cast<float*>(d + k),
+                    _mm_loadu_ps(reinterpret_cast<const float*>(s + k)));
+    std::memcpy(d + k, s + k, n - k);
   }
+  _mm_sfence();
 }
 inline void zero_bytes(void* dst, size_t bytes) {
   constexpr size_t kChunk = size_t(1) << 18;
