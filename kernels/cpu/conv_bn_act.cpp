@@ -67,9 +67,9 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   const int taps = w.R * w.S;
   const bool direct = is_pointwise(conv);
   const int shuffle_group = epilogue.shuffle_factor * epilogue.shuffle_factor;
+  const GemmTiling tiling = conv_gemm_tiling(P, K, rsc, std::lcm(16, shuffle_group),
+                                             split_gemm_for_threads(P * K * rsc) ? 4 : 1);
   const bool threads = worth_threads_gemm(P * K * rsc);
-  const GemmTiling tiling =
-      conv_gemm_tiling(P, K, rsc, std::lcm(16, shuffle_group), threads ? 4 : 1);
   const int64_t tile = tiling.rows;
   const int64_t tiles = (P + tile - 1) / tile;
   const int kb = tiling.k_block, blocks = K / kb;
@@ -221,7 +221,7 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
   // Work items: per image, per phase, tiles of that phase's pixels times blocks of input
   // channels (conv_gemm_tiling: the deep layers' phase weights outweigh their few pixels, so
   // they are cut by channel, packed once per block instead of once per pixel tile).
-  const bool threads = worth_threads_gemm(int64_t(dx.n()) * H * W * C * max_taps * K);
+  const int64_t macs = int64_t(dx.n()) * H * W * C * max_taps * K;
   // Stride 1: one phase whose pixels are consecutive dx rows (across the images too: a tile may
   // span images, so the small maps' weights are packed once per block, not once per image), so
   // the GEMM writes (or, with beta = 1, accumulates into) dx in place; 1x1 unpadded with a plain
@@ -241,7 +241,7 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
   for (const DgradPhase& ph : phases) {
     const GemmTiling g = conv_gemm_tiling(
         std::max<int64_t>(phase_count(ph), 1), C, int64_t(std::max(max_taps, 1)) * K, 16,
-        threads ? std::max<int64_t>(1, (4 + groups - 1) / groups) : 1);
+        split_gemm_for_threads(macs) ? std::max<int64_t>(1, (4 + groups - 1) / groups) : 1);
     tile = std::max(tile, g.rows);  // one buffer size for every phase
     cb = std::min(cb, g.k_block);
   }
@@ -259,7 +259,7 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
     }
   }
   float* dxs = dx.ptr<float>();
-#pragma omp parallel if (items.size() > 1 && threads)
+#pragma omp parallel if (items.size() > 1 && worth_threads_gemm(macs))
   {
     const std::unique_ptr<float[]> a =
         scratch<float>(direct_dy ? 0 : size_t(tile) * std::max(max_taps, 1) * K);

@@ -1,10 +1,13 @@
 // When a cpu op uses its OpenMP threads. A parallel region costs microseconds on an idle machine
 // but milliseconds on a loaded one (its end waits for a worker that shares a core with another
-// process; the reference measured the same: kernels/reference/index.h), so small ops stay on the
-// calling thread: below ~0.3-0.5 ms of single-thread work (on the quiet machine the deep layers'
-// and the heads' sub-millisecond ops gained nearly 2x from both threads; 1-2 ms thresholds left
-// them on one core). Which tiles and segments an op uses never
-// depends on this (results are the same either way).
+// process; the reference measured the same: kernels/reference/index.h). So small ops stay on the
+// calling thread: below ~0.3-0.5 ms of single-thread work while the cores are free (the deep
+// layers' and the heads' sub-millisecond ops gained nearly 2x from both threads; a paper 256x512
+// batch-2 training step ~375 vs ~400 ms with 1-2 ms thresholds), below ~1.5-2 ms while other
+// processes compete for them (machine_busy: there the low thresholds made a 128x256 batch-4 step
+// next to two 2-thread training runs ~1.5x slower). Which tiles and segments an op uses never
+// depends on this (results are the same either way): the splits that are made for the threads
+// follow the shape-only thresholds (split_gemm_for_threads).
 #pragma once
 
 #include <emmintrin.h>
@@ -16,13 +19,20 @@
 
 namespace farsee::cpu_impl {
 
-// GEMM multiply-adds: 2^25 is ~0.4 ms of single-thread SGEMM.
-inline bool worth_threads_gemm(int64_t macs) {
+// Whether more threads are runnable than the machine has cores (+1): the instantaneous count of
+// /proc/loadavg (ours included), sampled at most every 50 ms. False where it cannot be read.
+bool machine_busy();
+
+// GEMM multiply-adds: 2^25 is ~0.4 ms of single-thread SGEMM. Shape-only: the work splits.
+inline bool split_gemm_for_threads(int64_t macs) {
   return macs >= (int64_t(1) << 25);
+}
+inline bool worth_threads_gemm(int64_t macs) {
+  return macs >= (int64_t(1) << (machine_busy() ? 27 : 25));
 }
 // Element visits of the memory-bound loops (a few flops per element): 2^19 is ~0.3-0.5 ms.
 inline bool worth_threads_elements(int64_t visits) {
-  return visits >= (int64_t(1) << 19);
+  return visits >= (int64_t(1) << (machine_busy() ? 21 : 19));
 }
 
 // A per-call scratch buffer of n elements left uninitialised (null for n = 0): std::vector
