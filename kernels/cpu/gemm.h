@@ -28,7 +28,7 @@ int64_t tile_rows(int64_t rows, int64_t row_elements);
 // operands, so the weights are packed once per pixel tile and the patches once per channel block:
 // the split minimises (tiles * K + blocks * P) * rsc floats packed among those with the most items
 // up to want_items (4 for a threaded op: both cores busy, room for a dynamic schedule; 1 for one
-// on the calling thread). Channel blocks are multiples of
+// on the calling thread), and an even item count when threaded. Channel blocks are multiples of
 // `channel_multiple` (16 and the pixel-shuffle group; the whole K when it does not divide) and are
 // only used when all P patch rows fit one gathered buffer (4 Mi floats). Shape-only (reproducible
 // for any thread count). Deep layers (few pixels, big weights) get channel blocks, early ones
