@@ -8,8 +8,8 @@
 //   blocks for the deep ones whose weights outweigh their patches, each SGEMM packing both).
 //   1x1 stride-1 unpadded convs read the activation in place (NHWC is a [pixels x C] matrix with
 //   leading dimension pixel_stride), the rest gather the tile's im2col rows (never the whole
-//   image; with channel blocks the small map's rows once for all blocks); one SGEMM into a
-//   SGEMM straight into y's rows (plain stores, channel slices included: consecutive output pixels
+//   image; with channel blocks the small map's rows once for all blocks); one SGEMM straight into
+//   y's rows (plain stores, channel slices included: consecutive output pixels
 //   are rows pixel_stride apart), or into a per-thread [rows x block] buffer for the pixel-shuffled
 //   store (or a residual overlapping y); then the fused epilogue (scale, bias, residual, ReLU,
 //   shuffled store) in one pass while the rows are in cache.
@@ -17,19 +17,20 @@
 //   input pixel q and k of dy[o(q, r, s)][k] * w[k][r][s][c]. Input pixels are grouped by stride
 //   phase (qy mod sh, qx mod sw): within a phase the same taps can reach every pixel, so each tile
 //   is one SGEMM [rows x T*K] * [T*K x C] over just those T taps (no zero taps for strided convs),
-//   with the weights re-laid per phase as [T][K][C] once per call (deep layers: also cut into
-//   blocks of input channels, conv_gemm_tiling); A's rows are dy's rows
-//   gathered through the shuffle mapping (zeros outside the output), or dy itself (1x1, plain dy).
-//   No scatter: each dx pixel is written once, by one tile (accumulate: added to dx); stride-1
-//   convs write (beta = 1: accumulate into) dx directly from the GEMM.
+//   with the weights re-laid per phase as [T][K][C] once per call; tiles of a phase's pixels
+//   (stride 1: spanning the images) times blocks of input channels (conv_gemm_tiling: the deep
+//   layers' phase weights outweigh their pixels). A's rows are dy's rows gathered through the
+//   shuffle mapping (zeros outside the output), or dy itself (1x1, plain dy). No scatter: each dx
+//   pixel is written once, by one tile (accumulate: added to dx); stride-1 convs write (beta = 1:
+//   accumulate into) dx directly from the GEMM.
 // Backward weight (wgrad + bias grad): dw[K][RSC] += dy^T[K x P] * patches[P x RSC] (1x1: x's
 //   rows in place). The P output pixels are cut into `segments` contiguous ranges, the RSC
-//   columns into tap blocks and the K rows into channel blocks (the small maps: 8 items for the
-//   two cores), all functions of the shape only; each (segment, tap block, channel block)
-//   accumulates its tiles in pixel order into its segment's fp32 partial (SGEMM with beta = 1); the
-//   partials are summed in segment order and added to dw once (one segment: the SGEMMs accumulate
-//   into dw itself, each item its own block of dw). Fixed order, no atomics: bitwise
-//   reproducible for any thread count. db sums dy in the same segment order.
+//   columns into tap blocks and the K rows into channel blocks (the small maps: 8 or more items, an
+//   even count, for the two cores), all functions of the shape only; each (segment, tap block,
+//   channel block) accumulates its tiles in pixel order into its segment's fp32 partial (SGEMM with
+//   beta = 1); the partials are summed in segment order and added to dw once (one segment: the
+//   SGEMMs accumulate into dw itself, each item its own block of dw). Fixed order, no atomics:
+//   bitwise reproducible for any thread count. db sums dy in the same segment order.
 // Precision: fp32 products and sums (OpenBLAS's order inside a tile); the reference sums in double.
 #include "kernels/conv_bn_act.h"
 

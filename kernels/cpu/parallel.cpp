@@ -1,3 +1,7 @@
+// machine_busy (kernels/cpu/parallel.h): whether other processes compete for the cores, from the
+// instantaneous runnable count R of /proc/loadavg's "R/T" field (a ~30-byte read, at most every
+// 50 ms; the threads of this process count too: two busy OpenMP threads on a 2-core machine read
+// 2-3). Decides only whether an op's fixed work items run on the OpenMP threads, never the items.
 #include "kernels/cpu/parallel.h"
 
 #include <fcntl.h>
