@@ -63,8 +63,8 @@ inline void copy_bytes(void* dst, const void* src, size_t bytes) {
       _mm_stream_ps(reinterpret_cast<float*>(d + k),
                     _mm_loadu_ps(reinterpret_cast<const float*>(s + k)));
     std::memcpy(d + k, s + k, n - k);
+    _mm_sfence();  // the streamed stores ordered before this thread's later stores and the join
   }
-  _mm_sfence();
 }
 inline void zero_bytes(void* dst, size_t bytes) {
   constexpr size_t kChunk = size_t(1) << 18;
