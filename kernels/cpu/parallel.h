@@ -48,14 +48,18 @@ std::unique_ptr<T[]> scratch(size_t n) {
 // zeroing).
 inline void copy_bytes(void* dst, const void* src, size_t bytes) {
   constexpr size_t kChunk = size_t(1) << 18;
+  if (bytes < (size_t(1) << 20)) {  // small: stays in cache for its next reader
+    std::memcpy(dst, src, bytes);
+    return;
+  }
   const int64_t chunks = int64_t((bytes + kChunk - 1) / kChunk);
 #pragma omp parallel for schedule(dynamic) if (worth_threads_elements(int64_t(bytes / 4)))
   for (int64_t i = 0; i < chunks; ++i) {
     const size_t at = size_t(i) * kChunk, n = std::min(kChunk, bytes - at);
     char* d = static_cast<char*>(dst) + at;
     const char* s = static_cast<const char*>(src) + at;
-    // Streaming (non-temporal) 16-byte stores for the aligned middle: no read of the destination
-    // lines before they are overwritten (the memory-bound weight repack).
+    // Streaming (non-temporal) 16-byte stores for the aligned middle of a large copy: no read of
+    // the destination lines before they are overwritten (the memory-bound weight repack).
     const size_t head = std::min(n, size_t((16 - reinterpret_cast<uintptr_t>(d) % 16) % 16));
     std::memcpy(d, s, head);
     size_t k = head;
