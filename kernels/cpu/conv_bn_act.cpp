@@ -81,7 +81,7 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
   const std::unique_ptr<float[]> all_patches =
       scratch<float>(direct || blocks == 1 ? 0 : size_t(P * rsc));
   if (all_patches) {
-#pragma omp parallel for schedule(dynamic) if (threads)
+#pragma omp parallel for schedule(dynamic) if (tiles > 1 && threads)
     for (int64_t ti = 0; ti < tiles; ++ti) {
       const int64_t p0 = ti * tile;
       gather_patches(conv, x, oh, ow, p0, int(std::min(tile, P - p0)), 0, taps,
@@ -99,7 +99,7 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
     const char* y1 = y0 + sizeof(float) * size_t(y.shape.pixels() * y.pixel_stride);
     in_y = r1 <= y0 || y1 <= r0;
   }
-#pragma omp parallel if (threads)
+#pragma omp parallel if (items > 1 && threads)
   {
     const std::unique_ptr<float[]> patches =
         scratch<float>(direct || blocks > 1 ? 0 : size_t(tile * rsc));
