@@ -34,16 +34,26 @@ inline int window_in(int o, int r, int stride, int pad, int dilation) {
 void gather_patches(const ConvShape& conv, const TensorView& x, int oh, int ow, int64_t p0,
                     int rows, int tap0, int tap1, float* dst, int64_t ld);
 
-// dst[k] (k < K) = the gradient of conv-output element (n, oy, ox, k), read from dy, the stored
-// output's gradient: pixel-shuffled by t (conv channel k = c*t*t + i*t + j of pixel (oy, ox) is
-// dy(n, oy*t + i, ox*t + j, c)) or plain (t = 1).
-void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, int K, float* dst);
+// dst[k - k0] (k0 <= k < k0 + count) = the gradient of conv-output element (n, oy, ox, k), read
+// from dy, the stored output's gradient: pixel-shuffled by t (conv channel k = c*t*t + i*t + j of
+// pixel (oy, ox) is dy(n, oy*t + i, ox*t + j, c); k0 and count then multiples of t*t) or plain
+// (t = 1).
+void load_output_grad_row(const TensorView& dy, int t, int n, int oy, int ox, int k0, int count,
+                          float* dst);
 
-// The fused forward epilogue for one conv-output pixel (n, oy, ox) from its K fp32 accumulators
-// (overwritten: the epilogue runs on them in place): v = scale[k] * acc[k] + bias[k]
-// (+ residual) (ReLU), in that order in fp32, stored into y plain (a channel slice allowed) or
-// pixel-shuffled by e.shuffle_factor (PyTorch PixelShuffle order).
+// The fused forward epilogue for conv channels [k0, k0 + count) of one conv-output pixel
+// (n, oy, ox) from their fp32 accumulators (overwritten: the epilogue runs on them in place):
+// v = scale[k] * acc + bias[k] (+ residual) (ReLU), in that order in fp32, stored into y plain (a
+// channel slice allowed) or pixel-shuffled by e.shuffle_factor (PyTorch PixelShuffle order; k0 and
+// count then multiples of the factor squared).
 void store_output_row(const ConvEpilogue& e, const TensorView& y, int n, int oy, int ox, float* acc,
-                      int K);
+                      int k0, int count);
+
+// The same epilogue on a pixel whose conv channels [k0, k0 + count) the GEMM wrote into y's row
+// `row` itself (plain store: e.shuffle_factor == 1; a residual must not overlap y). Nothing to do
+// without scale, bias, residual and ReLU (has_epilogue false).
+bool has_epilogue(const ConvEpilogue& e);
+void epilogue_stored_row(const ConvEpilogue& e, int n, int oy, int ox, float* row, int k0,
+                         int count);
 
 }  // namespace farsee::cpu_impl

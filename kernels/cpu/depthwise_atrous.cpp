@@ -62,7 +62,7 @@ void depthwise_fwd_row(const DepthwiseParams& p, const TensorView& x, const floa
 #pragma omp simd
     for (int c = 0; c < C; ++c) {
       float v = acc[c] * (scale != nullptr ? scale[c] : 1.0f) + (bias != nullptr ? bias[c] : 0.0f);
-      out[c] = relu ? std::max(v, 0.0f) : v;
+      out[c] = (relu && v < 0.0f) ? 0.0f : v;  // std::max(v, 0): a NaN or -0 passes
     }
   }
 }

@@ -27,4 +27,36 @@ int64_t tile_rows(int64_t rows, int64_t row_elements) {
   return std::max<int64_t>(1, std::min(t, rows));
 }
 
+GemmTiling conv_gemm_tiling(int64_t P, int K, int64_t rsc, int channel_multiple,
+                            int64_t want_items) {
+  constexpr int64_t kTileFloats = int64_t(1) << 20, kWholeFloats = int64_t(1) << 22;
+  constexpr int64_t kMaxRows = 1024, kMinRows = 32;
+  GemmTiling best{tile_rows(P, rsc), K};
+  double best_cost = 0;
+  int64_t best_items = 0;
+  for (int blocks = 1; blocks <= 8; blocks *= 2) {
+    if (K % blocks != 0) break;
+    const int kb = K / blocks;
+    if (blocks > 1 && (kb % channel_multiple != 0 || kb < 64 || P * rsc > kWholeFloats)) break;
+    // The fewest tiles the size limits allow, more up to want_items items while tiles keep
+    // kMinRows rows.
+    int64_t tiles =
+        std::max((P + kMaxRows - 1) / kMaxRows, (P * rsc + kTileFloats - 1) / kTileFloats);
+    tiles = std::max(tiles, std::min((want_items + blocks - 1) / blocks, P / kMinRows));
+    tiles = std::max<int64_t>(tiles, 1);
+    // An even item count for the threads (9 equal items keep one core idle a ninth of the time).
+    if (want_items > 1 && tiles * blocks % 2 == 1 && tiles > 1) ++tiles;
+    const int64_t rows = std::min(P, ((P + tiles - 1) / tiles + 15) / 16 * 16);
+    tiles = (P + rows - 1) / rows;
+    const int64_t items = std::min(tiles * blocks, want_items);
+    const double cost = (double(tiles) * K + double(blocks) * P) * double(rsc);
+    if (best_items == 0 || items > best_items || (items == best_items && cost < best_cost)) {
+      best = GemmTiling{rows, kb};
+      best_cost = cost;
+      best_items = items;
+    }
+  }
+  return best;
+}
+
 }  // namespace farsee::cpu_impl

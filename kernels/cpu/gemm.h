@@ -23,4 +23,21 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
 // Depends only on the shape (reproducible for any thread count).
 int64_t tile_rows(int64_t rows, int64_t row_elements);
 
+// How a convolution's forward GEMM [P x rsc] * [rsc x K] is cut into work items: tiles of `rows`
+// output pixels times blocks of `k_block` output channels. Every SGEMM call packs both of its
+// operands, so the weights are packed once per pixel tile and the patches once per channel block:
+// the split minimises (tiles * K + blocks * P) * rsc floats packed among those with the most items
+// up to want_items (4 for a threaded op: both cores busy, room for a dynamic schedule; 1 for one
+// on the calling thread), and an even item count when threaded. Channel blocks are multiples of
+// `channel_multiple` (16 and the pixel-shuffle group; the whole K when it does not divide) and are
+// only used when all P patch rows fit one gathered buffer (4 Mi floats). Shape-only (reproducible
+// for any thread count). Deep layers (few pixels, big weights) get channel blocks, early ones
+// pixel tiles.
+struct GemmTiling {
+  int64_t rows;  // output pixels per tile
+  int k_block;   // output channels per block (divides K)
+};
+GemmTiling conv_gemm_tiling(int64_t P, int K, int64_t rsc, int channel_multiple,
+                            int64_t want_items);
+
 }  // namespace farsee::cpu_impl

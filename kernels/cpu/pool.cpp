@@ -3,14 +3,18 @@
 // loops (PyTorch's NaN rule: a NaN replaces the running maximum and stays), OpenMP over output
 // rows. Exact (no arithmetic).
 // Backward: PyTorch's argmax rule per window (scan order, first strictly greater, a NaN wins, the
-// index starts at the window's first in-image input), dy scattered there in float; OpenMP over
-// blocks of 16 channels, each block's windows in order (deterministic, no atomics).
+// index starts at the window's first in-image input) into an index buffer (OpenMP over output
+// rows), then every dx element gathers, in float and in (oy, ox) order, the dy of the windows that
+// chose it (OpenMP over input rows; no scatter, no atomics: deterministic, and the same sums as a
+// scatter in window order). Both passes run over contiguous channels (vectorised); the former
+// scatter per block of 16 channels re-read the whole input once per block (cache-bound).
 #include "kernels/pool.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/conv_tiles.h"
@@ -58,56 +62,81 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
     reference::max_pool_bwd(ctx, p, x, dy, dx);
     return;
   }
-  // Channel blocks are independent: each block scatters dy into its own dx channels, windows in
-  // (n, oy, ox) order (the reference's order; float sums), so no two threads touch one element.
-  const int C = x.c();
-  constexpr int kBlock = 16;
-  const int blocks = (C + kBlock - 1) / kBlock;
+  const int C = x.c(), H = x.h(), W = x.w(), oh = dy.h(), ow = dy.w();
   const float* xs = x.ptr<const float>();
   const float* g = dy.ptr<const float>();
   float* d = dx.ptr<float>();
-#pragma omp parallel for schedule( \
-    dynamic) if (worth_threads_elements(dy.shape.pixels() * C * p.kernel * p.kernel))
-  for (int b = 0; b < blocks; ++b) {
-    const int c0 = b * kBlock, cn = std::min(kBlock, C - c0);
-    for (int64_t q = 0; q < x.shape.pixels(); ++q) {
-      float* dr = d + q * dx.pixel_stride + c0;
-      for (int i = 0; i < cn; ++i) dr[i] = 0.0f;
-    }
-    for (int n = 0; n < dy.n(); ++n) {
-      for (int oy = 0; oy < dy.h(); ++oy) {
-        for (int ox = 0; ox < dy.w(); ++ox) {
-          // at: the chosen input's pixel index within the image, starting at the window's first
-          // in-image input (PyTorch's initial index, value -inf); the scan as branch-free
-          // selects on 32-bit lanes (vectorises).
-          const int iy0 = std::max(0, window_in(oy, 0, p.stride, p.pad, 1));
-          const int ix0 = std::max(0, window_in(ox, 0, p.stride, p.pad, 1));
-          float best[kBlock];
-          int32_t at[kBlock];
-          for (int i = 0; i < kBlock; ++i) {
-            best[i] = -std::numeric_limits<float>::infinity();
-            at[i] = int32_t(iy0 * x.w() + ix0);
-          }
-          for (int r = 0; r < p.kernel; ++r) {
-            const int iy = window_in(oy, r, p.stride, p.pad, 1);
-            if (iy < 0 || iy >= x.h()) continue;
-            for (int s = 0; s < p.kernel; ++s) {
-              const int ix = window_in(ox, s, p.stride, p.pad, 1);
-              if (ix < 0 || ix >= x.w()) continue;
-              const int32_t here = int32_t(iy * x.w() + ix);
-              const float* v = xs + x.offset(n, iy, ix, c0);
+  const bool threads = worth_threads_elements(dy.shape.pixels() * C * p.kernel * p.kernel);
+  // 1. The chosen input of every output element: at[(n, oy, ox)][c] = iy * W + ix. The scan as
+  //    branch-free selects over contiguous channels (vectorises); OpenMP over output rows.
+  const std::unique_ptr<int32_t[]> at = scratch<int32_t>(size_t(dy.shape.pixels()) * size_t(C));
+  const int64_t out_rows = int64_t(dy.n()) * oh;
+#pragma omp parallel if (threads)
+  {
+    std::vector<float> best(static_cast<size_t>(C));
+    float* b = best.data();
+#pragma omp for schedule(dynamic)
+    for (int64_t row = 0; row < out_rows; ++row) {
+      const int n = int(row / oh), oy = int(row % oh);
+      for (int ox = 0; ox < ow; ++ox) {
+        int32_t* a = at.get() + (row * ow + ox) * C;
+        const int iy0 = std::max(0, window_in(oy, 0, p.stride, p.pad, 1));
+        const int ix0 = std::max(0, window_in(ox, 0, p.stride, p.pad, 1));
+        const int32_t first = int32_t(iy0 * W + ix0);
+        for (int c = 0; c < C; ++c) {
+          b[c] = -std::numeric_limits<float>::infinity();
+          a[c] = first;
+        }
+        for (int r = 0; r < p.kernel; ++r) {
+          const int iy = window_in(oy, r, p.stride, p.pad, 1);
+          if (iy < 0 || iy >= H) continue;
+          for (int s = 0; s < p.kernel; ++s) {
+            const int ix = window_in(ox, s, p.stride, p.pad, 1);
+            if (ix < 0 || ix >= W) continue;
+            const int32_t here = int32_t(iy * W + ix);
+            const float* v = xs + x.offset(n, iy, ix, 0);
 #pragma omp simd
-              for (int i = 0; i < cn; ++i) {
-                const float u = v[i];
-                const bool take = (u > best[i]) | (u != u);
-                best[i] = take ? u : best[i];
-                at[i] = take ? here : at[i];
-              }
+            for (int c = 0; c < C; ++c) {
+              const float u = v[c];
+              const bool take = (u > b[c]) | (u != u);
+              b[c] = take ? u : b[c];
+              a[c] = take ? here : a[c];
             }
           }
-          const float* gr = g + dy.offset(n, oy, ox, c0);
-          const int64_t image = int64_t(n) * x.h() * x.w();
-          for (int i = 0; i < cn; ++i) d[(image + at[i]) * dx.pixel_stride + c0 + i] += gr[i];
+        }
+      }
+    }
+  }
+  // 2. Every dx element gathers the dy of the windows that chose it, in (oy, ox) order from 0 (the
+  //    scatter's order and sums; adding 0 for a window that chose another input leaves the sum
+  //    bitwise as it is: it starts at +0 and never becomes -0). OpenMP over input rows.
+  const int64_t in_rows = int64_t(x.n()) * H;
+  // Output coordinates whose window holds input coordinate i: [first, last] clipped.
+  auto first_window = [&](int i) {
+    const int lo = i + p.pad - (p.kernel - 1);  // o * stride >= lo
+    return std::max(0, lo <= 0 ? 0 : (lo + p.stride - 1) / p.stride);
+  };
+  auto last_window = [&](int i, int out) { return std::min(out - 1, (i + p.pad) / p.stride); };
+#pragma omp parallel for schedule(dynamic) if (threads)
+  for (int64_t row = 0; row < in_rows; ++row) {
+    const int n = int(row / H), iy = int(row % H);
+    const int oy0 = first_window(iy), oy1 = last_window(iy, oh);
+    for (int ix = 0; ix < W; ++ix) {
+      const int ox0 = first_window(ix), ox1 = last_window(ix, ow);
+      const int32_t here = int32_t(iy * W + ix);
+      float* dr = d + dx.offset(n, iy, ix, 0);
+#pragma omp simd
+      for (int c = 0; c < C; ++c) dr[c] = 0.0f;
+      for (int oy = oy0; oy <= oy1; ++oy) {
+        for (int ox = ox0; ox <= ox1; ++ox) {
+          const int64_t o = (int64_t(n) * oh + oy) * ow + ox;
+          const int32_t* a = at.get() + o * C;
+          const float* gr = g + dy.offset(n, oy, ox, 0);
+#pragma omp simd
+          for (int c = 0; c < C; ++c) {
+            const float v = gr[c];  // loaded unconditionally: the select then vectorises
+            dr[c] += a[c] == here ? v : 0.0f;
+          }
         }
       }
     }

@@ -1,7 +1,6 @@
 // cpu executor, SGD step (kernels/sgd.h): the same per-element update as the reference
 // (sgd_update: three fp32 FMAs, bitwise equal to it), OpenMP over fixed 64 Ki-element chunks.
-// Generic x86-64 code (fmaf is a libm call there): an AVX2/AVX-512 clone with inline vfmadd
-// measured no faster on 12.7M parameters (memory-bound: 36.9-41.0 ms with it, 33.7-37.7 without).
+// The loop has x86-64-v3/v4 clones (fmaf a libm call in generic x86-64 code, one vfmadd there).
 #include "kernels/sgd.h"
 
 #include <algorithm>
@@ -11,8 +10,12 @@
 namespace farsee::cpu_impl {
 namespace {
 
-void sgd_range(const SgdHyper& h, int64_t begin, int64_t end, float* params, const float* grads,
-               float* momentum_buf) {
+// x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) clones beside the generic one: there fmaf is one
+// vfmadd instruction and the loop vectorises; fmaf rounds once everywhere, so every clone gives
+// the reference's bits.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void sgd_range(
+    const SgdHyper& h, int64_t begin, int64_t end, float* params, const float* grads,
+    float* momentum_buf) {
   if (h.use_buffer) {
     for (int64_t i = begin; i < end; ++i) sgd_update(h, params[i], grads[i], momentum_buf + i);
   } else {

@@ -4,11 +4,19 @@
 // The label rows of each image are cut into bands of kBandRows rows (a function of the shape
 // only). A band samples its label pixels' logits (kernels/core/bilinear.h taps, as the kernels),
 // computes logsumexp, the pixel's loss and softmax - onehot, and scatters the tap-weighted
-// gradient into its own fp32 buffer covering just the logit rows its taps read. Then every logit
+// gradient into its own fp32 buffer covering just the logit rows its taps read. Per pixel: the
+// element-wise loops over the classes vectorise (a polynomial exp, exp_nonpositive, within ~1 ulp
+// of expf), the max and the sum run in class order. Then every logit
 // row sums the bands that touch it in band order, scaled by grad_scale / S. Class weights scale a
 // pixel's loss and gradient (S: the sum of the counted pixels' weights, M without weights). Loss:
 // per-band double sums, added in band order. No atomics, no thread-dependent order: bitwise
 // reproducible. Labels are validated first (a label >= C that is not 255 throws, as the reference).
+// The per-class loops vectorise only without -ftrapping-math (its float-to-int conversion and
+// compares count as possibly trapping, so GCC keeps them as branches); no FP exception is ever
+// enabled here, and the results are the same IEEE operations either way. Before the includes: the
+// inline helpers (bilinear_mix) must share the options to be inlined.
+#pragma GCC optimize("no-trapping-math")
+
 #include "kernels/softmax_cross_entropy.h"
 
 #include <algorithm>
@@ -25,6 +33,36 @@ namespace farsee::cpu_impl {
 namespace {
 
 constexpr int kBandRows = 16;
+
+// exp(x) for x <= 0 (x = z - zmax), vectorisable: x = n ln2 + r, |r| <= ln2 / 2 (n rounded from
+// x / ln2; ln2 in two parts so n ln2 is exact), e^r by Cephes' expf polynomial (degree 7, relative
+// error ~1e-7), times 2^n built in the exponent bits. Below -87.3 the result (< 2^-126) is 0; a NaN
+// stays NaN. Within ~2 ulp of the correctly rounded exp (the loss and gradient tolerances are
+// ~1e-5 relative); the same bits on every thread count.
+inline float exp_nonpositive(float x) {
+  const bool tiny = x < -87.3f;
+  const float xc = tiny ? -87.3f : x;  // keeps n >= -126 (a NaN passes through to the end)
+  const float t = xc * 1.44269504088896341f - 0.5f;  // x / ln2 - 1/2 < 0: truncation rounds
+  const int n = int(t);
+  const float fn = float(n);
+  const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * (r * r) + r + 1.0f;
+  const float y = e * __builtin_bit_cast(float, int32_t((n + 127) << 23));
+  const float z = tiny ? 0.0f : y;
+  return x == x ? z : x;
+}
+
+// d[c] += a * g[c], c < n.
+inline void add_scaled(float* d, float a, const float* g, int n) {
+#pragma omp simd
+  for (int c = 0; c < n; ++c) d[c] += a * g[c];
+}
 
 struct Band {
   int n, y0, y1;           // image, label rows [y0, y1)
@@ -79,7 +117,7 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   const int64_t row_floats = int64_t(W) * C;
 #pragma omp parallel if (worth_threads_elements(int64_t(N) * label_pixels * C * 12))
   {
-    std::vector<float> z(static_cast<size_t>(C));
+    std::vector<float> z(static_cast<size_t>(C)), g(static_cast<size_t>(C));
 #pragma omp for schedule(dynamic)
     for (int64_t bi = 0; bi < int64_t(bands.size()); ++bi) {
       Band& b = bands[size_t(bi)];
@@ -96,17 +134,19 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
           const float* a01 = z_all + logits.offset(b.n, v.i0, h.i1, 0);
           const float* a10 = z_all + logits.offset(b.n, v.i1, h.i0, 0);
           const float* a11 = z_all + logits.offset(b.n, v.i1, h.i1, 0);
+          float* zv = z.data();
+          float* gv = g.data();
+          // Separate simple loops: the element-wise ones vectorise, the two reductions (max, sum)
+          // keep their class order.
+#pragma omp simd
+          for (int c = 0; c < C; ++c) zv[c] = bilinear_mix(v, h, a00[c], a01[c], a10[c], a11[c]);
           float zmax = -std::numeric_limits<float>::infinity();
-          for (int c = 0; c < C; ++c) {
-            z[size_t(c)] = bilinear_mix(v, h, a00[c], a01[c], a10[c], a11[c]);
-            zmax = std::max(zmax, z[size_t(c)]);
-          }
-          const float zl = z[size_t(label)] - zmax;  // before the exp (no underflow to log 0)
+          for (int c = 0; c < C; ++c) zmax = std::max(zmax, zv[c]);
+          const float zl = zv[label] - zmax;  // before the exp (no underflow to log 0)
+#pragma omp simd
+          for (int c = 0; c < C; ++c) zv[c] = exp_nonpositive(zv[c] - zmax);  // exp(z - zmax)
           float sum = 0.0f;
-          for (int c = 0; c < C; ++c) {
-            z[size_t(c)] = std::exp(z[size_t(c)] - zmax);  // now exp(z - zmax)
-            sum += z[size_t(c)];
-          }
+          for (int c = 0; c < C; ++c) sum += zv[c];
           const float w = weight(label);
           band_loss += double(w) * (double(std::log(sum)) - double(zl));
           const float inv = 1.0f / sum;
@@ -115,13 +155,14 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
           float* d01 = b.acc.data() + (v.i0 - b.r0) * row_floats + int64_t(h.i1) * C;
           float* d10 = b.acc.data() + (v.i1 - b.r0) * row_floats + int64_t(h.i0) * C;
           float* d11 = b.acc.data() + (v.i1 - b.r0) * row_floats + int64_t(h.i1) * C;
-          for (int c = 0; c < C; ++c) {
-            const float g = w * (z[size_t(c)] * inv - (c == label ? 1.0f : 0.0f));
-            d00[c] += w00 * g;
-            d01[c] += w01 * g;
-            d10[c] += w10 * g;
-            d11[c] += w11 * g;
-          }
+#pragma omp simd
+          for (int c = 0; c < C; ++c) gv[c] = w * (zv[c] * inv - (c == label ? 1.0f : 0.0f));
+          // One tap at a time (taps at the border share a row: the same per-element order as
+          // adding the four taps element by element).
+          add_scaled(d00, w00, gv, C);
+          add_scaled(d01, w01, gv, C);
+          add_scaled(d10, w10, gv, C);
+          add_scaled(d11, w11, gv, C);
         }
       }
       b.loss = band_loss;

@@ -220,6 +220,25 @@ TEST_P(ConvBackwardKernel, ExactPixelShuffledOutputGradient) {
   expect_exact(GetParam(), {t2, t4, t2_3x3, t4_mma, t2_mma}, 400);
 }
 
+// The cpu executor's split of the deep layers' backward (kernels/cpu/conv_bn_act.cpp), above the
+// threading threshold: dgrad cut into input-channel blocks (a 3x3 s1 on an 8x8 map, 256 -> 256,
+// accumulating into a dx slice; a 3x3 s2 with its 4 stride phases), wgrad into one tap per column
+// block (one segment) and output-channel blocks (8 of 128 for the 1x1 ASPP class conv, 512 ->
+// 1024), and a x4-shuffled dy read per channel block (the same conv as up1). cpu only (the other
+// executors plan their own tiles).
+TEST_P(ConvBackwardKernel, ExactCpuWorkSplits) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  if (GetParam().executor != Executor::Cpu) GTEST_SKIP() << "cpu work split";
+  BwdCase deep{Shape4{1, 8, 8, 256}, 256, 3, 1};
+  deep.accumulate = true;
+  deep.dx_place = Placement{8, 272};
+  BwdCase strided{Shape4{1, 16, 16, 128}, 256, 3, 2};
+  BwdCase pointwise{Shape4{2, 8, 8, 512}, 1024, 1, 1};
+  BwdCase up = pointwise;
+  up.shuffle = 4;
+  expect_exact(GetParam(), {deep, strided, pointwise, up}, 660, {DType::F32});
+}
+
 // accumulate (dx +=), dw/db += from non-zero values, no db, x / dy / dx as channel slices
 // (aligned: fp16 cp.async loader and 16-byte stores; odd: gather loader and element stores).
 TEST_P(ConvBackwardKernel, ExactAccumulateAndSlices) {

@@ -241,6 +241,25 @@ TEST_P(ConvBnActKernel, ExactPixelShuffleStore) {
   expect_exact(GetParam(), cases, 500);
 }
 
+// The cpu executor's split of the deep layers (conv_gemm_tiling, kernels/cpu/gemm.cpp): few
+// pixels, wide weights and above the threading threshold, so the output channels are cut into
+// blocks: a 3x3 over one gathered patch matrix (P = 64, 4 blocks of 64 channels) with the
+// residual, and the up1 class 1x1 read in place (P = 128, 4 blocks of 256 channels = 16 whole
+// shuffle groups each) with the x4 shuffle store into a y slice and the residual. The other
+// executors tile by their own plan: cpu only.
+TEST_P(ConvBnActKernel, ExactCpuChannelBlocks) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  if (GetParam().executor != Executor::Cpu) GTEST_SKIP() << "cpu work split";
+  ConvCase deep{Shape4{1, 8, 8, 256}, 256, 3, 1};
+  deep.residual = true;
+  ConvCase up{Shape4{2, 8, 8, 512}, 1024, 1, 1};
+  up.shuffle = 4;
+  up.relu = false;
+  up.residual = true;
+  up.y_place = Placement{8, 80};
+  expect_exact(GetParam(), {deep, up}, 650);
+}
+
 // Every block tile forced, K and M not multiples of the tile (M = 135, K = 136).
 TEST_P(ConvBnActKernel, ExactEveryTile) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());

@@ -1,8 +1,8 @@
 // The cpu executor's reductions are split by the problem shape only (kernels/cpu/*.cpp): the same
 // inputs give bitwise the same outputs for any OpenMP thread count. Each case runs an op with 1, 2
 // and 3 threads and compares the results byte for byte (conv forward, dgrad and wgrad with a
-// pixel-shuffled dy, BN training forward and backward, depthwise wgrad) on shapes large enough to
-// use several segments and tiles.
+// pixel-shuffled dy, BN training forward and backward, depthwise wgrad, max-pool backward; the deep
+// layers' channel / tap blocks) on shapes large enough to use several segments and tiles.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -12,6 +12,7 @@
 #include "kernels/batchnorm.h"
 #include "kernels/conv_bn_act.h"
 #include "kernels/depthwise_atrous.h"
+#include "kernels/pool.h"
 #include "tests/support/executors.h"
 
 extern "C" void omp_set_num_threads(int);
@@ -83,6 +84,52 @@ TEST(CpuDeterminism, ConvForwardDgradWgrad) {
                         dwb.data() + size_t(K) * 9 * xs.c, nullptr, 0);
       },
       dwb);
+}
+
+TEST(CpuDeterminism, DeepLayerChannelAndTapBlocks) {
+  // A layer4-class 3x3 on an 8x8 map (256 -> 256, 38M multiply-adds): the forward and dgrad cut
+  // into channel blocks, the wgrad into one tap per block (kernels/cpu/conv_bn_act.cpp).
+  const ConvShape conv = square_conv(3, 1);
+  const Shape4 xs{1, 8, 8, 256};
+  const int K = 256;
+  std::vector<float> x = random_floats(size_t(xs.elements()), 11);
+  std::vector<float> w = random_floats(size_t(K) * 9 * xs.c, 12);
+  const ConvWeights fw = pack_conv_weights(kCpu, w, K, 3, 3, xs.c, DType::F32);
+  ConvWeights bw = alloc_conv_weights(kCpu, K, 3, 3, xs.c, DType::F32, ConvWeightUse::BackwardData);
+  refresh_conv_weights(kCpu, w.data(), bw);
+  const Shape4 ys{1, 8, 8, K};
+  std::vector<float> y(size_t(ys.elements()));
+  expect_thread_count_independent(
+      "conv_bn_act_fwd",
+      [&] { conv_bn_act_fwd(kCpu, conv, host_view(x, xs), fw, ConvEpilogue{}, host_view(y, ys)); },
+      y);
+  std::vector<float> dy = random_floats(size_t(ys.elements()), 13);
+  std::vector<float> dx(size_t(xs.elements()));
+  expect_thread_count_independent(
+      "conv_bwd_data",
+      [&] { conv_bwd_data(kCpu, conv, host_view(dy, ys), 1, bw, host_view(dx, xs), false); }, dx);
+  std::vector<float> dwb(size_t(K) * 9 * xs.c + K);
+  expect_thread_count_independent(
+      "conv_bwd_weight",
+      [&] {
+        std::fill(dwb.begin(), dwb.end(), 0.0f);
+        conv_bwd_weight(kCpu, conv, host_view(x, xs), host_view(dy, ys), 1, dwb.data(),
+                        dwb.data() + size_t(K) * 9 * xs.c, nullptr, 0);
+      },
+      dwb);
+}
+
+TEST(CpuDeterminism, MaxPoolBackward) {
+  // The stem's pool at 2 x 96 x 128 x 64 (dy 2 x 48 x 64): above the threading threshold.
+  const Shape4 xs{2, 96, 128, 64};
+  const MaxPoolParams p{3, 2, 1};
+  const Shape4 ys = max_pool_output_shape(p, xs);
+  std::vector<float> x = random_floats(size_t(xs.elements()), 14);
+  std::vector<float> dy = random_floats(size_t(ys.elements()), 15);
+  std::vector<float> dx(x.size());
+  expect_thread_count_independent(
+      "max_pool_bwd",
+      [&] { max_pool_bwd(kCpu, p, host_view(x, xs), host_view(dy, ys), host_view(dx, xs)); }, dx);
 }
 
 TEST(CpuDeterminism, BatchNormAndDepthwiseWgrad) {
