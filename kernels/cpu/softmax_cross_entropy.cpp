@@ -12,11 +12,9 @@
 // per-band double sums, added in band order. No atomics, no thread-dependent order: bitwise
 // reproducible. Labels are validated first (a label >= C that is not 255 throws, as the reference).
 // The per-class loops vectorise only without -ftrapping-math (its float-to-int conversion and
-// compares count as possibly trapping, so GCC keeps them as branches); no FP exception is ever
-// enabled here, and the results are the same IEEE operations either way. Before the includes: the
-// inline helpers (bilinear_mix) must share the options to be inlined.
-#pragma GCC optimize("no-trapping-math")
-
+// compares count as possibly trapping, so GCC keeps them as branches): kernels/CMakeLists.txt
+// builds this file with -fno-trapping-math; no FP exception is ever enabled here, and the results
+// are the same IEEE operations either way.
 #include "kernels/softmax_cross_entropy.h"
 
 #include <algorithm>
