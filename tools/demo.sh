@@ -36,10 +36,10 @@ cmake --build "$demo/build" -j "$(nproc)" --target farsee-make-dataset farsee-in
 bin="$demo/build/tools"
 built=$SECONDS
 
-# The network was trained on 256x512 scenes fed at 128x256 (weights/README.md).
+# The network was trained on 256x512 scenes, fed at 256x512 (weights/README.md).
 rm -rf "$demo/scenes" "$demo/out"
 "$bin/farsee-make-dataset" --out "$demo/scenes" --val "$scenes" --size 256x512 --seed "$seed"
-"$bin/farsee-infer" --weights "$weights" --preset paper --input-size 128x256 \
+"$bin/farsee-infer" --weights "$weights" --preset paper --input-size 256x512 \
   --executor "$executor" --overlay --recursive --out "$demo/out" "$demo/scenes/leftImg8bit/val"
 "$bin/farsee-eval" --data "$demo/scenes" --split val --predictions "$demo/out" |
   sed -n '/^class/,/^pixel accuracy/p'
