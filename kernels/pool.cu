@@ -62,12 +62,6 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-// First output coordinate whose window (start out * stride - pad, `window` wide) reaches `in`.
-FARSEE_DEVICE int first_window_containing(int in, int window, int stride, int pad) {
-  const int num = in + pad - window + 1;
-  return num <= 0 ? 0 : (num + stride - 1) / stride;
-}
-
 template <typename T, int V>
 __global__ void __launch_bounds__(256)
     max_pool_bwd_kernel(Nhwc<const T> x, Nhwc<const T> dy, Nhwc<T> dx, int window, int stride,
@@ -77,8 +71,8 @@ __global__ void __launch_bounds__(256)
 
   FARSEE_FOR_EACH_THREAD_PIXEL(p, int(dx.pixels())) {
     const PixelCoord in = pixel_coord(p, dx.h, dx.w);
-    const int oy_end = min(dy.h, (in.y + pad) / stride + 1);
-    const int ox_end = min(dy.w, (in.x + pad) / stride + 1);
+    const int oy_end = min(dy.h, last_window_containing(in.y, stride, pad) + 1);
+    const int ox_end = min(dy.w, last_window_containing(in.x, stride, pad) + 1);
     float acc[V];
 #pragma unroll
     for (int i = 0; i < V; ++i) acc[i] = 0.0f;

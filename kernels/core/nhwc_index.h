@@ -62,6 +62,17 @@ FARSEE_HD int window_first(int out, int stride, int pad) {
   return out * stride - pad;
 }
 
+// The inverse (dilation 1, `window` taps): the output coordinates whose window holds input
+// coordinate `in` are first_window_containing .. last_window_containing (before clipping the last
+// to the output size; in >= 0, pad >= 0).
+FARSEE_HD int first_window_containing(int in, int window, int stride, int pad) {
+  const int num = in + pad - window + 1;
+  return num <= 0 ? 0 : (num + stride - 1) / stride;
+}
+FARSEE_HD int last_window_containing(int in, int stride, int pad) {
+  return (in + pad) / stride;
+}
+
 // Host: true when every view can be accessed in Packs of `width` elements: channel count, pixel
 // stride and base address all multiples of the pack.
 inline bool packs_fit(const TensorView& v, int width) {

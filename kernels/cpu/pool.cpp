@@ -111,12 +111,12 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
   //    scatter's order and sums; adding 0 for a window that chose another input leaves the sum
   //    bitwise as it is: it starts at +0 and never becomes -0). OpenMP over input rows.
   const int64_t in_rows = int64_t(x.n()) * H;
-  // Output coordinates whose window holds input coordinate i: [first, last] clipped.
-  auto first_window = [&](int i) {
-    const int lo = i + p.pad - (p.kernel - 1);  // o * stride >= lo
-    return std::max(0, lo <= 0 ? 0 : (lo + p.stride - 1) / p.stride);
+  // Output coordinates whose window holds input coordinate i (kernels/core/nhwc_index.h), the last
+  // clipped to the output size.
+  auto first_window = [&](int i) { return first_window_containing(i, p.kernel, p.stride, p.pad); };
+  auto last_window = [&](int i, int out) {
+    return std::min(out - 1, last_window_containing(i, p.stride, p.pad));
   };
-  auto last_window = [&](int i, int out) { return std::min(out - 1, (i + p.pad) / p.stride); };
 #pragma omp parallel for schedule(dynamic) if (threads)
   for (int64_t row = 0; row < in_rows; ++row) {
     const int n = int(row / H), iy = int(row % H);
