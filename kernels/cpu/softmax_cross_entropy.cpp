@@ -6,11 +6,12 @@
 // computes logsumexp, the pixel's loss and softmax - onehot, and scatters the tap-weighted
 // gradient into its own fp32 buffer covering just the logit rows its taps read. Per pixel: the
 // element-wise loops over the classes vectorise (a polynomial exp, exp_nonpositive, within ~1 ulp
-// of expf), the max and the sum run in class order. Then every logit
-// row sums the bands that touch it in band order, scaled by grad_scale / S. Class weights scale a
-// pixel's loss and gradient (S: the sum of the counted pixels' weights, M without weights). Loss:
-// per-band double sums, added in band order. No atomics, no thread-dependent order: bitwise
-// reproducible. Labels are validated first (a label >= C that is not 255 throws, as the reference).
+// of expf), the max and the sum run in class order. Then every logit row sums the bands that
+// touch it in band order, scaled by grad_scale / S. Class weights scale a pixel's loss and
+// gradient (S: the sum of the counted pixels' weights, M without weights). Loss: per-band double
+// sums, added in band order. No atomics, no thread-dependent order: bitwise reproducible. Labels
+// are validated and counted first by the reference's count_labels (a label >= C that is not 255
+// throws).
 // The per-class loops vectorise only without -ftrapping-math (its float-to-int conversion and
 // compares count as possibly trapping, so GCC keeps them as branches): kernels/CMakeLists.txt
 // builds this file with -fno-trapping-math; no FP exception is ever enabled here, and the results
@@ -81,18 +82,10 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   const int C = logits.c(), N = logits.n(), H = logits.h(), W = logits.w();
   const int64_t label_pixels = int64_t(label_h) * label_w;
   const auto weight = [&](int label) { return class_weights ? class_weights[label] : 1.0f; };
-  int64_t counted = 0;
-  double weight_sum = 0.0;  // S, in pixel order
-  for (int64_t p = 0; p < N * label_pixels; ++p) {
-    FARSEE_REQUIRE(labels[p] < C || labels[p] == reference::kIgnoreLabel,
-                   "softmax_ce_upsample: labels[" << p << "] = " << int(labels[p])
-                                                  << " is neither a class < " << C
-                                                  << " nor the ignore label 255");
-    if (labels[p] != reference::kIgnoreLabel) {
-      ++counted;
-      weight_sum += double(weight(labels[p]));
-    }
-  }
+  const reference::LabelCounts counts =
+      reference::count_labels(labels, N * label_pixels, C, class_weights, "softmax_ce_upsample");
+  const int64_t counted = counts.counted;
+  const double weight_sum = counts.weight_sum;  // S, in pixel order
   const float sy = bilinear_scale(H, label_h, align_corners);
   const float sx = bilinear_scale(W, label_w, align_corners);
   std::vector<BilinearTap> ty(static_cast<size_t>(label_h)), tx(static_cast<size_t>(label_w));

@@ -12,6 +12,20 @@
 
 namespace farsee::reference {
 
+LabelCounts count_labels(const uint8_t* labels, int64_t count, int C, const float* class_weights,
+                         const char* what) {
+  LabelCounts out;
+  for (int64_t p = 0; p < count; ++p) {
+    FARSEE_REQUIRE(labels[p] < C || labels[p] == kIgnoreLabel,
+                   what << ": labels[" << p << "] = " << int(labels[p]) << " is neither a class < "
+                        << C << " nor the ignore label 255");
+    if (labels[p] == kIgnoreLabel) continue;
+    ++out.counted;
+    out.weight_sum += class_weights ? double(class_weights[labels[p]]) : 1.0;
+  }
+  return out;
+}
+
 float softmax_cross_entropy(const TensorView& logits, const uint8_t* labels,
                             const TensorView& grad) {
   require_shape(logits, "softmax_cross_entropy: logits", logits.shape);
@@ -25,14 +39,7 @@ float softmax_cross_entropy(const TensorView& logits, const uint8_t* labels,
   }
   const int C = logits.c();
   const int64_t pixels = logits.shape.pixels();
-  int64_t counted = 0;
-  for (int64_t p = 0; p < pixels; ++p) {
-    FARSEE_REQUIRE(labels[p] < C || labels[p] == kIgnoreLabel, "softmax_cross_entropy: labels["
-                                                                   << p << "] = " << int(labels[p])
-                                                                   << " is neither a class < " << C
-                                                                   << " nor the ignore label 255");
-    if (labels[p] != kIgnoreLabel) ++counted;
-  }
+  const int64_t counted = count_labels(labels, pixels, C, nullptr, "softmax_cross_entropy").counted;
   // Per-pixel losses first, summed in pixel order afterwards: deterministic for any thread count.
   std::vector<double> pixel_loss(size_t(pixels), 0.0);
   const double inv_count = counted > 0 ? 1.0 / double(counted) : 0.0;
@@ -74,18 +81,10 @@ void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& l
   const int N = logits.n();
   const int64_t label_pixels = int64_t(label_h) * label_w;
   const auto weight = [&](int label) { return class_weights ? double(class_weights[label]) : 1.0; };
-  int64_t counted = 0;
-  double weight_sum = 0.0;  // S: the weighted mean's denominator
-  for (int64_t p = 0; p < N * label_pixels; ++p) {
-    FARSEE_REQUIRE(labels[p] < C || labels[p] == kIgnoreLabel, "softmax_ce_upsample: labels["
-                                                                   << p << "] = " << int(labels[p])
-                                                                   << " is neither a class < " << C
-                                                                   << " nor the ignore label 255");
-    if (labels[p] != kIgnoreLabel) {
-      ++counted;
-      weight_sum += weight(labels[p]);
-    }
-  }
+  const LabelCounts counts =
+      count_labels(labels, N * label_pixels, C, class_weights, "softmax_ce_upsample");
+  const int64_t counted = counts.counted;
+  const double weight_sum = counts.weight_sum;  // S: the weighted mean's denominator
   const std::vector<LinearTap> ty = linear_taps(logits.h(), label_h, align_corners);
   const std::vector<LinearTap> tx = linear_taps(logits.w(), label_w, align_corners);
   const int64_t image = int64_t(logits.h()) * logits.w() * C;

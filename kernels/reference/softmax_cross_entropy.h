@@ -24,6 +24,17 @@ namespace farsee::reference {
 
 constexpr uint8_t kIgnoreLabel = 255;
 
+// The labels' check and the mean's denominators, shared by the host executors: throws unless every
+// one of the `count` labels is < C or 255 (naming `what` and the first bad index); counted = M,
+// the labels that are not 255; weight_sum = S, the sum of their class weights in label order (M
+// exactly without weights).
+struct LabelCounts {
+  int64_t counted = 0;
+  double weight_sum = 0.0;
+};
+LabelCounts count_labels(const uint8_t* labels, int64_t count, int C, const float* class_weights,
+                         const char* what);
+
 // Returns the loss; writes dL/dlogits into `grad` (fp32, logits' shape) unless grad.data is null.
 float softmax_cross_entropy(const TensorView& logits, const uint8_t* labels,
                             const TensorView& grad = TensorView{});
