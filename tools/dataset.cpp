@@ -64,20 +64,35 @@ std::vector<SamplePaths> list_cityscapes(const std::string& root, const std::str
   return out;
 }
 
+namespace {
+
+// labelIds -> trainIds in place; throws naming the file for a trainId >= num_classes.
+void to_train_ids(Image& label, const std::string& label_path, int num_classes) {
+  const auto& table = cityscapes_train_ids();
+  for (uint8_t& v : label.data) {
+    const uint8_t t = table[v];
+    FARSEE_REQUIRE(t == 255 || t < num_classes, "label file '" << label_path << "' holds trainId "
+                                                               << int(t) << ", but the network has "
+                                                               << num_classes << " classes");
+    v = t;
+  }
+}
+
+}  // namespace
+
+Image read_train_ids(const std::string& label_path, int num_classes) {
+  Image label = read_grey(label_path);
+  to_train_ids(label, label_path, num_classes);
+  return label;
+}
+
 DecodedSample decode_sample(const SamplePaths& paths, int num_classes) {
   DecodedSample d{read_rgb(paths.image), read_grey(paths.label)};
   FARSEE_REQUIRE(d.image.width == d.label.width && d.image.height == d.label.height,
                  "image '" << paths.image << "' is " << d.image.height << "x" << d.image.width
                            << " but its label file '" << paths.label << "' is " << d.label.height
                            << "x" << d.label.width << " (HxW)");
-  const auto& table = cityscapes_train_ids();
-  for (uint8_t& v : d.label.data) {
-    const uint8_t t = table[v];
-    FARSEE_REQUIRE(t == 255 || t < num_classes, "label file '" << paths.label << "' holds trainId "
-                                                               << int(t) << ", but the network has "
-                                                               << num_classes << " classes");
-    v = t;
-  }
+  to_train_ids(d.label, paths.label, num_classes);
   return d;
 }
 

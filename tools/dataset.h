@@ -48,8 +48,12 @@ struct SamplePaths {
 // when a label file is missing (naming it).
 std::vector<SamplePaths> list_cityscapes(const std::string& root, const std::string& split);
 
-// A sample as decoded: the RGB image and its label map converted to trainIds (255: ignored).
-// Throws naming the files when their sizes differ or a trainId is >= num_classes.
+// A label file's map converted to trainIds (255: ignored); throws naming the file when a trainId
+// is >= num_classes.
+Image read_train_ids(const std::string& label_path, int num_classes);
+
+// A sample as decoded: the RGB image and its label map (read_train_ids). Throws naming the files
+// when their sizes differ.
 struct DecodedSample {
   Image image, label;
 };

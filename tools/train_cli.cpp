@@ -158,6 +158,7 @@ struct Options {
   int label_h = 0, label_w = 0;
   std::string augmentation = "paper";
   std::string class_weights;              // "" (none), "inverse-log" or a list of numbers
+  std::vector<float> class_weight_list;   // the list, parsed
   double scale_min = -1, scale_max = -1;  // < 0: the recipe's
   int crop_h = 0, crop_w = 0;
   int workers = std::clamp(int(std::thread::hardware_concurrency()) - 1, 1, 16);
@@ -289,8 +290,10 @@ void apply(Options& o, const std::string& flag, const std::string& value) {
   } else if (flag == "--print-every") {
     o.print_every = parse_int(value, f, 1);
   } else if (flag == "--class-weights") {
+    o.class_weight_list.clear();
     if (value != "inverse-log") {
-      for (const std::string& item : split_list(value, f)) parse_double(item, f);
+      for (const std::string& item : split_list(value, f))
+        o.class_weight_list.push_back(float(parse_double(item, f)));
     }
     o.class_weights = value;
   } else if (flag == "--save") {
@@ -658,28 +661,23 @@ std::string format(const char* fmt, ...) {
 
 // ---- the run ---------------------------------------------------------------------------------
 
-// The class weights --class-weights asks for (empty: none). inverse-log decodes every label map
-// of `data` at its own size (the loader's decode, on `jobs` threads) and counts the classes in a
-// fixed order: the same weights for any thread count.
-std::vector<float> resolve_class_weights(const std::string& spec, const CityscapesDataset& data,
+// The class weights --class-weights asks for (empty: none). inverse-log reads every label map of
+// `data` at its own size (the loader's trainId conversion, on `jobs` threads; the images are not
+// decoded) and counts the classes in a fixed order: the same weights for any thread count.
+std::vector<float> resolve_class_weights(const Options& o, const CityscapesDataset& data,
                                          int num_classes, int jobs) {
-  std::vector<float> weights;
-  if (spec.empty()) return weights;
-  if (spec != "inverse-log") {
-    for (const std::string& item : split_list(spec, "--class-weights")) {
-      weights.push_back(float(parse_double(item, "--class-weights")));
-    }
-    FARSEE_REQUIRE(
-        int(weights.size()) == num_classes,
-        "--class-weights: " << weights.size() << " weights for " << num_classes << " classes");
-    return weights;
+  if (o.class_weights != "inverse-log") {
+    FARSEE_REQUIRE(o.class_weight_list.empty() || int(o.class_weight_list.size()) == num_classes,
+                   "--class-weights: " << o.class_weight_list.size() << " weights for "
+                                       << num_classes << " classes");
+    return o.class_weight_list;
   }
   const std::vector<SamplePaths>& files = data.files();
   std::vector<std::vector<int64_t>> per_file(files.size(),
                                              std::vector<int64_t>(size_t(num_classes), 0));
   parallel_for(int(files.size()), std::max(jobs, 1), [&](int i, int) {
-    const DecodedSample s = decode_sample(files[size_t(i)], num_classes);
-    for (uint8_t id : s.label.data) {
+    const Image label = read_train_ids(files[size_t(i)].label, num_classes);
+    for (uint8_t id : label.data) {
       if (id < num_classes) ++per_file[size_t(i)][id];
     }
   });
@@ -694,6 +692,7 @@ std::vector<float> resolve_class_weights(const std::string& spec, const Cityscap
   FARSEE_REQUIRE(labelled > 0,
                  "--class-weights inverse-log: the training split has no labelled "
                  "pixel");
+  std::vector<float> weights;
   for (int c = 0; c < num_classes; ++c) {
     const double share = double(counts[size_t(c)]) / double(labelled);
     weights.push_back(float(1.0 / std::log(1.02 + share)));
@@ -817,7 +816,7 @@ int run(const Options& o) {
   }
   net::Trainer& trainer = *trainer_storage;
   trainer.set_class_weights(
-      resolve_class_weights(o.class_weights, data, config.num_classes, std::max(o.workers, 1)));
+      resolve_class_weights(o, data, config.num_classes, std::max(o.workers, 1)));
   const int64_t start = resumed ? resumed->step : 0;
   double best_miou = -1;
   int64_t best_step = -1;
@@ -843,8 +842,8 @@ int run(const Options& o) {
   if (!trainer.class_weights().empty()) {
     std::string list;
     for (float w : trainer.class_weights()) list += (list.empty() ? "" : ",") + format("%.4g", w);
-    std::printf("farsee-train: class weights (--class-weights %s): %s\n", o.class_weights.c_str(),
-                list.c_str());
+    std::printf("farsee-train: class weights%s: %s\n",
+                o.class_weights == "inverse-log" ? " (inverse-log)" : "", list.c_str());
   }
   std::fflush(stdout);
 
