@@ -5,8 +5,8 @@
 #      no tests or benchmarks; with the CUDA kernels only when a GPU is usable;
 #   3. generates held-out synthetic street scenes with ground truth (a generator seed the shipped
 #      weights were never trained on): by default the 100 held-out scenes of weights/README.md,
-#      whose mIoU it reports (on 8 scenes the mIoU is biased low and spreads by +-2 points: the
-#      rare classes' IoU on a handful of small objects);
+#      whose mIoU it reports (on 8 scenes the figure is noisy and reads low: 0.653-0.725 over
+#      the 12 disjoint sets of 8 of them, against 0.711 on all 100: README.md);
 #   4. segments them with the shipped weights (weights/farsee-paper-synthetic.safetensors, trained
 #      from scratch by farsee-train: weights/README.md) on the GPU if usable, else on the CPU;
 #   5. prints their mIoU against the ground truth through farsee-eval.
