@@ -74,7 +74,7 @@ struct FarSeeConfig {
 FarSeeConfig paper_config(int num_classes = 19);
 // Preset "rtseg": compatible with the FarSeeNet of realtime-semantic-segmentation-pytorch.
 FarSeeConfig rtseg_config(int num_classes = 19);
-// The reduced-width test variant of a preset used by the network fixtures (tests/data/net/):
+// The reduced-width test variant of a preset used by the network fixtures (tests/fixtures/net/):
 // same topology, every channel count of the base preset divided by `width_divisor`, fewer classes.
 FarSeeConfig tiny_config(const std::string& base_preset);
 // "paper", "rtseg", "tiny-paper" or "tiny-rtseg"; throws naming the argument otherwise.

@@ -4,7 +4,7 @@
 // The reference executor is the oracle the kernels are tested against, so it deliberately does
 // not reuse the kernels' index math (kernels/core/nhwc_index.h, bilinear.h): a mistake shared by
 // both would be invisible in kernel-vs-reference tests. The reference is checked against PyTorch
-// fixtures instead (tests/reference/).
+// fixtures instead (tests/kernels/reference/).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Shared by the training tests: the fixtures of tools/make_train_fixtures.py (tests/data/train/)
+// Shared by the training tests: the fixtures of tools/pytorch/make_train_fixtures.py (tests/fixtures/train/)
 // and the initial weights both sides generate instead of storing them.
 #pragma once
 
@@ -27,7 +27,7 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(f);
 }
 
-// tools/make_train_fixtures.py seeded_parameters: tensors in name-sorted order, one splitmix64
+// tools/pytorch/make_train_fixtures.py seeded_parameters: tensors in name-sorted order, one splitmix64
 // stream, every value lo + (hi - lo) * u in double rounded to float (conv weights He-uniform,
 // BN weight and running_var U(0.5, 1.5), biases and running_mean U(-0.1, 0.1)).
 inline HostTensors seeded_parameters(const FarSeeConfig& config, uint64_t seed) {

@@ -1,6 +1,6 @@
 // Mixed-precision training (net/trainer.h MixedPrecision, farsee-train --precision fp16) on the
 // preset tiny-paper (5 classes, the tiny fixture's), batch 2, at 64x128 (loss falls: 64x64;
-// overflow: 32x64), the fixture's Cityscapes images (tests/data/train/cityscapes), on emu (and on
+// overflow: 32x64), the fixture's Cityscapes images (tests/fixtures/train/cityscapes), on emu (and on
 // cuda when present; the GPU cases skip without one):
 // - one fp16 step against the fp32 step of the reference executor from the same weights: the
 //   loss, the gradients (direction and size per tensor; the logits conv's elementwise) and the
@@ -24,7 +24,7 @@
 #include "net/trainer.h"
 #include "tests/net/training_fixture.h"
 #include "tests/support/executors.h"
-#include "tools/dataset.h"
+#include "tools/data/dataset.h"
 
 namespace farsee::net {
 namespace {

@@ -1,4 +1,4 @@
-// Training against PyTorch (tests/data/train/, tools/make_train_fixtures.py: PyTorch in float64):
+// Training against PyTorch (tests/fixtures/train/, tools/pytorch/make_train_fixtures.py: PyTorch in float64):
 // - tiny-paper, 128x256, batch 2, 5 SGD steps (momentum 0.9, weight decay 1e-4, poly LR from
 //   0.005) on the reference executor (and on cuda when present): per-step losses within 1e-5
 //   relative, every weight and BN running statistic after the 5 steps within 1e-4 relative (max
@@ -13,7 +13,7 @@
 //   gives bitwise the weights of an eager one.
 // The fixture sizes keep PyTorch's own float32 run within 2.1e-6 of its float64 one (measured by
 // the script, stored in the manifests): the bounds test the implementation, not the conditioning.
-// The batches come from the fixture's Cityscapes-layout folder through tools/dataset.h, exactly
+// The batches come from the fixture's Cityscapes-layout folder through tools/data/dataset.h, exactly
 // as farsee-train reads them.
 #include <gtest/gtest.h>
 
@@ -26,7 +26,7 @@
 #include "net/trainer.h"
 #include "tests/net/training_fixture.h"
 #include "tests/support/executors.h"
-#include "tools/dataset.h"
+#include "tools/data/dataset.h"
 
 namespace farsee::net {
 namespace {
@@ -219,7 +219,7 @@ std::vector<float> nchw_to_nhwc(const std::vector<float>& v, int n, int c, int h
 }
 
 // dir: where <preset>_grads.{json,safetensors} are; every_element: they hold every gradient
-// element (<name>.grad, tools/make_train_fixtures.py --full-gradients), not only the samples.
+// element (<name>.grad, tools/pytorch/make_train_fixtures.py --full-gradients), not only the samples.
 void expect_gradients_match(const std::string& preset, const std::string& dir = train_data_dir(),
                             bool every_element = false) {
   const nlohmann::json m = train_test::read_json(dir + preset + "_grads.json");
@@ -296,7 +296,7 @@ TEST(TrainingParity, PaperPresetGradientsOfOneStep) {
 
 // Every element of every parameter gradient of the paper preset (one step, 64x128) against
 // PyTorch's, made at test time (about 45 MB, not stored): the ctest python.full_gradients runs
-// tools/make_train_fixtures.py --full-gradients paper into a folder and this test on it.
+// tools/pytorch/make_train_fixtures.py --full-gradients paper into a folder and this test on it.
 TEST(TrainingParity, PaperPresetEveryGradientElement) {
   const char* dir = std::getenv("FARSEE_FULL_GRADIENTS_DIR");
   if (dir == nullptr) GTEST_SKIP() << "run by the ctest python.full_gradients (needs torch)";

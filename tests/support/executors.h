@@ -43,7 +43,7 @@ std::vector<ExecCase> all_exec_cases();
 // Sets the emu schedule for the case; returns the reason to skip ("" to run).
 std::string prepare_exec_case(const ExecCase& c);
 
-// FARSEE_REQUIRE_GPU=1 in the environment (tools/gpu_check.sh sets it): a GPU case that cannot
+// FARSEE_REQUIRE_GPU=1 in the environment (tools/scripts/gpu_check.sh sets it): a GPU case that cannot
 // run is a failure, not a skip, so a GPU machine's run cannot pass with its GPU cases unrun.
 bool gpu_required();
 

@@ -1,4 +1,4 @@
-// The network fixtures written by tools/make_net_fixtures.py (Python's safetensors writer) read
+// The network fixtures written by tools/pytorch/make_net_fixtures.py (Python's safetensors writer) read
 // back through the C++ reader: names in state_dict order, shapes, dtypes, metadata and per-tensor
 // checksums agree with the fixture's JSON manifest. Also the cross-language check of the format.
 #include <gtest/gtest.h>
@@ -19,7 +19,7 @@ json load_manifest(const std::string& preset) {
   const std::string path = std::string(FARSEE_TEST_DATA_DIR) + "/net/" + preset + ".json";
   std::ifstream f(path);
   EXPECT_TRUE(f) << "missing fixture manifest " << path
-                 << " (regenerate: /usr/bin/python3 tools/make_net_fixtures.py)";
+                 << " (regenerate: /usr/bin/python3 tools/pytorch/make_net_fixtures.py)";
   return json::parse(f);
 }
 

@@ -1,0 +1,137 @@
+#include "net/checkpoint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "kernels/core/check.h"
+#include "weights/safetensors.h"
+
+namespace farsee::tools {
+namespace fs = std::filesystem;
+
+namespace {
+constexpr int kFormat = 1;
+constexpr const char* kMomentumPrefix = "momentum.";
+}  // namespace
+
+void write_checkpoint(const std::string& path, const Checkpoint& c) {
+  weights::SafetensorsWriter w;
+  w.set_metadata("preset", c.config.preset);
+  w.set_metadata("num_classes", std::to_string(c.config.num_classes));
+  w.set_metadata("config", net::config_to_json_text(c.config));
+  w.set_metadata("generator", "farsee-train");
+  nlohmann::json meta;
+  meta["format"] = kFormat;
+  meta["step"] = c.step;
+  meta["info"] = c.info;
+  w.set_metadata("checkpoint", meta.dump());
+  const std::vector<net::ParamSpec> specs = net::parameter_specs(c.config);
+  for (const net::ParamSpec& spec : specs) {
+    const net::HostTensor& t = c.state.at(spec.name);
+    w.add(spec.name, t.shape, t.data);
+  }
+  for (const net::ParamSpec& spec : specs) {
+    auto it = c.momenta.find(spec.name);
+    if (it == c.momenta.end()) continue;  // running statistics have none
+    w.add(kMomentumPrefix + spec.name, it->second.shape, it->second.data);
+  }
+  if (!path.empty()) {
+    const fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty()) fs::create_directories(parent);
+  }
+  w.write(path);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  const weights::SafetensorsFile file(path);
+  const std::string meta_text = file.metadata_value("checkpoint");
+  FARSEE_REQUIRE(!meta_text.empty(), "'" << path
+                                         << "' is not a farsee-train checkpoint (no 'checkpoint' "
+                                            "metadata)");
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(meta_text);
+  } catch (const std::exception& e) {
+    FARSEE_REQUIRE(false, "'" << path << "': unreadable checkpoint metadata: " << e.what());
+  }
+  FARSEE_REQUIRE(meta.value("format", 0) == kFormat, "'" << path << "': checkpoint format "
+                                                         << meta.value("format", 0)
+                                                         << " is not the supported " << kFormat);
+  Checkpoint c;
+  c.config = net::config_from_json_text(file.metadata_value("config"));
+  c.step = meta.at("step").get<int64_t>();
+  c.info = meta.value("info", nlohmann::json::object());
+  std::vector<weights::ExpectedTensor> expected;
+  const std::vector<net::ParamSpec> specs = net::parameter_specs(c.config);
+  for (const net::ParamSpec& spec : specs) expected.push_back({spec.name, spec.shape});
+  for (const net::ParamSpec& spec : specs) {
+    auto ends_with = [&](const char* suffix) {
+      const std::string t(suffix);
+      return spec.name.size() >= t.size() &&
+             spec.name.compare(spec.name.size() - t.size(), t.size(), t) == 0;
+    };
+    const bool running = ends_with(".running_mean") || ends_with(".running_var");
+    if (!running) expected.push_back({kMomentumPrefix + spec.name, spec.shape});
+  }
+  std::map<std::string, weights::FloatTensor> all = weights::read_expected(file, expected, nullptr);
+  for (auto& [name, t] : all) {
+    if (name.compare(0, 9, kMomentumPrefix) == 0) {
+      c.momenta.emplace(name.substr(9), std::move(t));
+    } else {
+      c.state.emplace(name, std::move(t));
+    }
+  }
+  return c;
+}
+
+std::string checkpoint_file_name(int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "ckpt-%08lld.safetensors", static_cast<long long>(step));
+  return name;
+}
+
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    const std::string prefix = "ckpt-", suffix = ".safetensors";
+    if (name.size() <= prefix.size() + suffix.size() || name.compare(0, 5, prefix) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    const std::string digits = name.substr(5, name.size() - 5 - suffix.size());
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+    out.emplace_back(std::stoll(digits), e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string resolve_checkpoint(const std::string& dir_or_file) {
+  std::error_code ec;
+  if (!fs::is_directory(dir_or_file, ec)) {
+    FARSEE_REQUIRE(fs::exists(dir_or_file, ec),
+                   "--resume: '" << dir_or_file << "' is neither a checkpoint file nor a folder");
+    return dir_or_file;
+  }
+  const auto all = list_checkpoints(dir_or_file);
+  FARSEE_REQUIRE(!all.empty(),
+                 "--resume: folder '" << dir_or_file << "' holds no ckpt-*.safetensors checkpoint");
+  return all.back().second;
+}
+
+std::vector<std::string> prune_checkpoints(const std::string& dir, int keep_last) {
+  std::vector<std::string> removed;
+  auto all = list_checkpoints(dir);
+  const size_t keep = size_t(std::max(keep_last, 0));
+  for (size_t i = 0; i + keep < all.size(); ++i) {
+    std::error_code ec;
+    if (fs::remove(all[i].second, ec)) removed.push_back(all[i].second);
+  }
+  return removed;
+}
+
+}  // namespace farsee::tools

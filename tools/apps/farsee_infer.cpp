@@ -1,0 +1,415 @@
+// farsee-infer: semantic segmentation of images with FarSee-Net.
+//
+// For every input image (files, or every PNG/JPG/BMP in a directory; with --recursive, under it):
+// RGB in [0, 1] is resized to the network input size with bilinear interpolation (half-pixel
+// centres, no antialiasing: exactly PyTorch's F.interpolate(mode='bilinear', align_corners=False)),
+// normalised with the ImageNet mean/std, run through the network, and the logits are resized
+// (bilinear, the preset's align_corners) to the output size and reduced by argmax on the executor.
+// Writes, atomically, under --out, keeping each image's path relative to the folder given on the
+// command line (a file given by itself: its name):
+//   <out>/<rel>_labels.png   uint8 Cityscapes trainIds (--ids label: labelIds, for submission)
+//   <out>/<rel>_color.png    Cityscapes palette
+//   <out>/<rel>_overlay.png  (--overlay) half image, half palette
+//   <out>/<rel>_logits.npy   (--save-logits) float32 logits at the output size, (1, C, H, W),
+//                            written per image (never held for the whole batch)
+// Two inputs that would write the same names are refused before anything runs, naming both;
+// files under --out are never taken as inputs. A bad image (unreadable, too large) is reported
+// with its reason and the batch goes on; the run ends with "N segmented, M failed" and exits 1 if
+// any failed. Prints the latency of every image.
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <new>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/core/runtime.h"
+#include "kernels/reference/resize.h"
+#include "net/farsee_net.h"
+#include "tools/cityscapes/palette.h"
+#include "tools/cli/cli.h"
+#include "tools/data/image_io.h"
+#include "tools/cityscapes/metrics.h"
+
+namespace fs = std::filesystem;
+using namespace farsee;
+
+namespace {
+
+const char* kUsage = R"(usage: farsee-infer [options] IMAGE|DIR [IMAGE|DIR ...]
+
+Segments images with FarSee-Net and writes <name>_labels.png (trainIds) and <name>_color.png
+under --out; an image found in a directory DIR keeps its path relative to DIR (DIR/a/b.png ->
+<out>/a/b_labels.png with --recursive). Outputs under --out are never taken as inputs.
+
+  --weights FILE          safetensors weights (tools/pytorch/convert_weights.py); required unless
+                          --random-weights is given
+  --random-weights SEED   deterministic random weights (smoke tests and demos: the labels are
+                          meaningless)
+  --preset NAME           paper (default) | rtseg | tiny-paper | tiny-rtseg
+  --config FILE.json      network configuration (overrides --preset)
+  --input-size HxW        network input size, multiples of 32 (default 512x1024); the image is
+                          resized to it (bilinear, align_corners=False)
+  --output-size HxW       size of the label maps (default: each image's own size)
+  --max-megapixels N      refuse images, input and output sizes above N megapixels (default 64;
+                          the image header is checked before decoding)
+  --precision fp32|fp16   activation precision (default fp32)
+  --executor E            auto (default: cuda if a GPU is usable, else cpu) | cuda | cpu (fast
+                          fp32 CPU code; fp16 runs the reference's code) | reference (the slow
+                          double-precision oracle) | emu (the CUDA kernels emulated, very slow)
+  --out DIR               output directory (default farsee_out; created if missing)
+  --ids train|label       what <name>_labels.png holds: trainIds 0..18 (default) or Cityscapes
+                          labelIds (the benchmark's submission format; 19-class networks only)
+  --recursive             also segment the images in the subfolders of a DIR given
+  --overlay               also write <name>_overlay.png
+  --save-logits           also write <name>_logits.npy: float32 logits at the output size, shape
+                          (1, C, H, W), one file per image
+  --help                  this text
+)";
+
+struct Options {
+  std::string weights;
+  std::optional<uint64_t> random_seed;
+  std::string preset = "paper";
+  std::string config_file;
+  int input_h = 512, input_w = 1024;
+  int output_h = 0, output_w = 0;
+  int64_t max_pixels = tools::kDefaultMaxPixels;
+  DType precision = DType::F32;
+  std::string executor = "auto";
+  std::string out_dir = "farsee_out";
+  bool label_ids = false;
+  bool overlay = false;
+  bool recursive = false;
+  bool save_logits = false;
+  std::vector<std::string> inputs;
+};
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+// One image to segment and where its outputs go: <out>/<base>_labels.png, ...
+struct Input {
+  std::string path;  // as found (relative to the current directory if given so)
+  fs::path base;     // path relative to the folder given on the command line, without extension
+};
+
+// `p` lies inside directory `dir` (both canonical).
+bool is_inside(const fs::path& p, const fs::path& dir) {
+  auto d = dir.begin(), q = p.begin();
+  for (; d != dir.end(); ++d, ++q) {
+    if (q == p.end() || *q != *d) return false;
+  }
+  return true;
+}
+
+fs::path canonical_or_self(const fs::path& p) {
+  std::error_code ec;
+  const fs::path c = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  return ec ? p : c;
+}
+
+// A file name farsee-infer writes: <name>_labels.png, _color.png, _overlay.png.
+bool is_output_name(const fs::path& p) {
+  const std::string name = p.filename().string();
+  for (const char* suffix : {"_labels.png", "_color.png", "_overlay.png"}) {
+    const size_t n = std::strlen(suffix);
+    if (name.size() > n && name.compare(name.size() - n, n, suffix) == 0) return true;
+  }
+  return false;
+}
+
+// The images named on the command line: files as given, directories searched (sorted; their
+// subfolders too when `recursive`). Files under --out are never inputs: when --out is a folder
+// inside the searched directory, nothing under it is taken; when --out is the directory itself or
+// one above it (the outputs then lie beside the images), the files there named like outputs
+// (*_labels.png,
+// *_color.png, *_overlay.png) are skipped. Two inputs with the same output names are refused,
+// naming both.
+std::vector<Input> collect_images(const std::vector<std::string>& inputs,
+                                  const std::string& out_dir, bool recursive) {
+  const fs::path out = canonical_or_self(out_dir);
+  std::vector<Input> found_all;
+  for (const std::string& in : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(in, ec)) {
+      std::vector<Input> found;
+      int skipped = 0;
+      // --out at or above the searched directory: only output-named files are ours.
+      const bool out_contains_dir = is_inside(canonical_or_self(in), out);
+      fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec);
+      FARSEE_REQUIRE(!ec, "cannot read directory '" << in << "': " << ec.message());
+      for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        FARSEE_REQUIRE(!ec, "cannot read directory '" << in << "': " << ec.message());
+        if (!recursive && it->is_directory(ec)) it.disable_recursion_pending();
+        if (!it->is_regular_file(ec) || !is_image_file(it->path())) continue;
+        if (is_inside(canonical_or_self(it->path()), out) &&
+            (!out_contains_dir || is_output_name(it->path()))) {
+          ++skipped;
+          continue;
+        }
+        const fs::path rel = it->path().lexically_relative(in);
+        found.push_back({it->path().string(), rel.parent_path() / rel.stem()});
+      }
+      std::sort(found.begin(), found.end(),
+                [](const Input& x, const Input& y) { return x.path < y.path; });
+      if (skipped) {
+        std::cerr << "farsee-infer: " << in << ": skipped " << skipped << " file(s) under --out '"
+                  << out_dir << "' (outputs are never taken as inputs)\n";
+      }
+      FARSEE_REQUIRE(!found.empty(),
+                     "directory '" << in << "' holds no PNG/JPG/BMP images"
+                                   << (skipped ? " apart from outputs under --out '" + out_dir + "'"
+                                               : std::string()));
+      found_all.insert(found_all.end(), found.begin(), found.end());
+    } else {
+      FARSEE_REQUIRE(fs::path(in).extension() != ".npy",
+                     "input '" << in
+                               << "' is a .npy file: --save-logits takes no value (it writes "
+                                  "<name>_logits.npy next to each image's labels)");
+      FARSEE_REQUIRE(fs::exists(in, ec), "input '" << in << "' does not exist");
+      found_all.push_back({in, fs::path(in).stem()});
+    }
+  }
+  FARSEE_REQUIRE(!found_all.empty(), "no input images (see --help)");
+  std::map<std::string, std::string> owner;  // output base -> input
+  for (const Input& i : found_all) {
+    const std::string key = i.base.lexically_normal().generic_string();
+    const auto [it, inserted] = owner.emplace(key, i.path);
+    FARSEE_REQUIRE(inserted, "inputs '" << it->second << "' and '" << i.path
+                                        << "' would both be written as '"
+                                        << (fs::path(out_dir) / key).string()
+                                        << "_labels.png' (outputs keep each image's path "
+                                           "relative to the folder given on the command line): "
+                                           "rename one, give their common parent folder, or "
+                                           "segment them in separate runs with different --out");
+  }
+  return found_all;
+}
+
+Options parse_options(int argc, char** argv) {
+  Options o;
+  tools::ArgParser args(argc, argv);
+  while (args.next()) {
+    if (args.positional()) {
+      o.inputs.push_back(args.current());
+    } else if (args.is("--help")) {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (args.is("--weights")) {
+      o.weights = args.value();
+    } else if (args.is("--random-weights")) {
+      o.random_seed = uint64_t(tools::parse_int(args.value(), "--random-weights", 0));
+    } else if (args.is("--preset")) {
+      o.preset = args.value();
+    } else if (args.is("--config")) {
+      o.config_file = args.value();
+    } else if (args.is("--input-size")) {
+      std::tie(o.input_h, o.input_w) = tools::parse_size(args.value(), "--input-size");
+    } else if (args.is("--output-size")) {
+      std::tie(o.output_h, o.output_w) = tools::parse_size(args.value(), "--output-size");
+    } else if (args.is("--precision")) {
+      o.precision = tools::parse_precision(args.value());
+    } else if (args.is("--executor")) {
+      o.executor = args.value();
+    } else if (args.is("--out")) {
+      o.out_dir = args.value();
+    } else if (args.is("--ids")) {
+      const std::string v = args.value();
+      FARSEE_REQUIRE(v == "train" || v == "label", "--ids: '" << v << "' is not train or label");
+      o.label_ids = v == "label";
+    } else if (args.is("--overlay")) {
+      args.no_value();
+      o.overlay = true;
+    } else if (args.is("--recursive")) {
+      args.no_value();
+      o.recursive = true;
+    } else if (args.is("--max-megapixels")) {
+      const std::string text = args.value();
+      char* end = nullptr;
+      const double mp = std::strtod(text.c_str(), &end);
+      FARSEE_REQUIRE(!text.empty() && *end == '\0' && mp > 0 && mp <= 1e6,
+                     "--max-megapixels: '" << text << "' is not a number in (0, 1000000]");
+      o.max_pixels = int64_t(mp * 1e6);
+    } else if (args.is("--save-logits")) {
+      args.no_value();
+      o.save_logits = true;
+    } else {
+      FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
+    }
+  }
+  FARSEE_REQUIRE(o.weights.empty() || !o.random_seed,
+                 "--weights and --random-weights exclude each other");
+  FARSEE_REQUIRE(!o.weights.empty() || o.random_seed,
+                 "missing --weights FILE (or --random-weights SEED for a smoke test)");
+  FARSEE_REQUIRE(o.input_h % 32 == 0 && o.input_w % 32 == 0,
+                 "--input-size " << o.input_h << "x" << o.input_w
+                                 << ": height and width must be multiples of 32");
+  for (const auto& [flag, h, w] : {std::tuple{"--input-size", o.input_h, o.input_w},
+                                   std::tuple{"--output-size", o.output_h, o.output_w}}) {
+    FARSEE_REQUIRE(int64_t(h) * w <= o.max_pixels,
+                   flag << " " << tools::format_pixels(h, w) << " is above the limit of "
+                        << double(o.max_pixels) / 1e6
+                        << " megapixels (--max-megapixels to raise it)");
+  }
+  FARSEE_REQUIRE(!o.inputs.empty(), "no input images given (see --help)");
+  return o;
+}
+
+// Interleaved float image [h][w][c] resized to out_h x out_w (PyTorch bilinear).
+std::vector<float> resize(const std::vector<float>& src, int h, int w, int c, int out_h, int out_w,
+                          bool align_corners) {
+  if (h == out_h && w == out_w) return src;
+  std::vector<float> dst = tools::allocate<float>(
+      size_t(out_h) * out_w * c,
+      "an image resized to " + std::to_string(out_h) + "x" + std::to_string(out_w));
+  const TensorView x = make_view(const_cast<float*>(src.data()), DType::F32, Shape4{1, h, w, c});
+  const TensorView y = make_view(dst.data(), DType::F32, Shape4{1, out_h, out_w, c});
+  reference::resize_bilinear_fwd(align_corners, x, y);
+  return dst;
+}
+
+// Segments one image, writing its outputs; throws (with the reason) when it cannot.
+void segment(const Options& o, net::FarSeeNet& model, rt::Timer& network_timer, const Input& in) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const tools::Image image = tools::read_rgb(in.path, o.max_pixels);
+  const int out_h = o.output_h ? o.output_h : image.height;
+  const int out_w = o.output_w ? o.output_w : image.width;
+  // Anything not allocated through a named helper below reports the step it failed in.
+  std::string step =
+      "converting the " + tools::format_pixels(image.height, image.width) + " image to floats";
+  try {
+    std::vector<float> rgb = tools::allocate<float>(
+        image.data.size(),
+        "the image as floats (" + std::to_string(image.data.size()) + " values)");
+    for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = float(image.data[i]) / 255.f;
+    step = "resizing the image to the input size";
+    std::vector<float> input =
+        resize(rgb, image.height, image.width, 3, o.input_h, o.input_w, /*align_corners=*/false);
+    net::normalise_rgb(input.data(), int64_t(o.input_h) * o.input_w);
+
+    step = "running the network";
+    model.prepare(1, o.input_h, o.input_w, out_h, out_w);
+    model.set_input(input.data());
+    network_timer.record_start(model.context());
+    model.forward();
+    network_timer.record_stop(model.context());
+    const float network_ms = network_timer.elapsed_ms();
+    step = "copying the " + tools::format_pixels(out_h, out_w) + " labels to the host";
+    const std::vector<uint8_t> labels = model.labels();
+
+    const fs::path base = fs::path(o.out_dir) / in.base;
+    std::error_code ec;
+    fs::create_directories(base.parent_path(), ec);
+    FARSEE_REQUIRE(fs::is_directory(base.parent_path()),
+                   "cannot create directory '" << base.parent_path().string() << "'");
+    const std::string b = base.string();
+    step = "writing the labels";
+    std::vector<uint8_t> ids = labels;
+    if (o.label_ids) {
+      for (uint8_t& v : ids) v = tools::cityscapes_label_ids()[v];
+    }
+    tools::write_png(b + "_labels.png", tools::Image{out_w, out_h, 1, ids});
+    step = "colouring the " + tools::format_pixels(out_h, out_w) + " labels";
+    const std::vector<uint8_t> color = tools::colorize_labels(labels);
+    tools::write_png(b + "_color.png", tools::Image{out_w, out_h, 3, color});
+    if (o.overlay) {
+      step = "blending the overlay";
+      const std::vector<float> shown =
+          resize(rgb, image.height, image.width, 3, out_h, out_w, /*align_corners=*/false);
+      std::vector<uint8_t> blend =
+          tools::allocate<uint8_t>(color.size(), "the overlay image (" + std::to_string(out_h) +
+                                                     "x" + std::to_string(out_w) + " RGB)");
+      for (size_t i = 0; i < blend.size(); ++i) {
+        blend[i] =
+            uint8_t(std::clamp(0.5f * shown[i] * 255.f + 0.5f * color[i] + 0.5f, 0.f, 255.f));
+      }
+      tools::write_png(b + "_overlay.png", tools::Image{out_w, out_h, 3, blend});
+    }
+    if (o.save_logits) {
+      step = "resizing the logits to " + tools::format_pixels(out_h, out_w) + " (" +
+             tools::format_bytes(4.0 * model.config().num_classes * out_h * out_w) + ")";
+      const std::vector<float> resized = model.resized_logits_nchw(out_h, out_w);
+      tools::write_npy(b + "_logits.npy", {1, model.config().num_classes, out_h, out_w}, resized);
+    }
+    const double total_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("%s: %dx%d -> %s_labels.png (%dx%d): network %.2f ms, total %.2f ms\n",
+                in.path.c_str(), image.height, image.width, b.c_str(), out_h, out_w, network_ms,
+                total_ms);
+    std::fflush(stdout);
+  } catch (const std::bad_alloc&) {
+    FARSEE_REQUIRE(false, "out of memory while " << step);
+  }
+}
+
+int run(const Options& o) {
+  std::string note;
+  const Executor executor = tools::choose_executor(o.executor, &note);
+  if (!note.empty()) std::cerr << "farsee-infer: " << note << "\n";
+  const net::FarSeeConfig config =
+      o.config_file.empty() ? net::preset_config(o.preset) : net::load_config_json(o.config_file);
+  const std::vector<Input> images = collect_images(o.inputs, o.out_dir, o.recursive);
+  FARSEE_REQUIRE(!o.label_ids || config.num_classes == tools::kCityscapesClasses,
+                 "--ids label: the network has " << config.num_classes << " classes, Cityscapes "
+                                                 << tools::kCityscapesClasses);
+
+  net::HostTensors params;
+  if (o.random_seed) {
+    params = net::random_parameters(config, *o.random_seed);
+  } else {
+    std::vector<std::string> unknown;
+    params = net::load_parameters(o.weights, config, &unknown);
+    for (const auto& name : unknown) {
+      std::cerr << "farsee-infer: warning: " << o.weights << ": unused tensor '" << name << "'\n";
+    }
+  }
+  Context ctx;
+  ctx.executor = executor;
+  net::FarSeeNet model(config, params, ctx, o.precision);
+  params.clear();
+
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  FARSEE_REQUIRE(fs::is_directory(o.out_dir),
+                 "--out: cannot create directory '" << o.out_dir << "'");
+  std::cout << "farsee-infer: preset " << config.preset << ", input " << o.input_h << "x"
+            << o.input_w << ", " << dtype_name(o.precision) << ", executor "
+            << executor_name(executor) << ", " << images.size() << " image(s)\n";
+
+  // A bad image does not end the batch: it is reported with its reason and the rest go on.
+  rt::Timer network_timer(executor);
+  std::vector<std::string> failed;
+  for (const Input& in : images) {
+    try {
+      segment(o, model, network_timer, in);
+    } catch (const std::exception& e) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "farsee-infer: error: %s: %s\n", in.path.c_str(), e.what());
+      failed.push_back(in.path);
+    }
+  }
+  const size_t segmented = images.size() - failed.size();
+  std::printf("farsee-infer: %zu segmented, %zu failed\n", segmented, failed.size());
+  for (const std::string& f : failed) std::printf("  failed: %s\n", f.c_str());
+  std::fflush(stdout);
+  return failed.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return farsee::tools::run_program("farsee-infer", [&] { return run(parse_options(argc, argv)); });
+}

@@ -1,0 +1,308 @@
+#include "tools/data/dataset.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <numeric>
+
+#include "kernels/core/check.h"
+#include "kernels/reference/resize.h"
+#include "net/farsee_net.h"
+#include "tools/data/image_io.h"
+
+namespace farsee::tools {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kImageSuffix = "_leftImg8bit.png";
+constexpr const char* kLabelSuffix = "_gtFine_labelIds.png";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// splitmix64 (as net/parameters.cpp): fully specified, the same everywhere.
+uint64_t mix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+// cityscapes_train_ids(): tools/cityscapes/metrics.cpp.
+
+std::vector<SamplePaths> list_cityscapes(const std::string& root, const std::string& split) {
+  const fs::path images = fs::path(root) / "leftImg8bit" / split;
+  std::error_code ec;
+  FARSEE_REQUIRE(fs::is_directory(images, ec),
+                 "--data: '" << images.string()
+                             << "' is not a directory (expected the Cityscapes layout "
+                                "leftImg8bit/<split>/<city>/*_leftImg8bit.png)");
+  std::vector<SamplePaths> out;
+  for (const auto& city : fs::directory_iterator(images)) {
+    if (!city.is_directory()) continue;
+    for (const auto& f : fs::directory_iterator(city.path())) {
+      const std::string name = f.path().filename().string();
+      if (!f.is_regular_file() || !ends_with(name, kImageSuffix)) continue;
+      const std::string stem = name.substr(0, name.size() - std::string(kImageSuffix).size());
+      const fs::path label =
+          fs::path(root) / "gtFine" / split / city.path().filename() / (stem + kLabelSuffix);
+      out.push_back({f.path().string(), label.string()});
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SamplePaths& a, const SamplePaths& b) { return a.image < b.image; });
+  FARSEE_REQUIRE(!out.empty(),
+                 "--data: no *" << kImageSuffix << " under '" << images.string() << "/<city>/'");
+  for (const auto& s : out) {
+    FARSEE_REQUIRE(fs::is_regular_file(s.label, ec),
+                   "missing label file '" << s.label << "' for image '" << s.image << "'");
+  }
+  return out;
+}
+
+namespace {
+
+// labelIds -> trainIds in place; throws naming the file for a trainId >= num_classes.
+void to_train_ids(Image& label, const std::string& label_path, int num_classes) {
+  const auto& table = cityscapes_train_ids();
+  for (uint8_t& v : label.data) {
+    const uint8_t t = table[v];
+    FARSEE_REQUIRE(t == 255 || t < num_classes, "label file '" << label_path << "' holds trainId "
+                                                               << int(t) << ", but the network has "
+                                                               << num_classes << " classes");
+    v = t;
+  }
+}
+
+}  // namespace
+
+Image read_train_ids(const std::string& label_path, int num_classes) {
+  Image label = read_grey(label_path);
+  to_train_ids(label, label_path, num_classes);
+  return label;
+}
+
+DecodedSample decode_sample(const SamplePaths& paths, int num_classes) {
+  DecodedSample d{read_rgb(paths.image), read_grey(paths.label)};
+  FARSEE_REQUIRE(d.image.width == d.label.width && d.image.height == d.label.height,
+                 "image '" << paths.image << "' is " << d.image.height << "x" << d.image.width
+                           << " but its label file '" << paths.label << "' is " << d.label.height
+                           << "x" << d.label.width << " (HxW)");
+  to_train_ids(d.label, paths.label, num_classes);
+  return d;
+}
+
+namespace {
+
+void mirror(float* input, int h, int w, uint8_t* labels, int lh, int lw) {
+  for (int y = 0; y < h; ++y) {
+    float* row = input + size_t(y) * w * 3;
+    for (int x = 0; x < w / 2; ++x) {
+      for (int c = 0; c < 3; ++c) std::swap(row[x * 3 + c], row[(w - 1 - x) * 3 + c]);
+    }
+  }
+  for (int y = 0; y < lh; ++y) std::reverse(labels + size_t(y) * lw, labels + size_t(y + 1) * lw);
+}
+
+}  // namespace
+
+void load_sample(const SamplePaths& paths, const DatasetOptions& o, const AugmentDraw& draw,
+                 float* input, uint8_t* labels) {
+  const DecodedSample d = decode_sample(paths, o.num_classes);
+  const int h = d.image.height, w = d.image.width, oh = o.input_h, ow = o.input_w;
+  const int lh = o.label_height(), lw = o.label_width();
+  if (draw.geometric_identity() && draw.window_h == lh && draw.window_w == lw) {
+    // Plain resizes (exactly farsee-infer's), then the mirror.
+    std::vector<float> rgb(d.image.data.size());
+    for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = float(d.image.data[i]) / 255.f;
+    if (h == oh && w == ow) {
+      std::copy(rgb.begin(), rgb.end(), input);
+    } else {
+      reference::resize_bilinear_fwd(
+          /*align_corners=*/false, make_view(rgb.data(), DType::F32, Shape4{1, h, w, 3}),
+          make_view(input, DType::F32, Shape4{1, oh, ow, 3}));
+    }
+    for (int y = 0; y < lh; ++y) {
+      const int sy = int(int64_t(y) * h / lh);
+      for (int x = 0; x < lw; ++x) {
+        labels[size_t(y) * lw + x] = d.label.data[size_t(sy) * w + int(int64_t(x) * w / lw)];
+      }
+    }
+    if (draw.flip) mirror(input, oh, ow, labels, lh, lw);
+  } else {
+    warp_rgb8(d.image.data.data(), h, w, input, oh, ow, augment_affine(draw, lh, lw, h, w, oh, ow),
+              kImageNetMean);
+    warp_labels(d.label.data.data(), h, w, labels, lh, lw,
+                augment_affine(draw, lh, lw, h, w, lh, lw));
+  }
+  photometric(draw, input, int64_t(oh) * ow);
+  net::normalise_rgb(input, int64_t(oh) * ow);
+}
+
+void load_sample(const SamplePaths& paths, const DatasetOptions& o, bool flip, float* input,
+                 uint8_t* labels) {
+  AugmentDraw draw;
+  draw.flip = flip;
+  draw.window_h = o.label_height();
+  draw.window_w = o.label_width();
+  load_sample(paths, o, draw, input, labels);
+}
+
+CityscapesDataset::CityscapesDataset(const std::string& root, const std::string& split,
+                                     const DatasetOptions& options)
+    : files_(list_cityscapes(root, split)), options_(options) {
+  FARSEE_REQUIRE(options.batch >= 1, "--batch " << options.batch << " must be >= 1");
+  FARSEE_REQUIRE(options.input_h > 0 && options.input_w > 0, "--input-size must be positive");
+}
+
+size_t CityscapesDataset::file_at(int64_t position) const {
+  const int64_t count = int64_t(files_.size());
+  const int64_t epoch = position / count, index = position % count;
+  if (!options_.shuffle) return size_t(index);
+  // A seeded Fisher-Yates permutation per epoch.
+  std::vector<size_t> order(files_.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  uint64_t state = mix(options_.seed ^ mix(uint64_t(epoch) + 0x5eedull));
+  for (size_t i = order.size(); i > 1; --i) {
+    state = mix(state);
+    std::swap(order[i - 1], order[size_t(state % i)]);
+  }
+  return order[size_t(index)];
+}
+
+Batch CityscapesDataset::make_batch() const {
+  Batch b;
+  b.n = options_.batch;
+  b.h = options_.input_h;
+  b.w = options_.input_w;
+  b.label_h = options_.label_height();
+  b.label_w = options_.label_width();
+  b.input.resize(size_t(b.n) * b.h * b.w * 3);
+  b.labels.resize(size_t(b.n) * b.label_h * b.label_w);
+  return b;
+}
+
+void CityscapesDataset::load_position(int64_t position, Batch& b, int i) const {
+  const int64_t count = int64_t(files_.size());
+  const int lh = options_.label_height(), lw = options_.label_width();
+  AugmentDraw draw;
+  if (options_.augment) {
+    draw = draw_augment(options_.augmentation,
+                        sample_seed(options_.seed, position / count, position % count), lh, lw);
+  } else {
+    draw.window_h = lh;
+    draw.window_w = lw;
+  }
+  load_sample(files_[file_at(position)], options_, draw, b.input.data() + size_t(i) * b.h * b.w * 3,
+              b.labels.data() + size_t(i) * b.label_h * b.label_w);
+}
+
+Batch CityscapesDataset::batch(int64_t k) const {
+  if (options_.workers > 0) {
+    if (!prefetcher_ || prefetcher_->next_index() != k) {
+      prefetcher_.reset();
+      prefetcher_ =
+          std::make_unique<BatchPrefetcher>(*this, options_.workers, options_.prefetch, k);
+    }
+    return prefetcher_->next();
+  }
+  Batch b = make_batch();
+  for (int i = 0; i < b.n; ++i) load_position(k * options_.batch + i, b, i);
+  return b;
+}
+
+BatchPrefetcher::BatchPrefetcher(const CityscapesDataset& data, int workers, int depth,
+                                 int64_t first)
+    : data_(data),
+      depth_(depth),
+      batch_size_(data.options().batch),
+      slots_(size_t(depth)),
+      next_sample_(first * data.options().batch),
+      consumed_(first) {
+  FARSEE_REQUIRE(workers >= 1 && depth >= 1,
+                 "prefetch: " << workers << " workers, depth " << depth << " (both >= 1)");
+  for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+}
+
+BatchPrefetcher::~BatchPrefetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void BatchPrefetcher::work() {
+  for (;;) {
+    int64_t sample;
+    Slot* slot;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      // Claim the next sample once its batch fits in the queue.
+      work_cv_.wait(lock, [&] { return stop_ || next_sample_ / batch_size_ < consumed_ + depth_; });
+      if (stop_) return;
+      sample = next_sample_++;
+      const int64_t k = sample / batch_size_;
+      slot = &slots_[size_t(k % depth_)];
+      if (slot->k != k) {  // the first sample of batch k: the slot's previous batch was taken
+        slot->k = k;
+        slot->done = 0;
+        slot->error = nullptr;
+        slot->batch = data_.make_batch();
+      }
+      peak_ = std::max(peak_, k - consumed_ + 1);
+    }
+    try {
+      data_.load_position(sample, slot->batch, int(sample % batch_size_));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!slot->error) slot->error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++slot->done;
+    }
+    done_cv_.notify_all();
+    work_cv_.notify_all();
+  }
+}
+
+Batch BatchPrefetcher::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  Slot& slot = slots_[size_t(consumed_ % depth_)];
+  const auto ready = [&] { return slot.k == consumed_ && slot.done == batch_size_; };
+  if (!ready()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    done_cv_.wait(lock, ready);
+    wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (slot.error) std::rethrow_exception(slot.error);  // stays: a retry throws again
+  Batch b = std::move(slot.batch);
+  slot.k = -1;
+  ++consumed_;
+  lock.unlock();
+  work_cv_.notify_all();
+  return b;
+}
+
+int64_t BatchPrefetcher::next_index() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return consumed_;
+}
+
+int64_t BatchPrefetcher::peak_in_flight() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return peak_;
+}
+
+double BatchPrefetcher::wait_seconds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return wait_s_;
+}
+
+}  // namespace farsee::tools

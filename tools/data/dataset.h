@@ -1,0 +1,157 @@
+// Cityscapes-layout training data for farsee-train (DESIGN.md section 10):
+//   <root>/leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png
+//   <root>/gtFine/<split>/<city>/<stem>_gtFine_labelIds.png
+// labelIds are mapped to the 19 trainIds (cityscapesScripts' labels.py), every other id to 255.
+//
+// A batch: images decoded (stb_image), RGB / 255 in float, resized to the input size with
+// PyTorch's bilinear (align_corners=False) exactly as farsee-infer does, ImageNet-normalised; label
+// maps resized to the label size (default: the input size) by nearest neighbour,
+// src = floor(dst * in / out) in integer arithmetic (PyTorch's 'nearest' for these sizes).
+// Augmentation (tools/data/augment.h; `augmentation` says which steps, by default horizontal flips
+// only): drawn from sample_seed(seed, epoch, position in the epoch), so a run is reproducible; with
+// a geometric step (scale, rotation, crop) the image is sampled straight onto the input grid and
+// the label map onto the label grid through one affine map. Order: sorted path order, or
+// (shuffle) a seeded permutation per epoch; batch k holds positions k*B .. k*B+B-1 of the order,
+// wrapping around the end of the list.
+//
+// Prefetching (workers > 0): batch(k) called with k = 0, 1, 2, ... is served by a BatchPrefetcher
+// (worker threads decode and augment the samples of the next `prefetch` batches ahead); any other
+// k restarts it there. The batches are the same as without workers, for any number of workers.
+//
+// Bad data is an error naming the file: a missing label file, an image and label of different
+// sizes, an unreadable file, a trainId >= the number of classes.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tools/data/augment.h"
+#include "tools/data/image_io.h"
+
+namespace farsee::tools {
+
+// labelId -> trainId (255: ignored); defined in tools/cityscapes/metrics.cpp.
+const std::array<uint8_t, 256>& cityscapes_train_ids();
+
+struct SamplePaths {
+  std::string image, label;
+};
+// Every *_leftImg8bit.png under <root>/leftImg8bit/<split>/ (one level of city folders) with its
+// label path, in sorted image-path order. Throws when the folder is missing or holds no image, or
+// when a label file is missing (naming it).
+std::vector<SamplePaths> list_cityscapes(const std::string& root, const std::string& split);
+
+// A label file's map converted to trainIds (255: ignored); throws naming the file when a trainId
+// is >= num_classes.
+Image read_train_ids(const std::string& label_path, int num_classes);
+
+// A sample as decoded: the RGB image and its label map (read_train_ids). Throws naming the files
+// when their sizes differ.
+struct DecodedSample {
+  Image image, label;
+};
+DecodedSample decode_sample(const SamplePaths& paths, int num_classes);
+
+struct DatasetOptions {
+  int input_h = 512, input_w = 1024;
+  int label_h = 0, label_w = 0;  // 0: the input size
+  int batch = 8;
+  bool shuffle = true;
+  bool augment = true;
+  AugmentParams augmentation;  // used when `augment`; default: flips only
+  uint64_t seed = 0;
+  int num_classes = 19;
+  int workers = 0;   // decoding/augmentation threads (0: on the caller's thread)
+  int prefetch = 4;  // batches decoded ahead (the bounded queue's depth), with workers
+  int label_height() const { return label_h > 0 ? label_h : input_h; }
+  int label_width() const { return label_w > 0 ? label_w : input_w; }
+};
+
+struct Batch {
+  int n = 0, h = 0, w = 0;
+  int label_h = 0, label_w = 0;
+  std::vector<float> input;     // [n][h][w][3], normalised
+  std::vector<uint8_t> labels;  // [n][label_h][label_w], trainIds or 255
+};
+
+class CityscapesDataset;
+
+// Batches first, first + 1, ... of `data`, made by `workers` threads at most `depth` batches
+// ahead of the consumer (a bounded queue), delivered in order. Each sample is a pure function of
+// its position, so the batches do not depend on the thread count or timing. An error (a bad file)
+// is rethrown by next() when it reaches the batch that holds the sample.
+class BatchPrefetcher {
+ public:
+  BatchPrefetcher(const CityscapesDataset& data, int workers, int depth, int64_t first = 0);
+  ~BatchPrefetcher();
+  BatchPrefetcher(const BatchPrefetcher&) = delete;
+  BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
+  Batch next();
+  int64_t next_index() const;  // the batch next() returns
+  // The most batches ever started but not yet handed out (<= depth): the queue is bounded.
+  int64_t peak_in_flight() const;
+  // Seconds next() spent waiting for a batch (0 when the workers keep ahead).
+  double wait_seconds() const;
+
+ private:
+  struct Slot {
+    int64_t k = -1;
+    int done = 0;
+    std::exception_ptr error;
+    Batch batch;
+  };
+  void work();
+  const CityscapesDataset& data_;
+  const int depth_, batch_size_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_, done_cv_;
+  std::vector<Slot> slots_;
+  int64_t next_sample_, consumed_;
+  int64_t peak_ = 0;
+  double wait_s_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+class CityscapesDataset {
+ public:
+  CityscapesDataset(const std::string& root, const std::string& split,
+                    const DatasetOptions& options);
+  CityscapesDataset(const CityscapesDataset&) = delete;  // the prefetcher refers to it
+  CityscapesDataset& operator=(const CityscapesDataset&) = delete;
+  size_t size() const { return files_.size(); }
+  const std::vector<SamplePaths>& files() const { return files_; }
+  const DatasetOptions& options() const { return options_; }
+  // Batch k (deterministic for a given k and options). With workers, sequential calls come from
+  // the prefetch queue (not thread-safe: one caller).
+  Batch batch(int64_t k) const;
+  // An empty batch of the options' sizes.
+  Batch make_batch() const;
+  // Sample `position` of the endless order into slot i of `b` (thread-safe).
+  void load_position(int64_t position, Batch& b, int i) const;
+  // The prefetcher behind batch() (null before the first call or without workers).
+  const BatchPrefetcher* prefetcher() const { return prefetcher_.get(); }
+
+ private:
+  size_t file_at(int64_t position) const;  // position in the endless order -> file index
+  std::vector<SamplePaths> files_;
+  DatasetOptions options_;
+  mutable std::unique_ptr<BatchPrefetcher> prefetcher_;  // last member: stops first
+};
+
+// One sample (exposed for tests): image of `paths` at the options' input size, labels at the
+// label size; a horizontal mirror when `flip`.
+void load_sample(const SamplePaths& paths, const DatasetOptions& options, bool flip, float* input,
+                 uint8_t* labels);
+// The same with an augmentation draw (tools/data/augment.h).
+void load_sample(const SamplePaths& paths, const DatasetOptions& options, const AugmentDraw& draw,
+                 float* input, uint8_t* labels);
+
+}  // namespace farsee::tools

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs FarSee's build and test dependencies (Debian/Ubuntu). Idempotent: installs only what is
+# missing, and runs apt-get update only when something is. Needs root (or sudo).
+#   cmake, g++, make          the build
+#   libgtest-dev              GoogleTest: the test suite
+#   libbenchmark-dev          Google Benchmark: bench/ kernel microbenchmarks
+#   nlohmann-json3-dev        JSON: safetensors headers, configs, benchmark output
+#   libstb-dev                stb_image / stb_image_write: PNG/JPG in and out of farsee-infer
+#   libboost-context-dev      Boost.Context fibers: kernels/emu runs each CUDA thread as a fiber
+#   libopenblas-dev           OpenBLAS sgemm: the reference executor's GEMM-shaped convolutions
+#   python3, python3-numpy    tools/ scripts (fixtures, benchmarks); not needed at run time
+#   python3-pip               only where nvcc lacks cuobjdump (see below)
+# Optional: `--with-torch` (or FARSEE_WITH_TORCH=1, as CI sets) adds python3-torch: the Python tests
+# (reference model, tools/pytorch/convert_weights.py, fixture freshness), regenerating fixtures,
+# tools/pytorch/bench_torch.py.
+# Order: apt packages first (one apt-get update, one install of everything missing), then the pip
+# download, which needs python3-pip from the first step.
+# The CUDA toolkit (nvcc) is not installed here: without it the CUDA targets are skipped and the
+# emu and reference executors are still built and tested. Where nvcc exists but its cuobjdump does
+# not (some toolkit installs omit it), cuobjdump and nvdisasm come from NVIDIA's PyPI wheels into
+# ~/.cache/farsee/cuda-tools: the static SASS checks (HMMA present) need them; without them those
+# checks are reported as skipped.
+set -euo pipefail
+
+packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev
+          libboost-context-dev libopenblas-dev python3 python3-numpy)
+with_torch="${FARSEE_WITH_TORCH:-0}"
+if [[ "${1:-}" == "--with-torch" ]]; then with_torch=1; fi
+if [[ "$with_torch" == 1 ]]; then packages+=(python3-torch); fi
+
+cuda_tools="${HOME}/.cache/farsee/cuda-tools"
+# True when nvcc exists without cuobjdump and the PyPI copy is not there yet.
+needs_cuda_tools() {
+  local nvcc_path
+  nvcc_path=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
+  [[ -n "$nvcc_path" ]] || return 1
+  [[ -x "$(dirname "$nvcc_path")/cuobjdump" ]] && return 1
+  ls "$cuda_tools"/nvidia/cu*/bin/cuobjdump >/dev/null 2>&1 && return 1
+  return 0
+}
+if needs_cuda_tools; then packages+=(python3-pip); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install_deps: all ${#packages[@]} packages present"
+else
+  echo "install_deps: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  start=$(date +%s)
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  echo "install_deps: apt installed ${#missing[@]} package(s) in $(($(date +%s) - start)) s"
+fi
+
+if needs_cuda_tools; then
+  echo "install_deps: cuobjdump missing from the CUDA toolkit; fetching it from PyPI into $cuda_tools"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$cuda_tools" \
+      "nvidia-cuda-cuobjdump>=13,<14" "nvidia-cuda-nvdisasm>=13,<14" ||
+    echo "install_deps: could not fetch cuobjdump: the static SASS checks will be skipped"
+fi
