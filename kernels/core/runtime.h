@@ -1,4 +1,4 @@
-// The thin runtime API the library needs (DESIGN.md section 4): memory, copies, memset, streams,
+// The thin runtime API the library needs (DESIGN.md section 3): memory, copies, memset, streams,
 // events. Each call takes the executor: `cuda` goes to the CUDA runtime (every call checked);
 // `emu` and `reference` use host memory (256-byte aligned, like cudaMalloc) and synchronous
 // "streams", so net/ runs unchanged on every executor. Every failure throws farsee::Error.

@@ -13,7 +13,7 @@
 // thread waits at the same __syncthreads call site, finish when all have exited, otherwise report
 // a divergent barrier, an early exit, or a deadlock with the file:line of every waiting thread.
 //
-// Blocks run sequentially (not on a thread pool as DESIGN.md first planned): it makes every
+// Blocks run sequentially (DESIGN.md section 4; a thread pool was the first plan): it makes every
 // schedule, including random, exactly reproducible and keeps the scheduler state single-threaded.
 // Tests get their parallelism from ctest -j instead.
 #include <sys/mman.h>

@@ -103,7 +103,7 @@ TEST_F(TrainCli, FiveStepsReproducePyTorch) {
   args.insert(args.end(), {"--save", out});
   std::string err;
   ASSERT_EQ(run(args, &err), 0) << err;
-  // --save holds exactly the weight-file tensors (DESIGN.md names, fp32) and reloads as weights.
+  // --save holds exactly the weight-file tensors (DESIGN.md section 7, fp32), reloads as weights.
   const HostTensors saved = load_parameters(out, config);
   const weights::SafetensorsFile want(train_data_dir() + "tiny.final.safetensors");
   ASSERT_EQ(saved.size(), want.names().size());
