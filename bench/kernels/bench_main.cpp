@@ -1,6 +1,6 @@
-// main() of farsee-kernel-bench: the benchmarks of every bench/*_bench.cpp (registered at static
-// initialisation) run only when a CUDA device is usable; otherwise the program says why and exits
-// 0, so CI (nvcc, no GPU) can build and run it (--benchmark_list_tests works without a GPU).
+// main() of farsee-kernel-bench: the benchmarks of every bench/kernels/*_bench.cpp (registered at
+// static initialisation) run only when a CUDA device is usable; otherwise the program says why and
+// exits 0, so CI (nvcc, no GPU) can build and run it (--benchmark_list_tests works without a GPU).
 // Errors (farsee::Error) exit 1 with the message.
 #include <benchmark/benchmark.h>
 

@@ -1,4 +1,5 @@
-// Shared pieces of the kernel microbenchmarks (bench/*_bench.cpp, one binary: farsee-kernel-bench).
+// Shared pieces of the kernel microbenchmarks (bench/kernels/*_bench.cpp, one binary:
+// farsee-kernel-bench).
 //
 // Protocol: every benchmark runs on the GPU only (bench_main.cpp exits before running anything
 // when no device is usable), launches its kernel once as a warm-up, then times each benchmark

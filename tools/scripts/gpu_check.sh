@@ -201,7 +201,8 @@ sanitize() {  # sanitize TOOL BINARY...
   return $rc
 }
 if ((built)) && want memcheck 90; then
-  run_step memcheck sanitize memcheck "$tests_bin/farsee_kernels_tests" "$tests_bin/farsee_net_tests"
+  run_step memcheck sanitize memcheck "$tests_bin/farsee_kernels_tests" "$tests_bin/farsee_net_tests" \
+    "$tests_bin/farsee_tools_tests"
 fi
 
 kbench() {  # kbench FILTER JSON
