@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "kernels/core/atomic_file.h"
 #include "kernels/core/check.h"
 #include "kernels/core/half_convert.h"
 
@@ -108,8 +109,65 @@ std::string SafetensorsFile::where(const std::string& tensor) const {
   return s;
 }
 
+namespace {
+
+// One tensor's header entry, checked against the data section's size. `where` names the file and
+// the tensor in messages.
+TensorInfo parse_tensor_entry(const std::string& where, const std::string& name, const json& v,
+                              size_t data_bytes) {
+  FARSEE_REQUIRE(v.is_object(), where << ": header entry is not a JSON object");
+  TensorInfo t;
+  t.name = name;
+  FARSEE_REQUIRE(v.contains("dtype"), where << ": missing 'dtype'");
+  FARSEE_REQUIRE(v["dtype"].is_string(), where << ": 'dtype' is not a string");
+  try {
+    t.dtype = parse_dtype(v["dtype"].get<std::string>());
+  } catch (const Error&) {
+    FARSEE_REQUIRE(false, where << ": unknown dtype '" << v["dtype"].get<std::string>() << "'");
+  }
+  FARSEE_REQUIRE(v.contains("shape"), where << ": missing 'shape'");
+  FARSEE_REQUIRE(v["shape"].is_array(), where << ": 'shape' is not an array");
+  for (const json& d : v["shape"]) {
+    FARSEE_REQUIRE(d.is_number_unsigned(), where << ": shape " << v["shape"].dump()
+                                                 << " is not a list of non-negative integers");
+    t.shape.push_back(int64_t(d.get<uint64_t>()));
+  }
+  FARSEE_REQUIRE(v.contains("data_offsets"), where << ": missing 'data_offsets'");
+  const json& off = v["data_offsets"];
+  FARSEE_REQUIRE(
+      off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
+          off[1].is_number_unsigned(),
+      where << ": 'data_offsets' " << off.dump() << " is not a pair of non-negative integers");
+  t.begin = off[0].get<uint64_t>();
+  t.end = off[1].get<uint64_t>();
+  FARSEE_REQUIRE(t.begin <= t.end,
+                 where << ": data_offsets [" << t.begin << ", " << t.end << "] begin after end");
+  FARSEE_REQUIRE(t.end <= data_bytes, where << ": data_offsets [" << t.begin << ", " << t.end
+                                            << "] lie outside the " << data_bytes
+                                            << "-byte data section (truncated file?)");
+  const int64_t want = checked_bytes(t.shape, dtype_bytes(t.dtype));
+  FARSEE_REQUIRE(want >= 0, where << ": shape " << shape_text(t.shape) << " overflows");
+  FARSEE_REQUIRE(uint64_t(want) == t.end - t.begin,
+                 where << ": data_offsets [" << t.begin << ", " << t.end << "] hold "
+                       << t.end - t.begin << " bytes, but shape " << shape_text(t.shape) << " of "
+                       << dtype_name(t.dtype) << " needs " << want);
+  return t;
+}
+
+}  // namespace
+
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  map_file();
+  try {
+    parse_header();
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+void SafetensorsFile::map_file() {
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   FARSEE_REQUIRE(fd >= 0, where() << ": cannot open: " << errno_text());
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -133,108 +191,71 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   FARSEE_REQUIRE(m != MAP_FAILED, where() << ": cannot map: " << map_error);
   map_ = static_cast<const uint8_t*>(m);
   map_bytes_ = file_bytes;
+}
 
+void SafetensorsFile::parse_header() {
+  const uint64_t header_bytes = read_le64(map_);
+  FARSEE_REQUIRE(header_bytes <= kMaxHeaderBytes,
+                 where() << ": header length " << header_bytes << " exceeds the limit of "
+                         << kMaxHeaderBytes << " bytes (not a safetensors file?)");
+  FARSEE_REQUIRE(header_bytes <= map_bytes_ - 8,
+                 where() << ": header length " << header_bytes << " goes beyond the end of the "
+                         << map_bytes_ << "-byte file (truncated file?)");
+  data_ = map_ + 8 + header_bytes;
+  data_bytes_ = map_bytes_ - 8 - size_t(header_bytes);
+
+  // Parse, rejecting duplicate top-level names (nlohmann would silently keep the last).
+  std::set<std::string> seen;
+  const json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1) {
+      const std::string key = parsed.get<std::string>();
+      FARSEE_REQUIRE(seen.insert(key).second,
+                     where(key) << ": the header names this tensor more than once");
+    }
+    return true;
+  };
+  json header;
   try {
-    const uint64_t header_bytes = read_le64(map_);
-    FARSEE_REQUIRE(header_bytes <= kMaxHeaderBytes,
-                   where() << ": header length " << header_bytes << " exceeds the limit of "
-                           << kMaxHeaderBytes << " bytes (not a safetensors file?)");
-    FARSEE_REQUIRE(header_bytes <= file_bytes - 8,
-                   where() << ": header length " << header_bytes << " goes beyond the end of the "
-                           << file_bytes << "-byte file (truncated file?)");
-    data_ = map_ + 8 + header_bytes;
-    data_bytes_ = file_bytes - 8 - size_t(header_bytes);
+    header = json::parse(reinterpret_cast<const char*>(map_ + 8),
+                         reinterpret_cast<const char*>(data_), on_event);
+  } catch (const json::exception& e) {
+    FARSEE_REQUIRE(false, where() << ": header is not valid JSON: " << e.what());
+  }
+  FARSEE_REQUIRE(header.is_object(), where() << ": header is not a JSON object");
 
-    // Parse, rejecting duplicate top-level names (nlohmann would silently keep the last).
-    std::set<std::string> seen;
-    const json::parser_callback_t on_event = [&](int depth, json::parse_event_t event,
-                                                 json& parsed) {
-      if (event == json::parse_event_t::key && depth == 1) {
-        const std::string key = parsed.get<std::string>();
-        FARSEE_REQUIRE(seen.insert(key).second,
-                       where(key) << ": the header names this tensor more than once");
-      }
-      return true;
-    };
-    json header;
-    try {
-      header = json::parse(reinterpret_cast<const char*>(map_ + 8),
-                           reinterpret_cast<const char*>(data_), on_event);
-    } catch (const json::exception& e) {
-      FARSEE_REQUIRE(false, where() << ": header is not valid JSON: " << e.what());
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      read_metadata(it.value());
+    } else {
+      tensors_.push_back(parse_tensor_entry(where(it.key()), it.key(), it.value(), data_bytes_));
     }
-    FARSEE_REQUIRE(header.is_object(), where() << ": header is not a JSON object");
+  }
+  check_no_overlap();
+  for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
+}
 
-    for (auto it = header.begin(); it != header.end(); ++it) {
-      const std::string& name = it.key();
-      const json& v = it.value();
-      if (name == "__metadata__") {
-        FARSEE_REQUIRE(v.is_object() || v.is_null(), where() << ": __metadata__ is not an object");
-        if (v.is_null()) continue;
-        for (auto m_it = v.begin(); m_it != v.end(); ++m_it) {
-          FARSEE_REQUIRE(m_it.value().is_string(), where() << ": __metadata__ value of '"
-                                                           << m_it.key() << "' is not a string");
-          metadata_[m_it.key()] = m_it.value().get<std::string>();
-        }
-        continue;
-      }
-      FARSEE_REQUIRE(v.is_object(), where(name) << ": header entry is not a JSON object");
-      TensorInfo t;
-      t.name = name;
-      FARSEE_REQUIRE(v.contains("dtype"), where(name) << ": missing 'dtype'");
-      FARSEE_REQUIRE(v["dtype"].is_string(), where(name) << ": 'dtype' is not a string");
-      try {
-        t.dtype = parse_dtype(v["dtype"].get<std::string>());
-      } catch (const Error&) {
-        FARSEE_REQUIRE(false, where(name)
-                                  << ": unknown dtype '" << v["dtype"].get<std::string>() << "'");
-      }
-      FARSEE_REQUIRE(v.contains("shape"), where(name) << ": missing 'shape'");
-      FARSEE_REQUIRE(v["shape"].is_array(), where(name) << ": 'shape' is not an array");
-      for (const json& d : v["shape"]) {
-        FARSEE_REQUIRE(d.is_number_unsigned(), where(name) << ": shape " << v["shape"].dump()
-                                                           << " is not a list of non-negative "
-                                                              "integers");
-        t.shape.push_back(int64_t(d.get<uint64_t>()));
-      }
-      FARSEE_REQUIRE(v.contains("data_offsets"), where(name) << ": missing 'data_offsets'");
-      const json& off = v["data_offsets"];
-      FARSEE_REQUIRE(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
-                         off[1].is_number_unsigned(),
-                     where(name) << ": 'data_offsets' " << off.dump()
-                                 << " is not a pair of non-negative integers");
-      t.begin = off[0].get<uint64_t>();
-      t.end = off[1].get<uint64_t>();
-      FARSEE_REQUIRE(t.begin <= t.end, where(name) << ": data_offsets [" << t.begin << ", " << t.end
-                                                   << "] begin after end");
-      FARSEE_REQUIRE(t.end <= data_bytes_, where(name)
-                                               << ": data_offsets [" << t.begin << ", " << t.end
-                                               << "] lie outside the " << data_bytes_
-                                               << "-byte data section (truncated file?)");
-      const int64_t want = checked_bytes(t.shape, dtype_bytes(t.dtype));
-      FARSEE_REQUIRE(want >= 0, where(name) << ": shape " << shape_text(t.shape) << " overflows");
-      FARSEE_REQUIRE(uint64_t(want) == t.end - t.begin,
-                     where(name) << ": data_offsets [" << t.begin << ", " << t.end << "] hold "
-                                 << t.end - t.begin << " bytes, but shape " << shape_text(t.shape)
-                                 << " of " << dtype_name(t.dtype) << " needs " << want);
-      tensors_.push_back(std::move(t));
-    }
+void SafetensorsFile::read_metadata(const json& v) {
+  FARSEE_REQUIRE(v.is_object() || v.is_null(), where() << ": __metadata__ is not an object");
+  if (v.is_null()) return;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    FARSEE_REQUIRE(it.value().is_string(),
+                   where() << ": __metadata__ value of '" << it.key() << "' is not a string");
+    metadata_[it.key()] = it.value().get<std::string>();
+  }
+}
 
-    std::stable_sort(tensors_.begin(), tensors_.end(),
-                     [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin; });
-    const TensorInfo* previous = nullptr;  // last non-empty tensor
-    for (const TensorInfo& t : tensors_) {
-      if (t.begin == t.end) continue;  // empty tensors occupy no bytes
-      FARSEE_REQUIRE(!previous || t.begin >= previous->end,
-                     where(t.name) << ": bytes [" << t.begin << ", " << t.end
-                                   << ") overlap tensor '" << previous->name << "' ["
-                                   << previous->begin << ", " << previous->end << ")");
-      previous = &t;
-    }
-    for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
-  } catch (...) {
-    release();
-    throw;
+// Sorts the tensors into data-section order and refuses overlapping byte ranges.
+void SafetensorsFile::check_no_overlap() {
+  std::stable_sort(tensors_.begin(), tensors_.end(),
+                   [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin; });
+  const TensorInfo* previous = nullptr;  // last non-empty tensor
+  for (const TensorInfo& t : tensors_) {
+    if (t.begin == t.end) continue;  // empty tensors occupy no bytes
+    FARSEE_REQUIRE(!previous || t.begin >= previous->end,
+                   where(t.name) << ": bytes [" << t.begin << ", " << t.end << ") overlap tensor '"
+                                 << previous->name << "' [" << previous->begin << ", "
+                                 << previous->end << ")");
+    previous = &t;
   }
 }
 
@@ -467,45 +488,7 @@ std::vector<uint8_t> SafetensorsWriter::serialize() const {
 
 void SafetensorsWriter::write(const std::string& path) const {
   const std::vector<uint8_t> bytes = serialize();
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(&tmp[0]);
-  FARSEE_REQUIRE(fd >= 0, "cannot write safetensors file '" << path
-                                                            << "': cannot create a "
-                                                               "temporary file next to it: "
-                                                            << errno_text());
-  std::string failure;
-  size_t done = 0;
-  while (failure.empty() && done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      failure = "write failed after " + std::to_string(done) + " of " +
-                std::to_string(bytes.size()) + " bytes: " + (n < 0 ? errno_text() : "no progress");
-    } else {
-      done += size_t(n);
-    }
-  }
-  if (failure.empty() && ::fchmod(fd, 0644) != 0) failure = "chmod failed: " + errno_text();
-  if (failure.empty() && ::fsync(fd) != 0) failure = "fsync failed: " + errno_text();
-  if (::close(fd) != 0 && failure.empty()) failure = "close failed: " + errno_text();
-  if (failure.empty() && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    failure = "rename of the temporary file failed: " + errno_text();
-  }
-  if (failure.empty()) {
-    // Make the rename itself durable (best effort: some file systems refuse fsync on folders).
-    const size_t slash = path.find_last_of('/');
-    const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-    const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-      ::fsync(dir_fd);
-      ::close(dir_fd);
-    }
-  } else {
-    ::unlink(tmp.c_str());
-    FARSEE_REQUIRE(false, "cannot write safetensors file '" << path << "': " << failure
-                                                            << " (the previous file, if any, is "
-                                                               "unchanged)");
-  }
+  write_file_atomic(path, bytes.data(), bytes.size(), "safetensors file");
 }
 
 }  // namespace farsee::weights

@@ -10,14 +10,15 @@
 // the file and, where there is one, the tensor. Values are read as float from F32, F16, BF16 and
 // F64 tensors; other dtypes are accepted in the header (their sizes are known) but not converted.
 //
-// SafetensorsWriter writes atomically: a temporary file in the destination folder, fsync, then
-// rename over the destination, so a crash or a failed write never leaves a partial file behind
-// (checkpoints stay valid).
+// SafetensorsWriter writes atomically (kernels/core/atomic_file.h: a temporary file in the
+// destination folder, fsync, rename over the destination, fsync of the folder), so a crash or a
+// failed write never leaves a partial file behind (checkpoints stay valid).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,10 @@ class SafetensorsFile {
   std::vector<std::string> report_unexpected(const std::vector<std::string>& expected) const;
 
  private:
+  void map_file();      // the whole file, read-only
+  void parse_header();  // validates the header and fills metadata_, tensors_, index_
+  void read_metadata(const nlohmann::json& value);
+  void check_no_overlap();
   void release();
   std::string where(const std::string& tensor = "") const;
 
@@ -129,8 +134,8 @@ class SafetensorsWriter {
   // The complete file contents (header padded with spaces to 8-byte alignment, tensors in the
   // order added).
   std::vector<uint8_t> serialize() const;
-  // Atomic: writes a temporary file next to `path`, fsyncs it and renames it over `path`. On
-  // failure the temporary file is removed, `path` is untouched, and farsee::Error names `path`.
+  // Atomic and durable (kernels/core/atomic_file.h). On failure the temporary file is removed,
+  // `path` is untouched, and farsee::Error names `path`.
   void write(const std::string& path) const;
 
  private:

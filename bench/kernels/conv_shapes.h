@@ -1,78 +1,93 @@
-// The convolutions of both network presets at a 512x1024 input, batch 1, shared by the conv
-// benchmarks (conv_bench.cpp: forward; conv_backward_bench.cpp: dgrad and wgrad), with their
-// geometry, useful FLOPs and benchmark base names.
+// The convolutions of both network presets (paper, rtseg), batch 1, shared by the conv
+// benchmarks (conv_bench.cpp: forward at 512x1024 and 1024x2048; conv_backward_bench.cpp: dgrad
+// and wgrad at 512x1024), with their geometry, useful FLOPs and benchmark base names. Derived from
+// net::build_graph (the conv steps the network runs), so the benchmarks cannot drift from the
+// network: one entry per distinct (input shape, K, geometry, epilogue), named after the first step
+// that has it ("paper+rtseg." when both presets run it, "(xN)" when N steps of that preset share
+// it).
 #pragma once
 
+#include <algorithm>
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bench/kernels/bench_util.h"
 #include "kernels/core/conv_shape.h"
 #include "kernels/core/dtype.h"
 #include "kernels/core/tensor.h"
+#include "net/config.h"
+#include "net/graph.h"
 
 namespace farsee::bench {
 
 struct NetConv {
-  const char* layer;  // preset and layer name(s)
+  std::string layer;  // preset(s) and the first step's name
   Shape4 x;
   int K, kernel, stride;
   int shuffle = 1;
   bool relu = true;
   bool residual = false;
+  ConvShape conv;  // the step's geometry (padding, dilation)
 };
 
-// Input 512x1024, batch 1. ResNet-18 front-end (shared by both presets), then each head.
-inline const std::vector<NetConv>& net_convs() {
-  static const std::vector<NetConv> convs = {
-      {"stem", {1, 512, 1024, 3}, 64, 7, 2},
-      {"layer1.conv1", {1, 128, 256, 64}, 64, 3, 1},
-      {"layer1.conv2+residual", {1, 128, 256, 64}, 64, 3, 1, 1, true, true},
-      {"layer2.0.conv1", {1, 128, 256, 64}, 128, 3, 2},
-      {"layer2.0.downsample", {1, 128, 256, 64}, 128, 1, 2, 1, false},
-      {"layer2.conv2+residual", {1, 64, 128, 128}, 128, 3, 1, 1, true, true},
-      {"layer3.0.conv1", {1, 64, 128, 128}, 256, 3, 2},
-      {"layer3.0.downsample", {1, 64, 128, 128}, 256, 1, 2, 1, false},
-      {"layer3.conv2+residual", {1, 32, 64, 256}, 256, 3, 1, 1, true, true},
-      {"layer4.0.conv1", {1, 32, 64, 256}, 512, 3, 2},
-      {"layer4.0.downsample", {1, 32, 64, 256}, 512, 1, 2, 1, false},
-      {"layer4.conv2+residual", {1, 16, 32, 512}, 512, 3, 1, 1, true, true},
-      // paper head (rtseg's F-ASPP-1 1x1s are the same 512 -> 1024 GEMM)
-      {"paper+rtseg.aspp1.merged1x1", {1, 16, 32, 512}, 1024, 1, 1},
-      {"paper.aspp1.project", {1, 16, 32, 1024}, 256, 1, 1},
-      {"paper.up1.subpixel", {1, 16, 32, 256}, 256 * 16, 1, 1, 4},
-      {"paper.low", {1, 64, 128, 128}, 48, 1, 1},
-      {"paper.aspp2.merged1x1", {1, 64, 128, 304}, 512, 1, 1},
-      {"paper.aspp2.project", {1, 64, 128, 512}, 128, 1, 1},
-      {"paper.up2.logits", {1, 64, 128, 128}, 19 * 16, 1, 1, 4, false},
-      // rtseg head
-      {"rtseg.up1.subpixel", {1, 16, 32, 1024}, 2048, 1, 1, 2, false},
-      {"rtseg.low", {1, 32, 64, 256}, 48, 1, 1},
-      {"rtseg.aspp2.merged1x1", {1, 32, 64, 560}, 384, 1, 1},
-      {"rtseg.head.conv1x1", {1, 32, 64, 384}, 512, 1, 1},
-      {"rtseg.head.conv3x3", {1, 32, 64, 512}, 512, 3, 1},
-      {"rtseg.up2.logits", {1, 32, 64, 512}, 19 * 16, 1, 1, 4, false},
-  };
+// The distinct conv steps of both presets at input h x w, batch 1, in the network's order.
+inline std::vector<NetConv> graph_convs(int h, int w) {
+  using Key = std::tuple<int, int, int, int, int, int, int, int, int, bool, bool>;
+  std::vector<NetConv> convs;
+  std::vector<std::vector<std::string>> presets;  // per entry: the presets that run it
+  std::vector<int> counts;                        // per entry: its steps in the first preset
+  std::map<Key, size_t> index;
+  for (const char* preset : {"paper", "rtseg"}) {
+    const net::Graph g = net::build_graph(net::preset_config(preset), 1, h, w);
+    for (const net::Step& s : g.steps) {
+      if (s.kind != net::StepKind::Conv) continue;
+      const net::Layer& l = g.layers[size_t(s.layer)];
+      const ConvShape& c = s.conv;
+      const Key key{s.x.shape.h, s.x.shape.w, s.x.shape.c,       l.K,
+                    l.R,         c.stride_h,  c.pad_h,           c.dilation_h,
+                    s.shuffle,   s.relu,      s.residual.valid()};
+      const auto [it, fresh] = index.emplace(key, convs.size());
+      if (fresh) {
+        convs.push_back(NetConv{s.name, s.x.shape, l.K, l.R, c.stride_h, s.shuffle, s.relu,
+                                s.residual.valid(), c});
+        presets.push_back({preset});
+        counts.push_back(1);
+      } else {
+        std::vector<std::string>& who = presets[it->second];
+        if (std::find(who.begin(), who.end(), preset) == who.end()) who.push_back(preset);
+        if (who[0] == preset) ++counts[it->second];
+      }
+    }
+  }
+  for (size_t i = 0; i < convs.size(); ++i) {
+    std::string who = presets[i][0];
+    for (size_t p = 1; p < presets[i].size(); ++p) who += "+" + presets[i][p];
+    convs[i].layer = who + "." + convs[i].layer;
+    if (counts[i] > 1) convs[i].layer += "(x" + std::to_string(counts[i]) + ")";
+  }
   return convs;
 }
 
-// The same convolutions at the 1024x2048 input as well (every map twice as high and wide): the
-// forward benchmarks cover both sizes.
+// At the 512x1024 input (the backward benchmarks).
+inline const std::vector<NetConv>& net_convs() {
+  static const std::vector<NetConv> convs = graph_convs(512, 1024);
+  return convs;
+}
+
+// At the 512x1024 and the 1024x2048 inputs (the forward benchmarks).
 inline const std::vector<NetConv>& net_convs_both_sizes() {
   static const std::vector<NetConv> convs = [] {
     std::vector<NetConv> all = net_convs();
-    for (NetConv c : net_convs()) {
-      c.x.h *= 2;
-      c.x.w *= 2;
-      all.push_back(c);
-    }
+    for (const NetConv& c : graph_convs(1024, 2048)) all.push_back(c);
     return all;
   }();
   return convs;
 }
 
 inline ConvShape geometry(const NetConv& c) {
-  return square_conv(c.kernel, c.stride);
+  return c.conv;
 }
 
 inline Shape4 conv_out_shape(const NetConv& c) {

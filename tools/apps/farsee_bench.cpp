@@ -29,8 +29,8 @@
 // of the plan = "arena_bytes", weights, gradients, momenta, packed weights, workspace), "loss" (the
 // last step's, a sanity check) and, on the CPU executors, "max_rss_bytes" (getrusage of the
 // process, so far) and "cpu_ms" (median process CPU time per step, all threads: on a shared
-// machine a steadier measure of the work than the wall-clock times). (tools/pytorch/bench_torch.py prints
-// the same schema for PyTorch.)
+// machine a steadier measure of the work than the wall-clock times). (tools/pytorch/bench_torch.py
+// prints the same schema for PyTorch.)
 #include <sys/resource.h>
 #include <time.h>
 
@@ -66,7 +66,7 @@ Full-network latency/throughput of FarSee-Net (input on the device -> labels), o
   --config FILE.json    network configuration (overrides --preset)
   --weights FILE        safetensors weights (default: deterministic random weights)
   --executor E          auto (default: cuda if a GPU is usable, else cpu) | cuda | cpu |
-                        reference | emu
+                        reference
   --train               time training steps on random weights and random labels at the input
                         size (the preset's classes, some 255): SGD lr 0.01, momentum 0.9, wd 1e-4
   --sizes LIST          input sizes HxW (default 512x1024,512x768,1024x2048; cpu, reference:
@@ -290,6 +290,31 @@ void run_inference(const Options& o, const net::FarSeeConfig& config,
   }
 }
 
+struct TrainTiming {
+  Timing wall;
+  double cpu_ms;  // median process CPU time per step
+  float loss;     // of the last step
+};
+
+// `o.warmup` untimed steps, then `o.runs` timed ones.
+TrainTiming time_train_steps(const Options& o, net::Trainer& trainer, const net::SgdArgs& sgd,
+                             Executor executor) {
+  float loss = 0.f;
+  for (int i = 0; i < o.warmup; ++i) loss = trainer.step(sgd, o.cuda_graph);
+  rt::synchronize(trainer.context());
+  std::vector<double> ms, cpu_ms;
+  rt::Timer timer(executor);
+  for (int i = 0; i < o.runs; ++i) {
+    const double cpu_start = process_cpu_ms();
+    timer.record_start(trainer.context());
+    loss = trainer.step(sgd, o.cuda_graph);
+    timer.record_stop(trainer.context());
+    ms.push_back(timer.elapsed_ms());
+    cpu_ms.push_back(process_cpu_ms() - cpu_start);
+  }
+  return {summarize(ms), percentile(cpu_ms, 0.5), loss};
+}
+
 void run_train(const Options& o, const net::FarSeeConfig& config, const net::HostTensors& params,
                Executor executor, const std::string& mode, nlohmann::ordered_json& results) {
   const bool cpu = executor != Executor::Cuda;
@@ -310,20 +335,10 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
           const std::vector<uint8_t> labels = bench_labels(batch, size, config.num_classes);
           trainer.set_batch(input.data(), labels.data());
         }
-        float loss = 0.f;
-        for (int i = 0; i < o.warmup; ++i) loss = trainer.step(sgd, o.cuda_graph);
-        rt::synchronize(trainer.context());
-        std::vector<double> ms, cpu_ms;
-        rt::Timer timer(executor);
-        for (int i = 0; i < o.runs; ++i) {
-          const double cpu_start = process_cpu_ms();
-          timer.record_start(trainer.context());
-          loss = trainer.step(sgd, o.cuda_graph);
-          timer.record_stop(trainer.context());
-          ms.push_back(timer.elapsed_ms());
-          cpu_ms.push_back(process_cpu_ms() - cpu_start);
-        }
-        const Timing t = summarize(ms);
+        const TrainTiming timed = time_train_steps(o, trainer, sgd, executor);
+        const Timing& t = timed.wall;
+        const float loss = timed.loss;
+        const double cpu_ms = timed.cpu_ms;
         const double images_per_s = batch / (t.median / 1000.0);
         const int64_t arena = trainer.memory_plan().arena_bytes;
         const int64_t device_bytes = trainer.device_bytes();
@@ -332,8 +347,7 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
                     size_text(size).c_str(), batch, dtype_name(precision), t.median, t.p10, t.p90,
                     images_per_s, double(arena) / (1 << 20), double(device_bytes) / (1 << 20));
         if (cpu) {
-          std::printf(" %13.1f   (process CPU time %.1f ms/step)", double(rss) / (1 << 20),
-                      percentile(cpu_ms, 0.5));
+          std::printf(" %13.1f   (process CPU time %.1f ms/step)", double(rss) / (1 << 20), cpu_ms);
         }
         std::printf("   (loss %.4g", double(loss));
         if (precision == DType::F16) {
@@ -361,7 +375,7 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
             {"loss", double(loss)}};
         if (cpu) {
           row["max_rss_bytes"] = rss;
-          row["cpu_ms"] = percentile(cpu_ms, 0.5);
+          row["cpu_ms"] = cpu_ms;
         }
         if (precision == DType::F16) {
           row["loss_scale"] = trainer.loss_scale().scale;

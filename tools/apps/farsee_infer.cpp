@@ -3,8 +3,9 @@
 // For every input image (files, or every PNG/JPG/BMP in a directory; with --recursive, under it):
 // RGB in [0, 1] is resized to the network input size with bilinear interpolation (half-pixel
 // centres, no antialiasing: exactly PyTorch's F.interpolate(mode='bilinear', align_corners=False)),
-// normalised with the ImageNet mean/std, run through the network, and the logits are resized
-// (bilinear, the preset's align_corners) to the output size and reduced by argmax on the executor.
+// normalised with the ImageNet mean/std (net/preprocess.h, shared with farsee-eval and the
+// training loader), run through the network, and the logits are resized (bilinear, the preset's
+// align_corners) to the output size and reduced by argmax on the executor.
 // Writes, atomically, under --out, keeping each image's path relative to the folder given on the
 // command line (a file given by itself: its name):
 //   <out>/<rel>_labels.png   uint8 Cityscapes trainIds (--ids label: labelIds, for submission)
@@ -32,12 +33,12 @@
 #include <vector>
 
 #include "kernels/core/runtime.h"
-#include "kernels/reference/resize.h"
 #include "net/farsee_net.h"
+#include "net/preprocess.h"
+#include "tools/cityscapes/metrics.h"
 #include "tools/cityscapes/palette.h"
 #include "tools/cli/cli.h"
 #include "tools/data/image_io.h"
-#include "tools/cityscapes/metrics.h"
 
 namespace fs = std::filesystem;
 using namespace farsee;
@@ -64,7 +65,7 @@ under --out; an image found in a directory DIR keeps its path relative to DIR (D
   --precision fp32|fp16   activation precision (default fp32)
   --executor E            auto (default: cuda if a GPU is usable, else cpu) | cuda | cpu (fast
                           fp32 CPU code; fp16 runs the reference's code) | reference (the slow
-                          double-precision oracle) | emu (the CUDA kernels emulated, very slow)
+                          double-precision oracle)
   --out DIR               output directory (default farsee_out; created if missing)
   --ids train|label       what <name>_labels.png holds: trainIds 0..18 (default) or Cityscapes
                           labelIds (the benchmark's submission format; 19-class networks only)
@@ -135,9 +136,8 @@ bool is_output_name(const fs::path& p) {
 // subfolders too when `recursive`). Files under --out are never inputs: when --out is a folder
 // inside the searched directory, nothing under it is taken; when --out is the directory itself or
 // one above it (the outputs then lie beside the images), the files there named like outputs
-// (*_labels.png,
-// *_color.png, *_overlay.png) are skipped. Two inputs with the same output names are refused,
-// naming both.
+// (*_labels.png, *_color.png, *_overlay.png) are skipped. Two inputs with the same output names
+// are refused, naming both.
 std::vector<Input> collect_images(const std::vector<std::string>& inputs,
                                   const std::string& out_dir, bool recursive) {
   const fs::path out = canonical_or_self(out_dir);
@@ -268,19 +268,6 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
-// Interleaved float image [h][w][c] resized to out_h x out_w (PyTorch bilinear).
-std::vector<float> resize(const std::vector<float>& src, int h, int w, int c, int out_h, int out_w,
-                          bool align_corners) {
-  if (h == out_h && w == out_w) return src;
-  std::vector<float> dst = tools::allocate<float>(
-      size_t(out_h) * out_w * c,
-      "an image resized to " + std::to_string(out_h) + "x" + std::to_string(out_w));
-  const TensorView x = make_view(const_cast<float*>(src.data()), DType::F32, Shape4{1, h, w, c});
-  const TensorView y = make_view(dst.data(), DType::F32, Shape4{1, out_h, out_w, c});
-  reference::resize_bilinear_fwd(align_corners, x, y);
-  return dst;
-}
-
 // Segments one image, writing its outputs; throws (with the reason) when it cannot.
 void segment(const Options& o, net::FarSeeNet& model, rt::Timer& network_timer, const Input& in) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -288,17 +275,14 @@ void segment(const Options& o, net::FarSeeNet& model, rt::Timer& network_timer, 
   const int out_h = o.output_h ? o.output_h : image.height;
   const int out_w = o.output_w ? o.output_w : image.width;
   // Anything not allocated through a named helper below reports the step it failed in.
-  std::string step =
-      "converting the " + tools::format_pixels(image.height, image.width) + " image to floats";
+  std::string step = "preparing the network input from the " +
+                     tools::format_pixels(image.height, image.width) + " image";
   try {
-    std::vector<float> rgb = tools::allocate<float>(
-        image.data.size(),
-        "the image as floats (" + std::to_string(image.data.size()) + " values)");
-    for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = float(image.data[i]) / 255.f;
-    step = "resizing the image to the input size";
-    std::vector<float> input =
-        resize(rgb, image.height, image.width, 3, o.input_h, o.input_w, /*align_corners=*/false);
-    net::normalise_rgb(input.data(), int64_t(o.input_h) * o.input_w);
+    std::vector<float> input = tools::allocate<float>(
+        size_t(o.input_h) * o.input_w * 3,
+        "the network input (" + std::to_string(o.input_h) + "x" + std::to_string(o.input_w) + ")");
+    net::preprocess_rgb8(image.data.data(), image.height, image.width, input.data(), o.input_h,
+                         o.input_w);
 
     step = "running the network";
     model.prepare(1, o.input_h, o.input_w, out_h, out_w);
@@ -327,8 +311,10 @@ void segment(const Options& o, net::FarSeeNet& model, rt::Timer& network_timer, 
     tools::write_png(b + "_color.png", tools::Image{out_w, out_h, 3, color});
     if (o.overlay) {
       step = "blending the overlay";
-      const std::vector<float> shown =
-          resize(rgb, image.height, image.width, 3, out_h, out_w, /*align_corners=*/false);
+      std::vector<float> shown = tools::allocate<float>(
+          color.size(), "the image at the output size (" + std::to_string(out_h) + "x" +
+                            std::to_string(out_w) + " RGB)");
+      net::rgb8_to_unit(image.data.data(), image.height, image.width, shown.data(), out_h, out_w);
       std::vector<uint8_t> blend =
           tools::allocate<uint8_t>(color.size(), "the overlay image (" + std::to_string(out_h) +
                                                      "x" + std::to_string(out_w) + " RGB)");

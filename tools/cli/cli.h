@@ -1,6 +1,7 @@
 // Command-line helpers shared by the FarSee programs: "--flag value" and "--flag=value" options,
-// positional arguments, comma lists, checked integers, and the executor/precision choices. Every
-// malformed argument throws farsee::Error naming the flag and the text.
+// positional arguments, comma lists, checked integers, the executor/precision choices, and the
+// error handling of main(). Every malformed argument throws farsee::Error naming the flag and the
+// text.
 #pragma once
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/conv_bn_act.h"  // emu_impl::conv_bn_act_fwd, for emulator_linked()
 #include "kernels/core/check.h"
 #include "kernels/core/dtype.h"
 #include "kernels/core/executor.h"
@@ -91,8 +93,26 @@ inline DType parse_precision(const std::string& text) {
   FARSEE_REQUIRE(false, "--precision: '" << text << "' is not one of fp32, fp16");
 }
 
+// What --executor accepts in the programs.
+constexpr const char* kProgramExecutors = "auto, cuda, cpu, reference";
+
+// Whether the emulated kernels (farsee_kernels_emu) are linked in: only the tests link them (their
+// entry points are weak, kernels/core/dispatch.h), so in a program this is false.
+inline bool emulator_linked() {
+  return &::farsee::emu_impl::conv_bn_act_fwd != nullptr;
+}
+
 // "auto": cuda when this build has CUDA and a device is usable, else cpu (the fast host executor).
+// "emu" is refused up front unless the emulator is linked (tests that run a program's code
+// in-process), rather than failing at the first op.
 inline Executor choose_executor(const std::string& text, std::string* note) {
+  FARSEE_REQUIRE(text != "emu" || emulator_linked(),
+                 "--executor emu: emu is a test-only executor (the CUDA kernels emulated on the "
+                 "CPU, linked into the tests only); the programs offer "
+                     << kProgramExecutors);
+  FARSEE_REQUIRE(
+      text == "auto" || text == "cuda" || text == "cpu" || text == "reference" || text == "emu",
+      "--executor: '" << text << "' is not one of " << kProgramExecutors);
   if (text != "auto") {
     const Executor e = parse_executor(text, "--executor");
     if (e == Executor::Cuda) {

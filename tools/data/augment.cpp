@@ -4,20 +4,17 @@
 #include <cmath>
 
 #include "kernels/core/check.h"
+#include "net/farsee_net.h"
+#include "tools/data/splitmix.h"
 
 namespace farsee::tools {
 namespace {
 
-uint64_t mix(uint64_t z) {  // splitmix64
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 struct Rng {
   uint64_t state;
-  double uniform() { return double((state = mix(state)) >> 11) * (1.0 / 9007199254740992.0); }
+  double uniform() {
+    return double((state = splitmix64(state)) >> 11) * (1.0 / 9007199254740992.0);
+  }
   double range(double lo, double hi) { return lo + (hi - lo) * uniform(); }
 };
 
@@ -64,7 +61,7 @@ void warp_bilinear(const T* src, int src_h, int src_w, float* dst, int dst_h, in
 
 }  // namespace
 
-const float kImageNetMean[3] = {0.485f, 0.456f, 0.406f};
+const float kImageNetMean[3] = {net::kImageMean[0], net::kImageMean[1], net::kImageMean[2]};
 
 AugmentParams AugmentParams::paper() {
   AugmentParams p;
@@ -89,8 +86,8 @@ bool AugmentDraw::geometric_identity() const {
 }
 
 uint64_t sample_seed(uint64_t run_seed, int64_t epoch, int64_t index) {
-  return mix(mix(run_seed ^ 0xa46e7ull) ^
-             mix(uint64_t(epoch) * 0x100000001b3ull + uint64_t(index)));
+  return splitmix64(splitmix64(run_seed ^ 0xa46e7ull) ^
+                    splitmix64(uint64_t(epoch) * 0x100000001b3ull + uint64_t(index)));
 }
 
 AugmentDraw draw_augment(const AugmentParams& p, uint64_t seed, int base_h, int base_w) {
@@ -104,7 +101,7 @@ AugmentDraw draw_augment(const AugmentParams& p, uint64_t seed, int base_h, int 
   const double u_y = r.uniform(), u_x = r.uniform();
   const double u_b = r.uniform(), u_c = r.uniform(), u_s = r.uniform();
   const double u_g[3] = {r.uniform(), r.uniform(), r.uniform()};
-  d.noise_seed = mix(r.state ^ 0x7015eull);
+  d.noise_seed = splitmix64(r.state ^ 0x7015eull);
   d.flip = p.flip && u_flip < 0.5;
   d.scale = float(p.scale_min + (p.scale_max - p.scale_min) * u_scale);
   d.angle = float((2 * u_angle - 1) * p.max_rotation_deg * kPi / 180);
@@ -178,7 +175,7 @@ void photometric(const AugmentDraw& d, float* rgb, int64_t pixels) {
     float c[3];
     for (int k = 0; k < 3; ++k) c[k] = (p[k] * d.brightness - 0.5f) * d.contrast + 0.5f;
     const float luma = 0.299f * c[0] + 0.587f * c[1] + 0.114f * c[2];
-    const uint64_t h = d.noise > 0 ? mix(d.noise_seed ^ mix(uint64_t(i))) : 0;
+    const uint64_t h = d.noise > 0 ? splitmix64(d.noise_seed ^ splitmix64(uint64_t(i))) : 0;
     for (int k = 0; k < 3; ++k) {
       float v = (luma + (c[k] - luma) * d.saturation) * d.gain[k];
       if (d.noise > 0) {

@@ -92,6 +92,7 @@ HostSample scale_sample(const HostSample& s, float scale);  // size round(h s) x
 HostSample crop_sample(const HostSample& s, int y, int x, int h, int w);
 HostSample rotate_sample(const HostSample& s, float degrees);  // about the centre, same size
 
+// The ImageNet mean RGB in [0, 1] (net::kImageMean): the padding colour, 0 after normalisation.
 extern const float kImageNetMean[3];
 
 }  // namespace farsee::tools

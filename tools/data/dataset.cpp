@@ -6,9 +6,11 @@
 #include <numeric>
 
 #include "kernels/core/check.h"
-#include "kernels/reference/resize.h"
 #include "net/farsee_net.h"
+#include "net/preprocess.h"
+#include "tools/cityscapes/metrics.h"
 #include "tools/data/image_io.h"
+#include "tools/data/splitmix.h"
 
 namespace farsee::tools {
 namespace fs = std::filesystem;
@@ -22,17 +24,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// splitmix64 (as net/parameters.cpp): fully specified, the same everywhere.
-uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 }  // namespace
-
-// cityscapes_train_ids(): tools/cityscapes/metrics.cpp.
 
 std::vector<SamplePaths> list_cityscapes(const std::string& root, const std::string& split) {
   const fs::path images = fs::path(root) / "leftImg8bit" / split;
@@ -116,16 +108,8 @@ void load_sample(const SamplePaths& paths, const DatasetOptions& o, const Augmen
   const int h = d.image.height, w = d.image.width, oh = o.input_h, ow = o.input_w;
   const int lh = o.label_height(), lw = o.label_width();
   if (draw.geometric_identity() && draw.window_h == lh && draw.window_w == lw) {
-    // Plain resizes (exactly farsee-infer's), then the mirror.
-    std::vector<float> rgb(d.image.data.size());
-    for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = float(d.image.data[i]) / 255.f;
-    if (h == oh && w == ow) {
-      std::copy(rgb.begin(), rgb.end(), input);
-    } else {
-      reference::resize_bilinear_fwd(
-          /*align_corners=*/false, make_view(rgb.data(), DType::F32, Shape4{1, h, w, 3}),
-          make_view(input, DType::F32, Shape4{1, oh, ow, 3}));
-    }
+    // Plain resizes (the image exactly as farsee-infer's, net/preprocess.h), then the mirror.
+    net::rgb8_to_unit(d.image.data.data(), h, w, input, oh, ow);
     for (int y = 0; y < lh; ++y) {
       const int sy = int(int64_t(y) * h / lh);
       for (int x = 0; x < lw; ++x) {
@@ -166,9 +150,9 @@ size_t CityscapesDataset::file_at(int64_t position) const {
   // A seeded Fisher-Yates permutation per epoch.
   std::vector<size_t> order(files_.size());
   std::iota(order.begin(), order.end(), size_t(0));
-  uint64_t state = mix(options_.seed ^ mix(uint64_t(epoch) + 0x5eedull));
+  uint64_t state = splitmix64(options_.seed ^ splitmix64(uint64_t(epoch) + 0x5eedull));
   for (size_t i = order.size(); i > 1; --i) {
-    state = mix(state);
+    state = splitmix64(state);
     std::swap(order[i - 1], order[size_t(state % i)]);
   }
   return order[size_t(index)];

@@ -4,9 +4,10 @@
 // labelIds are mapped to the 19 trainIds (cityscapesScripts' labels.py), every other id to 255.
 //
 // A batch: images decoded (stb_image), RGB / 255 in float, resized to the input size with
-// PyTorch's bilinear (align_corners=False) exactly as farsee-infer does, ImageNet-normalised; label
-// maps resized to the label size (default: the input size) by nearest neighbour,
-// src = floor(dst * in / out) in integer arithmetic (PyTorch's 'nearest' for these sizes).
+// PyTorch's bilinear (align_corners=False) and ImageNet-normalised exactly as farsee-infer does
+// (net/preprocess.h; the photometric augmentation comes before the normalisation); label maps
+// resized to the label size (default: the input size) by nearest neighbour, src = floor(dst * in
+// / out) in integer arithmetic (PyTorch's 'nearest' for these sizes).
 // Augmentation (tools/data/augment.h; `augmentation` says which steps, by default horizontal flips
 // only): drawn from sample_seed(seed, epoch, position in the epoch), so a run is reproducible; with
 // a geometric step (scale, rotation, crop) the image is sampled straight onto the input grid and
@@ -22,7 +23,6 @@
 // sizes, an unreadable file, a trainId >= the number of classes.
 #pragma once
 
-#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -32,13 +32,11 @@
 #include <thread>
 #include <vector>
 
+#include "tools/cityscapes/metrics.h"  // cityscapes_train_ids(): the labelId -> trainId map
 #include "tools/data/augment.h"
 #include "tools/data/image_io.h"
 
 namespace farsee::tools {
-
-// labelId -> trainId (255: ignored); defined in tools/cityscapes/metrics.cpp.
-const std::array<uint8_t, 256>& cityscapes_train_ids();
 
 struct SamplePaths {
   std::string image, label;

@@ -1,7 +1,5 @@
 #include "tools/data/image_io.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -76,31 +74,6 @@ Image read_rgb(const std::string& path, int64_t max_pixels) {
 }
 Image read_grey(const std::string& path, int64_t max_pixels) {
   return read_image(path, 1, max_pixels);
-}
-
-void write_file_atomic(const std::string& path, const void* data, size_t bytes) {
-  write_file_atomic(path, std::vector<ByteRange>{{data, bytes}});
-}
-
-void write_file_atomic(const std::string& path, const std::vector<ByteRange>& pieces) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  FARSEE_REQUIRE(f != nullptr, "cannot write '" << path << "': " << std::strerror(errno));
-  bool written = true;
-  for (const ByteRange& piece : pieces) {
-    written = written && std::fwrite(piece.data, 1, piece.bytes, f) == piece.bytes;
-  }
-  const int saved_errno = errno;
-  const bool closed = std::fclose(f) == 0;
-  if (!written || !closed) {
-    std::remove(tmp.c_str());
-    FARSEE_REQUIRE(false, "cannot write '" << path << "': " << std::strerror(saved_errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    FARSEE_REQUIRE(false, "cannot move '" << tmp << "' to '" << path << "': " << std::strerror(e));
-  }
 }
 
 void write_png(const std::string& path, const Image& image) {

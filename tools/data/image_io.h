@@ -1,8 +1,9 @@
 // Image and array files for the FarSee programs: PNG/JPG in (stb_image), PNG and .npy out, every
-// output written atomically (a temporary file in the same directory, then rename), so a reader
-// never sees a half-written file. Errors throw farsee::Error naming the file. Hostile input is
-// refused before it costs memory: image headers are checked against a pixel limit before decoding,
-// sizes are parsed with range checks, and large allocations fail with what they were for.
+// output written atomically and durably (kernels/core/atomic_file.h: a temporary file in the same
+// directory, fsync, rename, fsync of the directory), so a reader never sees a half-written file.
+// Errors throw farsee::Error naming the file. Hostile input is refused before it costs memory:
+// image headers are checked against a pixel limit before decoding, sizes are parsed with range
+// checks, and large allocations fail with what they were for.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/core/atomic_file.h"
 #include "kernels/core/check.h"
 
 namespace farsee::tools {
@@ -45,13 +47,9 @@ void write_png(const std::string& path, const Image& image);
 // `shape` in C order; writes little-endian float32 ('<f4'), streaming `data` to the file (no copy).
 void write_npy(const std::string& path, const std::vector<int64_t>& shape,
                const std::vector<float>& data);
-void write_file_atomic(const std::string& path, const void* data, size_t bytes);
-// Atomic write of several pieces one after another (a header and a payload).
-struct ByteRange {
-  const void* data;
-  size_t bytes;
-};
-void write_file_atomic(const std::string& path, const std::vector<ByteRange>& pieces);
+// The atomic writer of every FarSee file (kernels/core/atomic_file.h), here for the programs.
+using farsee::ByteRange;
+using farsee::write_file_atomic;
 
 // Largest height or width parse_size accepts.
 constexpr int kMaxImageSide = 65536;

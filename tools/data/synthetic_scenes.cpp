@@ -5,23 +5,16 @@
 #include <functional>
 
 #include "kernels/core/check.h"
+#include "tools/data/splitmix.h"
 
 namespace farsee::tools {
 namespace {
 
 using namespace label_id;
 
-// splitmix64: fully specified, the same everywhere.
-uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 struct Rng {
   uint64_t state;
-  uint64_t next() { return state = mix(state); }
+  uint64_t next() { return state = splitmix64(state); }
   float uniform() { return float(next() >> 40) * (1.0f / 16777216.0f); }  // [0, 1)
   float range(float lo, float hi) { return lo + (hi - lo) * uniform(); }
   int irange(int lo, int hi) { return lo + int(next() % uint64_t(hi - lo + 1)); }  // [lo, hi]
@@ -43,8 +36,8 @@ Rgb lerp(Rgb a, Rgb b, float t) {
 
 // Hash of a lattice point -> [-1, 1].
 float lattice(int64_t x, int64_t y, uint64_t seed) {
-  const uint64_t h =
-      mix(seed ^ mix(uint64_t(x) * 0x9e3779b97f4a7c15ull ^ uint64_t(y) * 0xc2b2ae3d27d4eb4full));
+  const uint64_t h = splitmix64(
+      seed ^ splitmix64(uint64_t(x) * 0x9e3779b97f4a7c15ull ^ uint64_t(y) * 0xc2b2ae3d27d4eb4full));
   return float(h >> 40) * (2.0f / 16777216.0f) - 1.0f;
 }
 
@@ -159,7 +152,7 @@ struct Side {
 
 class ScenePainter {
  public:
-  ScenePainter(int h, int w, uint64_t seed) : cv_(h, w), rng_{mix(seed) ^ 0x5ce7e5ull} {}
+  ScenePainter(int h, int w, uint64_t seed) : cv_(h, w), rng_{splitmix64(seed) ^ 0x5ce7e5ull} {}
 
   SyntheticScene paint() {
     setup();
@@ -605,7 +598,8 @@ class ScenePainter {
                                     grad_y * ((float(y) + 0.5f) / H - 0.5f));
         Rgb& c = cv_.at(y, x);
         c = {c.r * l * tint.r, c.g * l * tint.g, c.b * l * tint.b};
-        const uint64_t h = mix(noise_seed_ ^ mix(uint64_t(y) * uint64_t(W) + uint64_t(x)));
+        const uint64_t h =
+            splitmix64(noise_seed_ ^ splitmix64(uint64_t(y) * uint64_t(W) + uint64_t(x)));
         const auto channel = [&](int k) {
           return (float((h >> (k * 16)) & 0xffff) * (1.0f / 65536.0f) - 0.5f) * 2 * noise;
         };

@@ -31,8 +31,8 @@
 #include <tuple>
 
 #include "kernels/core/check.h"
-#include "kernels/reference/resize.h"
 #include "net/farsee_net.h"
+#include "net/preprocess.h"
 #include "tools/cli/cli.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
@@ -342,19 +342,10 @@ void add_network(const Options& o, const std::vector<GroundTruth>& gts, Confusio
     const Image image = read_rgb(s.image);
     const Image gt_image = read_label_png(s.label, "ground truth");
     const std::vector<uint8_t> gt = label_to_train(gt_image, s.label, "ground truth");
-    // As farsee-infer: RGB / 255, bilinear (align_corners=False) to the input size, ImageNet
-    // normalisation; labels at the ground truth's size.
-    std::vector<float> rgb(image.data.size());
-    for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = float(image.data[i]) / 255.f;
-    if (image.height == o.input_h && image.width == o.input_w) {
-      input = rgb;
-    } else {
-      reference::resize_bilinear_fwd(
-          /*align_corners=*/false,
-          make_view(rgb.data(), DType::F32, Shape4{1, image.height, image.width, 3}),
-          make_view(input.data(), DType::F32, Shape4{1, o.input_h, o.input_w, 3}));
-    }
-    net::normalise_rgb(input.data(), int64_t(o.input_h) * o.input_w);
+    // The network input as farsee-infer makes it (net/preprocess.h); labels at the ground
+    // truth's size.
+    net::preprocess_rgb8(image.data.data(), image.height, image.width, input.data(), o.input_h,
+                         o.input_w);
     model.prepare(1, o.input_h, o.input_w, gt_image.height, gt_image.width);
     model.set_input(input.data());
     model.forward();

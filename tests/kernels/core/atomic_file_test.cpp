@@ -1,0 +1,98 @@
+// kernels/core/atomic_file.h: the one atomic file writer (weights, checkpoints, images, arrays,
+// JSON). A write replaces the file whole with mode 0644 and leaves no temporary behind; a failed
+// write (no such folder, the destination a folder) names the path and the reason, leaves the
+// previous file unchanged and removes its temporary.
+#include "kernels/core/atomic_file.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace farsee {
+namespace {
+
+namespace fs = std::filesystem;
+
+class AtomicFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "farsee_atomic_file.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(&pattern[0]), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+  std::vector<std::string> listing() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
+    return out;
+  }
+  static std::string contents(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  // The message of the farsee::Error `f` throws ("" when it does not throw).
+  template <typename F>
+  static std::string error_of(F&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  fs::path dir_;
+};
+
+#define EXPECT_MENTIONS(text, part)               \
+  EXPECT_NE((text).find(part), std::string::npos) \
+      << "message: " << (text) << "\nmissing: " << (part)
+
+TEST_F(AtomicFile, WritesThePiecesInOrderAndReplacesTheFileWhole) {
+  const std::string path = file("a.bin");
+  write_file_atomic(path, "old contents, longer than the new", 33);
+  const std::string header = "head:", payload = "payload";
+  write_file_atomic(path, {{header.data(), header.size()}, {payload.data(), payload.size()}});
+  EXPECT_EQ(contents(path), "head:payload");
+  EXPECT_EQ(listing(), std::vector<std::string>{"a.bin"});  // no temporary left
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+}
+
+TEST_F(AtomicFile, EmptyFile) {
+  write_file_atomic(file("empty"), std::vector<ByteRange>{});
+  EXPECT_TRUE(fs::is_regular_file(file("empty")));
+  EXPECT_EQ(fs::file_size(file("empty")), 0u);
+}
+
+TEST_F(AtomicFile, MissingFolderNamesThePathAndWhat) {
+  const std::string path = file("no/such/folder/x.json");
+  const std::string message = error_of([&] { write_file_atomic(path, "{}", 2, "JSON report"); });
+  EXPECT_MENTIONS(message, "cannot write JSON report '" + path + "'");
+  EXPECT_MENTIONS(message, "temporary file");
+}
+
+TEST_F(AtomicFile, FailedRenameKeepsTheDestinationAndRemovesTheTemporary) {
+  const std::string path = file("taken");
+  fs::create_directory(path);  // rename(file, folder) fails
+  const std::string message = error_of([&] { write_file_atomic(path, "x", 1); });
+  EXPECT_MENTIONS(message, "cannot write file '" + path + "'");
+  EXPECT_MENTIONS(message, "rename");
+  EXPECT_MENTIONS(message, "the previous file, if any, is unchanged");
+  EXPECT_TRUE(fs::is_directory(path));
+  EXPECT_EQ(listing(), std::vector<std::string>{"taken"});
+}
+
+}  // namespace
+}  // namespace farsee

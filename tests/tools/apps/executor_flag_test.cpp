@@ -1,0 +1,113 @@
+// --executor in the programs: "emu" (the emulated CUDA kernels) is a test-only executor that the
+// programs do not link, so every program refuses it up front with a message saying what it offers
+// (rather than failing at the first op), an unknown name gets the same list, and no --help text
+// offers emu. The programs run as child processes from <build>/bin/ (FARSEE_PROGRAM_DIR).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+
+Result run(const std::string& command) {
+  Result r{-1, ""};
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string tool(const char* name) {
+  return (fs::path(FARSEE_PROGRAM_DIR) / name).string();
+}
+
+#define EXPECT_MENTIONS(text, part) \
+  EXPECT_NE((text).find(part), std::string::npos) << "output: " << (text) << "\nmissing: " << (part)
+
+class ExecutorFlag : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("farsee_executor_flag_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  // A one-image Cityscapes-layout dataset (train and val) for farsee-eval and farsee-train.
+  std::string dataset() const {
+    const std::string data = (dir_ / "data").string();
+    const Result made =
+        run(tool("farsee-make-dataset") + " --train 1 --val 1 --size 64x64 --out " + data);
+    EXPECT_EQ(made.exit_code, 0) << made.output;
+    return data;
+  }
+  // The command line of each program that takes --executor, with `executor` and arguments that
+  // are otherwise valid.
+  std::vector<std::string> commands(const std::string& executor) const {
+    const std::string data = dataset();
+    const std::string image =
+        data + "/leftImg8bit/val/synthheim/synthheim_000000_000019_leftImg8bit.png";
+    const std::string e = " --executor " + executor;
+    return {
+        tool("farsee-infer") + " --preset tiny-paper --random-weights 1 --input-size 64x64 --out " +
+            (dir_ / "out").string() + e + " " + image,
+        tool("farsee-bench") + " --preset tiny-paper --sizes 64x64 --batches 1 --runs 1" + e,
+        tool("farsee-eval") + " --data " + data + " --weights " + (dir_ / "none").string() +
+            " --input-size 64x64" + e,
+        tool("farsee-train") + " --data " + data + " --preset tiny-paper --input-size 64x64" +
+            " --batch 1 --steps 1 --save " + (dir_ / "w.safetensors").string() + e,
+    };
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(ExecutorFlag, EveryProgramRefusesEmuSayingWhatItOffers) {
+  for (const std::string& command : commands("emu")) {
+    SCOPED_TRACE(command);
+    const Result r = run(command);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_MENTIONS(r.output, "--executor emu: emu is a test-only executor");
+    EXPECT_MENTIONS(r.output, "the programs offer auto, cuda, cpu, reference");
+    EXPECT_EQ(r.output.find("Segmentation fault"), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(ExecutorFlag, UnknownExecutorListsTheChoices) {
+  for (const std::string& command : commands("gpu")) {
+    SCOPED_TRACE(command);
+    const Result r = run(command);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_MENTIONS(r.output, "--executor: 'gpu' is not one of auto, cuda, cpu, reference");
+  }
+}
+
+// farsee-train's usage text is checked once it no longer offers emu (tools/train/train_cli.cpp).
+TEST(ExecutorHelp, NoUsageTextOffersEmu) {
+  for (const char* program : {"farsee-infer", "farsee-bench", "farsee-eval"}) {
+    const Result r = run(tool(program) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << program << ": " << r.output;
+    EXPECT_MENTIONS(r.output, "--executor");
+    EXPECT_EQ(r.output.find("emu"), std::string::npos) << program << " --help: " << r.output;
+  }
+}
+
+}  // namespace
