@@ -1,6 +1,7 @@
 #include "net/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -15,23 +16,50 @@ constexpr int kFormat = 1;
 constexpr const char* kMomentumPrefix = "momentum.";
 }  // namespace
 
-void write_checkpoint(const std::string& path, const Checkpoint& c) {
+namespace {
+
+// A writer holding the network's metadata and `state` (weights and BN running statistics, in
+// parameter_specs order) stored as `dtype`: a weight file, and the first part of a checkpoint.
+weights::SafetensorsWriter weight_writer(const net::FarSeeConfig& config,
+                                         const net::HostTensors& state, weights::FileDType dtype) {
+  constexpr float kHalfMax = 65504.0f;  // the largest finite fp16
   weights::SafetensorsWriter w;
-  w.set_metadata("preset", c.config.preset);
-  w.set_metadata("num_classes", std::to_string(c.config.num_classes));
-  w.set_metadata("config", net::config_to_json_text(c.config));
+  w.set_metadata("preset", config.preset);
+  w.set_metadata("num_classes", std::to_string(config.num_classes));
+  w.set_metadata("config", net::config_to_json_text(config));
   w.set_metadata("generator", "farsee-train");
+  for (const net::ParamSpec& spec : net::parameter_specs(config)) {
+    const net::HostTensor& t = state.at(spec.name);
+    if (dtype == weights::FileDType::F16) {
+      for (size_t i = 0; i < t.data.size(); ++i) {
+        FARSEE_REQUIRE(std::fabs(t.data[i]) <= kHalfMax, "--save-dtype fp16: tensor '"
+                                                             << spec.name << "' holds " << t.data[i]
+                                                             << " at index " << i
+                                                             << ", beyond fp16's range (+-65504)");
+      }
+    }
+    w.add(spec.name, t.shape, t.data, dtype);
+  }
+  return w;
+}
+
+}  // namespace
+
+void write_weights(const std::string& path, const net::FarSeeConfig& config,
+                   const net::HostTensors& state, weights::FileDType dtype) {
+  FARSEE_REQUIRE(dtype == weights::FileDType::F32 || dtype == weights::FileDType::F16,
+                 "write_weights: weights are stored as fp32 or fp16");
+  weight_writer(config, state, dtype).write(path);
+}
+
+void write_checkpoint(const std::string& path, const Checkpoint& c) {
+  weights::SafetensorsWriter w = weight_writer(c.config, c.state, weights::FileDType::F32);
   nlohmann::json meta;
   meta["format"] = kFormat;
   meta["step"] = c.step;
   meta["info"] = c.info;
   w.set_metadata("checkpoint", meta.dump());
-  const std::vector<net::ParamSpec> specs = net::parameter_specs(c.config);
-  for (const net::ParamSpec& spec : specs) {
-    const net::HostTensor& t = c.state.at(spec.name);
-    w.add(spec.name, t.shape, t.data);
-  }
-  for (const net::ParamSpec& spec : specs) {
+  for (const net::ParamSpec& spec : net::parameter_specs(c.config)) {
     auto it = c.momenta.find(spec.name);
     if (it == c.momenta.end()) continue;  // running statistics have none
     w.add(kMomentumPrefix + spec.name, it->second.shape, it->second.data);

@@ -23,6 +23,7 @@
 
 #include "net/config.h"
 #include "net/parameters.h"
+#include "weights/safetensors.h"
 
 namespace farsee::tools {
 
@@ -34,7 +35,13 @@ struct Checkpoint {
   net::HostTensors momenta;  // by parameter name
 };
 
-// Atomic write (a failed write leaves `path` as it was).
+// farsee-train --save's weight file: the network's metadata and `state` (weights and BN running
+// statistics, the names of net::parameter_specs) as `dtype`, F32 or F16 (a value fp16 cannot hold
+// is an error naming the tensor). A checkpoint starts with the same content. Atomic write.
+void write_weights(const std::string& path, const net::FarSeeConfig& config,
+                   const net::HostTensors& state,
+                   weights::FileDType dtype = weights::FileDType::F32);
+// Atomic write (a failed write leaves `path` as it was); creates the parent folder.
 void write_checkpoint(const std::string& path, const Checkpoint& c);
 // Reads and checks every tensor (names and shapes of the stored config). Errors name the file.
 Checkpoint read_checkpoint(const std::string& path);

@@ -120,21 +120,8 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
     : config_(config), precision_(precision), ctx_(ctx) {
   config_.validate();
   check_parameters(config_, init);
-  FARSEE_REQUIRE(precision_.activations == DType::F32 || precision_.activations == DType::F16,
-                 "Trainer: activations must be fp32 or fp16 (mixed precision)");
-  if (mixed()) {
-    const MixedPrecision& p = precision_;
-    FARSEE_REQUIRE(
-        std::isfinite(p.init_scale) && p.init_scale > 0.0f,
-        "Trainer: initial loss scale " << p.init_scale << " must be positive and finite");
-    FARSEE_REQUIRE(p.growth_factor > 1.0f && p.backoff_factor > 0.0f && p.backoff_factor < 1.0f &&
-                       p.growth_interval >= 1,
-                   "Trainer: loss-scale growth factor "
-                       << p.growth_factor << " (needs > 1), backoff factor " << p.backoff_factor
-                       << " (needs 0 < b < 1), growth interval " << p.growth_interval
-                       << " (needs >= 1)");
-    scale_.scale = p.init_scale;
-  }
+  check_precision();
+  if (mixed()) scale_.scale = precision_.init_scale;
   if (label_h == 0) label_h = h;
   if (label_w == 0) label_w = w;
   graph_ = build_train_graph(config_, n, h, w, label_h, label_w);
@@ -145,70 +132,10 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
     owns_stream_ = true;
   }
   try {
-    const std::vector<Layer>& layers = graph_.inference.layers;
-    // Host images of the parameter and running-statistics arenas.
-    std::vector<float> host_params, host_running;
-    to_arenas(init, host_params, &host_running);
-    const size_t param_bytes = host_params.size() * sizeof(float);
-    params_ = rt::Buffer(ctx_.executor, param_bytes);
-    grads_ = rt::Buffer(ctx_.executor, param_bytes);
-    momenta_ = rt::Buffer(ctx_.executor, param_bytes);
-    running_ = rt::Buffer(ctx_.executor, host_running.size() * sizeof(float));
-    saved_ = rt::Buffer(ctx_.executor,
-                        size_t(std::max<int64_t>(layout_.saved_floats, 1)) * sizeof(float));
-    rt::copy_to_device(ctx_, params_.data(), host_params.data(), param_bytes);
-    rt::copy_to_device(ctx_, running_.data(), host_running.data(),
-                       host_running.size() * sizeof(float));
-    fill_zero(ctx_, grads_.data(), param_bytes);
-    fill_zero(ctx_, momenta_.data(), param_bytes);
-    fill_zero(ctx_, saved_.data(), saved_.bytes());
-
-    weights_.resize(layers.size());
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const Layer& l = layers[i];
-      if (!is_conv_layer(l)) continue;
-      LayerWeights& lw = weights_[i];
-      const DType dt = precision_.activations;  // fp16: the tensor-core operands
-      lw.forward = alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, dt, ConvWeightUse::Forward);
-      lw.backward_data =
-          alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, dt, ConvWeightUse::BackwardData);
-    }
+    allocate_parameters(init);
+    allocate_conv_weights();
     repack_all();
-
-    // One workspace for every op (they run one after another on one stream).
-    size_t ws = 0;
-    for (const TrainStep& s : graph_.steps) {
-      const Shape4 xs = s.x.shape;
-      switch (s.op) {
-        case TrainOp::Conv:
-          ws = std::max(ws, conv_workspace_bytes(s.conv, weights_[size_t(s.layer)].forward, xs));
-          break;
-        case TrainOp::ConvBackward: {
-          const int K = graph_.inference.layers[size_t(s.layer)].K;
-          ws = std::max(ws, conv_bwd_weight_workspace_bytes(s.conv, K, xs));
-          if (s.dx.valid()) ws = std::max(ws, conv_bwd_data_workspace_bytes(s.conv, K, xs));
-          break;
-        }
-        case TrainOp::BatchNorm:
-        case TrainOp::BatchNormBackward:
-          ws = std::max(ws, batchnorm_workspace_bytes(xs));
-          break;
-        case TrainOp::DepthwiseBackward: {
-          DepthwiseParams d;
-          d.stride = s.conv.stride_h;
-          d.dilation = s.conv.dilation_h;
-          d.relu = false;
-          ws = std::max(ws, depthwise_atrous_bwd_weight_workspace_bytes(d, xs));
-          break;
-        }
-        case TrainOp::Loss:
-          ws = std::max(ws, softmax_ce_workspace_bytes(xs, graph_.label_h, graph_.label_w));
-          break;
-        default:
-          break;
-      }
-    }
-    workspace_ = rt::Buffer(ctx_.executor, std::max<size_t>(ws, 256));
+    workspace_ = rt::Buffer(ctx_.executor, std::max<size_t>(workspace_bytes(), 256));
     arena_ = rt::Buffer(ctx_.executor, size_t(plan_.arena_bytes));
     labels_ = rt::Buffer(ctx_.executor, size_t(n) * label_h * label_w);
     loss_ = rt::Buffer(ctx_.executor, 256);
@@ -223,6 +150,91 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
     if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
     throw;
   }
+}
+
+void Trainer::check_precision() {
+  FARSEE_REQUIRE(precision_.activations == DType::F32 || precision_.activations == DType::F16,
+                 "Trainer: activations must be fp32 or fp16 (mixed precision)");
+  if (!mixed()) return;
+  const MixedPrecision& p = precision_;
+  FARSEE_REQUIRE(std::isfinite(p.init_scale) && p.init_scale > 0.0f,
+                 "Trainer: initial loss scale " << p.init_scale << " must be positive and finite");
+  FARSEE_REQUIRE(p.growth_factor > 1.0f && p.backoff_factor > 0.0f && p.backoff_factor < 1.0f &&
+                     p.growth_interval >= 1,
+                 "Trainer: loss-scale growth factor "
+                     << p.growth_factor << " (needs > 1), backoff factor " << p.backoff_factor
+                     << " (needs 0 < b < 1), growth interval " << p.growth_interval
+                     << " (needs >= 1)");
+}
+
+void Trainer::allocate_parameters(const HostTensors& init) {
+  // Host images of the parameter and running-statistics arenas.
+  std::vector<float> host_params, host_running;
+  to_arenas(init, host_params, &host_running);
+  const size_t param_bytes = host_params.size() * sizeof(float);
+  params_ = rt::Buffer(ctx_.executor, param_bytes);
+  grads_ = rt::Buffer(ctx_.executor, param_bytes);
+  momenta_ = rt::Buffer(ctx_.executor, param_bytes);
+  running_ = rt::Buffer(ctx_.executor, host_running.size() * sizeof(float));
+  saved_ =
+      rt::Buffer(ctx_.executor, size_t(std::max<int64_t>(layout_.saved_floats, 1)) * sizeof(float));
+  rt::copy_to_device(ctx_, params_.data(), host_params.data(), param_bytes);
+  rt::copy_to_device(ctx_, running_.data(), host_running.data(),
+                     host_running.size() * sizeof(float));
+  fill_zero(ctx_, grads_.data(), param_bytes);
+  fill_zero(ctx_, momenta_.data(), param_bytes);
+  fill_zero(ctx_, saved_.data(), saved_.bytes());
+}
+
+void Trainer::allocate_conv_weights() {
+  const std::vector<Layer>& layers = graph_.inference.layers;
+  weights_.resize(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Layer& l = layers[i];
+    if (!is_conv_layer(l)) continue;
+    LayerWeights& lw = weights_[i];
+    const DType dt = precision_.activations;  // fp16: the tensor-core operands
+    lw.forward = alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, dt, ConvWeightUse::Forward);
+    lw.backward_data =
+        alloc_conv_weights(ctx_, l.K, l.R, l.S, l.C, dt, ConvWeightUse::BackwardData);
+  }
+}
+
+// One workspace serves every op (they run one after another on one stream): the largest need.
+size_t Trainer::workspace_bytes() const {
+  size_t ws = 0;
+  for (const TrainStep& s : graph_.steps) {
+    const Shape4 xs = s.x.shape;
+    switch (s.op) {
+      case TrainOp::Conv:
+        ws = std::max(ws, conv_workspace_bytes(s.conv, weights_[size_t(s.layer)].forward, xs));
+        break;
+      case TrainOp::ConvBackward: {
+        const int K = graph_.inference.layers[size_t(s.layer)].K;
+        ws = std::max(ws, conv_bwd_weight_workspace_bytes(s.conv, K, xs));
+        if (s.dx.valid()) ws = std::max(ws, conv_bwd_data_workspace_bytes(s.conv, K, xs));
+        break;
+      }
+      case TrainOp::BatchNorm:
+      case TrainOp::BatchNormBackward:
+        ws = std::max(ws, batchnorm_workspace_bytes(xs));
+        break;
+      case TrainOp::DepthwiseBackward: {
+        DepthwiseParams d;
+        d.stride = s.conv.stride_h;
+        d.dilation = s.conv.dilation_h;
+        d.relu = false;
+        ws = std::max(ws, depthwise_atrous_bwd_weight_workspace_bytes(d, xs));
+        break;
+      }
+      case TrainOp::Loss:
+        ws = std::max(ws, softmax_ce_workspace_bytes(xs, graph_.label_h, graph_.label_w));
+        break;
+      default:
+        break;
+    }
+  }
+  return ws;
 }
 
 Trainer::~Trainer() {

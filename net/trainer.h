@@ -19,9 +19,9 @@
 // loss, backward, sgd_step over the whole arena (torch.optim.SGD: weight decay on every parameter,
 // the momentum buffer created on the first step), refresh of the packed conv weights. On cuda the
 // first step runs eagerly (one-time kernel setup; SGD's first step is different anyway); from the
-// second step on the whole step is captured as one CUDA graph and replayed, re-captured only when
-// the learning rate changes (sgd_step takes lr by value: a poly schedule re-captures each step)
-// or the loss scale does.
+// second step on the whole step is captured as one CUDA graph and replayed. The captured SGD step
+// reads the learning rate from device memory, so an lr schedule replays the same graph; it is
+// re-captured only when the momentum, the weight decay or the loss scale changes.
 //
 // Mixed precision (MixedPrecision::activations = F16, farsee-train --precision fp16), as PyTorch's
 // torch.autocast + torch.cuda.amp.GradScaler recipe:
@@ -194,6 +194,12 @@ class Trainer {
   void to_arenas(const HostTensors& named, std::vector<float>& params,
                  std::vector<float>* running) const;
   void repack_all();
+  // Constructor steps: the loss-scaler constants checked; the parameter, gradient, momentum,
+  // running and saved arenas from `init`; the packed conv weights; the shared op workspace size.
+  void check_precision();
+  void allocate_parameters(const HostTensors& init);
+  void allocate_conv_weights();
+  size_t workspace_bytes() const;
 
   FarSeeConfig config_;
   MixedPrecision precision_;

@@ -1,5 +1,5 @@
-// farsee-train: trains FarSee-Net on a Cityscapes-layout folder (see tools/train/train_cli.cpp and the
-// README's farsee-train section).
+// farsee-train: trains FarSee-Net on a Cityscapes-layout folder (see tools/train/train_cli.cpp, its
+// flags in tools/train/options.cpp, and the README's farsee-train section).
 #include <string>
 #include <vector>
 

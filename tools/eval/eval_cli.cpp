@@ -33,10 +33,11 @@
 #include "kernels/core/check.h"
 #include "net/farsee_net.h"
 #include "net/preprocess.h"
+#include "tools/cityscapes/metrics.h"
 #include "tools/cli/cli.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
-#include "tools/cityscapes/metrics.h"
+#include "tools/eval/evaluate.h"
 
 namespace farsee::tools {
 namespace {
@@ -302,9 +303,9 @@ void add_predictions(const Options& o, const std::vector<GroundTruth>& gts,
               o.split.c_str());
 }
 
-void add_network(const Options& o, const std::vector<GroundTruth>& gts, ConfusionMatrix& matrix) {
-  const std::vector<SamplePaths> samples = list_cityscapes(o.data, o.split);
-  // Every ground-truth image is evaluated: each needs its camera image.
+// Every ground-truth image is evaluated: each needs its camera image.
+void check_every_label_has_an_image(const Options& o, const std::vector<GroundTruth>& gts,
+                                    const std::vector<SamplePaths>& samples) {
   std::vector<std::string> labels_with_image;
   for (const SamplePaths& s : samples)
     labels_with_image.push_back(fs::path(s.label).lexically_normal().string());
@@ -316,6 +317,30 @@ void add_network(const Options& o, const std::vector<GroundTruth>& gts, Confusio
                        << g.path << "' has no image " << g.prefix << "_leftImg8bit.png under '"
                        << (fs::path(o.data) / "leftImg8bit" / o.split).string() << "/<city>/'");
   }
+}
+
+// One image as a batch of one: the network input and the ground truth at its own size.
+Batch network_sample(const Options& o, const SamplePaths& s) {
+  const Image image = read_rgb(s.image);
+  const Image gt_image = read_label_png(s.label, "ground truth");
+  Batch b;
+  b.n = 1;
+  b.h = o.input_h;
+  b.w = o.input_w;
+  b.label_h = gt_image.height;
+  b.label_w = gt_image.width;
+  b.labels = label_to_train(gt_image, s.label, "ground truth");
+  b.input.resize(size_t(o.input_h) * o.input_w * 3);
+  // The network input as farsee-infer makes it (net/preprocess.h); labels at the ground truth's
+  // size.
+  net::preprocess_rgb8(image.data.data(), image.height, image.width, b.input.data(), o.input_h,
+                       o.input_w);
+  return b;
+}
+
+void add_network(const Options& o, const std::vector<GroundTruth>& gts, ConfusionMatrix& matrix) {
+  const std::vector<SamplePaths> samples = list_cityscapes(o.data, o.split);
+  check_every_label_has_an_image(o, gts, samples);
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-eval: " << note << "\n";
@@ -336,30 +361,20 @@ void add_network(const Options& o, const std::vector<GroundTruth>& gts, Confusio
   std::printf("farsee-eval: preset %s, input %dx%d, executor %s, %zu image(s) of %s/%s\n",
               config.preset.c_str(), o.input_h, o.input_w, executor_name(executor), samples.size(),
               o.data.c_str(), o.split.c_str());
-  std::vector<float> input(size_t(o.input_h) * o.input_w * 3);
-  for (const SamplePaths& s : samples) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const Image image = read_rgb(s.image);
-    const Image gt_image = read_label_png(s.label, "ground truth");
-    const std::vector<uint8_t> gt = label_to_train(gt_image, s.label, "ground truth");
-    // The network input as farsee-infer makes it (net/preprocess.h); labels at the ground
-    // truth's size.
-    net::preprocess_rgb8(image.data.data(), image.height, image.width, input.data(), o.input_h,
-                         o.input_w);
-    model.prepare(1, o.input_h, o.input_w, gt_image.height, gt_image.width);
-    model.set_input(input.data());
-    model.forward();
-    const std::vector<uint8_t> labels = model.labels();
-    ConfusionMatrix one;
-    one.add(gt.data(), labels.data(), gt.size());
-    matrix.merge(one);
+  auto t0 = std::chrono::steady_clock::now();
+  auto next = [&](int64_t k) {
+    t0 = std::chrono::steady_clock::now();
+    return network_sample(o, samples[size_t(k)]);
+  };
+  auto print = [&](int64_t k, const ConfusionMatrix& one) {
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const auto miou = one.mean_iou();
-    std::printf("%s: mIoU %s, %.1f ms\n", s.image.c_str(),
+    std::printf("%s: mIoU %s, %.1f ms\n", samples[size_t(k)].image.c_str(),
                 miou ? std::to_string(*miou).c_str() : "n/a", ms);
     std::fflush(stdout);
-  }
+  };
+  matrix.merge(evaluate_network(model, int64_t(samples.size()), kCityscapesClasses, next, print));
 }
 
 std::string fraction(const std::optional<double>& v) {

@@ -22,10 +22,11 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "net/checkpoint.h"
 #include "net/trainer.h"
 #include "tests/net/training_fixture.h"
 #include "tests/support/executors.h"
-#include "net/checkpoint.h"
+#include "tools/train/lr_schedule.h"
 #include "tools/train/train_cli.h"
 
 namespace farsee::net {
