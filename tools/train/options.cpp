@@ -197,10 +197,10 @@ const Flag kFlags[] = {
      set_int<&Options::num_classes, 0>, get<&Options::num_classes>},
     {kModel, "init", "FILE",
      "safetensors start: every tensor of the preset (weights and BN running\n"
-     "statistics, DESIGN.md names), or only backbone.* (a converted ImageNet\n"
-     "ResNet-18; the head then gets PyTorch's default init). Default: from\n"
-     "scratch, torchvision's Kaiming init for the backbone, PyTorch's\n"
-     "defaults for the head (--seed)",
+     "statistics, named as in tools/pytorch/reference/NAMES.md), or only\n"
+     "backbone.* (a converted ImageNet ResNet-18; the head then gets PyTorch's\n"
+     "default init). Default: from scratch, torchvision's Kaiming init for\n"
+     "the backbone, PyTorch's defaults for the head (--seed)",
      set_text<&Options::init>, get<&Options::init>},
     {kModel, "input-size", "HxW",
      "network input, multiples of 32 (default 512x1024); images are resized\n"
@@ -281,7 +281,7 @@ const Flag kFlags[] = {
      "fp16: finite steps in a row that double the scale (default 2000)",
      set_int<&Options::loss_scale_growth_interval, 1>, get<&Options::loss_scale_growth_interval>},
     {kOptimisation, "executor", "E",
-     "auto (default: cuda if usable, else cpu) | cuda | cpu | reference | emu",
+     "auto (default: cuda if usable, else cpu) | cuda | cpu | reference",
      set_text<&Options::executor>, get<&Options::executor>},
     {kOutput, "val-every", "N",
      "mIoU on --val-split every N steps and at the end (default 0: never)",

@@ -102,7 +102,7 @@ TEST_F(ExecutorFlag, UnknownExecutorListsTheChoices) {
 
 // farsee-train's usage text is checked once it no longer offers emu (tools/train/train_cli.cpp).
 TEST(ExecutorHelp, NoUsageTextOffersEmu) {
-  for (const char* program : {"farsee-infer", "farsee-bench", "farsee-eval"}) {
+  for (const char* program : {"farsee-infer", "farsee-bench", "farsee-eval", "farsee-train"}) {
     const Result r = run(tool(program) + " --help");
     EXPECT_EQ(r.exit_code, 0) << program << ": " << r.output;
     EXPECT_MENTIONS(r.output, "--executor");
