@@ -1,4 +1,4 @@
-// batchnorm_train_fwd / _bwd kernels (emu under two schedules, cuda when present) against the
+// batchnorm_train_fwd / _bwd kernels (cpu, emu under two schedules, cuda when present) against the
 // double reference: fp32 and fp16 storage, C = 1, 3, 8, 48, 130 (scalar and 16-byte paths, channel
 // blocks not filled), odd H/W, batch 1 and 3, channel slices (aligned and odd offsets), residual
 // and ReLU on/off, per-channel offsets of 10-20 std (Welford accuracy), running statistics,

@@ -1,6 +1,6 @@
-// conv_bwd_data / conv_bwd_weight kernels (emu under two schedules, cuda when present) against the
-// reference executor, through the public entry points: every conv shape class of both presets at
-// reduced size (7x7/s2 stem on 3 channels, 3x3 s1/s2, 1x1 s1/s2, dilation 2), fp32 and fp16
+// conv_bwd_data / conv_bwd_weight kernels (cpu, emu under two schedules, cuda when present) against
+// the reference executor, through the public entry points: every conv shape class of both presets
+// at reduced size (7x7/s2 stem on 3 channels, 3x3 s1/s2, 1x1 s1/s2, dilation 2), fp32 and fp16
 // storage, pixel-shuffled dy (t = 2, 4), accumulate, channel slices, forced tiles, dgrad split-K
 // and wgrad reduction splits, weight re-packing (alloc/refresh), determinism, bad arguments.
 #include <gtest/gtest.h>
@@ -224,11 +224,10 @@ TEST_P(ConvBackwardKernel, ExactPixelShuffledOutputGradient) {
 // threading threshold: dgrad cut into input-channel blocks (a 3x3 s1 on an 8x8 map, 256 -> 256,
 // accumulating into a dx slice; a 3x3 s2 with its 4 stride phases), wgrad into one tap per column
 // block (one segment) and output-channel blocks (8 of 128 for the 1x1 ASPP class conv, 512 ->
-// 1024), and a x4-shuffled dy read per channel block (the same conv as up1). cpu only (the other
-// executors plan their own tiles).
-TEST_P(ConvBackwardKernel, ExactCpuWorkSplits) {
-  FARSEE_PREPARE_EXEC_CASE(GetParam());
-  if (GetParam().executor != Executor::Cpu) GTEST_SKIP() << "cpu work split";
+// 1024), and a x4-shuffled dy read per channel block (the same conv as up1). cpu only, not
+// instantiated for the other executors (they plan their own tiles).
+TEST(ConvBackwardCpu, ExactWorkSplits) {
+  const ExecCase cpu{Executor::Cpu, emu::Schedule::RoundRobin};
   BwdCase deep{Shape4{1, 8, 8, 256}, 256, 3, 1};
   deep.accumulate = true;
   deep.dx_place = Placement{8, 272};
@@ -236,7 +235,7 @@ TEST_P(ConvBackwardKernel, ExactCpuWorkSplits) {
   BwdCase pointwise{Shape4{2, 8, 8, 512}, 1024, 1, 1};
   BwdCase up = pointwise;
   up.shuffle = 4;
-  expect_exact(GetParam(), {deep, strided, pointwise, up}, 660, {DType::F32});
+  expect_exact(cpu, {deep, strided, pointwise, up}, 660, {DType::F32});
 }
 
 // accumulate (dx +=), dw/db += from non-zero values, no db, x / dy / dx as channel slices

@@ -1,4 +1,5 @@
-// depthwise_atrous_fwd kernels (emu under two schedules, cuda when present) against the reference.
+// depthwise_atrous_fwd kernels (cpu, emu under two schedules, cuda when present) against the
+// reference.
 #include "kernels/depthwise_atrous.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// tensor_add_inplace and fill_zero kernels (emu under two schedules, cuda when present) against
-// the reference. acc += x is one fp32 add rounded once to the storage dtype in both, so the
+// tensor_add_inplace and fill_zero kernels (cpu, emu under two schedules, cuda when present)
+// against the reference. acc += x is one fp32 add rounded once to the storage dtype in both, so the
 // comparison is exact, random floats included.
 #include "kernels/elementwise.h"
 

@@ -1,12 +1,12 @@
-// grad_unscale_check (kernels/grad_scaler.h) on every executor (emu under two schedules, cuda when
-// present, and the reference) against values computed here: grads * inv_scale bitwise (every
+// grad_unscale_check (kernels/grad_scaler.h) on every executor (cpu, emu under two schedules, cuda
+// when present, and the reference) against values computed here: grads * inv_scale bitwise (every
 // element, NaN and Inf included: compared as bit patterns; the payload of a NaN times a power of
-// two is kept), found_inf = 1 exactly when an input is NaN or +-Inf and otherwise left as it was
-// (a flag already set stays set). Counts around the 4-float vector (tail), misaligned arrays
-// (scalar path), a non-finite value in the vector body, in the tail and alone, large and tiny
-// gradients (overflow to Inf after a non-power-of-two unscale is a finite input: no flag), and a
-// count beyond the capped grid (grid-stride loop). Also sgd_step's skip flag: set, nothing is
-// written (params and momentum buffer bitwise as before); zero, the plain update.
+// two is kept), found_inf = 1 exactly when an input is NaN or +-Inf and otherwise left as it was (a
+// flag already set stays set). Counts around the 4-float vector (tail), misaligned arrays (scalar
+// path), a non-finite value in the vector body, in the tail and alone, large and tiny gradients
+// (overflow to Inf after a non-power-of-two unscale is a finite input: no flag), and a count beyond
+// the capped grid (grid-stride loop). Also sgd_step's skip flag: set, nothing is written (params
+// and momentum buffer bitwise as before); zero, the plain update.
 #include "kernels/grad_scaler.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// pixel_shuffle_fwd kernels (emu under two schedules, cuda when present) against the reference.
-// A shuffle is a copy, so every comparison is exact, random floats included.
+// pixel_shuffle_fwd kernels (cpu, emu under two schedules, cuda when present) against the
+// reference. A shuffle is a copy, so every comparison is exact, random floats included.
 #include "kernels/pixel_shuffle.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// pixel_unshuffle_fwd kernels (emu under two schedules, cuda when present) against the reference.
-// An unshuffle is a copy, so every comparison is exact, random floats included.
+// pixel_unshuffle_fwd kernels (cpu, emu under two schedules, cuda when present) against the
+// reference. An unshuffle is a copy, so every comparison is exact, random floats included.
 #include "kernels/pixel_unshuffle.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// max_pool_fwd kernels (emu under two schedules, cuda when present) against the reference.
+// max_pool_fwd kernels (cpu, emu under two schedules, cuda when present) against the reference.
 // A max is one of its inputs, so every comparison here is exact, random floats included.
 #include "kernels/pool.h"
 

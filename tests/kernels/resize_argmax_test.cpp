@@ -1,4 +1,5 @@
-// resize_argmax_fwd kernels (emu under two schedules, cuda when present) against the reference.
+// resize_argmax_fwd kernels (cpu, emu under two schedules, cuda when present) against the
+// reference.
 #include "kernels/resize_argmax.h"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
-// resize_bilinear_bwd kernels (emu under two schedules, cuda when present) against the reference:
-// upsampling x2/x4/x8 (both align_corners), equal size, downsampling, odd sizes, batch 1 and 3,
-// scalar channel counts, mixed storage dtypes, channel slices.
+// resize_bilinear_bwd kernels (cpu, emu under two schedules, cuda when present) against the
+// reference: upsampling x2/x4/x8 (both align_corners), equal size, downsampling, odd sizes, batch 1
+// and 3, scalar channel counts, mixed storage dtypes, channel slices.
 #include "kernels/resize_bwd.h"
 
 #include <gtest/gtest.h>

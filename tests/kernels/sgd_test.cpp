@@ -1,4 +1,4 @@
-// sgd_step kernel (emu under two schedules, cuda when present) against the reference: bitwise
+// sgd_step kernel (cpu, emu under two schedules, cuda when present) against the reference: bitwise
 // equal (both apply the same three fp32 FMAs per element, kernels/sgd.h). Counts around the
 // 4-float vector (tail handling), misaligned arrays (scalar path), momentum on/off, weight decay
 // on/off, three consecutive steps with the buffer created on the first (two for the case that

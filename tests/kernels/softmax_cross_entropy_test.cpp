@@ -1,8 +1,8 @@
-// softmax_ce_upsample kernels (emu under two schedules, cuda when present) against the reference:
-// label sizes x4, x8, equal and odd, both align_corners, ignore pixels, all-ignored images, fp16
-// logits, slices, C = 19 / 3 / 2, batch 1 and 3; bitwise run-to-run reproducibility; fp16
-// dlogits (mixed-precision training: grad_scale = the loss scale, the fp32 value rounded once);
-// class weights.
+// softmax_ce_upsample kernels (cpu, emu under two schedules, cuda when present) against the
+// reference: label sizes x4, x8, equal and odd, both align_corners, ignore pixels, all-ignored
+// images, fp16 logits, slices, C = 19 / 3 / 2, batch 1 and 3; bitwise run-to-run reproducibility;
+// fp16 dlogits (mixed-precision training: grad_scale = the loss scale, the fp32 value rounded
+// once); class weights.
 #include "kernels/softmax_cross_entropy.h"
 
 #include <gtest/gtest.h>

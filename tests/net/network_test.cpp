@@ -1,6 +1,7 @@
-// The whole network against the PyTorch reference (tests/fixtures/net/, tools/pytorch/make_net_fixtures.py:
-// tiny-paper and tiny-rtseg, input 1x3x64x128, expected outputs computed in float64), on the
-// reference executor, on emu (the CUDA kernels on the CPU) and on cuda when a GPU is present.
+// The whole network against the PyTorch reference (tests/fixtures/net/,
+// tools/pytorch/make_net_fixtures.py: tiny-paper and tiny-rtseg, input 1x3x64x128, expected outputs
+// computed in float64), on the reference executor, the cpu executor, emu (the CUDA kernels on the
+// CPU) and cuda when a GPU is present.
 //
 // Tolerances:
 // - fp32 logits: max abs error <= 1e-4 * max|logit| (the bound). Measured on reference:
@@ -10,9 +11,10 @@
 //   bound must match exactly (closer pixels are legitimately decided by rounding).
 // - fp16 labels: equal to the float64 argmax on >= 99.5% of pixels (the bound); fp16
 //   activations and weights carry ~1e-3 relative error per layer. The fixtures' BN statistics
-//   are calibrated (tools/pytorch/make_net_fixtures.py) so that the network is as well conditioned as a
-//   trained one: with a 0.1 mean-square floor, even a PyTorch emulation of the same fp16 numerics
-//   reached only ~99.2%, so the bound would have measured the fixture, not the implementation.
+//   are calibrated (tools/pytorch/make_net_fixtures.py) so that the network is as well
+//   conditioned as a trained one: with a 0.1 mean-square floor, even a PyTorch emulation of the
+//   same fp16 numerics reached only ~99.2%, so the bound would have measured the fixture, not the
+//   implementation.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -244,7 +246,8 @@ TEST_P(NetworkVsPyTorch, Fp16Labels) {
     const std::vector<uint8_t> labels = labels_for(*net, info.shape);
     ASSERT_EQ(labels.size(), truth.label.size());
     // What fp16 storage can achieve here (PyTorch emulation of these numerics, see
-    // tools/pytorch/make_net_fixtures.py): its label agreement with the float64 truth and its logits error.
+    // tools/pytorch/make_net_fixtures.py): its label agreement with the float64 truth and its
+    // logits error.
     const double emulated_agreement = emulation.at(out_name).at("label_agreement");
     const double fp16_error = emulation.at(out_name).at("max_abs_error");
     int64_t equal = 0, decided = 0, decided_equal = 0;

@@ -1,5 +1,5 @@
-// Shared by the training tests: the fixtures of tools/pytorch/make_train_fixtures.py (tests/fixtures/train/)
-// and the initial weights both sides generate instead of storing them.
+// Shared by the training tests: the fixtures of tools/pytorch/make_train_fixtures.py
+// (tests/fixtures/train/) and the initial weights both sides generate instead of storing them.
 #pragma once
 
 #include <algorithm>
@@ -27,9 +27,9 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(f);
 }
 
-// tools/pytorch/make_train_fixtures.py seeded_parameters: tensors in name-sorted order, one splitmix64
-// stream, every value lo + (hi - lo) * u in double rounded to float (conv weights He-uniform,
-// BN weight and running_var U(0.5, 1.5), biases and running_mean U(-0.1, 0.1)).
+// tools/pytorch/make_train_fixtures.py seeded_parameters: tensors in name-sorted order, one
+// splitmix64 stream, every value lo + (hi - lo) * u in double rounded to float (conv weights
+// He-uniform, BN weight and running_var U(0.5, 1.5), biases and running_mean U(-0.1, 0.1)).
 inline HostTensors seeded_parameters(const FarSeeConfig& config, uint64_t seed) {
   std::vector<ParamSpec> specs = parameter_specs(config);
   std::sort(specs.begin(), specs.end(),

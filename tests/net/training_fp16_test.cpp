@@ -1,7 +1,7 @@
 // Mixed-precision training (net/trainer.h MixedPrecision, farsee-train --precision fp16) on the
 // preset tiny-paper (5 classes, the tiny fixture's), batch 2, at 64x128 (loss falls: 64x64;
-// overflow: 32x64), the fixture's Cityscapes images (tests/fixtures/train/cityscapes), on emu (and on
-// cuda when present; the GPU cases skip without one):
+// overflow: 32x64), the fixture's Cityscapes images (tests/fixtures/train/cityscapes), on emu (and
+// on cuda when present; the GPU cases skip without one):
 // - one fp16 step against the fp32 step of the reference executor from the same weights: the
 //   loss, the gradients (direction and size per tensor; the logits conv's elementwise) and the
 //   weights after the step within tolerances measured here (numbers and origin at the constants);
@@ -127,18 +127,20 @@ bool is_running_stat(const std::string& name) {
 // 0.03 .. 0.72 (max |error| / max |g| per tensor) for the fp16 kernels AND for the reference
 // executor in fp16 (double arithmetic on the same fp16 storage), while the two fp16 runs differ
 // from each other as much. So a max-error bound cannot be tight; what the rounding preserves per
-// tensor is the direction (cosine similarity with the fp32 gradient: measured >= 0.909 on emu,
-// 0.897 on the fp16 reference) and the size (norm ratio: measured within kNormRatio's range).
+// tensor is the direction (cosine similarity with the fp32 gradient) and the size (norm ratio).
 // A missing unscale is off by 2^16 in size, a wrong sign or a dropped term in direction. The
 // logits conv's gradients (head.up2: fp16 logits and the scaled fp16 d(logits), no BN after them)
 // keep ~1e-2. The weights move by lr * g: after one step (lr 0.01) within kWeightTolerance of
-// their size (measured 5.0e-3, a BN beta whose values are small); the BN running statistics
-// (forward only, the fp16 batch statistics) within it too.
-constexpr double kLossTolerance = 1e-3;        // relative; measured 8.9e-5
-constexpr double kMinCosine = 0.8;             // per tensor; measured >= 0.909
-constexpr double kNormRatio = 1.5;             // |g16| / |g32| in [1 / 1.5, 1.5]; measured 1.27
-constexpr double kLogitsConvTolerance = 5e-2;  // of max |g|; measured 1.2e-2
-constexpr double kWeightTolerance = 2e-2;      // relative per tensor; measured 5.0e-3
+// their size (worst: backbone.bn1.bias, a BN beta whose values are small); the BN running
+// statistics (forward only, the fp16 batch statistics) within it too.
+// Each bound is at most twice the error measured on emu; in brackets the reference executor in
+// fp16 (a different implementation on the same fp16 storage), which the bounds also cover.
+constexpr double kLossTolerance = 1.7e-4;  // relative; measured 8.9e-5 (3.9e-5)
+constexpr double kMinCosine = 0.82;        // per tensor; 1 - cosine measured <= 0.0907 (0.1026)
+constexpr double kNormRatio = 1.5;         // |g16| / |g32| in [1 / 1.5, 1.5]; measured 1.2711
+                                           // (1.2721): 0.5 over 1 is 1.84 x the 0.2711 measured
+constexpr double kLogitsConvTolerance = 2.3e-2;  // of max |g|; measured 1.18e-2 (1.2e-2)
+constexpr double kWeightTolerance = 1e-2;        // relative per tensor; measured 5.0e-3 (5.7e-3)
 
 class Fp16Training : public ::testing::TestWithParam<farsee::test::ExecCase> {};
 

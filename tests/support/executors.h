@@ -34,8 +34,10 @@ inline void PrintTo(const ExecCase& c, std::ostream* os) {
 // kernels vs the double reference). Its measured worst errors vs the reference on the random-float
 // cases: conv forward 2.1e-5 at |y| = 63 (1152-term sums), conv dgrad/wgrad 2.9e-6 (|g| <= 9),
 // BN training 1.3e-4 (AwkwardShapes: values next to the ReLU cut-off; elsewhere <= 1.3e-6),
-// depthwise 4.8e-7 forward / 2.9e-6 backward, max-pool backward 2.4e-7; resize backward,
-// softmax-CE, SGD and the fp16 paths run the reference's code (exact).
+// depthwise 4.8e-7 forward / 2.9e-6 backward, max-pool backward 2.4e-7. softmax-CE (fp32 logits)
+// and SGD have their own code too (kernels/cpu/softmax_cross_entropy.cpp: a polynomial exp and
+// per-band sums; kernels/cpu/sgd.cpp: the reference's per-element update, bitwise); resize
+// backward, tensor_add_inplace and the fp16 paths call the reference's code (exact).
 std::vector<ExecCase> kernel_exec_cases();
 // Also the reference executor (for ops whose public entry is tested end to end).
 std::vector<ExecCase> all_exec_cases();
@@ -43,8 +45,8 @@ std::vector<ExecCase> all_exec_cases();
 // Sets the emu schedule for the case; returns the reason to skip ("" to run).
 std::string prepare_exec_case(const ExecCase& c);
 
-// FARSEE_REQUIRE_GPU=1 in the environment (tools/scripts/gpu_check.sh sets it): a GPU case that cannot
-// run is a failure, not a skip, so a GPU machine's run cannot pass with its GPU cases unrun.
+// FARSEE_REQUIRE_GPU=1 in the environment (tools/scripts/gpu_check.sh sets it): a GPU case that
+// cannot run is a failure, not a skip, so a GPU machine's run cannot pass with its GPU cases unrun.
 bool gpu_required();
 
 #define FARSEE_PREPARE_EXEC_CASE(c)                                  \

@@ -1,6 +1,7 @@
-// The network fixtures written by tools/pytorch/make_net_fixtures.py (Python's safetensors writer) read
-// back through the C++ reader: names in state_dict order, shapes, dtypes, metadata and per-tensor
-// checksums agree with the fixture's JSON manifest. Also the cross-language check of the format.
+// The network fixtures written by tools/pytorch/make_net_fixtures.py (Python's safetensors writer)
+// read back through the C++ reader: names in state_dict order, shapes, dtypes, metadata and
+// per-tensor checksums agree with the fixture's JSON manifest. Also the cross-language check of the
+// format.
 #include <gtest/gtest.h>
 
 #include <cmath>

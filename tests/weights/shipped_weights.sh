@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# ctest weights.shipped_miou: the shipped weights (weights/shipped/farsee-paper-synthetic.safetensors) load
-# and segment 24 freshly generated street scenes (a seed never used in training) at the reduced
-# size they were trained at (256x512) on the CPU, through farsee-eval, with mIoU >= 0.60 (the
-# issue's bound). Measured: 0.705 on these 24 scenes (0.711 on weights/shipped/README.md's 100 held-out
-# scenes; the weights before, 0.687 and 0.693: 24 scenes keep the estimate near the 100-scene
-# figure; random weights or a broken pipeline give ~0.01-0.05).
-# Usage: shipped_weights.sh TOOLS_DIR WORK_DIR WEIGHTS EXECUTOR
+# ctest weights.shipped_miou: the shipped weights
+# (weights/shipped/farsee-paper-synthetic.safetensors) load and segment 24 freshly generated street
+# scenes (a seed never used in training) at the reduced size they were trained at (256x512) on the
+# CPU, through farsee-eval, with mIoU >= 0.60 (the bound). Measured: 0.705 on these 24
+# scenes (0.711 on weights/shipped/README.md's 100 held-out scenes; the weights before, 0.687 and
+# 0.693: 24 scenes keep the estimate near the 100-scene figure; random weights or a broken
+# pipeline give ~0.01-0.05).
+# Usage: shipped_weights.sh PROGRAM_DIR WORK_DIR WEIGHTS EXECUTOR   (PROGRAM_DIR: <build>/bin)
 set -euo pipefail
 tools=$1 work=$2 weights=$3 executor=$4
 [[ -f "$weights" ]] || { echo "shipped_weights: '$weights' is missing"; exit 1; }

@@ -1,5 +1,5 @@
-// A minimal, strict reader of NumPy .npy files (the fixture format of tools/pytorch/make_op_fixtures.py),
-// header-only so any test binary can include it.
+// A minimal, strict reader of NumPy .npy files (the fixture format of
+// tools/pytorch/make_op_fixtures.py), header-only so any test binary can include it.
 //
 // Accepted: format versions 1.0 (uint16 header length) and 2.0/3.0 (uint32), a header dict with
 // exactly the keys 'descr', 'fortran_order' and 'shape', descr one of '<f4' (float32), '<i4'

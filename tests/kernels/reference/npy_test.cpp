@@ -1,5 +1,5 @@
-// The .npy reader (tests/kernels/reference/npy.h): reads what numpy writes (the committed fixtures), and
-// rejects every malformed file with a farsee::Error naming the file.
+// The .npy reader (tests/kernels/reference/npy.h): reads what numpy writes (the committed
+// fixtures), and rejects every malformed file with a farsee::Error naming the file.
 #include "tests/kernels/reference/npy.h"
 
 #include <gtest/gtest.h>

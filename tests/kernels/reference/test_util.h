@@ -1,6 +1,6 @@
 // Helpers of the reference-op tests: the PyTorch fixtures (tests/fixtures/ops/, made by
-// tools/pytorch/make_op_fixtures.py; case "<name>" is the set of files <name>.<tensor>.npy) and the check
-// that a bad argument throws a farsee::Error whose message names it.
+// tools/pytorch/make_op_fixtures.py; case "<name>" is the set of files <name>.<tensor>.npy) and the
+// check that a bad argument throws a farsee::Error whose message names it.
 #pragma once
 
 #include <gtest/gtest.h>

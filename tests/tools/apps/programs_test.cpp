@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -23,7 +24,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path tools_dir() { return fs::path(FARSEE_PROGRAM_DIR); }
+fs::path tools_dir() {
+  return fs::path(FARSEE_PROGRAM_DIR);
+}
 
 struct Result {
   int exit_code;
@@ -92,14 +95,55 @@ void expect_label_png(const fs::path& f, int height, int width) {
   EXPECT_GE(distinct, 2) << "a constant label map";  // random weights still vary over the image
 }
 
-// A colour image: its size, RGB, and each pixel the palette colour of its label.
-void expect_color_png(const fs::path& f, int height, int width) {
-  SCOPED_TRACE(f.string());
-  ASSERT_TRUE(fs::exists(f));
-  const farsee::tools::ImageInfo info = farsee::tools::read_image_info(f.string());
-  EXPECT_EQ(info.height, height);
-  EXPECT_EQ(info.width, width);
-  EXPECT_EQ(info.channels, 3);
+// The Cityscapes colours of the tiny preset's 5 classes (trainIds 0..4: road, sidewalk, building,
+// wall, fence), written out from cityscapesScripts' labels.py, not taken from tools/cityscapes/.
+constexpr uint8_t kExpectedColours[kTinyClasses][3] = {
+    {128, 64, 128}, {244, 35, 232}, {70, 70, 70}, {102, 102, 156}, {190, 153, 153}};
+
+// `base`_color.png: its size, RGB in the file, and every pixel the palette colour of the label at
+// that pixel in `base`_labels.png (checked by expect_label_png to be < kTinyClasses).
+void expect_color_png(const std::string& base, int height, int width) {
+  SCOPED_TRACE(base + "_color.png");
+  ASSERT_TRUE(fs::exists(base + "_color.png"));
+  EXPECT_EQ(farsee::tools::read_image_info(base + "_color.png").channels, 3);
+  const farsee::tools::Image color = farsee::tools::read_rgb(base + "_color.png");
+  const farsee::tools::Image labels = farsee::tools::read_grey(base + "_labels.png");
+  ASSERT_EQ(color.height, height);
+  ASSERT_EQ(color.width, width);
+  ASSERT_EQ(labels.data.size(), size_t(height) * width);
+  int wrong = 0;
+  for (size_t p = 0; p < labels.data.size(); ++p) {
+    const int l = labels.data[p];
+    ASSERT_LT(l, kTinyClasses) << "pixel " << p;
+    for (int c = 0; c < 3; ++c) wrong += color.data[p * 3 + size_t(c)] != kExpectedColours[l][c];
+  }
+  EXPECT_EQ(wrong, 0) << "colour values differing from the palette colour of the pixel's label";
+}
+
+// `base`_overlay.png: half the shown image, half the colour map, per channel. With `image` (the
+// input at the output size) each value is (image + colour) / 2 within 1 (rounding); without it,
+// only that the image part 2 * overlay - colour is a pixel value (0..255 within 1).
+void expect_overlay_png(const std::string& base, const farsee::tools::Image* image) {
+  SCOPED_TRACE(base + "_overlay.png");
+  ASSERT_TRUE(fs::exists(base + "_overlay.png"));
+  EXPECT_EQ(farsee::tools::read_image_info(base + "_overlay.png").channels, 3);
+  const farsee::tools::Image overlay = farsee::tools::read_rgb(base + "_overlay.png");
+  const farsee::tools::Image color = farsee::tools::read_rgb(base + "_color.png");
+  ASSERT_EQ(overlay.height, color.height);
+  ASSERT_EQ(overlay.width, color.width);
+  if (image) {
+    ASSERT_EQ(image->data.size(), color.data.size());
+  }
+  int wrong = 0;
+  for (size_t i = 0; i < color.data.size(); ++i) {
+    const int o = overlay.data[i], c = color.data[i];
+    if (image) {
+      wrong += std::abs(2 * o - (image->data[i] + c)) > 2;
+    } else {
+      wrong += 2 * o - c < -1 || 2 * o - c > 256;
+    }
+  }
+  EXPECT_EQ(wrong, 0) << "overlay values not half image, half palette colour";
 }
 
 // The float32 .npy of one image's logits: header shape and size.
@@ -123,8 +167,8 @@ TEST_F(Programs, InferWritesEveryOutput) {
   for (int k = 0; k < 2; ++k) {
     const fs::path base = dir_ / "out" / ("synthetic_" + std::to_string(k));
     expect_label_png(base.string() + "_labels.png", 80, 100);
-    expect_color_png(base.string() + "_color.png", 80, 100);
-    expect_color_png(base.string() + "_overlay.png", 80, 100);
+    expect_color_png(base.string(), 80, 100);
+    expect_overlay_png(base.string(), nullptr);  // the image is resized: bounds only
     // --save-logits: one (1, 5, 80, 100) float32 file per image, whose argmax is the label map
     // (the same bilinear resize; a pixel may differ only on a near-tie).
     const std::vector<float> logits =
@@ -155,12 +199,17 @@ TEST_F(Programs, InferLoadsAWeightFile) {
   ASSERT_EQ(make_samples().exit_code, 0);
   const std::string weights =
       std::string(FARSEE_TEST_DATA_DIR) + "/net/tiny-paper.weights.safetensors";
-  const Result r = infer("--weights " + weights + " --precision fp16 " +
+  const Result r = infer("--weights " + weights + " --precision fp16 --overlay " +
                          (dir_ / "samples" / "synthetic_1.png").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // Without --output-size the labels have the image's own size.
-  expect_label_png(dir_ / "out" / "synthetic_1_labels.png", 72, 120);
-  expect_color_png(dir_ / "out" / "synthetic_1_color.png", 72, 120);
+  // Without --output-size the labels have the image's own size, and the overlay shows the image
+  // itself.
+  const std::string base = (dir_ / "out" / "synthetic_1").string();
+  expect_label_png(base + "_labels.png", 72, 120);
+  expect_color_png(base, 72, 120);
+  const farsee::tools::Image image =
+      farsee::tools::read_rgb((dir_ / "samples" / "synthetic_1.png").string());
+  expect_overlay_png(base, &image);
 }
 
 // A PNG that declares `height` x `width` grey pixels but holds almost no data (a 388 KB file can
@@ -316,7 +365,9 @@ TEST_F(Programs, OutputsAreNeverInputs) {
       // 2 samples + 2 ground-truth maps, both runs.
       EXPECT_MENTIONS(r.output, "4 image(s)");
       EXPECT_MENTIONS(r.output, "4 segmented, 0 failed");
-      if (run_index == 1) EXPECT_MENTIONS(r.output, "skipped");
+      if (run_index == 1) {
+        EXPECT_MENTIONS(r.output, "skipped");
+      }
     }
     EXPECT_FALSE(fs::exists(out / "synthetic_0_labels_labels.png")) << out;
     EXPECT_FALSE(fs::exists(out / "seg" / "seg")) << out;

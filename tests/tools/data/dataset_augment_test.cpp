@@ -1,6 +1,6 @@
-// Augmentation (tools/data/augment.h): draws are deterministic by seed, crops pad with 255 (image: the
-// ImageNet mean), flips mirror image and label, scales and rotations only ever produce label values
-// of the source (or 255), and the identity warp copies exactly.
+// Augmentation (tools/data/augment.h): draws are deterministic by seed, crops pad with 255 (image:
+// the ImageNet mean), flips mirror image and label, scales and rotations only ever produce label
+// values of the source (or 255), and the identity warp copies exactly.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -100,8 +102,6 @@ TEST(SyntheticScenes, ClassesVoidAndColourAmbiguity) {
   EXPECT_LT(miou, 0.2);  // about 0.05 with seeds 0..11
 }
 
-fs::path tools_dir() { return fs::path(FARSEE_PROGRAM_DIR); }
-
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
@@ -114,7 +114,8 @@ int run(const std::string& command) {
 class MakeDataset : public ::testing::Test {
  protected:
   void SetUp() override {
-    tool_ = (tools_dir() / "farsee-make-dataset").string();
+    // Built with the tests (<build>/bin): a missing program is a failure, never a skip.
+    tool_ = (fs::path(FARSEE_PROGRAM_DIR) / "farsee-make-dataset").string();
     ASSERT_TRUE(fs::exists(tool_)) << tool_ << " is not built";
     dir_ = fs::path(::testing::TempDir()) / ("farsee_make_dataset_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
@@ -143,11 +144,70 @@ TEST_F(MakeDataset, CityscapesLayoutDeterministicBySeed) {
   }
   EXPECT_EQ(list_cityscapes((dir_ / "a").string(), "train").size(), 4u);
   EXPECT_EQ(list_cityscapes((dir_ / "a").string(), "val").size(), 2u);
-  // --samples: plain images for farsee-infer (and trainId maps with --labels).
-  ASSERT_EQ(run(tool_ + " --samples 2 --size 64x96 --labels --out " + (dir_ / "s").string()), 0);
-  EXPECT_TRUE(fs::exists(dir_ / "s" / "synthetic_1.png"));
-  EXPECT_TRUE(fs::exists(dir_ / "s" / "gt" / "synthetic_1_gt_labelTrainIds.png"));
   EXPECT_NE(run(tool_ + " --out " + (dir_ / "d").string()), 0);  // nothing asked for
+}
+
+// How much the image changes across the label map's boundaries: the mean |RGB difference| of
+// neighbouring pixels with different labels over that of neighbours with the same label.
+double boundary_contrast(const Image& image, const Image& labels) {
+  double diff[2] = {0, 0};
+  int64_t pairs[2] = {0, 0};
+  auto add = [&](size_t p, size_t q) {
+    int d = 0;
+    for (size_t c = 0; c < 3; ++c) d += std::abs(image.data[p * 3 + c] - image.data[q * 3 + c]);
+    const int across = labels.data[p] != labels.data[q];
+    diff[across] += d;
+    ++pairs[across];
+  };
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      const size_t p = size_t(y) * image.width + size_t(x);
+      if (x + 1 < image.width) add(p, p + 1);
+      if (y + 1 < image.height) add(p, p + size_t(image.width));
+    }
+  }
+  return (diff[1] / double(std::max<int64_t>(pairs[1], 1))) /
+         (diff[0] / double(std::max<int64_t>(pairs[0], 1)));
+}
+
+// --samples: plain RGB images for farsee-infer and, with --labels, their trainId maps in gt/:
+// the asked size, trainIds only (0..18 and 255), several classes per scene, two different scenes,
+// and each label map belonging to its own image (its boundaries are where that image changes).
+TEST_F(MakeDataset, SamplesAreImagesWithTheirLabels) {
+  ASSERT_EQ(run(tool_ + " --samples 2 --size 64x96 --labels --out " + (dir_ / "s").string()), 0);
+  std::vector<Image> images, labels;
+  for (int k = 0; k < 2; ++k) {
+    const std::string name = "synthetic_" + std::to_string(k);
+    const std::string image = (dir_ / "s" / (name + ".png")).string();
+    const std::string label = (dir_ / "s" / "gt" / (name + "_gt_labelTrainIds.png")).string();
+    ASSERT_TRUE(fs::exists(image)) << image;
+    ASSERT_TRUE(fs::exists(label)) << label;
+    EXPECT_EQ(read_image_info(image).channels, 3) << image;
+    EXPECT_EQ(read_image_info(label).channels, 1) << label;
+    images.push_back(read_rgb(image));
+    labels.push_back(read_grey(label));
+    for (const Image* im : {&images.back(), &labels.back()}) {
+      ASSERT_EQ(im->height, 64);
+      ASSERT_EQ(im->width, 96);
+    }
+    std::set<int> classes;
+    for (uint8_t v : labels.back().data) {
+      ASSERT_TRUE(v < 19 || v == 255) << label << ": label " << int(v) << " is not a trainId";
+      if (v != 255) classes.insert(v);
+    }
+    EXPECT_GE(classes.size(), 5u) << label;  // measured 12 and 11
+    EXPECT_TRUE(classes.count(0) && classes.count(10)) << label << ": no road or no sky";
+  }
+  EXPECT_NE(images[0].data, images[1].data);
+  EXPECT_NE(labels[0].data, labels[1].data);
+  // Measured: 3.97 and 5.79 with its own labels; with the other scene's labels 1.02 and 1.18 (no
+  // relation): a label map paired with the wrong image falls below.
+  for (size_t k = 0; k < 2; ++k) {
+    const double own = boundary_contrast(images[k], labels[k]);
+    const double other = boundary_contrast(images[k], labels[1 - k]);
+    EXPECT_GT(own, 2.0) << "synthetic_" << k;
+    EXPECT_GT(own, 2.0 * other) << "synthetic_" << k;
+  }
 }
 
 }  // namespace
