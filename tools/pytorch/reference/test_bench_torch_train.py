@@ -33,8 +33,13 @@ class BenchTorchTrain(unittest.TestCase):
         for key in ("median_ms", "p10_ms", "p90_ms", "images_per_s", "cpu_ms"):
             self.assertTrue(math.isfinite(r[key]) and r[key] > 0, (key, r[key]))
         self.assertGreater(r["peak_memory_bytes"], 0)
-        # Random labels over 19 classes: about ln(19) = 2.94 at the first step.
-        self.assertTrue(0.5 < r["loss"] < 20, r["loss"])
+        # Labels drawn uniformly over 19 classes, independent of the input: the expected
+        # cross-entropy is ln(19) = 2.9444 plus the KL divergence of the model's prediction from
+        # uniform (>= 0), so the loss is at least ln(19) up to sampling noise. Measured (torch
+        # 1.13 CPU, paper preset seed 1, 32x64, one step): 3.1504, i.e. KL = 0.206; allowed
+        # [ln(19) - 0.05, ln(19) + 2 x 0.206] (0.05: the mean over ~1950 labelled pixels).
+        self.assertGreaterEqual(r["loss"], math.log(19) - 0.05, r["loss"])
+        self.assertLessEqual(r["loss"], math.log(19) + 2 * 0.206, r["loss"])
 
 
 if __name__ == "__main__":
