@@ -74,22 +74,8 @@ inline size_t batchnorm_workspace_bytes(Shape4 x) {
       const TensorView &dresidual, bool accumulate_dresidual, float *dgamma, float *dbeta,        \
       void *workspace, size_t workspace_bytes
 
-namespace reference {
-void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
-void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
-}  // namespace reference
-namespace cpu_impl {
-void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
-void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
-}  // namespace cpu_impl
-namespace emu_impl {
-FARSEE_EMU_ENTRY void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
-FARSEE_EMU_ENTRY void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
-}  // namespace emu_impl
-namespace cuda_impl {
-void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
-void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
-}  // namespace cuda_impl
+FARSEE_DECLARE_OP(batchnorm_train_fwd, FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
+FARSEE_DECLARE_OP(batchnorm_train_bwd, FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
 
 namespace batchnorm_detail {
 inline void require_like_x(const TensorView& v, const TensorView& x, const char* name) {

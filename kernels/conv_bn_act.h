@@ -115,18 +115,7 @@ size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 
       const ConvEpilogue &epilogue, const TensorView &y
 // The implementations get the validated arguments and the plan (the reference ignores it).
 #define FARSEE_CONV_BN_ACT_IMPL_ARGS FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvPlan& plan
-namespace reference {
-void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
-}
-namespace cpu_impl {
-void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
-}
-namespace cuda_impl {
-void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS);
-}
+FARSEE_DECLARE_OP(conv_bn_act_fwd, FARSEE_CONV_BN_ACT_IMPL_ARGS);
 
 // Validates every argument (shapes, dtypes, slices, weight layout) and dispatches on ctx.executor.
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS);
@@ -175,26 +164,9 @@ void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView
 #define FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS                                                \
   const Context &ctx, const ConvShape &conv, const TensorView &x, const TensorView &dy, \
       int shuffle_factor, float *dw, float *db, const ConvWgradPlan &plan
-namespace reference {
-void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w);
-void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
-void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
-}  // namespace reference
-namespace cpu_impl {
-void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w);
-void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
-void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
-}  // namespace cpu_impl
-namespace emu_impl {
-FARSEE_EMU_ENTRY void refresh_conv_weights(const Context& ctx, const float* master_krsc,
-                                           ConvWeights& w);
-FARSEE_EMU_ENTRY void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
-FARSEE_EMU_ENTRY void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
-}  // namespace emu_impl
-namespace cuda_impl {
-void refresh_conv_weights(const Context& ctx, const float* master_krsc, ConvWeights& w);
-void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS);
-void conv_bwd_weight(FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
-}  // namespace cuda_impl
+FARSEE_DECLARE_OP(refresh_conv_weights, const Context& ctx, const float* master_krsc,
+                  ConvWeights& w);
+FARSEE_DECLARE_OP(conv_bwd_data, FARSEE_CONV_BWD_DATA_IMPL_ARGS);
+FARSEE_DECLARE_OP(conv_bwd_weight, FARSEE_CONV_BWD_WEIGHT_IMPL_ARGS);
 
 }  // namespace farsee

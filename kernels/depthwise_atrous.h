@@ -35,18 +35,7 @@ inline Shape4 depthwise_atrous_output_shape(const DepthwiseParams& p, Shape4 x) 
 #define FARSEE_DEPTHWISE_ATROUS_FWD_ARGS                                                  \
   const Context &ctx, const DepthwiseParams &p, const TensorView &x, const float *weight, \
       const float *scale, const float *bias, const TensorView &y
-namespace reference {
-void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
-}
-namespace cpu_impl {
-void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
-}
-namespace cuda_impl {
-void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
-}
+FARSEE_DECLARE_OP(depthwise_atrous_fwd, FARSEE_DEPTHWISE_ATROUS_FWD_ARGS);
 
 // weight: [C][3][3]; scale, bias: [C] (scale null = 1, bias null = 0).
 inline void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
@@ -65,22 +54,8 @@ inline void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
 #define FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS                                            \
   const Context &ctx, const DepthwiseParams &p, const TensorView &x, const TensorView &dy, \
       float *dw, void *workspace, size_t workspace_bytes
-namespace reference {
-void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
-void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
-}  // namespace reference
-namespace cpu_impl {
-void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
-void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
-}  // namespace cpu_impl
-namespace emu_impl {
-FARSEE_EMU_ENTRY void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
-FARSEE_EMU_ENTRY void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
-}  // namespace emu_impl
-namespace cuda_impl {
-void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
-void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
-}  // namespace cuda_impl
+FARSEE_DECLARE_OP(depthwise_atrous_bwd_data, FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS);
+FARSEE_DECLARE_OP(depthwise_atrous_bwd_weight, FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS);
 
 // Pixel lanes of the weight-gradient reduction: each lane sums a fixed strided subset of the
 // output pixels (lane, lane + lanes, ...) into its own [C][9] partial. A function of the output

@@ -20,19 +20,15 @@ namespace farsee {
 
 namespace reference {
 void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
-void fill_zero(FARSEE_FILL_ZERO_ARGS);
 }  // namespace reference
 namespace cpu_impl {
 void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
-void fill_zero(FARSEE_FILL_ZERO_ARGS);
 }  // namespace cpu_impl
 namespace emu_impl {
 FARSEE_EMU_ENTRY void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
-FARSEE_EMU_ENTRY void fill_zero(FARSEE_FILL_ZERO_ARGS);
 }  // namespace emu_impl
 namespace cuda_impl {
 void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS);
-void fill_zero(FARSEE_FILL_ZERO_ARGS);
 }  // namespace cuda_impl
 
 inline void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS) {
@@ -43,6 +39,7 @@ inline void tensor_add_inplace(FARSEE_TENSOR_ADD_INPLACE_ARGS) {
   FARSEE_DISPATCH(ctx, tensor_add_inplace, ctx, acc, x);
 }
 
+FARSEE_DECLARE_OP(fill_zero, FARSEE_FILL_ZERO_ARGS);
 inline void fill_zero(FARSEE_FILL_ZERO_ARGS) {
   if (bytes == 0) return;
   FARSEE_REQUIRE(data != nullptr, "fill_zero: data is null (" << bytes << " bytes)");

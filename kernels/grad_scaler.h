@@ -25,18 +25,7 @@ namespace farsee {
 #define FARSEE_GRAD_UNSCALE_CHECK_ARGS \
   const Context &ctx, int64_t count, float *grads, float inv_scale, int32_t *found_inf
 
-namespace reference {
-void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS);
-}
-namespace cpu_impl {
-void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS);
-}
-namespace cuda_impl {
-void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS);
-}
+FARSEE_DECLARE_OP(grad_unscale_check, FARSEE_GRAD_UNSCALE_CHECK_ARGS);
 
 // The per-element step (shared by the reference and the kernels): returns true when g is NaN or
 // +-Inf (exponent bits all ones; immune to fast-math assumptions), scales g in place.

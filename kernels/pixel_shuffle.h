@@ -16,18 +16,7 @@ inline Shape4 pixel_shuffle_output_shape(int factor, Shape4 x) {
 
 #define FARSEE_PIXEL_SHUFFLE_FWD_ARGS \
   const Context &ctx, int factor, const TensorView &x, const TensorView &y
-namespace reference {
-void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
-}
-namespace cpu_impl {
-void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
-}
-namespace cuda_impl {
-void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
-}
+FARSEE_DECLARE_OP(pixel_shuffle_fwd, FARSEE_PIXEL_SHUFFLE_FWD_ARGS);
 
 inline void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS) {
   FARSEE_REQUIRE(factor >= 1 && x.c() % (factor * factor) == 0,

@@ -28,18 +28,7 @@ inline Shape4 max_pool_output_shape(const MaxPoolParams& p, Shape4 x) {
 
 #define FARSEE_MAX_POOL_FWD_ARGS \
   const Context &ctx, const MaxPoolParams &p, const TensorView &x, const TensorView &y
-namespace reference {
-void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
-}
-namespace cpu_impl {
-void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
-}
-namespace cuda_impl {
-void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS);
-}
+FARSEE_DECLARE_OP(max_pool_fwd, FARSEE_MAX_POOL_FWD_ARGS);
 
 inline void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
   FARSEE_REQUIRE(p.kernel >= 1 && p.stride >= 1 && p.pad >= 0 && 2 * p.pad <= p.kernel,
@@ -53,18 +42,7 @@ inline void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
 #define FARSEE_MAX_POOL_BWD_ARGS                                                         \
   const Context &ctx, const MaxPoolParams &p, const TensorView &x, const TensorView &dy, \
       const TensorView &dx
-namespace reference {
-void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
-}
-namespace cpu_impl {
-void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
-}
-namespace cuda_impl {
-void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS);
-}
+FARSEE_DECLARE_OP(max_pool_bwd, FARSEE_MAX_POOL_BWD_ARGS);
 
 // x: the forward's input; dy: gradient of its output; dx: written, x's shape.
 inline void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {

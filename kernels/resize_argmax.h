@@ -14,18 +14,7 @@ namespace farsee {
 #define FARSEE_RESIZE_ARGMAX_FWD_ARGS                                                     \
   const Context &ctx, bool align_corners, const TensorView &logits, int out_h, int out_w, \
       uint8_t *labels
-namespace reference {
-void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
-}
-namespace cpu_impl {
-void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
-}
-namespace cuda_impl {
-void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS);
-}
+FARSEE_DECLARE_OP(resize_argmax_fwd, FARSEE_RESIZE_ARGMAX_FWD_ARGS);
 
 inline void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS) {
   FARSEE_REQUIRE(out_h > 0 && out_w > 0,

@@ -31,18 +31,7 @@ namespace farsee {
       float lr, float momentum, float weight_decay, bool first_step, const int32_t *skip_if_set, \
       const float *lr_in_memory
 
-namespace reference {
-void sgd_step(FARSEE_SGD_STEP_ARGS);
-}
-namespace cpu_impl {
-void sgd_step(FARSEE_SGD_STEP_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void sgd_step(FARSEE_SGD_STEP_ARGS);
-}
-namespace cuda_impl {
-void sgd_step(FARSEE_SGD_STEP_ARGS);
-}
+FARSEE_DECLARE_OP(sgd_step, FARSEE_SGD_STEP_ARGS);
 
 // The per-element update (shared by the reference and the kernels so all three round alike).
 struct SgdHyper {

@@ -51,18 +51,7 @@ inline size_t softmax_ce_workspace_bytes(Shape4 logits, int label_h, int label_w
   const Context &ctx, bool align_corners, const TensorView &logits, const uint8_t *labels, \
       int label_h, int label_w, float *loss, const TensorView &dlogits, float grad_scale,  \
       void *workspace, size_t workspace_bytes, int64_t *valid_count, const float *class_weights
-namespace reference {
-void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
-}
-namespace cpu_impl {
-void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
-}
-namespace emu_impl {
-FARSEE_EMU_ENTRY void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
-}
-namespace cuda_impl {
-void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
-}
+FARSEE_DECLARE_OP(softmax_ce_upsample, FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
 
 inline void softmax_ce_upsample(const Context& ctx, bool align_corners, const TensorView& logits,
                                 const uint8_t* labels, int label_h, int label_w, float* loss,

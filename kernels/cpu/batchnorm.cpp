@@ -15,6 +15,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/fallback.h"
 #include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
@@ -116,11 +117,10 @@ int64_t apply_chunk(int C) {
 }  // namespace
 
 void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
-  if (x.dtype != DType::F32) {
-    reference::batchnorm_train_fwd(ctx, x, gamma, beta, residual, relu, y, save_mean, save_invstd,
-                                   running_mean, running_var, args, workspace, workspace_bytes);
+  if (ran_reference_unless_f32(x.dtype, reference::batchnorm_train_fwd, ctx, x, gamma, beta,
+                               residual, relu, y, save_mean, save_invstd, running_mean, running_var,
+                               args, workspace, workspace_bytes))
     return;
-  }
   const int C = x.c();
   const int64_t pixels = x.shape.pixels();
   // One pass over x: sums of d = x - shift and of d^2 (double), shift = the channel's value at
@@ -172,12 +172,10 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
 }
 
 void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
-  if (x.dtype != DType::F32) {
-    reference::batchnorm_train_bwd(ctx, x, y, relu, dy, save_mean, save_invstd, gamma, dx,
-                                   dresidual, accumulate_dresidual, dgamma, dbeta, workspace,
-                                   workspace_bytes);
+  if (ran_reference_unless_f32(x.dtype, reference::batchnorm_train_bwd, ctx, x, y, relu, dy,
+                               save_mean, save_invstd, gamma, dx, dresidual, accumulate_dresidual,
+                               dgamma, dbeta, workspace, workspace_bytes))
     return;
-  }
   const int C = x.c();
   const int64_t pixels = x.shape.pixels();
   // Without the ReLU the mask reads a row of ones: dz = (mask > 0) ? dy : 0 is then one

@@ -7,7 +7,7 @@
 //                scale * acc + bias, ReLU.
 //   bwd_data:    a gather per input pixel over the taps (r, s order) whose output pixel exists:
 //                each dx pixel written once, no scatter, no atomics.
-//   bwd_weight:  the output rows (n, oy) cut into kSegments-row-independent fixed segments (a
+//   bwd_weight:  the N * OH output rows (n, oy) cut into min(16, N * OH) contiguous segments (a
 //                function of the shape only); each segment's fp32 partial [9][C] sums its pixels in
 //                order, the partials are summed in segment order and added to dw once: bitwise
 //                reproducible for any thread count.
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv_tiles.h"
+#include "kernels/cpu/fallback.h"
 #include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
@@ -82,10 +83,9 @@ void for_each_row(int64_t rows, int64_t visits, int C, RowFn row_fn) {
 }  // namespace
 
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
-  if (x.dtype != DType::F32) {
-    reference::depthwise_atrous_fwd(ctx, p, x, weight, scale, bias, y);
+  if (ran_reference_unless_f32(x.dtype, reference::depthwise_atrous_fwd, ctx, p, x, weight, scale,
+                               bias, y))
     return;
-  }
   const int C = x.c();
   const std::vector<float> wt = taps_by_channel(weight, C);
   const int64_t out_rows = int64_t(y.n()) * y.h();
@@ -155,10 +155,9 @@ void depthwise_bwd_weight_rows(const DepthwiseParams& p, const TensorView& x, co
 }  // namespace
 
 void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
-  if (dx.dtype != DType::F32) {
-    reference::depthwise_atrous_bwd_data(ctx, p, dy, weight, dx, accumulate);
+  if (ran_reference_unless_f32(dx.dtype, reference::depthwise_atrous_bwd_data, ctx, p, dy, weight,
+                               dx, accumulate))
     return;
-  }
   const int C = dx.c();
   const std::vector<float> wt = taps_by_channel(weight, C);
   const int64_t in_rows = int64_t(dx.n()) * dx.h();
@@ -169,10 +168,9 @@ void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {
 }
 
 void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS) {
-  if (x.dtype != DType::F32) {
-    reference::depthwise_atrous_bwd_weight(ctx, p, x, dy, dw, workspace, workspace_bytes);
+  if (ran_reference_unless_f32(x.dtype, reference::depthwise_atrous_bwd_weight, ctx, p, x, dy, dw,
+                               workspace, workspace_bytes))
     return;
-  }
   const int C = x.c();
   const int64_t out_rows = int64_t(dy.n()) * dy.h();
   constexpr int64_t kMaxSegments = 16;

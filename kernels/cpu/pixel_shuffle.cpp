@@ -4,15 +4,13 @@
 // shuffle into the conv's store).
 #include "kernels/pixel_shuffle.h"
 
+#include "kernels/cpu/fallback.h"
 #include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
 
 void pixel_shuffle_fwd(FARSEE_PIXEL_SHUFFLE_FWD_ARGS) {
-  if (x.dtype != DType::F32) {
-    reference::pixel_shuffle_fwd(ctx, factor, x, y);
-    return;
-  }
+  if (ran_reference_unless_f32(x.dtype, reference::pixel_shuffle_fwd, ctx, factor, x, y)) return;
   const int r = factor, rr = factor * factor, C = y.c();
   const float* xs = x.ptr<const float>();
   float* ys = y.ptr<float>();

@@ -3,15 +3,13 @@
 // arithmetic. OpenMP over output rows, each input row read contiguously.
 #include "kernels/pixel_unshuffle.h"
 
+#include "kernels/cpu/fallback.h"
 #include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
 
 void pixel_unshuffle_fwd(FARSEE_PIXEL_UNSHUFFLE_FWD_ARGS) {
-  if (x.dtype != DType::F32) {
-    reference::pixel_unshuffle_fwd(ctx, factor, x, y);
-    return;
-  }
+  if (ran_reference_unless_f32(x.dtype, reference::pixel_unshuffle_fwd, ctx, factor, x, y)) return;
   const int r = factor, rr = factor * factor, C = x.c();
   const float* xs = x.ptr<const float>();
   float* ys = y.ptr<float>();

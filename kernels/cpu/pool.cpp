@@ -18,15 +18,13 @@
 #include <vector>
 
 #include "kernels/cpu/conv_tiles.h"
+#include "kernels/cpu/fallback.h"
 #include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
 
 void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
-  if (x.dtype != DType::F32) {
-    reference::max_pool_fwd(ctx, p, x, y);
-    return;
-  }
+  if (ran_reference_unless_f32(x.dtype, reference::max_pool_fwd, ctx, p, x, y)) return;
   const int C = x.c();
   const int64_t out_rows = int64_t(y.n()) * y.h();
   const float* xs = x.ptr<const float>();
@@ -57,19 +55,14 @@ void max_pool_fwd(FARSEE_MAX_POOL_FWD_ARGS) {
   }
 }
 
-void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
-  if (x.dtype != DType::F32) {
-    reference::max_pool_bwd(ctx, p, x, dy, dx);
-    return;
-  }
+namespace {
+
+// Backward pass 1. The chosen input of every output element: at[(n, oy, ox)][c] = iy * W + ix.
+// The scan as branch-free selects over contiguous channels (vectorises); OpenMP over output rows.
+void max_pool_argmax(const MaxPoolParams& p, const TensorView& x, const TensorView& dy, int32_t* at,
+                     bool threads) {
   const int C = x.c(), H = x.h(), W = x.w(), oh = dy.h(), ow = dy.w();
   const float* xs = x.ptr<const float>();
-  const float* g = dy.ptr<const float>();
-  float* d = dx.ptr<float>();
-  const bool threads = worth_threads_elements(dy.shape.pixels() * C * p.kernel * p.kernel);
-  // 1. The chosen input of every output element: at[(n, oy, ox)][c] = iy * W + ix. The scan as
-  //    branch-free selects over contiguous channels (vectorises); OpenMP over output rows.
-  const std::unique_ptr<int32_t[]> at = scratch<int32_t>(size_t(dy.shape.pixels()) * size_t(C));
   const int64_t out_rows = int64_t(dy.n()) * oh;
 #pragma omp parallel if (threads)
   {
@@ -79,7 +72,7 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
     for (int64_t row = 0; row < out_rows; ++row) {
       const int n = int(row / oh), oy = int(row % oh);
       for (int ox = 0; ox < ow; ++ox) {
-        int32_t* a = at.get() + (row * ow + ox) * C;
+        int32_t* a = at + (row * ow + ox) * C;
         const int iy0 = std::max(0, window_in(oy, 0, p.stride, p.pad, 1));
         const int ix0 = std::max(0, window_in(ox, 0, p.stride, p.pad, 1));
         const int32_t first = int32_t(iy0 * W + ix0);
@@ -107,10 +100,17 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
       }
     }
   }
-  // 2. Every dx element gathers the dy of the windows that chose it, in (oy, ox) order from 0 (the
-  //    scatter's order and sums; adding 0 for a window that chose another input leaves the sum
-  //    bitwise as it is: it starts at +0 and never becomes -0). OpenMP over input rows.
-  const int64_t in_rows = int64_t(x.n()) * H;
+}
+
+// Backward pass 2. Every dx element gathers the dy of the windows that chose it, in (oy, ox) order
+// from 0 (the scatter's order and sums; adding 0 for a window that chose another input leaves the
+// sum bitwise as it is: it starts at +0 and never becomes -0). OpenMP over input rows.
+void max_pool_gather(const MaxPoolParams& p, const TensorView& dy, const TensorView& dx,
+                     const int32_t* at, bool threads) {
+  const int C = dx.c(), H = dx.h(), W = dx.w(), oh = dy.h(), ow = dy.w();
+  const float* g = dy.ptr<const float>();
+  float* d = dx.ptr<float>();
+  const int64_t in_rows = int64_t(dx.n()) * H;
   // Output coordinates whose window holds input coordinate i (kernels/core/nhwc_index.h), the last
   // clipped to the output size.
   auto first_window = [&](int i) { return first_window_containing(i, p.kernel, p.stride, p.pad); };
@@ -130,7 +130,7 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
       for (int oy = oy0; oy <= oy1; ++oy) {
         for (int ox = ox0; ox <= ox1; ++ox) {
           const int64_t o = (int64_t(n) * oh + oy) * ow + ox;
-          const int32_t* a = at.get() + o * C;
+          const int32_t* a = at + o * C;
           const float* gr = g + dy.offset(n, oy, ox, 0);
 #pragma omp simd
           for (int c = 0; c < C; ++c) {
@@ -141,6 +141,17 @@ void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
       }
     }
   }
+}
+
+}  // namespace
+
+void max_pool_bwd(FARSEE_MAX_POOL_BWD_ARGS) {
+  if (ran_reference_unless_f32(x.dtype, reference::max_pool_bwd, ctx, p, x, dy, dx)) return;
+  const int C = x.c();
+  const bool threads = worth_threads_elements(dy.shape.pixels() * C * p.kernel * p.kernel);
+  const std::unique_ptr<int32_t[]> at = scratch<int32_t>(size_t(dy.shape.pixels()) * size_t(C));
+  max_pool_argmax(p, x, dy, at.get(), threads);
+  max_pool_gather(p, dy, dx, at.get(), threads);
 }
 
 }  // namespace farsee::cpu_impl

@@ -1,23 +1,23 @@
 // cpu executor, resize + argmax (kernels/resize_argmax.h), fp32 logits (fp16: the reference).
-// Fused, per output row: the vertically interpolated input row pair is mixed per output pixel
-// with the taps of kernels/core/bilinear.h (the same float index math and nesting order as the
-// kernels: bilinear_tap, bilinear_mix) into a C-float scratch, then its argmax (first maximum
-// wins, a NaN wins and stops: torch.argmax) -> uint8. Never materialises the full-resolution
-// logits. OpenMP over output rows.
+// Fused, per output pixel: its four input taps mixed over the channels with the taps of
+// kernels/core/bilinear.h (the same float index math and nesting order as the kernels:
+// bilinear_tap, bilinear_mix) into a C-float scratch, then its argmax (first maximum wins, a NaN
+// wins and stops: torch.argmax) -> uint8. Never materialises the full-resolution logits. OpenMP
+// over output rows.
 #include "kernels/resize_argmax.h"
 
 #include <vector>
 
 #include "kernels/core/bilinear.h"
+#include "kernels/cpu/fallback.h"
 #include "kernels/cpu/parallel.h"
 
 namespace farsee::cpu_impl {
 
 void resize_argmax_fwd(FARSEE_RESIZE_ARGMAX_FWD_ARGS) {
-  if (logits.dtype != DType::F32) {
-    reference::resize_argmax_fwd(ctx, align_corners, logits, out_h, out_w, labels);
+  if (ran_reference_unless_f32(logits.dtype, reference::resize_argmax_fwd, ctx, align_corners,
+                               logits, out_h, out_w, labels))
     return;
-  }
   const int C = logits.c(), H = logits.h(), W = logits.w();
   const float sy = bilinear_scale(H, out_h, align_corners);
   const float sx = bilinear_scale(W, out_w, align_corners);

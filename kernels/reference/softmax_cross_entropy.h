@@ -11,9 +11,11 @@
 // low-resolution logits: per label pixel the C logits are sampled bilinearly in double with the
 // reference resize's taps (linear_taps, kernels/reference/resize.h), then the loss and
 // softmax - onehot as above; the gradient, times its tap weights, is scattered into a double
-// accumulator of the low-resolution logits (image by image) and rounded once. Equal, up to the
-// fp32 rounding of the interpolated logits, to softmax_cross_entropy(resize_bilinear_fwd(logits))
-// followed by resize_bilinear_bwd.
+// accumulator of the low-resolution logits (image by image), scaled by grad_scale / S and rounded
+// once to fp32 (fp16 dlogits: that fp32 value rounded once more, as the kernels do). Class weights
+// scale each pixel's loss and gradient by w[label], and S is their sum over the counted pixels (M
+// without weights). Unweighted, equal up to the fp32 rounding of the interpolated logits to
+// softmax_cross_entropy(resize_bilinear_fwd(logits)) followed by resize_bilinear_bwd.
 #pragma once
 
 #include <cstdint>
