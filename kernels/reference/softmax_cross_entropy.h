@@ -13,7 +13,7 @@
 // softmax - onehot as above; the gradient, times its tap weights, is scattered into a double
 // accumulator of the low-resolution logits (image by image) and rounded once. Equal, up to the
 // fp32 rounding of the interpolated logits, to softmax_cross_entropy(resize_bilinear_fwd(logits))
-// followed by resize_bilinear_bwd.
+// followed by resize_bilinear_bwd (kernels/reference/resize.h).
 #pragma once
 
 #include <cstdint>
