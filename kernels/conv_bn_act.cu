@@ -18,7 +18,7 @@
 //     in flat (r, s, c) order (ld + st.shared, same smem layout). B (weights, KRSCRows layout:
 //     one zero-padded KRSC row per output channel) is always 16-byte cp.async.
 //   - Math: ldmatrix.x4 fragments (A: 16x16, B: two 8x16 n-tiles), mma.m16n8k16 f16 x f16 ->
-//     f32; each warp keeps its 64x64 (32x32) tile of fp32 accumulators in registers.
+//     f32; each warp keeps its warp tile of fp32 accumulators in registers.
 //   - Epilogue: the fp32 tile is staged through shared memory (row stride BN + 8 floats: the
 //     fragment writes are conflict-free), then each thread takes groups of 8 output channels that
 //     are contiguous in y (consecutive channels; with pixel shuffle t, conv channels c*t*t + i*t +
@@ -40,8 +40,11 @@
 // Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle.
 // Variants: with_kernel_variant() is the one place that instantiates (dtype, tile, loader).
 // Index math (ConvGeometry, window origins/pixels, reduction cursor, output index, split ranges)
-// lives in kernels/core/conv_gemm.h; the fp16 cp.async pipeline (cp_async_pipeline), warp MMAs
-// (warp_tile_mma) and the SIMT main loop (simt_mainloop) are shared by the kernels below.
+// lives in kernels/core/conv_gemm.h. The two tensor-core kernels (conv_mma_kernel,
+// conv_wgrad_mma_kernel) share kernels/core/mma_tile.h: the cp.async pipeline, the warp MMAs and
+// ldmatrix fragment loads of their stage layouts, the accumulator fragment mapping, and the fp32
+// tile stores (split-K slices, wgrad's dw, epilogue staging); their stage loaders are here. The
+// SIMT kernels share simt_mainloop.
 //
 // Backward (training; the gradient of the raw conv output, dy, possibly pixel-shuffled):
 // - dgrad: dx = the transposed conv of dy, run by the SAME two kernels (loaders, pipeline,
@@ -70,6 +73,7 @@
 #include "kernels/core/conv_gemm.h"
 #include "kernels/core/epilogue.h"
 #include "kernels/core/launch.h"
+#include "kernels/core/mma_tile.h"
 #include "kernels/core/nhwc_index.h"
 #include "kernels/core/ptx.h"
 #include "kernels/core/vec.h"
@@ -178,54 +182,11 @@ __global__ void __launch_bounds__(256)
 }
 
 // ---------------------------------------------------------------------------------------------
-// fp16 tensor-core kernel.
+// fp16 tensor-core kernel: the stage loaders here; the pipeline, warp MMAs, fragment mapping and
+// fp32 tile stores are kernels/core/mma_tile.h's (rows32 stage tiles).
 
-constexpr int kMmaThreads = 128;  // 4 warps, 2 x 2
-constexpr int kTileRed = 32;      // halves of reduction per stage row (4 chunks of 16 bytes)
-constexpr int kChunkHalves = 8;
+constexpr int kTileRed = 32;        // halves of reduction per stage row (4 chunks of 16 bytes)
 constexpr int kEpilogueVector = 8;  // halves per 16-byte store
-
-// Offset (in halves) of 16-byte chunk `chunk` of row `row` in a swizzled stage tile.
-FARSEE_HD int swizzled(int row, int chunk) {
-  return row * kTileRed + ((chunk ^ ((row >> 1) & 3)) * kChunkHalves);
-}
-
-// The cp.async multi-stage pipeline shared by the tensor-core kernels (conv_mma_kernel,
-// conv_wgrad_mma_kernel): kStages - 1 reduction tiles in flight while one is computed.
-// load_stage(stage, tile) issues the cp.async copies of reduction tile `tile` into `stage`;
-// compute_stage(stage) runs the MMAs on a resident stage. Returns with every copy landed and all
-// warps past a barrier, so the pipeline's shared memory can be reused (epilogue staging).
-template <int kStages, typename Load, typename Compute>
-FARSEE_DEVICE void cp_async_pipeline(const TileRange& range, Load& load_stage,
-                                     Compute& compute_stage) {
-  const int tiles = range.last - range.first;
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < tiles) load_stage(s, range.first + s);
-    ptx::cp_async_commit();
-  }
-  for (int t = 0; t < tiles; ++t) {
-    ptx::cp_async_wait<kStages - 2>();
-    __syncthreads();  // tile t visible to all; stage (t - 1) % kStages free for reuse
-    if (t + kStages - 1 < tiles)
-      load_stage((t + kStages - 1) % kStages, range.first + t + kStages - 1);
-    ptx::cp_async_commit();
-    compute_stage(t % kStages);
-  }
-  ptx::cp_async_wait<0>();
-  __syncthreads();  // all warps done with the pipeline before its memory is reused
-}
-
-// One 16-deep k-slice of a warp tile: acc[i][j] += a[i] (16x16) * b[j] (16x8), fp32 accumulate.
-template <int kMi, int kNi>
-FARSEE_DEVICE void warp_tile_mma(float (&acc)[kMi][kNi][4], const uint32_t (&a)[kMi][4],
-                                 const uint32_t (&b)[kNi][2]) {
-#pragma unroll
-  for (int i = 0; i < kMi; ++i) {
-#pragma unroll
-    for (int j = 0; j < kNi; ++j) ptx::mma_m16n8k16_f16f32(acc[i][j], a[i], b[j], acc[i][j]);
-  }
-}
 
 template <int BM_, int BN_, int Stages_, bool Gather_>
 struct MmaConfig {
@@ -239,8 +200,124 @@ struct MmaConfig {
   static constexpr size_t kEpilogueBytes = size_t(BM) * kEpilogueStride * 4;
   static constexpr size_t kSmemBytes =
       kPipelineBytes > kEpilogueBytes ? kPipelineBytes : kEpilogueBytes;
+  // A rows per thread: the cp.async loader's passes of 32 rows x 4 chunks, or one (gather).
+  static constexpr int kARowsPerThread = kGather ? 1 : BM / 32;
   static_assert(BM % 32 == 0 && BN % 32 == 0, "tiles are multiples of the 32-row load pass");
 };
+
+// This thread's share of every stage load, fixed for the block: its row and chunk in the cp.async
+// passes, its row and span in the gather loader, and the windows of its A rows.
+template <typename Cfg>
+struct MmaLoadSlot {
+  int load_chunk, load_row;     // cp.async passes (A and B)
+  int gather_row, gather_part;  // gather loader (A)
+  int c_tiles;                  // reduction tiles per tap (cp.async loader)
+  WindowOrigin a_origin[Cfg::kARowsPerThread];
+};
+template <typename Cfg>
+FARSEE_DEVICE MmaLoadSlot<Cfg> mma_load_slot(const ConvGeometry& g, int m0) {
+  const int tid = threadIdx.x;
+  MmaLoadSlot<Cfg> s;
+  s.load_chunk = tid & 3;
+  s.load_row = tid >> 2;
+  s.gather_row = tid % Cfg::BM;
+  s.gather_part = tid / Cfg::BM;
+  s.c_tiles = ceil_div(g.in_c, kTileRed);
+#pragma unroll
+  for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
+    s.a_origin[i] = window_origin(g, m0 + (Cfg::kGather ? s.gather_row : s.load_row + 32 * i));
+  }
+  return s;
+}
+
+// Where this thread's B chunk starts in a weight row, and whether it lies inside the (padded) row.
+struct BChunk {
+  int red;
+  bool in_row;
+};
+
+// A of reduction tile `tile`, gather loader: kGatherSpan elements of row gather_row, flat
+// reduction order, zeros outside, written as swizzled 16-byte chunks.
+template <typename Cfg>
+FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
+                                   const MmaLoadSlot<Cfg>& s, int tile) {
+  constexpr int kThreadsPerRow = kMmaThreads / Cfg::BM;  // threads sharing one A row
+  constexpr int kGatherSpan = kTileRed / kThreadsPerRow;
+  const uint16_t* xs = reinterpret_cast<const uint16_t*>(x);
+  const int red0 = tile * kTileRed + s.gather_part * kGatherSpan;
+  ReductionCursor cur = reduction_cursor(g, red0);
+  Pack<uint16_t, kChunkHalves> chunk;
+#pragma unroll
+  for (int e = 0; e < kGatherSpan; ++e) {
+    uint16_t v = 0;
+    if (red0 + e < g.reduction) {
+      const int p = window_pixel(g, s.a_origin[0], cur.r, cur.s);
+      if (p >= 0) v = xs[source_offset(g, p, cur.c)];
+    }
+    cur.advance(g);
+    chunk.v[e % kChunkHalves] = v;
+    if (e % kChunkHalves == kChunkHalves - 1) {
+      const int logical = (s.gather_part * kGatherSpan + e) / kChunkHalves;
+      *reinterpret_cast<Pack<uint16_t, kChunkHalves>*>(
+          a_tile + swizzled_rows32(s.gather_row, logical)) = chunk;
+    }
+  }
+  const int b_red = tile * kTileRed + s.load_chunk * kChunkHalves;
+  return BChunk{b_red, b_red < g.w_row};
+}
+
+// A of reduction tile `tile` (one tap, 32 channels), cp.async loader: 16-byte chunks of 8
+// channels of one input pixel, zero-filled in the padding, past C and past the last pixel.
+template <typename Cfg>
+FARSEE_DEVICE BChunk cp_async_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
+                                     const MmaLoadSlot<Cfg>& s, int tile) {
+  const int tap = tile / s.c_tiles;
+  const int c = (tile - tap * s.c_tiles) * kTileRed + s.load_chunk * kChunkHalves;
+  const int r = tap / g.kernel_w, sx = tap - r * g.kernel_w;
+  const bool in_row = c < g.in_c;
+#pragma unroll
+  for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
+    const int p = in_row ? window_pixel(g, s.a_origin[i], r, sx) : -1;
+    const __half* src = p >= 0 ? x + source_offset(g, p, c) : x;  // (shuffle == 1 here)
+    ptx::cp_async_16(a_tile + swizzled_rows32(s.load_row + 32 * i, s.load_chunk), src,
+                     p >= 0 ? 16 : 0);
+  }
+  return BChunk{tap * g.in_c + c, in_row};
+}
+
+// B of a reduction tile: chunk b of BN weight rows (output channels n0..), zeros past K.
+template <typename Cfg>
+FARSEE_DEVICE void cp_async_b_tile(const ConvGeometry& g, const __half* w, __half* b_tile,
+                                   const MmaLoadSlot<Cfg>& s, int n0, BChunk b) {
+#pragma unroll
+  for (int i = 0; i < Cfg::BN / 32; ++i) {
+    const int k = n0 + s.load_row + 32 * i;
+    const bool valid = b.in_row && k < g.K;
+    const __half* src = valid ? w + int64_t(k) * g.w_row + b.red : w;
+    ptx::cp_async_16(b_tile + swizzled_rows32(s.load_row + 32 * i, s.load_chunk), src,
+                     valid ? 16 : 0);
+  }
+}
+
+// Epilogue of the staged fp32 tile (row stride kEpilogueStride): each thread takes groups of
+// kEpilogueVector output channels that are contiguous in y and stores them through `out`.
+template <typename Cfg>
+FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half>& out, int M,
+                                     int K, int m0, int n0) {
+  const int groups_per_row = channel_groups_per_row(Cfg::BN, out.shuffle, kEpilogueVector);
+  for (int q = threadIdx.x; q < Cfg::BM * groups_per_row; q += kMmaThreads) {
+    const int row = q / groups_per_row;
+    const int m = m0 + row;
+    if (m >= M) continue;
+    const ChannelGroup cg =
+        channel_group(q - row * groups_per_row, n0, Cfg::BN, out.shuffle, K, kEpilogueVector);
+    const float* src = staged + row * Cfg::kEpilogueStride + (cg.k0 - n0);
+    float v[kEpilogueVector];
+#pragma unroll
+    for (int e = 0; e < kEpilogueVector; ++e) v[e] = e < cg.count ? src[e * cg.step] : 0.0f;
+    out.template store<kEpilogueVector>(m, cg, v);
+  }
+}
 
 // Launch bounds (threads, 1): without the minimum-blocks hint ptxas capped the 64x64 gather
 // variant at 72 registers on sm_80 and spilled 12 bytes; with it, 104 registers and no spill
@@ -249,167 +326,44 @@ template <typename Cfg>
 __global__ void __launch_bounds__(kMmaThreads, 1)
     conv_mma_kernel(ConvGeometry g, const __half* __restrict__ x, const __half* __restrict__ w,
                     ConvStore<__half> out, float* __restrict__ workspace, int red_tiles) {
-  constexpr int BM = Cfg::BM, BN = Cfg::BN, kStages = Cfg::kStages;
-  constexpr int kMi = Cfg::kMi, kNi = Cfg::kNi;
+  constexpr int kBOffset = Cfg::BM * kTileRed;  // B tile within a stage, in halves
   __half* smem = dynamic_smem<__half>();
-
-  const int tid = threadIdx.x;
-  const int lane = tid & 31, warp = tid >> 5;
-  const int warp_m = warp >> 1, warp_n = warp & 1;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
-  const int c_tiles = ceil_div(g.in_c, kTileRed);  // per tap (cp.async loader)
-
-  // ---- loader state ----
-  // cp.async passes: 32 rows x 4 chunks per pass of 128 threads.
-  const int load_chunk = tid & 3, load_row = tid >> 2;
-  constexpr int kARowsPerThread = Cfg::kGather ? 1 : BM / 32;
-  // Gather loader: kThreadsPerRow threads share one A row, each kGatherSpan consecutive elements.
-  constexpr int kThreadsPerRow = kMmaThreads / BM;
-  constexpr int kGatherSpan = kTileRed / kThreadsPerRow;
-  const int gather_row = tid % BM, gather_part = tid / BM;
-  WindowOrigin a_origin[kARowsPerThread];
-#pragma unroll
-  for (int i = 0; i < kARowsPerThread; ++i) {
-    a_origin[i] = window_origin(g, m0 + (Cfg::kGather ? gather_row : load_row + 32 * i));
-  }
-
+  const int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
+  const MmaLoadSlot<Cfg> slot = mma_load_slot<Cfg>(g, m0);
   auto load_stage = [&](int stage, int tile) {
     __half* a_tile = smem + stage * Cfg::kStageHalves;
-    __half* b_tile = a_tile + BM * kTileRed;
-    int b_red;      // reduction offset of this thread's B chunk within a weight row
-    bool b_in_red;  // chunk inside the (padded) weight row
+    BChunk b;
     if constexpr (Cfg::kGather) {
-      b_red = tile * kTileRed + load_chunk * kChunkHalves;
-      b_in_red = b_red < g.w_row;
-      // A: kGatherSpan elements of row gather_row, flat reduction order, zeros outside.
-      const uint16_t* xs = reinterpret_cast<const uint16_t*>(x);
-      const int red0 = tile * kTileRed + gather_part * kGatherSpan;
-      ReductionCursor cur = reduction_cursor(g, red0);
-      Pack<uint16_t, kChunkHalves> chunk;
-#pragma unroll
-      for (int e = 0; e < kGatherSpan; ++e) {
-        uint16_t v = 0;
-        if (red0 + e < g.reduction) {
-          const int p = window_pixel(g, a_origin[0], cur.r, cur.s);
-          if (p >= 0) v = xs[source_offset(g, p, cur.c)];
-        }
-        cur.advance(g);
-        chunk.v[e % kChunkHalves] = v;
-        if (e % kChunkHalves == kChunkHalves - 1) {
-          const int logical = (gather_part * kGatherSpan + e) / kChunkHalves;
-          *reinterpret_cast<Pack<uint16_t, kChunkHalves>*>(a_tile + swizzled(gather_row, logical)) =
-              chunk;
-        }
-      }
+      b = gather_a_tile<Cfg>(g, x, a_tile, slot, tile);
     } else {
-      const int tap = tile / c_tiles;
-      const int c = (tile - tap * c_tiles) * kTileRed + load_chunk * kChunkHalves;
-      const int r = tap / g.kernel_w, s = tap - r * g.kernel_w;
-      b_red = tap * g.in_c + c;
-      b_in_red = c < g.in_c;
-#pragma unroll
-      for (int i = 0; i < kARowsPerThread; ++i) {
-        const int p = b_in_red ? window_pixel(g, a_origin[i], r, s) : -1;
-        const __half* src = p >= 0 ? x + source_offset(g, p, c) : x;  // (shuffle == 1 here)
-        ptx::cp_async_16(a_tile + swizzled(load_row + 32 * i, load_chunk), src, p >= 0 ? 16 : 0);
-      }
+      b = cp_async_a_tile<Cfg>(g, x, a_tile, slot, tile);
     }
-#pragma unroll
-    for (int i = 0; i < BN / 32; ++i) {
-      const int k = n0 + load_row + 32 * i;
-      const bool valid = b_in_red && k < g.K;
-      const __half* src = valid ? w + int64_t(k) * g.w_row + b_red : w;
-      ptx::cp_async_16(b_tile + swizzled(load_row + 32 * i, load_chunk), src, valid ? 16 : 0);
-    }
+    cp_async_b_tile<Cfg>(g, w, a_tile + kBOffset, slot, n0, b);
   };
 
-  float acc[kMi][kNi][4];
-#pragma unroll
-  for (int i = 0; i < kMi; ++i) {
-#pragma unroll
-    for (int j = 0; j < kNi; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
-    }
-  }
-
+  const WarpPosition wp = warp_position();
+  const int warp_row0 = wp.warp_m * Cfg::kWarpM, warp_col0 = wp.warp_n * Cfg::kWarpN;
+  float acc[Cfg::kMi][Cfg::kNi][4];
+  zero_accumulators(acc);
   auto compute_stage = [&](int stage) {
     const __half* a_tile = smem + stage * Cfg::kStageHalves;
-    const __half* b_tile = a_tile + BM * kTileRed;
-#pragma unroll
-    for (int ks = 0; ks < kTileRed / 16; ++ks) {
-      uint32_t a[kMi][4], b[kNi][2];
-#pragma unroll
-      for (int i = 0; i < kMi; ++i) {
-        // x4: rows 0-15 of the 16x16 A tile, k-chunks 2ks (lanes 0-15) and 2ks+1 (lanes 16-31).
-        const int row = warp_m * Cfg::kWarpM + i * 16 + (lane & 15);
-        ptx::ldmatrix_x4(a[i], a_tile + swizzled(row, 2 * ks + (lane >> 4)));
-      }
-#pragma unroll
-      for (int j = 0; j < kNi / 2; ++j) {
-        // x4: n-rows 0-7 (lanes 0-15) and 8-15 (lanes 16-31) x k-chunks 2ks, 2ks+1.
-        const int row = warp_n * Cfg::kWarpN + j * 16 + (lane & 7) + ((lane >> 4) << 3);
-        uint32_t r[4];
-        ptx::ldmatrix_x4(r, b_tile + swizzled(row, 2 * ks + ((lane >> 3) & 1)));
-        b[2 * j][0] = r[0];
-        b[2 * j][1] = r[1];
-        b[2 * j + 1][0] = r[2];
-        b[2 * j + 1][1] = r[3];
-      }
-      warp_tile_mma(acc, a, b);
-    }
+    warp_stage_mma<kTileRed>(acc, [&](int ks, auto& a, auto& b) {
+      load_fragments_rows32(a, b, a_tile, a_tile + kBOffset, warp_row0, warp_col0, ks, wp.lane);
+    });
   };
-  cp_async_pipeline<kStages>(range, load_stage, compute_stage);
+  cp_async_pipeline<Cfg::kStages>(split_range(red_tiles, gridDim.z, blockIdx.z), load_stage,
+                                  compute_stage);
 
-  // Accumulator element e of fragment (i, j): tile row, tile column.
-  const int frag_row = warp_m * Cfg::kWarpM + (lane >> 2);
-  const int frag_col = warp_n * Cfg::kWarpN + 2 * (lane & 3);
-
+  const AccFragment frag = acc_fragment(warp_row0, warp_col0, wp.lane);
   if (gridDim.z > 1) {  // split-K: raw partial sums to workspace slice z
     float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
-#pragma unroll
-    for (int i = 0; i < kMi; ++i) {
-#pragma unroll
-      for (int j = 0; j < kNi; ++j) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int m = m0 + frag_row + i * 16 + 8 * (e >> 1);
-          const int k = n0 + frag_col + j * 8 + (e & 1);
-          if (m < g.M && k < g.K) slice[int64_t(m) * g.K + k] = acc[i][j][e];
-        }
-      }
-    }
+    store_fp32_tile(acc, frag, m0, n0, g.M, g.K, slice, false, [](int m) { return m; });
     return;
   }
-
-  float* staged = dynamic_smem<float>();
-#pragma unroll
-  for (int i = 0; i < kMi; ++i) {
-#pragma unroll
-    for (int j = 0; j < kNi; ++j) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float* dst = staged + (frag_row + i * 16 + 8 * h) * Cfg::kEpilogueStride + frag_col + j * 8;
-        dst[0] = acc[i][j][2 * h];
-        dst[1] = acc[i][j][2 * h + 1];
-      }
-    }
-  }
+  float* staged = dynamic_smem<float>();  // the pipeline's memory, free again
+  stage_accumulators(acc, frag, staged, Cfg::kEpilogueStride);
   __syncthreads();
-  const int groups_per_row = channel_groups_per_row(BN, out.shuffle, kEpilogueVector);
-  for (int q = tid; q < BM * groups_per_row; q += kMmaThreads) {
-    const int row = q / groups_per_row;
-    const int m = m0 + row;
-    if (m >= g.M) continue;
-    const ChannelGroup cg =
-        channel_group(q - row * groups_per_row, n0, BN, out.shuffle, g.K, kEpilogueVector);
-    const float* src = staged + row * Cfg::kEpilogueStride + (cg.k0 - n0);
-    float v[kEpilogueVector];
-#pragma unroll
-    for (int e = 0; e < kEpilogueVector; ++e) v[e] = e < cg.count ? src[e * cg.step] : 0.0f;
-    out.template store<kEpilogueVector>(m, cg, v);
-  }
+  store_staged_tile<Cfg>(staged, out, g.M, g.K, m0, n0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -896,20 +850,17 @@ __global__ void __launch_bounds__(kSimtThreads)
 // fp16 wgrad on tensor cores (plan.tensor_cores: C % 8 == 0, dy's stored channels % 8 == 0, both
 // 16-byte aligned; a pixel-shuffled dy through wgrad_row_channel): the same GEMM, block tile 64 (k)
 // x 64 (n = (r, s, c)), 4 warps 2 x 2 (warp tiles 32 x 32), 32 pixels of reduction per stage in the
-// shared cp.async pipeline (kWgradStages stages). The stage tiles are reduction-major, as both
-// operands lie in memory: A_s[32 pixels][64 k] (16-byte chunks of 8 channels of a dy pixel) and
-// B_s[32 pixels][64 n] (8 channels of one tap of x: C % 8 == 0 keeps a chunk inside a tap), both
-// zero-filled past M / K / R*S*C and in the padding; chunk j of row r is stored at j ^ (r & 7),
-// so the eight rows of each ldmatrix phase and the cp.async writes hit distinct bank quads. The
-// transposed fragments come from ldmatrix.x4.trans; mma.m16n8k16 f16 x f16 -> f32.
+// shared cp.async pipeline (kWgradStages stages). The stage tiles are reduction-major (rows64 of
+// kernels/core/mma_tile.h), as both operands lie in memory: A_s[32 pixels][64 k] (16-byte chunks
+// of 8 channels of a dy pixel) and B_s[32 pixels][64 n] (8 channels of one tap of x: C % 8 == 0
+// keeps a chunk inside a tap), both zero-filled past M / K / R*S*C and in the padding. The
+// transposed fragments come from ldmatrix.x4.trans; mma.m16n8k16 f16 x f16 -> f32; the fp32 tile
+// is stored (or added into dw) by the shared store_fp32_tile.
 constexpr int kWgradMmaRed = 32;  // pixels per stage
 constexpr int kWgradStages = 4;
 constexpr int kWgradStageHalves = 2 * kWgradMmaRed * kWgradTile;
 constexpr size_t kWgradSmemBytes = size_t(kWgradStages) * kWgradStageHalves * 2;  // 32 KiB
-
-FARSEE_HD int wgrad_swizzled(int row, int chunk) {
-  return row * kWgradTile + ((chunk ^ (row & 7)) * kChunkHalves);
-}
+static_assert(kWgradTile == 64, "wgrad stage rows are mma_tile.h's rows64");
 
 // GEMM row -> conv output channel. With a pixel-shuffled dy (t > 1), rows are taken in (i, j, c)
 // order, row = (i*t + j) * (K/t^2) + c for conv channel k = c*t*t + i*t + j, so 8 consecutive
@@ -921,101 +872,79 @@ FARSEE_HD int wgrad_row_channel(int row, int shuffle, int K) {
   return (row - ij * cs) * t2 + ij;
 }
 
+// This thread's share of every stage load, fixed for the block: chunk column `chunk` of pixel
+// rows `row` and row + 16 of both tiles; its A chunk is 8 GEMM rows from dy channel k, its B chunk
+// 8 reduction columns from (r, s, c) = cur.
+struct WgradLoadSlot {
+  int chunk, row;
+  bool k_valid, n_valid;
+  int k;
+  ReductionCursor cur;
+};
+FARSEE_DEVICE WgradLoadSlot wgrad_load_slot(const ConvGeometry& g, int shuffle, int k0, int n0) {
+  const int tid = threadIdx.x;
+  WgradLoadSlot s;
+  s.chunk = tid & 7;
+  s.row = tid >> 3;
+  const int k_row = k0 + s.chunk * kChunkHalves;
+  s.k_valid = k_row < g.K;
+  s.k = wgrad_row_channel(s.k_valid ? k_row : 0, shuffle, g.K);
+  const int n = n0 + s.chunk * kChunkHalves;
+  s.n_valid = n < g.reduction;
+  s.cur = reduction_cursor(g, s.n_valid ? n : 0);
+  return s;
+}
+
+// Pixels [step, step + 1) * kWgradMmaRed of dy (A) and of x's im2col view (B) into a stage.
+FARSEE_DEVICE void wgrad_load_stage(const ConvGeometry& g, const __half* x,
+                                    const ConvOutputIndex<const __half>& dy, const WgradLoadSlot& s,
+                                    __half* a_tile, int step) {
+  __half* b_tile = a_tile + kWgradMmaRed * kWgradTile;
+#pragma unroll
+  for (int i = 0; i < kWgradMmaRed / 16; ++i) {
+    const int row = s.row + 16 * i;
+    const int m = step * kWgradMmaRed + row;
+    const bool a_ok = s.k_valid && m < g.M;
+    ptx::cp_async_16(a_tile + swizzled_rows64(row, s.chunk), a_ok ? dy.element(m, s.k) : dy.y,
+                     a_ok ? 16 : 0);
+    const int p = s.n_valid ? window_pixel(g, window_origin(g, m), s.cur.r, s.cur.s) : -1;
+    ptx::cp_async_16(b_tile + swizzled_rows64(row, s.chunk),
+                     p >= 0 ? x + source_offset(g, p, s.cur.c) : x, p >= 0 ? 16 : 0);
+  }
+}
+
 __global__ void __launch_bounds__(kMmaThreads)
     conv_wgrad_mma_kernel(ConvGeometry g, const __half* __restrict__ x,
                           ConvOutputIndex<const __half> dy, float* __restrict__ dw,
                           float* __restrict__ workspace, int64_t slice_elements, int pixel_steps) {
   constexpr int kWarpTile = kWgradTile / 2, kMi = kWarpTile / 16, kNi = kWarpTile / 8;
+  constexpr int kBOffset = kWgradMmaRed * kWgradTile;  // B tile within a stage, in halves
   __half* smem = dynamic_smem<__half>();
-  const int tid = threadIdx.x;
-  const int lane = tid & 31, warp = tid >> 5;
-  const int warp_m = warp >> 1, warp_n = warp & 1;
   const int k0 = blockIdx.x * kWgradTile, n0 = blockIdx.y * kWgradTile;
-  const TileRange range = split_range(pixel_steps, gridDim.z, blockIdx.z);
-
-  // Loader: chunk column load_chunk of pixel rows load_row and load_row + 16 of both tiles.
-  const int load_chunk = tid & 7, load_row = tid >> 3;
-  const int k_row = k0 + load_chunk * kChunkHalves;
-  const bool k_valid = k_row < g.K;
-  const int k = wgrad_row_channel(k_valid ? k_row : 0, dy.shuffle, g.K);
-  const int n = n0 + load_chunk * kChunkHalves;
-  const bool n_valid = n < g.reduction;
-  const ReductionCursor cur = reduction_cursor(g, n_valid ? n : 0);
+  const WgradLoadSlot slot = wgrad_load_slot(g, dy.shuffle, k0, n0);
   auto load_stage = [&](int stage, int step) {
-    __half* a_tile = smem + stage * kWgradStageHalves;
-    __half* b_tile = a_tile + kWgradMmaRed * kWgradTile;
-#pragma unroll
-    for (int i = 0; i < kWgradMmaRed / 16; ++i) {
-      const int row = load_row + 16 * i;
-      const int m = step * kWgradMmaRed + row;
-      const bool a_ok = k_valid && m < g.M;
-      ptx::cp_async_16(a_tile + wgrad_swizzled(row, load_chunk), a_ok ? dy.element(m, k) : dy.y,
-                       a_ok ? 16 : 0);
-      const int p = n_valid ? window_pixel(g, window_origin(g, m), cur.r, cur.s) : -1;
-      ptx::cp_async_16(b_tile + wgrad_swizzled(row, load_chunk),
-                       p >= 0 ? x + source_offset(g, p, cur.c) : x, p >= 0 ? 16 : 0);
-    }
+    wgrad_load_stage(g, x, dy, slot, smem + stage * kWgradStageHalves, step);
   };
 
+  const WarpPosition wp = warp_position();
+  const int warp_row0 = wp.warp_m * kWarpTile, warp_col0 = wp.warp_n * kWarpTile;
   float acc[kMi][kNi][4];
-#pragma unroll
-  for (int i = 0; i < kMi; ++i) {
-#pragma unroll
-    for (int j = 0; j < kNi; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
-    }
-  }
-  // ldmatrix.x4.trans lane roles: matrix q = lane / 8, its row (a pixel) lane % 8.
-  const int q = lane >> 3, q_row = lane & 7;
+  zero_accumulators(acc);
   auto compute_stage = [&](int stage) {
     const __half* a_tile = smem + stage * kWgradStageHalves;
-    const __half* b_tile = a_tile + kWgradMmaRed * kWgradTile;
-#pragma unroll
-    for (int ks = 0; ks < kWgradMmaRed / 16; ++ks) {
-      uint32_t a[kMi][4], b[kNi][2];
-#pragma unroll
-      for (int i = 0; i < kMi; ++i) {
-        // a0..a3 = (k 0-7, px 0-7), (k 8-15, px 0-7), (k 0-7, px 8-15), (k 8-15, px 8-15).
-        const int row = ks * 16 + q_row + ((q >> 1) << 3);
-        const int col = warp_m * kWarpTile + i * 16 + ((q & 1) << 3);
-        ptx::ldmatrix_x4_trans(a[i], a_tile + wgrad_swizzled(row, col / kChunkHalves));
-      }
-#pragma unroll
-      for (int j = 0; j < kNi / 2; ++j) {
-        // (n 0-7, px 0-7), (n 0-7, px 8-15), (n 8-15, px 0-7), (n 8-15, px 8-15).
-        const int row = ks * 16 + q_row + ((q & 1) << 3);
-        const int col = warp_n * kWarpTile + j * 16 + ((q >> 1) << 3);
-        uint32_t r[4];
-        ptx::ldmatrix_x4_trans(r, b_tile + wgrad_swizzled(row, col / kChunkHalves));
-        b[2 * j][0] = r[0];
-        b[2 * j][1] = r[1];
-        b[2 * j + 1][0] = r[2];
-        b[2 * j + 1][1] = r[3];
-      }
-      warp_tile_mma(acc, a, b);
-    }
+    warp_stage_mma<kWgradMmaRed>(acc, [&](int ks, auto& a, auto& b) {
+      load_fragments_rows64_trans(a, b, a_tile, a_tile + kBOffset, warp_row0, warp_col0, ks,
+                                  wp.lane);
+    });
   };
-  cp_async_pipeline<kWgradStages>(range, load_stage, compute_stage);
+  cp_async_pipeline<kWgradStages>(split_range(pixel_steps, gridDim.z, blockIdx.z), load_stage,
+                                  compute_stage);
 
   // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
-  float* dst = gridDim.z > 1 ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
-#pragma unroll
-  for (int i = 0; i < kMi; ++i) {
-#pragma unroll
-    for (int j = 0; j < kNi; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int kk = k0 + warp_m * kWarpTile + i * 16 + (lane >> 2) + 8 * (e >> 1);
-        const int nn = n0 + warp_n * kWarpTile + j * 8 + 2 * (lane & 3) + (e & 1);
-        if (kk < g.K && nn < g.reduction) {
-          const int kc = wgrad_row_channel(kk, dy.shuffle, g.K);
-          float* d = dst + int64_t(kc) * g.reduction + nn;
-          *d = gridDim.z > 1 ? acc[i][j][e] : *d + acc[i][j][e];
-        }
-      }
-    }
-  }
+  const bool split = gridDim.z > 1;
+  float* dst = split ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
+  store_fp32_tile(acc, acc_fragment(warp_row0, warp_col0, wp.lane), k0, n0, g.K, g.reduction, dst,
+                  !split, [&](int row) { return wgrad_row_channel(row, dy.shuffle, g.K); });
 }
 
 // db: block (32 channels) x (8 pixel rows); chunk z = blockIdx.y of the pixels. Each thread sums

@@ -7,14 +7,15 @@
 // so the horizontal terms of one source row are shared by every output row that reads that row
 // (4 output rows per source row at the net's x4 upsampling). Per block, an output tile of
 // tile_h x tile_w pixels of one image:
-//   0. the tile's column and row taps (source indices, weights) are computed once into shared
-//      memory;
-//   1. for every source row the tile touches ([i0 of the first output row, i1 of the last]) and
-//      every output column of the tile: the horizontal interpolation of all C channels, in fp32,
-//      into shared memory (consecutive threads on consecutive channels: coalesced NHWC reads);
-//   2. each thread takes output pixels of the tile, mixes the two staged rows its pixel needs,
-//      channel by channel (16-byte shared loads of 4 channels), and keeps the running argmax
-//      (strictly greater wins: ties keep the lowest channel).
+//   0. compute_taps: the tile's column and row taps (source indices, weights) are computed once
+//      into shared memory;
+//   1. stage_source_rows: for every source row the tile touches ([i0 of the first output row,
+//      i1 of the last]) and every output column of the tile: the horizontal interpolation of all
+//      C channels, in fp32, into shared memory (consecutive threads on consecutive channels:
+//      coalesced NHWC reads);
+//   2. each thread takes output pixels of the tile; argmax_pixel mixes the two staged rows its
+//      pixel needs, channel by channel (16-byte shared loads of 4 channels), and keeps the
+//      running argmax (strictly greater wins: ties keep the lowest channel).
 // The result is bitwise the nested formula above; only the work is shared.
 // Tiling: 256 threads, blockDim = (tile_w, 256 / tile_w); grid = (column tiles, row tiles, N).
 //   The host picks the largest tile whose staged rows fit the shared-memory budget (the number of
@@ -49,39 +50,28 @@ struct ResizeTiling {
                        // staged channel vector starts 16-byte aligned
 };
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    resize_argmax_kernel(Nhwc<const T> logits, uint8_t* __restrict__ labels, int out_h, int out_w,
-                         float scale_h, float scale_w, bool align_corners, ResizeTiling tiling) {
-  const int stride = tiling.channel_stride;
-  float* rows = dynamic_smem<float>();  // [max_rows][tile_w][stride]
-  BilinearTap* tap_x =
-      reinterpret_cast<BilinearTap*>(rows + tiling.max_rows * tiling.tile_w * stride);
-  BilinearTap* tap_y = tap_x + tiling.tile_w;
-
-  const int n = blockIdx.z;
-  const int ox0 = blockIdx.x * tiling.tile_w;
-  const int oy0 = blockIdx.y * tiling.tile_h;
-  const int tile_w = min(tiling.tile_w, out_w - ox0);
-  const int tile_h = min(tiling.tile_h, out_h - oy0);
-  const int thread = threadIdx.y * blockDim.x + threadIdx.x;
-  const int threads = blockDim.x * blockDim.y;
-
-  // 0. taps
+// 0. The tile's column and row taps, into shared memory.
+FARSEE_DEVICE void compute_taps(BilinearTap* tap_x, BilinearTap* tap_y, int ox0, int oy0,
+                                int tile_w, int tile_h, float scale_h, float scale_w, int in_h,
+                                int in_w, bool align_corners, int thread, int threads) {
   for (int i = thread; i < tile_w; i += threads) {
-    tap_x[i] = bilinear_tap(ox0 + i, scale_w, logits.w, align_corners);
+    tap_x[i] = bilinear_tap(ox0 + i, scale_w, in_w, align_corners);
   }
   for (int i = thread; i < tile_h; i += threads) {
-    tap_y[i] = bilinear_tap(oy0 + i, scale_h, logits.h, align_corners);
+    tap_y[i] = bilinear_tap(oy0 + i, scale_h, in_h, align_corners);
   }
-  __syncthreads();
+}
 
-  // 1. horizontal interpolation of the source rows [first_row, first_row + row_count). Within a
-  // row, element k = column * C + c; a thread steps k by `threads` with incremental
-  // (column, channel) carries instead of a division per element (one carry suffices:
-  // threads % C < C).
-  const int first_row = tap_y[0].i0;
-  const int row_count = tap_y[tile_h - 1].i1 - first_row + 1;  // i0, i1 are monotone in oy
+// 1. Horizontal interpolation of source rows [first_row, first_row + row_count) of image n at the
+// tile's columns, into rows [row][column][stride]. Within a row, element k = column * C + c; a
+// thread steps k by `threads` with incremental (column, channel) carries instead of a division
+// per element (one carry suffices: threads % C < C).
+template <typename T>
+FARSEE_DEVICE void stage_source_rows(const Nhwc<const T>& logits, int n, int first_row,
+                                     int row_count, const BilinearTap* tap_x, int tile_w,
+                                     const ResizeTiling& tiling, float* rows, int thread,
+                                     int threads) {
+  const int stride = tiling.channel_stride;
   const int channels = logits.c;
   const int step_columns = threads / channels;
   const int step_channels = threads - step_columns * channels;
@@ -104,54 +94,84 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
+}
+
+// 2. Vertical interpolation of one output pixel from its two staged rows, and the argmax over
+// the channels. NaN is tracked by a running sum (one add per channel, NaN if any value is NaN,
+// or from inf - inf) and resolved by a second pass only in that rare case.
+FARSEE_DEVICE int argmax_pixel(const float* upper, const float* lower, BilinearTap ty,
+                               int channels) {
+  float best = -INFINITY;
+  int best_channel = 0;
+  float nan_probe = 0.0f;
+  int c = 0;
+  for (; c + kChannelPack <= channels; c += kChannelPack) {
+    float u[kChannelPack], d[kChannelPack];
+    load_as_float<kChannelPack>(upper + c, u);
+    load_as_float<kChannelPack>(lower + c, d);
+#pragma unroll
+    for (int k = 0; k < kChannelPack; ++k) {
+      const float v = ty.l0 * u[k] + ty.l1 * d[k];
+      nan_probe += v;
+      if (v > best) {
+        best = v;
+        best_channel = c + k;
+      }
+    }
+  }
+  for (; c < channels; ++c) {
+    const float v = ty.l0 * upper[c] + ty.l1 * lower[c];
+    nan_probe += v;
+    if (v > best) {
+      best = v;
+      best_channel = c;
+    }
+  }
+  if (nan_probe != nan_probe) {
+    // torch.argmax: a NaN is the maximum; the first NaN wins.
+    for (c = 0; c < channels; ++c) {
+      const float v = ty.l0 * upper[c] + ty.l1 * lower[c];
+      if (v != v) return c;
+    }
+  }
+  return best_channel;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    resize_argmax_kernel(Nhwc<const T> logits, uint8_t* __restrict__ labels, int out_h, int out_w,
+                         float scale_h, float scale_w, bool align_corners, ResizeTiling tiling) {
+  const int stride = tiling.channel_stride;
+  float* rows = dynamic_smem<float>();  // [max_rows][tile_w][stride]
+  BilinearTap* tap_x =
+      reinterpret_cast<BilinearTap*>(rows + tiling.max_rows * tiling.tile_w * stride);
+  BilinearTap* tap_y = tap_x + tiling.tile_w;
+
+  const int n = blockIdx.z;
+  const int ox0 = blockIdx.x * tiling.tile_w;
+  const int oy0 = blockIdx.y * tiling.tile_h;
+  const int tile_w = min(tiling.tile_w, out_w - ox0);
+  const int tile_h = min(tiling.tile_h, out_h - oy0);
+  const int thread = threadIdx.y * blockDim.x + threadIdx.x;
+  const int threads = blockDim.x * blockDim.y;
+
+  compute_taps(tap_x, tap_y, ox0, oy0, tile_w, tile_h, scale_h, scale_w, logits.h, logits.w,
+               align_corners, thread, threads);
+  __syncthreads();
+  const int first_row = tap_y[0].i0;
+  const int row_count = tap_y[tile_h - 1].i1 - first_row + 1;  // i0, i1 are monotone in oy
+  stage_source_rows(logits, n, first_row, row_count, tap_x, tile_w, tiling, rows, thread, threads);
   __syncthreads();
 
-  // 2. vertical interpolation + argmax, one output pixel per thread at a time. NaN is tracked by
-  // a running sum (one add per channel, NaN if any value is NaN, or from inf - inf) and resolved
-  // by a second pass only in that rare case.
+  // One output pixel per thread at a time.
   const int lx = threadIdx.x;
   if (lx >= tile_w) return;  // no barrier follows
   for (int ly = threadIdx.y; ly < tile_h; ly += blockDim.y) {
     const BilinearTap ty = tap_y[ly];
     const float* upper = rows + ((ty.i0 - first_row) * tiling.tile_w + lx) * stride;
     const float* lower = rows + ((ty.i1 - first_row) * tiling.tile_w + lx) * stride;
-    float best = -INFINITY;
-    int best_channel = 0;
-    float nan_probe = 0.0f;
-    int c = 0;
-    for (; c + kChannelPack <= channels; c += kChannelPack) {
-      float u[kChannelPack], d[kChannelPack];
-      load_as_float<kChannelPack>(upper + c, u);
-      load_as_float<kChannelPack>(lower + c, d);
-#pragma unroll
-      for (int k = 0; k < kChannelPack; ++k) {
-        const float v = ty.l0 * u[k] + ty.l1 * d[k];
-        nan_probe += v;
-        if (v > best) {
-          best = v;
-          best_channel = c + k;
-        }
-      }
-    }
-    for (; c < channels; ++c) {
-      const float v = ty.l0 * upper[c] + ty.l1 * lower[c];
-      nan_probe += v;
-      if (v > best) {
-        best = v;
-        best_channel = c;
-      }
-    }
-    if (nan_probe != nan_probe) {
-      // torch.argmax: a NaN is the maximum; the first NaN wins.
-      for (c = 0; c < channels; ++c) {
-        const float v = ty.l0 * upper[c] + ty.l1 * lower[c];
-        if (v != v) {
-          best_channel = c;
-          break;
-        }
-      }
-    }
-    labels[(int64_t(n) * out_h + oy0 + ly) * out_w + ox0 + lx] = uint8_t(best_channel);
+    labels[(int64_t(n) * out_h + oy0 + ly) * out_w + ox0 + lx] =
+        uint8_t(argmax_pixel(upper, lower, ty, logits.c));
   }
 }
 

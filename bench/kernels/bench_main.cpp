@@ -47,11 +47,11 @@ constexpr const char* kTellingFilter =
     "|^max_pool/fp16|^resize_argmax/fp16";
 
 //   @training every training kernel: conv dgrad/wgrad on the net's convs, BatchNorm training
-//             forward/backward, depthwise/pool/resize backward, the fused softmax-CE, SGD.
+//             forward/backward, depthwise/pool backward, the fused softmax-CE (and its resize
+//             backward), SGD.
 constexpr const char* kTrainingFilter =
     "^(conv_bwd_data|conv_bwd_weight|batchnorm_train_fwd|batchnorm_train_bwd|depthwise_bwd_data|"
-    "depthwise_bwd_weight|max_pool_bwd|resize_bilinear_bwd|softmax_ce_upsample|sgd_step|"
-    "tensor_add_inplace)/";
+    "depthwise_bwd_weight|max_pool_bwd|softmax_ce_upsample|sgd_step)/";
 
 // Replaces --benchmark_filter=@NAME[+NAME...] by the sets' regex.
 void expand_named_filter(int argc, char** argv, std::string& storage) {

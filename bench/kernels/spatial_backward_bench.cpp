@@ -5,7 +5,6 @@
 //   max_pool_bwd          3x3/s2/p1 on the stem output 8x256x512x64 (x, dy in; dx out)
 //   depthwise_bwd_data    F-ASPP maps 8x16x32x256 (stride 32) and 8x64x128x128 (stride 8), rates
 //   depthwise_bwd_weight  6 and 12 (dy, weights in; dx out / x, dy in; dw out)
-//   resize_bilinear_bwd   x4: dy 8x256x512x19 -> dx 8x64x128x19, both align_corners
 //   softmax_ce_upsample   logits 8x256x512x19 (stride 2), labels 8x1024x2048 (the paper's
 //                         supervision size), both align_corners; loss + gradient, all three
 //                         launches
@@ -16,7 +15,6 @@
 #include "bench/kernels/bench_util.h"
 #include "kernels/depthwise_atrous.h"
 #include "kernels/pool.h"
-#include "kernels/resize_bwd.h"
 #include "kernels/softmax_cross_entropy.h"
 
 namespace farsee::bench {
@@ -75,25 +73,6 @@ void register_depthwise_bwd() {
   }
 }
 
-void register_resize_bwd() {
-  const Shape4 dx_shape{8, 64, 128, 19};
-  const Shape4 dy_shape{8, 256, 512, 19};
-  for (DType dtype : kDTypes) {
-    for (bool align_corners : {false, true}) {
-      const std::string name = std::string("resize_bilinear_bwd/") + dtype_name(dtype) + "/" +
-                               shape_name(dy_shape) + "/to64x128" +
-                               (align_corners ? "/align_corners" : "");
-      register_gpu_benchmark(name, [=](benchmark::State& state) {
-        const Context ctx = cuda_context();
-        DeviceTensor dy(ctx, dtype, dy_shape, 1);
-        DeviceTensor dx(ctx, dtype, dx_shape, 2);
-        time_launches(state, ctx, dy.bytes() + dx.bytes(),
-                      [&] { resize_bilinear_bwd(ctx, align_corners, dy.view, dx.view); });
-      });
-    }
-  }
-}
-
 void register_softmax_ce() {
   const Shape4 logits_shape{8, 256, 512, 19};
   const int label_h = 1024, label_w = 2048;
@@ -129,7 +108,6 @@ void register_softmax_ce() {
 const bool kRegistered = [] {
   register_max_pool_bwd();
   register_depthwise_bwd();
-  register_resize_bwd();
   register_softmax_ce();
   return true;
 }();

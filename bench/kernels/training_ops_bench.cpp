@@ -6,14 +6,12 @@
 //                        final, apply). Bytes: x + residual + y once (compulsory; x is read twice).
 //   batchnorm_train_bwd  same shapes, ReLU mask + dresidual (3 launches: reduce, final, apply).
 //                        Bytes: x, y, dy read once, dx and dresidual written once.
-//   tensor_add_inplace   8x128x256x64: acc read + written, x read.
 //   sgd_step             13M fp32 parameters (about the paper model), momentum 0.9, weight decay
 //                        5e-4: params read+written, grads read, buffer read+written.
 #include <string>
 
 #include "bench/kernels/bench_util.h"
 #include "kernels/batchnorm.h"
-#include "kernels/elementwise.h"
 #include "kernels/sgd.h"
 
 namespace farsee::bench {
@@ -69,20 +67,6 @@ void register_batchnorm() {
   }
 }
 
-void register_tensor_add() {
-  const Shape4 s{8, 128, 256, 64};
-  for (DType dtype : kDTypes) {
-    register_gpu_benchmark(
-        std::string("tensor_add_inplace/") + dtype_name(dtype) + "/" + shape_name(s),
-        [=](benchmark::State& state) {
-          const Context ctx = cuda_context();
-          DeviceTensor acc(ctx, dtype, s, 1), x(ctx, dtype, s, 2);
-          time_launches(state, ctx, 2 * acc.bytes() + x.bytes(),
-                        [&] { tensor_add_inplace(ctx, acc.view, x.view); });
-        });
-  }
-}
-
 void register_sgd() {
   constexpr int64_t kParams = 13 * 1000 * 1000;
   register_gpu_benchmark("sgd_step/fp32/13M/momentum0.9_wd5e-4", [](benchmark::State& state) {
@@ -99,7 +83,6 @@ void register_sgd() {
 
 const bool kRegistered = [] {
   register_batchnorm();
-  register_tensor_add();
   register_sgd();
   return true;
 }();

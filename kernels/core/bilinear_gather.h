@@ -1,4 +1,4 @@
-// Gather form of the bilinear resize's transpose (resize_bilinear_bwd, softmax_ce_upsample): the
+// Gather form of the bilinear resize's transpose (the gradient of softmax_ce_upsample): the
 // blocks own the INPUT (low-resolution) side and each input element sums over the output pixels
 // whose taps read it, so no two threads ever write the same element (no atomics).
 //

@@ -50,16 +50,6 @@ void relu_bwd(const TensorView& y, const TensorView& dy, const TensorView& dx) {
       y.c());
 }
 
-void tensor_add_inplace(const Context&, const TensorView& acc, const TensorView& x) {
-  parallel_pixels(
-      acc.shape.pixels(),
-      [&](int64_t p) {
-        const int64_t ao = pixel_offset(acc, p), xo = pixel_offset(x, p);
-        for (int c = 0; c < acc.c(); ++c) store(acc, ao + c, load(acc, ao + c) + load(x, xo + c));
-      },
-      acc.c());
-}
-
 void fill_zero(const Context&, void* data, size_t bytes) {
   std::memset(data, 0, bytes);
 }

@@ -4,8 +4,8 @@
 //   add_fwd:  y = a + b (the residual add)
 //   relu_bwd: dx = y > 0 ? dy : 0 (y the ReLU's output; a select, as PyTorch's
 //             threshold_backward: NaN dy under a closed ReLU gives 0)
-// The public training helpers of kernels/elementwise.h (tensor_add_inplace, fill_zero) have their
-// reference versions in elementwise.cpp too.
+// The public training helper of kernels/elementwise.h (fill_zero) has its reference version in
+// elementwise.cpp too.
 #pragma once
 
 #include "kernels/core/tensor.h"

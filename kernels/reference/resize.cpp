@@ -6,7 +6,6 @@
 
 #include "kernels/reference/access.h"
 #include "kernels/reference/index.h"
-#include "kernels/resize_bwd.h"
 
 namespace farsee::reference {
 // One axis of PyTorch's bilinear sampling (see resize.h for the rules and their source).
@@ -62,8 +61,14 @@ void resize_bilinear_fwd(bool align_corners, const TensorView& x, const TensorVi
       4 * C);
 }
 
-void resize_bilinear_bwd(const Context&, bool align_corners, const TensorView& dy,
-                         const TensorView& dx) {
+void resize_bilinear_bwd(bool align_corners, const TensorView& dy, const TensorView& dx) {
+  FARSEE_REQUIRE(dy.data != nullptr && dx.data != nullptr, "resize_bilinear_bwd: null tensor");
+  FARSEE_REQUIRE(dx.n() >= 1 && dx.h() >= 1 && dx.w() >= 1 && dx.c() >= 1,
+                 "resize_bilinear_bwd: dx has empty shape " << to_string(dx.shape));
+  FARSEE_REQUIRE(dy.h() >= 1 && dy.w() >= 1,
+                 "resize_bilinear_bwd: dy has empty size " << dy.h() << "x" << dy.w());
+  require_shape(dx, "resize_bilinear_bwd: dx", dx.shape);
+  require_shape(dy, "resize_bilinear_bwd: dy", Shape4{dx.n(), dy.h(), dy.w(), dx.c()});
   const std::vector<LinearTap> ty = linear_taps(dx.h(), dy.h(), align_corners);
   const std::vector<LinearTap> tx = linear_taps(dx.w(), dy.w(), align_corners);
   const int C = dx.c();

@@ -34,9 +34,12 @@ std::vector<LinearTap> linear_taps(int in, int out, bool align_corners);
 
 void resize_bilinear_fwd(bool align_corners, const TensorView& x, const TensorView& y);
 
-// resize_bilinear_bwd (kernels/resize_bwd.h) is the exact transpose of resize_bilinear_fwd with
-// the same taps: each dy element, times l_y * l_x, is added to its four taps, in double; dx is
-// written (rounded once).
+// resize_bilinear_bwd: the exact transpose of resize_bilinear_fwd with the same taps: each dy
+// element, times l_y * l_x, is added to its four taps, in double; dx is written (rounded once).
+// dy: [N, H_out, W_out, C], dx: [N, H_in, W_in, C]. The tests' oracle of the composition that
+// softmax_ce_upsample fuses (no executor runs it on its own: the net's only resize backward is
+// the loss's).
+void resize_bilinear_bwd(bool align_corners, const TensorView& dy, const TensorView& dx);
 
 void argmax_channels(const TensorView& x, uint8_t* labels);
 

@@ -15,7 +15,8 @@
 // once to fp32 (fp16 dlogits: that fp32 value rounded once more, as the kernels do). Class weights
 // scale each pixel's loss and gradient by w[label], and S is their sum over the counted pixels (M
 // without weights). Unweighted, equal up to the fp32 rounding of the interpolated logits to
-// softmax_cross_entropy(resize_bilinear_fwd(logits)) followed by resize_bilinear_bwd.
+// softmax_cross_entropy(resize_bilinear_fwd(logits)) followed by resize_bilinear_bwd
+// (kernels/reference/resize.h).
 #pragma once
 
 #include <cstdint>

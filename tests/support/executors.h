@@ -36,8 +36,8 @@ inline void PrintTo(const ExecCase& c, std::ostream* os) {
 // BN training 1.3e-4 (AwkwardShapes: values next to the ReLU cut-off; elsewhere <= 1.3e-6),
 // depthwise 4.8e-7 forward / 2.9e-6 backward, max-pool backward 2.4e-7. softmax-CE (fp32 logits)
 // and SGD have their own code too (kernels/cpu/softmax_cross_entropy.cpp: a polynomial exp and
-// per-band sums; kernels/cpu/sgd.cpp: the reference's per-element update, bitwise); resize
-// backward, tensor_add_inplace and the fp16 paths call the reference's code (exact).
+// per-band sums; kernels/cpu/sgd.cpp: the reference's per-element update, bitwise); the fp16
+// paths call the reference's code (exact).
 std::vector<ExecCase> kernel_exec_cases();
 // Also the reference executor (for ops whose public entry is tested end to end).
 std::vector<ExecCase> all_exec_cases();

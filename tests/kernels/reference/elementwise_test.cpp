@@ -1,6 +1,6 @@
 // Reference ReLU and residual add: hand-worked values (NaN and signed zero included), channel
-// slices, in place, fp16 storage, bad arguments. ReLU backward, tensor_add_inplace and fill_zero
-// (the training helpers of kernels/elementwise.h) through the reference executor.
+// slices, in place, fp16 storage, bad arguments. ReLU backward, and fill_zero (the training
+// helper of kernels/elementwise.h) through the reference executor.
 #include "kernels/reference/elementwise.h"
 
 #include <gtest/gtest.h>
@@ -110,27 +110,6 @@ TEST(ReluBwd, HandWorkedSelect) {
   reference::relu_bwd(make_view(y.data(), DType::F32, s), make_view(dy.data(), DType::F32, s),
                       make_view(dx.data(), DType::F32, s));
   EXPECT_TRUE(all_equal(dx, std::vector<float>{0, 0, -1.5f, 4.0f, 0, 0.25f}));
-}
-
-// acc += x on slices and fp16 (small integers: exact in both dtypes).
-TEST(TensorAddInplace, SlicesAndFp16) {
-  const Shape4 s{3, 3, 5, 7};
-  const std::vector<float> a = small_ints(size_t(s.elements()), 3, -8, 8);
-  const std::vector<float> b = small_ints(size_t(s.elements()), 4, -8, 8);
-  std::vector<float> want(a.size());
-  for (size_t i = 0; i < a.size(); ++i) want[i] = a[i] + b[i];
-  for (DType dtype : {DType::F32, DType::F16}) {
-    NhwcTestTensor at(kRef, dtype, s, Placement{1, 9});
-    NhwcTestTensor bt(kRef, dtype, s, Placement{4, 11});
-    at.upload(a);
-    bt.upload(b);
-    tensor_add_inplace(kRef, at.view(), bt.view());
-    EXPECT_TRUE(all_equal(at.download(), want));
-    EXPECT_TRUE(at.outside_untouched());
-  }
-  NhwcTestTensor f32(kRef, DType::F32, s), f16(kRef, DType::F16, s);
-  EXPECT_TRUE(throws_error_mentioning([&] { tensor_add_inplace(kRef, f32.view(), f16.view()); },
-                                      "tensor_add_inplace: x"));
 }
 
 TEST(FillZero, ZeroesExactlyTheBytes) {

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "kernels/resize_argmax.h"
-#include "kernels/resize_bwd.h"
 #include "tests/kernels/nhwc_test_tensor.h"
 #include "tests/kernels/reference/gradient_check.h"
 #include "tests/kernels/reference/test_util.h"
@@ -229,7 +228,7 @@ std::vector<float> resize_bwd(bool align_corners, Shape4 xs, int out_h, int out_
   NhwcTestTensor dyt(kRef, dtype, Shape4{xs.n, out_h, out_w, xs.c}, dyp);
   dyt.upload(dy);
   NhwcTestTensor dxt(kRef, dtype, xs, dxp);
-  resize_bilinear_bwd(kRef, align_corners, dyt.view(), dxt.view());
+  reference::resize_bilinear_bwd(align_corners, dyt.view(), dxt.view());
   EXPECT_TRUE(dxt.outside_untouched());
   return dxt.download();
 }
@@ -299,9 +298,9 @@ TEST(ResizeBilinearBackwardArgs, BadArguments) {
   std::vector<float> dyb(4 * 4 * 2), dxb(2 * 2 * 2);
   const TensorView dx = make_view(dxb.data(), DType::F32, Shape4{1, 2, 2, 2});
   TensorView dy = make_view(dyb.data(), DType::F32, Shape4{1, 4, 4, 2});
-  EXPECT_NO_THROW(resize_bilinear_bwd(kRef, false, dy, dx));
+  EXPECT_NO_THROW(reference::resize_bilinear_bwd(false, dy, dx));
   dy.shape.c = 1;
-  EXPECT_TRUE(throws_error_mentioning([&] { resize_bilinear_bwd(kRef, false, dy, dx); },
+  EXPECT_TRUE(throws_error_mentioning([&] { reference::resize_bilinear_bwd(false, dy, dx); },
                                       "resize_bilinear_bwd: dy"));
 }
 

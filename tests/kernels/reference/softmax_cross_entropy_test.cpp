@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "kernels/reference/resize.h"
-#include "kernels/resize_bwd.h"
 #include "kernels/softmax_cross_entropy.h"
 #include "tests/kernels/nhwc_test_tensor.h"
 #include "tests/kernels/reference/gradient_check.h"
@@ -149,8 +148,8 @@ CeResult composed_ce(bool ac, Shape4 ls, const std::vector<float>& logits,
   r.loss = reference::softmax_cross_entropy(make_view(full.data(), DType::F32, fs), labels.data(),
                                             make_view(gfull.data(), DType::F32, fs));
   r.grad.resize(z.size());
-  resize_bilinear_bwd(kRef, ac, make_view(gfull.data(), DType::F32, fs),
-                      make_view(r.grad.data(), DType::F32, ls));
+  reference::resize_bilinear_bwd(ac, make_view(gfull.data(), DType::F32, fs),
+                                 make_view(r.grad.data(), DType::F32, ls));
   return r;
 }
 

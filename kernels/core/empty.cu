@@ -1,1 +1,0 @@
-// Keeps the library non-empty before any op file exists.
