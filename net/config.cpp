@@ -38,8 +38,8 @@ FarSeeConfig rtseg_config(int num_classes) {
 
 namespace {
 
-// Mirrors tools/pytorch/reference (make_net_fixtures.py): the tiny variant divides every channel count by
-// kTinyWidthDivisor and predicts kTinyClasses classes.
+// Mirrors tools/pytorch/reference (make_net_fixtures.py): the tiny variant divides every channel
+// count by kTinyWidthDivisor and predicts kTinyClasses classes.
 constexpr int kTinyWidthDivisor = 8;
 constexpr int kTinyClasses = 5;
 

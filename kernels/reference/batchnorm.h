@@ -17,8 +17,8 @@
 //
 // The training ops of kernels/batchnorm.h (reference::batchnorm_train_fwd / _bwd, which take the
 // executor's Context) are built on the dense double core below, processing blocks of channels at
-// a time; the gradient checks (tests/kernels/reference/batchnorm_train_test.cpp) differentiate the same
-// core by central differences.
+// a time; the gradient checks (tests/kernels/reference/batchnorm_train_test.cpp) differentiate the
+// same core by central differences.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// Cityscapes evaluation: the metrics library (tools/cityscapes/metrics.h) against a hand-worked confusion
-// matrix, the labelId <-> trainId tables, and farsee-eval end to end (in-process,
+// Cityscapes evaluation: the metrics library (tools/cityscapes/metrics.h) against a hand-worked
+// confusion matrix, the labelId <-> trainId tables, and farsee-eval end to end (in-process,
 // tools/eval/eval_cli.h) on small Cityscapes-layout folders, with every kind of bad prediction data
 // giving an error that names the file.
 #include <gtest/gtest.h>
@@ -12,10 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "net/farsee_net.h"
-#include "tools/data/dataset.h"
-#include "tools/eval/eval_cli.h"
-#include "tools/data/image_io.h"
 #include "tools/cityscapes/metrics.h"
+#include "tools/data/dataset.h"
+#include "tools/data/image_io.h"
+#include "tools/eval/eval_cli.h"
 #include "weights/safetensors.h"
 
 namespace farsee::tools {
@@ -371,10 +371,11 @@ TEST_F(EvalCli, NumClassesOverridesThePreset) {
 }
 
 // Agreement with cityscapesScripts' evalPixelLevelSemanticLabeling without Python: its figures for
-// the prediction sets of tests/fixtures/eval (tools/pytorch/check_eval_cityscapes.py --write-fixture: random,
-// partially right, classes never predicted or only falsely predicted, void labelIds predicted,
-// two classes in no ground truth) against farsee-eval on the same files, as labelIds and converted
-// to trainIds. Same 64-bit counts, same double divisions: equal to 1e-12 (the task's bar: 1e-4).
+// the prediction sets of tests/fixtures/eval (tools/pytorch/check_eval_cityscapes.py
+// --write-fixture: random, partially right, classes never predicted or only falsely predicted, void
+// labelIds predicted, two classes in no ground truth) against farsee-eval on the same files, as
+// labelIds and converted to trainIds. Same 64-bit counts, same double divisions: equal to 1e-12
+// (the task's bar: 1e-4).
 TEST_F(EvalCli, AgreesWithCityscapesScripts) {
   const fs::path fixture = fs::path(FARSEE_TEST_DATA_DIR) / "eval";
   const nlohmann::ordered_json expected = read_json((fixture / "cityscapes_scripts.json").string());

@@ -1,6 +1,6 @@
 // Smoke training (CI, reference executor, a few seconds): farsee-train with preset tiny-paper
-// (19 classes) on generated street scenes (tools/data/synthetic_scenes.h, 16 train + 4 val images of
-// 64x128), 100 SGD steps of batch 4 at lr 0.2 (poly), random flips. Asserts, from the --log JSON
+// (19 classes) on generated street scenes (tools/data/synthetic_scenes.h, 16 train + 4 val images
+// of 64x128), 100 SGD steps of batch 4 at lr 0.2 (poly), random flips. Asserts, from the --log JSON
 // lines, that the loss falls (last 10 steps' mean below 0.6 x the first 5 steps') and that
 // validation mIoU on the val split rises clearly above the untrained weights' (the step-0
 // validation): by at least 0.08 and to at least twice the untrained value. Measured here: loss 2.91
