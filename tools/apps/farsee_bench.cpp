@@ -220,6 +220,25 @@ Timing summarize(const std::vector<double>& ms) {
   return {percentile(ms, 0.5), percentile(ms, 0.1), percentile(ms, 0.9)};
 }
 
+// The fields every row of the JSON results has (inference and training), in schema order.
+nlohmann::ordered_json result_row(const std::pair<int, int>& size, int batch, DType precision,
+                                  const std::string& mode, int runs, const Timing& t,
+                                  double images_per_s, int64_t arena_bytes, int64_t weight_bytes) {
+  return {{"size", size_text(size)},
+          {"height", size.first},
+          {"width", size.second},
+          {"batch", batch},
+          {"precision", dtype_name(precision)},
+          {"mode", mode},
+          {"runs", runs},
+          {"median_ms", t.median},
+          {"p10_ms", t.p10},
+          {"p90_ms", t.p90},
+          {"images_per_s", images_per_s},
+          {"arena_bytes", arena_bytes},
+          {"weight_bytes", weight_bytes}};
+}
+
 // A fixed pseudo-random normalised input (values do not change the work done).
 std::vector<float> bench_input(int batch, const std::pair<int, int>& size) {
   std::vector<float> input(size_t(batch) * size.first * size.second * 3);
@@ -272,19 +291,8 @@ void run_inference(const Options& o, const net::FarSeeConfig& config,
                     double(arena) / (1 << 20));
         std::fflush(stdout);
         if (o.profile) print_profile(model.profile_forward());
-        results.push_back({{"size", size_text(size)},
-                           {"height", size.first},
-                           {"width", size.second},
-                           {"batch", batch},
-                           {"precision", dtype_name(precision)},
-                           {"mode", mode},
-                           {"runs", o.runs},
-                           {"median_ms", t.median},
-                           {"p10_ms", t.p10},
-                           {"p90_ms", t.p90},
-                           {"images_per_s", images_per_s},
-                           {"arena_bytes", arena},
-                           {"weight_bytes", model.parameter_bytes()}});
+        results.push_back(result_row(size, batch, precision, mode, o.runs, t, images_per_s, arena,
+                                     model.parameter_bytes()));
       }
     }
   }
@@ -357,22 +365,11 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
         std::printf(")\n");
         std::fflush(stdout);
         if (o.profile) print_profile(trainer.profile_step(sgd));
-        nlohmann::ordered_json row{
-            {"size", size_text(size)},
-            {"height", size.first},
-            {"width", size.second},
-            {"batch", batch},
-            {"precision", dtype_name(precision)},
-            {"mode", mode},
-            {"runs", o.runs},
-            {"median_ms", t.median},
-            {"p10_ms", t.p10},
-            {"p90_ms", t.p90},
-            {"images_per_s", images_per_s},
-            {"arena_bytes", arena},
-            {"weight_bytes", trainer.layout().parameter_floats * int64_t(sizeof(float))},
-            {"device_bytes", device_bytes},
-            {"loss", double(loss)}};
+        nlohmann::ordered_json row =
+            result_row(size, batch, precision, mode, o.runs, t, images_per_s, arena,
+                       trainer.layout().parameter_floats * int64_t(sizeof(float)));
+        row["device_bytes"] = device_bytes;
+        row["loss"] = double(loss);
         if (cpu) {
           row["max_rss_bytes"] = rss;
           row["cpu_ms"] = cpu_ms;

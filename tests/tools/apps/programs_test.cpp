@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/run_program.h"
 #include "tools/data/image_io.h"
 
 namespace {
@@ -28,21 +29,9 @@ fs::path tools_dir() {
   return fs::path(FARSEE_PROGRAM_DIR);
 }
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr
-};
-
+using Result = farsee::test::ProgramResult;
 Result run(const std::string& command) {
-  Result r{-1, ""};
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return farsee::test::run_program(command);
 }
 
 class Programs : public ::testing::Test {
