@@ -7,7 +7,8 @@
 // Tiling / vectors: packs of 4 floats (16-byte loads/stores) when grads is 16-byte aligned, else
 //   single floats; the count % 4 tail is done by the first threads of the grid in the same
 //   launch. The grid is capped (kMaxBlocks, ~8 blocks of 256 threads per SM of an H100/H200).
-// Layout: flat fp32. Precision: one fp32 multiply. Fused: the check and the scaling, one pass.
+// Layout: flat fp32. Precision: one fp32 multiply. Fused: the check and the scaling, one pass;
+//   the optional factor in memory (CUDA graphs) is read by every thread first.
 #include <cstdint>
 
 #include "kernels/core/launch.h"
@@ -23,7 +24,9 @@ constexpr int64_t kMaxBlocks = 132 * 8;
 
 template <int V>
 __global__ void __launch_bounds__(kThreads)
-    unscale_check_kernel(int64_t count, float* grads, float inv_scale, int32_t* found_inf) {
+    unscale_check_kernel(int64_t count, float* grads, float inv_scale, int32_t* found_inf,
+                         const float* inv_scale_in_memory) {
+  if (inv_scale_in_memory != nullptr) inv_scale = *inv_scale_in_memory;
   const int64_t vectors = count / V;
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
@@ -47,8 +50,7 @@ bool aligned16(const void* p) {
 
 }  // namespace
 
-void grad_unscale_check(const Context& ctx, int64_t count, float* grads, float inv_scale,
-                        int32_t* found_inf) {
+void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS) {
   const int width = aligned16(grads) ? 4 : 1;
   const int64_t work = count / width > 0 ? count / width : 1;
   int64_t blocks = (work + kThreads - 1) / kThreads;
@@ -56,11 +58,11 @@ void grad_unscale_check(const Context& ctx, int64_t count, float* grads, float i
   if (width == 4) {
     auto kernel = unscale_check_kernel<4>;
     FARSEE_LAUNCH(kernel, dim3(unsigned(blocks)), dim3(kThreads), 0, ctx.stream, count, grads,
-                  inv_scale, found_inf);
+                  inv_scale, found_inf, inv_scale_in_memory);
   } else {
     auto kernel = unscale_check_kernel<1>;
     FARSEE_LAUNCH(kernel, dim3(unsigned(blocks)), dim3(kThreads), 0, ctx.stream, count, grads,
-                  inv_scale, found_inf);
+                  inv_scale, found_inf, inv_scale_in_memory);
   }
 }
 

@@ -8,6 +8,9 @@
 //                                                    can share one flag: the caller zeroes it)
 // found_inf: one int32 in executor memory; the optimizer step reads it (sgd_step's skip flag) so
 // a step with a non-finite gradient is skipped without a host round trip.
+// inv_scale_in_memory (optional, one fp32 in executor memory, read by the kernel): the factor
+// instead of `inv_scale`, so that a captured CUDA graph replays with each step's loss scale (the
+// caller writes it before the launch and checks it; `inv_scale` is then only validated).
 // Rounding: one fp32 multiply per element (inv_scale is a power of two in the trainer's use,
 // so exact unless a gradient underflows). Deterministic: the flag is only ever set to 1 by plain
 // stores (no atomics, no float reduction): the result does not depend on the order.
@@ -22,8 +25,9 @@
 
 namespace farsee {
 
-#define FARSEE_GRAD_UNSCALE_CHECK_ARGS \
-  const Context &ctx, int64_t count, float *grads, float inv_scale, int32_t *found_inf
+#define FARSEE_GRAD_UNSCALE_CHECK_ARGS                                                  \
+  const Context &ctx, int64_t count, float *grads, float inv_scale, int32_t *found_inf, \
+      const float *inv_scale_in_memory
 
 FARSEE_DECLARE_OP(grad_unscale_check, FARSEE_GRAD_UNSCALE_CHECK_ARGS);
 
@@ -37,14 +41,16 @@ FARSEE_HD bool unscale_element(float& g, float inv_scale) {
   return non_finite;
 }
 
-inline void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS) {
+inline void grad_unscale_check(const Context& ctx, int64_t count, float* grads, float inv_scale,
+                               int32_t* found_inf, const float* inv_scale_in_memory = nullptr) {
   FARSEE_REQUIRE(count >= 0, "grad_unscale_check: count = " << count);
   if (count == 0) return;
   FARSEE_REQUIRE(grads != nullptr && found_inf != nullptr,
                  "grad_unscale_check: grads or found_inf is null");
   FARSEE_REQUIRE(inv_scale > 0.0f && inv_scale <= 3.4e38f,
                  "grad_unscale_check: inv_scale " << inv_scale << " must be positive and finite");
-  FARSEE_DISPATCH(ctx, grad_unscale_check, ctx, count, grads, inv_scale, found_inf);
+  FARSEE_DISPATCH(ctx, grad_unscale_check, ctx, count, grads, inv_scale, found_inf,
+                  inv_scale_in_memory);
 }
 
 }  // namespace farsee

@@ -13,8 +13,8 @@
 //      order, then over the block by a fixed shared-memory tree into the block's partials.
 //   2. finalise, one block: sums the partials in a fixed order (each thread a fixed strided
 //      subset in double, then a fixed tree), writes loss = sum / S (S: the weight sum, = M without
-//      class weights; NaN if S = 0), M, and the gradient factor grad_scale / S (0 if S = 0) into
-//      the workspace.
+//      class weights; NaN if S = 0), M, and the gradient factor grad_scale / S (0 if S = 0; the
+//      scale read from memory when given: CUDA graphs) into the workspace.
 //   3. gradient, gather form (kernels/core/bilinear_gather.h): a block owns a tile of up to 4 x 32
 //      low-res pixels (smaller for many classes or extreme scale factors: the host picks the
 //      largest tile whose staging fits 48 KiB) and walks the label rows whose taps read the tile,
@@ -156,8 +156,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 __global__ void __launch_bounds__(kThreads)
-    ce_finalize_kernel(CeWorkspace ws, int64_t partials, float grad_scale, float* loss,
-                       int64_t* valid_count) {
+    ce_finalize_kernel(CeWorkspace ws, int64_t partials, float grad_scale,
+                       const float* grad_scale_in_memory, float* loss, int64_t* valid_count) {
   FARSEE_SHARED(double, loss_sum, [kThreads]);
   FARSEE_SHARED(long long, count_sum, [kThreads]);
   FARSEE_SHARED(double, weight_sum, [kThreads]);
@@ -177,7 +177,8 @@ __global__ void __launch_bounds__(kThreads)
     const double s = weight_sum[0];  // = M exactly without class weights
     *loss = s > 0 ? float(loss_sum[0] / s) : NAN;
     if (valid_count) *valid_count = int64_t(count_sum[0]);
-    ws.scalars[0] = s > 0 ? float(double(grad_scale) / s) : 0.0f;
+    const float scale = grad_scale_in_memory ? *grad_scale_in_memory : grad_scale;
+    ws.scalars[0] = s > 0 ? float(double(scale) / s) : 0.0f;
   }
 }
 
@@ -282,8 +283,9 @@ BilinearGatherGeometry gradient_geometry(const TensorView& logits, int label_h, 
 template <typename T, typename D>
 void launch_all(const Context& ctx, bool align_corners, const TensorView& logits,
                 const uint8_t* labels, int label_h, int label_w, float* loss,
-                const TensorView& dlogits, float grad_scale, const float* class_weights,
-                const CeWorkspace& ws, int64_t partials, int64_t* valid_count) {
+                const TensorView& dlogits, float grad_scale, const float* grad_scale_in_memory,
+                const float* class_weights, const CeWorkspace& ws, int64_t partials,
+                int64_t* valid_count) {
   FARSEE_REQUIRE(partials < (int64_t(1) << 31),
                  "softmax_ce_upsample: " << partials << " blocks exceed the grid limit");
   auto forward = ce_forward_kernel<T>;
@@ -292,7 +294,7 @@ void launch_all(const Context& ctx, bool align_corners, const TensorView& logits
       labels, label_h, label_w, bilinear_scale(logits.h(), label_h, align_corners),
       bilinear_scale(logits.w(), label_w, align_corners), align_corners, class_weights, ws);
   FARSEE_LAUNCH(ce_finalize_kernel, dim3(1), dim3(kThreads), 0, ctx.stream, ws, partials,
-                grad_scale, loss, valid_count);
+                grad_scale, grad_scale_in_memory, loss, valid_count);
   const BilinearGatherGeometry g = gradient_geometry(logits, label_h, label_w, align_corners);
   auto gradient = ce_gradient_kernel<T, D>;
   FARSEE_LAUNCH(gradient, bilinear_gather_grid(g, logits.n()), dim3(kThreads),
@@ -311,7 +313,7 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   auto launch = f32_in ? (f32_out ? launch_all<float, float> : launch_all<float, __half>)
                        : (f32_out ? launch_all<__half, float> : launch_all<__half, __half>);
   launch(ctx, align_corners, logits, labels, label_h, label_w, loss, dlogits, grad_scale,
-         class_weights, ws, partials, valid_count);
+         grad_scale_in_memory, class_weights, ws, partials, valid_count);
 }
 
 }  // namespace FARSEE_KERNEL_NS

@@ -17,7 +17,10 @@
 // executor memory, finite and >= 0 (the caller checks: the kernels cannot read them on the host);
 // dlogits: logits' shape (channel
 // slice ok), fp32 or fp16 (independent of the logits' dtype; fp16: the fp32 value rounded once to
-// nearest even, e.g. mixed-precision training with grad_scale = the loss scale). The kernels cannot
+// nearest even, e.g. mixed-precision training with grad_scale = the loss scale);
+// grad_scale_in_memory (optional, one fp32 in executor memory, read by the kernels): grad_scale
+// instead of the value argument, so that a captured CUDA graph replays with each step's loss scale
+// (the caller writes it before the launch; the value argument is then unused). The kernels cannot
 // raise on a bad label: a label >= C that is not 255 makes the loss NaN (the host executors,
 // reference and cpu, throw). Deterministic: fixed partials summed in a fixed order.
 #pragma once
@@ -47,17 +50,19 @@ inline size_t softmax_ce_workspace_bytes(Shape4 logits, int label_h, int label_w
   return size_t(4 + 3 * softmax_ce_partials(logits, label_h, label_w) + pixels) * 4;
 }
 
-#define FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS                                                    \
-  const Context &ctx, bool align_corners, const TensorView &logits, const uint8_t *labels, \
-      int label_h, int label_w, float *loss, const TensorView &dlogits, float grad_scale,  \
-      void *workspace, size_t workspace_bytes, int64_t *valid_count, const float *class_weights
+#define FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS                                                          \
+  const Context &ctx, bool align_corners, const TensorView &logits, const uint8_t *labels,       \
+      int label_h, int label_w, float *loss, const TensorView &dlogits, float grad_scale,        \
+      void *workspace, size_t workspace_bytes, int64_t *valid_count, const float *class_weights, \
+      const float *grad_scale_in_memory
 FARSEE_DECLARE_OP(softmax_ce_upsample, FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS);
 
 inline void softmax_ce_upsample(const Context& ctx, bool align_corners, const TensorView& logits,
                                 const uint8_t* labels, int label_h, int label_w, float* loss,
                                 const TensorView& dlogits, float grad_scale, void* workspace,
                                 size_t workspace_bytes, int64_t* valid_count = nullptr,
-                                const float* class_weights = nullptr) {
+                                const float* class_weights = nullptr,
+                                const float* grad_scale_in_memory = nullptr) {
   FARSEE_REQUIRE(label_h >= 1 && label_w >= 1, "softmax_ce_upsample: label size "
                                                    << label_h << "x" << label_w
                                                    << " must be positive");
@@ -77,8 +82,8 @@ inline void softmax_ce_upsample(const Context& ctx, bool align_corners, const Te
       workspace_bytes >= need && workspace != nullptr,
       "softmax_ce_upsample: workspace of " << workspace_bytes << " bytes, " << need << " needed");
   FARSEE_DISPATCH(ctx, softmax_ce_upsample, ctx, align_corners, logits, labels, label_h, label_w,
-                  loss, dlogits, grad_scale, workspace, workspace_bytes, valid_count,
-                  class_weights);
+                  loss, dlogits, grad_scale, workspace, workspace_bytes, valid_count, class_weights,
+                  grad_scale_in_memory);
 }
 
 }  // namespace farsee

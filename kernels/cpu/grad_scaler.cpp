@@ -13,6 +13,7 @@ namespace farsee::cpu_impl {
 
 void grad_unscale_check(FARSEE_GRAD_UNSCALE_CHECK_ARGS) {
   (void)ctx;
+  if (inv_scale_in_memory != nullptr) inv_scale = *inv_scale_in_memory;
   constexpr int64_t kChunk = int64_t(1) << 16;
   const int64_t chunks = (count + kChunk - 1) / kChunk;
   std::vector<uint8_t> chunk_found(size_t(chunks), 0);

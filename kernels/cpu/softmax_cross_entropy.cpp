@@ -186,7 +186,8 @@ void store_band_gradients(const std::vector<Band>& bands, float factor, const Te
 void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
   if (ran_reference_unless_f32(logits.dtype, reference::softmax_ce_upsample, ctx, align_corners,
                                logits, labels, label_h, label_w, loss, dlogits, grad_scale,
-                               workspace, workspace_bytes, valid_count, class_weights))
+                               workspace, workspace_bytes, valid_count, class_weights,
+                               grad_scale_in_memory))
     return;
   const int C = logits.c(), N = logits.n(), H = logits.h(), W = logits.w();
   const int64_t label_pixels = int64_t(label_h) * label_w;
@@ -207,6 +208,7 @@ void softmax_ce_upsample(FARSEE_SOFTMAX_CE_UPSAMPLE_ARGS) {
       run_band(logits, labels, label_w, label_pixels, ty, tx, class_weights, bands[size_t(bi)],
                z.data(), g.data());
   }
+  if (grad_scale_in_memory) grad_scale = *grad_scale_in_memory;
   store_band_gradients(bands, weight_sum > 0 ? float(double(grad_scale) / weight_sum) : 0.0f,
                        dlogits);
   double total = 0.0;

@@ -76,7 +76,8 @@ float softmax_cross_entropy(const TensorView& logits, const uint8_t* labels,
 void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& logits,
                          const uint8_t* labels, int label_h, int label_w, float* loss,
                          const TensorView& dlogits, float grad_scale, void*, size_t,
-                         int64_t* valid_count, const float* class_weights) {
+                         int64_t* valid_count, const float* class_weights,
+                         const float* grad_scale_in_memory) {
   const int C = logits.c();
   const int N = logits.n();
   const int64_t label_pixels = int64_t(label_h) * label_w;
@@ -136,6 +137,7 @@ void softmax_ce_upsample(const Context&, bool align_corners, const TensorView& l
         }
       },
       label_pixels * C * 12);
+  if (grad_scale_in_memory) grad_scale = *grad_scale_in_memory;
   const double factor = weight_sum > 0 ? double(grad_scale) / weight_sum : 0.0;
   parallel_pixels(logits.shape.pixels(), [&](int64_t q) {  // fp32, then once to dlogits' dtype
     const int64_t o = pixel_offset(dlogits, q);

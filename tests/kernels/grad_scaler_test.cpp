@@ -5,8 +5,9 @@
 // flag already set stays set). Counts around the 4-float vector (tail), misaligned arrays (scalar
 // path), a non-finite value in the vector body, in the tail and alone, large and tiny gradients
 // (overflow to Inf after a non-power-of-two unscale is a finite input: no flag), and a count beyond
-// the capped grid (grid-stride loop). Also sgd_step's skip flag: set, nothing is written (params
-// and momentum buffer bitwise as before); zero, the plain update.
+// the capped grid (grid-stride loop); the factor read from executor memory (a CUDA-graph replay
+// with a new loss scale) bitwise the factor passed by value. Also sgd_step's skip flag: set,
+// nothing is written (params and momentum buffer bitwise as before); zero, the plain update.
 #include "kernels/grad_scaler.h"
 
 #include <gtest/gtest.h>
@@ -56,11 +57,14 @@ std::vector<float> case_input(const UnscaleCase& k) {
   return g;
 }
 
-UnscaleResult run_unscale(const Context& ctx, const UnscaleCase& k) {
+// from_memory: k.inv_scale is read from executor memory; the value argument is a decoy.
+UnscaleResult run_unscale(const Context& ctx, const UnscaleCase& k, bool from_memory = false) {
   const std::vector<float> g = case_input(k);
   rt::Buffer grads = to_executor(ctx, g);
   rt::Buffer flag = to_executor(ctx, std::vector<int32_t>{k.flag_before, 77});
-  grad_unscale_check(ctx, k.count, grads.as<float>() + k.misalign, k.inv_scale, flag.as<int32_t>());
+  rt::Buffer factor = to_executor(ctx, std::vector<float>{k.inv_scale});
+  grad_unscale_check(ctx, k.count, grads.as<float>() + k.misalign, from_memory ? 3.0f : k.inv_scale,
+                     flag.as<int32_t>(), from_memory ? factor.as<float>() : nullptr);
   UnscaleResult r{to_host<float>(ctx, grads, g.size()), 0};
   const std::vector<int32_t> f = to_host<int32_t>(ctx, flag, 2);
   EXPECT_EQ(f[1], 77) << "written past found_inf";
@@ -98,6 +102,27 @@ TEST_P(GradUnscaleCheck, MatchesScalingAndFlagsNonFinite) {
       const UnscaleResult r = run_unscale(ctx, k);
       EXPECT_TRUE(all_equal(bits_of(r.grads), bits_of(want)));
       EXPECT_EQ(r.found, want_found);
+    }
+  }
+}
+
+// The factor from memory (what a replayed CUDA graph reads after a loss-scale change) gives
+// bitwise the by-value result, on the executor and on the reference; the decoy value 3 is unused.
+TEST_P(GradUnscaleCheck, FactorFromMemory) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const UnscaleCase cases[] = {
+      {1027, 0, {}, {1025}, 1.0f / 1024, 0},
+      {1030, 3, {1}, {}, 1.0f / 65536, 0},
+      {70001, 0, {}, {}, 1.0f / 32768, 0},
+  };
+  for (const UnscaleCase& k : cases) {
+    SCOPED_TRACE(::testing::Message() << "count " << k.count << " inv_scale " << k.inv_scale);
+    for (const Context& ctx : {reference_context(), exec_context(GetParam())}) {
+      SCOPED_TRACE(executor_name(ctx.executor));
+      const UnscaleResult by_value = run_unscale(ctx, k), in_memory = run_unscale(ctx, k, true);
+      EXPECT_TRUE(all_equal(bits_of(in_memory.grads), bits_of(by_value.grads)));
+      EXPECT_EQ(in_memory.found, by_value.found);
+      EXPECT_FALSE(all_equal(bits_of(by_value.grads), bits_of(case_input(k))));
     }
   }
 }

@@ -2,7 +2,8 @@
 // reference: label sizes x4, x8, equal and odd, both align_corners, ignore pixels, all-ignored
 // images, fp16 logits, slices, C = 19 / 3 / 2, batch 1 and 3; bitwise run-to-run reproducibility;
 // fp16 dlogits (mixed-precision training: grad_scale = the loss scale, the fp32 value rounded
-// once); class weights.
+// once), the scale read from executor memory (a CUDA-graph replay) bitwise the value argument;
+// class weights.
 #include "kernels/softmax_cross_entropy.h"
 
 #include <gtest/gtest.h>
@@ -55,7 +56,8 @@ struct CeOut {
 
 CeOut run(const Context& ctx, DType dtype, const CeCase& k, const std::vector<float>& z,
           const std::vector<uint8_t>& labels, Placement zp, Placement gp, float grad_scale = 1.0f,
-          DType grad_dtype = DType::F32, const std::vector<float>* class_weights = nullptr) {
+          DType grad_dtype = DType::F32, const std::vector<float>* class_weights = nullptr,
+          bool scale_in_memory = false) {
   NhwcTestTensor zt(ctx, dtype, k.logits, zp);
   zt.upload(z);
   NhwcTestTensor gt(ctx, grad_dtype, k.logits, gp);
@@ -65,9 +67,12 @@ CeOut run(const Context& ctx, DType dtype, const CeCase& k, const std::vector<fl
   rt::Buffer ws = poisoned_buffer(ctx, ws_bytes);
   rt::Buffer loss = poisoned_buffer(ctx, sizeof(float));
   rt::Buffer count = poisoned_buffer(ctx, sizeof(int64_t));
+  rt::Buffer scale = to_executor(ctx, std::vector<float>{grad_scale});
+  // In memory: the value argument is a decoy (3) that must not be used.
   softmax_ce_upsample(ctx, k.align_corners, zt.view(), lb.as<uint8_t>(), k.label_h, k.label_w,
-                      loss.as<float>(), gt.view(), grad_scale, ws.data(), ws_bytes,
-                      count.as<int64_t>(), class_weights ? wb.as<float>() : nullptr);
+                      loss.as<float>(), gt.view(), scale_in_memory ? 3.0f : grad_scale, ws.data(),
+                      ws_bytes, count.as<int64_t>(), class_weights ? wb.as<float>() : nullptr,
+                      scale_in_memory ? scale.as<float>() : nullptr);
   CeOut o;
   o.loss = to_host<float>(ctx, loss, 1)[0];
   o.count = to_host<int64_t>(ctx, count, 1)[0];
@@ -202,6 +207,34 @@ TEST_P(SoftmaxCeUpsampleKernel, Fp16GradientWithLossScale) {
     double biggest = 0;
     for (float g : h.grad) biggest = std::max(biggest, double(std::fabs(g)));
     EXPECT_GT(biggest, 1.0) << "the scale must reach the gradient";
+  }
+}
+
+// The loss scale read from executor memory (what a replayed CUDA graph reads after a scale
+// change): loss, count and gradient bitwise those of the same scale passed by value, fp32 and fp16
+// logits and dlogits, with class weights, on the executor and on the reference.
+TEST_P(SoftmaxCeUpsampleKernel, GradScaleFromMemory) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const CeCase k{Shape4{2, 5, 7, 19}, 20, 28, false};
+  const std::vector<uint8_t> labels = make_labels(k, 95);
+  const std::vector<float> z = random_floats(size_t(k.logits.elements()), 96, -4.f, 4.f);
+  const std::vector<float> w = random_floats(size_t(k.logits.c), 97, 0.2f, 5.0f);
+  for (const Context& ctx : {exec_context(GetParam()), reference_context()}) {
+    for (DType dtype : {DType::F32, DType::F16}) {
+      for (const std::vector<float>* weights :
+           {static_cast<const std::vector<float>*>(nullptr), &w}) {
+        SCOPED_TRACE(describe(dtype, k) + " on " + executor_name(ctx.executor) +
+                     (weights ? " weighted" : ""));
+        const DType gd = dtype;  // fp16 dlogits with fp16 logits (the trainer's case)
+        const CeOut v = run(ctx, dtype, k, z, labels, {}, {}, 65536.0f, gd, weights);
+        const CeOut m = run(ctx, dtype, k, z, labels, {}, {}, 65536.0f, gd, weights, true);
+        EXPECT_EQ(m.loss, v.loss);
+        EXPECT_EQ(m.count, v.count);
+        EXPECT_TRUE(all_equal(m.grad, v.grad));
+        const CeOut unscaled = run(ctx, dtype, k, z, labels, {}, {}, 1.0f, gd, weights);
+        EXPECT_FALSE(all_equal(m.grad, unscaled.grad)) << "the scale must reach the gradient";
+      }
+    }
   }
 }
 
