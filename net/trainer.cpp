@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <map>
 
@@ -138,13 +139,9 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
     workspace_ = rt::Buffer(ctx_.executor, std::max<size_t>(workspace_bytes(), 256));
     arena_ = rt::Buffer(ctx_.executor, size_t(plan_.arena_bytes));
     labels_ = rt::Buffer(ctx_.executor, size_t(n) * label_h * label_w);
-    loss_ = rt::Buffer(ctx_.executor, 256);
     lr_ = rt::Buffer(ctx_.executor, 256);
-    fill_zero(ctx_, loss_.data(), loss_.bytes());
-    if (mixed()) {
-      found_inf_ = rt::Buffer(ctx_.executor, 256);
-      fill_zero(ctx_, found_inf_.data(), found_inf_.bytes());
-    }
+    scalars_ = rt::Buffer(ctx_.executor, 256);
+    fill_zero(ctx_, scalars_.data(), scalars_.bytes());
     rt::synchronize(ctx_);
   } catch (...) {
     if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
@@ -264,10 +261,9 @@ void Trainer::set_class_weights(const std::vector<float>& weights) {
 }
 
 int64_t Trainer::device_bytes() const {
-  int64_t total =
-      int64_t(params_.bytes() + grads_.bytes() + momenta_.bytes() + running_.bytes() +
-              saved_.bytes() + arena_.bytes() + workspace_.bytes() + labels_.bytes() +
-              loss_.bytes() + lr_.bytes() + found_inf_.bytes() + class_weights_.bytes());
+  int64_t total = int64_t(params_.bytes() + grads_.bytes() + momenta_.bytes() + running_.bytes() +
+                          saved_.bytes() + arena_.bytes() + workspace_.bytes() + labels_.bytes() +
+                          lr_.bytes() + scalars_.bytes() + class_weights_.bytes());
   for (const LayerWeights& w : weights_) {
     total += int64_t(w.forward.buffer.bytes() + w.backward_data.buffer.bytes());
   }
@@ -348,9 +344,11 @@ void Trainer::run(const TrainStep& s) {
       break;
     case TrainOp::Loss:
       softmax_ce_upsample(ctx_, config_.align_corners, view(s.x), labels_.as<uint8_t>(),
-                          graph_.label_h, graph_.label_w, loss_.as<float>(), view(s.dx),
-                          scale_.scale, workspace_.data(), workspace_.bytes(), nullptr,
-                          class_weights_host_.empty() ? nullptr : class_weights_.as<float>());
+                          graph_.label_h, graph_.label_w,
+                          scalar<float>(offsetof(StepScalars, loss)), view(s.dx), scale_.scale,
+                          workspace_.data(), workspace_.bytes(), nullptr,
+                          class_weights_host_.empty() ? nullptr : class_weights_.as<float>(),
+                          mixed() ? scalar<float>(offsetof(StepScalars, scale)) : nullptr);
       break;
     case TrainOp::ConvBackward: {
       conv_bwd_weight(ctx_, s.conv, view(s.x), view(s.dy), s.shuffle, grad(slots->weight),
@@ -383,44 +381,72 @@ void Trainer::run(const TrainStep& s) {
   }
 }
 
-void Trainer::zero_gradients() {
-  fill_zero(ctx_, grads_.data(), grads_.bytes());
+void Trainer::upload_loss_scale() {
   if (!mixed()) return;
   FARSEE_REQUIRE(scale_.scale > 0.0f && std::isfinite(1.0f / scale_.scale),
                  "mixed precision: the loss scale fell to "
                      << scale_.scale << " after " << scale_.skipped_steps
                      << " skipped steps: the gradients are not finite at any scale");
-  fill_zero(ctx_, found_inf_.data(), sizeof(int32_t));
+  // scale_ changes only after a wait (finish_step's read-back, load_state, load_loss_scale), so
+  // between two waits host_scale_ is rewritten with the same bytes: a copy still queued (an
+  // asynchronous executor reads the source when the copy runs) reads the value it was given.
+  host_scale_[0] = scale_.scale;
+  host_scale_[1] = 1.0f / scale_.scale;
+  static_assert(offsetof(StepScalars, inv_scale) == offsetof(StepScalars, scale) + sizeof(float),
+                "scale and inv_scale are copied together");
+  rt::copy_to_device(ctx_, scalar<float>(offsetof(StepScalars, scale)), host_scale_,
+                     sizeof(host_scale_));
+}
+
+void Trainer::zero_gradients() {
+  fill_zero(ctx_, grads_.data(), grads_.bytes());
+  if (mixed()) fill_zero(ctx_, scalar<int32_t>(offsetof(StepScalars, found_inf)), sizeof(int32_t));
 }
 
 void Trainer::unscale_gradients() {
   if (!mixed()) return;
   grad_unscale_check(ctx_, layout_.parameter_floats, grads_.as<float>(), 1.0f / scale_.scale,
-                     found_inf_.as<int32_t>());
+                     scalar<int32_t>(offsetof(StepScalars, found_inf)),
+                     scalar<float>(offsetof(StepScalars, inv_scale)));
 }
 
-void Trainer::compute_gradients() {
+void Trainer::run_compute_gradients() {
   zero_gradients();
   for (const TrainStep& s : graph_.steps) run(s);
   unscale_gradients();
 }
 
+void Trainer::compute_gradients() {
+  upload_loss_scale();
+  run_compute_gradients();
+}
+
 void Trainer::run_sgd(const SgdArgs& sgd, const float* lr_in_memory) {
   sgd_step(ctx_, layout_.parameter_floats, params_.as<float>(), grads_.as<float>(),
            momenta_.as<float>(), sgd.lr, sgd.momentum, sgd.weight_decay, sgd_steps_applied() == 0,
-           mixed() ? found_inf_.as<int32_t>() : nullptr, lr_in_memory);
+           mixed() ? scalar<int32_t>(offsetof(StepScalars, found_inf)) : nullptr, lr_in_memory);
   repack_all();
 }
 
-void Trainer::finish_step() {
-  ++steps_done_;
-  if (!mixed()) return;
-  int32_t found = 0;
-  rt::copy_to_host(ctx_, &found, found_inf_.data(), sizeof(found));
+Trainer::StepScalars Trainer::read_back() const {
+  StepScalars r;
+  rt::copy_to_host(ctx_, &r, scalars_.data(), offsetof(StepScalars, scale));
   rt::synchronize(ctx_);
-  // torch._amp_update_scale_ (GradScaler.update).
-  scale_.last_step_skipped = found != 0;
-  if (found != 0) {
+  ++readbacks_;
+  return r;
+}
+
+float Trainer::finish_step(bool want_loss) {
+  ++steps_done_;
+  if (!mixed() && !want_loss) return NAN;
+  const StepScalars r = read_back();
+  if (mixed()) update_loss_scale(r.found_inf != 0);
+  return r.loss;
+}
+
+void Trainer::update_loss_scale(bool found) {
+  scale_.last_step_skipped = found;
+  if (found) {
     ++scale_.skipped_steps;
     scale_.scale *= precision_.backoff_factor;
     scale_.growth_tracker = 0;
@@ -443,6 +469,7 @@ void Trainer::load_loss_scale(const LossScaleState& state) {
                  "load_loss_scale: a loss-scaler state (scale "
                      << state.scale << ", " << state.skipped_steps
                      << " skipped steps) for an fp32 trainer (mixed precision only)");
+  rt::synchronize(ctx_);  // a queued upload_loss_scale copy reads host_scale_
   scale_ = state;
   rt::graph_destroy(cuda_graph_);
   cuda_graph_ = nullptr;
@@ -459,28 +486,30 @@ void Trainer::repack_all() {
 
 void Trainer::apply_sgd(const SgdArgs& sgd) {
   run_sgd(sgd);
-  finish_step();
+  finish_step(false);
 }
 
 void Trainer::run_all(const SgdArgs& sgd, const float* lr_in_memory) {
-  compute_gradients();
+  run_compute_gradients();
   run_sgd(sgd, lr_in_memory);
 }
 
 float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
   const bool graphs = use_cuda_graph && ctx_.executor == Executor::Cuda;
+  upload_loss_scale();  // read from memory by the loss and the unscale, eager or replayed
   // Eager until the momentum buffers exist (the first applied SGD step is different).
   if (!graphs || sgd_steps_applied() == 0) {
     run_all(sgd);
   } else {
-    // The learning rate is read from memory by the captured SGD step (schedules change it every
-    // step); momentum, weight decay and the loss scale are baked in (they rarely change).
+    // The learning rate and the loss scale are read from memory by the captured step (schedules
+    // and the scaler change them from step to step); momentum and weight decay are baked in
+    // (they rarely change).
     FARSEE_REQUIRE(std::isfinite(sgd.lr) && sgd.lr >= 0.0f,
                    "Trainer::step: lr " << sgd.lr << " must be finite and >= 0");
     host_lr_ = sgd.lr;
     rt::copy_to_device(ctx_, lr_.data(), &host_lr_, sizeof(float));  // stream-ordered
-    if (cuda_graph_ && (graph_momentum_ != sgd.momentum ||
-                        graph_weight_decay_ != sgd.weight_decay || graph_scale_ != scale_.scale)) {
+    if (cuda_graph_ &&
+        (graph_momentum_ != sgd.momentum || graph_weight_decay_ != sgd.weight_decay)) {
       rt::graph_destroy(cuda_graph_);
       cuda_graph_ = nullptr;
     }
@@ -499,19 +528,14 @@ float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
       ++graphs_captured_;
       graph_momentum_ = sgd.momentum;
       graph_weight_decay_ = sgd.weight_decay;
-      graph_scale_ = scale_.scale;
     }
     rt::graph_launch(ctx_, cuda_graph_);
   }
-  finish_step();
-  return loss();
+  return finish_step(true);
 }
 
 float Trainer::loss() const {
-  float v = 0.f;
-  rt::copy_to_host(ctx_, &v, loss_.data(), sizeof(float));
-  rt::synchronize(ctx_);
-  return v;
+  return read_back().loss;
 }
 
 HostTensors Trainer::to_named(const std::vector<float>& arena, bool gradients) const {
@@ -640,6 +664,7 @@ HostTensors Trainer::gradients() const {
 std::vector<Trainer::StepTime> Trainer::profile_step(const SgdArgs& sgd) {
   std::vector<StepTime> times;
   rt::Timer timer(ctx_.executor);
+  upload_loss_scale();
   timer.record_start(ctx_);
   zero_gradients();
   timer.record_stop(ctx_);
@@ -660,7 +685,7 @@ std::vector<Trainer::StepTime> Trainer::profile_step(const SgdArgs& sgd) {
   run_sgd(sgd);
   timer.record_stop(ctx_);
   times.push_back({"sgd+repack", timer.elapsed_ms()});
-  finish_step();
+  finish_step(false);
   return times;
 }
 

@@ -13,7 +13,7 @@
 // plus the packed conv weights (one Forward and one BackwardData copy per conv layer, repacked
 // from the master weights after every SGD step by refresh_conv_weights), the activation arena of
 // the TrainGraph's memory plan, one shared op workspace (the maximum any step needs), the labels
-// and the loss scalar.
+// and the step's scalars (loss, found-inf flag, loss scale: StepScalars).
 //
 // One step: fill_zero(gradients), forward (BN in training mode, running statistics updated),
 // loss, backward, sgd_step over the whole arena (torch.optim.SGD: weight decay on every parameter,
@@ -21,7 +21,7 @@
 // first step runs eagerly (one-time kernel setup; SGD's first step is different anyway); from the
 // second step on the whole step is captured as one CUDA graph and replayed. The captured SGD step
 // reads the learning rate from device memory, so an lr schedule replays the same graph; it is
-// re-captured only when the momentum, the weight decay or the loss scale changes.
+// re-captured only when the momentum or the weight decay changes.
 //
 // Mixed precision (MixedPrecision::activations = F16, farsee-train --precision fp16), as PyTorch's
 // torch.autocast + torch.cuda.amp.GradScaler recipe:
@@ -32,13 +32,16 @@
 //          the loss (softmax-CE reads the fp16 logits and computes in fp32)
 // Dynamic loss scaling (GradScaler semantics): the loss step writes d(logits) = scale * dL/dlogits
 // (rounded once to fp16), so every gradient is scaled; after the backward grad_unscale_check
-// multiplies the gradient arena by 1/scale and raises a device flag if any gradient is NaN/Inf;
+// multiplies the gradient arena by 1/scale and raises a device flag if any gradient is NaN/Inf
+// (both kernels read the scale and 1/scale from device memory, written by the host before each
+// step, so a scale change replays the same CUDA graph);
 // sgd_step reads the flag and skips the update (weights and momenta unchanged; the BN running
 // statistics were already updated by the forward, as in PyTorch, where the forward runs before
 // the scaler sees the gradients). Then, on the host: a skipped step halves the scale
 // (backoff_factor) and resets the growth counter; growth_interval consecutive finite steps
 // multiply it by growth_factor. The momentum buffer is created by the first step that is not
-// skipped (PyTorch: optimizer.step is not called on a skipped step).
+// skipped (PyTorch: optimizer.step is not called on a skipped step). The host reads the loss and
+// the flag back together: one copy and one wait per step.
 #pragma once
 
 #include <cstdint>
@@ -135,17 +138,20 @@ class Trainer {
   void compute_gradients();
   // sgd_step over the parameter arena and the weight repack (after compute_gradients); mixed
   // precision: skipped if the gradients were not finite, then the loss-scale update (waits for
-  // the executor to read the flag).
+  // the executor to read the flag, with the loss, in one read-back).
   void apply_sgd(const SgdArgs& sgd);
   // compute_gradients + apply_sgd (on cuda one graph replay from the second step on); returns
-  // the loss of this batch (waits for the executor). The graph reads the learning rate from
-  // memory, so an lr schedule replays one graph; a new momentum, weight decay or loss scale
-  // re-captures it.
+  // the loss of this batch (one read-back of the loss and the flag: waits for the executor once).
+  // The graph reads the learning rate and the loss scale from memory, so an lr schedule and the
+  // scaler replay one graph; a new momentum or weight decay re-captures it.
   float step(const SgdArgs& sgd, bool use_cuda_graph = true);
   // CUDA graphs captured by step() so far (0 off cuda).
   int64_t cuda_graphs_captured() const { return graphs_captured_; }
   // The last loss (waits for the executor).
   float loss() const;
+  // Read-backs of the step's scalars so far (each one copy to the host and one wait): one per
+  // step(), per mixed-precision apply_sgd and per loss() call.
+  int64_t host_readbacks() const { return readbacks_; }
 
   // Weights and BN running statistics, PyTorch names and layouts (the --save content).
   HostTensors state() const;
@@ -180,12 +186,32 @@ class Trainer {
   // lr_in_memory: the learning rate read by the SGD kernel (a captured CUDA graph), else sgd.lr.
   void run_sgd(const SgdArgs& sgd, const float* lr_in_memory = nullptr);
   void run_all(const SgdArgs& sgd, const float* lr_in_memory = nullptr);
+  // The step's scalars in executor memory (scalars_): loss and found_inf are written by the step
+  // and read back together (the bytes before `scale`); scale and inv_scale by the host.
+  struct StepScalars {
+    float loss = 0.f;
+    int32_t found_inf = 0;  // mixed precision: set by grad_unscale_check, read by sgd_step
+    float scale = 1.f, inv_scale = 1.f;
+  };
+  template <typename T>
+  T* scalar(size_t offset) const {
+    return reinterpret_cast<T*>(scalars_.as<char>() + offset);
+  }
+  // Mixed precision: checks the loss scale and writes it and its inverse into scalars_ (a
+  // stream-ordered copy, before the step's kernels and outside any capture).
+  void upload_loss_scale();
   // Zeroed gradient arena (and, mixed precision, found-inf flag); the unscale and check of the
   // gradients after the backward (mixed precision only).
   void zero_gradients();
   void unscale_gradients();
-  // ++steps_done_ and, mixed precision, the loss-scale update from the found-inf flag.
-  void finish_step();
+  void run_compute_gradients();
+  // The loss and the found-inf flag: one copy to the host, one wait.
+  StepScalars read_back() const;
+  // ++steps_done_ and, mixed precision, the loss-scale update from the found-inf flag (read back
+  // with the loss; fp32: read back only if `want_loss`). Returns the loss, NaN if not read.
+  float finish_step(bool want_loss);
+  // torch._amp_update_scale_ (GradScaler.update) after a step whose gradients were (not) finite.
+  void update_loss_scale(bool found_inf);
   bool mixed() const { return precision_.activations == DType::F16; }
   // SGD steps applied (not skipped): 0 means the next one creates the momentum buffers.
   int64_t sgd_steps_applied() const { return steps_done_ - scale_.skipped_steps; }
@@ -211,16 +237,18 @@ class Trainer {
   ParameterLayout layout_;
   std::vector<LayerWeights> weights_;
   rt::Buffer params_, grads_, momenta_, running_, saved_;
-  rt::Buffer arena_, workspace_, labels_, loss_;
+  rt::Buffer arena_, workspace_, labels_;
   rt::Buffer lr_;             // one fp32: the learning rate of a CUDA-graph replay
-  rt::Buffer found_inf_;      // mixed precision: int32 flag of grad_unscale_check / sgd_step
+  rt::Buffer scalars_;        // StepScalars
   rt::Buffer class_weights_;  // num_classes fp32, or empty (unweighted loss)
   std::vector<float> class_weights_host_;
   int64_t steps_done_ = 0;
   void* cuda_graph_ = nullptr;
-  float host_lr_ = 0.f;  // the source of the copy into lr_
+  float host_lr_ = 0.f;       // the source of the copy into lr_
+  float host_scale_[2] = {};  // the source of the copy into scalars_ (scale, inv_scale)
   int64_t graphs_captured_ = 0;
-  float graph_momentum_ = 0.f, graph_weight_decay_ = 0.f, graph_scale_ = 0.f;
+  mutable int64_t readbacks_ = 0;
+  float graph_momentum_ = 0.f, graph_weight_decay_ = 0.f;
 };
 
 }  // namespace farsee::net

@@ -14,12 +14,18 @@
 //   step);
 // - the scale doubles after growth_interval finite steps (reference executor: the scaler is host
 //   logic); load_loss_scale checks what it restores;
-// - cuda: a CUDA-graph fp16 step equals an eager one bitwise.
+// - cuda: a CUDA-graph fp16 step equals an eager one bitwise;
+// - the loss scale lives in executor memory: a scale change at every step (growth_interval 1)
+//   replays the one captured graph, bitwise the eager run (cuda; on emu once Trainer::step
+//   captures graphs there, skipped until then);
+// - one read-back per step: the loss and the found-inf flag come back together (the trainer's
+//   read-back counter; on emu and cuda, fp16 and fp32).
 // The checkpoint round trip of an fp16 run is in training_checkpoint_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "net/trainer.h"
 #include "tests/net/training_fixture.h"
@@ -292,6 +298,42 @@ TEST_P(Fp16Training, OverflowSkipsTheStepAndHalvesTheScale) {
       << "momenta differ first in " << diff;
 }
 
+// One read-back per step: step() reads the loss and the found-inf flag back in one copy and one
+// wait (the flag of that read-back drives the scaler: an overflowing step is seen as skipped; the
+// loss it returns is the one loss() reads afterwards); compute_gradients reads nothing back, a
+// mixed-precision apply_sgd once (the flag), and fp32 apply_sgd never. What this counts is the
+// trainer's read-backs (Trainer::host_readbacks), not the runtime's synchronisations.
+TEST_P(Fp16Training, OneReadBackPerStep) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const Fp16Setup& s = setup(Size::k32x64);
+  auto t = make_trainer(GetParam().executor, fp16(std::ldexp(1.0f, 100)), Size::k32x64);
+  feed(*t, 0, Size::k32x64);
+  int64_t before = t->host_readbacks();
+  const float loss = t->step(s.sgd);
+  EXPECT_EQ(t->host_readbacks() - before, 1);
+  EXPECT_TRUE(t->loss_scale().last_step_skipped) << "the flag came back with the loss";
+  EXPECT_EQ(t->loss(), loss);
+  LossScaleState sane = t->loss_scale();
+  sane.scale = 256.0f;
+  t->load_loss_scale(sane);
+  feed(*t, 1, Size::k32x64);
+  before = t->host_readbacks();
+  t->compute_gradients();
+  EXPECT_EQ(t->host_readbacks() - before, 0);
+  t->apply_sgd(s.sgd);
+  EXPECT_EQ(t->host_readbacks() - before, 1);
+  EXPECT_FALSE(t->loss_scale().last_step_skipped);
+  // fp32: host logic, the same on every executor (the reference's is the fastest here).
+  Trainer fp32(s.config, s.init, context(Executor::Reference), s.n, s.h, s.w);
+  feed(fp32, 0, Size::k32x64);
+  before = fp32.host_readbacks();
+  EXPECT_TRUE(std::isfinite(fp32.step(s.sgd)));
+  EXPECT_EQ(fp32.host_readbacks() - before, 1);
+  fp32.compute_gradients();
+  fp32.apply_sgd(s.sgd);
+  EXPECT_EQ(fp32.host_readbacks() - before, 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Executors, Fp16Training,
     ::testing::Values(farsee::test::ExecCase{Executor::Emu, emu::Schedule::GreedyForward},
@@ -304,7 +346,7 @@ TEST(Fp16Training, CudaGraphStepEqualsEagerStep) {
   HostTensors state[2];
   LossScaleState scaler[2];
   for (int graphs = 0; graphs < 2; ++graphs) {
-    auto t = make_trainer(Executor::Cuda, fp16(65536.0f, 2));  // the scale changes: re-capture
+    auto t = make_trainer(Executor::Cuda, fp16(65536.0f, 2));  // the scale changes: same graph
     for (int k = 0; k < 4; ++k) {
       feed(*t, k % 2);
       t->step(setup().sgd, graphs == 1);
@@ -318,6 +360,81 @@ TEST(Fp16Training, CudaGraphStepEqualsEagerStep) {
   EXPECT_EQ(scaler[0].skipped_steps, scaler[1].skipped_steps);
   EXPECT_NE(scaler[1].scale, 65536.0f) << "the scale changed (a re-capture)";
 }
+
+// What a run of graph steps left: per step the loss and the scale after it; the final weights,
+// running statistics and momenta; the graphs captured.
+struct GraphRun {
+  std::vector<float> losses, scales;
+  HostTensors state, momenta;
+  int64_t captured = 0, graph_steps_with_new_scale = 0;
+};
+
+// kSteps fp16 steps at 32x64 whose loss scale changes after every step (growth_interval 1: x2
+// after a finite step; x0.5 after a skipped one), one read-back each. nullopt: the executor ran a
+// step that should have replayed a graph eagerly (no graph capture there).
+std::optional<GraphRun> scale_changing_run(Executor e, bool graphs) {
+  constexpr int kSteps = 4;
+  const Fp16Setup& s = setup(Size::k32x64);
+  auto t = make_trainer(e, fp16(256.0f, 1), Size::k32x64);
+  GraphRun r;
+  float last_graph_scale = 0.0f;
+  for (int k = 0; k < kSteps; ++k) {
+    feed(*t, k % 2, Size::k32x64);
+    // A graph step once an SGD step was applied (the first applied one runs eagerly).
+    const bool graph_step = graphs && t->steps_done() > t->loss_scale().skipped_steps;
+    const float scale = t->loss_scale().scale;
+    const int64_t readbacks = t->host_readbacks();
+    r.losses.push_back(t->step(s.sgd, graphs));
+    EXPECT_EQ(t->host_readbacks() - readbacks, 1) << "step " << k;
+    r.scales.push_back(t->loss_scale().scale);
+    if (graph_step && t->cuda_graphs_captured() == 0) return std::nullopt;
+    if (graph_step && last_graph_scale != 0.0f && scale != last_graph_scale) {
+      ++r.graph_steps_with_new_scale;
+    }
+    if (graph_step) last_graph_scale = scale;
+  }
+  r.captured = t->cuda_graphs_captured();
+  r.state = t->state();
+  r.momenta = t->momenta();
+  return r;
+}
+
+// A loss-scale change replays the captured graph (the loss and the unscale read the scale and its
+// inverse from memory): with a new scale at every step, one capture serves every graph step, and
+// the losses, scales, weights, running statistics and momenta are bitwise the eager run's. On cuda
+// (skips without a GPU); on emu it skips while Trainer::step captures graphs on cuda only and runs
+// as it is once emu captures too.
+class Fp16GraphReplay : public ::testing::TestWithParam<farsee::test::ExecCase> {};
+
+TEST_P(Fp16GraphReplay, LossScaleChangeReplaysTheCapturedGraph) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const Executor e = GetParam().executor;
+  const std::optional<GraphRun> graph = scale_changing_run(e, true);
+  if (!graph) {
+    ASSERT_NE(e, Executor::Cuda) << "cuda steps must replay a graph";
+    GTEST_SKIP() << executor_name(e) << ": Trainer::step captures no graphs on this executor";
+  }
+  EXPECT_EQ(graph->captured, 1) << "a loss-scale change must not re-capture";
+  EXPECT_GE(graph->graph_steps_with_new_scale, 2) << "the test must change the scale";
+  const std::optional<GraphRun> eager = scale_changing_run(e, false);
+  ASSERT_TRUE(eager.has_value());
+  EXPECT_EQ(eager->captured, 0);
+  for (size_t k = 0; k < graph->losses.size(); ++k) {
+    EXPECT_EQ(graph->losses[k], eager->losses[k]) << "step " << k;
+    EXPECT_EQ(graph->scales[k], eager->scales[k]) << "step " << k;
+  }
+  std::string diff;
+  EXPECT_TRUE(bitwise_equal(graph->state, eager->state, &diff))
+      << "state differs first in " << diff;
+  EXPECT_TRUE(bitwise_equal(graph->momenta, eager->momenta, &diff))
+      << "momenta differ first in " << diff;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Executors, Fp16GraphReplay,
+    ::testing::Values(farsee::test::ExecCase{Executor::Emu, emu::Schedule::GreedyForward},
+                      farsee::test::ExecCase{Executor::Cuda, emu::Schedule::GreedyForward}),
+    farsee::test::ExecCaseName());
 
 // The scaler's host logic (the same on every executor; the reference executor runs fp16 too):
 // growth after growth_interval finite steps, the tracker, and an fp16 run on the reference.
