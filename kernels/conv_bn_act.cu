@@ -75,6 +75,7 @@
 #include "kernels/core/launch.h"
 #include "kernels/core/mma_tile.h"
 #include "kernels/core/nhwc_index.h"
+#include "kernels/core/per_device_once.h"
 #include "kernels/core/ptx.h"
 #include "kernels/core/vec.h"
 
@@ -592,11 +593,8 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
                   unsigned(plan.split_k));
   auto kernel = conv_mma_kernel<Cfg>;
-  static const bool smem_opt_in = [&] {  // once per variant (a device attribute)
-    FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes);
-    return true;
-  }();
-  (void)smem_opt_in;
+  static PerDeviceOnce smem_opt_in;  // per variant and per device (a device attribute)
+  smem_opt_in.call(current_device(), [&] { FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes); });
   FARSEE_LAUNCH(kernel, grid, dim3(kMmaThreads), Cfg::kSmemBytes, ctx.stream, g,
                 x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace, red_tiles);
 }
