@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -235,6 +237,17 @@ TEST_P(BatchNormTrainKernel, ManyChunks) {
   check_cases(GetParam(), {{Shape4{3, 21, 31, 8}}}, 200);
 }
 
+// More pixels than a float counts exactly (2^24 + 1): the integer counts and the double quotients
+// of the final merge run; the statistics and y still match the reference (tolerances as above).
+TEST_P(BatchNormTrainKernel, MoreThan2To24Pixels) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const BnCase k{Shape4{1, 1, (1 << 24) + 1, 1}, true, false};
+  const Inputs in = make_inputs(DType::F32, k, 500);
+  const FwdOut want = run_fwd(reference_context(), DType::F32, k, in, false);
+  const FwdOut got = run_fwd(exec_context(GetParam()), DType::F32, k, in, false);
+  expect_fwd_close(DType::F32, got, want, propagated_error(k.x, in, want));
+}
+
 // Every view a channel slice: aligned offsets (16-byte path) and odd ones (scalar path).
 TEST_P(BatchNormTrainKernel, ChannelSlices) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
@@ -321,6 +334,58 @@ TEST_P(BatchNormTrainKernel, NullParametersAndInPlaceDx) {
 
 INSTANTIATE_TEST_SUITE_P(Executors, BatchNormTrainKernel, ::testing::ValuesIn(kernel_exec_cases()),
                          ExecCaseName());
+
+// ---- pixel counts above 2^24 (kernels/batchnorm.h, count arithmetic) ----
+
+// |q * n - s| exactly (q * n has at most 24 + 31 bits: exact in a long double, >= 64 bits).
+static_assert(std::numeric_limits<long double>::digits >= 55, "q * n must be exact");
+long double quotient_error(float q, int64_t n, long double s) {
+  return std::fabs(static_cast<long double>(q) * n - s);
+}
+// q is s / n rounded to the nearest float: no neighbour of q is nearer.
+::testing::AssertionResult nearest_quotient(float q, long double s, int64_t n) {
+  const long double e = quotient_error(q, n, s);
+  for (float other : {std::nextafter(q, -1e30f), std::nextafter(q, 1e30f)}) {
+    if (quotient_error(other, n, s) < e)
+      return ::testing::AssertionFailure()
+             << double(s) << " / " << n << ": got " << q << ", " << other << " is nearer";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A float holds every integer only up to 2^24: float(2^24 + 1) = 2^24, so dividing by the count
+// held in a float, as the statistics did, gave 2^24 / (2^24 + 1) = 1. The exact count gives
+// 1 - 2^-24. Counts: 2^24 + 1, batch 33 at 1024 x 2048 and its M - 1 (running variance), 2^31 - 1.
+TEST(BatchNormCounts, QuotientsUseTheExactCountAbove2To24) {
+  const int64_t big = (int64_t(1) << 24) + 1;
+  ASSERT_EQ(float(big), 16777216.0f);  // the hazard itself
+  EXPECT_EQ(batchnorm_count_div(16777216.0f, big), std::nextafter(1.0f, 0.0f));
+  EXPECT_EQ(batchnorm_count_ratio(big - 1, big), std::nextafter(1.0f, 0.0f));
+  EXPECT_EQ(batchnorm_count_mul(big, 0.75f), 12582913.0f);  // 0.75 * 2^24 would be 12582912
+  const int64_t m33 = int64_t(33) * 1024 * 2048;
+  const std::vector<float> values = random_floats(64, 5, 0.0f, 1e9f);
+  for (int64_t n : {big, m33 - 1, m33, (int64_t(1) << 31) - 1}) {
+    for (float s : values) EXPECT_TRUE(nearest_quotient(batchnorm_count_div(s, n), s, n));
+    for (int64_t part : {int64_t(1), n / 3, n - 1})
+      EXPECT_TRUE(
+          nearest_quotient(batchnorm_count_ratio(part, n), static_cast<long double>(part), n));
+  }
+}
+
+// Up to 2^24 the helpers are the plain float expressions, bit for bit (the existing results of
+// every test shape are unchanged).
+TEST(BatchNormCounts, PlainFloatExpressionsUpTo2To24) {
+  const std::vector<float> values = random_floats(256, 6, -1e4f, 1e4f);
+  for (int64_t n :
+       {int64_t(1), int64_t(2), int64_t(3), int64_t(1023), int64_t(16385), int64_t(1) << 24}) {
+    for (float s : values) {
+      EXPECT_EQ(batchnorm_count_div(s, n), s / float(n));
+      EXPECT_EQ(batchnorm_count_mul(n, s), float(n) * s);
+    }
+    for (int64_t part : {int64_t(0), int64_t(1), n / 2, n})
+      EXPECT_EQ(batchnorm_count_ratio(part, n), float(part) / float(n));
+  }
+}
 
 }  // namespace
 }  // namespace farsee::test
