@@ -32,7 +32,9 @@
 //   partial B [chunks][C], coefficients [4][C].
 // Precision: fp32 or fp16 storage, all arithmetic and statistics fp32; invstd = 1 / sqrtf
 //   (correctly rounded, not rsqrtf). Running stats: PyTorch's update with M2 / (M - 1). Pixel
-//   counts are integers (exact past 2^24; batchnorm.h, count arithmetic).
+//   counts are integers (exact past 2^24; batchnorm.h, count arithmetic). Compiled with
+//   --fmad=false (kernels/CMakeLists.txt): the apply passes and the running statistics round each
+//   product and sum as written, as emu does (tests/kernels/batchnorm_test.cpp checks them bitwise).
 // Fused: forward: normalise + gamma/beta + residual add + ReLU in one pass; backward: ReLU mask
 //   in both passes, dx and the residual's gradient (dresidual = dz, or +=) in one pass.
 #include <cmath>

@@ -37,6 +37,9 @@
 // Layout: x, y, residual NHWC, each possibly a channel slice (pixel_stride > C); y may be the
 //   pixel-shuffled [N, OH*t, OW*t, K/t^2]. Weights: ConvWeightLayout (kernels/conv_bn_act.h).
 // Precision: fp32 accumulation; fp16 storage rounds once at the store; scale/bias as one fma.
+//   Every fma is an explicit fmaf (SIMT main loop, epilogue). The one kernel file built with
+//   nvcc's default --fmad=true (kernels/CMakeLists.txt: the same PTX, but --fmad=false changed
+//   ptxas's register allocation; the conv tests have tolerances).
 // Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle.
 // Variants: with_kernel_variant() is the one place that instantiates (dtype, tile, loader).
 // Index math (ConvGeometry, window origins/pixels, reduction cursor, output index, split ranges)

@@ -71,8 +71,17 @@ std::vector<T> host(const Context& ctx, const rt::Buffer& b, size_t n) {
   return to_host<T>(ctx, b, n);
 }
 
+// The last 4 x C floats of the workspace: the per-channel coefficients the cuda / emu apply passes
+// read (kernels/batchnorm.cu, "Workspace"); poison for the executors that do not use them.
+std::vector<float> workspace_coefficients(const Context& ctx, const rt::Buffer& ws, size_t bytes,
+                                          int C) {
+  const std::vector<float> all = host<float>(ctx, ws, bytes / sizeof(float));
+  return std::vector<float>(all.end() - 4 * C, all.end());
+}
+
 struct FwdOut {
   std::vector<float> y, save_mean, save_invstd, running_mean, running_var;
+  std::vector<float> coef;  // [3][C] (+ C unused): mean, scale, shift
 };
 
 FwdOut run_fwd(const Context& ctx, DType dtype, const BnCase& k, const Inputs& in, bool placed) {
@@ -99,11 +108,13 @@ FwdOut run_fwd(const Context& ctx, DType dtype, const BnCase& k, const Inputs& i
   o.save_invstd = host<float>(ctx, invstd, size_t(C));
   o.running_mean = host<float>(ctx, rm, size_t(C));
   o.running_var = host<float>(ctx, rv, size_t(C));
+  o.coef = workspace_coefficients(ctx, ws, ws_bytes, C);
   return o;
 }
 
 struct BwdOut {
   std::vector<float> dx, dres, dgamma, dbeta;
+  std::vector<float> coef;  // [4][C]: mean, ka, kb, kc (dx = ka * dz + kb * (x - mean) + kc)
 };
 
 // Backward from the reference forward's y and saved statistics (identical inputs for both
@@ -139,6 +150,7 @@ BwdOut run_bwd(const Context& ctx, DType dtype, const BnCase& k, const Inputs& i
   }
   o.dgamma = host<float>(ctx, dgamma, size_t(C));
   o.dbeta = host<float>(ctx, dbeta, size_t(C));
+  o.coef = workspace_coefficients(ctx, ws, ws_bytes, C);
   return o;
 }
 
@@ -334,6 +346,78 @@ TEST_P(BatchNormTrainKernel, NullParametersAndInPlaceDx) {
 
 INSTANTIATE_TEST_SUITE_P(Executors, BatchNormTrainKernel, ::testing::ValuesIn(kernel_exec_cases()),
                          ExecCaseName());
+
+// ---- the kernels' element-wise arithmetic, bitwise (emu and cuda) ----
+// The apply passes and the running-mean update are the formulas of kernels/batchnorm.cu in fp32,
+// every product and sum rounded on its own: this file is compiled with -ffp-contract=off and the
+// kernels with --fmad=false (nvcc's default fused them into fmas on the GPU, which then differed
+// from emu). Evaluated here from the per-channel coefficients the kernels leave in the workspace.
+
+std::vector<float> expected_y(DType dtype, const BnCase& k, const Inputs& in,
+                              const std::vector<float>& coef) {
+  const int C = k.x.c;
+  std::vector<float> y(in.x.size());
+  for (size_t i = 0; i < y.size(); ++i) {
+    const size_t c = i % size_t(C);
+    float v = (in.x[i] - coef[c]) * coef[C + c] + coef[2 * C + c];
+    if (k.residual) v += in.residual[i];
+    if (k.relu) v = v <= 0.0f ? 0.0f : v;
+    y[i] = v;
+  }
+  return stored(dtype, y);
+}
+
+std::vector<float> expected_dx(DType dtype, const BnCase& k, const Inputs& in,
+                               const std::vector<float>& y, const std::vector<float>& coef) {
+  const int C = k.x.c;
+  std::vector<float> dx(in.x.size());
+  for (size_t i = 0; i < dx.size(); ++i) {
+    const size_t c = i % size_t(C);
+    const float dz = (!k.relu || y[i] > 0.0f) ? in.dy[i] : 0.0f;
+    dx[i] = coef[C + c] * dz + coef[2 * C + c] * (in.x[i] - coef[c]) + coef[3 * C + c];
+  }
+  return stored(dtype, dx);
+}
+
+class BatchNormKernelArithmetic : public ::testing::TestWithParam<ExecCase> {};
+
+TEST_P(BatchNormKernelArithmetic, ApplyPassesAndRunningMeanBitwise) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const Context ctx = exec_context(GetParam());
+  const float m = BatchNormTrainArgs{}.momentum;
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const BnCase& k :
+         {BnCase{Shape4{3, 9, 11, 24}}, BnCase{Shape4{1, 7, 5, 13}, false, false}}) {
+      SCOPED_TRACE(describe(dtype, k));
+      const int C = k.x.c;
+      const Inputs in = make_inputs(dtype, k, 41);
+      const FwdOut f = run_fwd(ctx, dtype, k, in, false);
+      std::vector<float> scale(static_cast<size_t>(C)), running_mean(static_cast<size_t>(C));
+      for (int c = 0; c < C; ++c) {
+        scale[c] = in.gamma[c] * f.save_invstd[c];
+        running_mean[c] = m * f.save_mean[c] + (1.0f - m) * in.running_mean[c];
+      }
+      EXPECT_TRUE(all_equal(std::vector<float>(f.coef.begin(), f.coef.begin() + C), f.save_mean));
+      EXPECT_TRUE(all_equal(std::vector<float>(f.coef.begin() + C, f.coef.begin() + 2 * C), scale));
+      EXPECT_TRUE(all_equal(f.y, expected_y(dtype, k, in, f.coef))) << "y";
+      EXPECT_TRUE(all_equal(f.running_mean, running_mean)) << "running_mean";
+      const BwdOut b = run_bwd(ctx, dtype, k, in, f, false, false);
+      EXPECT_TRUE(all_equal(std::vector<float>(b.coef.begin() + C, b.coef.begin() + 2 * C), scale));
+      EXPECT_TRUE(all_equal(b.dx, expected_dx(dtype, k, in, f.y, b.coef))) << "dx";
+    }
+  }
+}
+
+// The kernels' executors: the cpu executor computes its coefficients in double.
+std::vector<ExecCase> gpu_kernel_exec_cases() {
+  std::vector<ExecCase> cases;
+  for (const ExecCase& c : kernel_exec_cases()) {
+    if (c.executor != Executor::Cpu) cases.push_back(c);
+  }
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(Executors, BatchNormKernelArithmetic,
+                         ::testing::ValuesIn(gpu_kernel_exec_cases()), ExecCaseName());
 
 // ---- pixel counts above 2^24 (kernels/batchnorm.h, count arithmetic) ----
 
