@@ -31,7 +31,10 @@
 // Layout: NHWC, every view may be a channel slice. Workspace (fp32): partial A [chunks][C],
 //   partial B [chunks][C], coefficients [4][C].
 // Precision: fp32 or fp16 storage, all arithmetic and statistics fp32; invstd = 1 / sqrtf
-//   (correctly rounded, not rsqrtf). Running stats: PyTorch's update with M2 / (M - 1).
+//   (correctly rounded, not rsqrtf). Running stats: PyTorch's update with M2 / (M - 1). Pixel
+//   counts are integers (exact past 2^24; batchnorm.h, count arithmetic). Compiled with
+//   --fmad=false (kernels/CMakeLists.txt): the apply passes and the running statistics round each
+//   product and sum as written, as emu does (tests/kernels/batchnorm_test.cpp checks them bitwise).
 // Fused: forward: normalise + gamma/beta + residual add + ReLU in one pass; backward: ReLU mask
 //   in both passes, dx and the residual's gradient (dresidual = dz, or +=) in one pass.
 #include <cmath>
@@ -64,16 +67,16 @@ FARSEE_HD PixelRange chunk_range(int chunk, int per_chunk, int pixels) {
   return PixelRange{begin, min(begin + per_chunk, pixels)};
 }
 
-// Welford state of V channels over n pixels.
+// Welford state of V channels over n pixels (an integer count: batchnorm.h, count arithmetic).
 template <int V>
 struct Welford {
-  float n;
+  int64_t n;
   float mean[V];
   float m2[V];
 };
 template <int V>
 FARSEE_DEVICE void welford_clear(Welford<V>& w) {
-  w.n = 0.0f;
+  w.n = 0;
 #pragma unroll
   for (int i = 0; i < V; ++i) w.mean[i] = w.m2[i] = 0.0f;
 }
@@ -81,10 +84,10 @@ FARSEE_DEVICE void welford_clear(Welford<V>& w) {
 struct WelfordMerge {
   template <int V>
   FARSEE_DEVICE void operator()(Welford<V>& a, const Welford<V>& b) const {
-    if (b.n == 0.0f) return;
-    const float n = a.n + b.n;
-    const float wb = b.n / n;
-    const float cross = a.n * wb;  // a.n * b.n / n
+    if (b.n == 0) return;
+    const int64_t n = a.n + b.n;
+    const float wb = batchnorm_count_ratio(b.n, n);
+    const float cross = batchnorm_count_mul(a.n, wb);  // a.n * b.n / n
 #pragma unroll
     for (int i = 0; i < V; ++i) {
       const float d = b.mean[i] - a.mean[i];
@@ -140,8 +143,8 @@ __global__ void __launch_bounds__(kMaxGroupsPerBlock* kRows)
     for (int p = r.begin + int(threadIdx.y); p < r.end; p += kRows) {
       float v[V];
       load_as_float<V>(x.pixel(p) + c0, v);
-      w.n += 1.0f;
-      const float inv_n = 1.0f / w.n;
+      ++w.n;
+      const float inv_n = batchnorm_count_div(1.0f, w.n);
 #pragma unroll
       for (int i = 0; i < V; ++i) {
         const float d = v[i] - w.mean[i];
@@ -182,7 +185,7 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes)
     const PixelRange r = chunk_range(k, a.per_chunk, a.pixels);
     const int64_t o = int64_t(k) * a.channels + c;
     Welford<1> b;
-    b.n = float(r.end - r.begin);
+    b.n = r.end - r.begin;
     b.mean[0] = a.part_mean[o];
     b.m2[0] = a.part_m2[o];
     WelfordMerge{}(w, b);
@@ -191,13 +194,13 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes)
   if (threadIdx.y != 0 || !active) return;
   const float mean = w.mean[0];
   const float m2 = fmaxf(w.m2[0], 0.0f);
-  const float var = m2 / float(a.pixels);
+  const float var = batchnorm_count_div(m2, a.pixels);
   const float invstd = 1.0f / sqrtf(var + a.eps);
   a.save_mean[c] = mean;
   a.save_invstd[c] = invstd;
   const float m = a.momentum;
   a.running_mean[c] = m * mean + (1.0f - m) * a.running_mean[c];
-  a.running_var[c] = m * (m2 / float(a.pixels - 1)) + (1.0f - m) * a.running_var[c];
+  a.running_var[c] = m * batchnorm_count_div(m2, a.pixels - 1) + (1.0f - m) * a.running_var[c];
   a.coef[c] = mean;
   a.coef[a.channels + c] = (a.gamma ? a.gamma[c] : 1.0f) * invstd;
   a.coef[2 * a.channels + c] = a.beta ? a.beta[c] : 0.0f;
@@ -298,7 +301,7 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes) bn_bwd_final_kern
   const float sum_dz_xhat = s.b[0] * invstd;
   if (a.dgamma) a.dgamma[c] += sum_dz_xhat;
   if (a.dbeta) a.dbeta[c] += sum_dz;
-  const float inv_m = 1.0f / float(a.pixels);
+  const float inv_m = batchnorm_count_div(1.0f, a.pixels);
   const float ka = (a.gamma ? a.gamma[c] : 1.0f) * invstd;
   a.coef[c] = a.save_mean[c];
   a.coef[a.channels + c] = ka;

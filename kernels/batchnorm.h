@@ -30,6 +30,7 @@
 #include <cstdint>
 
 #include "kernels/core/dispatch.h"
+#include "kernels/core/hd.h"
 #include "kernels/core/tensor.h"
 
 namespace farsee {
@@ -38,6 +39,28 @@ struct BatchNormTrainArgs {
   float eps = 1e-5f;
   float momentum = 0.1f;
 };
+
+// Count arithmetic of the statistics. A pixel count is an integer (int64_t): a float holds every
+// integer only up to 2^24, and a batch of 33 at 1024 x 2048 has 2^26 + 2^21 pixels. A quotient or
+// product with a count is rounded once to float from the exact count: in float while the count is
+// at most 2^24 (bitwise the plain float expression, and no fp64 in the kernels' merges), else in
+// double (exact for every count; its one extra rounding of the quotient or product is harmless).
+constexpr int64_t kBatchNormExactFloatCount = int64_t(1) << 24;
+// s / count, count > 0.
+FARSEE_HD float batchnorm_count_div(float s, int64_t count) {
+  if (count <= kBatchNormExactFloatCount) return s / float(count);
+  return float(double(s) / double(count));
+}
+// part / count, 0 <= part <= count, count > 0 (a weight of Chan's merge).
+FARSEE_HD float batchnorm_count_ratio(int64_t part, int64_t count) {
+  if (count <= kBatchNormExactFloatCount) return float(part) / float(count);
+  return float(double(part) / double(count));
+}
+// count * s, count >= 0.
+FARSEE_HD float batchnorm_count_mul(int64_t count, float s) {
+  if (count <= kBatchNormExactFloatCount) return float(count) * s;
+  return float(double(count) * double(s));
+}
 
 // Pixel chunking of the statistics reductions (a function of the shape only, shared by the kernels
 // and the workspace size). Rows: pixel lanes of a reduction block (chunk pixels are dealt to them

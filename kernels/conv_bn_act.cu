@@ -37,6 +37,9 @@
 // Layout: x, y, residual NHWC, each possibly a channel slice (pixel_stride > C); y may be the
 //   pixel-shuffled [N, OH*t, OW*t, K/t^2]. Weights: ConvWeightLayout (kernels/conv_bn_act.h).
 // Precision: fp32 accumulation; fp16 storage rounds once at the store; scale/bias as one fma.
+//   Every fma is an explicit fmaf (SIMT main loop, epilogue). The one kernel file built with
+//   nvcc's default --fmad=true (kernels/CMakeLists.txt: the same PTX, but --fmad=false changed
+//   ptxas's register allocation; the conv tests have tolerances).
 // Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle.
 // Variants: with_kernel_variant() is the one place that instantiates (dtype, tile, loader).
 // Index math (ConvGeometry, window origins/pixels, reduction cursor, output index, split ranges)
@@ -75,6 +78,7 @@
 #include "kernels/core/launch.h"
 #include "kernels/core/mma_tile.h"
 #include "kernels/core/nhwc_index.h"
+#include "kernels/core/per_device_once.h"
 #include "kernels/core/ptx.h"
 #include "kernels/core/vec.h"
 
@@ -592,11 +596,8 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
                   unsigned(plan.split_k));
   auto kernel = conv_mma_kernel<Cfg>;
-  static const bool smem_opt_in = [&] {  // once per variant (a device attribute)
-    FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes);
-    return true;
-  }();
-  (void)smem_opt_in;
+  static PerDeviceOnce smem_opt_in;  // per variant and per device (a device attribute)
+  smem_opt_in.call(current_device(), [&] { FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes); });
   FARSEE_LAUNCH(kernel, grid, dim3(kMmaThreads), Cfg::kSmemBytes, ctx.stream, g,
                 x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace, red_tiles);
 }

@@ -10,7 +10,8 @@
 // Layout: x, y NHWC, possibly channel slices of wider buffers (pixel_stride != C, offset data);
 //   weight [C][3][3] fp32; scale, bias [C] fp32 (null = 1 / 0). padding = dilation.
 // Precision: fp32 or fp16 storage (x and y alike), fp32 accumulation with fused multiply-adds in
-//   tap order (r, s), fp16 output rounded once at the store.
+//   tap order (r, s), fp16 output rounded once at the store. The fmas are explicit fmaf: the
+//   file is compiled with --fmad=false (kernels/CMakeLists.txt), which leaves them as they are.
 // Vectors: V = 4 floats or 8 halves (one 16-byte load/store) when C, both pixel strides and both
 //   base addresses allow; otherwise V = 1 (e.g. C = 19, or a slice at an odd channel offset).
 // Fused: BN scale/bias, ReLU, the concat (writing y as a slice of the concat buffer).

@@ -23,7 +23,9 @@
 //   so the two agree exactly); downsampling falls back to 1-row tiles, which need 2 source rows.
 // Layout: logits NHWC (a channel slice is fine), C <= 255; labels uint8 [N][out_h][out_w].
 // Precision: logits fp32 or fp16, interpolated in fp32; argmax with ties to the lowest channel
-//   and NaN as the maximum (torch.argmax).
+//   and NaN as the maximum (torch.argmax). Compiled with --fmad=false (kernels/CMakeLists.txt):
+//   bilinear_mix rounds every product and sum as written, as the reference and emu do (nvcc's
+//   default fused them into fmas, and a near-tie could then pick another label).
 // Fused: the resize and the argmax (and the fp16 -> fp32 conversion).
 #include <algorithm>
 #include <cmath>

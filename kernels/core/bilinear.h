@@ -6,10 +6,11 @@
 // One axis at a time: output coordinate dst reads input coordinates i0 and i1 = min(i0 + 1, in - 1)
 // with weights l0 = 1 - l1 and l1 = src - i0, where
 //   align_corners:  scale = (in - 1) / (out - 1) (0 when out == 1),  src = scale * dst
-//   otherwise:      scale = in / out,                               src = max(scale * (dst + 0.5) -
-//   0.5, 0)
+//   otherwise:      scale = in / out,  src = max(scale * (dst + 0.5) - 0.5, 0)
 // A 2-D sample is l0y * (l0x * v[i0y][i0x] + l1x * v[i0y][i1x]) + l1y * (l0x * v[i1y][i0x] + ...),
-// in this nesting order, as PyTorch evaluates it.
+// in this nesting order, as PyTorch evaluates it, each product and sum rounded on its own: the
+// host builds do not contract (-ffp-contract=off) and the kernels are compiled with --fmad=false
+// (kernels/CMakeLists.txt), so host, emu and GPU give the same bits.
 #pragma once
 
 #include <cmath>

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -69,8 +71,17 @@ std::vector<T> host(const Context& ctx, const rt::Buffer& b, size_t n) {
   return to_host<T>(ctx, b, n);
 }
 
+// The last 4 x C floats of the workspace: the per-channel coefficients the cuda / emu apply passes
+// read (kernels/batchnorm.cu, "Workspace"); poison for the executors that do not use them.
+std::vector<float> workspace_coefficients(const Context& ctx, const rt::Buffer& ws, size_t bytes,
+                                          int C) {
+  const std::vector<float> all = host<float>(ctx, ws, bytes / sizeof(float));
+  return std::vector<float>(all.end() - 4 * C, all.end());
+}
+
 struct FwdOut {
   std::vector<float> y, save_mean, save_invstd, running_mean, running_var;
+  std::vector<float> coef;  // [3][C] (+ C unused): mean, scale, shift
 };
 
 FwdOut run_fwd(const Context& ctx, DType dtype, const BnCase& k, const Inputs& in, bool placed) {
@@ -97,11 +108,13 @@ FwdOut run_fwd(const Context& ctx, DType dtype, const BnCase& k, const Inputs& i
   o.save_invstd = host<float>(ctx, invstd, size_t(C));
   o.running_mean = host<float>(ctx, rm, size_t(C));
   o.running_var = host<float>(ctx, rv, size_t(C));
+  o.coef = workspace_coefficients(ctx, ws, ws_bytes, C);
   return o;
 }
 
 struct BwdOut {
   std::vector<float> dx, dres, dgamma, dbeta;
+  std::vector<float> coef;  // [4][C]: mean, ka, kb, kc (dx = ka * dz + kb * (x - mean) + kc)
 };
 
 // Backward from the reference forward's y and saved statistics (identical inputs for both
@@ -137,6 +150,7 @@ BwdOut run_bwd(const Context& ctx, DType dtype, const BnCase& k, const Inputs& i
   }
   o.dgamma = host<float>(ctx, dgamma, size_t(C));
   o.dbeta = host<float>(ctx, dbeta, size_t(C));
+  o.coef = workspace_coefficients(ctx, ws, ws_bytes, C);
   return o;
 }
 
@@ -235,6 +249,17 @@ TEST_P(BatchNormTrainKernel, ManyChunks) {
   check_cases(GetParam(), {{Shape4{3, 21, 31, 8}}}, 200);
 }
 
+// More pixels than a float counts exactly (2^24 + 1): the integer counts and the double quotients
+// of the final merge run; the statistics and y still match the reference (tolerances as above).
+TEST_P(BatchNormTrainKernel, MoreThan2To24Pixels) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const BnCase k{Shape4{1, 1, (1 << 24) + 1, 1}, true, false};
+  const Inputs in = make_inputs(DType::F32, k, 500);
+  const FwdOut want = run_fwd(reference_context(), DType::F32, k, in, false);
+  const FwdOut got = run_fwd(exec_context(GetParam()), DType::F32, k, in, false);
+  expect_fwd_close(DType::F32, got, want, propagated_error(k.x, in, want));
+}
+
 // Every view a channel slice: aligned offsets (16-byte path) and odd ones (scalar path).
 TEST_P(BatchNormTrainKernel, ChannelSlices) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
@@ -321,6 +346,130 @@ TEST_P(BatchNormTrainKernel, NullParametersAndInPlaceDx) {
 
 INSTANTIATE_TEST_SUITE_P(Executors, BatchNormTrainKernel, ::testing::ValuesIn(kernel_exec_cases()),
                          ExecCaseName());
+
+// ---- the kernels' element-wise arithmetic, bitwise (emu and cuda) ----
+// The apply passes and the running-mean update are the formulas of kernels/batchnorm.cu in fp32,
+// every product and sum rounded on its own: this file is compiled with -ffp-contract=off and the
+// kernels with --fmad=false (nvcc's default fused them into fmas on the GPU, which then differed
+// from emu). Evaluated here from the per-channel coefficients the kernels leave in the workspace.
+
+std::vector<float> expected_y(DType dtype, const BnCase& k, const Inputs& in,
+                              const std::vector<float>& coef) {
+  const int C = k.x.c;
+  std::vector<float> y(in.x.size());
+  for (size_t i = 0; i < y.size(); ++i) {
+    const size_t c = i % size_t(C);
+    float v = (in.x[i] - coef[c]) * coef[C + c] + coef[2 * C + c];
+    if (k.residual) v += in.residual[i];
+    if (k.relu) v = v <= 0.0f ? 0.0f : v;
+    y[i] = v;
+  }
+  return stored(dtype, y);
+}
+
+std::vector<float> expected_dx(DType dtype, const BnCase& k, const Inputs& in,
+                               const std::vector<float>& y, const std::vector<float>& coef) {
+  const int C = k.x.c;
+  std::vector<float> dx(in.x.size());
+  for (size_t i = 0; i < dx.size(); ++i) {
+    const size_t c = i % size_t(C);
+    const float dz = (!k.relu || y[i] > 0.0f) ? in.dy[i] : 0.0f;
+    dx[i] = coef[C + c] * dz + coef[2 * C + c] * (in.x[i] - coef[c]) + coef[3 * C + c];
+  }
+  return stored(dtype, dx);
+}
+
+class BatchNormKernelArithmetic : public ::testing::TestWithParam<ExecCase> {};
+
+TEST_P(BatchNormKernelArithmetic, ApplyPassesAndRunningMeanBitwise) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const Context ctx = exec_context(GetParam());
+  const float m = BatchNormTrainArgs{}.momentum;
+  for (DType dtype : {DType::F32, DType::F16}) {
+    for (const BnCase& k :
+         {BnCase{Shape4{3, 9, 11, 24}}, BnCase{Shape4{1, 7, 5, 13}, false, false}}) {
+      SCOPED_TRACE(describe(dtype, k));
+      const int C = k.x.c;
+      const Inputs in = make_inputs(dtype, k, 41);
+      const FwdOut f = run_fwd(ctx, dtype, k, in, false);
+      std::vector<float> scale(static_cast<size_t>(C)), running_mean(static_cast<size_t>(C));
+      for (int c = 0; c < C; ++c) {
+        scale[c] = in.gamma[c] * f.save_invstd[c];
+        running_mean[c] = m * f.save_mean[c] + (1.0f - m) * in.running_mean[c];
+      }
+      EXPECT_TRUE(all_equal(std::vector<float>(f.coef.begin(), f.coef.begin() + C), f.save_mean));
+      EXPECT_TRUE(all_equal(std::vector<float>(f.coef.begin() + C, f.coef.begin() + 2 * C), scale));
+      EXPECT_TRUE(all_equal(f.y, expected_y(dtype, k, in, f.coef))) << "y";
+      EXPECT_TRUE(all_equal(f.running_mean, running_mean)) << "running_mean";
+      const BwdOut b = run_bwd(ctx, dtype, k, in, f, false, false);
+      EXPECT_TRUE(all_equal(std::vector<float>(b.coef.begin() + C, b.coef.begin() + 2 * C), scale));
+      EXPECT_TRUE(all_equal(b.dx, expected_dx(dtype, k, in, f.y, b.coef))) << "dx";
+    }
+  }
+}
+
+// The kernels' executors: the cpu executor computes its coefficients in double.
+std::vector<ExecCase> gpu_kernel_exec_cases() {
+  std::vector<ExecCase> cases;
+  for (const ExecCase& c : kernel_exec_cases()) {
+    if (c.executor != Executor::Cpu) cases.push_back(c);
+  }
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(Executors, BatchNormKernelArithmetic,
+                         ::testing::ValuesIn(gpu_kernel_exec_cases()), ExecCaseName());
+
+// ---- pixel counts above 2^24 (kernels/batchnorm.h, count arithmetic) ----
+
+// |q * n - s| exactly (q * n has at most 24 + 31 bits: exact in a long double, >= 64 bits).
+static_assert(std::numeric_limits<long double>::digits >= 55, "q * n must be exact");
+long double quotient_error(float q, int64_t n, long double s) {
+  return std::fabs(static_cast<long double>(q) * n - s);
+}
+// q is s / n rounded to the nearest float: no neighbour of q is nearer.
+::testing::AssertionResult nearest_quotient(float q, long double s, int64_t n) {
+  const long double e = quotient_error(q, n, s);
+  for (float other : {std::nextafter(q, -1e30f), std::nextafter(q, 1e30f)}) {
+    if (quotient_error(other, n, s) < e)
+      return ::testing::AssertionFailure()
+             << double(s) << " / " << n << ": got " << q << ", " << other << " is nearer";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A float holds every integer only up to 2^24: float(2^24 + 1) = 2^24, so dividing by the count
+// held in a float, as the statistics did, gave 2^24 / (2^24 + 1) = 1. The exact count gives
+// 1 - 2^-24. Counts: 2^24 + 1, batch 33 at 1024 x 2048 and its M - 1 (running variance), 2^31 - 1.
+TEST(BatchNormCounts, QuotientsUseTheExactCountAbove2To24) {
+  const int64_t big = (int64_t(1) << 24) + 1;
+  ASSERT_EQ(float(big), 16777216.0f);  // the hazard itself
+  EXPECT_EQ(batchnorm_count_div(16777216.0f, big), std::nextafter(1.0f, 0.0f));
+  EXPECT_EQ(batchnorm_count_ratio(big - 1, big), std::nextafter(1.0f, 0.0f));
+  EXPECT_EQ(batchnorm_count_mul(big, 0.75f), 12582913.0f);  // 0.75 * 2^24 would be 12582912
+  const int64_t m33 = int64_t(33) * 1024 * 2048;
+  const std::vector<float> values = random_floats(64, 5, 0.0f, 1e9f);
+  for (int64_t n : {big, m33 - 1, m33, (int64_t(1) << 31) - 1}) {
+    for (float s : values) EXPECT_TRUE(nearest_quotient(batchnorm_count_div(s, n), s, n));
+    for (int64_t part : {int64_t(1), n / 3, n - 1})
+      EXPECT_TRUE(
+          nearest_quotient(batchnorm_count_ratio(part, n), static_cast<long double>(part), n));
+  }
+}
+
+// Up to 2^24 the helpers are the plain float expressions, bit for bit (the existing results of
+// every test shape are unchanged).
+TEST(BatchNormCounts, PlainFloatExpressionsUpTo2To24) {
+  const std::vector<float> values = random_floats(256, 6, -1e4f, 1e4f);
+  for (int64_t n :
+       {int64_t(1), int64_t(2), int64_t(3), int64_t(1023), int64_t(16385), int64_t(1) << 24}) {
+    for (float s : values) {
+      EXPECT_EQ(batchnorm_count_div(s, n), s / float(n));
+      EXPECT_EQ(batchnorm_count_mul(n, s), float(n) * s);
+    }
+    for (int64_t part : {int64_t(0), int64_t(1), n / 2, n})
+      EXPECT_EQ(batchnorm_count_ratio(part, n), float(part) / float(n));
+  }
+}
 
 }  // namespace
 }  // namespace farsee::test

@@ -9,9 +9,17 @@ was built for), with cuobjdump:
              a local array shows up there), with a per-kernel table of registers and shared memory
   hmma       every kernel whose name matches --tensor-core (the fp16 tensor-core main loops)
              contains an HMMA instruction in its SASS on every architecture
+  fmad       the kernels were compiled with --fmad=false (kernels/CMakeLists.txt): no floating-
+             point add, sub or mul in the PTX of any source file, any architecture, lacks a
+             rounding mode, except in the files named by --fmad-true (built with nvcc's default).
+             nvcc writes them without one only under --fmad=true, where that lets ptxas fuse a
+             mul and an add into one FFMA/HFMA2 (and nvcc fuses some itself); with --fmad=false
+             every fma of the machine code is an explicit fmaf of the source (or of CUDA's math
+             functions), so a * b + c rounds as on the host (-ffp-contract=off).
+             Needs the PTX the build embeds (a virtual architecture in CMAKE_CUDA_ARCHITECTURES).
 
-Usage: check_kernel_library.py --cuobjdump PATH --library LIB --mode resources|hmma
-       [--tensor-core REGEX] [--cxxfilt PATH]
+Usage: check_kernel_library.py --cuobjdump PATH --library LIB --mode resources|hmma|fmad
+       [--tensor-core REGEX] [--cxxfilt PATH] [--fmad-true FILE.cu,...]
 Prints "SKIPPED: ..." and exits 0 when cuobjdump is missing (ctest marks it skipped).
 """
 import argparse
@@ -76,17 +84,81 @@ def sass_functions(cuobjdump, library):
     return funcs
 
 
+# A floating-point add/sub/mul/mad of the PTX, with its modifiers (rounding, ftz, sat).
+PTX_FLOAT_OP = re.compile(r"^\s*(?:@!?%\w+\s+)?(add|sub|mul|mad)((?:\.\w+)*?)"
+                          r"\.(f16x2|f16|bf16x2|bf16|f32x2|f32|f64)\s")
+ROUNDING = {".rn", ".rz", ".rm", ".rp"}
+
+
+def ptx_modules(cuobjdump, library):
+    """[(arch, source file, ptx text)] for every PTX module embedded in the library."""
+    out = run([cuobjdump, "--dump-ptx", library])
+    modules = []
+    for chunk in out.split("Fatbin ptx code:")[1:]:
+        arch = re.search(r"arch = (sm_\d+)", chunk)
+        ident = re.search(r"identifier = (\S+)", chunk)
+        modules.append((arch.group(1) if arch else "?", ident.group(1) if ident else "?", chunk))
+    return modules
+
+
+def contractible_ops(ptx):
+    """[(source line, instruction)] of the float add/sub/mul/mad without a rounding mode; the source
+    line is the last .loc before it (file:line, from -lineinfo; the .file table ends the module)."""
+    table = re.findall(r"^\s*\.file\s+(\d+)\s+\"([^\"]+)\"", ptx, re.M)
+    files = {number: path.split("/")[-1] for number, path in table}
+    where, found = "?", []
+    for line in ptx.splitlines():
+        m = re.match(r"\s*\.loc\s+(\d+)\s+(\d+)", line)
+        if m:
+            where = f"{files.get(m.group(1), m.group(1))}:{m.group(2)}"
+            continue
+        m = PTX_FLOAT_OP.match(line)
+        if m and not ROUNDING & set(re.findall(r"\.\w+", m.group(2))):
+            found.append((where, line.strip()))
+    return found
+
+
+def check_fmad(cuobjdump, library, fmad_true):
+    modules = ptx_modules(cuobjdump, library)
+    if not modules:
+        print(f"SKIPPED: no PTX in {library} (no virtual architecture built)")
+        return 0
+    sources = set(m[1].split("/")[-1] for m in modules)
+    stale = [name for name in fmad_true if name not in sources]
+    if stale:
+        print(f"FAILED: --fmad-true names {', '.join(stale)}, not in {library}")
+        return 1
+    bad = 0
+    for arch, source, ptx in sorted(modules, key=lambda m: (m[1], m[0])):
+        if source.split("/")[-1] in fmad_true:
+            print(f"{arch:6} {'':29} {source.split('/')[-1]}  (--fmad=true: not checked)")
+            continue
+        ops = contractible_ops(ptx)
+        fmas = len(re.findall(r"^\s*(?:@!?%\w+\s+)?fma\.", ptx, re.M))
+        bad += bool(ops)
+        print(f"{arch:6} fma x{fmas:<5} contractible x{len(ops):<5} {source.split('/')[-1]}"
+              f"{'  <-- compiled without --fmad=false' if ops else ''}")
+        for where, op in ops[:5]:
+            print(f"         {where}: {op}")
+    print(f"{len(modules)} PTX modules; {bad} with contractible float arithmetic")
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cuobjdump", default="")
     ap.add_argument("--library", required=True)
-    ap.add_argument("--mode", choices=["resources", "hmma"], required=True)
+    ap.add_argument("--mode", choices=["resources", "hmma", "fmad"], required=True)
     ap.add_argument("--tensor-core", default="conv_mma_kernel|conv_wgrad_mma_kernel")
     ap.add_argument("--cxxfilt", default="")
+    ap.add_argument("--fmad-true", default="", help="the .cu files built with --fmad=true, a,b,c")
     args = ap.parse_args()
     if not args.cuobjdump:
         print("SKIPPED: cuobjdump not found at configure time (tools/scripts/install_deps.sh fetches it)")
         return 0
+
+    if args.mode == "fmad":
+        return check_fmad(args.cuobjdump, args.library, [f for f in args.fmad_true.split(",") if f])
 
     if args.mode == "resources":
         kernels = resources(args.cuobjdump, args.library)
