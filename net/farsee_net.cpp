@@ -287,13 +287,17 @@ TensorView FarSeeNet::view(const TensorRef& r) const {
 void FarSeeNet::set_input(const float* nhwc) {
   const TensorView in = view(graph().input);
   const size_t count = size_t(in.shape.elements());
+  std::vector<uint16_t> half;
   if (dtype_ == DType::F32) {
     rt::copy_to_device(ctx_, in.data, nhwc, count * sizeof(float));
   } else {
-    std::vector<uint16_t> half(count);
+    half.resize(count);
     for (size_t i = 0; i < count; ++i) half[i] = float_to_half_bits(nhwc[i]);
     rt::copy_to_device(ctx_, in.data, half.data(), count * sizeof(uint16_t));
   }
+  // The copy reads host memory when it executes: `half` dies here, and the caller may reuse
+  // `nhwc` once this returns.
+  rt::synchronize(ctx_);
 }
 
 void FarSeeNet::run_step(const Step& s) {

@@ -73,7 +73,8 @@ class FarSeeNet {
   // Tests: 0xFF = NaN poison, so a read of anything no step wrote shows up in the output.
   void fill_activations(uint8_t byte);
 
-  // Input: host [n][h][w][3] fp32, already normalised (see normalise_rgb).
+  // Input: host [n][h][w][3] fp32, already normalised (see normalise_rgb). Returns once the
+  // upload is done: the caller may reuse `nhwc` at once.
   void set_input(const float* nhwc);
   // Input -> labels. `use_cuda_graph` only matters on cuda.
   void forward(bool use_cuda_graph = true);

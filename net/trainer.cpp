@@ -178,6 +178,7 @@ void Trainer::allocate_parameters(const HostTensors& init) {
   rt::copy_to_device(ctx_, params_.data(), host_params.data(), param_bytes);
   rt::copy_to_device(ctx_, running_.data(), host_running.data(),
                      host_running.size() * sizeof(float));
+  rt::synchronize(ctx_);  // the host arenas die with this function
   fill_zero(ctx_, grads_.data(), param_bytes);
   fill_zero(ctx_, momenta_.data(), param_bytes);
   fill_zero(ctx_, saved_.data(), saved_.bytes());
@@ -292,15 +293,18 @@ TensorView Trainer::view(const TensorRef& r) const {
 void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
   const TensorView in = view(graph_.input);
   const size_t count = size_t(in.shape.elements());
+  std::vector<uint16_t> half;
   if (in.dtype == DType::F16) {  // rounded to nearest even, as PyTorch's input.half()
-    std::vector<uint16_t> half(count);
+    half.resize(count);
     for (size_t i = 0; i < count; ++i) half[i] = float_to_half_bits(input_nhwc[i]);
     rt::copy_to_device(ctx_, in.data, half.data(), count * sizeof(uint16_t));
-    rt::synchronize(ctx_);  // `half` goes out of scope
   } else {
     rt::copy_to_device(ctx_, in.data, input_nhwc, count * sizeof(float));
   }
   rt::copy_to_device(ctx_, labels_.data(), labels, labels_.bytes());
+  // The copies read host memory when they execute: `half` dies here, and the caller may reuse its
+  // buffers (a loader's pinned batch) once this returns.
+  rt::synchronize(ctx_);
 }
 
 void Trainer::fill_activations(uint8_t byte) {
@@ -497,9 +501,13 @@ void Trainer::run_all(const SgdArgs& sgd, const float* lr_in_memory) {
 float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
   const bool graphs = use_cuda_graph && ctx_.executor == Executor::Cuda;
   upload_loss_scale();  // read from memory by the loss and the unscale, eager or replayed
-  // Eager until the momentum buffers exist (the first applied SGD step is different).
-  if (!graphs || sgd_steps_applied() == 0) {
+  // Eager until the momentum buffers exist (the first applied SGD step is different) and until
+  // this process has run a whole step eagerly: every kernel's first launch (lazy module loading,
+  // which drivers before 12.3 cannot do inside capture) and its one-time function attributes
+  // then happen outside capture, after a --resume too.
+  if (!graphs || sgd_steps_applied() == 0 || !ran_eager_step_) {
     run_all(sgd);
+    ran_eager_step_ = true;
   } else {
     // The learning rate and the loss scale are read from memory by the captured step (schedules
     // and the scaler change them from step to step); momentum and weight decay are baked in

@@ -128,6 +128,7 @@ class Trainer {
   const std::vector<float>& class_weights() const { return class_weights_host_; }
 
   // Host input [n][h][w][3] (normalised) and labels [n][label_h][label_w] (trainIds / 255).
+  // Returns once the uploads are done: the caller may reuse both buffers at once.
   void set_batch(const float* input_nhwc, const uint8_t* labels);
   // Fills every activation byte with `byte` (tests: 0xFF = NaN poison).
   void fill_activations(uint8_t byte);
@@ -247,6 +248,7 @@ class Trainer {
   float host_lr_ = 0.f;       // the source of the copy into lr_
   float host_scale_[2] = {};  // the source of the copy into scalars_ (scale, inv_scale)
   int64_t graphs_captured_ = 0;
+  bool ran_eager_step_ = false;  // a whole step ran eagerly in this process (Trainer::step)
   mutable int64_t readbacks_ = 0;
   float graph_momentum_ = 0.f, graph_weight_decay_ = 0.f;
 };
