@@ -2,7 +2,9 @@
 // from low-resolution logits through the bilinear upsample (kernels/softmax_cross_entropy.h).
 // The full-resolution logits are never materialised; the gradient lands on the low-res logits.
 //
-// Algorithm: three launches, no atomics, bitwise reproducible for a given shape.
+// Algorithm: three launches, no atomics, bitwise reproducible for a given shape. Built with
+// --fmad=false (kernels/CMakeLists.txt), so every a * b + c not written as fmaf rounds twice as on
+// the host: the bilinear samples are bitwise the resize forward's on the GPU too.
 //   1. forward, one thread per label pixel (1-D grid; a block of 256 threads takes
 //      kSoftmaxCePixelsPerPartial = 1024 consecutive pixels, thread t pixels t, t + 256, ...): taps
 //      (kernels/core/bilinear.h), then for each channel the bilinear sample z_c of the 4 low-res
