@@ -293,6 +293,7 @@ void FarSeeNet::set_input(const float* nhwc) {
     std::vector<uint16_t> half(count);
     for (size_t i = 0; i < count; ++i) half[i] = float_to_half_bits(nhwc[i]);
     rt::copy_to_device(ctx_, in.data, half.data(), count * sizeof(uint16_t));
+    rt::synchronize(ctx_);  // `half` goes out of scope; the copy reads it when it runs
   }
 }
 
