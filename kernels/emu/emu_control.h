@@ -24,6 +24,10 @@ void set_async(bool on);
 // cudaMalloc gives no zeros: default on, FARSEE_EMU_POISON=0 turns it off.
 void set_poison(bool on);
 
+// Forgets which kernels were launched, as in a fresh process: their next launch is a first one
+// again (lazy loading), which a graph capture forbids. For tests of warm-up before capture.
+void forget_launched_kernels();
+
 // What a captured graph recorded, for tests.
 enum class OpKind { Launch, CopyToDevice, CopyDevice, Memset, Timestamp };
 const char* op_kind_name(OpKind k);

@@ -490,6 +490,11 @@ void set_max_dynamic_smem(const void* kernel, size_t bytes) {
   sched().max_dynamic_smem[kernel] = bytes;
 }
 
+void forget_launched_kernels() {
+  std::lock_guard<std::mutex> lock(launch_mutex());
+  sched().launched.clear();
+}
+
 bool prepare_launch(const LaunchInfo& info, void* stream) {
   {
     std::lock_guard<std::mutex> lock(launch_mutex());

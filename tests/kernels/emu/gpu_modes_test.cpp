@@ -207,6 +207,12 @@ TEST_F(EmuModes, KernelLaunchedBeforeMayBeCapturedAndTheDefaultStreamCannot) {
   void* g = rt::graph_end_capture(c.ctx);
   EXPECT_EQ(emu::graph_ops(g).size(), 1u);
   rt::graph_destroy(g);
+  emu::forget_launched_kernels();  // as in a fresh process: add_kernel is not loaded yet
+  rt::graph_begin_capture(c.ctx);
+  const std::string e =
+      error_of([&] { FARSEE_LAUNCH(add_kernel, 1, kN, 0, c.ctx.stream, x.as<float>(), 1.f); });
+  EXPECT_NE(e.find("first launch of kernel 'add_kernel'"), std::string::npos) << e;
+  EXPECT_THROW(rt::graph_end_capture(c.ctx), farsee::Error);
   Context default_stream{Executor::Emu, nullptr};
   EXPECT_NE(error_of([&] { rt::graph_begin_capture(default_stream); }).find("default stream"),
             std::string::npos);
