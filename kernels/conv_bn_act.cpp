@@ -180,11 +180,12 @@ ConvWeights pack_conv_weights(const Context& ctx, const std::vector<float>& krsc
     }
   }
 
+  std::vector<uint16_t> halves;  // alive until the synchronisation below
   if (dtype == DType::F32) {
     w.buffer = rt::Buffer(ctx.executor, packed.size() * sizeof(float));
     rt::copy_to_device(ctx, w.buffer.data(), packed.data(), packed.size() * sizeof(float));
   } else {
-    std::vector<uint16_t> halves(packed.size());
+    halves.resize(packed.size());
     for (size_t i = 0; i < packed.size(); ++i) halves[i] = float_to_half_bits(packed[i]);
     w.buffer = rt::Buffer(ctx.executor, halves.size() * sizeof(uint16_t));
     rt::copy_to_device(ctx, w.buffer.data(), halves.data(), halves.size() * sizeof(uint16_t));

@@ -294,6 +294,7 @@ void FarSeeNet::set_input(const float* nhwc) {
     half.resize(count);
     for (size_t i = 0; i < count; ++i) half[i] = float_to_half_bits(nhwc[i]);
     rt::copy_to_device(ctx_, in.data, half.data(), count * sizeof(uint16_t));
+    rt::synchronize(ctx_);  // `half` goes out of scope; the copy reads it when it runs
   }
   // The copy reads host memory when it executes: `half` dies here, and the caller may reuse
   // `nhwc` once this returns.

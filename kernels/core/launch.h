@@ -6,6 +6,12 @@
 // Shared memory: static arrays are declared FARSEE_SHARED(float, tile, [32][33]); (16-byte
 // aligned), dynamic shared memory is reached through farsee::dynamic_smem<T>(); both work in both
 // builds (under emu they come from poisoned per-block arenas, see kernels/emu/emu.h).
+//
+// Errors named where they happen: with FARSEE_SYNC_LAUNCHES=1 in the environment, every launch
+// outside a graph capture is followed by a stream synchronisation on cuda, so an asynchronous
+// fault (an illegal address, say) is reported with this launch's kernel name and file:line instead
+// of at a later, innocent call; under emu's asynchronous mode (FARSEE_EMU_ASYNC=1) it runs each
+// launch at once. A debug mode: it serialises the host and the GPU.
 #pragma once
 
 #include "kernels/core/check.h"
@@ -14,10 +20,45 @@
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace farsee::detail {
+inline bool sync_launches() {
+  static const bool on = [] {
+    const char* v = std::getenv("FARSEE_SYNC_LAUNCHES");
+    return v != nullptr && std::strcmp(v, "0") != 0 && *v != '\0';
+  }();
+  return on;
+}
+
+// The launch's own error, and under FARSEE_SYNC_LAUNCHES its asynchronous one (not inside a
+// capture, where nothing runs and synchronising is illegal).
+inline void check_launch(cudaStream_t stream, const char* kernel, const char* file, int line) {
+  cudaError_t st = cudaGetLastError();
+  const char* when = "at launch";
+  if (st == cudaSuccess && sync_launches()) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    st = cudaStreamIsCapturing(stream, &capture);
+    if (st == cudaSuccess && capture == cudaStreamCaptureStatusNone) {
+      st = cudaStreamSynchronize(stream);
+      when = "while running (FARSEE_SYNC_LAUNCHES)";
+    }
+  }
+  if (st != cudaSuccess) {
+    throw_error(file, line,
+                std::string("kernel '") + kernel + "' failed " + when + ": " +
+                    cudaGetErrorName(st) + ": " + cudaGetErrorString(st));
+  }
+}
+}  // namespace farsee::detail
+
 #define FARSEE_LAUNCH(kernel, grid, block, smem, stream, ...)                            \
   do {                                                                                   \
     kernel<<<(grid), (block), (smem), static_cast<cudaStream_t>(stream)>>>(__VA_ARGS__); \
-    FARSEE_CUDA_CHECK(cudaGetLastError());                                               \
+    ::farsee::detail::check_launch(static_cast<cudaStream_t>(stream), #kernel, __FILE__, \
+                                   __LINE__);                                            \
   } while (0)
 
 // Opt in to more than 48 KiB of dynamic shared memory for `kernel`.
@@ -37,10 +78,9 @@ __device__ __forceinline__ T* dynamic_smem() {
 
 #else  // emulation build: emu.h is force-included
 
-// (The stream is evaluated and ignored: emulated launches are synchronous.)
-#define FARSEE_LAUNCH(kernel, grid, block, smem, stream, ...)                                  \
-  (static_cast<void>(stream), ::emu::launch(__FILE__, __LINE__, #kernel, (kernel), dim3(grid), \
-                                            dim3(block), (smem), __VA_ARGS__))
+#define FARSEE_LAUNCH(kernel, grid, block, smem, stream, ...)                           \
+  ::emu::launch(__FILE__, __LINE__, #kernel, (kernel), dim3(grid), dim3(block), (smem), \
+                static_cast<void*>(stream), __VA_ARGS__)
 
 #define FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, bytes) \
   ::emu::set_max_dynamic_smem(reinterpret_cast<const void*>(kernel), static_cast<size_t>(bytes))

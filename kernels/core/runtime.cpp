@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/core/check.h"
+#include "kernels/emu/emu_stream.h"
 
 #if FARSEE_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -79,6 +80,10 @@ namespace {
               std::string(what) + ": executor 'cuda' is not available in this build");
 }
 
+std::string call_site(const char* file, int line) {
+  return std::string(file ? file : "?") + ":" + std::to_string(line);
+}
+
 }  // namespace
 
 void* alloc(Executor e, size_t bytes) {
@@ -92,9 +97,12 @@ void* alloc(Executor e, size_t bytes) {
     no_cuda("rt::alloc");
 #endif
   }
+  if (e == Executor::Emu) emu::forbid_in_capture("rt::alloc");
   size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded);
   FARSEE_REQUIRE(p != nullptr, "host allocation of " << bytes << " bytes failed");
+  // Device memory is not zeroed: emu shows a read before a write as NaN (0xFF bytes).
+  if (e == Executor::Emu && emu::poison_enabled()) std::memset(p, 0xFF, rounded);
   return p;
 }
 
@@ -106,10 +114,14 @@ void free(Executor e, void* p) noexcept {
 #endif
     return;
   }
+  if (e == Executor::Emu) {
+    emu::invalidate_capture("rt::free");
+    emu::flush_all_noexcept();  // cudaFree waits for the device's work
+  }
   std::free(p);
 }
 
-void memset(const Context& ctx, void* p, int value, size_t bytes) {
+void memset(const Context& ctx, void* p, int value, size_t bytes, const char* file, int line) {
   if (ctx.executor == Executor::Cuda) {
 #if FARSEE_HAVE_CUDA
     FARSEE_CUDA_CHECK(cudaMemsetAsync(p, value, bytes, static_cast<cudaStream_t>(ctx.stream)));
@@ -117,6 +129,9 @@ void memset(const Context& ctx, void* p, int value, size_t bytes) {
 #else
     no_cuda("rt::memset");
 #endif
+  }
+  if (ctx.executor == Executor::Emu) {
+    return emu::submit_memset(ctx.stream, p, value, bytes, call_site(file, line));
   }
   std::memset(p, value, bytes);
 }
@@ -137,22 +152,40 @@ static void cuda_copy(const Context& ctx, void* dst, const void* src, size_t byt
 #define FARSEE_COPY(kind) no_cuda("rt::copy")
 #endif
 
-void copy_to_device(const Context& ctx, void* dst, const void* src, size_t bytes) {
+void copy_to_device(const Context& ctx, void* dst, const void* src, size_t bytes, const char* file,
+                    int line) {
   if (ctx.executor == Executor::Cuda) return FARSEE_COPY(cudaMemcpyHostToDevice);
-  if (bytes) std::memcpy(dst, src, bytes);
+  if (bytes == 0) return;
+  if (ctx.executor == Executor::Emu) {
+    return emu::submit_copy_to_device(ctx.stream, dst, src, bytes, call_site(file, line));
+  }
+  std::memcpy(dst, src, bytes);
 }
 
 void copy_to_host(const Context& ctx, void* dst, const void* src, size_t bytes) {
   if (ctx.executor == Executor::Cuda) return FARSEE_COPY(cudaMemcpyDeviceToHost);
+  if (ctx.executor == Executor::Emu) {
+    emu::forbid_in_capture("rt::copy_to_host (a synchronous copy)");
+    emu::flush(ctx.stream);
+  }
   if (bytes) std::memcpy(dst, src, bytes);
 }
 
-void copy_device(const Context& ctx, void* dst, const void* src, size_t bytes) {
+void copy_device(const Context& ctx, void* dst, const void* src, size_t bytes, const char* file,
+                 int line) {
   if (ctx.executor == Executor::Cuda) return FARSEE_COPY(cudaMemcpyDeviceToDevice);
-  if (bytes) std::memmove(dst, src, bytes);
+  if (bytes == 0) return;
+  if (ctx.executor == Executor::Emu) {
+    return emu::submit_copy_device(ctx.stream, dst, src, bytes, call_site(file, line));
+  }
+  std::memmove(dst, src, bytes);
 }
 
 void synchronize(const Context& ctx) {
+  if (ctx.executor == Executor::Emu) {
+    emu::forbid_in_capture("rt::synchronize");
+    emu::flush(ctx.stream);
+  }
   if (ctx.executor != Executor::Cuda) return;
 #if FARSEE_HAVE_CUDA
   FARSEE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)));
@@ -162,6 +195,7 @@ void synchronize(const Context& ctx) {
 }
 
 void* stream_create(Executor e) {
+  if (e == Executor::Emu) return emu::stream_create();
   if (e != Executor::Cuda) return nullptr;
 #if FARSEE_HAVE_CUDA
   cudaStream_t s = nullptr;
@@ -173,6 +207,7 @@ void* stream_create(Executor e) {
 }
 
 void stream_destroy(Executor e, void* stream) noexcept {
+  if (e == Executor::Emu) return emu::stream_destroy(stream);
 #if FARSEE_HAVE_CUDA
   if (e == Executor::Cuda && stream) (void)cudaStreamDestroy(static_cast<cudaStream_t>(stream));
 #else
@@ -183,9 +218,23 @@ void stream_destroy(Executor e, void* stream) noexcept {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+// Under emu the stamp is taken when the stream reaches it (queued in asynchronous mode).
 struct HostStamp {
   Clock::time_point t;
+  void* stream = nullptr;
 };
+
+void host_stamp(Executor e, const Context& ctx, void* stamp_ptr, const char* call) {
+  auto* stamp = static_cast<HostStamp*>(stamp_ptr);
+  stamp->stream = ctx.stream;
+  if (e != Executor::Emu) {
+    stamp->t = Clock::now();
+    return;
+  }
+  emu::StreamOp op{
+      emu::OpKind::Timestamp, call, "rt::Timer", 0, 0, [stamp] { stamp->t = Clock::now(); }};
+  emu::submit(ctx.stream, std::move(op));
+}
 }  // namespace
 
 Timer::Timer(Executor e) : executor(e) {
@@ -212,6 +261,7 @@ Timer::~Timer() {
     (void)cudaEventDestroy(static_cast<cudaEvent_t>(stop));
 #endif
   } else {
+    if (executor == Executor::Emu) emu::flush_all_noexcept();  // queued stamps point here
     delete static_cast<HostStamp*>(start);
     delete static_cast<HostStamp*>(stop);
   }
@@ -225,8 +275,7 @@ void Timer::record_start(const Context& ctx) {
     return;
   }
 #endif
-  (void)ctx;
-  static_cast<HostStamp*>(start)->t = Clock::now();
+  host_stamp(executor, ctx, start, "rt::Timer::record_start");
 }
 
 void Timer::record_stop(const Context& ctx) {
@@ -237,8 +286,7 @@ void Timer::record_stop(const Context& ctx) {
     return;
   }
 #endif
-  (void)ctx;
-  static_cast<HostStamp*>(stop)->t = Clock::now();
+  host_stamp(executor, ctx, stop, "rt::Timer::record_stop");
 }
 
 float Timer::elapsed_ms() {
@@ -251,6 +299,7 @@ float Timer::elapsed_ms() {
     return ms;
   }
 #endif
+  if (executor == Executor::Emu) emu::flush(static_cast<HostStamp*>(stop)->stream);
   auto d = static_cast<HostStamp*>(stop)->t - static_cast<HostStamp*>(start)->t;
   return std::chrono::duration<float, std::milli>(d).count();
 }
@@ -258,6 +307,7 @@ float Timer::elapsed_ms() {
 // ---- CUDA graphs ----
 
 void graph_begin_capture(const Context& ctx) {
+  if (ctx.executor == Executor::Emu) return emu::graph_begin_capture(ctx.stream);
   FARSEE_REQUIRE(ctx.executor == Executor::Cuda, "rt::graph_begin_capture: executor '"
                                                      << executor_name(ctx.executor)
                                                      << "' has no CUDA graphs");
@@ -272,6 +322,7 @@ void graph_begin_capture(const Context& ctx) {
 }
 
 void* graph_end_capture(const Context& ctx) {
+  if (ctx.executor == Executor::Emu) return emu::graph_end_capture(ctx.stream);
   FARSEE_REQUIRE(ctx.executor == Executor::Cuda, "rt::graph_end_capture: executor '"
                                                      << executor_name(ctx.executor)
                                                      << "' has no CUDA graphs");
@@ -289,8 +340,12 @@ void* graph_end_capture(const Context& ctx) {
 }
 
 void graph_launch(const Context& ctx, void* graph_exec) {
+  if (ctx.executor == Executor::Emu && graph_exec != nullptr) {
+    return emu::graph_launch(ctx.stream, graph_exec);
+  }
   FARSEE_REQUIRE(ctx.executor == Executor::Cuda && graph_exec != nullptr,
-                 "rt::graph_launch: needs executor 'cuda' and a graph from graph_end_capture");
+                 "rt::graph_launch: needs executor 'cuda' or 'emu' and a graph from "
+                 "graph_end_capture");
 #if FARSEE_HAVE_CUDA
   FARSEE_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_exec),
                                     static_cast<cudaStream_t>(ctx.stream)));
@@ -300,6 +355,7 @@ void graph_launch(const Context& ctx, void* graph_exec) {
 }
 
 void graph_destroy(void* graph_exec) noexcept {
+  if (emu::graph_destroy(graph_exec)) return;  // an emu graph; otherwise a CUDA one
 #if FARSEE_HAVE_CUDA
   if (graph_exec) (void)cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(graph_exec));
 #else

@@ -1,7 +1,11 @@
 // The thin runtime API the library needs (DESIGN.md section 3): memory, copies, memset, streams,
 // events. Each call takes the executor: `cuda` goes to the CUDA runtime (every call checked);
-// `emu` and `reference` use host memory (256-byte aligned, like cudaMalloc) and synchronous
-// "streams", so net/ runs unchanged on every executor. Every failure throws farsee::Error.
+// `emu`, `reference` and `cpu` use host memory (256-byte aligned, like cudaMalloc), so net/ runs
+// unchanged on every executor. `emu` behaves like a GPU (kernels/emu/emu_stream.h): fresh memory
+// is poisoned (NaN), and with FARSEE_EMU_ASYNC=1 the work on a stream is queued and runs at the
+// next synchronisation; graphs can be captured with CUDA's rules. Copies and memsets are
+// asynchronous except copy_to_host, which waits for the stream like cudaMemcpy. Every failure
+// throws farsee::Error; `file`/`line` default to the caller's, to name a copy that failed later.
 #pragma once
 
 #include <cstddef>
@@ -16,10 +20,15 @@ constexpr size_t kAlignment = 256;
 
 void* alloc(Executor e, size_t bytes);
 void free(Executor e, void* p) noexcept;
-void memset(const Context& ctx, void* p, int value, size_t bytes);
-void copy_to_device(const Context& ctx, void* dst, const void* host_src, size_t bytes);
+void memset(const Context& ctx, void* p, int value, size_t bytes,
+            const char* file = __builtin_FILE(), int line = __builtin_LINE());
+// The host buffer must stay alive and unchanged until the stream is synchronised (pinned memory
+// is read when the copy runs).
+void copy_to_device(const Context& ctx, void* dst, const void* host_src, size_t bytes,
+                    const char* file = __builtin_FILE(), int line = __builtin_LINE());
 void copy_to_host(const Context& ctx, void* host_dst, const void* src, size_t bytes);
-void copy_device(const Context& ctx, void* dst, const void* src, size_t bytes);
+void copy_device(const Context& ctx, void* dst, const void* src, size_t bytes,
+                 const char* file = __builtin_FILE(), int line = __builtin_LINE());
 void synchronize(const Context& ctx);
 
 void* stream_create(Executor e);
@@ -72,10 +81,12 @@ class Buffer {
   void* data_ = nullptr;
 };
 
-// ---- CUDA graphs (cuda only; other executors have nothing to capture and throw) ----
+// ---- CUDA graphs (cuda and emu; reference and cpu have nothing to capture and throw) ----
 // Everything launched on ctx.stream between begin and end is recorded, not run (thread-local
 // capture mode: unsafe calls such as cudaMalloc from this thread fail instead of being recorded).
-// end returns an executable graph handle; launch replays it on ctx.stream.
+// end returns an executable graph handle; launch replays it on ctx.stream. Under emu the forbidden
+// calls (alloc, free, copy_to_host, synchronize, FARSEE_SET_MAX_DYNAMIC_SMEM, a kernel's first
+// launch) throw naming the call (free, noexcept, makes graph_end_capture throw instead).
 void graph_begin_capture(const Context& ctx);
 void* graph_end_capture(const Context& ctx);
 void graph_launch(const Context& ctx, void* graph_exec);

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -100,24 +101,37 @@ struct LaunchInfo {
 };
 using BodyFn = void (*)(void* closure);
 void run_grid(const LaunchInfo& info, BodyFn body, void* closure);
+// Checks the launch parameters and, inside a graph capture, that the kernel was launched before
+// (CUDA loads a kernel lazily at its first launch, which a capture forbids); remembers the kernel.
+// True when the launch must be deferred (asynchronous mode or capture, kernels/emu/emu_stream.h).
+bool prepare_launch(const LaunchInfo& info, void* stream);
+// Queues or records a launch whose arguments `closure` owns.
+void defer_launch(const LaunchInfo& info, BodyFn body, std::shared_ptr<void> closure, void* stream,
+                  int args, int scalar_args);
 
 template <typename... P, typename... A>
 void launch(const char* file, int line, const char* name, void (*kernel)(P...), dim3 grid,
-            dim3 block, size_t smem, A&&... args) {
+            dim3 block, size_t smem, void* stream, A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
-  // Arguments are copied once, as CUDA copies them into the parameter buffer.
+  // Arguments are copied once, at the launch, as CUDA copies them into the parameter buffer.
   struct Closure {
     void (*kernel)(P...);
     std::tuple<std::decay_t<P>...> args;
-  } closure{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+  };
   LaunchInfo info{file, line, name, reinterpret_cast<const void*>(kernel), grid, block, smem};
-  run_grid(
-      info,
-      [](void* c) {
-        auto* cl = static_cast<Closure*>(c);
-        std::apply(cl->kernel, cl->args);
-      },
-      &closure);
+  BodyFn body = [](void* c) {
+    auto* cl = static_cast<Closure*>(c);
+    std::apply(cl->kernel, cl->args);
+  };
+  if (!prepare_launch(info, stream)) {
+    Closure closure{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+    run_grid(info, body, &closure);
+    return;
+  }
+  auto closure = std::make_shared<Closure>(
+      Closure{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
+  constexpr int scalars = (0 + ... + int(!std::is_pointer<std::decay_t<P>>::value));
+  defer_launch(info, body, std::move(closure), stream, int(sizeof...(P)), scalars);
 }
 
 // ---- synchronisation ----

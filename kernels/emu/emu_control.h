@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace emu {
 
@@ -13,5 +15,36 @@ const char* schedule_name(Schedule s);
 // FARSEE_EMU_SEED seeds the random schedule).
 void set_schedule(Schedule s, uint64_t seed = 1);
 Schedule current_schedule();
+
+// Asynchronous streams (kernels/emu/emu_stream.h): default FARSEE_EMU_ASYNC=1. Switching flushes
+// every stream first.
+bool async_enabled();
+void set_async(bool on);
+// Fresh rt::alloc(Executor::Emu) memory filled with 0xFF bytes (NaN in fp32/fp16/bf16), as
+// cudaMalloc gives no zeros: default on, FARSEE_EMU_POISON=0 turns it off.
+void set_poison(bool on);
+
+// Forgets which kernels were launched, as in a fresh process: their next launch is a first one
+// again (lazy loading), which a graph capture forbids. For tests of warm-up before capture.
+void forget_launched_kernels();
+
+// What a captured graph recorded, for tests.
+enum class OpKind { Launch, CopyToDevice, CopyDevice, Memset, Timestamp };
+const char* op_kind_name(OpKind k);
+struct RecordedOp {
+  OpKind kind;
+  std::string name;     // kernel name or rt call
+  std::string site;     // file:line of the launch or call
+  int args = 0;         // launches: kernel arguments
+  int scalar_args = 0;  // launches: arguments that are not pointers (baked into the graph)
+};
+std::vector<RecordedOp> graph_ops(void* graph);
+
+struct GraphCounters {
+  int64_t instantiated = 0;  // graph_end_capture successes
+  int64_t launched = 0;      // graph_launch calls
+  int64_t alive = 0;         // instantiated and not destroyed
+};
+GraphCounters graph_counters();
 
 }  // namespace emu

@@ -25,12 +25,14 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kernels/core/check.h"
 #include "kernels/emu/emu.h"
+#include "kernels/emu/emu_stream.h"
 
 namespace ctx = boost::context::detail;
 
@@ -112,6 +114,7 @@ struct Scheduler {
   std::vector<std::pair<const SharedSlot*, size_t>> static_slots;  // this block's arrays: offset
   size_t static_used = 0;
   std::map<const void*, size_t> max_dynamic_smem;
+  std::set<const void*> launched;  // every kernel launched so far (CUDA's lazy loading)
   BlockState block;
   Fiber* current = nullptr;
   const LaunchInfo* launch = nullptr;
@@ -482,15 +485,47 @@ void set_max_dynamic_smem(const void* kernel, size_t bytes) {
     throw farsee::Error("emu: FARSEE_SET_MAX_DYNAMIC_SMEM(" + std::to_string(bytes) +
                         ") exceeds the per-block maximum of " + std::to_string(kSmemOptInLimit));
   }
+  forbid_in_capture("FARSEE_SET_MAX_DYNAMIC_SMEM (cudaFuncSetAttribute)");
   std::lock_guard<std::mutex> lock(launch_mutex());
   sched().max_dynamic_smem[kernel] = bytes;
+}
+
+void forget_launched_kernels() {
+  std::lock_guard<std::mutex> lock(launch_mutex());
+  sched().launched.clear();
+}
+
+bool prepare_launch(const LaunchInfo& info, void* stream) {
+  {
+    std::lock_guard<std::mutex> lock(launch_mutex());
+    Scheduler& s = sched();
+    init_schedule_from_env(s);
+    validate_launch(s, info);
+    if (s.launched.insert(info.kernel).second && capturing(stream)) {
+      s.launched.erase(info.kernel);
+      forbid_in_capture(("the first launch of kernel '" + std::string(info.kernel_name) + "' at " +
+                         site(info.file, info.line) +
+                         " (lazy loading; launch it once before capturing)")
+                            .c_str());
+    }
+  }
+  return deferred(stream);
+}
+
+void defer_launch(const LaunchInfo& info, BodyFn body, std::shared_ptr<void> closure, void* stream,
+                  int args, int scalar_args) {
+  StreamOp op{OpKind::Launch,
+              info.kernel_name,
+              site(info.file, info.line),
+              args,
+              scalar_args,
+              [info, body, closure] { run_grid(info, body, closure.get()); }};
+  submit(stream, std::move(op));
 }
 
 void run_grid(const LaunchInfo& info, BodyFn body, void* closure) {
   std::lock_guard<std::mutex> lock(launch_mutex());
   Scheduler& s = sched();
-  init_schedule_from_env(s);
-  validate_launch(s, info);
   const size_t threads = size_t(info.block.x) * info.block.y * info.block.z;
   while (s.stacks.size() < threads) s.stacks.push_back(make_stack());
   s.fibers.assign(threads, Fiber{});

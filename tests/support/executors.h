@@ -73,6 +73,7 @@ template <typename T>
 rt::Buffer to_executor(const Context& ctx, const std::vector<T>& host) {
   rt::Buffer b(ctx.executor, host.size() * sizeof(T));
   rt::copy_to_device(ctx, b.data(), host.data(), host.size() * sizeof(T));
+  rt::synchronize(ctx);  // `host` is often a temporary: the copy must have read it
   return b;
 }
 // A buffer of `bytes` filled with 0xFF (NaN in fp32/fp16).
