@@ -57,8 +57,10 @@ FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, cons
   config_.validate();
   const std::vector<std::string> unknown = check_parameters(config_, params);
   (void)unknown;  // the file loader reports them; an in-memory map may carry extras
-  if (ctx_.executor == Executor::Cuda && ctx_.stream == nullptr) {
-    ctx_.stream = rt::stream_create(Executor::Cuda);
+  // A stream of its own on the executors that queue work and capture graphs (the default stream
+  // cannot be captured).
+  if (rt::uses_graphs(ctx_.executor) && ctx_.stream == nullptr) {
+    ctx_.stream = rt::stream_create(ctx_.executor);
     owns_stream_ = true;
   }
   try {
@@ -294,7 +296,6 @@ void FarSeeNet::set_input(const float* nhwc) {
     half.resize(count);
     for (size_t i = 0; i < count; ++i) half[i] = float_to_half_bits(nhwc[i]);
     rt::copy_to_device(ctx_, in.data, half.data(), count * sizeof(uint16_t));
-    rt::synchronize(ctx_);  // `half` goes out of scope; the copy reads it when it runs
   }
   // The copy reads host memory when it executes: `half` dies here, and the caller may reuse
   // `nhwc` once this returns.
@@ -363,7 +364,7 @@ std::vector<FarSeeNet::StepTime> FarSeeNet::profile_forward() {
 void FarSeeNet::forward(bool use_cuda_graph) {
   current_graph("forward");
   OutputState& out = *output_;
-  const bool graphs = use_cuda_graph && ctx_.executor == Executor::Cuda;
+  const bool graphs = use_cuda_graph && rt::uses_graphs(ctx_.executor);
   // The first run is eager so every kernel's one-time setup (attributes, workspaces) happens
   // outside the capture.
   if (!graphs || out.forwards == 0) {

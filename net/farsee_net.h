@@ -76,7 +76,7 @@ class FarSeeNet {
   // Input: host [n][h][w][3] fp32, already normalised (see normalise_rgb). Returns once the
   // upload is done: the caller may reuse `nhwc` at once.
   void set_input(const float* nhwc);
-  // Input -> labels. `use_cuda_graph` only matters on cuda.
+  // Input -> labels. `use_cuda_graph` matters on cuda and emu (the executors with graphs).
   void forward(bool use_cuda_graph = true);
 
   // One eager forward timed step by step (CUDA events on cuda, a steady clock elsewhere): where

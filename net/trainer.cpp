@@ -128,8 +128,10 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
   graph_ = build_train_graph(config_, n, h, w, label_h, label_w);
   plan_ = plan_memory(graph_.buffer_lifetimes(precision_.activations), int64_t(rt::kAlignment));
   layout_ = parameter_layout(graph_.inference.layers);
-  if (ctx_.executor == Executor::Cuda && ctx_.stream == nullptr) {
-    ctx_.stream = rt::stream_create(Executor::Cuda);
+  // A stream of its own on the executors that queue work and capture graphs (the default stream
+  // cannot be captured).
+  if (rt::uses_graphs(ctx_.executor) && ctx_.stream == nullptr) {
+    ctx_.stream = rt::stream_create(ctx_.executor);
     owns_stream_ = true;
   }
   try {
@@ -499,7 +501,7 @@ void Trainer::run_all(const SgdArgs& sgd, const float* lr_in_memory) {
 }
 
 float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
-  const bool graphs = use_cuda_graph && ctx_.executor == Executor::Cuda;
+  const bool graphs = use_cuda_graph && rt::uses_graphs(ctx_.executor);
   upload_loss_scale();  // read from memory by the loss and the unscale, eager or replayed
   // Eager until the momentum buffers exist (the first applied SGD step is different) and until
   // this process has run a whole step eagerly: every kernel's first launch (lazy module loading,

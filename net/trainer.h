@@ -141,12 +141,13 @@ class Trainer {
   // precision: skipped if the gradients were not finite, then the loss-scale update (waits for
   // the executor to read the flag, with the loss, in one read-back).
   void apply_sgd(const SgdArgs& sgd);
-  // compute_gradients + apply_sgd (on cuda one graph replay from the second step on); returns
+  // compute_gradients + apply_sgd (on cuda and emu one graph replay once a step of this process
+  // ran eagerly and the momenta exist); returns
   // the loss of this batch (one read-back of the loss and the flag: waits for the executor once).
   // The graph reads the learning rate and the loss scale from memory, so an lr schedule and the
   // scaler replay one graph; a new momentum or weight decay re-captures it.
   float step(const SgdArgs& sgd, bool use_cuda_graph = true);
-  // CUDA graphs captured by step() so far (0 off cuda).
+  // Graphs captured by step() so far (0 on reference and cpu).
   int64_t cuda_graphs_captured() const { return graphs_captured_; }
   // The last loss (waits for the executor).
   float loss() const;

@@ -87,6 +87,10 @@ class Buffer {
 // end returns an executable graph handle; launch replays it on ctx.stream. Under emu the forbidden
 // calls (alloc, free, copy_to_host, synchronize, FARSEE_SET_MAX_DYNAMIC_SMEM, a kernel's first
 // launch) throw naming the call (free, noexcept, makes graph_end_capture throw instead).
+// The executors with streams and graphs (net/ captures its steps on them).
+inline bool uses_graphs(Executor e) {
+  return e == Executor::Cuda || e == Executor::Emu;
+}
 void graph_begin_capture(const Context& ctx);
 void* graph_end_capture(const Context& ctx);
 void graph_launch(const Context& ctx, void* graph_exec);

@@ -195,7 +195,10 @@ sanitize() {  # sanitize TOOL BINARY...
   for bin in "$@"; do
     [[ -x "$bin" ]] || { echo "missing $bin"; rc=1; continue; }
     echo "--- compute-sanitizer --tool $tool $(basename "$bin")"
-    compute-sanitizer --tool "$tool" --error-exitcode 99 "$bin" --gtest_filter="$gtest_gpu" ||
+    # FARSEE_SYNC_LAUNCHES=1: every launch outside capture synchronised and checked, so an
+    # asynchronous error names its kernel, file and line (kernels/core/launch.h).
+    FARSEE_SYNC_LAUNCHES=1 compute-sanitizer --tool "$tool" --error-exitcode 99 "$bin" \
+      --gtest_filter="$gtest_gpu" ||
       rc=1
   done
   return $rc

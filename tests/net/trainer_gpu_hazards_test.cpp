@@ -1,0 +1,138 @@
+// What a GPU does to the trainer that a synchronous emulator hid (issue 26), on the emulator that
+// behaves like one (kernels/emu: asynchronous streams, graph capture with CUDA's rules):
+// - a trainer resumed in a fresh process (momenta loaded, so its first step would be a graph
+//   step) runs one whole step eagerly before it captures: every kernel's first launch (lazy
+//   module loading, which drivers before 12.3 cannot do inside capture) and the one-time function
+//   attributes happen outside capture; the resumed run then equals the uninterrupted one bitwise;
+// - Trainer::set_batch returns only when its uploads are done: the caller may overwrite its input
+//   and label buffers at once (a loader reusing pinned batches), and the step computes what it
+//   computes from untouched buffers. Both tests fail on the code before the fix: the first with
+//   "first launch of kernel ... inside a graph capture", the second with the emulator's check that
+//   an asynchronous copy's host bytes changed before it ran.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "kernels/emu/emu_control.h"
+#include "net/trainer.h"
+#include "tests/net/training_fixture.h"
+#include "tests/support/executors.h"
+#include "tools/data/dataset.h"
+
+namespace farsee::net {
+namespace {
+
+using train_test::train_data_dir;
+
+struct Setup {
+  FarSeeConfig config;
+  HostTensors init;
+  std::vector<tools::Batch> batches;
+  SgdArgs sgd;
+  static constexpr int n = 2, h = 32, w = 64;
+};
+
+const Setup& setup() {
+  static const Setup s = [] {
+    Setup r;
+    const nlohmann::json m = train_test::read_json(train_data_dir() + "tiny.json");
+    r.config = config_from_json_text(m["config"].dump());  // tiny-paper, 5 classes
+    r.init = train_test::seeded_parameters(r.config, m["init_seed"].get<uint64_t>());
+    tools::DatasetOptions d;
+    d.input_h = Setup::h;
+    d.input_w = Setup::w;
+    d.batch = Setup::n;
+    d.shuffle = false;
+    d.augment = false;
+    d.num_classes = r.config.num_classes;
+    const tools::CityscapesDataset data(train_data_dir() + "cityscapes", "train", d);
+    for (int k = 0; k < 2; ++k) r.batches.push_back(data.batch(k));
+    r.sgd.lr = 0.01f;
+    r.sgd.momentum = 0.9f;
+    r.sgd.weight_decay = 1e-4f;
+    return r;
+  }();
+  return s;
+}
+
+std::unique_ptr<Trainer> emu_trainer() {
+  Context ctx;
+  ctx.executor = Executor::Emu;
+  const Setup& s = setup();
+  return std::make_unique<Trainer>(s.config, s.init, ctx, Setup::n, Setup::h, Setup::w);
+}
+
+void feed(Trainer& t, int batch) {
+  const tools::Batch& b = setup().batches[size_t(batch)];
+  t.set_batch(b.input.data(), b.labels.data());
+}
+
+bool bitwise_equal(const HostTensors& a, const HostTensors& b, std::string* first_diff) {
+  for (const auto& [name, t] : a) {
+    const std::vector<float>& o = b.at(name).data;
+    if (o.size() != t.data.size() ||
+        std::memcmp(o.data(), t.data.data(), o.size() * sizeof(float)) != 0) {
+      *first_diff = name;
+      return false;
+    }
+  }
+  return true;
+}
+
+class EmuLikeAGpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    was_async_ = emu::async_enabled();
+    emu::set_async(true);
+    emu::set_schedule(emu::Schedule::GreedyForward);
+  }
+  void TearDown() override { emu::set_async(was_async_); }
+  bool was_async_ = false;
+};
+
+TEST_F(EmuLikeAGpu, ResumedTrainerRunsAnEagerStepBeforeItCaptures) {
+  const SgdArgs& sgd = setup().sgd;
+  auto uninterrupted = emu_trainer();
+  feed(*uninterrupted, 0);
+  uninterrupted->step(sgd);  // eager: the momenta now exist
+  auto resumed = emu_trainer();
+  resumed->load_state(uninterrupted->state(), uninterrupted->momenta(),
+                      uninterrupted->steps_done());
+  emu::forget_launched_kernels();  // as in a fresh process that resumes from a checkpoint
+  for (int k = 1; k <= 2; ++k) {
+    feed(*resumed, k % 2);
+    ASSERT_NO_THROW(resumed->step(sgd)) << "step " << k << " after the resume";
+    feed(*uninterrupted, k % 2);
+    uninterrupted->step(sgd, /*use_cuda_graph=*/false);
+  }
+  EXPECT_EQ(resumed->cuda_graphs_captured(), 1) << "the second step after the resume replays";
+  std::string diff;
+  EXPECT_TRUE(bitwise_equal(resumed->state(), uninterrupted->state(), &diff))
+      << "weights differ first in " << diff;
+  EXPECT_TRUE(bitwise_equal(resumed->momenta(), uninterrupted->momenta(), &diff))
+      << "momenta differ first in " << diff;
+}
+
+TEST_F(EmuLikeAGpu, SetBatchBuffersMayBeReusedOnceItReturns) {
+  const tools::Batch& b = setup().batches[0];
+  std::vector<float> input = b.input;
+  std::vector<uint8_t> labels = b.labels;
+  auto reused = emu_trainer();
+  reused->set_batch(input.data(), labels.data());
+  std::fill(input.begin(), input.end(), std::numeric_limits<float>::quiet_NaN());
+  std::fill(labels.begin(), labels.end(), uint8_t(255));  // the caller's next batch
+  reused->compute_gradients();
+  auto untouched = emu_trainer();
+  feed(*untouched, 0);
+  untouched->compute_gradients();
+  const float loss = reused->loss();
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_EQ(loss, untouched->loss());
+}
+
+}  // namespace
+}  // namespace farsee::net
