@@ -26,6 +26,7 @@
 namespace farsee::net {
 namespace {
 
+using train_test::bitwise_equal;
 using train_test::train_data_dir;
 
 struct Setup {
@@ -69,18 +70,6 @@ std::unique_ptr<Trainer> emu_trainer() {
 void feed(Trainer& t, int batch) {
   const tools::Batch& b = setup().batches[size_t(batch)];
   t.set_batch(b.input.data(), b.labels.data());
-}
-
-bool bitwise_equal(const HostTensors& a, const HostTensors& b, std::string* first_diff) {
-  for (const auto& [name, t] : a) {
-    const std::vector<float>& o = b.at(name).data;
-    if (o.size() != t.data.size() ||
-        std::memcmp(o.data(), t.data.data(), o.size() * sizeof(float)) != 0) {
-      *first_diff = name;
-      return false;
-    }
-  }
-  return true;
 }
 
 class EmuLikeAGpu : public ::testing::Test {

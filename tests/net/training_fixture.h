@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -16,6 +17,20 @@
 #include "weights/safetensors.h"
 
 namespace farsee::net::train_test {
+
+// Every tensor of `a` equal bit for bit to the same-named one of `b`; else the first differing
+// name in *first_diff.
+inline bool bitwise_equal(const HostTensors& a, const HostTensors& b, std::string* first_diff) {
+  for (const auto& [name, t] : a) {
+    const std::vector<float>& o = b.at(name).data;
+    if (o.size() != t.data.size() ||
+        std::memcmp(o.data(), t.data.data(), o.size() * sizeof(float)) != 0) {
+      *first_diff = name;
+      return false;
+    }
+  }
+  return true;
+}
 
 inline const std::string& train_data_dir() {
   static const std::string dir = std::string(FARSEE_TEST_DATA_DIR) + "/train/";

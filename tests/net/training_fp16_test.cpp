@@ -34,6 +34,7 @@
 namespace farsee::net {
 namespace {
 
+using train_test::bitwise_equal;
 using train_test::relative_error;
 using train_test::train_data_dir;
 
@@ -101,18 +102,6 @@ std::unique_ptr<Trainer> make_trainer(Executor e, const MixedPrecision& p,
 void feed(Trainer& t, int batch, Size size = Size::k64x128) {
   const tools::Batch& b = setup(size).batches[size_t(batch)];
   t.set_batch(b.input.data(), b.labels.data());
-}
-
-bool bitwise_equal(const HostTensors& a, const HostTensors& b, std::string* first_diff) {
-  for (const auto& [name, t] : a) {
-    const std::vector<float>& o = b.at(name).data;
-    if (o.size() != t.data.size() ||
-        std::memcmp(o.data(), t.data.data(), o.size() * sizeof(float)) != 0) {
-      *first_diff = name;
-      return false;
-    }
-  }
-  return true;
 }
 
 bool is_running_stat(const std::string& name) {

@@ -11,6 +11,7 @@
 
 #include "kernels/core/check.h"
 #include "kernels/core/launch.h"
+#include "tests/kernels/emu/error_of.h"
 
 namespace {
 
@@ -72,16 +73,6 @@ __global__ void divergent_barrier(int* out) {
     __syncthreads();
   }
   out[threadIdx.x] = 1;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const farsee::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(EmuBarrier, DivergentBarrierIsAnError) {

@@ -11,6 +11,7 @@
 #include "kernels/core/check.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/runtime.h"
+#include "tests/kernels/emu/error_of.h"
 
 namespace {
 
@@ -45,16 +46,6 @@ __global__ void never_launched_kernel(float* x) {
 }
 __global__ void smem_kernel(float* x) {
   x[threadIdx.x] = 0.f;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const farsee::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Every test starts in the mode under test and leaves the environment's mode behind.
