@@ -29,34 +29,10 @@ namespace {
 using train_test::bitwise_equal;
 using train_test::train_data_dir;
 
-struct Setup {
-  FarSeeConfig config;
-  HostTensors init;
-  std::vector<tools::Batch> batches;
-  SgdArgs sgd;
-  static constexpr int n = 2, h = 32, w = 64;
-};
+using Setup = train_test::TinyRun;
 
 const Setup& setup() {
-  static const Setup s = [] {
-    Setup r;
-    const nlohmann::json m = train_test::read_json(train_data_dir() + "tiny.json");
-    r.config = config_from_json_text(m["config"].dump());  // tiny-paper, 5 classes
-    r.init = train_test::seeded_parameters(r.config, m["init_seed"].get<uint64_t>());
-    tools::DatasetOptions d;
-    d.input_h = Setup::h;
-    d.input_w = Setup::w;
-    d.batch = Setup::n;
-    d.shuffle = false;
-    d.augment = false;
-    d.num_classes = r.config.num_classes;
-    const tools::CityscapesDataset data(train_data_dir() + "cityscapes", "train", d);
-    for (int k = 0; k < 2; ++k) r.batches.push_back(data.batch(k));
-    r.sgd.lr = 0.01f;
-    r.sgd.momentum = 0.9f;
-    r.sgd.weight_decay = 1e-4f;
-    return r;
-  }();
+  static const Setup s = train_test::make_tiny_run(32, 64);
   return s;
 }
 
@@ -64,7 +40,7 @@ std::unique_ptr<Trainer> emu_trainer() {
   Context ctx;
   ctx.executor = Executor::Emu;
   const Setup& s = setup();
-  return std::make_unique<Trainer>(s.config, s.init, ctx, Setup::n, Setup::h, Setup::w);
+  return std::make_unique<Trainer>(s.config, s.init, ctx, s.n, s.h, s.w);
 }
 
 void feed(Trainer& t, int batch) {

@@ -14,6 +14,8 @@
 #include "net/config.h"
 #include "net/graph.h"
 #include "net/parameters.h"
+#include "net/trainer.h"
+#include "tools/data/dataset.h"
 #include "weights/safetensors.h"
 
 namespace farsee::net::train_test {
@@ -94,6 +96,40 @@ inline double relative_error(const std::vector<float>& got, const std::vector<fl
     scale = std::max(scale, std::fabs(double(want[i])));
   }
   return scale > 0 ? err / scale : err;
+}
+
+// The tiny fixture's run (tiny-paper, 5 classes, its seeded initial weights), its first two
+// training batches at h x w (batch 2, in file order, not augmented) and the trainer tests' SGD.
+struct TinyRun {
+  FarSeeConfig config;
+  HostTensors init;
+  std::vector<tools::Batch> batches;
+  int n = 2, h = 64, w = 128;
+  SgdArgs sgd;
+};
+
+inline TinyRun make_tiny_run(int h, int w) {
+  TinyRun r;
+  r.h = h;
+  r.w = w;
+  {
+    const nlohmann::json m = read_json(train_data_dir() + "tiny.json");
+    r.config = config_from_json_text(m["config"].dump());  // tiny-paper, 5 classes
+    r.init = seeded_parameters(r.config, m["init_seed"].get<uint64_t>());
+    tools::DatasetOptions d;
+    d.input_h = r.h;
+    d.input_w = r.w;
+    d.batch = r.n;
+    d.shuffle = false;
+    d.augment = false;
+    d.num_classes = r.config.num_classes;
+    const tools::CityscapesDataset data(train_data_dir() + "cityscapes", "train", d);
+    for (int k = 0; k < 2; ++k) r.batches.push_back(data.batch(k));
+    r.sgd.lr = 0.01f;
+    r.sgd.momentum = 0.9f;
+    r.sgd.weight_decay = 1e-4f;
+  }
+  return r;
 }
 
 }  // namespace farsee::net::train_test

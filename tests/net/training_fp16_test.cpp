@@ -38,42 +38,15 @@ using train_test::bitwise_equal;
 using train_test::relative_error;
 using train_test::train_data_dir;
 
-struct Fp16Setup {
-  FarSeeConfig config;
-  HostTensors init;
-  std::vector<tools::Batch> batches;
-  int n = 2, h = 64, w = 128;
-  SgdArgs sgd;
-};
+using Fp16Setup = train_test::TinyRun;
 
 // The sizes: 64x128 (the fp16-vs-fp32 comparison), 64x64 (several steps where the loss falls) and
 // 32x64 (the overflow case): the emulated tensor-core kernels take ~7 s per step at 64x128.
 enum class Size { k64x128, k64x64, k32x64 };
-Fp16Setup make_setup(int h, int w) {
-  Fp16Setup r;
-  r.h = h;
-  r.w = w;
-  {
-    const nlohmann::json m = train_test::read_json(train_data_dir() + "tiny.json");
-    r.config = config_from_json_text(m["config"].dump());  // tiny-paper, 5 classes
-    r.init = train_test::seeded_parameters(r.config, m["init_seed"].get<uint64_t>());
-    tools::DatasetOptions d;
-    d.input_h = r.h;
-    d.input_w = r.w;
-    d.batch = r.n;
-    d.shuffle = false;
-    d.augment = false;
-    d.num_classes = r.config.num_classes;
-    const tools::CityscapesDataset data(train_data_dir() + "cityscapes", "train", d);
-    for (int k = 0; k < 2; ++k) r.batches.push_back(data.batch(k));
-    r.sgd.lr = 0.01f;
-    r.sgd.momentum = 0.9f;
-    r.sgd.weight_decay = 1e-4f;
-  }
-  return r;
-}
 const Fp16Setup& setup(Size size = Size::k64x128) {
-  static const Fp16Setup a = make_setup(64, 128), b = make_setup(64, 64), c = make_setup(32, 64);
+  using train_test::make_tiny_run;
+  static const Fp16Setup a = make_tiny_run(64, 128), b = make_tiny_run(64, 64),
+                         c = make_tiny_run(32, 64);
   return size == Size::k64x128 ? a : size == Size::k64x64 ? b : c;
 }
 
