@@ -8,7 +8,8 @@
 //   2. Split-K, only for the 64x64 tile when even its grid is below kMinBlocks (the 16x32 and
 //      32x64 maps of the net): enough reduction slices to reach kMinBlocks, at most kMaxSplits,
 //      and at least kMinReductionPerSplit reduction elements per slice; only with a workspace
-//      (ConvOptions) large enough for the fp32 partial sums [splits][M][K].
+//      (ConvOptions) large enough for the fp32 partial sums [splits][M][K] and tile counters for
+//      the grid's output tiles (the last CTA of a tile reduces it: kernels/conv_bn_act.cu).
 //   fp16 activations are loaded 8 channels (16 bytes) at a time when C % 8 == 0 and x is 16-byte
 //   aligned (base and pixel stride); otherwise (3-channel stem, odd slices) by the gather loader.
 // Dgrad (conv_bwd_data) plans the same way on its GEMM (M = input pixels, N = C, reduction
@@ -104,6 +105,11 @@ int auto_splits(ConvTile tile, const GemmDims& d, int tiles) {
 
 size_t workspace_bytes_for(int splits, int64_t M, int K) {
   return splits > 1 ? size_t(splits) * size_t(M) * size_t(K) * sizeof(float) : 0;
+}
+
+// Split-K counters: one per output tile of the grid (split-K CTAs of a tile share one).
+size_t tile_counters_for(int splits, ConvTile tile, int64_t M, int K) {
+  return splits > 1 ? size_t(blocks_of(tile, M, K)) : 0;
 }
 
 // The layout executor e's kernels read for `use`.
@@ -219,24 +225,40 @@ ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
                    "ConvOptions.workspace: split_k = " << plan.split_k << " needs " << need
                                                        << " bytes, got "
                                                        << options.workspace_bytes);
+    const size_t counters = tile_counters_for(plan.split_k, plan.tile, d.M, d.N);
+    FARSEE_REQUIRE(
+        options.tile_counter_count >= counters && (counters == 0 || options.tile_counters),
+        "ConvOptions.tile_counters: split_k = "
+            << plan.split_k << " needs " << counters << " zero-filled counters, got "
+            << (options.tile_counters ? options.tile_counter_count : 0));
   } else {
     FARSEE_REQUIRE(options.split_k == 0,
                    "ConvOptions.split_k = " << options.split_k << ": expected 0 (auto) or >= 1");
     plan.split_k = auto_splits(plan.tile, d, tiles);
-    // Fewer slices when the workspace is smaller (none: no split-K).
+    // Fewer slices when the workspace is smaller (none, or too few counters: no split-K).
     while (plan.split_k > 1 &&
            (options.workspace == nullptr ||
             workspace_bytes_for(plan.split_k, d.M, d.N) > options.workspace_bytes))
       --plan.split_k;
+    if (options.tile_counters == nullptr ||
+        tile_counters_for(plan.split_k, plan.tile, d.M, d.N) > options.tile_counter_count)
+      plan.split_k = 1;
   }
   plan.workspace = plan.split_k > 1 ? static_cast<float*>(options.workspace) : nullptr;
+  plan.tile_counters = plan.split_k > 1 ? options.tile_counters : nullptr;
   return plan;
 }
 
+// The heuristic's split count (auto tile). The cp.async loader has the fewest reduction steps, so
+// this bounds the gather case too.
+int gemm_auto_splits(const GemmDims& d) {
+  return auto_splits(auto_tile(d.M, d.N), d, reduction_tiles(d, false));
+}
 size_t gemm_workspace_bytes(const GemmDims& d) {
-  // The cp.async loader has the fewest reduction steps, so this bounds the gather case too.
-  const ConvTile tile = auto_tile(d.M, d.N);
-  return workspace_bytes_for(auto_splits(tile, d, reduction_tiles(d, false)), d.M, d.N);
+  return workspace_bytes_for(gemm_auto_splits(d), d.M, d.N);
+}
+size_t gemm_tile_counter_count(const GemmDims& d) {
+  return tile_counters_for(gemm_auto_splits(d), auto_tile(d.M, d.N), d.M, d.N);
 }
 
 GemmDims forward_dims(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
@@ -252,6 +274,10 @@ ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView
 
 size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
   return gemm_workspace_bytes(forward_dims(conv, w, x));
+}
+
+size_t conv_tile_counter_count(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
+  return gemm_tile_counter_count(forward_dims(conv, w, x));
 }
 
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS) {
@@ -439,6 +465,10 @@ size_t wgrad_workspace_bytes_for(int splits, const ConvShape& conv, int K, Shape
 
 size_t conv_bwd_data_workspace_bytes(const ConvShape& conv, int K, Shape4 x) {
   return gemm_workspace_bytes(dgrad_dims(conv, K, x, DType::F32));
+}
+
+size_t conv_bwd_data_tile_counter_count(const ConvShape& conv, int K, Shape4 x) {
+  return gemm_tile_counter_count(dgrad_dims(conv, K, x, DType::F32));
 }
 
 size_t conv_bwd_weight_workspace_bytes(const ConvShape& conv, int K, Shape4 x) {

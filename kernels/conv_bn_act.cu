@@ -25,15 +25,18 @@
 //     j for 8 consecutive c at fixed (i, j)), applies scale/bias, residual, ReLU, converts and
 //     stores 16 bytes. Groups that are partial (K or the shuffled channel count not a multiple of
 //     8) or misaligned (slices at odd offsets) fall back to guarded element stores.
-//   - Split-K (grid.z > 1, small maps): each z-slice of the reduction writes its raw fp32 tile to
-//     the workspace [z][M][K]; conv_splitk_reduce_kernel sums the slices in z order
-//     (deterministic) and applies the same epilogue.
+//   - Split-K (grid.z > 1, small maps), reduced in the same launch: each z-slice of the reduction
+//     writes its raw fp32 tile to the workspace [z][M][K] and counts itself on its output tile's
+//     integer counter; the CTA arriving last sums the slices in z order (fixed: bitwise
+//     reproducible whatever the block order) into the staging tile and runs the same epilogue,
+//     and resets the counter (mma_splitk_reduce; kernels/core/fixed_order_reduce.h).
 // fp32 path (SIMT, exact fp32): 256 threads, block tile BM x BN (128x128, 128x64, 64x64), 8
 //   reduction elements per step, each thread an (BM/16) x (BN/16) register tile built from float4
 //   reads of two shared-memory operand tiles (A transposed to [red][m], B as [red][k] from the RSCK
 //   weights); double-buffered shared memory with register prefetch of the next step; A loaded
 //   element-wise in flat (r, s, c) order, so any C and any slice alignment work. The epilogue runs
-//   from registers (4 consecutive channels per store); split-K as above.
+//   from registers (4 consecutive channels per store); split-K as above, the last CTA summing the
+//   slices into its registers (simt_splitk_reduce).
 // Layout: x, y, residual NHWC, each possibly a channel slice (pixel_stride > C); y may be the
 //   pixel-shuffled [N, OH*t, OW*t, K/t^2]. Weights: ConvWeightLayout (kernels/conv_bn_act.h).
 // Precision: fp32 accumulation; fp16 storage rounds once at the store; scale/bias as one fma.
@@ -75,6 +78,7 @@
 #include "kernels/conv_bn_act.h"
 #include "kernels/core/conv_gemm.h"
 #include "kernels/core/epilogue.h"
+#include "kernels/core/fixed_order_reduce.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/mma_tile.h"
 #include "kernels/core/nhwc_index.h"
@@ -155,35 +159,6 @@ struct ConvStore : ConvOutputIndex<T> {
     }
   }
 };
-
-// Split-K: sums the fp32 slices [z][M][K] in z order and stores through the epilogue, one group of
-// V contiguous output channels per thread (grid-stride).
-template <typename T, int V>
-__global__ void __launch_bounds__(256)
-    conv_splitk_reduce_kernel(const float* __restrict__ workspace, int splits, int M,
-                              ConvStore<T> out) {
-  const int K = out.K;
-  const int groups_per_row = channel_groups_per_row(K, out.shuffle, V);
-  // 32-bit index math (the launcher checks total < 2^30): a 64-bit division is a called
-  // subroutine on the GPU, whose register saves spilled to the stack on sm_80.
-  const int total = M * groups_per_row;
-  for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-       i += int(gridDim.x * blockDim.x)) {
-    const int m = i / groups_per_row;
-    const ChannelGroup cg = channel_group(i - m * groups_per_row, 0, K, out.shuffle, K, V);
-    float acc[V];
-#pragma unroll
-    for (int e = 0; e < V; ++e) acc[e] = 0.0f;
-    for (int z = 0; z < splits; ++z) {
-      const float* slice = workspace + (int64_t(z) * M + m) * K + cg.k0;
-#pragma unroll
-      for (int e = 0; e < V; ++e) {
-        if (e < cg.count) acc[e] += slice[e * cg.step];
-      }
-    }
-    out.template store<V>(m, cg, acc);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // fp16 tensor-core kernel: the stage loaders here; the pipeline, warp MMAs, fragment mapping and
@@ -323,13 +298,37 @@ FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half
   }
 }
 
+// Split-K of the fp16 kernel: this CTA's raw fp32 tile to workspace slice z ([z][M][K]); the CTA
+// of the output tile that arrives last sums the slices in z order into `staged` (the epilogue's
+// staging tile, row stride kEpilogueStride) and returns true; the others return false.
+template <typename Cfg, typename Acc>
+FARSEE_DEVICE bool mma_splitk_reduce(const Acc& acc, const AccFragment& frag, const ConvGeometry& g,
+                                     int m0, int n0, float* workspace, int* tile_counters,
+                                     float* staged) {
+  const int64_t slice = int64_t(g.M) * g.K;
+  store_fp32_tile(acc, frag, m0, n0, g.M, g.K, workspace + int64_t(blockIdx.z) * slice, false,
+                  [](int m) { return m; });
+  if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
+    return false;
+  for (int q = threadIdx.x; q < Cfg::BM * Cfg::BN; q += kMmaThreads) {
+    const int row = q / Cfg::BN, col = q - row * Cfg::BN;
+    const int m = m0 + row, k = n0 + col;
+    if (m < g.M && k < g.K) {
+      staged[row * Cfg::kEpilogueStride + col] =
+          splitk_sum(workspace + int64_t(m) * g.K + k, slice, int(gridDim.z));
+    }
+  }
+  __syncthreads();
+  return true;
+}
+
 // Launch bounds (threads, 1): without the minimum-blocks hint ptxas capped the 64x64 gather
 // variant at 72 registers on sm_80 and spilled 12 bytes; with it, 104 registers and no spill
 // (tests/static: static.kernels.resources).
 template <typename Cfg>
 __global__ void __launch_bounds__(kMmaThreads, 1)
     conv_mma_kernel(ConvGeometry g, const __half* __restrict__ x, const __half* __restrict__ w,
-                    ConvStore<__half> out, float* __restrict__ workspace, int red_tiles) {
+                    ConvStore<__half> out, float* workspace, int* tile_counters, int red_tiles) {
   constexpr int kBOffset = Cfg::BM * kTileRed;  // B tile within a stage, in halves
   __half* smem = dynamic_smem<__half>();
   const int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
@@ -359,14 +358,13 @@ __global__ void __launch_bounds__(kMmaThreads, 1)
                                   compute_stage);
 
   const AccFragment frag = acc_fragment(warp_row0, warp_col0, wp.lane);
-  if (gridDim.z > 1) {  // split-K: raw partial sums to workspace slice z
-    float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
-    store_fp32_tile(acc, frag, m0, n0, g.M, g.K, slice, false, [](int m) { return m; });
-    return;
-  }
   float* staged = dynamic_smem<float>();  // the pipeline's memory, free again
-  stage_accumulators(acc, frag, staged, Cfg::kEpilogueStride);
-  __syncthreads();
+  if (gridDim.z > 1) {
+    if (!mma_splitk_reduce<Cfg>(acc, frag, g, m0, n0, workspace, tile_counters, staged)) return;
+  } else {
+    stage_accumulators(acc, frag, staged, Cfg::kEpilogueStride);
+    __syncthreads();
+  }
   store_staged_tile<Cfg>(staged, out, g.M, g.K, m0, n0);
 }
 
@@ -446,10 +444,38 @@ FARSEE_DEVICE void simt_mainloop(const TileRange& range, float (&a_tile)[2][kSim
   }
 }
 
+// Split-K of the SIMT kernel: this CTA's register tile to workspace slice z ([z][M][K]); the CTA
+// of the output tile that arrives last replaces its registers by the sums of the slices in z
+// order and returns true; the others return false.
+template <typename Cfg>
+FARSEE_DEVICE bool simt_splitk_reduce(float (&acc)[Cfg::kTm][Cfg::kTn], const ConvGeometry& g,
+                                      int m0, int n0, float* workspace, int* tile_counters) {
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int64_t slice = int64_t(g.M) * g.K;
+  auto for_each_element = [&](auto&& f) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kTm; ++i) {
+      const int m = m0 + simt_offset(i, ty);
+#pragma unroll
+      for (int j = 0; j < Cfg::kTn; ++j) {
+        const int k = n0 + simt_offset(j, tx);
+        if (m < g.M && k < g.K) f(acc[i][j], int64_t(m) * g.K + k);
+      }
+    }
+  };
+  float* own = workspace + int64_t(blockIdx.z) * slice;
+  for_each_element([&](float& a, int64_t e) { own[e] = a; });
+  if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
+    return false;
+  for_each_element(
+      [&](float& a, int64_t e) { a = splitk_sum(workspace + e, slice, int(gridDim.z)); });
+  return true;
+}
+
 template <typename Cfg>
 __global__ void __launch_bounds__(kSimtThreads)
     conv_simt_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
-                     ConvStore<float> out, float* __restrict__ workspace, int red_tiles) {
+                     ConvStore<float> out, float* workspace, int* tile_counters, int red_tiles) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);  // +4: conflict-free transposed stores
   FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
@@ -494,19 +520,7 @@ __global__ void __launch_bounds__(kSimtThreads)
   float acc[Cfg::kTm][Cfg::kTn];
   simt_mainloop<Cfg>(range, a_tile, b_tile, fetch, stash, acc);
 
-  if (gridDim.z > 1) {
-    float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
-#pragma unroll
-    for (int i = 0; i < Cfg::kTm; ++i) {
-      const int m = m0 + simt_offset(i, ty);
-#pragma unroll
-      for (int j = 0; j < Cfg::kTn; ++j) {
-        const int k = n0 + simt_offset(j, tx);
-        if (m < g.M && k < g.K) slice[int64_t(m) * g.K + k] = acc[i][j];
-      }
-    }
-    return;
-  }
+  if (gridDim.z > 1 && !simt_splitk_reduce<Cfg>(acc, g, m0, n0, workspace, tile_counters)) return;
 #pragma unroll
   for (int i = 0; i < Cfg::kTm; ++i) {
     const int m = m0 + simt_offset(i, ty);
@@ -585,7 +599,8 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                   unsigned(plan.split_k));
   auto kernel = conv_simt_kernel<Cfg>;
   FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const float>(),
-                w.buffer.as<const float>(), out, plan.workspace, ceil_div(g.reduction, kSimtRed));
+                w.buffer.as<const float>(), out, plan.workspace, plan.tile_counters,
+                ceil_div(g.reduction, kSimtRed));
 }
 
 template <typename Cfg>
@@ -599,29 +614,18 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   static PerDeviceOnce smem_opt_in;  // per variant and per device (a device attribute)
   smem_opt_in.call(current_device(), [&] { FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes); });
   FARSEE_LAUNCH(kernel, grid, dim3(kMmaThreads), Cfg::kSmemBytes, ctx.stream, g,
-                x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace, red_tiles);
+                x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace,
+                plan.tile_counters, red_tiles);
 }
 
-// Runs the implicit-GEMM kernel of the plan (and the split-K reduction) storing through `e`.
+// Runs the implicit-GEMM kernel of the plan (split-K reduced inside it) storing through `e`.
 void run_conv_gemm(const Context& ctx, const ConvGeometry& g, const TensorView& src,
                    const ConvWeights& w, const ConvEpilogue& e, const TensorView& y,
                    const ConvPlan& plan) {
   with_kernel_variant(src.dtype, plan, [&](auto variant) {
     using Cfg = typename decltype(variant)::config;
     using T = typename decltype(variant)::storage;
-    const ConvStore<T> out = make_store<T>(g, e, y);
-    launch_main<Cfg>(ctx, g, src, w, out, plan);
-    if (plan.split_k > 1) {
-      constexpr int V = 16 / sizeof(T);
-      constexpr int kThreads = 256;
-      const int64_t groups = int64_t(g.M) * channel_groups_per_row(g.K, out.shuffle, V);
-      FARSEE_REQUIRE(groups < (int64_t(1) << 30),
-                     "conv split-K reduction over " << groups << " channel groups (limit 2^30)");
-      const unsigned blocks = unsigned(std::min<int64_t>((groups + kThreads - 1) / kThreads, 4096));
-      auto reduce = conv_splitk_reduce_kernel<T, V>;
-      FARSEE_LAUNCH(reduce, dim3(blocks), dim3(kThreads), 0, ctx.stream, plan.workspace,
-                    plan.split_k, g.M, out);
-    }
+    launch_main<Cfg>(ctx, g, src, w, make_store<T>(g, e, y), plan);
   });
 }
 

@@ -34,10 +34,15 @@ void register_dgrad(DType dtype, const NetConv& c) {
     DeviceTensor dx(ctx, dtype, c.x, 2);
     ConvOptions options;
     options.workspace_bytes = conv_bwd_data_workspace_bytes(conv, c.K, c.x);
-    rt::Buffer workspace;
+    rt::Buffer workspace, counters;
     if (options.workspace_bytes > 0) {
       workspace = rt::Buffer(ctx.executor, options.workspace_bytes);
       options.workspace = workspace.data();
+      // Split-K tile counters: zeroed once, every launch leaves them zero.
+      options.tile_counter_count = conv_bwd_data_tile_counter_count(conv, c.K, c.x);
+      counters = rt::Buffer(ctx.executor, options.tile_counter_count * sizeof(int));
+      rt::memset(ctx, counters.data(), 0, counters.bytes());
+      options.tile_counters = counters.as<int>();
     }
     state.SetLabel("split_k workspace " + std::to_string(options.workspace_bytes));
     time_launches(state, ctx, dy.bytes() + dx.bytes() + int64_t(w.buffer.bytes()), [&] {

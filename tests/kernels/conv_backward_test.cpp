@@ -11,6 +11,7 @@
 
 #include "kernels/conv_bn_act.h"
 #include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/kernels/split_k_counters.h"
 #include "tests/support/compare.h"
 #include "tests/support/executors.h"
 
@@ -94,6 +95,7 @@ Grads run_backward(const Context& c, DType dtype, const BwdCase& k, const BwdDat
     if (k.accumulate) dx.upload(d.dx0);
     ConvOptions options;
     rt::Buffer workspace;
+    SplitKCounters counters(c, k.x.pixels(), k.x.c);
     if (as_case) {
       options.tile = k.tile;
       options.split_k = k.split_k;
@@ -101,12 +103,14 @@ Grads run_backward(const Context& c, DType dtype, const BwdCase& k, const BwdDat
         options.workspace_bytes = size_t(k.split_k) * k.x.elements() * sizeof(float);
         workspace = poisoned_buffer(c, options.workspace_bytes);
         options.workspace = workspace.data();
+        counters.attach(options);
       }
     }
     conv_bwd_data(c, conv, dy.view(), k.shuffle, w, dx.view(), k.accumulate, options);
     g.dx = dx.download();
     if (as_case) {
       EXPECT_TRUE(dx.outside_untouched());
+      EXPECT_TRUE(counters.all_zero(c)) << "split-K tile counters not reset";
     }
   }
   {  // wgrad
