@@ -17,7 +17,7 @@
 // Wgrad (conv_bwd_weight): 64x64 tiles of dw[K][R*S*C]; when that grid is below kMinBlocks, the
 //   output pixels are split into enough chunks to reach it, at most kMaxWgradSplits and at least
 //   kMinWgradPixelsPerSplit pixels each, and only with a workspace for the fp32 partials
-//   [splits][K*R*S*C + K].
+//   [splits][K*R*S*C + K] and tile counters (one per 64x64 tile of dw, one per 32 channels of db).
 #include "kernels/conv_bn_act.h"
 
 #include <algorithm>
@@ -440,6 +440,7 @@ GemmDims dgrad_dims(const ConvShape& conv, int K, Shape4 x, DType dtype) {
 // `splits` chunks when the (64 x 64)-tile grid alone is below kMinBlocks, each chunk at least
 // kMinWgradPixelsPerSplit pixels, at most kMaxWgradSplits.
 constexpr int kWgradTile = 64;
+constexpr int kWgradBiasChannels = 32;  // = kBiasChannels in kernels/conv_bn_act.cu
 constexpr int kMaxWgradSplits = 64;
 constexpr int64_t kMinWgradPixelsPerSplit = 512;
 
@@ -453,6 +454,13 @@ int wgrad_auto_splits(const ConvShape& conv, int K, Shape4 x) {
   splits = std::min<int64_t>(splits, kMaxWgradSplits);
   splits = std::min<int64_t>(splits, M / kMinWgradPixelsPerSplit);
   return int(std::max<int64_t>(splits, 1));
+}
+
+size_t wgrad_tile_counters_for(int splits, const ConvShape& conv, int K, Shape4 x) {
+  if (splits <= 1) return 0;
+  const int64_t rsc = int64_t(conv.kernel_h) * conv.kernel_w * x.c;
+  const int64_t tiles = ((K + kWgradTile - 1) / kWgradTile) * ((rsc + kWgradTile - 1) / kWgradTile);
+  return size_t(tiles + (K + kWgradBiasChannels - 1) / kWgradBiasChannels);
 }
 
 size_t wgrad_workspace_bytes_for(int splits, const ConvShape& conv, int K, Shape4 x) {
@@ -473,6 +481,10 @@ size_t conv_bwd_data_tile_counter_count(const ConvShape& conv, int K, Shape4 x) 
 
 size_t conv_bwd_weight_workspace_bytes(const ConvShape& conv, int K, Shape4 x) {
   return wgrad_workspace_bytes_for(wgrad_auto_splits(conv, K, x), conv, K, x);
+}
+
+size_t conv_bwd_weight_tile_counter_count(const ConvShape& conv, int K, Shape4 x) {
+  return wgrad_tile_counters_for(wgrad_auto_splits(conv, K, x), conv, K, x);
 }
 
 void conv_bwd_data(const Context& ctx, const ConvShape& conv, const TensorView& dy,
@@ -512,6 +524,57 @@ void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView
 void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
                      const TensorView& dy, int shuffle_factor, float* dw, float* db,
                      void* workspace, size_t workspace_bytes, int forced_splits) {
+  ConvWgradOptions options;
+  options.workspace = workspace;
+  options.workspace_bytes = workspace_bytes;
+  options.splits = forced_splits;
+  conv_bwd_weight(ctx, conv, x, dy, shuffle_factor, dw, db, options);
+}
+
+namespace {
+
+// The wgrad split plan for K conv channels (validated against the options' buffers). The host
+// executors need no counters (they do not split on the device).
+ConvWgradPlan plan_wgrad(const Context& ctx, const ConvShape& conv, int K, Shape4 x,
+                         const ConvWgradOptions& o) {
+  const char* op = "conv_bwd_weight";
+  const bool host = is_host_reference_layout(ctx.executor);
+  ConvWgradPlan plan;
+  const int64_t M = output_pixels(conv, x);
+  if (o.splits >= 1) {
+    FARSEE_REQUIRE(o.splits <= M,
+                   op << ": " << o.splits << " splits for " << M << " output pixels");
+    plan.splits = o.splits;
+    const size_t need = wgrad_workspace_bytes_for(plan.splits, conv, K, x);
+    FARSEE_REQUIRE(o.workspace_bytes >= need && (need == 0 || o.workspace != nullptr),
+                   op << ": " << plan.splits << " splits need " << need
+                      << " bytes of workspace, got " << o.workspace_bytes);
+    const size_t counters = host ? 0 : wgrad_tile_counters_for(plan.splits, conv, K, x);
+    FARSEE_REQUIRE(o.tile_counter_count >= counters && (counters == 0 || o.tile_counters),
+                   op << ": " << plan.splits << " splits need " << counters
+                      << " zero-filled tile counters, got "
+                      << (o.tile_counters ? o.tile_counter_count : 0));
+  } else {
+    FARSEE_REQUIRE(o.splits == 0, op << ": forced splits " << o.splits);
+    plan.splits = wgrad_auto_splits(conv, K, x);
+    while (plan.splits > 1 &&
+           (o.workspace == nullptr ||
+            wgrad_workspace_bytes_for(plan.splits, conv, K, x) > o.workspace_bytes))
+      --plan.splits;
+    if (!host && (o.tile_counters == nullptr ||
+                  wgrad_tile_counters_for(plan.splits, conv, K, x) > o.tile_counter_count))
+      plan.splits = 1;
+  }
+  plan.workspace = plan.splits > 1 ? static_cast<float*>(o.workspace) : nullptr;
+  plan.tile_counters = plan.splits > 1 ? o.tile_counters : nullptr;
+  return plan;
+}
+
+}  // namespace
+
+void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
+                     const TensorView& dy, int shuffle_factor, float* dw, float* db,
+                     const ConvWgradOptions& options) {
   const char* op = "conv_bwd_weight";
   validate_backward_geometry(op, conv, nullptr);
   FARSEE_REQUIRE(x.data != nullptr && dy.data != nullptr && dw != nullptr,
@@ -523,25 +586,7 @@ void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView
   const int K = dy.c() * t * t;
   require_shape(dy, "conv_bwd_weight: dy", output_grad_shape(op, conv, x.shape, K, t));
   require_int_sizes(op, ctx, x.shape, dy.shape);
-  ConvWgradPlan plan;
-  const int64_t M = output_pixels(conv, x.shape);
-  if (forced_splits >= 1) {
-    FARSEE_REQUIRE(forced_splits <= M,
-                   op << ": " << forced_splits << " splits for " << M << " output pixels");
-    plan.splits = forced_splits;
-    const size_t need = wgrad_workspace_bytes_for(plan.splits, conv, K, x.shape);
-    FARSEE_REQUIRE(workspace_bytes >= need && (need == 0 || workspace != nullptr),
-                   op << ": " << plan.splits << " splits need " << need
-                      << " bytes of workspace, got " << workspace_bytes);
-  } else {
-    FARSEE_REQUIRE(forced_splits == 0, op << ": forced splits " << forced_splits);
-    plan.splits = wgrad_auto_splits(conv, K, x.shape);
-    while (plan.splits > 1 &&
-           (workspace == nullptr ||
-            wgrad_workspace_bytes_for(plan.splits, conv, K, x.shape) > workspace_bytes))
-      --plan.splits;
-  }
-  plan.workspace = plan.splits > 1 ? static_cast<float*>(workspace) : nullptr;
+  ConvWgradPlan plan = plan_wgrad(ctx, conv, K, x.shape, options);
   plan.tensor_cores = x.dtype == DType::F16 && packs_fit(x, 8) && packs_fit(dy, 8);
   FARSEE_DISPATCH(ctx, conv_bwd_weight, ctx, conv, x, dy, shuffle_factor, dw, db, plan);
 }

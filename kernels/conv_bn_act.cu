@@ -65,10 +65,12 @@
 //   output pixels m. fp16 with 8-channel-aligned x and dy: conv_wgrad_mma_kernel (tensor cores,
 //   reduction-major swizzled stages, ldmatrix.trans); otherwise conv_wgrad_simt_kernel (the SIMT
 //   main loop, fp16 operands converted at the load). The pixel range is split into `splits`
-//   fixed chunks (grid.z); each writes its fp32 tile to workspace slice z, and
-//   conv_wgrad_reduce_kernel adds the slices in z order to dw (unsplit: the kernel adds to dw
-//   directly, one owner per element). db: conv_bias_grad_kernel (fixed per-thread pixel strides,
-//   fixed-order shared-memory sum), through the same slices. No atomics: bitwise reproducible.
+//   fixed chunks (grid.z); each writes its fp32 tile to workspace slice z, and the last CTA of
+//   the tile to arrive (int tile counter, as the forward's split-K) adds the slices' sum, in z
+//   order, to dw (wgrad_splitk_finish; unsplit: the kernel adds to dw directly, one owner per
+//   element). db: conv_bias_grad_kernel (fixed per-thread pixel strides, fixed-order
+//   shared-memory sum), split the same way with its own counters. No float atomics, no reduce
+//   launch: bitwise reproducible.
 // - refresh_conv_weights: conv_pack_weights_kernel writes every packed element (padding = 0)
 //   from the fp32 KRSC master weights, for any layout.
 #include <algorithm>
@@ -778,19 +780,38 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
 // im2col view of x (forward geometry: window_origin / window_pixel / reduction_cursor), dy read
 // through ConvOutputIndex (plain or pixel-shuffled). The shared SIMT main loop, with A = dy^T
 // tile [pixels][BM channels k] and B = im2col tile [pixels][BN reduction columns]; each split z
-// of the pixel range writes its fp32 tile to workspace slice z (or, unsplit, adds into dw);
-// conv_wgrad_reduce_kernel sums the slices in z order and adds into dw (and db).
+// of the pixel range writes its fp32 tile to workspace slice z (or, unsplit, adds into dw); the
+// last CTA of each tile sums the slices in z order and adds into dw (db: the same, per block of
+// conv_bias_grad_kernel), in the same launches.
 
 namespace {
 
 constexpr int kWgradTile = 64;  // = kWgradTile in kernels/conv_bn_act.cpp (the plan)
 using WgradConfig = SimtConfig<kWgradTile, kWgradTile>;
 
+// Split wgrad, after this CTA stored its tile to workspace slice z: the last CTA of the (k, n)
+// tile to arrive adds the sum of the slices, in z order, to dw for the tile's GEMM rows k0.. (dw
+// row row_of(row)) and columns n0.. (one thread per element, as the unsplit store).
+template <typename RowOf>
+FARSEE_DEVICE void wgrad_splitk_finish(const ConvGeometry& g, int k0, int n0,
+                                       const float* workspace, int64_t slice_elements,
+                                       int* tile_counters, float* dw, RowOf row_of) {
+  if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
+    return;
+  for (int q = threadIdx.x; q < kWgradTile * kWgradTile; q += blockDim.x) {
+    const int row = k0 + q / kWgradTile, n = n0 + q % kWgradTile;
+    if (row < g.K && n < g.reduction) {
+      const int64_t e = int64_t(row_of(row)) * g.reduction + n;
+      dw[e] += splitk_sum(workspace + e, slice_elements, int(gridDim.z));
+    }
+  }
+}
+
 // fp32 operands (float storage) or fp16 operands converted to fp32 at the load (SIMT FMAs).
 template <typename T>
 __global__ void __launch_bounds__(kSimtThreads)
     conv_wgrad_simt_kernel(ConvGeometry g, const T* __restrict__ x, ConvOutputIndex<const T> dy,
-                           float* __restrict__ dw, float* __restrict__ workspace,
+                           float* __restrict__ dw, float* workspace, int* tile_counters,
                            int64_t slice_elements, int pixel_steps) {
   using Cfg = WgradConfig;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
@@ -849,6 +870,10 @@ __global__ void __launch_bounds__(kSimtThreads)
         *e = gridDim.z > 1 ? acc[i][j] : *e + acc[i][j];
       }
     }
+  }
+  if (gridDim.z > 1) {
+    wgrad_splitk_finish(g, k0, n0, workspace, slice_elements, tile_counters, dw,
+                        [](int row) { return row; });
   }
 }
 
@@ -921,7 +946,8 @@ FARSEE_DEVICE void wgrad_load_stage(const ConvGeometry& g, const __half* x,
 __global__ void __launch_bounds__(kMmaThreads)
     conv_wgrad_mma_kernel(ConvGeometry g, const __half* __restrict__ x,
                           ConvOutputIndex<const __half> dy, float* __restrict__ dw,
-                          float* __restrict__ workspace, int64_t slice_elements, int pixel_steps) {
+                          float* workspace, int* tile_counters, int64_t slice_elements,
+                          int pixel_steps) {
   constexpr int kWarpTile = kWgradTile / 2, kMi = kWarpTile / 16, kNi = kWarpTile / 8;
   constexpr int kBOffset = kWgradMmaRed * kWgradTile;  // B tile within a stage, in halves
   __half* smem = dynamic_smem<__half>();
@@ -948,18 +974,21 @@ __global__ void __launch_bounds__(kMmaThreads)
   // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
   const bool split = gridDim.z > 1;
   float* dst = split ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
+  auto row_of = [&](int row) { return wgrad_row_channel(row, dy.shuffle, g.K); };
   store_fp32_tile(acc, acc_fragment(warp_row0, warp_col0, wp.lane), k0, n0, g.K, g.reduction, dst,
-                  !split, [&](int row) { return wgrad_row_channel(row, dy.shuffle, g.K); });
+                  !split, row_of);
+  if (split) wgrad_splitk_finish(g, k0, n0, workspace, slice_elements, tile_counters, dw, row_of);
 }
 
 // db: block (32 channels) x (8 pixel rows); chunk z = blockIdx.y of the pixels. Each thread sums
 // its pixels in order, then row 0 adds the 8 row sums in order: deterministic. Unsplit: db +=
-// total; split: total to db_slices[z][k].
+// total; split: total to db_slices[z][k], and the last block of the channel block to arrive
+// (counter blockIdx.x) adds the slices' sum, in z order, to db.
 constexpr int kBiasChannels = 32, kBiasRows = 8;
 template <typename T>
 __global__ void __launch_bounds__(kBiasChannels* kBiasRows)
     conv_bias_grad_kernel(ConvOutputIndex<const T> dy, int M, int K, float* __restrict__ db,
-                          float* __restrict__ db_slices, int64_t slice_elements) {
+                          float* db_slices, int* tile_counters, int64_t slice_elements) {
   FARSEE_SHARED(float, partial, [kBiasRows][kBiasChannels + 1]);
   const int tx = threadIdx.x % kBiasChannels, ty = threadIdx.x / kBiasChannels;
   const int k = blockIdx.x * kBiasChannels + tx;
@@ -971,33 +1000,19 @@ __global__ void __launch_bounds__(kBiasChannels* kBiasRows)
   }
   partial[ty][tx] = sum;
   __syncthreads();
-  if (ty != 0 || k >= K) return;
-  float total = 0.0f;
+  const bool owner = ty == 0 && k < K;
+  if (owner) {
+    float total = 0.0f;
 #pragma unroll
-  for (int r = 0; r < kBiasRows; ++r) total += partial[r][tx];
-  if (gridDim.y > 1) {
-    db_slices[int64_t(blockIdx.y) * slice_elements + k] = total;
-  } else {
-    db[k] += total;
-  }
-}
-
-// dw[i] += sum_z slice_z[i] (i < dw_count), db[i - dw_count] += ... (db part), z in order.
-__global__ void __launch_bounds__(256)
-    conv_wgrad_reduce_kernel(const float* __restrict__ workspace, int splits,
-                             int64_t slice_elements, int64_t dw_count, float* __restrict__ dw,
-                             float* __restrict__ db) {
-  const int64_t count = db != nullptr ? slice_elements : dw_count;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    float sum = 0.0f;
-    for (int z = 0; z < splits; ++z) sum += workspace[z * slice_elements + i];
-    if (i < dw_count) {
-      dw[i] += sum;
+    for (int r = 0; r < kBiasRows; ++r) total += partial[r][tx];
+    if (gridDim.y > 1) {
+      db_slices[int64_t(blockIdx.y) * slice_elements + k] = total;
     } else {
-      db[i - dw_count] += sum;
+      db[k] += total;
     }
   }
+  if (gridDim.y > 1 && splitk_last_arrival(tile_counters + blockIdx.x, int(gridDim.y)) && owner)
+    db[k] += splitk_sum(db_slices + k, slice_elements, int(gridDim.y));
 }
 
 template <typename T>
@@ -1012,27 +1027,22 @@ void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   if constexpr (std::is_same_v<T, __half>) {
     if (plan.tensor_cores) {
       FARSEE_LAUNCH(conv_wgrad_mma_kernel, grid, dim3(kMmaThreads), kWgradSmemBytes, ctx.stream, g,
-                    x.ptr<const __half>(), dy, dw, plan.workspace, slice,
+                    x.ptr<const __half>(), dy, dw, plan.workspace, plan.tile_counters, slice,
                     ceil_div(g.M, kWgradMmaRed));
     }
   }
   if (!plan.tensor_cores) {
     auto kernel = conv_wgrad_simt_kernel<T>;
     FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const T>(), dy, dw,
-                  plan.workspace, slice, ceil_div(g.M, kSimtRed));
+                  plan.workspace, plan.tile_counters, slice, ceil_div(g.M, kSimtRed));
   }
   if (db != nullptr) {
+    // db's counters follow the GEMM tiles' (kernels/conv_bn_act.cpp: wgrad_tile_counters_for).
     auto bias = conv_bias_grad_kernel<T>;
     FARSEE_LAUNCH(bias, dim3(unsigned(ceil_div(g.K, kBiasChannels)), unsigned(splits)),
                   dim3(kBiasChannels * kBiasRows), 0, ctx.stream, dy, g.M, g.K, db,
-                  splits > 1 ? plan.workspace + dw_count : nullptr, slice);
-  }
-  if (splits > 1) {
-    constexpr int kThreads = 256;
-    const int64_t count = db != nullptr ? slice : dw_count;
-    const unsigned blocks = unsigned(std::min<int64_t>((count + kThreads - 1) / kThreads, 4096));
-    FARSEE_LAUNCH(conv_wgrad_reduce_kernel, dim3(blocks), dim3(kThreads), 0, ctx.stream,
-                  plan.workspace, splits, slice, dw_count, dw, db);
+                  splits > 1 ? plan.workspace + dw_count : nullptr,
+                  splits > 1 ? plan.tile_counters + grid.x * grid.y : nullptr, slice);
   }
 }
 

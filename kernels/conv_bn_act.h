@@ -149,11 +149,25 @@ void conv_bwd_data(const Context& ctx, const ConvShape& conv, const TensorView& 
 // wgrad (+ bias grad): dw (fp32 KRSC [K*R*S*C], executor memory) += sum_pixels dy * x,
 // db (fp32 [K] or null) += sum_pixels dy. The N*OH*OW reduction is split into fixed chunks whose
 // fp32 partial sums go to `workspace` (conv_bwd_weight_workspace_bytes) and are summed in a fixed
-// order: bitwise reproducible, no atomics. K = dy's conv channel count (dy.c * t^2).
+// order inside the same launches (the last CTA of each tile, found with the tile counters, as
+// the forward's split-K): bitwise reproducible, no float atomics. K = dy's conv channel count
+// (dy.c * t^2). Without workspace and counters the reduction is not split.
+struct ConvWgradOptions {
+  void* workspace = nullptr;  // fp32 partials (conv_bwd_weight_workspace_bytes)
+  size_t workspace_bytes = 0;
+  int* tile_counters = nullptr;   // zero-filled once, left zero (as ConvOptions.tile_counters)
+  size_t tile_counter_count = 0;  // conv_bwd_weight_tile_counter_count
+  int splits = 0;                 // 0: heuristic; >= 1: forced (tests, benchmarks)
+};
+void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
+                     const TensorView& dy, int shuffle_factor, float* dw, float* db,
+                     const ConvWgradOptions& options);
+// Without tile counters: a split reduction only where it needs none (splits 1).
 void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
                      const TensorView& dy, int shuffle_factor, float* dw, float* db,
                      void* workspace, size_t workspace_bytes);
 size_t conv_bwd_weight_workspace_bytes(const ConvShape& conv, int K, Shape4 x);
+size_t conv_bwd_weight_tile_counter_count(const ConvShape& conv, int K, Shape4 x);
 // conv_bwd_data's ConvOptions.workspace and tile_counters (split-K) sized by:
 size_t conv_bwd_data_workspace_bytes(const ConvShape& conv, int K, Shape4 x);
 size_t conv_bwd_data_tile_counter_count(const ConvShape& conv, int K, Shape4 x);
@@ -164,6 +178,7 @@ struct ConvWgradPlan {
   bool tensor_cores = false;  // fp16 mma kernel: x's C and dy's stored channel count multiples
                               // of 8, x and dy 16-byte aligned (base, pixel stride); else SIMT
   float* workspace = nullptr;
+  int* tile_counters = nullptr;  // splits > 1: the GEMM tiles', then one per 32-channel db block
 };
 // Forced splits (>= 1) for tests and benchmarks; 0 = heuristic.
 void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,

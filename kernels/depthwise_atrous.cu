@@ -103,7 +103,7 @@ struct DepthwiseFwdBranches {
 template <typename T, int V>
 __global__ void __launch_bounds__(256)
     depthwise3x3_kernel(DepthwiseFwdBranches<T> branches, bool relu, int stride) {
-  const DepthwiseFwdBranch<T>& b = branches.branch[blockIdx.z];
+  const DepthwiseFwdBranch<T> b = branches.branch[blockIdx.z];
   const Nhwc<const T> x = b.x;
   const Nhwc<T> y = b.y;
   const int dilation = b.dilation;

@@ -240,16 +240,19 @@ size_t Trainer::workspace_bytes() const {
   return ws;
 }
 
-// Split-K tile counters for the forward convs and the dgrads (one set: they run one at a time).
+// Split-K tile counters for the forward convs, the dgrads and the wgrads (one set: they run one at
+// a time).
 size_t Trainer::tile_counter_count() const {
   size_t count = 0;
   for (const TrainStep& s : graph_.steps) {
     if (s.op == TrainOp::Conv) {
       count = std::max(
           count, conv_tile_counter_count(s.conv, weights_[size_t(s.layer)].forward, s.x.shape));
-    } else if (s.op == TrainOp::ConvBackward && s.dx.valid()) {
+    } else if (s.op == TrainOp::ConvBackward) {
       const int K = graph_.inference.layers[size_t(s.layer)].K;
-      count = std::max(count, conv_bwd_data_tile_counter_count(s.conv, K, s.x.shape));
+      count = std::max(count, conv_bwd_weight_tile_counter_count(s.conv, K, s.x.shape));
+      if (s.dx.valid())
+        count = std::max(count, conv_bwd_data_tile_counter_count(s.conv, K, s.x.shape));
     }
   }
   return count;
@@ -378,8 +381,13 @@ void Trainer::run(const TrainStep& s) {
                           mixed() ? scalar<float>(offsetof(StepScalars, scale)) : nullptr);
       break;
     case TrainOp::ConvBackward: {
+      ConvWgradOptions wgrad;
+      wgrad.workspace = workspace_.data();
+      wgrad.workspace_bytes = workspace_.bytes();
+      wgrad.tile_counters = options.tile_counters;
+      wgrad.tile_counter_count = options.tile_counter_count;
       conv_bwd_weight(ctx_, s.conv, view(s.x), view(s.dy), s.shuffle, grad(slots->weight),
-                      s.bias ? grad(slots->bias) : nullptr, workspace_.data(), workspace_.bytes());
+                      s.bias ? grad(slots->bias) : nullptr, wgrad);
       if (s.dx.valid()) {
         conv_bwd_data(ctx_, s.conv, view(s.dy), s.shuffle, weights_[size_t(s.layer)].backward_data,
                       view(s.dx), s.accumulate_dx, options);

@@ -28,6 +28,10 @@ struct SplitKCounters {
     o.tile_counters = buffer.as<int>();
     o.tile_counter_count = count;
   }
+  void attach_to(ConvWgradOptions& o) const {
+    o.tile_counters = buffer.as<int>();
+    o.tile_counter_count = count;
+  }
   bool all_zero(const Context& c) const {
     const std::vector<int> v = to_host<int>(c, buffer, count);
     return std::all_of(v.begin(), v.end(), [](int x) { return x == 0; });

@@ -49,7 +49,7 @@ StepCounts step_counts(const Graph& g) {
   return c;
 }
 
-TEST(LaunchCount, ForwardAtMost30LaunchesNoSplitKReduce) {
+TEST(LaunchCount, ForwardLaunchesWithoutSplitKReduce) {
   FARSEE_PREPARE_EXEC_CASE((test::ExecCase{Executor::Emu, emu::Schedule::GreedyForward}));
   const FarSeeConfig config = preset_config("tiny-paper");
   FarSeeNet net(config, random_parameters(config, 3), Context{Executor::Emu, nullptr}, DType::F16);
@@ -109,8 +109,9 @@ TEST(LaunchCount, ForwardAtMost30LaunchesNoSplitKReduce) {
   EXPECT_EQ(by_file["depthwise_atrous.cu"], 2);     // one per F-ASPP block
   EXPECT_EQ(by_file["pixel_channel_kernel.h"], 1);  // the max-pool (pool.cu launches through it)
   EXPECT_EQ(by_file["resize_argmax.cu"], 1);
+  // Issue 20's target is <= 30: the remaining step is the max-pool fused into the stem conv
+  // (issue 20's stem item), which makes it 30.
   EXPECT_EQ(total, 31);
-  EXPECT_LE(total, 31);  // issue 20's target is 30: see the note at the top of the file
 }
 
 }  // namespace
