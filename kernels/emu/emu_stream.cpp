@@ -140,6 +140,40 @@ void set_poison(bool on) {
   g_poison.store(on ? 1 : 0);
 }
 
+namespace {
+std::atomic<int> g_device_count{0};  // 0: not yet read from the environment
+thread_local int t_device = 0;       // cudaSetDevice is per host thread
+}  // namespace
+
+int device_count() {
+  int n = g_device_count.load();
+  if (n > 0) return n;
+  const char* v = std::getenv("FARSEE_EMU_DEVICES");
+  n = v && *v ? std::atoi(v) : 1;
+  FARSEE_REQUIRE(n >= 1 && n <= 64, "FARSEE_EMU_DEVICES='" << v << "': expected 1..64");
+  g_device_count.store(n);
+  return n;
+}
+
+void set_device_count(int n) {
+  FARSEE_REQUIRE(n >= 1 && n <= 64, "emu::set_device_count(" << n << "): expected 1..64");
+  g_device_count.store(n);
+  if (t_device >= n) t_device = 0;
+}
+
+void set_device(int device) {
+  const int n = device_count();
+  FARSEE_REQUIRE(device >= 0 && device < n,
+                 "emu: cudaSetDevice(" << device << "): invalid device ordinal; the emulator has "
+                                       << n
+                                       << " device(s) (FARSEE_EMU_DEVICES, emu::set_device_count)");
+  t_device = device;
+}
+
+int current_device() {
+  return t_device;
+}
+
 bool sync_launches_enabled() {
   static const bool on = env_flag("FARSEE_SYNC_LAUNCHES", false);
   return on;
