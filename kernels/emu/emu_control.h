@@ -20,6 +20,9 @@ Schedule current_schedule();
 // every stream first.
 bool async_enabled();
 void set_async(bool on);
+// FARSEE_SYNC_LAUNCHES (default: the environment variable): in asynchronous mode every launch
+// runs at once, so its error is thrown by the launch, naming it. For tests of that debug mode.
+void set_sync_launches(bool on);
 // Fresh rt::alloc(Executor::Emu) memory filled with 0xFF bytes (NaN in fp32/fp16/bf16), as
 // cudaMalloc gives no zeros: default on, FARSEE_EMU_POISON=0 turns it off.
 void set_poison(bool on);
@@ -40,7 +43,7 @@ int current_device();
 void forget_launched_kernels();
 
 // What a captured graph recorded, for tests.
-enum class OpKind { Launch, CopyToDevice, CopyDevice, Memset, Timestamp };
+enum class OpKind { Launch, CopyToDevice, CopyDevice, Memset, Timestamp, EventRecord, EventWait };
 const char* op_kind_name(OpKind k);
 struct RecordedOp {
   OpKind kind;
