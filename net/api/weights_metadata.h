@@ -1,4 +1,4 @@
-// What a weights file says about itself (DESIGN.md section 13): the safetensors __metadata__ keys
+// What a weights file says about itself (DESIGN.md section 14): the safetensors __metadata__ keys
 // FarSee reads and writes, beside the tensors:
 //   "preset"       the preset the network was built from ("paper", ...)
 //   "config"       the whole network configuration, JSON (net/config.h)

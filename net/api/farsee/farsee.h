@@ -1,4 +1,4 @@
-// FarSee's public C++ API (DESIGN.md section 13): semantic segmentation of 8-bit RGB images with
+// FarSee's public C++ API (DESIGN.md section 14): semantic segmentation of 8-bit RGB images with
 // FarSee-Net, from your own program. This header is all a user includes (installed as
 // include/farsee/farsee.h; CMake: find_package(FarSee) then link FarSee::farsee); it needs nothing
 // else from FarSee.
