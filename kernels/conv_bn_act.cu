@@ -24,7 +24,12 @@
 //     are contiguous in y (consecutive channels; with pixel shuffle t, conv channels c*t*t + i*t +
 //     j for 8 consecutive c at fixed (i, j)), applies scale/bias, residual, ReLU, converts and
 //     stores 16 bytes. Groups that are partial (K or the shuffled channel count not a multiple of
-//     8) or misaligned (slices at odd offsets) fall back to guarded element stores.
+//     8) or misaligned (slices at odd offsets) fall back to guarded element stores. Natural order
+//     with shuffle t = 4 and a 64-wide tile leaves 4 channels per group: scalar. Sub-pixel packed
+//     weights (ConvWeights.subpixel_factor, kernels/core/subpixel_store.h) order the columns
+//     (i, j)-major, so each thread's 8 (fp16) / 4 (fp32 SIMT) adjacent columns are 8 / 4
+//     adjacent channels of one output pixel: one 16-byte store (zeros into y's padding channels
+//     when the shuffled channel count is padded); no split-K for them.
 //   - Split-K (grid.z > 1, small maps): each z-slice of the reduction writes its raw fp32 tile to
 //     the workspace [z][M][K]; conv_splitk_reduce_kernel sums the slices in z order
 //     (deterministic) and applies the same epilogue.
@@ -80,6 +85,7 @@
 #include "kernels/core/nhwc_index.h"
 #include "kernels/core/per_device_once.h"
 #include "kernels/core/ptx.h"
+#include "kernels/core/subpixel_store.h"
 #include "kernels/core/vec.h"
 
 namespace farsee {
@@ -112,6 +118,17 @@ FARSEE_HD ChannelGroup channel_group(int g, int k_begin, int width, int shuffle,
   return ChannelGroup{k0, t2, count};
 }
 
+// The sub-pixel column order of w (t2 = 0: natural order).
+SubpixelColumns subpixel_columns(const ConvWeights& w) {
+  SubpixelColumns s;
+  if (w.subpixel_factor > 1) {
+    s.t2 = w.subpixel_factor * w.subpixel_factor;
+    s.channels = w.K / s.t2;
+    s.stride = w.subpixel_stride;
+  }
+  return s;
+}
+
 FARSEE_HD bool aligned_to(const void* p, unsigned bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
@@ -123,6 +140,8 @@ struct ConvStore : ConvOutputIndex<T> {
   int64_t residual_pixel_stride;
   BnActEpilogue epilogue;
   int K;
+  SubpixelColumns
+      sub;  // sub.t2 > 0: GEMM columns in sub-pixel order (kernels/core/subpixel_store.h)
 
   FARSEE_HD float value(float acc, int m, int k) const {
     if (residual == nullptr) return epilogue(acc, k);
@@ -146,6 +165,10 @@ struct ConvStore : ConvOutputIndex<T> {
       }
       return;
     }
+    store_elements<V>(m, cg, acc);
+  }
+  template <int V>
+  FARSEE_HD void store_elements(int m, const ChannelGroup& cg, const float (&acc)[V]) const {
 #pragma unroll
     for (int e = 0; e < V; ++e) {
       if (e < cg.count) {
@@ -153,6 +176,20 @@ struct ConvStore : ConvOutputIndex<T> {
         *this->element(m, k) = from_float<T>(value(acc[e], m, k));
       }
     }
+  }
+  // Sub-pixel order: GEMM columns [n, n + V) (n % V == 0) of output pixel m, one 16-byte store of
+  // V consecutive shuffled channels (zeros in the padding channels) when y allows it.
+  template <int V>
+  FARSEE_HD void store_subpixel(int m, int n, const float (&acc)[V]) const {
+    const int count = subpixel_group_count(sub, n, V);
+    if (count == 0) return;
+    const ChannelGroup cg{subpixel_conv_channel(sub, n), sub.t2, count};
+    T* dst = this->element(m, cg.k0);
+    if (subpixel_store_width<V>(dst) != V) return store_elements<V>(m, cg, acc);
+    float out[V];
+#pragma unroll
+    for (int e = 0; e < V; ++e) out[e] = e < count ? value(acc[e], m, cg.k0 + e * cg.step) : 0.0f;
+    store_from_float<V>(dst, out);
   }
 };
 
@@ -308,6 +345,18 @@ FARSEE_DEVICE void cp_async_b_tile(const ConvGeometry& g, const __half* w, __hal
 template <typename Cfg>
 FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half>& out, int M,
                                      int K, int m0, int n0) {
+  if (out.sub.t2 > 0) {  // sub-pixel order: 8 consecutive columns = one 16-byte store
+    constexpr int kGroups = Cfg::BN / kEpilogueVector;
+    for (int q = threadIdx.x; q < Cfg::BM * kGroups; q += kMmaThreads) {
+      const int row = q / kGroups, col = (q - row * kGroups) * kEpilogueVector;
+      if (m0 + row >= M) continue;
+      float v[kEpilogueVector];
+#pragma unroll
+      for (int e = 0; e < kEpilogueVector; ++e) v[e] = staged[row * Cfg::kEpilogueStride + col + e];
+      out.template store_subpixel<kEpilogueVector>(m0 + row, n0 + col, v);
+    }
+    return;
+  }
   const int groups_per_row = channel_groups_per_row(Cfg::BN, out.shuffle, kEpilogueVector);
   for (int q = threadIdx.x; q < Cfg::BM * groups_per_row; q += kMmaThreads) {
     const int row = q / groups_per_row;
@@ -514,8 +563,12 @@ __global__ void __launch_bounds__(kSimtThreads)
 #pragma unroll
     for (int j = 0; j < Cfg::kTn; j += 4) {
       const int k0 = n0 + simt_offset(j, tx);
-      const ChannelGroup cg{k0, 1, k0 >= g.K ? 0 : min(4, g.K - k0)};
       const float v[4] = {acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]};
+      if (out.sub.t2 > 0) {  // sub-pixel order: 4 consecutive columns = one 16-byte store
+        out.template store_subpixel<4>(m, k0, v);
+        continue;
+      }
+      const ChannelGroup cg{k0, 1, k0 >= g.K ? 0 : min(4, g.K - k0)};
       out.template store<4>(m, cg, v);
     }
   }
@@ -560,8 +613,10 @@ void with_kernel_variant(DType dtype, const ConvPlan& plan, F&& f) {
 }
 
 template <typename T>
-ConvStore<T> make_store(const ConvGeometry& g, const ConvEpilogue& e, const TensorView& y) {
+ConvStore<T> make_store(const ConvGeometry& g, const ConvEpilogue& e, const TensorView& y,
+                        const ConvWeights& w) {
   ConvStore<T> s;
+  s.sub = subpixel_columns(w);
   s.y = static_cast<T*>(y.data);
   s.y_pixel_stride = y.pixel_stride;
   s.y_h = y.h();
@@ -609,7 +664,7 @@ void run_conv_gemm(const Context& ctx, const ConvGeometry& g, const TensorView& 
   with_kernel_variant(src.dtype, plan, [&](auto variant) {
     using Cfg = typename decltype(variant)::config;
     using T = typename decltype(variant)::storage;
-    const ConvStore<T> out = make_store<T>(g, e, y);
+    const ConvStore<T> out = make_store<T>(g, e, y, w);
     launch_main<Cfg>(ctx, g, src, w, out, plan);
     if (plan.split_k > 1) {
       constexpr int V = 16 / sizeof(T);
@@ -682,7 +737,7 @@ ConvGeometry dgrad_geometry(const ConvShape& conv, const TensorView& dy, int shu
 }  // namespace
 
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
-  ConvGeometry g = forward_geometry(conv, x, w.K);
+  ConvGeometry g = forward_geometry(conv, x, conv_gemm_columns(w));
   g.w_row = w.row_elements;
   run_conv_gemm(ctx, g, x, w, epilogue, y, plan);
 }

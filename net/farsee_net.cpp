@@ -93,7 +93,10 @@ FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, cons
         params_[i].dw_weight = place(folded[i].weight);
       } else {
         if (dtype_ == DType::F16) check_fits_fp16(l, folded[i].weight, params);
-        params_[i].conv = pack_conv_weights(ctx_, folded[i].weight, l.K, l.R, l.S, l.C, dtype_);
+        params_[i].conv =
+            l.subpixel > 1 ? pack_subpixel_conv_weights(ctx_, folded[i].weight, l.K, l.R, l.S, l.C,
+                                                        dtype_, l.subpixel)
+                           : pack_conv_weights(ctx_, folded[i].weight, l.K, l.R, l.S, l.C, dtype_);
         parameter_bytes_ += int64_t(params_[i].conv.buffer.bytes());
       }
     }
