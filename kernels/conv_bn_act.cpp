@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/core/cp_async_tiles.h"
 #include "kernels/core/half_convert.h"
 #include "kernels/core/nhwc_index.h"
 
@@ -65,12 +66,13 @@ struct GemmDims {
 };
 
 // Reduction steps the kernel walks (kernels/conv_bn_act.cu): 8 elements (fp32), 32 halves of the
-// flat (r, s, c) order (fp16 gather loader) or 32 channels of each tap (fp16 cp.async loader).
+// flat (r, s, c) order (fp16 gather loader) or 32 channels of each tap (fp16 cp.async loader; 32 /
+// C whole taps when C is 8 or 16).
 int reduction_tiles(const GemmDims& d, bool gather) {
   const int reduction = d.taps * d.src_c;
   if (d.dtype == DType::F32) return (reduction + 7) / 8;
   if (gather) return (reduction + 31) / 32;
-  return d.taps * ((d.src_c + 31) / 32);
+  return cp_async_reduction_tiles(d.taps, d.src_c);
 }
 
 int64_t output_pixels(const ConvShape& conv, Shape4 x) {

@@ -11,7 +11,8 @@
 //     and B (BN rows) as rows of 32 halves = four 16-byte chunks; chunk j of row r is stored at
 //     chunk j ^ ((r >> 1) & 3) (XOR swizzle), so the eight 16-byte row reads of every ldmatrix
 //     phase, and the cp.async writes, hit 8 distinct bank quads: conflict-free without padding.
-//     A (activations): the reduction walks taps (r, s) and, per tap, 32 channels at a time; a
+//     A (activations): the reduction walks taps (r, s) and, per tap, 32 channels at a time (C = 8
+//     or 16: 32 / C whole taps per step, kernels/core/cp_async_tiles.h); a
 //     16-byte chunk is 8 channels of one input pixel, zero-filled by cp.async (src_bytes 0) in
 //     the padding, past C and past the last pixel. This needs C % 8 == 0 and a 16-byte aligned x;
 //     otherwise (the 3-channel stem, odd slices) the "gather" loader reads A element by element
@@ -79,6 +80,7 @@
 
 #include "kernels/conv_bn_act.h"
 #include "kernels/core/conv_gemm.h"
+#include "kernels/core/cp_async_tiles.h"
 #include "kernels/core/epilogue.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/mma_tile.h"
@@ -253,6 +255,7 @@ struct MmaLoadSlot {
   int load_chunk, load_row;     // cp.async passes (A and B)
   int gather_row, gather_part;  // gather loader (A)
   int c_tiles;                  // reduction tiles per tap (cp.async loader)
+  int taps_per_tile;            // > 1: C divides the tile, which then holds whole taps
   WindowOrigin a_origin[Cfg::kARowsPerThread];
 };
 template <typename Cfg>
@@ -264,6 +267,7 @@ FARSEE_DEVICE MmaLoadSlot<Cfg> mma_load_slot(const ConvGeometry& g, int m0) {
   s.gather_row = tid % Cfg::BM;
   s.gather_part = tid / Cfg::BM;
   s.c_tiles = ceil_div(g.in_c, kTileRed);
+  s.taps_per_tile = cp_async_taps_per_tile(g.in_c);
 #pragma unroll
   for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
     s.a_origin[i] = window_origin(g, m0 + (Cfg::kGather ? s.gather_row : s.load_row + 32 * i));
@@ -307,15 +311,23 @@ FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __hal
   return BChunk{b_red, b_red < g.w_row};
 }
 
-// A of reduction tile `tile` (one tap, 32 channels), cp.async loader: 16-byte chunks of 8
-// channels of one input pixel, zero-filled in the padding, past C and past the last pixel.
+// A of reduction tile `tile` (one tap, 32 channels; or 32 / C whole taps when C is 8 or 16,
+// kernels/core/cp_async_tiles.h), cp.async loader: 16-byte chunks of 8 channels of one input
+// pixel, zero-filled in the padding, past C, past the last tap and past the last pixel.
 template <typename Cfg>
 FARSEE_DEVICE BChunk cp_async_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
                                      const MmaLoadSlot<Cfg>& s, int tile) {
-  const int tap = tile / s.c_tiles;
-  const int c = (tile - tap * s.c_tiles) * kTileRed + s.load_chunk * kChunkHalves;
+  int tap, c;
+  if (s.taps_per_tile > 1) {  // flat (tap, c) order: this chunk's offset in the tile
+    const int offset = s.load_chunk * kChunkHalves, sub = offset / g.in_c;
+    tap = tile * s.taps_per_tile + sub;
+    c = offset - sub * g.in_c;
+  } else {
+    tap = tile / s.c_tiles;
+    c = (tile - tap * s.c_tiles) * kTileRed + s.load_chunk * kChunkHalves;
+  }
   const int r = tap / g.kernel_w, sx = tap - r * g.kernel_w;
-  const bool in_row = c < g.in_c;
+  const bool in_row = c < g.in_c && tap < g.kernel_h * g.kernel_w;
 #pragma unroll
   for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
     const int p = in_row ? window_pixel(g, s.a_origin[i], r, sx) : -1;
@@ -647,7 +659,7 @@ template <typename Cfg>
 void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                  const ConvWeights& w, const ConvStore<__half>& out, const ConvPlan& plan) {
   const int red_tiles = Cfg::kGather ? ceil_div(g.reduction, kTileRed)
-                                     : g.kernel_h * g.kernel_w * ceil_div(g.in_c, kTileRed);
+                                     : cp_async_reduction_tiles(g.kernel_h * g.kernel_w, g.in_c);
   const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
                   unsigned(plan.split_k));
   auto kernel = conv_mma_kernel<Cfg>;

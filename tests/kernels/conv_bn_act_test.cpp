@@ -167,7 +167,8 @@ TEST_P(ConvBnActKernel, ExactStemSmallChannels) {
 }
 
 // 3x3 stride 1 and 2 (ResNet blocks, the stride-2 first conv of layers 2-4), dilation 2, C a
-// multiple of 8 but not of the 32-channel reduction step, K not a multiple of the tile or of 8.
+// multiple of 8 but not of the 32-channel reduction step (C = 8, 16: whole taps per step), K not a
+// multiple of the tile or of 8.
 TEST_P(ConvBnActKernel, Exact3x3StridesAndDilation) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
   std::vector<ConvCase> cases = {
@@ -175,6 +176,7 @@ TEST_P(ConvBnActKernel, Exact3x3StridesAndDilation) {
       {Shape4{2, 9, 7, 64}, 72, 3, 2},   // layer2 first conv class (odd H/W, batch 2)
       {Shape4{1, 7, 10, 40}, 20, 3, 1},  // C % 32 != 0, K % 8 != 0
       {Shape4{1, 11, 9, 16}, 24, 3, 1, 2}, {Shape4{1, 12, 13, 24}, 16, 3, 2, 3},
+      {Shape4{1, 9, 8, 8}, 16, 3, 2},  // C = 8: 4 taps per cp.async reduction step (9 taps)
   };
   cases[2].relu = false;
   expect_exact(GetParam(), cases, 200);
