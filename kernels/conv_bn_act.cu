@@ -142,8 +142,8 @@ struct ConvStore : ConvOutputIndex<T> {
   int64_t residual_pixel_stride;
   BnActEpilogue epilogue;
   int K;
-  SubpixelColumns
-      sub;  // sub.t2 > 0: GEMM columns in sub-pixel order (kernels/core/subpixel_store.h)
+  // sub.t2 > 0: GEMM columns in sub-pixel order (kernels/core/subpixel_store.h).
+  SubpixelColumns sub;
 
   FARSEE_HD float value(float acc, int m, int k) const {
     if (residual == nullptr) return epilogue(acc, k);
