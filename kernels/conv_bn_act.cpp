@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/core/cp_async_tiles.h"
 #include "kernels/core/half_convert.h"
 #include "kernels/core/nhwc_index.h"
 
@@ -66,12 +67,13 @@ struct GemmDims {
 };
 
 // Reduction steps the kernel walks (kernels/conv_bn_act.cu): 8 elements (fp32), 32 halves of the
-// flat (r, s, c) order (fp16 gather loader) or 32 channels of each tap (fp16 cp.async loader).
+// flat (r, s, c) order (fp16 gather loader) or 32 channels of each tap (fp16 cp.async loader; 32 /
+// C whole taps when C is 8 or 16).
 int reduction_tiles(const GemmDims& d, bool gather) {
   const int reduction = d.taps * d.src_c;
   if (d.dtype == DType::F32) return (reduction + 7) / 8;
   if (gather) return (reduction + 31) / 32;
-  return d.taps * ((d.src_c + 31) / 32);
+  return cp_async_reduction_tiles(d.taps, d.src_c);
 }
 
 int64_t output_pixels(const ConvShape& conv, Shape4 x) {
@@ -200,6 +202,36 @@ ConvWeights pack_conv_weights(const Context& ctx, const std::vector<float>& krsc
   return w;
 }
 
+ConvWeights pack_subpixel_conv_weights(const Context& ctx, const std::vector<float>& krsc, int K,
+                                       int R, int S, int C, DType dtype, int shuffle_factor) {
+  const int t = shuffle_factor, t2 = t * t;
+  FARSEE_REQUIRE(t >= 2 && K % t2 == 0, "pack_subpixel_conv_weights: shuffle_factor "
+                                            << t << " must be >= 2 and divide K = " << K
+                                            << " by its square");
+  if (is_host_reference_layout(ctx.executor))
+    return pack_conv_weights(ctx, krsc, K, R, S, C, dtype);
+  const int64_t row = int64_t(R) * S * C;
+  FARSEE_REQUIRE(int64_t(krsc.size()) == K * row,
+                 "pack_subpixel_conv_weights: got " << krsc.size()
+                                                    << " weights, expected K*R*S*C = " << K * row);
+  const int channels = K / t2, vector = 16 / int(dtype_size(dtype));
+  const int stride = (channels + vector - 1) / vector * vector;
+  // Row n = ij * stride + c of the permuted KRSC holds conv channel c*t2 + ij; padding rows 0.
+  std::vector<float> permuted(size_t(t2) * stride * row, 0.0f);
+  for (int ij = 0; ij < t2; ++ij) {
+    for (int c = 0; c < channels; ++c) {
+      const int64_t k = int64_t(c) * t2 + ij;
+      std::copy(krsc.begin() + k * row, krsc.begin() + (k + 1) * row,
+                permuted.begin() + (int64_t(ij) * stride + c) * row);
+    }
+  }
+  ConvWeights w = pack_conv_weights(ctx, permuted, t2 * stride, R, S, C, dtype);
+  w.K = K;
+  w.subpixel_factor = t;
+  w.subpixel_stride = stride;
+  return w;
+}
+
 Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const ConvEpilogue& e,
                          Shape4 x) {
   const int t = e.shuffle_factor;
@@ -262,17 +294,40 @@ size_t gemm_tile_counter_count(const GemmDims& d) {
 }
 
 GemmDims forward_dims(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
-  return GemmDims{output_pixels(conv, x), w.K, w.R * w.S, w.C, w.dtype};
+  return GemmDims{output_pixels(conv, x), conv_gemm_columns(w), w.R * w.S, w.C, w.dtype};
+}
+
+// Sub-pixel packed weights: the epilogue's channel order is the packing's, which the split-K
+// partials and reduction do not know, so these convs never split (they run on the large maps).
+void validate_subpixel(const ConvWeights& w, const ConvEpilogue& e, const TensorView& y) {
+  if (w.subpixel_factor <= 1) return;
+  const char* op = "conv_bn_act_fwd";
+  FARSEE_REQUIRE(
+      e.shuffle_factor == w.subpixel_factor,
+      op << ": weights packed for the sub-pixel store by " << w.subpixel_factor
+         << " (pack_subpixel_conv_weights), epilogue shuffle_factor = " << e.shuffle_factor);
+  FARSEE_REQUIRE(y.pixel_stride >= w.subpixel_stride,
+                 op << ": y pixel stride " << y.pixel_stride << " < " << w.subpixel_stride
+                    << ": the sub-pixel store writes " << y.c() << " channels and zeros up to "
+                    << w.subpixel_stride << " (pad y's buffer)");
 }
 
 }  // namespace
 
 ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView& x,
                    const ConvOptions& options) {
-  return plan_gemm(forward_dims(conv, w, x.shape), gathers_activations(w.dtype, x), options);
+  ConvOptions o = options;
+  if (w.subpixel_factor > 1) {
+    FARSEE_REQUIRE(o.split_k <= 1, "conv_bn_act_fwd: split_k = "
+                                       << o.split_k
+                                       << " with sub-pixel packed weights (they never split)");
+    o.split_k = 1;
+  }
+  return plan_gemm(forward_dims(conv, w, x.shape), gathers_activations(w.dtype, x), o);
 }
 
 size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
+  if (w.subpixel_factor > 1) return 0;
   return gemm_workspace_bytes(forward_dims(conv, w, x));
 }
 
@@ -336,6 +391,7 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options) {
         op << ": x " << to_string(x.shape)
            << " too large: kernels index pixels with 32-bit integers");
   }
+  validate_subpixel(w, epilogue, y);
   const ConvPlan plan = plan_conv(conv, w, x, options);
   FARSEE_DISPATCH(ctx, conv_bn_act_fwd, ctx, conv, x, w, epilogue, y, plan);
 }

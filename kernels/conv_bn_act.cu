@@ -11,7 +11,8 @@
 //     and B (BN rows) as rows of 32 halves = four 16-byte chunks; chunk j of row r is stored at
 //     chunk j ^ ((r >> 1) & 3) (XOR swizzle), so the eight 16-byte row reads of every ldmatrix
 //     phase, and the cp.async writes, hit 8 distinct bank quads: conflict-free without padding.
-//     A (activations): the reduction walks taps (r, s) and, per tap, 32 channels at a time; a
+//     A (activations): the reduction walks taps (r, s) and, per tap, 32 channels at a time (C = 8
+//     or 16: 32 / C whole taps per step, kernels/core/cp_async_tiles.h); a
 //     16-byte chunk is 8 channels of one input pixel, zero-filled by cp.async (src_bytes 0) in
 //     the padding, past C and past the last pixel. This needs C % 8 == 0 and a 16-byte aligned x;
 //     otherwise (the 3-channel stem, odd slices) the "gather" loader reads A element by element
@@ -24,7 +25,12 @@
 //     are contiguous in y (consecutive channels; with pixel shuffle t, conv channels c*t*t + i*t +
 //     j for 8 consecutive c at fixed (i, j)), applies scale/bias, residual, ReLU, converts and
 //     stores 16 bytes. Groups that are partial (K or the shuffled channel count not a multiple of
-//     8) or misaligned (slices at odd offsets) fall back to guarded element stores.
+//     8) or misaligned (slices at odd offsets) fall back to guarded element stores. Natural order
+//     with shuffle t = 4 and a 64-wide tile leaves 4 channels per group: scalar. Sub-pixel packed
+//     weights (ConvWeights.subpixel_factor, kernels/core/subpixel_store.h) order the columns
+//     (i, j)-major, so each thread's 8 (fp16) / 4 (fp32 SIMT) adjacent columns are 8 / 4
+//     adjacent channels of one output pixel: one 16-byte store (zeros into y's padding channels
+//     when the shuffled channel count is padded); no split-K for them.
 //   - Split-K (grid.z > 1, small maps), reduced in the same launch: each z-slice of the reduction
 //     writes its raw fp32 tile to the workspace [z][M][K] and counts itself on its output tile's
 //     integer counter; the CTA arriving last sums the slices in z order (fixed: bitwise
@@ -79,6 +85,7 @@
 
 #include "kernels/conv_bn_act.h"
 #include "kernels/core/conv_gemm.h"
+#include "kernels/core/cp_async_tiles.h"
 #include "kernels/core/epilogue.h"
 #include "kernels/core/fixed_order_reduce.h"
 #include "kernels/core/launch.h"
@@ -86,6 +93,7 @@
 #include "kernels/core/nhwc_index.h"
 #include "kernels/core/per_device_once.h"
 #include "kernels/core/ptx.h"
+#include "kernels/core/subpixel_store.h"
 #include "kernels/core/vec.h"
 
 namespace farsee {
@@ -118,6 +126,17 @@ FARSEE_HD ChannelGroup channel_group(int g, int k_begin, int width, int shuffle,
   return ChannelGroup{k0, t2, count};
 }
 
+// The sub-pixel column order of w (t2 = 0: natural order).
+SubpixelColumns subpixel_columns(const ConvWeights& w) {
+  SubpixelColumns s;
+  if (w.subpixel_factor > 1) {
+    s.t2 = w.subpixel_factor * w.subpixel_factor;
+    s.channels = w.K / s.t2;
+    s.stride = w.subpixel_stride;
+  }
+  return s;
+}
+
 FARSEE_HD bool aligned_to(const void* p, unsigned bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;
 }
@@ -129,6 +148,8 @@ struct ConvStore : ConvOutputIndex<T> {
   int64_t residual_pixel_stride;
   BnActEpilogue epilogue;
   int K;
+  // sub.t2 > 0: GEMM columns in sub-pixel order (kernels/core/subpixel_store.h).
+  SubpixelColumns sub;
 
   FARSEE_HD float value(float acc, int m, int k) const {
     if (residual == nullptr) return epilogue(acc, k);
@@ -152,6 +173,10 @@ struct ConvStore : ConvOutputIndex<T> {
       }
       return;
     }
+    store_elements<V>(m, cg, acc);
+  }
+  template <int V>
+  FARSEE_HD void store_elements(int m, const ChannelGroup& cg, const float (&acc)[V]) const {
 #pragma unroll
     for (int e = 0; e < V; ++e) {
       if (e < cg.count) {
@@ -159,6 +184,20 @@ struct ConvStore : ConvOutputIndex<T> {
         *this->element(m, k) = from_float<T>(value(acc[e], m, k));
       }
     }
+  }
+  // Sub-pixel order: GEMM columns [n, n + V) (n % V == 0) of output pixel m, one 16-byte store of
+  // V consecutive shuffled channels (zeros in the padding channels) when y allows it.
+  template <int V>
+  FARSEE_HD void store_subpixel(int m, int n, const float (&acc)[V]) const {
+    const int count = subpixel_group_count(sub, n, V);
+    if (count == 0) return;
+    const ChannelGroup cg{subpixel_conv_channel(sub, n), sub.t2, count};
+    T* dst = this->element(m, cg.k0);
+    if (subpixel_store_width<V>(dst) != V) return store_elements<V>(m, cg, acc);
+    float out[V];
+#pragma unroll
+    for (int e = 0; e < V; ++e) out[e] = e < count ? value(acc[e], m, cg.k0 + e * cg.step) : 0.0f;
+    store_from_float<V>(dst, out);
   }
 };
 
@@ -193,6 +232,7 @@ struct MmaLoadSlot {
   int load_chunk, load_row;     // cp.async passes (A and B)
   int gather_row, gather_part;  // gather loader (A)
   int c_tiles;                  // reduction tiles per tap (cp.async loader)
+  int taps_per_tile;            // > 1: C divides the tile, which then holds whole taps
   WindowOrigin a_origin[Cfg::kARowsPerThread];
 };
 template <typename Cfg>
@@ -204,6 +244,7 @@ FARSEE_DEVICE MmaLoadSlot<Cfg> mma_load_slot(const ConvGeometry& g, int m0) {
   s.gather_row = tid % Cfg::BM;
   s.gather_part = tid / Cfg::BM;
   s.c_tiles = ceil_div(g.in_c, kTileRed);
+  s.taps_per_tile = cp_async_taps_per_tile(g.in_c);
 #pragma unroll
   for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
     s.a_origin[i] = window_origin(g, m0 + (Cfg::kGather ? s.gather_row : s.load_row + 32 * i));
@@ -247,15 +288,23 @@ FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __hal
   return BChunk{b_red, b_red < g.w_row};
 }
 
-// A of reduction tile `tile` (one tap, 32 channels), cp.async loader: 16-byte chunks of 8
-// channels of one input pixel, zero-filled in the padding, past C and past the last pixel.
+// A of reduction tile `tile` (one tap, 32 channels; or 32 / C whole taps when C is 8 or 16,
+// kernels/core/cp_async_tiles.h), cp.async loader: 16-byte chunks of 8 channels of one input
+// pixel, zero-filled in the padding, past C, past the last tap and past the last pixel.
 template <typename Cfg>
 FARSEE_DEVICE BChunk cp_async_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
                                      const MmaLoadSlot<Cfg>& s, int tile) {
-  const int tap = tile / s.c_tiles;
-  const int c = (tile - tap * s.c_tiles) * kTileRed + s.load_chunk * kChunkHalves;
+  int tap, c;
+  if (s.taps_per_tile > 1) {  // flat (tap, c) order: this chunk's offset in the tile
+    const int offset = s.load_chunk * kChunkHalves, sub = offset / g.in_c;
+    tap = tile * s.taps_per_tile + sub;
+    c = offset - sub * g.in_c;
+  } else {
+    tap = tile / s.c_tiles;
+    c = (tile - tap * s.c_tiles) * kTileRed + s.load_chunk * kChunkHalves;
+  }
   const int r = tap / g.kernel_w, sx = tap - r * g.kernel_w;
-  const bool in_row = c < g.in_c;
+  const bool in_row = c < g.in_c && tap < g.kernel_h * g.kernel_w;
 #pragma unroll
   for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
     const int p = in_row ? window_pixel(g, s.a_origin[i], r, sx) : -1;
@@ -285,6 +334,18 @@ FARSEE_DEVICE void cp_async_b_tile(const ConvGeometry& g, const __half* w, __hal
 template <typename Cfg>
 FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half>& out, int M,
                                      int K, int m0, int n0) {
+  if (out.sub.t2 > 0) {  // sub-pixel order: 8 consecutive columns = one 16-byte store
+    constexpr int kGroups = Cfg::BN / kEpilogueVector;
+    for (int q = threadIdx.x; q < Cfg::BM * kGroups; q += kMmaThreads) {
+      const int row = q / kGroups, col = (q - row * kGroups) * kEpilogueVector;
+      if (m0 + row >= M) continue;
+      float v[kEpilogueVector];
+#pragma unroll
+      for (int e = 0; e < kEpilogueVector; ++e) v[e] = staged[row * Cfg::kEpilogueStride + col + e];
+      out.template store_subpixel<kEpilogueVector>(m0 + row, n0 + col, v);
+    }
+    return;
+  }
   const int groups_per_row = channel_groups_per_row(Cfg::BN, out.shuffle, kEpilogueVector);
   for (int q = threadIdx.x; q < Cfg::BM * groups_per_row; q += kMmaThreads) {
     const int row = q / groups_per_row;
@@ -530,8 +591,12 @@ __global__ void __launch_bounds__(kSimtThreads)
 #pragma unroll
     for (int j = 0; j < Cfg::kTn; j += 4) {
       const int k0 = n0 + simt_offset(j, tx);
-      const ChannelGroup cg{k0, 1, k0 >= g.K ? 0 : min(4, g.K - k0)};
       const float v[4] = {acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]};
+      if (out.sub.t2 > 0) {  // sub-pixel order: 4 consecutive columns = one 16-byte store
+        out.template store_subpixel<4>(m, k0, v);
+        continue;
+      }
+      const ChannelGroup cg{k0, 1, k0 >= g.K ? 0 : min(4, g.K - k0)};
       out.template store<4>(m, cg, v);
     }
   }
@@ -576,8 +641,10 @@ void with_kernel_variant(DType dtype, const ConvPlan& plan, F&& f) {
 }
 
 template <typename T>
-ConvStore<T> make_store(const ConvGeometry& g, const ConvEpilogue& e, const TensorView& y) {
+ConvStore<T> make_store(const ConvGeometry& g, const ConvEpilogue& e, const TensorView& y,
+                        const ConvWeights& w) {
   ConvStore<T> s;
+  s.sub = subpixel_columns(w);
   s.y = static_cast<T*>(y.data);
   s.y_pixel_stride = y.pixel_stride;
   s.y_h = y.h();
@@ -609,7 +676,7 @@ template <typename Cfg>
 void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                  const ConvWeights& w, const ConvStore<__half>& out, const ConvPlan& plan) {
   const int red_tiles = Cfg::kGather ? ceil_div(g.reduction, kTileRed)
-                                     : g.kernel_h * g.kernel_w * ceil_div(g.in_c, kTileRed);
+                                     : cp_async_reduction_tiles(g.kernel_h * g.kernel_w, g.in_c);
   const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
                   unsigned(plan.split_k));
   auto kernel = conv_mma_kernel<Cfg>;
@@ -627,7 +694,7 @@ void run_conv_gemm(const Context& ctx, const ConvGeometry& g, const TensorView& 
   with_kernel_variant(src.dtype, plan, [&](auto variant) {
     using Cfg = typename decltype(variant)::config;
     using T = typename decltype(variant)::storage;
-    launch_main<Cfg>(ctx, g, src, w, make_store<T>(g, e, y), plan);
+    launch_main<Cfg>(ctx, g, src, w, make_store<T>(g, e, y, w), plan);
   });
 }
 
@@ -688,7 +755,7 @@ ConvGeometry dgrad_geometry(const ConvShape& conv, const TensorView& dy, int shu
 }  // namespace
 
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_IMPL_ARGS) {
-  ConvGeometry g = forward_geometry(conv, x, w.K);
+  ConvGeometry g = forward_geometry(conv, x, conv_gemm_columns(w));
   g.w_row = w.row_elements;
   run_conv_gemm(ctx, g, x, w, epilogue, y, plan);
 }

@@ -56,11 +56,32 @@ struct ConvWeights {
                          // channel for CRSKRows (R*S*K rounded up to 8)
   Executor executor = Executor::Reference;  // whose memory `buffer` is in
   ConvWeightUse use = ConvWeightUse::Forward;
+  // Sub-pixel packing (pack_subpixel_conv_weights, emu/cuda forward layouts): > 1 when the rows
+  // (KRSCRows) / columns (RSCK) are in the order of the pixel-shuffled store by this factor t:
+  // position n = (i*t + j) * subpixel_stride + c holds conv channel c*t*t + i*t + j for
+  // c < K/t^2, zeros for K/t^2 <= c < subpixel_stride (kernels/core/subpixel_store.h).
+  int subpixel_factor = 1;
+  int subpixel_stride = 0;  // K/t^2 rounded up to 16 bytes of the dtype (8 halves, 4 floats)
 };
+
+// GEMM columns the forward kernels compute: K, or t^2 * subpixel_stride when sub-pixel packed.
+inline int conv_gemm_columns(const ConvWeights& w) {
+  return w.subpixel_factor > 1 ? w.subpixel_factor * w.subpixel_factor * w.subpixel_stride : w.K;
+}
 
 // Packs host KRSC fp32 weights [K][R][S][C] for `ctx`'s executor, converting to `dtype`.
 ConvWeights pack_conv_weights(const Context& ctx, const std::vector<float>& krsc, int K, int R,
                               int S, int C, DType dtype, int groups = 1);
+
+// pack_conv_weights for a conv whose epilogue pixel-shuffles by shuffle_factor (> 1): the output
+// channels are permuted (and padded) so that every store of the kernels' epilogue is one 16-byte
+// vector of 8 fp16 / 4 fp32 consecutive channels of one output pixel. When K/t^2 is not a
+// multiple of 16 bytes (the 19 logits classes), conv_bn_act_fwd writes ZEROS to channels
+// [K/t^2, subpixel_stride) of every y pixel: y's pixel stride must cover them, and the caller must
+// own them (the net pads its logits buffer). No split-K. The reference and cpu executors read
+// KRSC: there this is pack_conv_weights (subpixel_factor 1).
+ConvWeights pack_subpixel_conv_weights(const Context& ctx, const std::vector<float>& krsc, int K,
+                                       int R, int S, int C, DType dtype, int shuffle_factor);
 
 // Training: packed weights allocated once (executor memory, zero-filled) for K x R x S x C in
 // `dtype`, laid out for `use` (Forward: conv_bn_act_fwd; BackwardData: conv_bwd_data), then

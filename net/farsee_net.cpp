@@ -10,6 +10,7 @@
 #include "kernels/pool.h"
 #include "kernels/reference/resize.h"
 #include "kernels/resize_argmax.h"
+#include "net/stem.h"
 
 namespace farsee::net {
 namespace {
@@ -65,6 +66,7 @@ FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, cons
   }
   try {
     layers_ = build_layers(config_);
+    stem_s2d_ = stem_space_to_depth(ctx_.executor);
     std::vector<FoldedLayer> folded;
     folded.reserve(layers_.size());
     for (const Layer& l : layers_) folded.push_back(fold_layer(l, params));
@@ -93,7 +95,7 @@ FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, cons
         params_[i].dw_weight = place(folded[i].weight);
       } else {
         if (dtype_ == DType::F16) check_fits_fp16(l, folded[i].weight, params);
-        params_[i].conv = pack_conv_weights(ctx_, folded[i].weight, l.K, l.R, l.S, l.C, dtype_);
+        params_[i].conv = pack_conv_layer(int(i), folded[i].weight);
         parameter_bytes_ += int64_t(params_[i].conv.buffer.bytes());
       }
     }
@@ -105,6 +107,24 @@ FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, cons
     if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
     throw;
   }
+}
+
+bool FarSeeNet::is_s2d_stem(int layer) const {
+  const Layer& l = layers_[size_t(layer)];
+  return stem_s2d_ && !l.depthwise && l.R == 7 && l.S == 7 && l.C == 3;
+}
+
+// The executor's layout; the sub-pixel convs in sub-pixel order, the stem as space-to-depth.
+ConvWeights FarSeeNet::pack_conv_layer(int layer, const std::vector<float>& krsc) const {
+  const Layer& l = layers_[size_t(layer)];
+  if (is_s2d_stem(layer)) {
+    const int channels = stem_s2d_channels(dtype_);
+    return pack_conv_weights(ctx_, stem_s2d_weights(krsc, l.K, channels), l.K, 4, 4, channels,
+                             dtype_);
+  }
+  if (l.subpixel > 1)
+    return pack_subpixel_conv_weights(ctx_, krsc, l.K, l.R, l.S, l.C, dtype_, l.subpixel);
+  return pack_conv_weights(ctx_, krsc, l.K, l.R, l.S, l.C, dtype_);
 }
 
 FarSeeNet::~FarSeeNet() {
@@ -183,6 +203,11 @@ FarSeeNet::ShapeState* FarSeeNet::add_shape(int n, int h, int w) {
   state->arena =
       allocate(size_t(plan.arena_bytes), "the activation arena (" + shape_text + ")", nullptr);
   allocate_split_k(*state, *graph, shape_text);
+  if (stem_s2d_) {
+    const Shape4 s2d = stem_s2d_shape(graph->input.shape, stem_s2d_channels(dtype_));
+    state->stem_input = allocate(size_t(s2d.elements()) * dtype_size(dtype_),
+                                 "the space-to-depth stem input (" + shape_text + ")", nullptr);
+  }
   state->graph = std::move(graph);
   state->plan = std::move(plan);
   shapes_.push_back(std::move(state));
@@ -275,6 +300,7 @@ int FarSeeNet::out_w() const {
 void FarSeeNet::fill_activations(uint8_t byte) {
   current_graph("fill_activations");
   rt::memset(ctx_, shape_->arena.data(), byte, size_t(shape_->plan.arena_bytes));
+  if (stem_s2d_) rt::memset(ctx_, shape_->stem_input.data(), byte, shape_->stem_input.bytes());
 }
 
 const Graph& FarSeeNet::graph() const {
@@ -297,8 +323,24 @@ TensorView FarSeeNet::view(const TensorRef& r) const {
   return v;
 }
 
+TensorView FarSeeNet::stem_input_view() const {
+  TensorView v;
+  v.dtype = dtype_;
+  v.data = shape_->stem_input.data();
+  v.shape = stem_s2d_shape(shape_->graph->input.shape, stem_s2d_channels(dtype_));
+  v.pixel_stride = v.shape.c;
+  return v;
+}
+
 void FarSeeNet::set_input(const float* nhwc) {
-  const TensorView in = view(graph().input);
+  TensorView in = view(graph().input);
+  std::vector<float> s2d;  // the space-to-depth stem's input, rearranged on the way up
+  if (stem_s2d_) {
+    s2d.resize(size_t(stem_input_view().shape.elements()));
+    stem_s2d_input(nhwc, in.shape, stem_s2d_channels(dtype_), s2d.data());
+    in = stem_input_view();
+    nhwc = s2d.data();
+  }
   const size_t count = size_t(in.shape.elements());
   std::vector<uint16_t> half;
   if (dtype_ == DType::F32) {
@@ -328,7 +370,11 @@ void FarSeeNet::run_step(const Step& s) {
       options.workspace_bytes = shape_->workspace.bytes();
       options.tile_counters = shape_->tile_counters.as<int>();
       options.tile_counter_count = shape_->tile_counters.bytes() / sizeof(int);
-      conv_bn_act_fwd(ctx_, s.conv, x, p.conv, e, y, options);
+      if (is_s2d_stem(s.layer)) {
+        conv_bn_act_fwd(ctx_, stem_s2d_conv(s.conv), stem_input_view(), p.conv, e, y, options);
+      } else {
+        conv_bn_act_fwd(ctx_, s.conv, x, p.conv, e, y, options);
+      }
       break;
     }
     case StepKind::Depthwise: {

@@ -1,7 +1,9 @@
 // FarSee-Net inference on any executor (reference, emu, cuda), fp32 or fp16 activations.
 //
 // Construction folds BN into the conv weights and packs them for the executor (fp16 activations:
-// fp16 conv weights; depthwise weights and all biases stay fp32). prepare(n, h, w) infers shapes,
+// fp16 conv weights; depthwise weights and all biases stay fp32; the sub-pixel convs in sub-pixel
+// order, pack_subpixel_conv_weights; on emu and cuda the stem as space-to-depth, net/stem.h, whose
+// input set_input rearranges on upload). prepare(n, h, w) infers shapes,
 // plans the activation arena by liveness and allocates it; forward() runs every step through the
 // op entry points (conv_bn_act, depthwise_atrous, max_pool, resize_argmax) and leaves uint8 labels
 // at the output size on the executor. On cuda the first forward of a shape runs eagerly, the
@@ -107,6 +109,10 @@ class FarSeeNet {
     const float* bias = nullptr;       // [K] in the parameter arena
   };
   TensorView view(const TensorRef& r) const;
+  // The space-to-depth stem (net/stem.h; emu and cuda): its layer, weights and input.
+  bool is_s2d_stem(int layer) const;
+  ConvWeights pack_conv_layer(int layer, const std::vector<float>& krsc) const;
+  TensorView stem_input_view() const;
   void run_step(const Step& s);
   void run_output();
   void run_steps();
@@ -118,6 +124,7 @@ class FarSeeNet {
   DType dtype_;
   std::vector<Layer> layers_;
   std::vector<LayerParams> params_;
+  bool stem_s2d_ = false;   // the stem runs as space-to-depth (net/stem.h)
   rt::Buffer param_arena_;  // fp32 biases and depthwise weights
   int64_t parameter_bytes_ = 0;
 
@@ -128,6 +135,7 @@ class FarSeeNet {
     rt::Buffer arena;
     rt::Buffer workspace;      // fp32 split-K partial sums (conv_workspace_bytes)
     rt::Buffer tile_counters;  // int split-K tile counters, zeroed once (conv_tile_counter_count)
+    rt::Buffer stem_input;     // space-to-depth stem: the input as set_input rearranged it
     uint64_t last_used = 0;
   };
   // One output size of one input shape: the labels and the CUDA graph writing them.

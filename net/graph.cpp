@@ -114,13 +114,16 @@ class GraphBuilder {
                square_conv(hc.kernel), true);
     }
 
-    // Logits: sub-pixel conv, no BN/ReLU, optional bias.
+    // Logits: sub-pixel conv, no BN/ReLU, optional bias, into a buffer of padded channels.
     {
       const int t2 = c.up2_factor * c.up2_factor;
-      g_.logits =
-          conv("head.up2",
-               {conv_unit("head.up2.conv", "", c.num_classes * t2, x.shape.c, 1, c.logits_bias)}, x,
-               square_conv(1), false, c.up2_factor);
+      const int padded = (c.num_classes + kVectorChannels - 1) / kVectorChannels * kVectorChannels;
+      const Shape4 shape{x.shape.n, x.shape.h * c.up2_factor, x.shape.w * c.up2_factor, padded};
+      g_.logits = slice(new_tensor("head.up2", shape), 0, c.num_classes);
+      conv("head.up2",
+           {conv_unit("head.up2.conv", "", c.num_classes * t2, x.shape.c, 1, c.logits_bias)}, x,
+           square_conv(1), false, c.up2_factor, {}, g_.logits);
+      if (c.up2_factor > 1) g_.layers[g_.steps.back().layer].subpixel = c.up2_factor;
     }
     return std::move(g_);
   }
@@ -173,6 +176,8 @@ class GraphBuilder {
     s.conv = geom;
     s.relu = relu;
     s.shuffle = shuffle;
+    // Whole 16-byte runs of the destination's channels: sub-pixel packing needs no padding.
+    if (shuffle > 1 && y_shape.c % kVectorChannels == 0) g_.layers[s.layer].subpixel = shuffle;
     add_step(s);
     return into;
   }

@@ -42,6 +42,10 @@ struct Layer {
   bool depthwise = false;
   int K = 0, R = 1, S = 1, C = 0;  // KRSC; depthwise: K = channels, C = 1
   std::vector<ParamUnit> units;    // stacked along K in this order
+  // > 1: the conv's store pixel-shuffles by this factor AND its destination owns whole 16-byte
+  // runs of channels (K / t^2 a multiple of 8, or the logits' padded buffer), so inference packs
+  // its weights in sub-pixel order (pack_subpixel_conv_weights: one 16-byte vector per store).
+  int subpixel = 1;
 };
 
 // A view into a planned buffer: channels [channel_offset, channel_offset + shape.c).
@@ -71,6 +75,11 @@ struct Step {
   MaxPoolParams pool;  // MaxPool: 3x3, stride 2, pad 1 (torchvision ResNet)
 };
 
+// Channels of one 16-byte fp16 vector. The logits buffer's channels are the classes rounded up
+// to it (the sub-pixel logits conv stores 16-byte vectors, zeros in the padding; every reader
+// takes the num_classes slice, nothing reads the padding as classes).
+constexpr int kVectorChannels = 8;
+
 struct Graph {
   FarSeeConfig config;
   int n = 0, h = 0, w = 0;
@@ -78,7 +87,8 @@ struct Graph {
   std::vector<BufferDesc> buffers;
   std::vector<Step> steps;
   TensorRef input;   // [N, H, W, 3]
-  TensorRef logits;  // [N, H / logits_stride, W / logits_stride, num_classes]
+  TensorRef logits;  // [N, H / logits_stride, W / logits_stride, num_classes], a slice of a
+                     // buffer of channels padded to kVectorChannels (16-byte pixels)
 
   // Lifetimes for the memory plan: the input is live from before step 0, the logits until after
   // the last step (the output resize reads them).

@@ -10,8 +10,11 @@
 #include <cmath>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "kernels/core/conv_gemm.h"
+#include "kernels/core/subpixel_store.h"
 #include "tests/kernels/nhwc_test_tensor.h"
 #include "tests/kernels/split_k_counters.h"
 #include "tests/support/compare.h"
@@ -30,7 +33,8 @@ struct ConvCase {
   int shuffle = 1;
   Placement x_place = {}, y_place = {}, residual_place = {};
   ConvTile tile = ConvTile::Auto;
-  int split_k = 0;  // 0: heuristic (no workspace given: no split)
+  int split_k = 0;        // 0: heuristic (no workspace given: no split)
+  bool subpixel = false;  // pack_subpixel_conv_weights (shuffle > 1) on the executor under test
 };
 
 ConvShape geometry(const ConvCase& k) {
@@ -79,7 +83,10 @@ Outputs run_case(const Context& ctx, DType dtype, const ConvCase& k, const ConvD
   const ConvShape conv = geometry(k);
   auto run = [&](const Context& c, bool as_case) {
     const Placement none{};
-    ConvWeights w = pack_conv_weights(c, d.w, k.K, k.kernel, k.kernel, k.x.c, dtype);
+    ConvWeights w =
+        as_case && k.subpixel
+            ? pack_subpixel_conv_weights(c, d.w, k.K, k.kernel, k.kernel, k.x.c, dtype, k.shuffle)
+            : pack_conv_weights(c, d.w, k.K, k.kernel, k.kernel, k.x.c, dtype);
     NhwcTestTensor x(c, dtype, k.x, as_case ? k.x_place : none);
     x.upload(d.x);
     ConvEpilogue e;
@@ -112,8 +119,9 @@ Outputs run_case(const Context& ctx, DType dtype, const ConvCase& k, const ConvD
     }
     conv_bn_act_fwd(c, conv, x.view(), w, e, y.view(), options);
     std::vector<float> out = y.download();
-    if (as_case) {
-      EXPECT_TRUE(y.outside_untouched());
+    if (as_case) {  // sub-pixel packing stores zeros in the padding channels up to its stride
+      const int padding = w.subpixel_factor > 1 ? w.subpixel_stride - y.view().c() : 0;
+      EXPECT_TRUE(y.outside_untouched(padding));
       EXPECT_TRUE(counters.all_zero(c)) << "split-K tile counters not reset";
     }
     return out;
@@ -163,7 +171,8 @@ TEST_P(ConvBnActKernel, ExactStemSmallChannels) {
 }
 
 // 3x3 stride 1 and 2 (ResNet blocks, the stride-2 first conv of layers 2-4), dilation 2, C a
-// multiple of 8 but not of the 32-channel reduction step, K not a multiple of the tile or of 8.
+// multiple of 8 but not of the 32-channel reduction step (C = 8, 16: whole taps per step), K not a
+// multiple of the tile or of 8.
 TEST_P(ConvBnActKernel, Exact3x3StridesAndDilation) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
   std::vector<ConvCase> cases = {
@@ -171,6 +180,7 @@ TEST_P(ConvBnActKernel, Exact3x3StridesAndDilation) {
       {Shape4{2, 9, 7, 64}, 72, 3, 2},   // layer2 first conv class (odd H/W, batch 2)
       {Shape4{1, 7, 10, 40}, 20, 3, 1},  // C % 32 != 0, K % 8 != 0
       {Shape4{1, 11, 9, 16}, 24, 3, 1, 2}, {Shape4{1, 12, 13, 24}, 16, 3, 2, 3},
+      {Shape4{1, 9, 8, 8}, 16, 3, 2},  // C = 8: 4 taps per cp.async reduction step (9 taps)
   };
   cases[2].relu = false;
   expect_exact(GetParam(), cases, 200);
@@ -243,6 +253,85 @@ TEST_P(ConvBnActKernel, ExactPixelShuffleStore) {
   t2_3x3.y_place = Placement{1, 12};
   cases.push_back(t2_3x3);
   expect_exact(GetParam(), cases, 500);
+}
+
+// Sub-pixel packed weights (pack_subpixel_conv_weights): the x4 up1 class (K/16 = 16, 64 and
+// more channels per (i, j)), the x2 rtseg up1 class into the decoder slice, the 19-class logits
+// with bias into a y of pixel stride 24 (the padding channels 19..23 must come back zero), a
+// residual, every tile; the same values as the reference, nothing outside y's pixels written.
+TEST_P(ConvBnActKernel, ExactSubpixelPacked) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<ConvCase> cases;
+  for (ConvTile tile : {ConvTile::M128N128, ConvTile::M128N64, ConvTile::M64N64}) {
+    ConvCase up{Shape4{1, 5, 7, 32}, 1024, 1, 1};  // 64 channels per (i, j)
+    up.shuffle = 4;
+    up.subpixel = true;
+    up.tile = tile;
+    up.y_place = Placement{0, 72};  // the decoder concat: up1 writes its first channels
+    cases.push_back(up);
+  }
+  ConvCase t4{Shape4{1, 3, 4, 16}, 256, 1, 1};
+  t4.shuffle = 4;
+  t4.subpixel = true;
+  t4.residual = true;
+  cases.push_back(t4);
+  ConvCase t2{Shape4{2, 4, 5, 64}, 128, 1, 1};
+  t2.shuffle = 2;
+  t2.relu = false;
+  t2.subpixel = true;
+  t2.y_place = Placement{8, 48};
+  cases.push_back(t2);
+  ConvCase logits{Shape4{2, 5, 3, 32}, 19 * 16, 1, 1};
+  logits.shuffle = 4;
+  logits.relu = false;
+  logits.subpixel = true;
+  logits.y_place = Placement{0, 24};
+  cases.push_back(logits);
+  ConvCase odd = logits;  // y at an odd offset: element stores, still exact
+  odd.y_place = Placement{1, 24};
+  odd.K = 16 * 16;
+  cases.push_back(odd);
+  expect_exact(GetParam(), cases, 550);
+}
+
+// Stores of V elements (16 bytes) the sub-pixel epilogue makes, out of all its stores, for a
+// 1x1 conv of K channels shuffled by t into a y of pixel stride y_stride (8 x 8 conv output).
+template <typename T>
+std::pair<int, int> subpixel_vector_stores(int K, int t, int y_stride) {
+  constexpr int V = 16 / sizeof(T);
+  const int t2 = t * t, channels = K / t2;
+  const SubpixelColumns s{t2, channels, (channels + V - 1) / V * V};
+  EXPECT_LE(s.stride, y_stride);
+  std::vector<T> y(size_t(8 * t) * 8 * t * y_stride);  // operator new: 16-byte aligned
+  const ConvOutputIndex<T> out{y.data(), y_stride, 8 * t, 8 * t, 8, 8, t};
+  int vectors = 0, stores = 0;
+  for (int m = 0; m < 8 * 8; ++m) {
+    for (int n = 0; n < t2 * s.stride; n += V) {
+      const int count = subpixel_group_count(s, n, V);
+      EXPECT_GT(count, 0) << "column " << n;
+      const int width = subpixel_store_width<V>(out.element(m, subpixel_conv_channel(s, n)));
+      vectors += width == V ? 1 : 0;
+      stores += width == V ? 1 : count;
+    }
+  }
+  return {vectors, stores};
+}
+
+// The store width the sub-pixel epilogue picks (kernels/core/subpixel_store.h, the test the
+// kernels' store_subpixel makes) for the net's sub-pixel convs: every store is one 16-byte vector
+// of 8 halves / 4 floats, the logits included thanks to their padded stride (24 channels).
+TEST(ConvBnActSubpixel, EveryStoreIsOneVector) {
+  struct Conv {
+    int K, t, y_stride;
+  };
+  // paper up1 (256 x 16 into the 304-channel decoder), rtseg up1 (512 x 4 into 560), logits.
+  for (const Conv cv : {Conv{4096, 4, 304}, Conv{2048, 2, 560}, Conv{19 * 16, 4, 24}}) {
+    SCOPED_TRACE("K " + std::to_string(cv.K) + " t " + std::to_string(cv.t));
+    const auto half = subpixel_vector_stores<uint16_t>(cv.K, cv.t, cv.y_stride);
+    EXPECT_EQ(half.first, half.second);
+    const auto single = subpixel_vector_stores<float>(cv.K, cv.t, cv.y_stride);
+    EXPECT_EQ(single.first, single.second);
+  }
 }
 
 // The cpu executor's split of the deep layers (conv_gemm_tiling, kernels/cpu/gemm.cpp): few
@@ -558,6 +647,33 @@ TEST(ConvBnActArguments, RejectsBadArguments) {
   EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, e, y.view(), split), Error);
   // unpacked weights
   EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), ConvWeights{}, e, y.view()), Error);
+}
+
+// Sub-pixel packed weights (19 classes x 4^2, fp32 stride 20): the epilogue must shuffle by the
+// packing's factor, y's pixel stride must cover the padding it zeroes, and K never splits.
+TEST(ConvBnActArguments, RejectsBadSubpixelUse) {
+  const Context ctx{Executor::Emu, nullptr};
+  const ConvShape conv = square_conv(1);
+  NhwcTestTensor x(ctx, DType::F32, Shape4{1, 2, 2, 8});
+  ConvWeights w = pack_subpixel_conv_weights(ctx, std::vector<float>(19 * 16 * 8, 1.0f), 19 * 16, 1,
+                                             1, 8, DType::F32, 4);
+  EXPECT_EQ(w.subpixel_stride, 20);
+  ConvEpilogue e;
+  e.shuffle_factor = 4;
+  NhwcTestTensor padded(ctx, DType::F32, Shape4{1, 8, 8, 19}, Placement{0, 20});
+  EXPECT_NO_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w, e, padded.view()));
+  NhwcTestTensor dense(ctx, DType::F32, Shape4{1, 8, 8, 19});
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w, e, dense.view()), Error);
+  ConvEpilogue plain;  // packed for x4, stored un-shuffled
+  NhwcTestTensor unshuffled(ctx, DType::F32, Shape4{1, 2, 2, 19 * 16});
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w, plain, unshuffled.view()), Error);
+  ConvOptions split;
+  split.split_k = 2;
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w, e, padded.view(), split), Error);
+  EXPECT_EQ(conv_workspace_bytes(conv, w, x.view().shape), 0u);
+  EXPECT_THROW(
+      pack_subpixel_conv_weights(ctx, std::vector<float>(18 * 8, 1.0f), 18, 1, 1, 8, DType::F32, 4),
+      Error);
 }
 
 }  // namespace

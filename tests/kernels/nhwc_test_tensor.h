@@ -70,11 +70,20 @@ class NhwcTestTensor {
   }
 
   // True when every element outside the slice still holds the 0xFF poison (call after download()).
-  ::testing::AssertionResult outside_untouched() const {
+  // written_padding: channels [offset + C, offset + C + written_padding) must hold zeros instead
+  // (the padding a sub-pixel packed conv stores, kernels/conv_bn_act.h).
+  ::testing::AssertionResult outside_untouched(int written_padding = 0) const {
     const size_t esize = dtype_size(dtype_);
     for (int64_t p = 0; p < shape_.pixels(); ++p) {
       for (int c = 0; c < pixel_stride_; ++c) {
         if (c >= offset_ && c < offset_ + shape_.c) continue;
+        if (c >= offset_ + shape_.c && c < offset_ + shape_.c + written_padding) {
+          if (get_host(p * pixel_stride_ + c) != 0.0f) {
+            return ::testing::AssertionFailure()
+                   << "padding channel not zero: pixel " << p << ", buffer channel " << c;
+          }
+          continue;
+        }
         const size_t byte = size_t(p * pixel_stride_ + c) * esize;
         for (size_t b = 0; b < esize; ++b) {
           if (host_[byte + b] != 0xFF) {
