@@ -76,6 +76,7 @@
 #include "kernels/core/conv_gemm.h"
 #include "kernels/core/epilogue.h"
 #include "kernels/core/launch.h"
+#include "kernels/core/mem_access.h"
 #include "kernels/core/mma_tile.h"
 #include "kernels/core/nhwc_index.h"
 #include "kernels/core/per_device_once.h"
@@ -126,7 +127,7 @@ struct ConvStore : ConvOutputIndex<T> {
 
   FARSEE_HD float value(float acc, int m, int k) const {
     if (residual == nullptr) return epilogue(acc, k);
-    return epilogue(acc, k, to_float(residual[int64_t(m) * residual_pixel_stride + k]));
+    return epilogue(acc, k, to_float(ld(&residual[int64_t(m) * residual_pixel_stride + k])));
   }
   // Stores group `cg` of output pixel m from its accumulators acc[0 .. cg.count).
   template <int V>
@@ -150,7 +151,7 @@ struct ConvStore : ConvOutputIndex<T> {
     for (int e = 0; e < V; ++e) {
       if (e < cg.count) {
         const int k = cg.k0 + e * cg.step;
-        *this->element(m, k) = from_float<T>(value(acc[e], m, k));
+        st(this->element(m, k), from_float<T>(value(acc[e], m, k)));
       }
     }
   }
@@ -178,7 +179,7 @@ __global__ void __launch_bounds__(256)
       const float* slice = workspace + (int64_t(z) * M + m) * K + cg.k0;
 #pragma unroll
       for (int e = 0; e < V; ++e) {
-        if (e < cg.count) acc[e] += slice[e * cg.step];
+        if (e < cg.count) acc[e] += ld(&slice[e * cg.step]);
       }
     }
     out.template store<V>(m, cg, acc);
@@ -256,14 +257,15 @@ FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __hal
     uint16_t v = 0;
     if (red0 + e < g.reduction) {
       const int p = window_pixel(g, s.a_origin[0], cur.r, cur.s);
-      if (p >= 0) v = xs[source_offset(g, p, cur.c)];
+      if (p >= 0) v = ld(&xs[source_offset(g, p, cur.c)]);
     }
     cur.advance(g);
     chunk.v[e % kChunkHalves] = v;
     if (e % kChunkHalves == kChunkHalves - 1) {
       const int logical = (s.gather_part * kGatherSpan + e) / kChunkHalves;
-      *reinterpret_cast<Pack<uint16_t, kChunkHalves>*>(
-          a_tile + swizzled_rows32(s.gather_row, logical)) = chunk;
+      st(reinterpret_cast<Pack<uint16_t, kChunkHalves>*>(a_tile +
+                                                         swizzled_rows32(s.gather_row, logical)),
+         chunk);
     }
   }
   const int b_red = tile * kTileRed + s.load_chunk * kChunkHalves;
@@ -318,7 +320,7 @@ FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half
     const float* src = staged + row * Cfg::kEpilogueStride + (cg.k0 - n0);
     float v[kEpilogueVector];
 #pragma unroll
-    for (int e = 0; e < kEpilogueVector; ++e) v[e] = e < cg.count ? src[e * cg.step] : 0.0f;
+    for (int e = 0; e < kEpilogueVector; ++e) v[e] = e < cg.count ? ld(&src[e * cg.step]) : 0.0f;
     out.template store<kEpilogueVector>(m, cg, v);
   }
 }
@@ -423,14 +425,14 @@ FARSEE_DEVICE void simt_mainloop(const TileRange& range, float (&a_tile)[2][kSim
 #pragma unroll
       for (int i = 0; i < Cfg::kTm; i += 4) {
         const Pack<float, 4> v =
-            *reinterpret_cast<const Pack<float, 4>*>(&a_tile[buffer][kk][simt_offset(i, ty)]);
+            ld(reinterpret_cast<const Pack<float, 4>*>(&a_tile[buffer][kk][simt_offset(i, ty)]));
 #pragma unroll
         for (int e = 0; e < 4; ++e) a[i + e] = v.v[e];
       }
 #pragma unroll
       for (int j = 0; j < Cfg::kTn; j += 4) {
         const Pack<float, 4> v =
-            *reinterpret_cast<const Pack<float, 4>*>(&b_tile[buffer][kk][simt_offset(j, tx)]);
+            ld(reinterpret_cast<const Pack<float, 4>*>(&b_tile[buffer][kk][simt_offset(j, tx)]));
 #pragma unroll
         for (int e = 0; e < 4; ++e) b[j + e] = v.v[e];
       }
@@ -475,20 +477,21 @@ __global__ void __launch_bounds__(kSimtThreads)
 #pragma unroll
     for (int i = 0; i < Cfg::kALoads; ++i) {
       const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
-      a_next[i] = p >= 0 ? x[source_offset(g, p, cur.c)] : 0.0f;
+      a_next[i] = p >= 0 ? ld(&x[source_offset(g, p, cur.c)]) : 0.0f;
     }
 #pragma unroll
     for (int i = 0; i < Cfg::kBLoads; ++i) {
       const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
       const int k = n0 + b_col;
-      b_next[i] = red_b < g.reduction && k < g.K ? w[int64_t(red_b) * g.K + k] : 0.0f;
+      b_next[i] = red_b < g.reduction && k < g.K ? ld(&w[int64_t(red_b) * g.K + k]) : 0.0f;
     }
   };
   auto stash = [&](int buffer) {
 #pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_col][a_row + 32 * i] = a_next[i];
+    for (int i = 0; i < Cfg::kALoads; ++i) st(&a_tile[buffer][a_col][a_row + 32 * i], a_next[i]);
 #pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kBRowStep * i][b_col] = b_next[i];
+    for (int i = 0; i < Cfg::kBLoads; ++i)
+      st(&b_tile[buffer][b_row + kBRowStep * i][b_col], b_next[i]);
   };
 
   float acc[Cfg::kTm][Cfg::kTn];
@@ -502,7 +505,7 @@ __global__ void __launch_bounds__(kSimtThreads)
 #pragma unroll
       for (int j = 0; j < Cfg::kTn; ++j) {
         const int k = n0 + simt_offset(j, tx);
-        if (m < g.M && k < g.K) slice[int64_t(m) * g.K + k] = acc[i][j];
+        if (m < g.M && k < g.K) st(&slice[int64_t(m) * g.K + k], acc[i][j]);
       }
     }
     return;
