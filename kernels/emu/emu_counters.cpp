@@ -236,13 +236,17 @@ void counters_marker() {
   if (counters_on()) ++g_markers;
 }
 
-CountersLaunchScope::CountersLaunchScope(const char* kernel, size_t threads_per_block,
-                                         const void* static_smem, size_t static_bytes,
-                                         const void* dynamic_smem, size_t dynamic_bytes)
+CountersLaunchScope::CountersLaunchScope(const char* kernel, const char* file, int line,
+                                         size_t threads_per_block, const void* static_smem,
+                                         size_t static_bytes, const void* dynamic_smem,
+                                         size_t dynamic_bytes)
     : active_(counters_on()) {
   if (!active_) return;
   auto* st = new LaunchState;
-  st->counters.kernel = kernel ? kernel : "?";
+  std::string where = file ? file : "?";
+  where = where.substr(where.find_last_of('/') + 1);  // npos + 1 = 0: no folder
+  st->counters.kernel =
+      std::string(kernel ? kernel : "?") + "@" + where + ":" + std::to_string(line);
   st->counters.launches = 1;
   st->threads.resize(threads_per_block);
   const void* base[2] = {static_smem, dynamic_smem};

@@ -42,7 +42,7 @@ struct GlobalAccessStats {
 };
 
 struct LaunchCounters {
-  std::string kernel;
+  std::string kernel;  // launched name @ file:line of the launch ("kernel@conv_bn_act.cu:604")
   int64_t launches = 0;
   int64_t marker = 0;  // counters_marker() calls before this launch (see counters_marker)
   GlobalAccessStats global_load, global_store;
@@ -79,8 +79,9 @@ inline bool counters_on() {
 // Brackets one launch on this host thread; the shared arenas tell shared from global addresses.
 class CountersLaunchScope {
  public:
-  CountersLaunchScope(const char* kernel, size_t threads_per_block, const void* static_smem,
-                      size_t static_bytes, const void* dynamic_smem, size_t dynamic_bytes);
+  CountersLaunchScope(const char* kernel, const char* file, int line, size_t threads_per_block,
+                      const void* static_smem, size_t static_bytes, const void* dynamic_smem,
+                      size_t dynamic_bytes);
   ~CountersLaunchScope();
   CountersLaunchScope(const CountersLaunchScope&) = delete;
   CountersLaunchScope& operator=(const CountersLaunchScope&) = delete;

@@ -541,8 +541,8 @@ void run_grid(const LaunchInfo& info, BodyFn body, void* closure) {
   s.block.block_dim = info.block;
   s.block.grid_dim = info.grid;
   s.block.dynamic_smem = info.dynamic_smem ? s.dynamic_arena.data() : nullptr;
-  CountersLaunchScope counting(info.kernel_name, threads, s.static_arena, kStaticSmemLimit,
-                               s.block.dynamic_smem, info.dynamic_smem);
+  CountersLaunchScope counting(info.kernel_name, info.file, info.line, threads, s.static_arena,
+                               kStaticSmemLimit, s.block.dynamic_smem, info.dynamic_smem);
   const bool reverse = s.schedule == Schedule::GreedyReverse;
   const uint64_t blocks = uint64_t(info.grid.x) * info.grid.y * info.grid.z;
   for (uint64_t k = 0; k < blocks; ++k) {
