@@ -9,15 +9,15 @@
 //                            Pack<__half, 8>). V = 1 is the scalar fallback.
 //   load_as_float<V>(p, out) V elements at p (aligned to V * sizeof(T)) -> fp32 registers
 //   store_from_float<V>(p, v) fp32 registers -> V elements at p (same alignment)
-// Both go through ld/st (kernels/core/mem_access.h), so emu's counters see one access of
-// V * sizeof(T) bytes. The caller guarantees the alignment: host code picks V with vector_width()
-// in kernels/core/nhwc_index.h, which checks channel count, pixel stride and base address.
+// Under emu both report one access of V * sizeof(T) bytes to the performance counters
+// (kernels/emu/emu_counters.h). The caller guarantees the alignment: host code picks V with
+// vector_width() in kernels/core/nhwc_index.h, which checks channel count, pixel stride and base
+// address.
 #pragma once
 
 #include <cuda_fp16.h>
 
 #include "kernels/core/hd.h"
-#include "kernels/core/mem_access.h"
 
 namespace farsee {
 
@@ -50,7 +50,10 @@ struct alignas(sizeof(T) * V) Pack {
 
 template <int V, typename T>
 FARSEE_HD void load_as_float(const T* p, float (&out)[V]) {
-  const Pack<T, V> pack = ld(reinterpret_cast<const Pack<T, V>*>(p));
+#if defined(FARSEE_EMU)
+  ::emu::count_access_call(p, int(sizeof(Pack<T, V>)), false);  // emu.h: a call, not a branch
+#endif
+  const Pack<T, V> pack = *reinterpret_cast<const Pack<T, V>*>(p);
 #ifdef __CUDACC__  // host code includes this header too, and g++ has no `#pragma unroll`
 #pragma unroll
 #endif
@@ -64,7 +67,10 @@ FARSEE_HD void store_from_float(T* p, const float (&values)[V]) {
 #pragma unroll
 #endif
   for (int i = 0; i < V; ++i) pack.v[i] = from_float<T>(values[i]);
-  st(reinterpret_cast<Pack<T, V>*>(p), pack);
+#if defined(FARSEE_EMU)
+  ::emu::count_access_call(p, int(sizeof(Pack<T, V>)), true);
+#endif
+  *reinterpret_cast<Pack<T, V>*>(p) = pack;
 }
 
 }  // namespace farsee

@@ -137,12 +137,18 @@ void launch(const char* file, int line, const char* name, void (*kernel)(P...), 
   defer_launch(info, body, std::move(closure), stream, int(sizeof...(P)), scalars);
 }
 
-// ---- performance counters (kernels/emu/emu_counters.h): one flag test when off ----
-inline void count_access(const void* p, int bytes, bool store) {
-  if (!counters_on() || !counters_in_launch()) return;  // host code sharing an inline helper
+// ---- performance counters (kernels/emu/emu_counters.h) ----
+// count_access: one flag test inline (farsee::ld/st, the hot loops). count_access_call: always a
+// call, no branch in the caller (vec.h's packed loads: with a branch there, g++ lost track of
+// conditionally loaded registers and warned -Wmaybe-uninitialized in batchnorm.cu).
+[[gnu::noinline, gnu::cold]] inline void count_access_call(const void* p, int bytes, bool store) {
+  if (!counters_on() || !counters_in_launch()) return;  // host code shares vec.h
   const uint3 t = current_thread()->thread_idx;
   const dim3 b = current_block()->block_dim;
   counters_access(int(t.x + b.x * (t.y + b.y * t.z)), p, bytes, store);
+}
+inline void count_access(const void* p, int bytes, bool store) {
+  if (__builtin_expect(counters_on(), false)) count_access_call(p, bytes, store);
 }
 int lane_id();
 inline void count_mma() {
