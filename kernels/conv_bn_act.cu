@@ -89,6 +89,7 @@
 #include "kernels/core/epilogue.h"
 #include "kernels/core/fixed_order_reduce.h"
 #include "kernels/core/launch.h"
+#include "kernels/core/mem_access.h"
 #include "kernels/core/mma_tile.h"
 #include "kernels/core/nhwc_index.h"
 #include "kernels/core/per_device_once.h"
@@ -153,7 +154,7 @@ struct ConvStore : ConvOutputIndex<T> {
 
   FARSEE_HD float value(float acc, int m, int k) const {
     if (residual == nullptr) return epilogue(acc, k);
-    return epilogue(acc, k, to_float(residual[int64_t(m) * residual_pixel_stride + k]));
+    return epilogue(acc, k, to_float(ld(&residual[int64_t(m) * residual_pixel_stride + k])));
   }
   // Stores group `cg` of output pixel m from its accumulators acc[0 .. cg.count).
   template <int V>
@@ -181,7 +182,7 @@ struct ConvStore : ConvOutputIndex<T> {
     for (int e = 0; e < V; ++e) {
       if (e < cg.count) {
         const int k = cg.k0 + e * cg.step;
-        *this->element(m, k) = from_float<T>(value(acc[e], m, k));
+        st(this->element(m, k), from_float<T>(value(acc[e], m, k)));
       }
     }
   }
@@ -274,14 +275,15 @@ FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __hal
     uint16_t v = 0;
     if (red0 + e < g.reduction) {
       const int p = window_pixel(g, s.a_origin[0], cur.r, cur.s);
-      if (p >= 0) v = xs[source_offset(g, p, cur.c)];
+      if (p >= 0) v = ld(&xs[source_offset(g, p, cur.c)]);
     }
     cur.advance(g);
     chunk.v[e % kChunkHalves] = v;
     if (e % kChunkHalves == kChunkHalves - 1) {
       const int logical = (s.gather_part * kGatherSpan + e) / kChunkHalves;
-      *reinterpret_cast<Pack<uint16_t, kChunkHalves>*>(
-          a_tile + swizzled_rows32(s.gather_row, logical)) = chunk;
+      st(reinterpret_cast<Pack<uint16_t, kChunkHalves>*>(a_tile +
+                                                         swizzled_rows32(s.gather_row, logical)),
+         chunk);
     }
   }
   const int b_red = tile * kTileRed + s.load_chunk * kChunkHalves;
@@ -356,7 +358,7 @@ FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half
     const float* src = staged + row * Cfg::kEpilogueStride + (cg.k0 - n0);
     float v[kEpilogueVector];
 #pragma unroll
-    for (int e = 0; e < kEpilogueVector; ++e) v[e] = e < cg.count ? src[e * cg.step] : 0.0f;
+    for (int e = 0; e < kEpilogueVector; ++e) v[e] = e < cg.count ? ld(&src[e * cg.step]) : 0.0f;
     out.template store<kEpilogueVector>(m, cg, v);
   }
 }
@@ -377,8 +379,8 @@ FARSEE_DEVICE bool mma_splitk_reduce(const Acc& acc, const AccFragment& frag, co
     const int row = q / Cfg::BN, col = q - row * Cfg::BN;
     const int m = m0 + row, k = n0 + col;
     if (m < g.M && k < g.K) {
-      staged[row * Cfg::kEpilogueStride + col] =
-          splitk_sum(workspace + int64_t(m) * g.K + k, slice, int(gridDim.z));
+      st(&staged[row * Cfg::kEpilogueStride + col],
+         splitk_sum(workspace + int64_t(m) * g.K + k, slice, int(gridDim.z)));
     }
   }
   __syncthreads();
@@ -484,14 +486,14 @@ FARSEE_DEVICE void simt_mainloop(const TileRange& range, float (&a_tile)[2][kSim
 #pragma unroll
       for (int i = 0; i < Cfg::kTm; i += 4) {
         const Pack<float, 4> v =
-            *reinterpret_cast<const Pack<float, 4>*>(&a_tile[buffer][kk][simt_offset(i, ty)]);
+            ld(reinterpret_cast<const Pack<float, 4>*>(&a_tile[buffer][kk][simt_offset(i, ty)]));
 #pragma unroll
         for (int e = 0; e < 4; ++e) a[i + e] = v.v[e];
       }
 #pragma unroll
       for (int j = 0; j < Cfg::kTn; j += 4) {
         const Pack<float, 4> v =
-            *reinterpret_cast<const Pack<float, 4>*>(&b_tile[buffer][kk][simt_offset(j, tx)]);
+            ld(reinterpret_cast<const Pack<float, 4>*>(&b_tile[buffer][kk][simt_offset(j, tx)]));
 #pragma unroll
         for (int e = 0; e < 4; ++e) b[j + e] = v.v[e];
       }
@@ -527,7 +529,7 @@ FARSEE_DEVICE bool simt_splitk_reduce(float (&acc)[Cfg::kTm][Cfg::kTn], const Co
     }
   };
   float* own = workspace + int64_t(blockIdx.z) * slice;
-  for_each_element([&](float& a, int64_t e) { own[e] = a; });
+  for_each_element([&](float& a, int64_t e) { st(&own[e], a); });
   if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
     return false;
   for_each_element(
@@ -564,20 +566,21 @@ __global__ void __launch_bounds__(kSimtThreads)
 #pragma unroll
     for (int i = 0; i < Cfg::kALoads; ++i) {
       const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
-      a_next[i] = p >= 0 ? x[source_offset(g, p, cur.c)] : 0.0f;
+      a_next[i] = p >= 0 ? ld(&x[source_offset(g, p, cur.c)]) : 0.0f;
     }
 #pragma unroll
     for (int i = 0; i < Cfg::kBLoads; ++i) {
       const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
       const int k = n0 + b_col;
-      b_next[i] = red_b < g.reduction && k < g.K ? w[int64_t(red_b) * g.K + k] : 0.0f;
+      b_next[i] = red_b < g.reduction && k < g.K ? ld(&w[int64_t(red_b) * g.K + k]) : 0.0f;
     }
   };
   auto stash = [&](int buffer) {
 #pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_col][a_row + 32 * i] = a_next[i];
+    for (int i = 0; i < Cfg::kALoads; ++i) st(&a_tile[buffer][a_col][a_row + 32 * i], a_next[i]);
 #pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kBRowStep * i][b_col] = b_next[i];
+    for (int i = 0; i < Cfg::kBLoads; ++i)
+      st(&b_tile[buffer][b_row + kBRowStep * i][b_col], b_next[i]);
   };
 
   float acc[Cfg::kTm][Cfg::kTn];

@@ -19,6 +19,7 @@
 
 #include "kernels/core/conv_shape.h"
 #include "kernels/core/launch.h"
+#include "kernels/core/mem_access.h"
 #include "kernels/core/nhwc_index.h"
 #include "kernels/pixel_shuffle.h"
 
@@ -61,7 +62,8 @@ __global__ void __launch_bounds__(kThreads)
     const int t = e / input_run;
     const int k = e - t * input_run;
     const int c = k / taps;
-    stage[(t * tiling.tile_c + c) * slot + (k - c * taps)] = x.pixel(n, h, w0 + t)[c0 * taps + k];
+    st(&stage[(t * tiling.tile_c + c) * slot + (k - c * taps)],
+       ld(&x.pixel(n, h, w0 + t)[c0 * taps + k]));
   }
   __syncthreads();
 
@@ -72,8 +74,8 @@ __global__ void __launch_bounds__(kThreads)
       const int c = e - q * tile_c;
       const int t = q / factor;
       const int j = q - t * factor;
-      y.pixel(n, h * factor + i, w0 * factor + q)[c0 + c] =
-          stage[(t * tiling.tile_c + c) * slot + i * factor + j];
+      st(&y.pixel(n, h * factor + i, w0 * factor + q)[c0 + c],
+         ld(&stage[(t * tiling.tile_c + c) * slot + i * factor + j]));
     }
   }
 }

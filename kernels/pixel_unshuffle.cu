@@ -14,6 +14,7 @@
 
 #include "kernels/core/conv_shape.h"
 #include "kernels/core/launch.h"
+#include "kernels/core/mem_access.h"
 #include "kernels/core/nhwc_index.h"
 #include "kernels/pixel_unshuffle.h"
 
@@ -38,7 +39,7 @@ __global__ void __launch_bounds__(kThreads)
     const int t = k - c * taps;
     const int i = t / factor;
     const int j = t - i * factor;
-    y.pixel(p)[k] = x.pixel(o.n, o.y * factor + i, o.x * factor + j)[c];
+    st(&y.pixel(p)[k], ld(&x.pixel(o.n, o.y * factor + i, o.x * factor + j)[c]));
   }
 }
 

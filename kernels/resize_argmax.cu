@@ -33,6 +33,7 @@
 #include "kernels/core/bilinear.h"
 #include "kernels/core/conv_shape.h"
 #include "kernels/core/launch.h"
+#include "kernels/core/mem_access.h"
 #include "kernels/core/nhwc_index.h"
 #include "kernels/core/vec.h"
 #include "kernels/resize_argmax.h"
@@ -85,9 +86,9 @@ FARSEE_DEVICE void stage_source_rows(const Nhwc<const T>& logits, int n, int fir
     int column = start_column, c = start_channel;
     while (column < tile_w) {
       const BilinearTap tx = tap_x[column];
-      const float a = to_float(source_row[int64_t(tx.i0) * logits.pixel_stride + c]);
-      const float b = to_float(source_row[int64_t(tx.i1) * logits.pixel_stride + c]);
-      staged_row[column * stride + c] = tx.l0 * a + tx.l1 * b;
+      const float a = to_float(ld(&source_row[int64_t(tx.i0) * logits.pixel_stride + c]));
+      const float b = to_float(ld(&source_row[int64_t(tx.i1) * logits.pixel_stride + c]));
+      st(&staged_row[column * stride + c], tx.l0 * a + tx.l1 * b);
       column += step_columns;
       c += step_channels;
       if (c >= channels) {
@@ -122,7 +123,7 @@ FARSEE_DEVICE int argmax_pixel(const float* upper, const float* lower, BilinearT
     }
   }
   for (; c < channels; ++c) {
-    const float v = ty.l0 * upper[c] + ty.l1 * lower[c];
+    const float v = ty.l0 * ld(&upper[c]) + ty.l1 * ld(&lower[c]);
     nan_probe += v;
     if (v > best) {
       best = v;
@@ -172,8 +173,8 @@ __global__ void __launch_bounds__(kThreads)
     const BilinearTap ty = tap_y[ly];
     const float* upper = rows + ((ty.i0 - first_row) * tiling.tile_w + lx) * stride;
     const float* lower = rows + ((ty.i1 - first_row) * tiling.tile_w + lx) * stride;
-    labels[(int64_t(n) * out_h + oy0 + ly) * out_w + ox0 + lx] =
-        uint8_t(argmax_pixel(upper, lower, ty, logits.c));
+    st(&labels[(int64_t(n) * out_h + oy0 + ly) * out_w + ox0 + lx],
+       uint8_t(argmax_pixel(upper, lower, ty, logits.c)));
   }
 }
 

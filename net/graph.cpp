@@ -308,15 +308,17 @@ std::vector<BufferLifetime> Graph::buffer_lifetimes(DType dtype) const {
   return out;
 }
 
+double Graph::step_macs(const Step& s) const {
+  if (s.kind == StepKind::MaxPool) return 0;
+  const Layer& l = layers[s.layer];
+  const double out_pixels =
+      double(s.x.shape.n) * s.conv.out_h(s.x.shape.h) * s.conv.out_w(s.x.shape.w);
+  return out_pixels * l.K * l.R * l.S * l.C;
+}
+
 double Graph::macs() const {
   double total = 0;
-  for (const Step& s : steps) {
-    if (s.kind == StepKind::MaxPool) continue;
-    const Layer& l = layers[s.layer];
-    const double out_pixels =
-        double(s.x.shape.n) * s.conv.out_h(s.x.shape.h) * s.conv.out_w(s.x.shape.w);
-    total += out_pixels * l.K * l.R * l.S * l.C;
-  }
+  for (const Step& s : steps) total += step_macs(s);
   return total;
 }
 

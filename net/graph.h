@@ -93,8 +93,9 @@ struct Graph {
   // Lifetimes for the memory plan: the input is live from before step 0, the logits until after
   // the last step (the output resize reads them).
   std::vector<BufferLifetime> buffer_lifetimes(DType dtype) const;
-  // Multiply-accumulates of all convs (for reports).
+  // Multiply-accumulates of all convs (for reports), and of one step (0 for a pool).
   double macs() const;
+  double step_macs(const Step& s) const;
 };
 
 // Shape inference for batch n and input h x w: both must be positive multiples of 32 (the

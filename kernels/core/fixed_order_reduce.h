@@ -26,6 +26,7 @@
 
 #include "kernels/core/hd.h"
 #include "kernels/core/launch.h"
+#include "kernels/core/mem_access.h"
 
 namespace farsee {
 
@@ -71,7 +72,7 @@ FARSEE_DEVICE float load_partial(const float* p) {
 #if defined(__CUDA_ARCH__)
   return __ldcg(p);
 #else
-  return *p;
+  return ld(p);  // counted by the emu performance counters
 #endif
 }
 

@@ -24,6 +24,7 @@
 
 #include "kernels/core/conv_gemm.h"
 #include "kernels/core/hd.h"
+#include "kernels/core/mem_access.h"
 #include "kernels/core/ptx.h"
 
 namespace farsee {
@@ -207,7 +208,7 @@ FARSEE_DEVICE void store_fp32_tile(const float (&acc)[kMi][kNi][4], const AccFra
     const int row = row0 + r, col = col0 + c;
     if (row < rows && col < cols) {
       float* d = dst + int64_t(row_of(row)) * cols + col;
-      *d = add ? *d + v : v;
+      st(d, add ? ld(d) + v : v);
     }
   });
 }
@@ -217,7 +218,7 @@ FARSEE_DEVICE void store_fp32_tile(const float (&acc)[kMi][kNi][4], const AccFra
 template <int kMi, int kNi>
 FARSEE_DEVICE void stage_accumulators(const float (&acc)[kMi][kNi][4], const AccFragment& frag,
                                       float* staged, int stride) {
-  for_each_accumulator(acc, frag, [&](int r, int c, float v) { staged[r * stride + c] = v; });
+  for_each_accumulator(acc, frag, [&](int r, int c, float v) { st(&staged[r * stride + c], v); });
 }
 
 }  // namespace farsee

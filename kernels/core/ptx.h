@@ -123,7 +123,10 @@ inline uint32_t pack(uint16_t lo, uint16_t hi) {
 template <int Count, bool Trans>
 inline void ldmatrix(uint32_t (&r)[Count], const void* row, const char* what) {
   const int lane = ::emu::lane_id();
-  if (lane < 8 * Count) require_aligned16(row, what);
+  if (lane < 8 * Count) {
+    require_aligned16(row, what);
+    ::emu::count_access(row, 16, false);  // lanes 8j..8j+7 read matrix j's 16-byte rows
+  }
   const ::emu::WarpPayload* all = ::emu::warp_exchange(::emu::WarpOp::Gather, 0xffffffffu, &row,
                                                        sizeof row, __FILE__, __LINE__);
   auto row_of = [&](int matrix, int i) {
@@ -174,6 +177,7 @@ inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (
       B[2 * q + (i & 1) + 8 * (i >> 1)][g] = half_bits_to_float<Half>(bits);
     }
   }
+  ::emu::count_mma();
   const int lane = ::emu::lane_id();
   const int g = lane >> 2, q = lane & 3;
   for (int i = 0; i < 4; ++i) {
@@ -219,6 +223,9 @@ inline void cp_async_16(void* smem_dst, const void* global_src, int src_bytes) {
   if (src_bytes > 0) detail::require_aligned16(global_src, "cp_async_16 source");
   if (src_bytes < 0 || src_bytes > 16)
     throw std::runtime_error("cp_async_16: src_bytes not in 0..16");
+  // Counted at issue: a 16-byte global read (none when all zero-fill) and a 16-byte shared write.
+  if (src_bytes > 0) ::emu::count_access(global_src, 16, false);
+  ::emu::count_access(smem_dst, 16, true);
   ::emu::cp_async_enqueue(smem_dst, global_src, src_bytes, 16);
 }
 inline void cp_async_commit() {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/core/check.h"
+#include "kernels/emu/emu_counters.h"
 #include "kernels/emu/emu_stream.h"
 
 #if FARSEE_HAVE_CUDA
@@ -294,8 +295,10 @@ void host_stamp(Executor e, const Context& ctx, void* stamp_ptr, const char* cal
     stamp->t = Clock::now();
     return;
   }
-  emu::StreamOp op{
-      emu::OpKind::Timestamp, call, "rt::Timer", 0, 0, [stamp] { stamp->t = Clock::now(); }};
+  emu::StreamOp op{emu::OpKind::Timestamp, call, "rt::Timer", 0, 0, [stamp] {
+                     stamp->t = Clock::now();
+                     emu::counters_marker();  // farsee-emu-profile's step boundaries
+                   }};
   emu::submit(ctx.stream, std::move(op));
 }
 }  // namespace

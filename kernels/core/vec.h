@@ -9,8 +9,10 @@
 //                            Pack<__half, 8>). V = 1 is the scalar fallback.
 //   load_as_float<V>(p, out) V elements at p (aligned to V * sizeof(T)) -> fp32 registers
 //   store_from_float<V>(p, v) fp32 registers -> V elements at p (same alignment)
-// The caller guarantees the alignment: host code picks V with vector_width() in
-// kernels/core/nhwc_index.h, which checks channel count, pixel stride and base address.
+// Under emu both report one access of V * sizeof(T) bytes to the performance counters
+// (kernels/emu/emu_counters.h). The caller guarantees the alignment: host code picks V with
+// vector_width() in kernels/core/nhwc_index.h, which checks channel count, pixel stride and base
+// address.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -48,6 +50,9 @@ struct alignas(sizeof(T) * V) Pack {
 
 template <int V, typename T>
 FARSEE_HD void load_as_float(const T* p, float (&out)[V]) {
+#if defined(FARSEE_EMU)
+  ::emu::count_access_call(p, int(sizeof(Pack<T, V>)), false);  // emu.h: a call, not a branch
+#endif
   const Pack<T, V> pack = *reinterpret_cast<const Pack<T, V>*>(p);
 #ifdef __CUDACC__  // host code includes this header too, and g++ has no `#pragma unroll`
 #pragma unroll
@@ -62,6 +67,9 @@ FARSEE_HD void store_from_float(T* p, const float (&values)[V]) {
 #pragma unroll
 #endif
   for (int i = 0; i < V; ++i) pack.v[i] = from_float<T>(values[i]);
+#if defined(FARSEE_EMU)
+  ::emu::count_access_call(p, int(sizeof(Pack<T, V>)), true);
+#endif
   *reinterpret_cast<Pack<T, V>*>(p) = pack;
 }
 

@@ -15,7 +15,9 @@
 //   - __syncthreads() is a barrier checked per call site; warp collectives go through a per-warp
 //     exchange that checks op and mask. Fibers switch only at these points, so the schedule decides
 //     which thread runs ahead: a missing barrier gives a wrong answer under greedy order.
-// Not modelled: registers, bank conflicts, timing, memory-model subtleties beyond barriers.
+//   - performance counters (kernels/emu/emu_counters.h, off by default): accesses through
+//     farsee::ld/st, vec.h and ptx.h, barriers and MMAs, per launch.
+// Not modelled: registers, caches, timing, memory-model subtleties beyond barriers.
 #pragma once
 
 #define FARSEE_EMU 1
@@ -59,6 +61,7 @@
   FARSEE_SHARED_required__declare_shared_arrays_with_FARSEE_SHARED_from_kernels_core_launch_h
 
 #include "kernels/emu/emu_control.h"
+#include "kernels/emu/emu_counters.h"
 
 namespace emu {
 
@@ -132,6 +135,24 @@ void launch(const char* file, int line, const char* name, void (*kernel)(P...), 
       Closure{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
   constexpr int scalars = (0 + ... + int(!std::is_pointer<std::decay_t<P>>::value));
   defer_launch(info, body, std::move(closure), stream, int(sizeof...(P)), scalars);
+}
+
+// ---- performance counters (kernels/emu/emu_counters.h) ----
+// count_access: one flag test inline (farsee::ld/st, the hot loops). count_access_call: always a
+// call, no branch in the caller (vec.h's packed loads: with a branch there, g++ lost track of
+// conditionally loaded registers and warned -Wmaybe-uninitialized in batchnorm.cu).
+[[gnu::noinline, gnu::cold]] inline void count_access_call(const void* p, int bytes, bool store) {
+  if (!counters_on() || !counters_in_launch()) return;  // host code shares vec.h
+  const uint3 t = current_thread()->thread_idx;
+  const dim3 b = current_block()->block_dim;
+  counters_access(int(t.x + b.x * (t.y + b.y * t.z)), p, bytes, store);
+}
+inline void count_access(const void* p, int bytes, bool store) {
+  if (__builtin_expect(counters_on(), false)) count_access_call(p, bytes, store);
+}
+int lane_id();
+inline void count_mma() {
+  if (counters_on() && lane_id() == 0) counters_mma();  // one per warp-wide instruction
 }
 
 // ---- synchronisation ----
@@ -287,6 +308,7 @@ inline T atomicAnd(T* p, T v) {
 // ---- device math and bit intrinsics that the host lacks ----
 template <typename T>
 inline T __ldg(const T* p) {
+  emu::count_access(p, int(sizeof(T)), false);
   return *p;
 }
 inline float __expf(float x) {

@@ -299,6 +299,7 @@ void poison_shared(Scheduler& s, size_t dynamic_bytes) {
 }
 
 void run_block(Scheduler& s, uint3 block_idx) {
+  counters_block_begin();
   s.block.block_idx = block_idx;
   poison_shared(s, s.launch->dynamic_smem);
   const dim3 bd = s.launch->block;
@@ -546,6 +547,8 @@ void run_grid(const LaunchInfo& info, BodyFn body, void* closure) {
   s.block.block_dim = info.block;
   s.block.grid_dim = info.grid;
   s.block.dynamic_smem = info.dynamic_smem ? s.dynamic_arena.data() : nullptr;
+  CountersLaunchScope counting(info.kernel_name, info.file, info.line, threads, s.static_arena,
+                               kStaticSmemLimit, s.block.dynamic_smem, info.dynamic_smem);
   const bool reverse = s.schedule == Schedule::GreedyReverse;
   const uint64_t blocks = uint64_t(info.grid.x) * info.grid.y * info.grid.z;
   for (uint64_t k = 0; k < blocks; ++k) {
@@ -559,6 +562,7 @@ void run_grid(const LaunchInfo& info, BodyFn body, void* closure) {
 
 void syncthreads(const char* file, int line) {
   Fiber& f = me();
+  if (counters_on()) counters_barrier(f.linear);
   f.status = Status::AtBarrier;
   f.site_file = file;
   f.site_line = line;
@@ -583,6 +587,7 @@ const WarpPayload* warp_exchange(WarpOp op, unsigned mask, const void* payload, 
   if (lanes_in_warp < 32 && (mask >> lanes_in_warp) != 0)
     fail(where() + ": the mask names lanes that do not exist in this partial warp");
   const int warp = f.linear / 32;
+  if (counters_on()) counters_collective(f.linear, mask);
   if (f.held_slot >= 0) {
     --s.snapshot_readers[warp * kSlots + f.held_slot];
     f.held_slot = -1;
