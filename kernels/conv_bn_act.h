@@ -3,7 +3,10 @@
 //   v = scale[k] * acc + bias[k]  (+ residual)  (ReLU)
 // stored plain, into a channel slice (concat for free), or pixel-shuffled by `shuffle_factor`
 // (sub-pixel conv, PyTorch PixelShuffle channel order) with no separate shuffle pass.
-// fp16 path: tensor cores (mma.m16n8k16, fp32 accumulate); fp32 path: SIMT, exact order-free fp32.
+// fp16 path: tensor cores (mma.m16n8k16, fp32 accumulate); fp32 path: SIMT, exact order-free fp32;
+// fp32 storage with ConvOptions::tf32: operands rounded to TF32, tensor cores (mma.m16n8k8 tf32),
+// fp32 accumulate (PyTorch's default for fp32 convs). The reference executor runs tf32 by rounding
+// the operands (kernels/reference/conv2d.h); the cpu executor refuses it.
 // See kernels/conv_bn_act.cu for the tiling.
 //
 // Usage: pack the weights once (pack_conv_weights), then call conv_bn_act_fwd per inference. The
@@ -91,6 +94,7 @@ struct ConvOptions {
   int split_k = 0;                 // 0: heuristic (only with a workspace); >= 1: forced
   void* workspace = nullptr;       // fp32 split-K partial sums, in the executor's memory
   size_t workspace_bytes = 0;
+  bool tf32 = false;  // fp32 storage only: operands rounded to TF32, tensor-core MMAs
 };
 
 // What a kernel launch does: chosen on the host by plan_conv, executed by emu_impl / cuda_impl.
@@ -101,6 +105,7 @@ struct ConvPlan {
                                     // 3-channel stem, or x not 16-byte aligned) instead of
                                     // 16-byte cp.async of 8 channels
   float* workspace = nullptr;
+  bool tf32 = false;  // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
 };
 
 // The configuration conv_bn_act_fwd runs for these arguments (throws if a forced one is invalid).
@@ -152,11 +157,12 @@ struct ConvWgradPlan {
   bool tensor_cores = false;  // fp16 mma kernel: x's C and dy's stored channel count multiples
                               // of 8, x and dy 16-byte aligned (base, pixel stride); else SIMT
   float* workspace = nullptr;
+  bool tf32 = false;  // fp32 storage: operands rounded to TF32, tensor-core MMAs
 };
-// Forced splits (>= 1) for tests and benchmarks; 0 = heuristic.
+// Forced splits (>= 1) for tests and benchmarks; 0 = heuristic. tf32: as ConvOptions::tf32.
 void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
                      const TensorView& dy, int shuffle_factor, float* dw, float* db,
-                     void* workspace, size_t workspace_bytes, int forced_splits);
+                     void* workspace, size_t workspace_bytes, int forced_splits, bool tf32 = false);
 
 #define FARSEE_CONV_BWD_DATA_IMPL_ARGS                                                 \
   const Context &ctx, const ConvShape &conv, const TensorView &dy, int shuffle_factor, \
