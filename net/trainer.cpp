@@ -154,6 +154,11 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
 void Trainer::check_precision() {
   FARSEE_REQUIRE(precision_.activations == DType::F32 || precision_.activations == DType::F16,
                  "Trainer: activations must be fp32 or fp16 (mixed precision)");
+  FARSEE_REQUIRE(!precision_.tf32 || precision_.activations == DType::F32,
+                 "Trainer: tf32 convolutions need fp32 activations");
+  FARSEE_REQUIRE(!precision_.tf32 || ctx_.executor != Executor::Cpu,
+                 "Trainer: precision tf32 is not available on the cpu executor (no TF32 "
+                 "convolutions there): use fp32 on cpu, or the cuda executor");
   if (!mixed()) return;
   const MixedPrecision& p = precision_;
   FARSEE_REQUIRE(std::isfinite(p.init_scale) && p.init_scale > 0.0f,
@@ -318,6 +323,7 @@ void Trainer::run(const TrainStep& s) {
   ConvOptions options;
   options.workspace = workspace_.data();
   options.workspace_bytes = workspace_.bytes();
+  options.tf32 = precision_.tf32;
   DepthwiseParams dw;
   dw.stride = s.conv.stride_h;
   dw.dilation = s.conv.dilation_h;
@@ -358,7 +364,8 @@ void Trainer::run(const TrainStep& s) {
       break;
     case TrainOp::ConvBackward: {
       conv_bwd_weight(ctx_, s.conv, view(s.x), view(s.dy), s.shuffle, grad(slots->weight),
-                      s.bias ? grad(slots->bias) : nullptr, workspace_.data(), workspace_.bytes());
+                      s.bias ? grad(slots->bias) : nullptr, workspace_.data(), workspace_.bytes(),
+                      0, precision_.tf32);
       if (s.dx.valid()) {
         conv_bwd_data(ctx_, s.conv, view(s.dy), s.shuffle, weights_[size_t(s.layer)].backward_data,
                       view(s.dx), s.accumulate_dx, options);

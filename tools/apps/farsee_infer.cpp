@@ -62,7 +62,9 @@ under --out; an image found in a directory DIR keeps its path relative to DIR (D
   --output-size HxW       size of the label maps (default: each image's own size)
   --max-megapixels N      refuse images, input and output sizes above N megapixels (default 64;
                           the image header is checked before decoding)
-  --precision fp32|fp16   activation precision (default fp32)
+  --precision P           fp32 (default) | tf32 (fp32 storage, convolutions in TF32 on tensor
+                          cores, as PyTorch's default fp32; cuda and reference executors, the
+                          cpu executor refuses it) | fp16
   --executor E            auto (default: cuda if a GPU is usable, else cpu) | cuda | cpu (fast
                           fp32 CPU code; fp16 runs the reference's code) | reference (the slow
                           double-precision oracle)
@@ -84,7 +86,7 @@ struct Options {
   int input_h = 512, input_w = 1024;
   int output_h = 0, output_w = 0;
   int64_t max_pixels = tools::kDefaultMaxPixels;
-  DType precision = DType::F32;
+  Precision precision = Precision::F32;
   std::string executor = "auto";
   std::string out_dir = "farsee_out";
   bool label_ids = false;
@@ -221,7 +223,7 @@ Options parse_options(int argc, char** argv) {
     } else if (args.is("--output-size")) {
       std::tie(o.output_h, o.output_w) = tools::parse_size(args.value(), "--output-size");
     } else if (args.is("--precision")) {
-      o.precision = tools::parse_precision(args.value());
+      o.precision = tools::parse_precision_mode(args.value());
     } else if (args.is("--executor")) {
       o.executor = args.value();
     } else if (args.is("--out")) {
@@ -372,7 +374,7 @@ int run(const Options& o) {
   FARSEE_REQUIRE(fs::is_directory(o.out_dir),
                  "--out: cannot create directory '" << o.out_dir << "'");
   std::cout << "farsee-infer: preset " << config.preset << ", input " << o.input_h << "x"
-            << o.input_w << ", " << dtype_name(o.precision) << ", executor "
+            << o.input_w << ", " << precision_name(o.precision) << ", executor "
             << executor_name(executor) << ", " << images.size() << " image(s)\n";
 
   // A bad image does not end the batch: it is reported with its reason and the rest go on.
