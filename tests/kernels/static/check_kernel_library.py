@@ -8,7 +8,7 @@ was built for), with cuobjdump:
   resources  every kernel of every architecture: STACK 0 and LOCAL 0 bytes (a register spill or
              a local array shows up there), with a per-kernel table of registers and shared memory
   hmma       every kernel whose name matches --tensor-core (the fp16 and tf32 tensor-core main
-             loops; tf32 is HMMA.1684.F32.TF32)
+             loops; tf32 is HMMA.1688.F32.TF32 on sm_90)
              contains an HMMA instruction in its SASS on every architecture
   fmad       the kernels were compiled with --fmad=false (kernels/CMakeLists.txt): no floating-
              point add, sub or mul in the PTX of any source file, any architecture, lacks a
