@@ -204,7 +204,6 @@ Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const Conv
 
 namespace {
 
-// The plan of an implicit-GEMM conv kernel (forward or dgrad) for its GEMM dims.
 // tf32 is fp32 storage on the kernel executors and the reference.
 void require_tf32_supported(const char* op, const Context& ctx, DType dtype) {
   FARSEE_REQUIRE(dtype == DType::F32,
@@ -214,6 +213,7 @@ void require_tf32_supported(const char* op, const Context& ctx, DType dtype) {
                        "or the reference, emu or cuda executor)");
 }
 
+// The plan of an implicit-GEMM conv kernel (forward or dgrad) for its GEMM dims.
 ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
   ConvPlan plan;
   plan.gather_activations = gather;
