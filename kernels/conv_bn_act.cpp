@@ -8,7 +8,8 @@
 //   2. Split-K, only for the 64x64 tile when even its grid is below kMinBlocks (the 16x32 and
 //      32x64 maps of the net): enough reduction slices to reach kMinBlocks, at most kMaxSplits,
 //      and at least kMinReductionPerSplit reduction elements per slice; only with a workspace
-//      (ConvOptions) large enough for the fp32 partial sums [splits][M][K].
+//      (ConvOptions) large enough for the fp32 partial sums [splits][M][K] and tile counters for
+//      the grid's output tiles (the last CTA of a tile reduces it: kernels/conv_bn_act.cu).
 //   fp16 activations are loaded 8 channels (16 bytes) at a time when C % 8 == 0 and x is 16-byte
 //   aligned (base and pixel stride); otherwise (3-channel stem, odd slices) by the gather loader.
 // Dgrad (conv_bwd_data) plans the same way on its GEMM (M = input pixels, N = C, reduction
@@ -18,7 +19,7 @@
 // Wgrad (conv_bwd_weight): 64x64 tiles of dw[K][R*S*C]; when that grid is below kMinBlocks, the
 //   output pixels are split into enough chunks to reach it, at most kMaxWgradSplits and at least
 //   kMinWgradPixelsPerSplit pixels each, and only with a workspace for the fp32 partials
-//   [splits][K*R*S*C + K].
+//   [splits][K*R*S*C + K] and tile counters (one per 64x64 tile of dw, one per 32 channels of db).
 #include "kernels/conv_bn_act.h"
 
 #include <algorithm>
@@ -106,6 +107,11 @@ int auto_splits(ConvTile tile, const GemmDims& d, int tiles) {
 
 size_t workspace_bytes_for(int splits, int64_t M, int K) {
   return splits > 1 ? size_t(splits) * size_t(M) * size_t(K) * sizeof(float) : 0;
+}
+
+// Split-K counters: one per output tile of the grid (split-K CTAs of a tile share one).
+size_t tile_counters_for(int splits, ConvTile tile, int64_t M, int K) {
+  return splits > 1 ? size_t(blocks_of(tile, M, K)) : 0;
 }
 
 // The layout executor e's kernels read for `use`.
@@ -231,24 +237,40 @@ ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
                    "ConvOptions.workspace: split_k = " << plan.split_k << " needs " << need
                                                        << " bytes, got "
                                                        << options.workspace_bytes);
+    const size_t counters = tile_counters_for(plan.split_k, plan.tile, d.M, d.N);
+    FARSEE_REQUIRE(
+        options.tile_counter_count >= counters && (counters == 0 || options.tile_counters),
+        "ConvOptions.tile_counters: split_k = "
+            << plan.split_k << " needs " << counters << " zero-filled counters, got "
+            << (options.tile_counters ? options.tile_counter_count : 0));
   } else {
     FARSEE_REQUIRE(options.split_k == 0,
                    "ConvOptions.split_k = " << options.split_k << ": expected 0 (auto) or >= 1");
     plan.split_k = auto_splits(plan.tile, d, tiles);
-    // Fewer slices when the workspace is smaller (none: no split-K).
+    // Fewer slices when the workspace is smaller (none, or too few counters: no split-K).
     while (plan.split_k > 1 &&
            (options.workspace == nullptr ||
             workspace_bytes_for(plan.split_k, d.M, d.N) > options.workspace_bytes))
       --plan.split_k;
+    if (options.tile_counters == nullptr ||
+        tile_counters_for(plan.split_k, plan.tile, d.M, d.N) > options.tile_counter_count)
+      plan.split_k = 1;
   }
   plan.workspace = plan.split_k > 1 ? static_cast<float*>(options.workspace) : nullptr;
+  plan.tile_counters = plan.split_k > 1 ? options.tile_counters : nullptr;
   return plan;
 }
 
+// The heuristic's split count (auto tile). The cp.async loader has the fewest reduction steps, so
+// this bounds the gather case too.
+int gemm_auto_splits(const GemmDims& d) {
+  return auto_splits(auto_tile(d.M, d.N), d, reduction_tiles(d, false));
+}
 size_t gemm_workspace_bytes(const GemmDims& d) {
-  // The cp.async loader has the fewest reduction steps, so this bounds the gather case too.
-  const ConvTile tile = auto_tile(d.M, d.N);
-  return workspace_bytes_for(auto_splits(tile, d, reduction_tiles(d, false)), d.M, d.N);
+  return workspace_bytes_for(gemm_auto_splits(d), d.M, d.N);
+}
+size_t gemm_tile_counter_count(const GemmDims& d) {
+  return tile_counters_for(gemm_auto_splits(d), auto_tile(d.M, d.N), d.M, d.N);
 }
 
 GemmDims forward_dims(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
@@ -264,6 +286,10 @@ ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView
 
 size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
   return gemm_workspace_bytes(forward_dims(conv, w, x));
+}
+
+size_t conv_tile_counter_count(const ConvShape& conv, const ConvWeights& w, Shape4 x) {
+  return gemm_tile_counter_count(forward_dims(conv, w, x));
 }
 
 void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS) {
@@ -427,6 +453,7 @@ GemmDims dgrad_dims(const ConvShape& conv, int K, Shape4 x, DType dtype) {
 // `splits` chunks when the (64 x 64)-tile grid alone is below kMinBlocks, each chunk at least
 // kMinWgradPixelsPerSplit pixels, at most kMaxWgradSplits.
 constexpr int kWgradTile = 64;
+constexpr int kWgradBiasChannels = 32;  // = kBiasChannels in kernels/conv_bn_act.cu
 constexpr int kMaxWgradSplits = 64;
 constexpr int64_t kMinWgradPixelsPerSplit = 512;
 
@@ -442,6 +469,13 @@ int wgrad_auto_splits(const ConvShape& conv, int K, Shape4 x) {
   return int(std::max<int64_t>(splits, 1));
 }
 
+size_t wgrad_tile_counters_for(int splits, const ConvShape& conv, int K, Shape4 x) {
+  if (splits <= 1) return 0;
+  const int64_t rsc = int64_t(conv.kernel_h) * conv.kernel_w * x.c;
+  const int64_t tiles = ((K + kWgradTile - 1) / kWgradTile) * ((rsc + kWgradTile - 1) / kWgradTile);
+  return size_t(tiles + (K + kWgradBiasChannels - 1) / kWgradBiasChannels);
+}
+
 size_t wgrad_workspace_bytes_for(int splits, const ConvShape& conv, int K, Shape4 x) {
   if (splits <= 1) return 0;
   const size_t dw = size_t(K) * conv.kernel_h * conv.kernel_w * x.c;
@@ -454,8 +488,16 @@ size_t conv_bwd_data_workspace_bytes(const ConvShape& conv, int K, Shape4 x) {
   return gemm_workspace_bytes(dgrad_dims(conv, K, x, DType::F32));
 }
 
+size_t conv_bwd_data_tile_counter_count(const ConvShape& conv, int K, Shape4 x) {
+  return gemm_tile_counter_count(dgrad_dims(conv, K, x, DType::F32));
+}
+
 size_t conv_bwd_weight_workspace_bytes(const ConvShape& conv, int K, Shape4 x) {
   return wgrad_workspace_bytes_for(wgrad_auto_splits(conv, K, x), conv, K, x);
+}
+
+size_t conv_bwd_weight_tile_counter_count(const ConvShape& conv, int K, Shape4 x) {
+  return wgrad_tile_counters_for(wgrad_auto_splits(conv, K, x), conv, K, x);
 }
 
 void conv_bwd_data(const Context& ctx, const ConvShape& conv, const TensorView& dy,
@@ -495,9 +537,60 @@ void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView
 
 void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
                      const TensorView& dy, int shuffle_factor, float* dw, float* db,
-                     void* workspace, size_t workspace_bytes, int forced_splits, bool tf32) {
+                     void* workspace, size_t workspace_bytes, int forced_splits) {
+  ConvWgradOptions options;
+  options.workspace = workspace;
+  options.workspace_bytes = workspace_bytes;
+  options.splits = forced_splits;
+  conv_bwd_weight(ctx, conv, x, dy, shuffle_factor, dw, db, options);
+}
+
+namespace {
+
+// The wgrad split plan for K conv channels (validated against the options' buffers). The host
+// executors need no counters (they do not split on the device).
+ConvWgradPlan plan_wgrad(const Context& ctx, const ConvShape& conv, int K, Shape4 x,
+                         const ConvWgradOptions& o) {
   const char* op = "conv_bwd_weight";
-  if (tf32) require_tf32_supported(op, ctx, x.dtype);
+  const bool host = is_host_reference_layout(ctx.executor);
+  ConvWgradPlan plan;
+  const int64_t M = output_pixels(conv, x);
+  if (o.splits >= 1) {
+    FARSEE_REQUIRE(o.splits <= M,
+                   op << ": " << o.splits << " splits for " << M << " output pixels");
+    plan.splits = o.splits;
+    const size_t need = wgrad_workspace_bytes_for(plan.splits, conv, K, x);
+    FARSEE_REQUIRE(o.workspace_bytes >= need && (need == 0 || o.workspace != nullptr),
+                   op << ": " << plan.splits << " splits need " << need
+                      << " bytes of workspace, got " << o.workspace_bytes);
+    const size_t counters = host ? 0 : wgrad_tile_counters_for(plan.splits, conv, K, x);
+    FARSEE_REQUIRE(o.tile_counter_count >= counters && (counters == 0 || o.tile_counters),
+                   op << ": " << plan.splits << " splits need " << counters
+                      << " zero-filled tile counters, got "
+                      << (o.tile_counters ? o.tile_counter_count : 0));
+  } else {
+    FARSEE_REQUIRE(o.splits == 0, op << ": forced splits " << o.splits);
+    plan.splits = wgrad_auto_splits(conv, K, x);
+    while (plan.splits > 1 &&
+           (o.workspace == nullptr ||
+            wgrad_workspace_bytes_for(plan.splits, conv, K, x) > o.workspace_bytes))
+      --plan.splits;
+    if (!host && (o.tile_counters == nullptr ||
+                  wgrad_tile_counters_for(plan.splits, conv, K, x) > o.tile_counter_count))
+      plan.splits = 1;
+  }
+  plan.workspace = plan.splits > 1 ? static_cast<float*>(o.workspace) : nullptr;
+  plan.tile_counters = plan.splits > 1 ? o.tile_counters : nullptr;
+  return plan;
+}
+
+}  // namespace
+
+void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
+                     const TensorView& dy, int shuffle_factor, float* dw, float* db,
+                     const ConvWgradOptions& options) {
+  const char* op = "conv_bwd_weight";
+  if (options.tf32) require_tf32_supported(op, ctx, x.dtype);
   validate_backward_geometry(op, conv, nullptr);
   FARSEE_REQUIRE(x.data != nullptr && dy.data != nullptr && dw != nullptr,
                  op << ": x, dy or dw has no data");
@@ -508,27 +601,9 @@ void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView
   const int K = dy.c() * t * t;
   require_shape(dy, "conv_bwd_weight: dy", output_grad_shape(op, conv, x.shape, K, t));
   require_int_sizes(op, ctx, x.shape, dy.shape);
-  ConvWgradPlan plan;
-  const int64_t M = output_pixels(conv, x.shape);
-  if (forced_splits >= 1) {
-    FARSEE_REQUIRE(forced_splits <= M,
-                   op << ": " << forced_splits << " splits for " << M << " output pixels");
-    plan.splits = forced_splits;
-    const size_t need = wgrad_workspace_bytes_for(plan.splits, conv, K, x.shape);
-    FARSEE_REQUIRE(workspace_bytes >= need && (need == 0 || workspace != nullptr),
-                   op << ": " << plan.splits << " splits need " << need
-                      << " bytes of workspace, got " << workspace_bytes);
-  } else {
-    FARSEE_REQUIRE(forced_splits == 0, op << ": forced splits " << forced_splits);
-    plan.splits = wgrad_auto_splits(conv, K, x.shape);
-    while (plan.splits > 1 &&
-           (workspace == nullptr ||
-            wgrad_workspace_bytes_for(plan.splits, conv, K, x.shape) > workspace_bytes))
-      --plan.splits;
-  }
-  plan.workspace = plan.splits > 1 ? static_cast<float*>(workspace) : nullptr;
+  ConvWgradPlan plan = plan_wgrad(ctx, conv, K, x.shape, options);
   plan.tensor_cores = x.dtype == DType::F16 && packs_fit(x, 8) && packs_fit(dy, 8);
-  plan.tf32 = tf32;
+  plan.tf32 = options.tf32;
   FARSEE_DISPATCH(ctx, conv_bwd_weight, ctx, conv, x, dy, shuffle_factor, dw, db, plan);
 }
 

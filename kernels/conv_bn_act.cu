@@ -25,22 +25,26 @@
 //     j for 8 consecutive c at fixed (i, j)), applies scale/bias, residual, ReLU, converts and
 //     stores 16 bytes. Groups that are partial (K or the shuffled channel count not a multiple of
 //     8) or misaligned (slices at odd offsets) fall back to guarded element stores.
-//   - Split-K (grid.z > 1, small maps): each z-slice of the reduction writes its raw fp32 tile to
-//     the workspace [z][M][K]; conv_splitk_reduce_kernel sums the slices in z order
-//     (deterministic) and applies the same epilogue.
+//   - Split-K (grid.z > 1, small maps), reduced in the same launch: each z-slice of the reduction
+//     writes its raw fp32 tile to the workspace [z][M][K] and counts itself on its output tile's
+//     integer counter; the CTA arriving last sums the slices in z order (fixed: bitwise
+//     reproducible whatever the block order) into the staging tile and runs the same epilogue,
+//     and resets the counter (mma_splitk_reduce; kernels/core/fixed_order_reduce.h).
 // fp32 path (SIMT, exact fp32): 256 threads, block tile BM x BN (128x128, 128x64, 64x64), 8
 //   reduction elements per step, each thread an (BM/16) x (BN/16) register tile built from float4
 //   reads of two shared-memory operand tiles (A transposed to [red][m], B as [red][k] from the RSCK
 //   weights); double-buffered shared memory with register prefetch of the next step; A loaded
 //   element-wise in flat (r, s, c) order, so any C and any slice alignment work. The epilogue runs
-//   from registers (4 consecutive channels per store); split-K as above.
+//   from registers (4 consecutive channels per store); split-K as above, the last CTA summing the
+//   slices into its registers (simt_splitk_reduce).
 // tf32 path (plan.tf32, fp32 storage; --precision tf32): the SIMT kernel's loaders and
 //   register-prefetch main loop (8 reduction elements per step, fp32 tiles [red][m] / [red][n] in
 //   double-buffered shared memory, rows padded by 8 floats), the math on tensor cores: 256
 //   threads = 8 warps 2 x 4, warp tiles (BM/2) x (BN/4) of mma.m16n8k8 tf32 (operands rounded by
 //   cvt.rna when the fragments are read), fp32 accumulation; epilogue from the fragments (two
-//   consecutive channels per store), split-K as above. wgrad: the SIMT wgrad's loaders, the same
-//   warp MMAs (conv_wgrad_tf32_kernel).
+//   consecutive channels per store); split-K as above, the last CTA summing the slices into its
+//   fragments (tf32_splitk_reduce). wgrad: the SIMT wgrad's loaders, the same warp MMAs, the
+//   split finished by wgrad_splitk_finish (conv_wgrad_tf32_kernel).
 // Layout: x, y, residual NHWC, each possibly a channel slice (pixel_stride > C); y may be the
 //   pixel-shuffled [N, OH*t, OW*t, K/t^2]. Weights: ConvWeightLayout (kernels/conv_bn_act.h).
 // Precision: fp32 accumulation; fp16 storage rounds once at the store; scale/bias as one fma.
@@ -70,10 +74,12 @@
 //   output pixels m. fp16 with 8-channel-aligned x and dy: conv_wgrad_mma_kernel (tensor cores,
 //   reduction-major swizzled stages, ldmatrix.trans); otherwise conv_wgrad_simt_kernel (the SIMT
 //   main loop, fp16 operands converted at the load). The pixel range is split into `splits`
-//   fixed chunks (grid.z); each writes its fp32 tile to workspace slice z, and
-//   conv_wgrad_reduce_kernel adds the slices in z order to dw (unsplit: the kernel adds to dw
-//   directly, one owner per element). db: conv_bias_grad_kernel (fixed per-thread pixel strides,
-//   fixed-order shared-memory sum), through the same slices. No atomics: bitwise reproducible.
+//   fixed chunks (grid.z); each writes its fp32 tile to workspace slice z, and the last CTA of
+//   the tile to arrive (int tile counter, as the forward's split-K) adds the slices' sum, in z
+//   order, to dw (wgrad_splitk_finish; unsplit: the kernel adds to dw directly, one owner per
+//   element). db: conv_bias_grad_kernel (fixed per-thread pixel strides, fixed-order
+//   shared-memory sum), split the same way with its own counters. No float atomics, no reduce
+//   launch: bitwise reproducible.
 // - refresh_conv_weights: conv_pack_weights_kernel writes every packed element (padding = 0)
 //   from the fp32 KRSC master weights, for any layout.
 #include <algorithm>
@@ -83,6 +89,7 @@
 #include "kernels/conv_bn_act.h"
 #include "kernels/core/conv_gemm.h"
 #include "kernels/core/epilogue.h"
+#include "kernels/core/fixed_order_reduce.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/mma_tile.h"
 #include "kernels/core/nhwc_index.h"
@@ -163,35 +170,6 @@ struct ConvStore : ConvOutputIndex<T> {
     }
   }
 };
-
-// Split-K: sums the fp32 slices [z][M][K] in z order and stores through the epilogue, one group of
-// V contiguous output channels per thread (grid-stride).
-template <typename T, int V>
-__global__ void __launch_bounds__(256)
-    conv_splitk_reduce_kernel(const float* __restrict__ workspace, int splits, int M,
-                              ConvStore<T> out) {
-  const int K = out.K;
-  const int groups_per_row = channel_groups_per_row(K, out.shuffle, V);
-  // 32-bit index math (the launcher checks total < 2^30): a 64-bit division is a called
-  // subroutine on the GPU, whose register saves spilled to the stack on sm_80.
-  const int total = M * groups_per_row;
-  for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < total;
-       i += int(gridDim.x * blockDim.x)) {
-    const int m = i / groups_per_row;
-    const ChannelGroup cg = channel_group(i - m * groups_per_row, 0, K, out.shuffle, K, V);
-    float acc[V];
-#pragma unroll
-    for (int e = 0; e < V; ++e) acc[e] = 0.0f;
-    for (int z = 0; z < splits; ++z) {
-      const float* slice = workspace + (int64_t(z) * M + m) * K + cg.k0;
-#pragma unroll
-      for (int e = 0; e < V; ++e) {
-        if (e < cg.count) acc[e] += slice[e * cg.step];
-      }
-    }
-    out.template store<V>(m, cg, acc);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // fp16 tensor-core kernel: the stage loaders here; the pipeline, warp MMAs, fragment mapping and
@@ -331,13 +309,37 @@ FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half
   }
 }
 
+// Split-K of the fp16 kernel: this CTA's raw fp32 tile to workspace slice z ([z][M][K]); the CTA
+// of the output tile that arrives last sums the slices in z order into `staged` (the epilogue's
+// staging tile, row stride kEpilogueStride) and returns true; the others return false.
+template <typename Cfg, typename Acc>
+FARSEE_DEVICE bool mma_splitk_reduce(const Acc& acc, const AccFragment& frag, const ConvGeometry& g,
+                                     int m0, int n0, float* workspace, int* tile_counters,
+                                     float* staged) {
+  const int64_t slice = int64_t(g.M) * g.K;
+  store_fp32_tile(acc, frag, m0, n0, g.M, g.K, workspace + int64_t(blockIdx.z) * slice, false,
+                  [](int m) { return m; });
+  if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
+    return false;
+  for (int q = threadIdx.x; q < Cfg::BM * Cfg::BN; q += kMmaThreads) {
+    const int row = q / Cfg::BN, col = q - row * Cfg::BN;
+    const int m = m0 + row, k = n0 + col;
+    if (m < g.M && k < g.K) {
+      staged[row * Cfg::kEpilogueStride + col] =
+          splitk_sum(workspace + int64_t(m) * g.K + k, slice, int(gridDim.z));
+    }
+  }
+  __syncthreads();
+  return true;
+}
+
 // Launch bounds (threads, 1): without the minimum-blocks hint ptxas capped the 64x64 gather
 // variant at 72 registers on sm_80 and spilled 12 bytes; with it, 104 registers and no spill
 // (tests/static: static.kernels.resources).
 template <typename Cfg>
 __global__ void __launch_bounds__(kMmaThreads, 1)
     conv_mma_kernel(ConvGeometry g, const __half* __restrict__ x, const __half* __restrict__ w,
-                    ConvStore<__half> out, float* __restrict__ workspace, int red_tiles) {
+                    ConvStore<__half> out, float* workspace, int* tile_counters, int red_tiles) {
   constexpr int kBOffset = Cfg::BM * kTileRed;  // B tile within a stage, in halves
   __half* smem = dynamic_smem<__half>();
   const int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
@@ -367,14 +369,13 @@ __global__ void __launch_bounds__(kMmaThreads, 1)
                                   compute_stage);
 
   const AccFragment frag = acc_fragment(warp_row0, warp_col0, wp.lane);
-  if (gridDim.z > 1) {  // split-K: raw partial sums to workspace slice z
-    float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
-    store_fp32_tile(acc, frag, m0, n0, g.M, g.K, slice, false, [](int m) { return m; });
-    return;
-  }
   float* staged = dynamic_smem<float>();  // the pipeline's memory, free again
-  stage_accumulators(acc, frag, staged, Cfg::kEpilogueStride);
-  __syncthreads();
+  if (gridDim.z > 1) {
+    if (!mma_splitk_reduce<Cfg>(acc, frag, g, m0, n0, workspace, tile_counters, staged)) return;
+  } else {
+    stage_accumulators(acc, frag, staged, Cfg::kEpilogueStride);
+    __syncthreads();
+  }
   store_staged_tile<Cfg>(staged, out, g.M, g.K, m0, n0);
 }
 
@@ -510,10 +511,38 @@ struct SimtConvLoads {
   }
 };
 
+// Split-K of the SIMT kernel: this CTA's register tile to workspace slice z ([z][M][K]); the CTA
+// of the output tile that arrives last replaces its registers by the sums of the slices in z
+// order and returns true; the others return false.
+template <typename Cfg>
+FARSEE_DEVICE bool simt_splitk_reduce(float (&acc)[Cfg::kTm][Cfg::kTn], const ConvGeometry& g,
+                                      int m0, int n0, float* workspace, int* tile_counters) {
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int64_t slice = int64_t(g.M) * g.K;
+  auto for_each_element = [&](auto&& f) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kTm; ++i) {
+      const int m = m0 + simt_offset(i, ty);
+#pragma unroll
+      for (int j = 0; j < Cfg::kTn; ++j) {
+        const int k = n0 + simt_offset(j, tx);
+        if (m < g.M && k < g.K) f(acc[i][j], int64_t(m) * g.K + k);
+      }
+    }
+  };
+  float* own = workspace + int64_t(blockIdx.z) * slice;
+  for_each_element([&](float& a, int64_t e) { own[e] = a; });
+  if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
+    return false;
+  for_each_element(
+      [&](float& a, int64_t e) { a = splitk_sum(workspace + e, slice, int(gridDim.z)); });
+  return true;
+}
+
 template <typename Cfg>
 __global__ void __launch_bounds__(kSimtThreads)
     conv_simt_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
-                     ConvStore<float> out, float* __restrict__ workspace, int red_tiles) {
+                     ConvStore<float> out, float* workspace, int* tile_counters, int red_tiles) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
   FARSEE_SHARED(float, a_tile, [2][kSimtRed][BM + 4]);  // +4: conflict-free transposed stores
   FARSEE_SHARED(float, b_tile, [2][kSimtRed][BN]);
@@ -530,19 +559,7 @@ __global__ void __launch_bounds__(kSimtThreads)
   float acc[Cfg::kTm][Cfg::kTn];
   simt_mainloop<Cfg>(range, a_tile, b_tile, fetch, stash, acc);
 
-  if (gridDim.z > 1) {
-    float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
-#pragma unroll
-    for (int i = 0; i < Cfg::kTm; ++i) {
-      const int m = m0 + simt_offset(i, ty);
-#pragma unroll
-      for (int j = 0; j < Cfg::kTn; ++j) {
-        const int k = n0 + simt_offset(j, tx);
-        if (m < g.M && k < g.K) slice[int64_t(m) * g.K + k] = acc[i][j];
-      }
-    }
-    return;
-  }
+  if (gridDim.z > 1 && !simt_splitk_reduce<Cfg>(acc, g, m0, n0, workspace, tile_counters)) return;
 #pragma unroll
   for (int i = 0; i < Cfg::kTm; ++i) {
     const int m = m0 + simt_offset(i, ty);
@@ -562,8 +579,9 @@ __global__ void __launch_bounds__(kSimtThreads)
 // and register-prefetch main loop, with the math on tensor cores: 8 warps 2 (m) x 4 (n), warp
 // tiles (BM/2) x (BN/4) of mma.m16n8k8 tf32 fragments built from the fp32 [red][m] / [red][n]
 // tiles (rows padded by 8 floats: conflict-free fragment reads) and rounded by cvt.rna there
-// (kernels/core/mma_tile.h); fp32 accumulation. Split-K writes the raw tile (store_fp32_tile);
-// otherwise the epilogue stores each lane's two consecutive channels per row.
+// (kernels/core/mma_tile.h); fp32 accumulation. Split-K: tf32_splitk_reduce (the last CTA of the
+// tile sums the slices into its fragments); the epilogue stores each lane's two consecutive
+// channels per row.
 
 template <int BM_, int BN_>
 struct Tf32Config : SimtConfig<BM_, BN_> {
@@ -592,10 +610,37 @@ FARSEE_DEVICE void tf32_buffer_mma(float (&acc)[Cfg::kMi][Cfg::kNi][4], const AT
   warp_tile_mma_tf32(acc, a, b);
 }
 
+// Split-K of the tf32 kernel, as simt_splitk_reduce on the warp fragments: this CTA's tile to
+// workspace slice z; the last CTA of the output tile to arrive replaces its accumulators by the
+// sums of the slices in z order and returns true.
+template <typename Cfg>
+FARSEE_DEVICE bool tf32_splitk_reduce(float (&acc)[Cfg::kMi][Cfg::kNi][4], const AccFragment& frag,
+                                      const ConvGeometry& g, int m0, int n0, float* workspace,
+                                      int* tile_counters) {
+  const int64_t slice = int64_t(g.M) * g.K;
+  store_fp32_tile(acc, frag, m0, n0, g.M, g.K, workspace + int64_t(blockIdx.z) * slice, false,
+                  [](int m) { return m; });
+  if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
+    return false;
+#pragma unroll
+  for (int i = 0; i < Cfg::kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < Cfg::kNi; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int m = m0 + frag.row(i, e), k = n0 + frag.col(j, e);
+        if (m < g.M && k < g.K)
+          acc[i][j][e] = splitk_sum(workspace + int64_t(m) * g.K + k, slice, int(gridDim.z));
+      }
+    }
+  }
+  return true;
+}
+
 template <typename Cfg>
 __global__ void __launch_bounds__(kSimtThreads)
     conv_tf32_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
-                     ConvStore<float> out, float* __restrict__ workspace, int red_tiles) {
+                     ConvStore<float> out, float* workspace, int* tile_counters, int red_tiles) {
   FARSEE_SHARED(float, a_tile, [2][kSimtRed][Cfg::kAStride]);
   FARSEE_SHARED(float, b_tile, [2][kSimtRed][Cfg::kBStride]);
   const int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
@@ -611,11 +656,8 @@ __global__ void __launch_bounds__(kSimtThreads)
     tf32_buffer_mma<Cfg>(acc, a_tile[buffer], b_tile[buffer], warp_row0, warp_col0);
   });
 
-  if (gridDim.z > 1) {  // split-K: raw partial sums to workspace slice z
-    float* slice = workspace + int64_t(blockIdx.z) * g.M * g.K;
-    store_fp32_tile(acc, frag, m0, n0, g.M, g.K, slice, false, [](int m) { return m; });
+  if (gridDim.z > 1 && !tf32_splitk_reduce<Cfg>(acc, frag, g, m0, n0, workspace, tile_counters))
     return;
-  }
 #pragma unroll
   for (int i = 0; i < Cfg::kMi; ++i) {
 #pragma unroll
@@ -713,7 +755,8 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
     }
   }();
   FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const float>(),
-                w.buffer.as<const float>(), out, plan.workspace, ceil_div(g.reduction, kSimtRed));
+                w.buffer.as<const float>(), out, plan.workspace, plan.tile_counters,
+                ceil_div(g.reduction, kSimtRed));
 }
 
 template <typename Cfg>
@@ -727,29 +770,18 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   static PerDeviceOnce smem_opt_in;  // per variant and per device (a device attribute)
   smem_opt_in.call(current_device(), [&] { FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes); });
   FARSEE_LAUNCH(kernel, grid, dim3(kMmaThreads), Cfg::kSmemBytes, ctx.stream, g,
-                x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace, red_tiles);
+                x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace,
+                plan.tile_counters, red_tiles);
 }
 
-// Runs the implicit-GEMM kernel of the plan (and the split-K reduction) storing through `e`.
+// Runs the implicit-GEMM kernel of the plan (split-K reduced inside it) storing through `e`.
 void run_conv_gemm(const Context& ctx, const ConvGeometry& g, const TensorView& src,
                    const ConvWeights& w, const ConvEpilogue& e, const TensorView& y,
                    const ConvPlan& plan) {
   with_kernel_variant(src.dtype, plan, [&](auto variant) {
     using Cfg = typename decltype(variant)::config;
     using T = typename decltype(variant)::storage;
-    const ConvStore<T> out = make_store<T>(g, e, y);
-    launch_main<Cfg>(ctx, g, src, w, out, plan);
-    if (plan.split_k > 1) {
-      constexpr int V = 16 / sizeof(T);
-      constexpr int kThreads = 256;
-      const int64_t groups = int64_t(g.M) * channel_groups_per_row(g.K, out.shuffle, V);
-      FARSEE_REQUIRE(groups < (int64_t(1) << 30),
-                     "conv split-K reduction over " << groups << " channel groups (limit 2^30)");
-      const unsigned blocks = unsigned(std::min<int64_t>((groups + kThreads - 1) / kThreads, 4096));
-      auto reduce = conv_splitk_reduce_kernel<T, V>;
-      FARSEE_LAUNCH(reduce, dim3(blocks), dim3(kThreads), 0, ctx.stream, plan.workspace,
-                    plan.split_k, g.M, out);
-    }
+    launch_main<Cfg>(ctx, g, src, w, make_store<T>(g, e, y), plan);
   });
 }
 
@@ -902,8 +934,9 @@ void conv_bwd_data(FARSEE_CONV_BWD_DATA_IMPL_ARGS) {
 // im2col view of x (forward geometry: window_origin / window_pixel / reduction_cursor), dy read
 // through ConvOutputIndex (plain or pixel-shuffled). The shared SIMT main loop, with A = dy^T
 // tile [pixels][BM channels k] and B = im2col tile [pixels][BN reduction columns]; each split z
-// of the pixel range writes its fp32 tile to workspace slice z (or, unsplit, adds into dw);
-// conv_wgrad_reduce_kernel sums the slices in z order and adds into dw (and db).
+// of the pixel range writes its fp32 tile to workspace slice z (or, unsplit, adds into dw); the
+// last CTA of each tile sums the slices in z order and adds into dw (db: the same, per block of
+// conv_bias_grad_kernel), in the same launches.
 
 namespace {
 
@@ -954,11 +987,29 @@ struct WgradSimtLoads {
   }
 };
 
+// Split wgrad, after this CTA stored its tile to workspace slice z: the last CTA of the (k, n)
+// tile to arrive adds the sum of the slices, in z order, to dw for the tile's GEMM rows k0.. (dw
+// row row_of(row)) and columns n0.. (one thread per element, as the unsplit store).
+template <typename RowOf>
+FARSEE_DEVICE void wgrad_splitk_finish(const ConvGeometry& g, int k0, int n0,
+                                       const float* workspace, int64_t slice_elements,
+                                       int* tile_counters, float* dw, RowOf row_of) {
+  if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
+    return;
+  for (int q = threadIdx.x; q < kWgradTile * kWgradTile; q += blockDim.x) {
+    const int row = k0 + q / kWgradTile, n = n0 + q % kWgradTile;
+    if (row < g.K && n < g.reduction) {
+      const int64_t e = int64_t(row_of(row)) * g.reduction + n;
+      dw[e] += splitk_sum(workspace + e, slice_elements, int(gridDim.z));
+    }
+  }
+}
+
 // fp32 operands (float storage) or fp16 operands converted to fp32 at the load (SIMT FMAs).
 template <typename T>
 __global__ void __launch_bounds__(kSimtThreads)
     conv_wgrad_simt_kernel(ConvGeometry g, const T* __restrict__ x, ConvOutputIndex<const T> dy,
-                           float* __restrict__ dw, float* __restrict__ workspace,
+                           float* __restrict__ dw, float* workspace, int* tile_counters,
                            int64_t slice_elements, int pixel_steps) {
   using Cfg = WgradConfig;
   constexpr int BM = Cfg::BM, BN = Cfg::BN;
@@ -991,15 +1042,21 @@ __global__ void __launch_bounds__(kSimtThreads)
       }
     }
   }
+  if (gridDim.z > 1) {
+    wgrad_splitk_finish(g, k0, n0, workspace, slice_elements, tile_counters, dw,
+                        [](int row) { return row; });
+  }
 }
 
 // wgrad in tf32 (fp32 storage, plan.tf32): the SIMT wgrad's loads (WgradSimtLoads) and main loop
 // with the tf32 kernel's warp MMAs (block tile 64 (k) x 64 (n), 8 warps 2 x 4, tiles
-// Tf32Config<64, 64>); the fp32 tile is stored (or added into dw) by store_fp32_tile.
+// Tf32Config<64, 64>); the fp32 tile is stored (or added into dw) by store_fp32_tile, a split
+// finished in the same launch by wgrad_splitk_finish.
 __global__ void __launch_bounds__(kSimtThreads)
     conv_wgrad_tf32_kernel(ConvGeometry g, const float* __restrict__ x,
                            ConvOutputIndex<const float> dy, float* __restrict__ dw,
-                           float* __restrict__ workspace, int64_t slice_elements, int pixel_steps) {
+                           float* workspace, int* tile_counters, int64_t slice_elements,
+                           int pixel_steps) {
   using Cfg = Tf32Config<kWgradTile, kWgradTile>;
   FARSEE_SHARED(float, a_tile, [2][kSimtRed][Cfg::kAStride]);
   FARSEE_SHARED(float, b_tile, [2][kSimtRed][Cfg::kBStride]);
@@ -1019,7 +1076,9 @@ __global__ void __launch_bounds__(kSimtThreads)
   // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
   const bool split = gridDim.z > 1;
   float* dst = split ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
-  store_fp32_tile(acc, frag, k0, n0, g.K, g.reduction, dst, !split, [](int row) { return row; });
+  auto row_of = [](int row) { return row; };
+  store_fp32_tile(acc, frag, k0, n0, g.K, g.reduction, dst, !split, row_of);
+  if (split) wgrad_splitk_finish(g, k0, n0, workspace, slice_elements, tile_counters, dw, row_of);
 }
 
 // fp16 wgrad on tensor cores (plan.tensor_cores: C % 8 == 0, dy's stored channels % 8 == 0, both
@@ -1091,7 +1150,8 @@ FARSEE_DEVICE void wgrad_load_stage(const ConvGeometry& g, const __half* x,
 __global__ void __launch_bounds__(kMmaThreads)
     conv_wgrad_mma_kernel(ConvGeometry g, const __half* __restrict__ x,
                           ConvOutputIndex<const __half> dy, float* __restrict__ dw,
-                          float* __restrict__ workspace, int64_t slice_elements, int pixel_steps) {
+                          float* workspace, int* tile_counters, int64_t slice_elements,
+                          int pixel_steps) {
   constexpr int kWarpTile = kWgradTile / 2, kMi = kWarpTile / 16, kNi = kWarpTile / 8;
   constexpr int kBOffset = kWgradMmaRed * kWgradTile;  // B tile within a stage, in halves
   __half* smem = dynamic_smem<__half>();
@@ -1118,18 +1178,21 @@ __global__ void __launch_bounds__(kMmaThreads)
   // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
   const bool split = gridDim.z > 1;
   float* dst = split ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
+  auto row_of = [&](int row) { return wgrad_row_channel(row, dy.shuffle, g.K); };
   store_fp32_tile(acc, acc_fragment(warp_row0, warp_col0, wp.lane), k0, n0, g.K, g.reduction, dst,
-                  !split, [&](int row) { return wgrad_row_channel(row, dy.shuffle, g.K); });
+                  !split, row_of);
+  if (split) wgrad_splitk_finish(g, k0, n0, workspace, slice_elements, tile_counters, dw, row_of);
 }
 
 // db: block (32 channels) x (8 pixel rows); chunk z = blockIdx.y of the pixels. Each thread sums
 // its pixels in order, then row 0 adds the 8 row sums in order: deterministic. Unsplit: db +=
-// total; split: total to db_slices[z][k].
+// total; split: total to db_slices[z][k], and the last block of the channel block to arrive
+// (counter blockIdx.x) adds the slices' sum, in z order, to db.
 constexpr int kBiasChannels = 32, kBiasRows = 8;
 template <typename T>
 __global__ void __launch_bounds__(kBiasChannels* kBiasRows)
     conv_bias_grad_kernel(ConvOutputIndex<const T> dy, int M, int K, float* __restrict__ db,
-                          float* __restrict__ db_slices, int64_t slice_elements) {
+                          float* db_slices, int* tile_counters, int64_t slice_elements) {
   FARSEE_SHARED(float, partial, [kBiasRows][kBiasChannels + 1]);
   const int tx = threadIdx.x % kBiasChannels, ty = threadIdx.x / kBiasChannels;
   const int k = blockIdx.x * kBiasChannels + tx;
@@ -1141,33 +1204,19 @@ __global__ void __launch_bounds__(kBiasChannels* kBiasRows)
   }
   partial[ty][tx] = sum;
   __syncthreads();
-  if (ty != 0 || k >= K) return;
-  float total = 0.0f;
+  const bool owner = ty == 0 && k < K;
+  if (owner) {
+    float total = 0.0f;
 #pragma unroll
-  for (int r = 0; r < kBiasRows; ++r) total += partial[r][tx];
-  if (gridDim.y > 1) {
-    db_slices[int64_t(blockIdx.y) * slice_elements + k] = total;
-  } else {
-    db[k] += total;
-  }
-}
-
-// dw[i] += sum_z slice_z[i] (i < dw_count), db[i - dw_count] += ... (db part), z in order.
-__global__ void __launch_bounds__(256)
-    conv_wgrad_reduce_kernel(const float* __restrict__ workspace, int splits,
-                             int64_t slice_elements, int64_t dw_count, float* __restrict__ dw,
-                             float* __restrict__ db) {
-  const int64_t count = db != nullptr ? slice_elements : dw_count;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    float sum = 0.0f;
-    for (int z = 0; z < splits; ++z) sum += workspace[z * slice_elements + i];
-    if (i < dw_count) {
-      dw[i] += sum;
+    for (int r = 0; r < kBiasRows; ++r) total += partial[r][tx];
+    if (gridDim.y > 1) {
+      db_slices[int64_t(blockIdx.y) * slice_elements + k] = total;
     } else {
-      db[i - dw_count] += sum;
+      db[k] += total;
     }
   }
+  if (gridDim.y > 1 && splitk_last_arrival(tile_counters + blockIdx.x, int(gridDim.y)) && owner)
+    db[k] += splitk_sum(db_slices + k, slice_elements, int(gridDim.y));
 }
 
 template <typename T>
@@ -1182,33 +1231,29 @@ void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   if constexpr (std::is_same_v<T, __half>) {
     if (plan.tensor_cores) {
       FARSEE_LAUNCH(conv_wgrad_mma_kernel, grid, dim3(kMmaThreads), kWgradSmemBytes, ctx.stream, g,
-                    x.ptr<const __half>(), dy, dw, plan.workspace, slice,
+                    x.ptr<const __half>(), dy, dw, plan.workspace, plan.tile_counters, slice,
                     ceil_div(g.M, kWgradMmaRed));
     }
   }
   if constexpr (std::is_same_v<T, float>) {
     if (plan.tf32) {
       FARSEE_LAUNCH(conv_wgrad_tf32_kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g,
-                    x.ptr<const float>(), dy, dw, plan.workspace, slice, ceil_div(g.M, kSimtRed));
+                    x.ptr<const float>(), dy, dw, plan.workspace, plan.tile_counters, slice,
+                    ceil_div(g.M, kSimtRed));
     }
   }
   if (!plan.tensor_cores && !plan.tf32) {
     auto kernel = conv_wgrad_simt_kernel<T>;
     FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const T>(), dy, dw,
-                  plan.workspace, slice, ceil_div(g.M, kSimtRed));
+                  plan.workspace, plan.tile_counters, slice, ceil_div(g.M, kSimtRed));
   }
   if (db != nullptr) {
+    // db's counters follow the GEMM tiles' (kernels/conv_bn_act.cpp: wgrad_tile_counters_for).
     auto bias = conv_bias_grad_kernel<T>;
     FARSEE_LAUNCH(bias, dim3(unsigned(ceil_div(g.K, kBiasChannels)), unsigned(splits)),
                   dim3(kBiasChannels * kBiasRows), 0, ctx.stream, dy, g.M, g.K, db,
-                  splits > 1 ? plan.workspace + dw_count : nullptr, slice);
-  }
-  if (splits > 1) {
-    constexpr int kThreads = 256;
-    const int64_t count = db != nullptr ? slice : dw_count;
-    const unsigned blocks = unsigned(std::min<int64_t>((count + kThreads - 1) / kThreads, 4096));
-    FARSEE_LAUNCH(conv_wgrad_reduce_kernel, dim3(blocks), dim3(kThreads), 0, ctx.stream,
-                  plan.workspace, splits, slice, dw_count, dw, db);
+                  splits > 1 ? plan.workspace + dw_count : nullptr,
+                  splits > 1 ? plan.tile_counters + grid.x * grid.y : nullptr, slice);
   }
 }
 

@@ -12,7 +12,9 @@
 // Usage: pack the weights once (pack_conv_weights), then call conv_bn_act_fwd per inference. The
 // kernel configuration (block tile, split-K) is chosen per call by a fixed heuristic (plan_conv,
 // documented in kernels/conv_bn_act.cpp); ConvOptions lets tests and benchmarks force one, and
-// supplies the fp32 workspace split-K needs (without one, split-K is never chosen).
+// supplies the fp32 workspace and the tile counters split-K needs (without both, split-K is never
+// chosen). Split-K is reduced inside the conv kernel (one launch): the last CTA of each output
+// tile, found with an integer counter, sums the slices in a fixed order (bitwise reproducible).
 //
 // Training (bottom of this header): weights allocated once per use (alloc_conv_weights) and
 // re-packed from fp32 master weights after each step (refresh_conv_weights); conv_bwd_data
@@ -91,10 +93,16 @@ const char* conv_tile_name(ConvTile t);
 
 struct ConvOptions {
   ConvTile tile = ConvTile::Auto;  // Auto: the heuristic of plan_conv
-  int split_k = 0;                 // 0: heuristic (only with a workspace); >= 1: forced
+  int split_k = 0;                 // 0: heuristic (only with workspace and counters); >= 1: forced
   void* workspace = nullptr;       // fp32 split-K partial sums, in the executor's memory
   size_t workspace_bytes = 0;
   bool tf32 = false;  // fp32 storage only: operands rounded to TF32, tensor-core MMAs
+  // Split-K arrival counters, one int per output tile, in the executor's memory. Zero-filled ONCE
+  // by the owner when allocated (rt::memset); every launch leaves them zero again, so they may be
+  // shared by all the convs of a stream and survive graph replays. Never shared by two launches
+  // that may run at the same time.
+  int* tile_counters = nullptr;
+  size_t tile_counter_count = 0;
 };
 
 // What a kernel launch does: chosen on the host by plan_conv, executed by emu_impl / cuda_impl.
@@ -105,7 +113,8 @@ struct ConvPlan {
                                     // 3-channel stem, or x not 16-byte aligned) instead of
                                     // 16-byte cp.async of 8 channels
   float* workspace = nullptr;
-  bool tf32 = false;  // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
+  bool tf32 = false;             // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
+  int* tile_counters = nullptr;  // split_k > 1: one per output tile (grid.x * grid.y), all zero
 };
 
 // The configuration conv_bn_act_fwd runs for these arguments (throws if a forced one is invalid).
@@ -114,6 +123,8 @@ ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView
 // Bytes of fp32 workspace the heuristic's split-K would use for input shape x (0: no split-K):
 // allocate the maximum over a network's convs once and pass it in ConvOptions.
 size_t conv_workspace_bytes(const ConvShape& conv, const ConvWeights& w, Shape4 x);
+// Tile counters (ConvOptions.tile_counters) the heuristic's split-K would use (0: no split-K).
+size_t conv_tile_counter_count(const ConvShape& conv, const ConvWeights& w, Shape4 x);
 
 #define FARSEE_CONV_BN_ACT_FWD_ARGS                                                     \
   const Context &ctx, const ConvShape &conv, const TensorView &x, const ConvWeights &w, \
@@ -135,21 +146,37 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options);
 //
 // dgrad: dx = dL/dx (accumulate = false) or dx += dL/dx (true). An implicit GEMM on the forward
 // kernels (M = input pixels, N = C, reduction = (r, s, k) over the output-gradient taps that
-// reach the pixel); w must be allocated with ConvWeightUse::BackwardData. options: tile, split-K
-// and its workspace (sized by conv_bwd_data_workspace_bytes).
+// reach the pixel); w must be allocated with ConvWeightUse::BackwardData. options: tile, split-K,
+// its workspace and tile counters (sized by conv_bwd_data_workspace_bytes / _tile_counter_count).
 void conv_bwd_data(const Context& ctx, const ConvShape& conv, const TensorView& dy,
                    int shuffle_factor, const ConvWeights& w, const TensorView& dx, bool accumulate,
                    const ConvOptions& options = {});
 // wgrad (+ bias grad): dw (fp32 KRSC [K*R*S*C], executor memory) += sum_pixels dy * x,
 // db (fp32 [K] or null) += sum_pixels dy. The N*OH*OW reduction is split into fixed chunks whose
 // fp32 partial sums go to `workspace` (conv_bwd_weight_workspace_bytes) and are summed in a fixed
-// order: bitwise reproducible, no atomics. K = dy's conv channel count (dy.c * t^2).
+// order inside the same launches (the last CTA of each tile, found with the tile counters, as
+// the forward's split-K): bitwise reproducible, no float atomics. K = dy's conv channel count
+// (dy.c * t^2). Without workspace and counters the reduction is not split.
+struct ConvWgradOptions {
+  void* workspace = nullptr;  // fp32 partials (conv_bwd_weight_workspace_bytes)
+  size_t workspace_bytes = 0;
+  int* tile_counters = nullptr;   // zero-filled once, left zero (as ConvOptions.tile_counters)
+  size_t tile_counter_count = 0;  // conv_bwd_weight_tile_counter_count
+  int splits = 0;                 // 0: heuristic; >= 1: forced (tests, benchmarks)
+  bool tf32 = false;              // as ConvOptions.tf32 (fp32 x and dy only)
+};
+void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
+                     const TensorView& dy, int shuffle_factor, float* dw, float* db,
+                     const ConvWgradOptions& options);
+// Without tile counters: a split reduction only where it needs none (splits 1).
 void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
                      const TensorView& dy, int shuffle_factor, float* dw, float* db,
                      void* workspace, size_t workspace_bytes);
 size_t conv_bwd_weight_workspace_bytes(const ConvShape& conv, int K, Shape4 x);
-// conv_bwd_data's ConvOptions.workspace (split-K) sized by:
+size_t conv_bwd_weight_tile_counter_count(const ConvShape& conv, int K, Shape4 x);
+// conv_bwd_data's ConvOptions.workspace and tile_counters (split-K) sized by:
 size_t conv_bwd_data_workspace_bytes(const ConvShape& conv, int K, Shape4 x);
+size_t conv_bwd_data_tile_counter_count(const ConvShape& conv, int K, Shape4 x);
 
 // How conv_bwd_weight splits its reduction (chosen on the host; tests may force `splits`).
 struct ConvWgradPlan {
@@ -157,12 +184,13 @@ struct ConvWgradPlan {
   bool tensor_cores = false;  // fp16 mma kernel: x's C and dy's stored channel count multiples
                               // of 8, x and dy 16-byte aligned (base, pixel stride); else SIMT
   float* workspace = nullptr;
-  bool tf32 = false;  // fp32 storage: operands rounded to TF32, tensor-core MMAs
+  bool tf32 = false;             // fp32 storage: operands rounded to TF32, tensor-core MMAs
+  int* tile_counters = nullptr;  // splits > 1: the GEMM tiles', then one per 32-channel db block
 };
-// Forced splits (>= 1) for tests and benchmarks; 0 = heuristic. tf32: as ConvOptions::tf32.
+// Forced splits (>= 1) for tests and benchmarks; 0 = heuristic.
 void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
                      const TensorView& dy, int shuffle_factor, float* dw, float* db,
-                     void* workspace, size_t workspace_bytes, int forced_splits, bool tf32 = false);
+                     void* workspace, size_t workspace_bytes, int forced_splits);
 
 #define FARSEE_CONV_BWD_DATA_IMPL_ARGS                                                 \
   const Context &ctx, const ConvShape &conv, const TensorView &dy, int shuffle_factor, \

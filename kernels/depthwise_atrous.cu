@@ -14,7 +14,11 @@
 //   file is compiled with --fmad=false (kernels/CMakeLists.txt), which leaves them as they are.
 // Vectors: V = 4 floats or 8 halves (one 16-byte load/store) when C, both pixel strides and both
 //   base addresses allow; otherwise V = 1 (e.g. C = 19, or a slice at an odd channel offset).
-// Fused: BN scale/bias, ReLU, the concat (writing y as a slice of the concat buffer).
+// Fused: BN scale/bias, ReLU, the concat (writing y as a slice of the concat buffer), and the
+//   branches of an F-ASPP block: one launch runs up to kMaxDepthwiseBranches independent
+//   depthwise convs of the same shape (blockIdx.z = branch, each with its own x / y slices,
+//   dilation, weights, scale and bias; depthwise_atrous_branches_fwd). A single conv is the
+//   one-branch case of the same kernel. V is the widest all the branches' views allow.
 //
 // Backward, data (depthwise_atrous_bwd_data): the same mapping over dx (one thread: V channels
 //   of a dx pixel, its 9 x V weights in registers). Gather: tap (r, s) of output (oy, ox) reads
@@ -80,19 +84,37 @@ FARSEE_DEVICE void for_each_window_tap(const Nhwc<const T>& x, const PixelCoord&
   }
 }
 
+// One branch of a forward launch: depthwise_atrous_fwd's per-conv arguments.
+template <typename T>
+struct DepthwiseFwdBranch {
+  Nhwc<const T> x;
+  Nhwc<T> y;
+  const float* weight;
+  const float* scale;
+  const float* bias;
+  int dilation;
+};
+template <typename T>
+struct DepthwiseFwdBranches {
+  DepthwiseFwdBranch<T> branch[kMaxDepthwiseBranches];
+};
+
+// Forward; branch blockIdx.z of `branches`.
 template <typename T, int V>
 __global__ void __launch_bounds__(256)
-    depthwise3x3_kernel(Nhwc<const T> x, Nhwc<T> y, const float* __restrict__ weight,
-                        const float* __restrict__ scale, const float* __restrict__ bias, bool relu,
-                        int stride, int dilation) {
+    depthwise3x3_kernel(DepthwiseFwdBranches<T> branches, bool relu, int stride) {
+  const DepthwiseFwdBranch<T> b = branches.branch[blockIdx.z];
+  const Nhwc<const T> x = b.x;
+  const Nhwc<T> y = b.y;
+  const int dilation = b.dilation;
   const int c0 = thread_first_channel<V>(y.c);
   if (c0 < 0) return;
 
   float w[kTaps * kTaps][V];
-  load_tap_weights<V>(weight, c0, w);
+  load_tap_weights<V>(b.weight, c0, w);
   ChannelAffine affine[V];
 #pragma unroll
-  for (int i = 0; i < V; ++i) affine[i] = load_channel_affine(scale, bias, c0 + i);
+  for (int i = 0; i < V; ++i) affine[i] = load_channel_affine(b.scale, b.bias, c0 + i);
 
   FARSEE_FOR_EACH_THREAD_PIXEL(p, int(y.pixels())) {
     const PixelCoord o = pixel_coord(p, y.h, y.w);
@@ -211,10 +233,47 @@ __global__ void __launch_bounds__(kSumK* kSumSlices)
 
 }  // namespace
 
+namespace {
+
+// One launch of depthwise3x3_kernel for the branches (grid.z = b.count).
+void launch_depthwise_branches(const Context& ctx, const DepthwiseBranches& b) {
+  const TensorView& x0 = b.branch[0].x;
+  const TensorView& y0 = b.branch[0].y;
+  const int vec = vector16_width(x0.dtype);
+  bool vector16 = true;
+  for (int i = 0; i < b.count; ++i) {
+    require_int_pixels(b.branch[i].x.shape.pixels(), "depthwise_atrous_fwd: x");
+    vector16 = vector16 && packs_fit(b.branch[i].x, vec) && packs_fit(b.branch[i].y, vec);
+  }
+  with_storage_vector(x0.dtype, vector16, [&](auto sv) {
+    using T = typename decltype(sv)::type;
+    constexpr int V = decltype(sv)::width;
+    DepthwiseFwdBranches<T> args{};
+    for (int i = 0; i < b.count; ++i) {
+      const DepthwiseBranch& br = b.branch[i];
+      args.branch[i] = DepthwiseFwdBranch<T>{
+          nhwc<const T>(br.x), nhwc<T>(br.y), br.weight, br.scale, br.bias, br.dilation};
+    }
+    PixelChannelLaunch l = pixel_channel_launch(y0.shape.pixels(), y0.c() / V, kPixelsPerThread);
+    l.grid.z = unsigned(b.count);
+    auto kernel = depthwise3x3_kernel<T, V>;
+    FARSEE_LAUNCH(kernel, l.grid, l.block, 0, ctx.stream, args, b.relu, b.stride);
+  });
+}
+
+}  // namespace
+
 void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
-  launch_pixel_channel_kernel(ctx, x, y, kPixelsPerThread, "depthwise_atrous_fwd: x",
-                              FARSEE_PIXEL_KERNEL_FOR(depthwise3x3_kernel), weight, scale, bias,
-                              p.relu, p.stride, p.dilation);
+  DepthwiseBranches b;
+  b.stride = p.stride;
+  b.relu = p.relu;
+  b.count = 1;
+  b.branch[0] = DepthwiseBranch{p.dilation, x, y, weight, scale, bias};
+  launch_depthwise_branches(ctx, b);
+}
+
+void depthwise_atrous_branches_fwd(FARSEE_DEPTHWISE_ATROUS_BRANCHES_FWD_ARGS) {
+  launch_depthwise_branches(ctx, b);
 }
 
 void depthwise_atrous_bwd_data(FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS) {

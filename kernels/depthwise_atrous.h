@@ -48,6 +48,61 @@ inline void depthwise_atrous_fwd(FARSEE_DEPTHWISE_ATROUS_FWD_ARGS) {
   FARSEE_DISPATCH(ctx, depthwise_atrous_fwd, ctx, p, x, weight, scale, bias, y);
 }
 
+// The depthwise branches of one F-ASPP block in ONE launch (emu, cuda: blockIdx.z = branch; the
+// host executors run depthwise_atrous_fwd per branch): branch i computes, element for element,
+//   depthwise_atrous_fwd(ctx, {stride, branch[i].dilation, relu}, branch[i].x, branch[i].weight,
+//                        branch[i].scale, branch[i].bias, branch[i].y)
+// Every branch: the same x shape and dtype (x and y slices of any
+// buffers), 1..kMaxDepthwiseBranches.
+constexpr int kMaxDepthwiseBranches = 4;
+struct DepthwiseBranch {
+  int dilation = 1;
+  TensorView x, y;
+  const float* weight = nullptr;  // [C][3][3]
+  const float* scale = nullptr;   // [C] or null (= 1)
+  const float* bias = nullptr;    // [C] or null (= 0)
+};
+struct DepthwiseBranches {
+  int stride = 1;
+  bool relu = true;
+  int count = 0;
+  DepthwiseBranch branch[kMaxDepthwiseBranches];
+  DepthwiseParams params(int i) const { return DepthwiseParams{stride, branch[i].dilation, relu}; }
+};
+
+// The host executors' branch op: their depthwise_atrous_fwd `fwd`, branch after branch.
+template <typename Fwd>
+void run_depthwise_branches_one_by_one(const Context& ctx, const DepthwiseBranches& b, Fwd fwd) {
+  for (int i = 0; i < b.count; ++i) {
+    const DepthwiseBranch& br = b.branch[i];
+    fwd(ctx, b.params(i), br.x, br.weight, br.scale, br.bias, br.y);
+  }
+}
+
+#define FARSEE_DEPTHWISE_ATROUS_BRANCHES_FWD_ARGS const Context &ctx, const DepthwiseBranches &b
+FARSEE_DECLARE_OP(depthwise_atrous_branches_fwd, FARSEE_DEPTHWISE_ATROUS_BRANCHES_FWD_ARGS);
+
+inline void depthwise_atrous_branches_fwd(FARSEE_DEPTHWISE_ATROUS_BRANCHES_FWD_ARGS) {
+  FARSEE_REQUIRE(b.count >= 1 && b.count <= kMaxDepthwiseBranches,
+                 "depthwise_atrous_branches_fwd: " << b.count << " branches, expected 1.."
+                                                   << kMaxDepthwiseBranches);
+  FARSEE_REQUIRE(b.stride >= 1, "depthwise_atrous_branches_fwd: stride " << b.stride);
+  const DepthwiseBranch& first = b.branch[0];
+  for (int i = 0; i < b.count; ++i) {
+    const DepthwiseBranch& br = b.branch[i];
+    FARSEE_REQUIRE(
+        br.dilation >= 1 && br.weight != nullptr && br.x.data != nullptr && br.y.data != nullptr,
+        "depthwise_atrous_branches_fwd: branch " << i << ": dilation " << br.dilation
+                                                 << " (>= 1) or a null pointer");
+    require_dtype(br.x, "depthwise_atrous_branches_fwd: branch x", first.x.dtype);
+    require_shape(br.x, "depthwise_atrous_branches_fwd: branch x", first.x.shape);
+    require_dtype(br.y, "depthwise_atrous_branches_fwd: branch y", first.x.dtype);
+    require_shape(br.y, "depthwise_atrous_branches_fwd: branch y",
+                  depthwise_atrous_output_shape(b.params(i), br.x.shape));
+  }
+  FARSEE_DISPATCH(ctx, depthwise_atrous_branches_fwd, ctx, b);
+}
+
 #define FARSEE_DEPTHWISE_ATROUS_BWD_DATA_ARGS                                              \
   const Context &ctx, const DepthwiseParams &p, const TensorView &dy, const float *weight, \
       const TensorView &dx, bool accumulate

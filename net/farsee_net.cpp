@@ -192,21 +192,32 @@ FarSeeNet::ShapeState* FarSeeNet::add_shape(int n, int h, int w) {
   auto state = std::make_unique<ShapeState>();
   state->arena =
       allocate(size_t(plan.arena_bytes), "the activation arena (" + shape_text + ")", nullptr);
-  // One split-K workspace shared by every conv (they run one after another on one stream).
-  size_t workspace_bytes = 0;
-  for (const Step& s : graph->steps) {
-    if (s.kind == StepKind::Conv) {
-      workspace_bytes =
-          std::max(workspace_bytes, conv_workspace_bytes(s.conv, params_[s.layer].conv, s.x.shape));
-    }
-  }
-  state->workspace =
-      allocate(workspace_bytes, "the split-K workspace (" + shape_text + ")", nullptr);
+  allocate_split_k(*state, *graph, shape_text);
   state->graph = std::move(graph);
   state->plan = std::move(plan);
   shapes_.push_back(std::move(state));
   ++stats_.arenas_built;
   return shapes_.back().get();
+}
+
+// One split-K workspace and one set of tile counters shared by every conv (they run one after
+// another on one stream). The counters are zeroed here, once: every conv launch leaves them zero
+// (kernels/conv_bn_act.h), so eager runs and graph replays need no per-launch memset.
+void FarSeeNet::allocate_split_k(ShapeState& state, const Graph& graph,
+                                 const std::string& shape_text) {
+  size_t workspace_bytes = 0, counters = 0;
+  for (const Step& s : graph.steps) {
+    if (s.kind == StepKind::Conv) {
+      const ConvWeights& w = params_[s.layer].conv;
+      workspace_bytes = std::max(workspace_bytes, conv_workspace_bytes(s.conv, w, s.x.shape));
+      counters = std::max(counters, conv_tile_counter_count(s.conv, w, s.x.shape));
+    }
+  }
+  state.workspace =
+      allocate(workspace_bytes, "the split-K workspace (" + shape_text + ")", nullptr);
+  state.tile_counters =
+      allocate(counters * sizeof(int), "the split-K tile counters (" + shape_text + ")", nullptr);
+  if (counters > 0) rt::memset(ctx_, state.tile_counters.data(), 0, state.tile_counters.bytes());
 }
 
 FarSeeNet::OutputState* FarSeeNet::add_output(ShapeState* shape, int out_h, int out_w) {
@@ -326,6 +337,8 @@ void FarSeeNet::run_step(const Step& s) {
       options.workspace = shape_->workspace.data();
       options.workspace_bytes = shape_->workspace.bytes();
       options.tf32 = tf32_;
+      options.tile_counters = shape_->tile_counters.as<int>();
+      options.tile_counter_count = shape_->tile_counters.bytes() / sizeof(int);
       conv_bn_act_fwd(ctx_, s.conv, x, p.conv, e, y, options);
       break;
     }
@@ -349,8 +362,38 @@ void FarSeeNet::run_output() {
                     output_->out_w, output_->labels.as<uint8_t>());
 }
 
+// Consecutive depthwise steps reading one buffer with one stride and activation (the branches of
+// an F-ASPP block, graph.h) run as ONE launch; returns how many steps that was (>= 1).
+size_t FarSeeNet::run_depthwise_branches(const std::vector<Step>& steps, size_t first) {
+  const Step& f = steps[first];
+  DepthwiseBranches b;
+  b.stride = f.conv.stride_h;
+  b.relu = f.relu;
+  size_t i = first;
+  for (; i < steps.size() && b.count < kMaxDepthwiseBranches; ++i) {
+    const Step& s = steps[i];
+    if (s.kind != StepKind::Depthwise || s.x.buffer != f.x.buffer || !(s.x.shape == f.x.shape) ||
+        s.conv.stride_h != b.stride || s.relu != b.relu)
+      break;
+    const LayerParams& p = params_[s.layer];
+    b.branch[b.count++] =
+        DepthwiseBranch{s.conv.dilation_h, view(s.x), view(s.y), p.dw_weight, nullptr, p.bias};
+  }
+  depthwise_atrous_branches_fwd(ctx_, b);
+  return i - first;
+}
+
+// profile_forward() times each step alone (the depthwise branches as separate launches); this,
+// the forward, merges the F-ASPP depthwise branches.
 void FarSeeNet::run_steps() {
-  for (const Step& s : shape_->graph->steps) run_step(s);
+  const std::vector<Step>& steps = shape_->graph->steps;
+  for (size_t i = 0; i < steps.size();) {
+    if (steps[i].kind == StepKind::Depthwise) {
+      i += run_depthwise_branches(steps, i);
+    } else {
+      run_step(steps[i++]);
+    }
+  }
   run_output();
 }
 

@@ -114,6 +114,7 @@ class FarSeeNet {
   void run_step(const Step& s);
   void run_output();
   void run_steps();
+  size_t run_depthwise_branches(const std::vector<Step>& steps, size_t first);
 
   FarSeeConfig config_;
   Context ctx_;
@@ -130,7 +131,8 @@ class FarSeeNet {
     std::unique_ptr<Graph> graph;
     MemoryPlan plan;
     rt::Buffer arena;
-    rt::Buffer workspace;  // fp32 split-K partial sums (conv_workspace_bytes)
+    rt::Buffer workspace;      // fp32 split-K partial sums (conv_workspace_bytes)
+    rt::Buffer tile_counters;  // int split-K tile counters, zeroed once (conv_tile_counter_count)
     uint64_t last_used = 0;
   };
   // One output size of one input shape: the labels and the CUDA graph writing them.
@@ -144,6 +146,7 @@ class FarSeeNet {
     ~OutputState();
   };
   ShapeState* add_shape(int n, int h, int w);
+  void allocate_split_k(ShapeState& state, const Graph& graph, const std::string& shape_text);
   OutputState* add_output(ShapeState* shape, int out_h, int out_w);
   void evict_shape(const ShapeState* keep);  // the least recently used other than `keep`
   void release_shape(const ShapeState* s);

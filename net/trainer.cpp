@@ -139,6 +139,9 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
     allocate_conv_weights();
     repack_all();
     workspace_ = rt::Buffer(ctx_.executor, std::max<size_t>(workspace_bytes(), 256));
+    // Zeroed once: every split-K conv launch leaves its counters zero (kernels/conv_bn_act.h).
+    tile_counters_ = rt::Buffer(ctx_.executor, std::max<size_t>(tile_counter_count(), 1) * 4);
+    fill_zero(ctx_, tile_counters_.data(), tile_counters_.bytes());
     arena_ = rt::Buffer(ctx_.executor, size_t(plan_.arena_bytes));
     labels_ = rt::Buffer(ctx_.executor, size_t(n) * label_h * label_w);
     lr_ = rt::Buffer(ctx_.executor, 256);
@@ -242,6 +245,24 @@ size_t Trainer::workspace_bytes() const {
   return ws;
 }
 
+// Split-K tile counters for the forward convs, the dgrads and the wgrads (one set: they run one at
+// a time).
+size_t Trainer::tile_counter_count() const {
+  size_t count = 0;
+  for (const TrainStep& s : graph_.steps) {
+    if (s.op == TrainOp::Conv) {
+      count = std::max(
+          count, conv_tile_counter_count(s.conv, weights_[size_t(s.layer)].forward, s.x.shape));
+    } else if (s.op == TrainOp::ConvBackward) {
+      const int K = graph_.inference.layers[size_t(s.layer)].K;
+      count = std::max(count, conv_bwd_weight_tile_counter_count(s.conv, K, s.x.shape));
+      if (s.dx.valid())
+        count = std::max(count, conv_bwd_data_tile_counter_count(s.conv, K, s.x.shape));
+    }
+  }
+  return count;
+}
+
 Trainer::~Trainer() {
   rt::graph_destroy(cuda_graph_);
   if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
@@ -269,9 +290,10 @@ void Trainer::set_class_weights(const std::vector<float>& weights) {
 }
 
 int64_t Trainer::device_bytes() const {
-  int64_t total = int64_t(params_.bytes() + grads_.bytes() + momenta_.bytes() + running_.bytes() +
-                          saved_.bytes() + arena_.bytes() + workspace_.bytes() + labels_.bytes() +
-                          lr_.bytes() + scalars_.bytes() + class_weights_.bytes());
+  int64_t total =
+      int64_t(params_.bytes() + grads_.bytes() + momenta_.bytes() + running_.bytes() +
+              saved_.bytes() + arena_.bytes() + workspace_.bytes() + tile_counters_.bytes() +
+              labels_.bytes() + lr_.bytes() + scalars_.bytes() + class_weights_.bytes());
   for (const LayerWeights& w : weights_) {
     total += int64_t(w.forward.buffer.bytes() + w.backward_data.buffer.bytes());
   }
@@ -318,12 +340,30 @@ void Trainer::fill_activations(uint8_t byte) {
   rt::memset(ctx_, arena_.data(), byte, size_t(plan_.arena_bytes));
 }
 
+namespace {
+
+// The wgrad options of a conv whose forward and dgrad run with `o`: the same workspace, tile
+// counters (the trainer's launches run one at a time) and math (tf32 or strict fp32).
+ConvWgradOptions wgrad_options(const ConvOptions& o) {
+  ConvWgradOptions w;
+  w.workspace = o.workspace;
+  w.workspace_bytes = o.workspace_bytes;
+  w.tile_counters = o.tile_counters;
+  w.tile_counter_count = o.tile_counter_count;
+  w.tf32 = o.tf32;
+  return w;
+}
+
+}  // namespace
+
 void Trainer::run(const TrainStep& s) {
   const LayerSlots* slots = s.layer >= 0 ? &layout_.layers[size_t(s.layer)] : nullptr;
   ConvOptions options;
   options.workspace = workspace_.data();
   options.workspace_bytes = workspace_.bytes();
   options.tf32 = precision_.tf32;
+  options.tile_counters = tile_counters_.as<int>();
+  options.tile_counter_count = tile_counters_.bytes() / sizeof(int);
   DepthwiseParams dw;
   dw.stride = s.conv.stride_h;
   dw.dilation = s.conv.dilation_h;
@@ -364,8 +404,7 @@ void Trainer::run(const TrainStep& s) {
       break;
     case TrainOp::ConvBackward: {
       conv_bwd_weight(ctx_, s.conv, view(s.x), view(s.dy), s.shuffle, grad(slots->weight),
-                      s.bias ? grad(slots->bias) : nullptr, workspace_.data(), workspace_.bytes(),
-                      0, precision_.tf32);
+                      s.bias ? grad(slots->bias) : nullptr, wgrad_options(options));
       if (s.dx.valid()) {
         conv_bwd_data(ctx_, s.conv, view(s.dy), s.shuffle, weights_[size_t(s.layer)].backward_data,
                       view(s.dx), s.accumulate_dx, options);

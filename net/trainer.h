@@ -229,6 +229,7 @@ class Trainer {
   void allocate_parameters(const HostTensors& init);
   void allocate_conv_weights();
   size_t workspace_bytes() const;
+  size_t tile_counter_count() const;
 
   FarSeeConfig config_;
   MixedPrecision precision_;
@@ -241,6 +242,7 @@ class Trainer {
   std::vector<LayerWeights> weights_;
   rt::Buffer params_, grads_, momenta_, running_, saved_;
   rt::Buffer arena_, workspace_, labels_;
+  rt::Buffer tile_counters_;  // split-K counters of the convs, zeroed once in init
   rt::Buffer lr_;             // one fp32: the learning rate of a CUDA-graph replay
   rt::Buffer scalars_;        // StepScalars
   rt::Buffer class_weights_;  // num_classes fp32, or empty (unweighted loss)

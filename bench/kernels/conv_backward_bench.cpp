@@ -6,6 +6,7 @@
 //                                        splits and workspace (label: splits, tensor cores or SIMT)
 // Counters: TFLOP/s = 2 * output pixels * K * R*S*C per launch (the useful work: dgrad at stride
 // 2 also computes the zero taps of the valid-tap condition, which are not counted).
+#include <algorithm>
 #include <string>
 
 #include "bench/kernels/bench_util.h"
@@ -34,10 +35,15 @@ void register_dgrad(DType dtype, const NetConv& c) {
     DeviceTensor dx(ctx, dtype, c.x, 2);
     ConvOptions options;
     options.workspace_bytes = conv_bwd_data_workspace_bytes(conv, c.K, c.x);
-    rt::Buffer workspace;
+    rt::Buffer workspace, counters;
     if (options.workspace_bytes > 0) {
       workspace = rt::Buffer(ctx.executor, options.workspace_bytes);
       options.workspace = workspace.data();
+      // Split-K tile counters: zeroed once, every launch leaves them zero.
+      options.tile_counter_count = conv_bwd_data_tile_counter_count(conv, c.K, c.x);
+      counters = rt::Buffer(ctx.executor, options.tile_counter_count * sizeof(int));
+      rt::memset(ctx, counters.data(), 0, counters.bytes());
+      options.tile_counters = counters.as<int>();
     }
     state.SetLabel("split_k workspace " + std::to_string(options.workspace_bytes));
     time_launches(state, ctx, dy.bytes() + dx.bytes() + int64_t(w.buffer.bytes()), [&] {
@@ -57,11 +63,20 @@ void register_wgrad(DType dtype, const NetConv& c) {
     rt::Buffer dw = device_floats(ctx, weights, 3), db = device_floats(ctx, size_t(c.K), 4);
     const size_t bytes = conv_bwd_weight_workspace_bytes(conv, c.K, c.x);
     rt::Buffer workspace(ctx.executor, bytes > 0 ? bytes : 256);
+    // Split tile counters: zeroed once, every launch leaves them zero.
+    ConvWgradOptions options;
+    options.workspace = workspace.data();
+    options.workspace_bytes = bytes;
+    options.tile_counter_count = conv_bwd_weight_tile_counter_count(conv, c.K, c.x);
+    rt::Buffer counters(ctx.executor,
+                        std::max<size_t>(options.tile_counter_count, 1) * sizeof(int));
+    rt::memset(ctx, counters.data(), 0, counters.bytes());
+    options.tile_counters = counters.as<int>();
     state.SetLabel("workspace " + std::to_string(bytes) +
                    (dtype == DType::F16 && c.shuffle == 1 && c.x.c % 8 == 0 ? " mma" : " simt"));
     time_launches(state, ctx, x.bytes() + dy.bytes() + int64_t(weights) * 8, [&] {
       conv_bwd_weight(ctx, conv, x.view, dy.view, c.shuffle, dw.as<float>(), db.as<float>(),
-                      workspace.data(), bytes);
+                      options);
     });
     set_flops_counter(state, c);
   });

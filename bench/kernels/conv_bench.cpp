@@ -54,12 +54,17 @@ void register_farsee(DType dtype, const NetConv& c, ConvTile tile) {
     if (c.residual) e.residual = residual.view;
     ConvOptions options;
     options.tile = tile;
-    rt::Buffer workspace;
+    rt::Buffer workspace, counters;
     if (tile == ConvTile::Auto) {
       options.workspace_bytes = conv_workspace_bytes(conv, w, c.x);
       if (options.workspace_bytes > 0) {
         workspace = rt::Buffer(ctx.executor, options.workspace_bytes);
         options.workspace = workspace.data();
+        // Split-K tile counters: zeroed once, every launch leaves them zero.
+        options.tile_counter_count = conv_tile_counter_count(conv, w, c.x);
+        counters = rt::Buffer(ctx.executor, options.tile_counter_count * sizeof(int));
+        rt::memset(ctx, counters.data(), 0, counters.bytes());
+        options.tile_counters = counters.as<int>();
       }
     } else {
       options.split_k = 1;

@@ -4,6 +4,7 @@
 //   depthwise_atrous  64x128x256 and 128x256x128 at rates 6/12/18 (the maps of a 1024x2048-class
 //                     input), and the paper preset's own F-ASPP maps at 512x1024: 16x32x256
 //                     (F-ASPP-1, stride 32) and 64x128x128 (F-ASPP-2, stride 8)
+//   depthwise_atrous_branches  rates 6/12/18 in one launch, 64x128x256 and 16x32x256
 //   max_pool          3x3/s2 on the stem output 256x512x64
 //   pixel_shuffle     x4 of the two sub-pixel convs: 16x32x4096 -> 64x128x256, 64x128x304 ->
 //                     256x512x19
@@ -44,6 +45,43 @@ void register_depthwise_atrous() {
           });
         });
       }
+    }
+  }
+}
+
+// The three branches of an F-ASPP block (rates 6/12/18) in one launch, against three launches
+// of depthwise_atrous_fwd above.
+void register_depthwise_branches() {
+  const Shape4 maps[] = {{1, 64, 128, 256}, {1, 16, 32, 256}};
+  for (DType dtype : kDTypes) {
+    for (const Shape4& x_shape : maps) {
+      const std::string name = std::string("depthwise_atrous_branches/") + dtype_name(dtype) + "/" +
+                               shape_name(x_shape) + "/rates6-12-18";
+      register_gpu_benchmark(name, [=](benchmark::State& state) {
+        const Context ctx = cuda_context();
+        std::vector<DeviceTensor> xs, ys;
+        std::vector<rt::Buffer> params;
+        xs.reserve(3);
+        ys.reserve(3);
+        DepthwiseBranches b;
+        b.count = 3;
+        for (int i = 0; i < b.count; ++i) {
+          xs.emplace_back(ctx, dtype, x_shape, 1 + i);
+          ys.emplace_back(ctx, dtype, x_shape, 4 + i);
+          params.push_back(device_floats(ctx, size_t(x_shape.c) * 9, 7 + i));
+          params.push_back(device_floats(ctx, size_t(x_shape.c), 10 + i));
+        }
+        for (int i = 0; i < b.count; ++i) {
+          b.branch[i] = DepthwiseBranch{6 * (i + 1),
+                                        xs[size_t(i)].view,
+                                        ys[size_t(i)].view,
+                                        params[size_t(2 * i)].as<float>(),
+                                        nullptr,
+                                        params[size_t(2 * i + 1)].as<float>()};
+        }
+        time_launches(state, ctx, 3 * (xs[0].bytes() + ys[0].bytes()),
+                      [&] { depthwise_atrous_branches_fwd(ctx, b); });
+      });
     }
   }
 }
@@ -105,6 +143,7 @@ void register_resize_argmax() {
 
 const bool kRegistered = [] {
   register_depthwise_atrous();
+  register_depthwise_branches();
   register_max_pool();
   register_pixel_shuffle();
   register_resize_argmax();

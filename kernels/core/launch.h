@@ -11,7 +11,9 @@
 // outside a graph capture is followed by a stream synchronisation on cuda, so an asynchronous
 // fault (an illegal address, say) is reported with this launch's kernel name and file:line instead
 // of at a later, innocent call; under emu's asynchronous mode (FARSEE_EMU_ASYNC=1) it runs each
-// launch at once. A debug mode: it serialises the host and the GPU.
+// launch at once. A debug mode: it serialises the host and the GPU. Without it, an asynchronous
+// error found at a launch may be an earlier kernel's: the message says so and names the switch
+// (kernels/core/cuda_errors.h).
 #pragma once
 
 #include "kernels/core/check.h"
@@ -24,6 +26,8 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/core/cuda_errors.h"
+
 namespace farsee::detail {
 inline bool sync_launches() {
   static const bool on = [] {
@@ -34,23 +38,30 @@ inline bool sync_launches() {
 }
 
 // The launch's own error, and under FARSEE_SYNC_LAUNCHES its asynchronous one (not inside a
-// capture, where nothing runs and synchronising is illegal).
+// capture, where nothing runs and synchronising is illegal). Without the switch, an asynchronous
+// error met here is not blamed on this launch: it may be any earlier kernel's.
 inline void check_launch(cudaStream_t stream, const char* kernel, const char* file, int line) {
   cudaError_t st = cudaGetLastError();
-  const char* when = "at launch";
+  bool ran = false;  // synchronised: an error now is this kernel's
   if (st == cudaSuccess && sync_launches()) {
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     st = cudaStreamIsCapturing(stream, &capture);
     if (st == cudaSuccess && capture == cudaStreamCaptureStatusNone) {
       st = cudaStreamSynchronize(stream);
-      when = "while running (FARSEE_SYNC_LAUNCHES)";
+      ran = true;
     }
   }
-  if (st != cudaSuccess) {
-    throw_error(file, line,
-                std::string("kernel '") + kernel + "' failed " + when + ": " +
-                    cudaGetErrorName(st) + ": " + cudaGetErrorString(st));
+  if (st == cudaSuccess) return;
+  std::string what;
+  if (ran) {
+    what = std::string("kernel '") + kernel + "' failed while running (FARSEE_SYNC_LAUNCHES)";
+  } else if (is_asynchronous_error(st)) {
+    what = std::string("an asynchronous error surfaced at the launch of kernel '") + kernel + "'" +
+           asynchronous_error_hint(st);
+  } else {
+    what = std::string("kernel '") + kernel + "' failed at launch";
   }
+  throw_error(file, line, what + ": " + cudaGetErrorName(st) + ": " + cudaGetErrorString(st));
 }
 }  // namespace farsee::detail
 

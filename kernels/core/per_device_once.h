@@ -5,7 +5,9 @@
 //   opt_in.call(current_device(), [&] { FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, bytes); });
 // call(device, f) runs f the first time it is called for that device (0..63), exactly once when
 // threads race; an f that throws is retried by the next call (as std::call_once). After the first
-// call per device it costs one atomic load. A host helper: unit-tested without a GPU.
+// call per device it costs one atomic load. A host helper: unit-tested without a GPU; under emu,
+// which emulates several devices (kernels/emu/emu_control.h), the conv kernels' opt-in is tested on
+// devices 0 and 1 (tests/kernels/conv_bn_act_devices_test.cpp).
 #pragma once
 
 #include <atomic>
@@ -13,6 +15,9 @@
 #include <mutex>
 
 #include "kernels/core/check.h"
+#if !defined(__CUDACC__)
+#include "kernels/emu/emu_control.h"
+#endif
 
 namespace farsee {
 
@@ -38,14 +43,14 @@ class PerDeviceOnce {
 };
 
 // The device the calling host thread launches on: the CUDA runtime's current device under nvcc;
-// kernels/emu emulates a single device, 0.
+// kernels/emu's emulated current device (emu::set_device) elsewhere.
 inline int current_device() {
 #if defined(__CUDACC__)
   int device = 0;
   FARSEE_CUDA_CHECK(cudaGetDevice(&device));
   return device;
 #else
-  return 0;
+  return ::emu::current_device();
 #endif
 }
 

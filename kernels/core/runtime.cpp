@@ -10,6 +10,22 @@
 
 #if FARSEE_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "kernels/core/cuda_errors.h"
+
+// FARSEE_CUDA_CHECK for the calls where a kernel's asynchronous error surfaces (copies, memsets,
+// synchronisations, graph launches): the message adds that it may be an earlier kernel's.
+#define FARSEE_CUDA_CHECK_ASYNC(expr)                                                   \
+  do {                                                                                  \
+    const cudaError_t farsee_st_ = (expr);                                              \
+    if (farsee_st_ != cudaSuccess) {                                                    \
+      ::farsee::throw_error(__FILE__, __LINE__,                                         \
+                            std::string("CUDA call failed: ") + #expr + ": " +          \
+                                cudaGetErrorName(farsee_st_) + ": " +                   \
+                                cudaGetErrorString(farsee_st_) +                        \
+                                ::farsee::detail::asynchronous_error_hint(farsee_st_)); \
+    }                                                                                   \
+  } while (0)
 #endif
 
 namespace farsee {
@@ -124,7 +140,8 @@ void free(Executor e, void* p) noexcept {
 void memset(const Context& ctx, void* p, int value, size_t bytes, const char* file, int line) {
   if (ctx.executor == Executor::Cuda) {
 #if FARSEE_HAVE_CUDA
-    FARSEE_CUDA_CHECK(cudaMemsetAsync(p, value, bytes, static_cast<cudaStream_t>(ctx.stream)));
+    FARSEE_CUDA_CHECK_ASYNC(
+        cudaMemsetAsync(p, value, bytes, static_cast<cudaStream_t>(ctx.stream)));
     return;
 #else
     no_cuda("rt::memset");
@@ -139,9 +156,10 @@ void memset(const Context& ctx, void* p, int value, size_t bytes, const char* fi
 #if FARSEE_HAVE_CUDA
 static void cuda_copy(const Context& ctx, void* dst, const void* src, size_t bytes,
                       cudaMemcpyKind kind) {
-  FARSEE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, static_cast<cudaStream_t>(ctx.stream)));
+  FARSEE_CUDA_CHECK_ASYNC(
+      cudaMemcpyAsync(dst, src, bytes, kind, static_cast<cudaStream_t>(ctx.stream)));
   if (kind == cudaMemcpyDeviceToHost) {
-    FARSEE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)));
+    FARSEE_CUDA_CHECK_ASYNC(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)));
   }
 }
 #endif
@@ -188,7 +206,7 @@ void synchronize(const Context& ctx) {
   }
   if (ctx.executor != Executor::Cuda) return;
 #if FARSEE_HAVE_CUDA
-  FARSEE_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)));
+  FARSEE_CUDA_CHECK_ASYNC(cudaStreamSynchronize(static_cast<cudaStream_t>(ctx.stream)));
 #else
   no_cuda("rt::synchronize");
 #endif
@@ -213,6 +231,51 @@ void stream_destroy(Executor e, void* stream) noexcept {
 #else
   (void)e;
   (void)stream;
+#endif
+}
+
+void* event_create(Executor e) {
+  if (e == Executor::Emu) return emu::event_create();
+  if (e != Executor::Cuda) return nullptr;
+#if FARSEE_HAVE_CUDA
+  cudaEvent_t ev = nullptr;
+  FARSEE_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  return ev;
+#else
+  no_cuda("rt::event_create");
+#endif
+}
+
+void event_destroy(Executor e, void* event) noexcept {
+  if (e == Executor::Emu) return emu::event_destroy(event);
+#if FARSEE_HAVE_CUDA
+  if (e == Executor::Cuda && event) (void)cudaEventDestroy(static_cast<cudaEvent_t>(event));
+#else
+  (void)event;
+#endif
+}
+
+void event_record(const Context& ctx, void* event, const char* file, int line) {
+  if (ctx.executor == Executor::Emu)
+    return emu::event_record(ctx.stream, event, call_site(file, line));
+  if (ctx.executor != Executor::Cuda) return;
+#if FARSEE_HAVE_CUDA
+  FARSEE_CUDA_CHECK_ASYNC(
+      cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(ctx.stream)));
+#else
+  no_cuda("rt::event_record");
+#endif
+}
+
+void stream_wait_event(const Context& ctx, void* event, const char* file, int line) {
+  if (ctx.executor == Executor::Emu)
+    return emu::stream_wait_event(ctx.stream, event, call_site(file, line));
+  if (ctx.executor != Executor::Cuda) return;
+#if FARSEE_HAVE_CUDA
+  FARSEE_CUDA_CHECK_ASYNC(cudaStreamWaitEvent(static_cast<cudaStream_t>(ctx.stream),
+                                              static_cast<cudaEvent_t>(event), 0));
+#else
+  no_cuda("rt::stream_wait_event");
 #endif
 }
 
@@ -292,7 +355,7 @@ void Timer::record_stop(const Context& ctx) {
 float Timer::elapsed_ms() {
 #if FARSEE_HAVE_CUDA
   if (executor == Executor::Cuda) {
-    FARSEE_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(stop)));
+    FARSEE_CUDA_CHECK_ASYNC(cudaEventSynchronize(static_cast<cudaEvent_t>(stop)));
     float ms = 0;
     FARSEE_CUDA_CHECK(
         cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(stop)));
@@ -347,8 +410,8 @@ void graph_launch(const Context& ctx, void* graph_exec) {
                  "rt::graph_launch: needs executor 'cuda' or 'emu' and a graph from "
                  "graph_end_capture");
 #if FARSEE_HAVE_CUDA
-  FARSEE_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_exec),
-                                    static_cast<cudaStream_t>(ctx.stream)));
+  FARSEE_CUDA_CHECK_ASYNC(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph_exec),
+                                          static_cast<cudaStream_t>(ctx.stream)));
 #else
   no_cuda("rt::graph_launch");
 #endif

@@ -6,6 +6,8 @@
 // next synchronisation; graphs can be captured with CUDA's rules. Copies and memsets are
 // asynchronous except copy_to_host, which waits for the stream like cudaMemcpy. Every failure
 // throws farsee::Error; `file`/`line` default to the caller's, to name a copy that failed later.
+// On cuda, an asynchronous kernel error met by a synchronising call says it may be an earlier
+// kernel's and how to name it (FARSEE_SYNC_LAUNCHES=1, kernels/core/cuda_errors.h).
 #pragma once
 
 #include <cstddef>
@@ -33,6 +35,17 @@ void synchronize(const Context& ctx);
 
 void* stream_create(Executor e);
 void stream_destroy(Executor e, void* stream) noexcept;
+
+// Ordering across streams (cudaEventRecord / cudaStreamWaitEvent; streams are non-blocking, so
+// nothing else orders them): the work submitted to ctx.stream after stream_wait_event runs after
+// the work submitted to the recording stream before the latest event_record. Under emu a missing
+// wait shows (kernels/emu/emu_stream.h); reference and cpu run everything at once (no-ops).
+void* event_create(Executor e);
+void event_destroy(Executor e, void* event) noexcept;
+void event_record(const Context& ctx, void* event, const char* file = __builtin_FILE(),
+                  int line = __builtin_LINE());
+void stream_wait_event(const Context& ctx, void* event, const char* file = __builtin_FILE(),
+                       int line = __builtin_LINE());
 
 // Elapsed-time measurement: CUDA events on cuda, a steady clock elsewhere.
 struct Timer {

@@ -190,4 +190,8 @@ void depthwise_atrous_bwd_weight(FARSEE_DEPTHWISE_ATROUS_BWD_WEIGHT_ARGS) {
   }
 }
 
+void depthwise_atrous_branches_fwd(FARSEE_DEPTHWISE_ATROUS_BRANCHES_FWD_ARGS) {
+  run_depthwise_branches_one_by_one(ctx, b, cpu_impl::depthwise_atrous_fwd);
+}
+
 }  // namespace farsee::cpu_impl

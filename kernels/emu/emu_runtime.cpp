@@ -28,6 +28,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/core/check.h"
@@ -113,8 +114,10 @@ struct Scheduler {
   alignas(16) unsigned char static_arena[kStaticSmemLimit];
   std::vector<std::pair<const SharedSlot*, size_t>> static_slots;  // this block's arrays: offset
   size_t static_used = 0;
-  std::map<const void*, size_t> max_dynamic_smem;
-  std::set<const void*> launched;  // every kernel launched so far (CUDA's lazy loading)
+  // Per (device, kernel), as CUDA keeps them: the dynamic shared-memory opt-in, and every kernel
+  // launched so far (lazy loading).
+  std::map<std::pair<int, const void*>, size_t> max_dynamic_smem;
+  std::set<std::pair<int, const void*>> launched;
   BlockState block;
   Fiber* current = nullptr;
   const LaunchInfo* launch = nullptr;
@@ -353,11 +356,13 @@ void validate_launch(Scheduler& s, const LaunchInfo& info) {
       << ") is empty or exceeds 65535 in y/z";
   } else {
     size_t limit = kDynamicSmemDefaultLimit;
-    auto it = s.max_dynamic_smem.find(info.kernel);
+    auto it = s.max_dynamic_smem.find({current_device(), info.kernel});
     if (it != s.max_dynamic_smem.end()) limit = it->second;
     if (info.dynamic_smem > limit) {
       o << "requests " << info.dynamic_smem << " bytes of dynamic shared memory; the limit is "
-        << limit << " (opt in with FARSEE_SET_MAX_DYNAMIC_SMEM, at most " << kSmemOptInLimit << ")";
+        << limit << " on device " << current_device()
+        << " (opt in with FARSEE_SET_MAX_DYNAMIC_SMEM on every device, at most " << kSmemOptInLimit
+        << ")";
     }
   }
   if (!o.str().empty()) {
@@ -487,7 +492,7 @@ void set_max_dynamic_smem(const void* kernel, size_t bytes) {
   }
   forbid_in_capture("FARSEE_SET_MAX_DYNAMIC_SMEM (cudaFuncSetAttribute)");
   std::lock_guard<std::mutex> lock(launch_mutex());
-  sched().max_dynamic_smem[kernel] = bytes;
+  sched().max_dynamic_smem[{current_device(), kernel}] = bytes;
 }
 
 void forget_launched_kernels() {
@@ -501,8 +506,9 @@ bool prepare_launch(const LaunchInfo& info, void* stream) {
     Scheduler& s = sched();
     init_schedule_from_env(s);
     validate_launch(s, info);
-    if (s.launched.insert(info.kernel).second && capturing(stream)) {
-      s.launched.erase(info.kernel);
+    const std::pair<int, const void*> key{current_device(), info.kernel};
+    if (s.launched.insert(key).second && capturing(stream)) {
+      s.launched.erase(key);
       forbid_in_capture(("the first launch of kernel '" + std::string(info.kernel_name) + "' at " +
                          site(info.file, info.line) +
                          " (lazy loading; launch it once before capturing)")

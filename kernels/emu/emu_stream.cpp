@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -32,10 +33,20 @@ struct Graph {
   std::vector<StreamOp> ops;
 };
 
+// An event's records: `recorded` counts the records issued, `completed` the latest one its stream
+// has run; `stream` is where the latest record was issued.
+struct EventState {
+  void* stream = nullptr;
+  uint64_t recorded = 0;
+  uint64_t completed = 0;
+};
+
 struct State {
   std::mutex m;
   std::map<void*, Stream> streams;  // key nullptr: the default stream
   std::map<void*, std::unique_ptr<Graph>> graphs;
+  std::map<void*, std::shared_ptr<EventState>> events;  // queued ops hold theirs past destroy
+  uint64_t next_seq = 0;
   std::string pending_error;  // from a flush that could not throw
   GraphCounters counters;
   int async = -1;  // -1: not yet read from the environment
@@ -45,6 +56,8 @@ State& state() {
   static State s;
   return s;
 }
+
+bool run_next(void* stream, bool at_launch);  // below, with flush
 
 // The stream this thread is capturing (CUDA's thread-local capture mode), if any.
 thread_local void* t_capture_stream = nullptr;
@@ -106,6 +119,10 @@ const char* op_kind_name(OpKind k) {
       return "memset";
     case OpKind::Timestamp:
       return "timestamp";
+    case OpKind::EventRecord:
+      return "event_record";
+    case OpKind::EventWait:
+      return "event_wait";
   }
   return "?";
 }
@@ -140,9 +157,55 @@ void set_poison(bool on) {
   g_poison.store(on ? 1 : 0);
 }
 
+namespace {
+std::atomic<int> g_device_count{0};  // 0: not yet read from the environment
+thread_local int t_device = 0;       // cudaSetDevice is per host thread
+}  // namespace
+
+int device_count() {
+  int n = g_device_count.load();
+  if (n > 0) return n;
+  const char* v = std::getenv("FARSEE_EMU_DEVICES");
+  n = v && *v ? std::atoi(v) : 1;
+  FARSEE_REQUIRE(n >= 1 && n <= 64, "FARSEE_EMU_DEVICES='" << v << "': expected 1..64");
+  g_device_count.store(n);
+  return n;
+}
+
+void set_device_count(int n) {
+  FARSEE_REQUIRE(n >= 1 && n <= 64, "emu::set_device_count(" << n << "): expected 1..64");
+  g_device_count.store(n);
+  if (t_device >= n) t_device = 0;
+}
+
+void set_device(int device) {
+  const int n = device_count();
+  FARSEE_REQUIRE(device >= 0 && device < n,
+                 "emu: cudaSetDevice(" << device << "): invalid device ordinal; the emulator has "
+                                       << n
+                                       << " device(s) (FARSEE_EMU_DEVICES, emu::set_device_count)");
+  t_device = device;
+}
+
+int current_device() {
+  return t_device;
+}
+
+namespace {
+std::atomic<int> g_sync_launches{-1};
+}  // namespace
+
 bool sync_launches_enabled() {
-  static const bool on = env_flag("FARSEE_SYNC_LAUNCHES", false);
-  return on;
+  int v = g_sync_launches.load();
+  if (v < 0) {
+    v = env_flag("FARSEE_SYNC_LAUNCHES", false) ? 1 : 0;
+    g_sync_launches.store(v);
+  }
+  return v == 1;
+}
+
+void set_sync_launches(bool on) {
+  g_sync_launches.store(on ? 1 : 0);
 }
 
 bool deferred(void* stream) {
@@ -162,6 +225,7 @@ void submit(void* stream, StreamOp op) {
   State& s = state();
   std::unique_lock<std::mutex> l(s.m);
   Stream& st = s.streams[stream];
+  op.seq = ++s.next_seq;
   if (st.capturing) {
     st.recorded.push_back(std::move(op));
     return;
@@ -174,49 +238,65 @@ void submit(void* stream, StreamOp op) {
   const bool launch = op.kind == OpKind::Launch;
   st.queue.push_back(std::move(op));
   l.unlock();
-  if (launch && sync_launches_enabled()) flush(stream);
-}
-
-void flush(void* stream) {
-  State& s = state();
-  for (;;) {
-    StreamOp op;
-    {
-      std::lock_guard<std::mutex> l(s.m);
-      throw_pending_locked(s);
-      Stream& st = s.streams[stream];
-      if (st.queue.empty()) return;
-      op = std::move(st.queue.front());
-      st.queue.pop_front();
-    }
-    try {
-      op.run();
-    } catch (const std::exception& e) {
-      size_t dropped = 0;
-      {
-        std::lock_guard<std::mutex> l(s.m);
-        Stream& st = s.streams[stream];
-        dropped = st.queue.size();
-        st.queue.clear();  // as after a sticky CUDA error, the stream's later work never runs
-      }
-      std::string what =
-          describe(op) + " failed (reported at a later synchronisation): " + e.what();
-      if (dropped) what += " (" + std::to_string(dropped) + " later operation(s) discarded)";
-      throw farsee::Error(what);
+  if (launch && sync_launches_enabled()) {
+    while (run_next(stream, true)) {
     }
   }
 }
 
+namespace {
+// Runs the next queued op of `stream`; false when its queue is empty. `at_launch`: run by
+// FARSEE_SYNC_LAUNCHES right after a launch (the error then says so).
+bool run_next(void* stream, bool at_launch) {
+  State& s = state();
+  StreamOp op;
+  {
+    std::lock_guard<std::mutex> l(s.m);
+    throw_pending_locked(s);
+    Stream& st = s.streams[stream];
+    if (st.queue.empty()) return false;
+    op = std::move(st.queue.front());
+    st.queue.pop_front();
+  }
+  try {
+    op.run();
+  } catch (const std::exception& e) {
+    size_t dropped = 0;
+    {
+      std::lock_guard<std::mutex> l(s.m);
+      Stream& st = s.streams[stream];
+      dropped = st.queue.size();
+      st.queue.clear();  // as after a sticky CUDA error, the stream's later work never runs
+    }
+    const bool named_at_launch = at_launch && op.kind == OpKind::Launch;
+    std::string what = describe(op) +
+                       (named_at_launch ? " failed while running (FARSEE_SYNC_LAUNCHES): "
+                                        : " failed (reported at a later synchronisation): ") +
+                       e.what();
+    if (dropped) what += " (" + std::to_string(dropped) + " later operation(s) discarded)";
+    throw farsee::Error(what);
+  }
+  return true;
+}
+}  // namespace
+
+void flush(void* stream) {
+  while (run_next(stream, false)) {
+  }
+}
+
+// Newest first: see emu_stream.h (missing cross-stream waits read poison).
 void flush_all() {
-  std::vector<void*> keys;
+  std::vector<std::pair<uint64_t, void*>> order;  // (last op's seq, stream)
   {
     State& s = state();
     std::lock_guard<std::mutex> l(s.m);
     throw_pending_locked(s);
     for (auto& kv : s.streams)
-      if (!kv.second.queue.empty()) keys.push_back(kv.first);
+      if (!kv.second.queue.empty()) order.emplace_back(kv.second.queue.back().seq, kv.first);
   }
-  for (void* k : keys) flush(k);
+  std::sort(order.rbegin(), order.rend());
+  for (const auto& o : order) flush(o.second);
 }
 
 void flush_all_noexcept() noexcept {
@@ -243,6 +323,86 @@ void forbid_in_capture(const char* call) {
   throw farsee::Error(std::string("emu: ") + call +
                       " inside a graph capture on this thread (CUDA forbids it while capturing in "
                       "thread-local mode; do it before rt::graph_begin_capture)");
+}
+
+// ---- events ----
+
+namespace {
+std::shared_ptr<EventState> find_event(void* event, const char* call) {
+  State& s = state();
+  std::lock_guard<std::mutex> l(s.m);
+  auto it = s.events.find(event);
+  FARSEE_REQUIRE(it != s.events.end(), call << ": not an event from rt::event_create (emu)");
+  return it->second;
+}
+
+void forbid_event_in_capture(void* stream, const char* call) {
+  if (!capturing(stream)) return;
+  throw farsee::Error(std::string("emu: ") + call +
+                      " on a capturing stream is not emulated (cross-stream capture); record and "
+                      "wait outside the capture");
+}
+}  // namespace
+
+void* event_create() {
+  auto e = std::make_shared<EventState>();
+  void* handle = e.get();
+  State& s = state();
+  std::lock_guard<std::mutex> l(s.m);
+  s.events[handle] = std::move(e);
+  return handle;
+}
+
+void event_destroy(void* event) noexcept {
+  State& s = state();
+  std::lock_guard<std::mutex> l(s.m);
+  s.events.erase(event);
+}
+
+void event_record(void* stream, void* event, const std::string& site) {
+  forbid_event_in_capture(stream, "rt::event_record");
+  std::shared_ptr<EventState> e = find_event(event, "rt::event_record");
+  uint64_t target = 0;
+  {
+    State& s = state();
+    std::lock_guard<std::mutex> l(s.m);
+    target = ++e->recorded;
+    e->stream = stream;
+  }
+  StreamOp op{OpKind::EventRecord, "rt::event_record", site, 0, 0, [e, target] {
+                State& s = state();
+                std::lock_guard<std::mutex> l(s.m);
+                e->completed = std::max(e->completed, target);
+              }};
+  submit(stream, std::move(op));
+}
+
+// The wait covers the records issued so far (CUDA's semantics); it runs the recording stream's
+// queue up to the record when its own stream reaches it.
+void stream_wait_event(void* stream, void* event, const std::string& site) {
+  forbid_event_in_capture(stream, "rt::stream_wait_event");
+  std::shared_ptr<EventState> e = find_event(event, "rt::stream_wait_event");
+  uint64_t target = 0;
+  void* source = nullptr;
+  {
+    State& s = state();
+    std::lock_guard<std::mutex> l(s.m);
+    target = e->recorded;
+    source = e->stream;
+  }
+  if (target == 0) return;  // never recorded: complete
+  StreamOp op{OpKind::EventWait, "rt::stream_wait_event", site, 0, 0, [e, target, source] {
+                for (;;) {
+                  {
+                    State& s = state();
+                    std::lock_guard<std::mutex> l(s.m);
+                    if (e->completed >= target) return;
+                  }
+                  if (!run_next(source, false))
+                    throw farsee::Error("the event's record never ran (its stream was destroyed)");
+                }
+              }};
+  submit(stream, std::move(op));
 }
 
 void* stream_create() {

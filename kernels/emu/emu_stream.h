@@ -9,11 +9,17 @@
 //     (cudaFree waits for the device), stream destruction; FARSEE_SYNC_LAUNCHES=1 flushes after
 //     every launch;
 //   - otherwise (the default, for debugging) it runs at once.
+// Streams are ordered only by events (rt::event_record / rt::stream_wait_event, CUDA's semantics:
+// a wait covers the work submitted to the recording stream before the record): a flush runs its
+// own stream's queue only, and flush_all runs the streams newest first (the stream whose last op
+// was submitted latest), so work that reads another stream's results without a wait reads them
+// before they are written (poison) instead of after, as a GPU may.
 // An error thrown by a queued op surfaces at the next flush of its stream, naming the op; where
 // the flush cannot throw (rt::free, stream destruction) it is kept and thrown by the next flush.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -28,6 +34,7 @@ struct StreamOp {
   int args = 0;      // launches: kernel arguments, and those that are not pointers
   int scalar_args = 0;
   std::function<void()> run;
+  uint64_t seq = 0;  // submission order over all streams (set by submit)
 };
 
 // True when an op submitted to `stream` now would not run at once (async mode, or capturing).
@@ -45,6 +52,14 @@ void forbid_in_capture(const char* call);
 // For noexcept callers (rt::free): only invalidates the capture; graph_end_capture reports it.
 void invalidate_capture(const char* call) noexcept;
 bool capturing(void* stream);
+
+// Events (cudaEventCreate / cudaEventRecord / cudaStreamWaitEvent). A wait queued on a stream
+// runs, when its stream reaches it, the recording stream's work up to the record; waiting on an
+// event never recorded does nothing. Inside a graph capture both throw (not emulated).
+void* event_create();
+void event_destroy(void* event) noexcept;
+void event_record(void* stream, void* event, const std::string& site);
+void stream_wait_event(void* stream, void* event, const std::string& site);
 
 void* stream_create();
 void stream_destroy(void* stream) noexcept;

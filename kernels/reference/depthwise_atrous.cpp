@@ -104,4 +104,8 @@ void depthwise_atrous_bwd_weight(const Context&, const DepthwiseParams& p, const
   for (size_t i = 0; i < acc.size(); ++i) dw[i] = float(double(dw[i]) + acc[i]);
 }
 
+void depthwise_atrous_branches_fwd(FARSEE_DEPTHWISE_ATROUS_BRANCHES_FWD_ARGS) {
+  run_depthwise_branches_one_by_one(ctx, b, reference::depthwise_atrous_fwd);
+}
+
 }  // namespace farsee::reference

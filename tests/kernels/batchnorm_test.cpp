@@ -251,7 +251,11 @@ TEST_P(BatchNormTrainKernel, ManyChunks) {
 
 // More pixels than a float counts exactly (2^24 + 1): the integer counts and the double quotients
 // of the final merge run; the statistics and y still match the reference (tolerances as above).
+// Not under emu: 11-12 s a case there (2026-12-07, loaded 2-core CI machine), and float counts
+// pass it as well (their error, ~1e-7 relative, is inside the tolerances: checked by putting the
+// float expressions back in the count helpers). BatchNormCounts below is what catches them.
 TEST_P(BatchNormTrainKernel, MoreThan2To24Pixels) {
+  if (GetParam().executor == Executor::Emu) GTEST_SKIP() << "slow under emu: see the comment";
   FARSEE_PREPARE_EXEC_CASE(GetParam());
   const BnCase k{Shape4{1, 1, (1 << 24) + 1, 1}, true, false};
   const Inputs in = make_inputs(DType::F32, k, 500);
@@ -440,6 +444,10 @@ long double quotient_error(float q, int64_t n, long double s) {
 // A float holds every integer only up to 2^24: float(2^24 + 1) = 2^24, so dividing by the count
 // held in a float, as the statistics did, gave 2^24 / (2^24 + 1) = 1. The exact count gives
 // 1 - 2^-24. Counts: 2^24 + 1, batch 33 at 1024 x 2048 and its M - 1 (running variance), 2^31 - 1.
+// The regression test of issue 26 hazard 7: with the helpers' bodies put back to the old float
+// arithmetic (s / float(count), float(part) / float(count), float(count) * s) every EXPECT of the
+// first three lines and the nearest_quotient checks fail (2026-12-07); the kernels' statistics
+// (kernels/batchnorm.cu) divide and merge counts only through these helpers.
 TEST(BatchNormCounts, QuotientsUseTheExactCountAbove2To24) {
   const int64_t big = (int64_t(1) << 24) + 1;
   ASSERT_EQ(float(big), 16777216.0f);  // the hazard itself

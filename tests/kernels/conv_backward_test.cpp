@@ -13,6 +13,7 @@
 
 #include "kernels/conv_bn_act.h"
 #include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/kernels/split_k_counters.h"
 #include "tests/support/compare.h"
 #include "tests/support/executors.h"
 
@@ -30,7 +31,7 @@ struct BwdCase {
   ConvTile tile = ConvTile::Auto;
   int split_k = 0;       // dgrad (0: heuristic without workspace = none)
   int wgrad_splits = 0;  // 0: heuristic with the workspace conv_bwd_weight_workspace_bytes gives
-  bool tf32 = false;     // ConvOptions::tf32 / conv_bwd_weight's tf32, executor and reference
+  bool tf32 = false;     // ConvOptions::tf32 / ConvWgradOptions::tf32, executor and reference
 };
 
 ConvShape geometry(const BwdCase& k) {
@@ -98,6 +99,7 @@ Grads run_backward(const Context& c, DType dtype, const BwdCase& k, const BwdDat
     ConvOptions options;
     options.tf32 = k.tf32;
     rt::Buffer workspace;
+    SplitKCounters counters(c, k.x.pixels(), k.x.c);
     if (as_case) {
       options.tile = k.tile;
       options.split_k = k.split_k;
@@ -105,12 +107,14 @@ Grads run_backward(const Context& c, DType dtype, const BwdCase& k, const BwdDat
         options.workspace_bytes = size_t(k.split_k) * k.x.elements() * sizeof(float);
         workspace = poisoned_buffer(c, options.workspace_bytes);
         options.workspace = workspace.data();
+        counters.attach(options);
       }
     }
     conv_bwd_data(c, conv, dy.view(), k.shuffle, w, dx.view(), k.accumulate, options);
     g.dx = dx.download();
     if (as_case) {
       EXPECT_TRUE(dx.outside_untouched());
+      EXPECT_TRUE(counters.all_zero(c)) << "split-K tile counters not reset";
     }
   }
   {  // wgrad
@@ -123,10 +127,21 @@ Grads run_backward(const Context& c, DType dtype, const BwdCase& k, const BwdDat
     size_t bytes = conv_bwd_weight_workspace_bytes(conv, k.K, k.x);
     if (splits > 1) bytes = size_t(splits) * (weight_count(k) + k.K) * sizeof(float);
     rt::Buffer workspace = poisoned_buffer(c, bytes + 4);
+    // Counters for any split: one per 64x64 tile of dw [K][R*S*C], one per 32 channels of db.
+    SplitKCounters counters(c, k.K, int(weight_count(k) / size_t(k.K)) + 64 * 2);
+    ConvWgradOptions options;
+    options.workspace = workspace.data();
+    options.workspace_bytes = bytes;
+    options.splits = splits;
+    options.tf32 = k.tf32;
+    if (as_case) counters.attach_to(options);
     conv_bwd_weight(c, conv, x.view(), dy.view(), k.shuffle, dw.as<float>(),
-                    k.bias ? db.as<float>() : nullptr, workspace.data(), bytes, splits, k.tf32);
+                    k.bias ? db.as<float>() : nullptr, options);
     g.dw = to_host<float>(c, dw, weight_count(k));
     g.db = to_host<float>(c, db, size_t(k.K));
+    if (as_case) {
+      EXPECT_TRUE(counters.all_zero(c)) << "wgrad split tile counters not reset";
+    }
   }
   return g;
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/kernels/nhwc_test_tensor.h"
+#include "tests/kernels/split_k_counters.h"
 #include "tests/support/compare.h"
 #include "tests/support/executors.h"
 
@@ -103,6 +104,7 @@ std::vector<float> run_conv(const Context& c, DType dtype, const ConvCase& k, co
     ConvOptions options;
     options.tf32 = k.tf32;
     rt::Buffer workspace;
+    SplitKCounters counters(c, conv_out.pixels(), k.K);
     if (as_case) {
       options.tile = k.tile;
       options.split_k = k.split_k;
@@ -110,12 +112,14 @@ std::vector<float> run_conv(const Context& c, DType dtype, const ConvCase& k, co
         options.workspace_bytes = size_t(k.split_k) * conv_out.pixels() * k.K * sizeof(float);
         workspace = poisoned_buffer(c, options.workspace_bytes);
         options.workspace = workspace.data();
+        counters.attach(options);
       }
     }
     conv_bn_act_fwd(c, conv, x.view(), w, e, y.view(), options);
     std::vector<float> out = y.download();
     if (as_case) {
       EXPECT_TRUE(y.outside_untouched());
+      EXPECT_TRUE(counters.all_zero(c)) << "split-K tile counters not reset";
     }
     return out;
   }
@@ -319,6 +323,84 @@ TEST_P(ConvBnActKernel, ExactSplitK) {
   expect_exact(GetParam(), cases, 650);
 }
 
+// A stream of its own (graph capture needs one), destroyed at scope exit.
+struct OwnStream {
+  Context ctx;
+  explicit OwnStream(Executor e) : ctx{e, rt::stream_create(e)} {}
+  ~OwnStream() { rt::stream_destroy(ctx.executor, ctx.stream); }
+};
+
+// What the split-K output must be, bit for bit: per element, the slices the kernel left in the
+// workspace summed in slice order from 0.0f (the order of the former separate reduce kernel),
+// then the epilogue's single fma and ReLU, rounded once to the storage dtype.
+std::vector<float> fixed_order_split_k(const std::vector<float>& partials, int splits, int64_t M,
+                                       int K, const ConvData& d, DType dtype) {
+  std::vector<float> want(size_t(M) * K);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int k = 0; k < K; ++k) {
+      float sum = 0.0f;
+      for (int z = 0; z < splits; ++z) sum += partials[size_t((z * M + m) * K + k)];
+      const float v = std::fmaf(sum, d.scale[size_t(k)], d.bias[size_t(k)]);
+      want[size_t(m * K + k)] = v < 0.0f ? 0.0f : v;
+    }
+  }
+  return dtype == DType::F16 ? round_to_half(want) : want;
+}
+
+// Split-K reduced inside the conv kernel (the last CTA of each output tile, found with an integer
+// counter, sums the slices): the output equals the fixed-order sum of the partials bit for bit
+// (under both emu block orders, the last CTA is a different one), and two graph replays of the
+// same launch reproduce it bit for bit; the counters are back at zero after every launch (a
+// counter left non-zero would leave y unwritten: NaN poison).
+TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  if (GetParam().executor == Executor::Cpu) GTEST_SKIP() << "the cpu executor does not split K";
+  OwnStream stream(GetParam().executor);
+  const Context& c = stream.ctx;
+  ConvCase k{Shape4{1, 9, 15, 32}, 136, 3, 1};  // M = 135: 3 x 3 tiles of 64 x 64
+  const int splits = 4;
+  const ConvShape conv = geometry(k);
+  const int64_t M = k.x.pixels();
+  for (DType dtype : {DType::F32, DType::F16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const ConvData d = random_data(k, 800);
+    ConvWeights w = pack_conv_weights(c, d.w, k.K, 3, 3, k.x.c, dtype);
+    NhwcTestTensor x(c, dtype, k.x);
+    x.upload(d.x);
+    rt::Buffer scale = to_executor(c, d.scale), bias = to_executor(c, d.bias);
+    ConvEpilogue e;
+    e.scale = scale.as<float>();
+    e.bias = bias.as<float>();
+    e.relu = true;
+    NhwcTestTensor y(c, dtype, Shape4{1, 9, 15, k.K});
+    ConvOptions options;
+    options.tile = ConvTile::M64N64;
+    options.split_k = splits;
+    options.workspace_bytes = size_t(splits) * M * k.K * sizeof(float);
+    rt::Buffer workspace = poisoned_buffer(c, options.workspace_bytes);
+    options.workspace = workspace.data();
+    SplitKCounters counters(c, M, k.K);
+    counters.attach(options);
+    conv_bn_act_fwd(c, conv, x.view(), w, e, y.view(), options);
+    const std::vector<float> first = y.download();
+    const std::vector<float> partials = to_host<float>(c, workspace, size_t(splits) * M * k.K);
+    EXPECT_TRUE(all_equal(first, fixed_order_split_k(partials, splits, M, k.K, d, dtype)));
+    EXPECT_TRUE(counters.all_zero(c));
+
+    rt::graph_begin_capture(c);
+    conv_bn_act_fwd(c, conv, x.view(), w, e, y.view(), options);
+    void* graph = rt::graph_end_capture(c);
+    for (int replay = 0; replay < 2; ++replay) {
+      SCOPED_TRACE("graph replay " + std::to_string(replay));
+      rt::memset(c, y.view().data, 0xFF, size_t(M) * k.K * dtype_size(dtype));  // poison y
+      rt::graph_launch(c, graph);
+      EXPECT_TRUE(all_equal(y.download(), first));
+      EXPECT_TRUE(counters.all_zero(c));
+    }
+    rt::graph_destroy(graph);
+  }
+}
+
 // Random floats: kernel and reference differ only by rounding.
 // fp32: the reference sums in double and rounds once; the kernel's fp32 fused multiply-adds in
 //   reduction order drift by ~sqrt(n) fp32 ulps of the partial sums. Measured under emu: max
@@ -449,9 +531,12 @@ ConvWeights dummy_weights(DType dtype, int K, int k, int C) {
 TEST(ConvBnActPlan, NetShapes) {
   const Context ctx{Executor::Emu, nullptr};
   std::vector<unsigned char> big(size_t(64) << 20);
+  std::vector<int> counters(1024);
   ConvOptions with_workspace;
   with_workspace.workspace = big.data();
   with_workspace.workspace_bytes = big.size();
+  with_workspace.tile_counters = counters.data();
+  with_workspace.tile_counter_count = counters.size();
   auto plan = [&](Shape4 x_shape, int K, int k, int stride, const ConvOptions& o) {
     const ConvWeights w = dummy_weights(DType::F16, K, k, x_shape.c);
     TensorView x = make_view(big.data(), DType::F16, x_shape);
@@ -477,6 +562,20 @@ TEST(ConvBnActPlan, NetShapes) {
   EXPECT_EQ(conv_workspace_bytes(square_conv(3), dummy_weights(DType::F16, 512, 3, 512),
                                  Shape4{1, 16, 32, 512}),
             size_t(5) * 512 * 512 * 4);
+  // ... and one tile counter per 64x64 output tile (8 x 8); with a workspace but too few
+  // counters (or none), no split.
+  EXPECT_EQ(conv_tile_counter_count(square_conv(3), dummy_weights(DType::F16, 512, 3, 512),
+                                    Shape4{1, 16, 32, 512}),
+            size_t(64));
+  ConvOptions few_counters = with_workspace;
+  few_counters.tile_counter_count = 63;
+  EXPECT_EQ(plan(Shape4{1, 16, 32, 512}, 512, 3, 1, few_counters).split_k, 1);
+  few_counters.tile_counters = nullptr;
+  few_counters.tile_counter_count = 1024;
+  EXPECT_EQ(plan(Shape4{1, 16, 32, 512}, 512, 3, 1, few_counters).split_k, 1);
+  EXPECT_EQ(conv_tile_counter_count(square_conv(3), dummy_weights(DType::F16, 64, 3, 64),
+                                    Shape4{1, 128, 256, 64}),
+            size_t(0));  // no split at layer1's size
   // layer3 3x3 256 at 32x64: 64x64 -> 128 blocks -> 3 slices.
   EXPECT_EQ(plan(Shape4{1, 32, 64, 256}, 256, 3, 1, with_workspace).split_k, 3);
   (void)ctx;
@@ -541,10 +640,12 @@ TEST(ConvBnActArguments, RejectsBadArguments) {
   ConvOptions split;
   split.split_k = 2;
   EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, e, y.view(), split), Error);
-  split.split_k = 1000;
   std::vector<float> workspace(size_t(1000) * 64 * 32);
   split.workspace = workspace.data();
   split.workspace_bytes = workspace.size() * sizeof(float);
+  // forced split-K with a workspace but without tile counters
+  EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, e, y.view(), split), Error);
+  split.split_k = 1000;
   EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), w32, e, y.view(), split), Error);
   // unpacked weights
   EXPECT_THROW(conv_bn_act_fwd(ctx, conv, x.view(), ConvWeights{}, e, y.view()), Error);

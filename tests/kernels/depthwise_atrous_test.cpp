@@ -173,6 +173,83 @@ TEST_P(DepthwiseAtrousKernel, RandomFloatsWithinTolerance) {
   }
 }
 
+// The F-ASPP layout (graph.h): one buffer [pw_1 pw_2 pw_3 | branch0 | dw_1 dw_2 dw_3] of width
+// wd slices; branch i reads pw_i and writes dw_i at its own rate, weights, scale and bias. The
+// three branches in ONE launch (depthwise_atrous_branches_fwd) against three launches of
+// depthwise_atrous_fwd on the same executor: bitwise equal (same per-element fma chain), random
+// floats; the reference's single op checks the values too (small integers: exact). wd = 16:
+// 16-byte packs; wd = 19: the scalar path (odd slice offsets). Nothing outside dw_1..dw_3 is
+// written (the other slices keep their input values or the poison).
+std::vector<float> run_branches(const Context& c, DType dtype, const Shape4& block,
+                                const std::vector<float>& block_values,
+                                const std::vector<DepthwiseData>& d, bool one_launch) {
+  const int wd = block.c / 7;
+  NhwcTestTensor buffer(c, dtype, block);
+  buffer.upload(block_values);
+  std::vector<rt::Buffer> params;
+  DepthwiseBranches b;
+  b.count = 3;
+  for (int i = 0; i < 3; ++i) {
+    params.push_back(to_executor(c, d[size_t(i)].weight));
+    params.push_back(to_executor(c, d[size_t(i)].scale));
+    params.push_back(to_executor(c, d[size_t(i)].bias));
+    b.branch[i] = DepthwiseBranch{i == 0 ? 2 : 6 * i,
+                                  channel_slice(buffer.view(), i * wd, wd),
+                                  channel_slice(buffer.view(), (4 + i) * wd, wd),
+                                  params[size_t(3 * i)].as<float>(),
+                                  params[size_t(3 * i + 1)].as<float>(),
+                                  params[size_t(3 * i + 2)].as<float>()};
+  }
+  if (one_launch) {
+    depthwise_atrous_branches_fwd(c, b);
+  } else {
+    for (int i = 0; i < 3; ++i) {
+      const DepthwiseBranch& br = b.branch[i];
+      depthwise_atrous_fwd(c, b.params(i), br.x, br.weight, br.scale, br.bias, br.y);
+    }
+  }
+  return buffer.download();
+}
+
+TEST_P(DepthwiseAtrousKernel, FaspBranchesInOneLaunch) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  const Context ctx = exec_context(GetParam());
+  for (int wd : {16, 19}) {
+    const Shape4 block{2, 11, 13, 7 * wd};
+    for (DType dtype : {DType::F32, DType::F16}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " branch width " + std::to_string(wd));
+      const Shape4 branch{block.n, block.h, block.w, wd};
+      std::vector<DepthwiseData> ints, floats;
+      for (int i = 0; i < 3; ++i) {
+        ints.push_back(small_int_data(branch, 900 + 10 * i));
+        floats.push_back(random_data(branch, 950 + 10 * i));
+      }
+      const std::vector<float> int_block = small_ints(size_t(block.elements()), 990, -3, 3);
+      EXPECT_TRUE(
+          all_equal(run_branches(ctx, dtype, block, int_block, ints, true),
+                    run_branches(reference_context(), dtype, block, int_block, ints, false)));
+      const std::vector<float> float_block = random_floats(size_t(block.elements()), 991);
+      EXPECT_TRUE(all_equal(run_branches(ctx, dtype, block, float_block, floats, true),
+                            run_branches(ctx, dtype, block, float_block, floats, false)));
+    }
+  }
+}
+
+TEST(DepthwiseAtrousBranches, RejectsMismatchedBranches) {
+  const Context ctx = reference_context();
+  NhwcTestTensor a(ctx, DType::F32, Shape4{1, 5, 5, 8}), b(ctx, DType::F32, Shape4{1, 5, 6, 8});
+  std::vector<float> w(8 * 9, 1.0f);
+  DepthwiseBranches br;
+  br.count = 2;
+  br.branch[0] = DepthwiseBranch{1, a.view(), a.view(), w.data()};
+  br.branch[1] = DepthwiseBranch{2, b.view(), b.view(), w.data()};  // another shape
+  EXPECT_THROW(depthwise_atrous_branches_fwd(ctx, br), Error);
+  br.count = 0;
+  EXPECT_THROW(depthwise_atrous_branches_fwd(ctx, br), Error);
+  br.count = kMaxDepthwiseBranches + 1;
+  EXPECT_THROW(depthwise_atrous_branches_fwd(ctx, br), Error);
+}
+
 INSTANTIATE_TEST_SUITE_P(Executors, DepthwiseAtrousKernel, ::testing::ValuesIn(kernel_exec_cases()),
                          ExecCaseName());
 

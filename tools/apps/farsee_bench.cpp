@@ -126,7 +126,7 @@ Options parse_options(int argc, char** argv) {
       }
     } else if (args.is("--precision")) {
       for (const auto& s : tools::split_list(args.value(), "--precision")) {
-        o.precisions.push_back(tools::parse_precision_mode(s));
+        o.precisions.push_back(tools::parse_precision(s));
       }
     } else if (args.is("--runs")) {
       o.runs = tools::parse_int(args.value(), "--runs", 1);

@@ -1,13 +1,13 @@
 // farsee-infer: semantic segmentation of images with FarSee-Net.
 //
-// For every input image (files, or every PNG/JPG/BMP in a directory; with --recursive, under it):
-// RGB in [0, 1] is resized to the network input size with bilinear interpolation (half-pixel
-// centres, no antialiasing: exactly PyTorch's F.interpolate(mode='bilinear', align_corners=False)),
-// normalised with the ImageNet mean/std (net/preprocess.h, shared with farsee-eval and the
-// training loader), run through the network, and the logits are resized (bilinear, the preset's
-// align_corners) to the output size and reduced by argmax on the executor.
-// Writes, atomically, under --out, keeping each image's path relative to the folder given on the
-// command line (a file given by itself: its name):
+// For every input image (files, or every PNG/JPG/BMP in a directory; with --recursive, under it),
+// through the public API (farsee::Segmenter, net/api/farsee/farsee.h): RGB in [0, 1] is resized to
+// the network input size with bilinear interpolation (half-pixel centres, no antialiasing: exactly
+// PyTorch's F.interpolate(mode='bilinear', align_corners=False)), normalised with the ImageNet
+// mean/std (net/preprocess.h, shared with farsee-eval and the training loader), run through the
+// network, and the logits are resized (bilinear, the preset's align_corners) to the output size and
+// reduced by argmax on the executor. Writes, atomically, under --out, keeping each image's path
+// relative to the folder given on the command line (a file given by itself: its name):
 //   <out>/<rel>_labels.png   uint8 Cityscapes trainIds (--ids label: labelIds, for submission)
 //   <out>/<rel>_color.png    Cityscapes palette
 //   <out>/<rel>_overlay.png  (--overlay) half image, half palette
@@ -32,8 +32,7 @@
 #include <tuple>
 #include <vector>
 
-#include "kernels/core/runtime.h"
-#include "net/farsee_net.h"
+#include "net/api/farsee/farsee.h"
 #include "net/preprocess.h"
 #include "tools/cityscapes/metrics.h"
 #include "tools/cityscapes/palette.h"
@@ -55,10 +54,13 @@ under --out; an image found in a directory DIR keeps its path relative to DIR (D
                           --random-weights is given
   --random-weights SEED   deterministic random weights (smoke tests and demos: the labels are
                           meaningless)
-  --preset NAME           paper (default) | rtseg | tiny-paper | tiny-rtseg
+  --preset NAME           paper | rtseg | tiny-paper | tiny-rtseg (default: the network the
+                          weights file records, else paper; one that contradicts the file's is
+                          an error)
   --config FILE.json      network configuration (overrides --preset)
-  --input-size HxW        network input size, multiples of 32 (default 512x1024); the image is
-                          resized to it (bilinear, align_corners=False)
+  --input-size HxW        network input size, multiples of 32 (default: the size the weights file
+                          records it was trained at, else 512x1024); the image is resized to it
+                          (bilinear, align_corners=False)
   --output-size HxW       size of the label maps (default: each image's own size)
   --max-megapixels N      refuse images, input and output sizes above N megapixels (default 64;
                           the image header is checked before decoding)
@@ -81,12 +83,12 @@ under --out; an image found in a directory DIR keeps its path relative to DIR (D
 struct Options {
   std::string weights;
   std::optional<uint64_t> random_seed;
-  std::string preset = "paper";
+  std::string preset;  // empty: the weights file's (farsee::SegmenterOptions)
   std::string config_file;
-  int input_h = 512, input_w = 1024;
+  int input_h = 0, input_w = 0;  // 0: the weights file's
   int output_h = 0, output_w = 0;
   int64_t max_pixels = tools::kDefaultMaxPixels;
-  Precision precision = Precision::F32;
+  std::string precision = "fp32";
   std::string executor = "auto";
   std::string out_dir = "farsee_out";
   bool label_ids = false;
@@ -223,7 +225,8 @@ Options parse_options(int argc, char** argv) {
     } else if (args.is("--output-size")) {
       std::tie(o.output_h, o.output_w) = tools::parse_size(args.value(), "--output-size");
     } else if (args.is("--precision")) {
-      o.precision = tools::parse_precision_mode(args.value());
+      o.precision = args.value();
+      (void)tools::parse_precision(o.precision);  // checked here, with the other flags
     } else if (args.is("--executor")) {
       o.executor = args.value();
     } else if (args.is("--out")) {
@@ -270,119 +273,102 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
-// Segments one image, writing its outputs; throws (with the reason) when it cannot.
-void segment(const Options& o, net::FarSeeNet& model, rt::Timer& network_timer, const Input& in) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const tools::Image image = tools::read_rgb(in.path, o.max_pixels);
-  const int out_h = o.output_h ? o.output_h : image.height;
-  const int out_w = o.output_w ? o.output_w : image.width;
-  // Anything not allocated through a named helper below reports the step it failed in.
-  std::string step = "preparing the network input from the " +
-                     tools::format_pixels(image.height, image.width) + " image";
+// Writes `labels` (and the overlay) as PNGs under <out>/<base>.
+void write_label_images(const Options& o, const tools::Image& image, const LabelMap& labels,
+                        const std::string& b) {
+  const int out_h = labels.height, out_w = labels.width;
+  std::string step = "writing the labels";
   try {
-    std::vector<float> input = tools::allocate<float>(
-        size_t(o.input_h) * o.input_w * 3,
-        "the network input (" + std::to_string(o.input_h) + "x" + std::to_string(o.input_w) + ")");
-    net::preprocess_rgb8(image.data.data(), image.height, image.width, input.data(), o.input_h,
-                         o.input_w);
-
-    step = "running the network";
-    model.prepare(1, o.input_h, o.input_w, out_h, out_w);
-    model.set_input(input.data());
-    network_timer.record_start(model.context());
-    model.forward();
-    network_timer.record_stop(model.context());
-    const float network_ms = network_timer.elapsed_ms();
-    step = "copying the " + tools::format_pixels(out_h, out_w) + " labels to the host";
-    const std::vector<uint8_t> labels = model.labels();
-
-    const fs::path base = fs::path(o.out_dir) / in.base;
-    std::error_code ec;
-    fs::create_directories(base.parent_path(), ec);
-    FARSEE_REQUIRE(fs::is_directory(base.parent_path()),
-                   "cannot create directory '" << base.parent_path().string() << "'");
-    const std::string b = base.string();
-    step = "writing the labels";
-    std::vector<uint8_t> ids = labels;
+    std::vector<uint8_t> ids = labels.data;
     if (o.label_ids) {
       for (uint8_t& v : ids) v = tools::cityscapes_label_ids()[v];
     }
     tools::write_png(b + "_labels.png", tools::Image{out_w, out_h, 1, ids});
     step = "colouring the " + tools::format_pixels(out_h, out_w) + " labels";
-    const std::vector<uint8_t> color = tools::colorize_labels(labels);
+    const std::vector<uint8_t> color = tools::colorize_labels(labels.data);
     tools::write_png(b + "_color.png", tools::Image{out_w, out_h, 3, color});
-    if (o.overlay) {
-      step = "blending the overlay";
-      std::vector<float> shown = tools::allocate<float>(
-          color.size(), "the image at the output size (" + std::to_string(out_h) + "x" +
-                            std::to_string(out_w) + " RGB)");
-      net::rgb8_to_unit(image.data.data(), image.height, image.width, shown.data(), out_h, out_w);
-      std::vector<uint8_t> blend =
-          tools::allocate<uint8_t>(color.size(), "the overlay image (" + std::to_string(out_h) +
-                                                     "x" + std::to_string(out_w) + " RGB)");
-      for (size_t i = 0; i < blend.size(); ++i) {
-        blend[i] =
-            uint8_t(std::clamp(0.5f * shown[i] * 255.f + 0.5f * color[i] + 0.5f, 0.f, 255.f));
-      }
-      tools::write_png(b + "_overlay.png", tools::Image{out_w, out_h, 3, blend});
+    if (!o.overlay) return;
+    step = "blending the overlay";
+    std::vector<float> shown = tools::allocate<float>(
+        color.size(), "the image at the output size (" + std::to_string(out_h) + "x" +
+                          std::to_string(out_w) + " RGB)");
+    net::rgb8_to_unit(image.data.data(), image.height, image.width, shown.data(), out_h, out_w);
+    std::vector<uint8_t> blend =
+        tools::allocate<uint8_t>(color.size(), "the overlay image (" + std::to_string(out_h) + "x" +
+                                                   std::to_string(out_w) + " RGB)");
+    for (size_t i = 0; i < blend.size(); ++i) {
+      blend[i] = uint8_t(std::clamp(0.5f * shown[i] * 255.f + 0.5f * color[i] + 0.5f, 0.f, 255.f));
     }
-    if (o.save_logits) {
-      step = "resizing the logits to " + tools::format_pixels(out_h, out_w) + " (" +
-             tools::format_bytes(4.0 * model.config().num_classes * out_h * out_w) + ")";
-      const std::vector<float> resized = model.resized_logits_nchw(out_h, out_w);
-      tools::write_npy(b + "_logits.npy", {1, model.config().num_classes, out_h, out_w}, resized);
-    }
-    const double total_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("%s: %dx%d -> %s_labels.png (%dx%d): network %.2f ms, total %.2f ms\n",
-                in.path.c_str(), image.height, image.width, b.c_str(), out_h, out_w, network_ms,
-                total_ms);
-    std::fflush(stdout);
+    tools::write_png(b + "_overlay.png", tools::Image{out_w, out_h, 3, blend});
   } catch (const std::bad_alloc&) {
     FARSEE_REQUIRE(false, "out of memory while " << step);
   }
 }
 
-int run(const Options& o) {
-  std::string note;
-  const Executor executor = tools::choose_executor(o.executor, &note);
-  if (!note.empty()) std::cerr << "farsee-infer: " << note << "\n";
-  const net::FarSeeConfig config =
-      o.config_file.empty() ? net::preset_config(o.preset) : net::load_config_json(o.config_file);
-  const std::vector<Input> images = collect_images(o.inputs, o.out_dir, o.recursive);
-  FARSEE_REQUIRE(!o.label_ids || config.num_classes == tools::kCityscapesClasses,
-                 "--ids label: the network has " << config.num_classes << " classes, Cityscapes "
-                                                 << tools::kCityscapesClasses);
+// Segments one image, writing its outputs; throws (with the reason) when it cannot.
+void segment(const Options& o, Segmenter& segmenter, const Input& in) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const tools::Image image = tools::read_rgb(in.path, o.max_pixels);
+  const LabelMap labels =
+      segmenter.segment(image.data.data(), image.height, image.width, o.output_h, o.output_w);
+  const int out_h = labels.height, out_w = labels.width;
 
-  net::HostTensors params;
-  if (o.random_seed) {
-    params = net::random_parameters(config, *o.random_seed);
-  } else {
-    std::vector<std::string> unknown;
-    params = net::load_parameters(o.weights, config, &unknown);
-    for (const auto& name : unknown) {
-      std::cerr << "farsee-infer: warning: " << o.weights << ": unused tensor '" << name << "'\n";
-    }
+  const fs::path base = fs::path(o.out_dir) / in.base;
+  std::error_code ec;
+  fs::create_directories(base.parent_path(), ec);
+  FARSEE_REQUIRE(fs::is_directory(base.parent_path()),
+                 "cannot create directory '" << base.parent_path().string() << "'");
+  const std::string b = base.string();
+  write_label_images(o, image, labels, b);
+  if (o.save_logits) {
+    const std::vector<float> logits = segmenter.last_logits();
+    tools::write_npy(b + "_logits.npy", {1, segmenter.num_classes(), out_h, out_w}, logits);
   }
-  Context ctx;
-  ctx.executor = executor;
-  net::FarSeeNet model(config, params, ctx, o.precision);
-  params.clear();
+  const double total_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: %dx%d -> %s_labels.png (%dx%d): network %.2f ms, total %.2f ms\n",
+              in.path.c_str(), image.height, image.width, b.c_str(), out_h, out_w,
+              segmenter.last_network_ms(), total_ms);
+  std::fflush(stdout);
+}
+
+SegmenterOptions segmenter_options(const Options& o) {
+  SegmenterOptions s;
+  s.weights = o.weights;
+  s.random_seed = o.random_seed ? int64_t(*o.random_seed) : -1;
+  s.preset = o.preset;
+  s.config_file = o.config_file;
+  s.input_height = o.input_h;
+  s.input_width = o.input_w;
+  s.precision = o.precision;
+  s.executor = o.executor;
+  s.max_megapixels = double(o.max_pixels) / 1e6;
+  return s;
+}
+
+int run(const Options& o) {
+  const std::vector<Input> images = collect_images(o.inputs, o.out_dir, o.recursive);
+  Segmenter segmenter(segmenter_options(o));
+  for (const std::string& note : segmenter.notes()) std::cerr << "farsee-infer: " << note << "\n";
+  FARSEE_REQUIRE(!o.label_ids || segmenter.num_classes() == tools::kCityscapesClasses,
+                 "--ids label: the network has " << segmenter.num_classes()
+                                                 << " classes, Cityscapes "
+                                                 << tools::kCityscapesClasses);
 
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   FARSEE_REQUIRE(fs::is_directory(o.out_dir),
                  "--out: cannot create directory '" << o.out_dir << "'");
-  std::cout << "farsee-infer: preset " << config.preset << ", input " << o.input_h << "x"
-            << o.input_w << ", " << precision_name(o.precision) << ", executor "
-            << executor_name(executor) << ", " << images.size() << " image(s)\n";
+  std::cout << "farsee-infer: preset " << segmenter.preset() << ", input "
+            << segmenter.input_height() << "x" << segmenter.input_width() << ", "
+            << segmenter.precision() << ", executor " << segmenter.executor() << ", "
+            << images.size() << " image(s)\n";
 
   // A bad image does not end the batch: it is reported with its reason and the rest go on.
-  rt::Timer network_timer(executor);
   std::vector<std::string> failed;
   for (const Input& in : images) {
     try {
-      segment(o, model, network_timer, in);
+      segment(o, segmenter, in);
     } catch (const std::exception& e) {
       std::fflush(stdout);
       std::fprintf(stderr, "farsee-infer: error: %s: %s\n", in.path.c_str(), e.what());

@@ -9,6 +9,7 @@
 #   libboost-context-dev      Boost.Context fibers: kernels/emu runs each CUDA thread as a fiber
 #   libopenblas-dev           OpenBLAS sgemm: the reference executor's GEMM-shaped convolutions
 #   python3, python3-numpy    tools/ scripts (fixtures, benchmarks); not needed at run time
+#   python3-dev, pybind11-dev the Python module farsee (net/python/; optional at build time)
 #   python3-pip               only where nvcc lacks cuobjdump (see below)
 # Optional: `--with-torch` (or FARSEE_WITH_TORCH=1, as CI sets) adds python3-torch: the Python tests
 # (reference model, tools/pytorch/convert_weights.py, fixture freshness), regenerating fixtures,
@@ -23,7 +24,7 @@
 set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev
-          libboost-context-dev libopenblas-dev python3 python3-numpy)
+          libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev)
 with_torch="${FARSEE_WITH_TORCH:-0}"
 if [[ "${1:-}" == "--with-torch" ]]; then with_torch=1; fi
 if [[ "$with_torch" == 1 ]]; then packages+=(python3-torch); fi

@@ -106,7 +106,7 @@ void set_schedule(Options& o, const std::string& v, const char* flag) {
   o.schedule = v;
 }
 void set_precision(Options& o, const std::string& v, const char*) {
-  parse_precision_mode(v);
+  parse_precision(v);
   o.precision = v;
 }
 void set_loss_scale(Options& o, const std::string& v, const char* flag) {

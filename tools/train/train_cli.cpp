@@ -55,7 +55,7 @@ int print_memory_plan(const Options& o) {
   const net::FarSeeConfig config = network_config(o);
   const net::TrainMemoryReport r = net::training_memory(
       config, o.batch, o.input_h, o.input_w, o.label_h ? o.label_h : o.input_h,
-      o.label_w ? o.label_w : o.input_w, storage_dtype(parse_precision_mode(o.precision)));
+      o.label_w ? o.label_w : o.input_w, storage_dtype(parse_precision(o.precision)));
   const double mib = 1024.0 * 1024.0;
   std::printf("training memory plan, preset %s, batch %d, %dx%d, %s activations:\n",
               config.preset.c_str(), o.batch, o.input_h, o.input_w, o.precision.c_str());
@@ -75,7 +75,7 @@ int print_memory_plan(const Options& o) {
 
 net::MixedPrecision mixed_precision(const Options& o) {
   net::MixedPrecision precision;
-  const Precision p = parse_precision_mode(o.precision);
+  const Precision p = parse_precision(o.precision);
   precision.activations = storage_dtype(p);
   precision.tf32 = p == Precision::TF32;
   precision.init_scale = float(o.loss_scale);
@@ -311,7 +311,7 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
     : o_(o),
       executor_(executor),
       config_(config),
-      fp16_(parse_precision_mode(o.precision) == Precision::F16),
+      fp16_(parse_precision(o.precision) == Precision::F16),
       data_(data),
       val_options_(validation_options(data.options())),
       files_(int64_t(data.size())),

@@ -5,6 +5,8 @@ and the network fixtures (PyTorch needed: CI installs Debian's python3-torch).
     cd tools/pytorch/reference && /usr/bin/python3 -m unittest test_reference.ConvertTest   # one class
 """
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -204,10 +206,26 @@ class _PublicFarSeeNetStructure(nn.Module):
 
 
 class ConvertTest(unittest.TestCase):
-    def _run(self, *args):
-        r = subprocess.run([sys.executable, os.path.join(TOOLS, "convert_weights.py"), *args],
-                           capture_output=True, text=True)
-        return r.returncode, r.stdout + r.stderr
+    def _run(self, *args, as_process=False):
+        """(exit status, stdout + stderr) of convert_weights.py with these arguments. In-process
+        (main(argv), as the interpreter would run it: SystemExit is the exit status and its
+        message the last line) except where as_process: each child pays ~3 s importing torch."""
+        if as_process:
+            r = subprocess.run([sys.executable, os.path.join(TOOLS, "convert_weights.py"), *args],
+                               capture_output=True, text=True)
+            return r.returncode, r.stdout + r.stderr
+        out = io.StringIO()
+        rc = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                convert_weights.main(list(args))
+            except SystemExit as e:
+                if isinstance(e.code, int):
+                    rc = e.code
+                elif e.code is not None:
+                    rc = 1
+                    print(e.code, file=sys.stderr)
+        return rc, out.getvalue()
 
     def test_rtseg_public_checkpoint_converts_and_computes_the_same(self):
         public = _PublicFarSeeNetStructure(19)
@@ -219,7 +237,8 @@ class ConvertTest(unittest.TestCase):
                         "state_dict": {"module." + k: v for k, v in public.state_dict().items()}},
                        ckpt)
             out = os.path.join(d, "rtseg.safetensors")
-            rc, log = self._run("--from", "rtseg", ckpt, "-o", out, "--trust-pickle")
+            rc, log = self._run("--from", "rtseg", ckpt, "-o", out, "--trust-pickle",
+                                as_process=True)
             self.assertEqual(rc, 0, log)
             tensors, meta = safetensors_io.load(out)
         self.assertEqual(meta["preset"], "rtseg")

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs a built FarSee and uses it from outside the tree (DESIGN.md section 14), reusing the
+# build (nothing of FarSee is rebuilt):
+#   cmake --install BUILD --prefix WORK/prefix
+#   tests/install_consumer (find_package(FarSee), FarSee::farsee) configured and built against it
+#   the consumer segments a generated image with the shipped weights and their own settings
+#   the installed farsee-infer segments the same image with no flag but --weights
+#   the two label maps must be equal, byte for byte.
+# Usage: install_test.sh [BUILD_DIR (default build)] [WORK_DIR (default a temporary folder)]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+build="$(cd "${1:-$root/build}" && pwd)"
+work="${2:-$(mktemp -d)}"
+start=$(date +%s)
+rm -rf "$work/prefix" "$work/consumer" "$work/out"
+mkdir -p "$work"
+cmake --install "$build" --prefix "$work/prefix" >"$work/install.log"
+for f in include/farsee/farsee.h lib/cmake/FarSee/FarSeeConfig.cmake \
+         lib/cmake/FarSee/FarSeeConfigVersion.cmake bin/farsee-infer; do
+  [[ -e "$work/prefix/$f" ]] || { echo "install_test: $f was not installed" >&2; exit 1; }
+done
+cmake -S "$root/tests/install_consumer" -B "$work/consumer" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/consumer.log"
+cmake --build "$work/consumer" >>"$work/consumer.log"
+weights="$root/weights/shipped/farsee-paper-synthetic.safetensors"
+"$work/consumer/farsee_consumer" "$weights" "$work/image.bmp" "$work/consumer_labels.pgm"
+"$work/prefix/bin/farsee-infer" --weights "$weights" --out "$work/out" "$work/image.bmp" >/dev/null
+# The PGM's pixels against the PNG's (8-bit grey, decoded here: no image library needed).
+python3 - "$work/consumer_labels.pgm" "$work/out/image_labels.png" <<'PY'
+import struct, sys, zlib
+pgm = open(sys.argv[1], "rb").read()
+magic, w, h, maxval, pixels = pgm.split(maxsplit=4)
+w, h = int(w), int(h)
+png = open(sys.argv[2], "rb").read()
+pos, idat, size = 8, b"", None
+while pos < len(png):
+    n, kind = struct.unpack(">I4s", png[pos:pos + 8])
+    body = png[pos + 8:pos + 8 + n]
+    if kind == b"IHDR":
+        pw, ph, depth, colour = struct.unpack(">IIBB", body[:10])
+        assert depth == 8 and colour == 0, "labels PNG is not 8-bit grey"
+        size = (ph, pw)
+    elif kind == b"IDAT":
+        idat += body
+    pos += 12 + n
+raw, rows, prev = zlib.decompress(idat), [], bytearray(size[1])
+for y in range(size[0]):
+    f, line = raw[y * (size[1] + 1)], bytearray(raw[y * (size[1] + 1) + 1:(y + 1) * (size[1] + 1)])
+    for x in range(size[1]):
+        a = line[x - 1] if x else 0
+        b, c = prev[x], prev[x - 1] if x else 0
+        if f == 1: line[x] = (line[x] + a) & 255
+        elif f == 2: line[x] = (line[x] + b) & 255
+        elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    rows.append(bytes(line))
+    prev = line
+got = b"".join(rows)
+assert size == (h, w), f"labels PNG is {size}, the consumer's {(h, w)}"
+diff = [i for i in range(len(got)) if got[i] != pixels[i]]
+assert not diff, f"{len(diff)} labels differ, the first at {diff[0]}: farsee-infer {got[diff[0]]}, consumer {pixels[diff[0]]}"
+print(f"install_test: the consumer's {h}x{w} labels equal farsee-infer's ({len(set(got))} classes present)")
+PY
+echo "install_test: passed in $(($(date +%s) - start)) s (install, consumer configure + build, two runs)"
