@@ -348,10 +348,10 @@ std::vector<float> fixed_order_split_k(const std::vector<float>& partials, int s
 }
 
 // Split-K reduced inside the conv kernel (the last CTA of each output tile, found with an integer
-// counter, sums the slices): the output equals the fixed-order sum of the partials bit for bit
-// (under both emu block orders, the last CTA is a different one), and two graph replays of the
-// same launch reproduce it bit for bit; the counters are back at zero after every launch (a
-// counter left non-zero would leave y unwritten: NaN poison).
+// counter, sums the slices; SIMT fp32, tf32 and fp16 kernels): the output equals the fixed-order
+// sum of the partials bit for bit (under both emu block orders, the last CTA is a different one),
+// and two graph replays of the same launch reproduce it bit for bit; the counters are back at zero
+// after every launch (a counter left non-zero would leave y unwritten: NaN poison).
 TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
   if (GetParam().executor == Executor::Cpu) GTEST_SKIP() << "the cpu executor does not split K";
@@ -361,8 +361,9 @@ TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
   const int splits = 4;
   const ConvShape conv = geometry(k);
   const int64_t M = k.x.pixels();
-  for (DType dtype : {DType::F32, DType::F16}) {
-    SCOPED_TRACE(dtype_name(dtype));
+  for (Precision precision : {Precision::F32, Precision::TF32, Precision::F16}) {
+    SCOPED_TRACE(precision_name(precision));
+    const DType dtype = storage_dtype(precision);
     const ConvData d = random_data(k, 800);
     ConvWeights w = pack_conv_weights(c, d.w, k.K, 3, 3, k.x.c, dtype);
     NhwcTestTensor x(c, dtype, k.x);
@@ -376,6 +377,7 @@ TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
     ConvOptions options;
     options.tile = ConvTile::M64N64;
     options.split_k = splits;
+    options.tf32 = precision == Precision::TF32;
     options.workspace_bytes = size_t(splits) * M * k.K * sizeof(float);
     rt::Buffer workspace = poisoned_buffer(c, options.workspace_bytes);
     options.workspace = workspace.data();

@@ -477,7 +477,8 @@ TEST_F(Programs, BenchWritesJson) {
 }
 
 // --precision tf32: a row named "tf32" on the reference executor (operands rounded to TF32); the
-// cpu executor refuses it, naming it, in farsee-bench and farsee-infer.
+// cpu executor refuses it, naming it, in farsee-bench and farsee-infer; farsee-infer runs it on the
+// reference.
 TEST_F(Programs, BenchAndInferTf32) {
   const fs::path json = dir_ / "bench_tf32.json";
   const Result r = run(tool("farsee-bench") +
@@ -501,6 +502,13 @@ TEST_F(Programs, BenchAndInferTf32) {
           (dir_ / "samples" / "synthetic_0.png").string());
   EXPECT_NE(infer_cpu.exit_code, 0);
   EXPECT_MENTIONS(infer_cpu.output, "tf32");
+  // On the reference executor farsee-infer runs tf32 through the API (farsee::Segmenter).
+  const Result infer_ref =
+      run(tool("farsee-infer") + " --random-weights 1 --preset tiny-paper --input-size 64x96 " +
+          "--executor reference --precision tf32 --out " + (dir_ / "out").string() + " " +
+          (dir_ / "samples" / "synthetic_0.png").string());
+  ASSERT_EQ(infer_ref.exit_code, 0) << infer_ref.output;
+  EXPECT_MENTIONS(infer_ref.output, "tf32, executor reference");
 }
 
 }  // namespace
