@@ -14,6 +14,8 @@
 //   aligned (base and pixel stride); otherwise (3-channel stem, odd slices) by the gather loader.
 // Dgrad (conv_bwd_data) plans the same way on its GEMM (M = input pixels, N = C, reduction
 //   R*S*K over dy's channels; dy shuffled -> fp16 gather loader).
+// TF32 (ConvOptions::tf32, fp32 storage only): the same tiles and split-K, the tf32 kernels; the
+//   cpu executor refuses it (it has no TF32 GEMM; the reference rounds the operands instead).
 // Wgrad (conv_bwd_weight): 64x64 tiles of dw[K][R*S*C]; when that grid is below kMinBlocks, the
 //   output pixels are split into enough chunks to reach it, at most kMaxWgradSplits and at least
 //   kMinWgradPixelsPerSplit pixels each, and only with a workspace for the fp32 partials
@@ -240,10 +242,20 @@ Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const Conv
 
 namespace {
 
+// tf32 is fp32 storage on the kernel executors and the reference.
+void require_tf32_supported(const char* op, const Context& ctx, DType dtype) {
+  FARSEE_REQUIRE(dtype == DType::F32,
+                 op << ": tf32 needs fp32 storage, got " << dtype_name(dtype) << " operands");
+  FARSEE_REQUIRE(ctx.executor != Executor::Cpu,
+                 op << ": the cpu executor has no tf32 convolutions (use --precision fp32 on cpu, "
+                       "or the reference, emu or cuda executor)");
+}
+
 // The plan of an implicit-GEMM conv kernel (forward or dgrad) for its GEMM dims.
 ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
   ConvPlan plan;
   plan.gather_activations = gather;
+  plan.tf32 = options.tf32;
   const int tiles = reduction_tiles(d, gather);
   plan.tile = options.tile == ConvTile::Auto ? auto_tile(d.M, d.N) : options.tile;
 
@@ -392,6 +404,7 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options) {
            << " too large: kernels index pixels with 32-bit integers");
   }
   validate_subpixel(w, epilogue, y);
+  if (options.tf32) require_tf32_supported(op, ctx, w.dtype);
   const ConvPlan plan = plan_conv(conv, w, x, options);
   FARSEE_DISPATCH(ctx, conv_bn_act_fwd, ctx, conv, x, w, epilogue, y, plan);
 }
@@ -566,6 +579,7 @@ void conv_bwd_data(const Context& ctx, const ConvShape& conv, const TensorView& 
   require_shape(dy, "conv_bwd_data: dy",
                 output_grad_shape(op, conv, dx.shape, w.K, shuffle_factor));
   require_int_sizes(op, ctx, dx.shape, dy.shape);
+  if (options.tf32) require_tf32_supported(op, ctx, w.dtype);
   const ConvPlan plan = plan_gemm(dgrad_dims(conv, w.K, dx.shape, w.dtype),
                                   gathers_activations(w.dtype, dy, shuffle_factor), options);
   FARSEE_DISPATCH(ctx, conv_bwd_data, ctx, conv, dy, shuffle_factor, w, dx, accumulate, plan);
@@ -632,6 +646,7 @@ void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView
                      const TensorView& dy, int shuffle_factor, float* dw, float* db,
                      const ConvWgradOptions& options) {
   const char* op = "conv_bwd_weight";
+  if (options.tf32) require_tf32_supported(op, ctx, x.dtype);
   validate_backward_geometry(op, conv, nullptr);
   FARSEE_REQUIRE(x.data != nullptr && dy.data != nullptr && dw != nullptr,
                  op << ": x, dy or dw has no data");
@@ -644,6 +659,7 @@ void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView
   require_int_sizes(op, ctx, x.shape, dy.shape);
   ConvWgradPlan plan = plan_wgrad(ctx, conv, K, x.shape, options);
   plan.tensor_cores = x.dtype == DType::F16 && packs_fit(x, 8) && packs_fit(dy, 8);
+  plan.tf32 = options.tf32;
   FARSEE_DISPATCH(ctx, conv_bwd_weight, ctx, conv, x, dy, shuffle_factor, dw, db, plan);
 }
 

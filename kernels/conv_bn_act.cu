@@ -43,6 +43,14 @@
 //   element-wise in flat (r, s, c) order, so any C and any slice alignment work. The epilogue runs
 //   from registers (4 consecutive channels per store); split-K as above, the last CTA summing the
 //   slices into its registers (simt_splitk_reduce).
+// tf32 path (plan.tf32, fp32 storage; --precision tf32): the SIMT kernel's loaders and
+//   register-prefetch main loop (8 reduction elements per step, fp32 tiles [red][m] / [red][n] in
+//   double-buffered shared memory, rows padded by 8 floats), the math on tensor cores: 256
+//   threads = 8 warps 2 x 4, warp tiles (BM/2) x (BN/4) of mma.m16n8k8 tf32 (operands rounded by
+//   cvt.rna when the fragments are read), fp32 accumulation; epilogue from the fragments (two
+//   consecutive channels per store); split-K as above, the last CTA summing the slices into its
+//   fragments (tf32_splitk_reduce). wgrad: the SIMT wgrad's loaders, the same warp MMAs, the
+//   split finished by wgrad_splitk_finish (conv_wgrad_tf32_kernel).
 // Layout: x, y, residual NHWC, each possibly a channel slice (pixel_stride > C); y may be the
 //   pixel-shuffled [N, OH*t, OW*t, K/t^2]. Weights: ConvWeightLayout (kernels/conv_bn_act.h).
 // Precision: fp32 accumulation; fp16 storage rounds once at the store; scale/bias as one fma.
@@ -50,7 +58,8 @@
 //   nvcc's default --fmad=true (kernels/CMakeLists.txt: the same PTX, but --fmad=false changed
 //   ptxas's register allocation; the conv tests have tolerances).
 // Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle.
-// Variants: with_kernel_variant() is the one place that instantiates (dtype, tile, loader).
+// Variants: with_kernel_variant() is the one place that instantiates (dtype, math, tile,
+// loader).
 // Index math (ConvGeometry, window origins/pixels, reduction cursor, output index, split ranges)
 // lives in kernels/core/conv_gemm.h. The two tensor-core kernels (conv_mma_kernel,
 // conv_wgrad_mma_kernel) share kernels/core/mma_tile.h: the cp.async pipeline, the warp MMAs and
@@ -445,6 +454,7 @@ struct SimtConfig {
   static constexpr int kTm = BM / 16, kTn = BN / 16;  // register tile per thread
   static constexpr int kALoads = BM * kSimtRed / kSimtThreads;
   static constexpr int kBLoads = BN * kSimtRed / kSimtThreads;
+  static constexpr bool kTf32 = false;
   static_assert(kTm % 4 == 0 && kTn % 4 == 0, "register tiles are float4 columns");
 };
 
@@ -454,11 +464,32 @@ FARSEE_HD int simt_offset(int i, int thread) {
   return (i / 4) * 64 + thread * 4 + (i % 4);
 }
 
+// The register-prefetch main loop of the SIMT and tf32 kernels: A [red][m] and B [red][n] operand
+// tiles, double-buffered in shared memory; per reduction step of kSimtRed elements, fetch(step)
+// loads the NEXT step's operands into registers (global loads in flight during the math), then
+// compute(buffer) runs the math on the resident buffer, then stash(buffer) writes the fetched
+// operands to the other buffer, one barrier per step.
+template <typename Fetch, typename Stash, typename Compute>
+FARSEE_DEVICE void prefetch_mainloop(const TileRange& range, Fetch& fetch, Stash& stash,
+                                     Compute&& compute) {
+  int buffer = 0;
+  if (range.first < range.last) {
+    fetch(range.first);
+    stash(0);
+  }
+  __syncthreads();
+  for (int tile = range.first; tile < range.last; ++tile) {
+    const bool more = tile + 1 < range.last;
+    if (more) fetch(tile + 1);  // global loads in flight during the math below
+    compute(buffer);
+    if (more) stash(buffer ^ 1);  // the other buffer was last read before the previous barrier
+    __syncthreads();
+    buffer ^= 1;
+  }
+}
+
 // The SIMT main loop shared by conv_simt_kernel (forward, dgrad) and conv_wgrad_simt_kernel:
-// A [red][BM] and B [red][BN] operand tiles, double-buffered in shared memory; per reduction step
-// of kSimtRed elements, fetch(step) loads the NEXT step's operands into registers (global loads
-// in flight during the math), then the register-tile FMAs, then stash(buffer) writes them to the
-// other buffer, one barrier per step. acc[i][j] is tile row simt_offset(i, ty), column
+// prefetch_mainloop with register-tile FMAs. acc[i][j] is tile row simt_offset(i, ty), column
 // simt_offset(j, tx) (threadIdx = ty * 16 + tx). The caller's fetch/stash define the loaders.
 template <typename Cfg, typename Fetch, typename Stash>
 FARSEE_DEVICE void simt_mainloop(const TileRange& range, float (&a_tile)[2][kSimtRed][Cfg::BM + 4],
@@ -470,16 +501,7 @@ FARSEE_DEVICE void simt_mainloop(const TileRange& range, float (&a_tile)[2][kSim
 #pragma unroll
     for (int j = 0; j < Cfg::kTn; ++j) acc[i][j] = 0.0f;
   }
-
-  int buffer = 0;
-  if (range.first < range.last) {
-    fetch(range.first);
-    stash(0);
-  }
-  __syncthreads();
-  for (int tile = range.first; tile < range.last; ++tile) {
-    const bool more = tile + 1 < range.last;
-    if (more) fetch(tile + 1);  // global loads in flight during the math below
+  prefetch_mainloop(range, fetch, stash, [&](int buffer) {
 #pragma unroll
     for (int kk = 0; kk < kSimtRed; ++kk) {
       float a[Cfg::kTm], b[Cfg::kTn];
@@ -503,11 +525,54 @@ FARSEE_DEVICE void simt_mainloop(const TileRange& range, float (&a_tile)[2][kSim
         for (int j = 0; j < Cfg::kTn; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
       }
     }
-    if (more) stash(buffer ^ 1);  // the other buffer was last read before the previous barrier
-    __syncthreads();
-    buffer ^= 1;
-  }
+  });
 }
+
+// Forward / dgrad operand loads of the SIMT and tf32 kernels: A element-wise in flat (r, s, c)
+// order (any C, any slice alignment, zeros in the padding), B from the RSCK / RSKC weights (zeros
+// past K and the reduction). fetch(tile) loads reduction step `tile` into registers; stash(a, b)
+// writes them into one buffer of the [kSimtRed][m] and [kSimtRed][n] tiles.
+template <typename Cfg>
+struct SimtConvLoads {
+  static constexpr int kBRowStep = kSimtThreads / Cfg::BN;
+  int a_col, a_row;  // A: reduction column a_col of rows a_row + 32 * i
+  int b_col, b_row;  // B: channel b_col of reduction rows b_row + kBRowStep * i
+  WindowOrigin a_origin[Cfg::kALoads];
+  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
+
+  FARSEE_DEVICE SimtConvLoads(const ConvGeometry& g, int m0) {
+    const int tid = threadIdx.x;
+    a_col = tid % kSimtRed;
+    a_row = tid / kSimtRed;
+    b_col = tid % Cfg::BN;
+    b_row = tid / Cfg::BN;
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) a_origin[i] = window_origin(g, m0 + a_row + 32 * i);
+  }
+  FARSEE_DEVICE void fetch(const ConvGeometry& g, const float* x, const float* w, int n0,
+                           int tile) {
+    const int red = tile * kSimtRed + a_col;
+    const ReductionCursor cur = reduction_cursor(g, red);
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) {
+      const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
+      a_next[i] = p >= 0 ? ld(&x[source_offset(g, p, cur.c)]) : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) {
+      const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
+      const int k = n0 + b_col;
+      b_next[i] = red_b < g.reduction && k < g.K ? ld(&w[int64_t(red_b) * g.K + k]) : 0.0f;
+    }
+  }
+  template <typename ATile, typename BTile>
+  FARSEE_DEVICE void stash(ATile& a_tile, BTile& b_tile) const {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) st(&a_tile[a_col][a_row + 32 * i], a_next[i]);
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) st(&b_tile[b_row + kBRowStep * i][b_col], b_next[i]);
+  }
+};
 
 // Split-K of the SIMT kernel: this CTA's register tile to workspace slice z ([z][M][K]); the CTA
 // of the output tile that arrives last replaces its registers by the sums of the slices in z
@@ -550,38 +615,9 @@ __global__ void __launch_bounds__(kSimtThreads)
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
 
-  // A: thread loads reduction column a_col of rows a_row + (256 / 8) * i.
-  const int a_col = tid % kSimtRed, a_row = tid / kSimtRed;
-  WindowOrigin a_origin[Cfg::kALoads];
-#pragma unroll
-  for (int i = 0; i < Cfg::kALoads; ++i) a_origin[i] = window_origin(g, m0 + a_row + 32 * i);
-  // B: thread loads channel b_col of reduction rows b_row + (256 / BN) * i.
-  const int b_col = tid % BN, b_row = tid / BN;
-  constexpr int kBRowStep = kSimtThreads / BN;
-
-  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
-  auto fetch = [&](int tile) {
-    const int red = tile * kSimtRed + a_col;
-    const ReductionCursor cur = reduction_cursor(g, red);
-#pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) {
-      const int p = red < g.reduction ? window_pixel(g, a_origin[i], cur.r, cur.s) : -1;
-      a_next[i] = p >= 0 ? ld(&x[source_offset(g, p, cur.c)]) : 0.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) {
-      const int red_b = tile * kSimtRed + b_row + kBRowStep * i;
-      const int k = n0 + b_col;
-      b_next[i] = red_b < g.reduction && k < g.K ? ld(&w[int64_t(red_b) * g.K + k]) : 0.0f;
-    }
-  };
-  auto stash = [&](int buffer) {
-#pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) st(&a_tile[buffer][a_col][a_row + 32 * i], a_next[i]);
-#pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i)
-      st(&b_tile[buffer][b_row + kBRowStep * i][b_col], b_next[i]);
-  };
+  SimtConvLoads<Cfg> loads(g, m0);
+  auto fetch = [&](int tile) { loads.fetch(g, x, w, n0, tile); };
+  auto stash = [&](int buffer) { loads.stash(a_tile[buffer], b_tile[buffer]); };
 
   float acc[Cfg::kTm][Cfg::kTn];
   simt_mainloop<Cfg>(range, a_tile, b_tile, fetch, stash, acc);
@@ -606,6 +642,111 @@ __global__ void __launch_bounds__(kSimtThreads)
 }
 
 // ---------------------------------------------------------------------------------------------
+// tf32 tensor-core kernel (fp32 storage, --precision tf32): the SIMT kernel's loads (SimtConvLoads)
+// and register-prefetch main loop, with the math on tensor cores: 8 warps 2 (m) x 4 (n), warp
+// tiles (BM/2) x (BN/4) of mma.m16n8k8 tf32 fragments built from the fp32 [red][m] / [red][n]
+// tiles (rows padded by 8 floats: conflict-free fragment reads) and rounded by cvt.rna there
+// (kernels/core/mma_tile.h); fp32 accumulation. Split-K: tf32_splitk_reduce (the last CTA of the
+// tile sums the slices into its fragments); the epilogue stores each lane's two consecutive
+// channels per row.
+
+template <int BM_, int BN_>
+struct Tf32Config : SimtConfig<BM_, BN_> {
+  static constexpr bool kTf32 = true;
+  static constexpr int kWarpM = BM_ / 2, kWarpN = BN_ / 4;  // warps 2 x 4
+  static constexpr int kMi = kWarpM / 16, kNi = kWarpN / 8;
+  static constexpr int kAStride = BM_ + 8, kBStride = BN_ + 8;  // floats per tile row
+};
+
+// This warp's tile origin in the block tile (warps 2 x 4) and its accumulator mapping.
+template <typename Cfg>
+FARSEE_DEVICE AccFragment tf32_warp_fragment(int& warp_row0, int& warp_col0) {
+  const int warp = int(threadIdx.x) >> 5;
+  warp_row0 = (warp >> 2) * Cfg::kWarpM;
+  warp_col0 = (warp & 3) * Cfg::kWarpN;
+  return acc_fragment(warp_row0, warp_col0, int(threadIdx.x) & 31);
+}
+
+// The MMAs of one resident 8-deep buffer of the tf32 tiles.
+template <typename Cfg, typename ATile, typename BTile>
+FARSEE_DEVICE void tf32_buffer_mma(float (&acc)[Cfg::kMi][Cfg::kNi][4], const ATile& a_tile,
+                                   const BTile& b_tile, int warp_row0, int warp_col0) {
+  uint32_t a[Cfg::kMi][4], b[Cfg::kNi][2];
+  load_fragments_tf32(a, b, &a_tile[0][0], Cfg::kAStride, &b_tile[0][0], Cfg::kBStride, warp_row0,
+                      warp_col0, int(threadIdx.x) & 31);
+  warp_tile_mma_tf32(acc, a, b);
+}
+
+// Split-K of the tf32 kernel, as simt_splitk_reduce on the warp fragments: this CTA's tile to
+// workspace slice z; the last CTA of the output tile to arrive replaces its accumulators by the
+// sums of the slices in z order and returns true.
+template <typename Cfg>
+FARSEE_DEVICE bool tf32_splitk_reduce(float (&acc)[Cfg::kMi][Cfg::kNi][4], const AccFragment& frag,
+                                      const ConvGeometry& g, int m0, int n0, float* workspace,
+                                      int* tile_counters) {
+  const int64_t slice = int64_t(g.M) * g.K;
+  store_fp32_tile(acc, frag, m0, n0, g.M, g.K, workspace + int64_t(blockIdx.z) * slice, false,
+                  [](int m) { return m; });
+  if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
+    return false;
+#pragma unroll
+  for (int i = 0; i < Cfg::kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < Cfg::kNi; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int m = m0 + frag.row(i, e), k = n0 + frag.col(j, e);
+        if (m < g.M && k < g.K)
+          acc[i][j][e] = splitk_sum(workspace + int64_t(m) * g.K + k, slice, int(gridDim.z));
+      }
+    }
+  }
+  return true;
+}
+
+template <typename Cfg>
+__global__ void __launch_bounds__(kSimtThreads)
+    conv_tf32_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
+                     ConvStore<float> out, float* workspace, int* tile_counters, int red_tiles) {
+  FARSEE_SHARED(float, a_tile, [2][kSimtRed][Cfg::kAStride]);
+  FARSEE_SHARED(float, b_tile, [2][kSimtRed][Cfg::kBStride]);
+  const int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
+  SimtConvLoads<Cfg> loads(g, m0);
+  auto fetch = [&](int tile) { loads.fetch(g, x, w, n0, tile); };
+  auto stash = [&](int buffer) { loads.stash(a_tile[buffer], b_tile[buffer]); };
+
+  int warp_row0, warp_col0;
+  const AccFragment frag = tf32_warp_fragment<Cfg>(warp_row0, warp_col0);
+  float acc[Cfg::kMi][Cfg::kNi][4];
+  zero_accumulators(acc);
+  prefetch_mainloop(split_range(red_tiles, gridDim.z, blockIdx.z), fetch, stash, [&](int buffer) {
+    tf32_buffer_mma<Cfg>(acc, a_tile[buffer], b_tile[buffer], warp_row0, warp_col0);
+  });
+
+  if (gridDim.z > 1 && !tf32_splitk_reduce<Cfg>(acc, frag, g, m0, n0, workspace, tile_counters))
+    return;
+#pragma unroll
+  for (int i = 0; i < Cfg::kMi; ++i) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {  // accumulators 2h, 2h + 1: one row, two channels
+      const int m = m0 + frag.row(i, 2 * h);
+      if (m >= g.M) continue;
+#pragma unroll
+      for (int j = 0; j < Cfg::kNi; ++j) {
+        const int k0 = n0 + frag.col(j, 0);
+        const float v[2] = {acc[i][j][2 * h], acc[i][j][2 * h + 1]};
+        if (out.sub.t2 > 0) {  // sub-pixel order: the two columns are adjacent output channels
+          out.template store_subpixel<2>(m, k0, v);
+          continue;
+        }
+        const ChannelGroup cg{k0, 1, k0 >= g.K ? 0 : min(2, g.K - k0)};
+        out.template store<2>(m, cg, v);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Host side: the one place where the variants are instantiated, and the launches.
 
 template <typename Cfg, typename T>
@@ -614,9 +755,19 @@ struct KernelVariant {
   using storage = T;
 };
 
-// Calls f(KernelVariant<config, T>{}) for the plan's dtype, tile and loader.
+// Calls f(KernelVariant<config, T>{}) for the plan's dtype, math, tile and loader.
 template <typename F>
 void with_kernel_variant(DType dtype, const ConvPlan& plan, F&& f) {
+  if (dtype == DType::F32 && plan.tf32) {
+    switch (plan.tile) {
+      case ConvTile::M128N128:
+        return f(KernelVariant<Tf32Config<128, 128>, float>{});
+      case ConvTile::M128N64:
+        return f(KernelVariant<Tf32Config<128, 64>, float>{});
+      default:
+        return f(KernelVariant<Tf32Config<64, 64>, float>{});
+    }
+  }
   if (dtype == DType::F32) {
     switch (plan.tile) {
       case ConvTile::M128N128:
@@ -669,7 +820,13 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                  const ConvWeights& w, const ConvStore<float>& out, const ConvPlan& plan) {
   const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
                   unsigned(plan.split_k));
-  auto kernel = conv_simt_kernel<Cfg>;
+  auto kernel = [] {  // the same signature: tf32 (tensor cores) or strict fp32 (SIMT)
+    if constexpr (Cfg::kTf32) {
+      return conv_tf32_kernel<Cfg>;
+    } else {
+      return conv_simt_kernel<Cfg>;
+    }
+  }();
   FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const float>(),
                 w.buffer.as<const float>(), out, plan.workspace, plan.tile_counters,
                 ceil_div(g.reduction, kSimtRed));
@@ -859,6 +1016,50 @@ namespace {
 constexpr int kWgradTile = 64;  // = kWgradTile in kernels/conv_bn_act.cpp (the plan)
 using WgradConfig = SimtConfig<kWgradTile, kWgradTile>;
 
+// wgrad operand loads of the SIMT and tf32 kernels (fp16 converted to fp32 at the load): A = dy^T
+// [pixels][k], B = im2col(x) [pixels][(r, s, c)]; fetch(step) loads pixel step `step` into
+// registers, stash(a, b) writes them into one buffer of the tiles.
+template <typename T, typename Cfg>
+struct WgradSimtLoads {
+  static constexpr int kRowStep = kSimtThreads / Cfg::BM;
+  int a_col, a_row, k;    // A: channel k = k0 + a_col of pixel rows a_row + kRowStep * i
+  int b_col, b_row, red;  // B: reduction column red = n0 + b_col, the same (r, s, c) each step
+  ReductionCursor cur;
+  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
+
+  FARSEE_DEVICE WgradSimtLoads(const ConvGeometry& g, int k0, int n0) {
+    const int tid = threadIdx.x;
+    a_col = tid % Cfg::BM;  // consecutive threads: consecutive channels of one pixel
+    a_row = tid / Cfg::BM;
+    k = k0 + a_col;
+    b_col = tid % Cfg::BN;
+    b_row = tid / Cfg::BN;
+    red = n0 + b_col;
+    cur = reduction_cursor(g, red < g.reduction ? red : 0);
+  }
+  FARSEE_DEVICE void fetch(const ConvGeometry& g, const T* x, const ConvOutputIndex<const T>& dy,
+                           int step) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) {
+      const int m = step * kSimtRed + a_row + kRowStep * i;
+      a_next[i] = m < g.M && k < g.K ? to_float(*dy.element(m, k)) : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) {
+      const int m = step * kSimtRed + b_row + kRowStep * i;
+      const int p = red < g.reduction ? window_pixel(g, window_origin(g, m), cur.r, cur.s) : -1;
+      b_next[i] = p >= 0 ? to_float(x[source_offset(g, p, cur.c)]) : 0.0f;
+    }
+  }
+  template <typename ATile, typename BTile>
+  FARSEE_DEVICE void stash(ATile& a_tile, BTile& b_tile) const {
+#pragma unroll
+    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[a_row + kRowStep * i][a_col] = a_next[i];
+#pragma unroll
+    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[b_row + kRowStep * i][b_col] = b_next[i];
+  }
+};
+
 // Split wgrad, after this CTA stored its tile to workspace slice z: the last CTA of the (k, n)
 // tile to arrive adds the sum of the slices, in z order, to dw for the tile's GEMM rows k0.. (dw
 // row row_of(row)) and columns n0.. (one thread per element, as the unsplit store).
@@ -893,36 +1094,9 @@ __global__ void __launch_bounds__(kSimtThreads)
   const int k0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   const TileRange range = split_range(pixel_steps, gridDim.z, blockIdx.z);
 
-  // A (dy^T): thread loads channel k0 + a_col of pixel rows a_row + kRowStep * i of each step
-  // (consecutive threads: consecutive channels of one pixel).
-  constexpr int kRowStep = kSimtThreads / BM;
-  const int a_col = tid % BM, a_row = tid / BM;
-  const int k = k0 + a_col;
-  // B (im2col): thread loads reduction column n0 + b_col, the same (r, s, c) at every step.
-  const int b_col = tid % BN, b_row = tid / BN;
-  const int red = n0 + b_col;
-  const ReductionCursor cur = reduction_cursor(g, red < g.reduction ? red : 0);
-
-  float a_next[Cfg::kALoads], b_next[Cfg::kBLoads];
-  auto fetch = [&](int step) {
-#pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) {
-      const int m = step * kSimtRed + a_row + kRowStep * i;
-      a_next[i] = m < g.M && k < g.K ? to_float(*dy.element(m, k)) : 0.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) {
-      const int m = step * kSimtRed + b_row + kRowStep * i;
-      const int p = red < g.reduction ? window_pixel(g, window_origin(g, m), cur.r, cur.s) : -1;
-      b_next[i] = p >= 0 ? to_float(x[source_offset(g, p, cur.c)]) : 0.0f;
-    }
-  };
-  auto stash = [&](int buffer) {
-#pragma unroll
-    for (int i = 0; i < Cfg::kALoads; ++i) a_tile[buffer][a_row + kRowStep * i][a_col] = a_next[i];
-#pragma unroll
-    for (int i = 0; i < Cfg::kBLoads; ++i) b_tile[buffer][b_row + kRowStep * i][b_col] = b_next[i];
-  };
+  WgradSimtLoads<T, Cfg> loads(g, k0, n0);
+  auto fetch = [&](int step) { loads.fetch(g, x, dy, step); };
+  auto stash = [&](int buffer) { loads.stash(a_tile[buffer], b_tile[buffer]); };
 
   float acc[Cfg::kTm][Cfg::kTn];
   simt_mainloop<Cfg>(range, a_tile, b_tile, fetch, stash, acc);
@@ -945,6 +1119,39 @@ __global__ void __launch_bounds__(kSimtThreads)
     wgrad_splitk_finish(g, k0, n0, workspace, slice_elements, tile_counters, dw,
                         [](int row) { return row; });
   }
+}
+
+// wgrad in tf32 (fp32 storage, plan.tf32): the SIMT wgrad's loads (WgradSimtLoads) and main loop
+// with the tf32 kernel's warp MMAs (block tile 64 (k) x 64 (n), 8 warps 2 x 4, tiles
+// Tf32Config<64, 64>); the fp32 tile is stored (or added into dw) by store_fp32_tile, a split
+// finished in the same launch by wgrad_splitk_finish.
+__global__ void __launch_bounds__(kSimtThreads)
+    conv_wgrad_tf32_kernel(ConvGeometry g, const float* __restrict__ x,
+                           ConvOutputIndex<const float> dy, float* __restrict__ dw,
+                           float* workspace, int* tile_counters, int64_t slice_elements,
+                           int pixel_steps) {
+  using Cfg = Tf32Config<kWgradTile, kWgradTile>;
+  FARSEE_SHARED(float, a_tile, [2][kSimtRed][Cfg::kAStride]);
+  FARSEE_SHARED(float, b_tile, [2][kSimtRed][Cfg::kBStride]);
+  const int k0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
+  WgradSimtLoads<float, Cfg> loads(g, k0, n0);
+  auto fetch = [&](int step) { loads.fetch(g, x, dy, step); };
+  auto stash = [&](int buffer) { loads.stash(a_tile[buffer], b_tile[buffer]); };
+
+  int warp_row0, warp_col0;
+  const AccFragment frag = tf32_warp_fragment<Cfg>(warp_row0, warp_col0);
+  float acc[Cfg::kMi][Cfg::kNi][4];
+  zero_accumulators(acc);
+  prefetch_mainloop(split_range(pixel_steps, gridDim.z, blockIdx.z), fetch, stash, [&](int buffer) {
+    tf32_buffer_mma<Cfg>(acc, a_tile[buffer], b_tile[buffer], warp_row0, warp_col0);
+  });
+
+  // Unsplit: dw += tile (each element owned by one thread); split: raw tile to slice z.
+  const bool split = gridDim.z > 1;
+  float* dst = split ? workspace + int64_t(blockIdx.z) * slice_elements : dw;
+  auto row_of = [](int row) { return row; };
+  store_fp32_tile(acc, frag, k0, n0, g.K, g.reduction, dst, !split, row_of);
+  if (split) wgrad_splitk_finish(g, k0, n0, workspace, slice_elements, tile_counters, dw, row_of);
 }
 
 // fp16 wgrad on tensor cores (plan.tensor_cores: C % 8 == 0, dy's stored channels % 8 == 0, both
@@ -1101,7 +1308,14 @@ void run_wgrad(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                     ceil_div(g.M, kWgradMmaRed));
     }
   }
-  if (!plan.tensor_cores) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (plan.tf32) {
+      FARSEE_LAUNCH(conv_wgrad_tf32_kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g,
+                    x.ptr<const float>(), dy, dw, plan.workspace, plan.tile_counters, slice,
+                    ceil_div(g.M, kSimtRed));
+    }
+  }
+  if (!plan.tensor_cores && !plan.tf32) {
     auto kernel = conv_wgrad_simt_kernel<T>;
     FARSEE_LAUNCH(kernel, grid, dim3(kSimtThreads), 0, ctx.stream, g, x.ptr<const T>(), dy, dw,
                   plan.workspace, plan.tile_counters, slice, ceil_div(g.M, kSimtRed));

@@ -3,7 +3,10 @@
 //   v = scale[k] * acc + bias[k]  (+ residual)  (ReLU)
 // stored plain, into a channel slice (concat for free), or pixel-shuffled by `shuffle_factor`
 // (sub-pixel conv, PyTorch PixelShuffle channel order) with no separate shuffle pass.
-// fp16 path: tensor cores (mma.m16n8k16, fp32 accumulate); fp32 path: SIMT, exact order-free fp32.
+// fp16 path: tensor cores (mma.m16n8k16, fp32 accumulate); fp32 path: SIMT, exact order-free fp32;
+// fp32 storage with ConvOptions::tf32: operands rounded to TF32, tensor cores (mma.m16n8k8 tf32),
+// fp32 accumulate (PyTorch's default for fp32 convs). The reference executor runs tf32 by rounding
+// the operands (kernels/reference/conv2d.h); the cpu executor refuses it.
 // See kernels/conv_bn_act.cu for the tiling.
 //
 // Usage: pack the weights once (pack_conv_weights), then call conv_bn_act_fwd per inference. The
@@ -114,6 +117,7 @@ struct ConvOptions {
   int split_k = 0;                 // 0: heuristic (only with workspace and counters); >= 1: forced
   void* workspace = nullptr;       // fp32 split-K partial sums, in the executor's memory
   size_t workspace_bytes = 0;
+  bool tf32 = false;  // fp32 storage only: operands rounded to TF32, tensor-core MMAs
   // Split-K arrival counters, one int per output tile, in the executor's memory. Zero-filled ONCE
   // by the owner when allocated (rt::memset); every launch leaves them zero again, so they may be
   // shared by all the convs of a stream and survive graph replays. Never shared by two launches
@@ -130,6 +134,7 @@ struct ConvPlan {
                                     // 3-channel stem, or x not 16-byte aligned) instead of
                                     // 16-byte cp.async of 8 channels
   float* workspace = nullptr;
+  bool tf32 = false;             // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
   int* tile_counters = nullptr;  // split_k > 1: one per output tile (grid.x * grid.y), all zero
 };
 
@@ -179,6 +184,7 @@ struct ConvWgradOptions {
   int* tile_counters = nullptr;   // zero-filled once, left zero (as ConvOptions.tile_counters)
   size_t tile_counter_count = 0;  // conv_bwd_weight_tile_counter_count
   int splits = 0;                 // 0: heuristic; >= 1: forced (tests, benchmarks)
+  bool tf32 = false;              // as ConvOptions.tf32 (fp32 x and dy only)
 };
 void conv_bwd_weight(const Context& ctx, const ConvShape& conv, const TensorView& x,
                      const TensorView& dy, int shuffle_factor, float* dw, float* db,
@@ -199,6 +205,7 @@ struct ConvWgradPlan {
   bool tensor_cores = false;  // fp16 mma kernel: x's C and dy's stored channel count multiples
                               // of 8, x and dy 16-byte aligned (base, pixel stride); else SIMT
   float* workspace = nullptr;
+  bool tf32 = false;             // fp32 storage: operands rounded to TF32, tensor-core MMAs
   int* tile_counters = nullptr;  // splits > 1: the GEMM tiles', then one per 32-channel db block
 };
 // Forced splits (>= 1) for tests and benchmarks; 0 = heuristic.

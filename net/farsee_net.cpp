@@ -54,7 +54,17 @@ void check_fits_fp16(const Layer& l, const std::vector<float>& krsc, const HostT
 
 FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, const Context& ctx,
                      DType activation_dtype)
-    : config_(config), ctx_(ctx), dtype_(activation_dtype) {
+    : FarSeeNet(config, params, ctx, precision_of(activation_dtype)) {}
+
+FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, const Context& ctx,
+                     Precision precision)
+    : config_(config),
+      ctx_(ctx),
+      dtype_(storage_dtype(precision)),
+      tf32_(precision == Precision::TF32) {
+  FARSEE_REQUIRE(!tf32_ || ctx.executor != Executor::Cpu,
+                 "FarSeeNet: precision tf32 is not available on the cpu executor (no TF32 "
+                 "convolutions there): use fp32 on cpu, or the cuda executor");
   config_.validate();
   const std::vector<std::string> unknown = check_parameters(config_, params);
   (void)unknown;  // the file loader reports them; an in-memory map may carry extras
@@ -368,6 +378,7 @@ void FarSeeNet::run_step(const Step& s) {
       ConvOptions options;
       options.workspace = shape_->workspace.data();
       options.workspace_bytes = shape_->workspace.bytes();
+      options.tf32 = tf32_;
       options.tile_counters = shape_->tile_counters.as<int>();
       options.tile_counter_count = shape_->tile_counters.bytes() / sizeof(int);
       if (is_s2d_stem(s.layer)) {

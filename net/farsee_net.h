@@ -42,6 +42,9 @@ class FarSeeNet {
   // `ctx.stream` may be null: on cuda the net then creates (and owns) its own stream.
   FarSeeNet(const FarSeeConfig& config, const HostTensors& params, const Context& ctx,
             DType activation_dtype);
+  // precision tf32: fp32 storage, convs in TF32 (ConvOptions::tf32); fp32 / fp16 as the dtype.
+  FarSeeNet(const FarSeeConfig& config, const HostTensors& params, const Context& ctx,
+            Precision precision);
   ~FarSeeNet();
   FarSeeNet(const FarSeeNet&) = delete;
   FarSeeNet& operator=(const FarSeeNet&) = delete;
@@ -49,6 +52,7 @@ class FarSeeNet {
   const FarSeeConfig& config() const { return config_; }
   const Context& context() const { return ctx_; }
   DType dtype() const { return dtype_; }
+  Precision precision() const { return tf32_ ? Precision::TF32 : precision_of(dtype_); }
   // Bytes of packed weights and biases on the executor.
   int64_t parameter_bytes() const { return parameter_bytes_; }
 
@@ -122,6 +126,7 @@ class FarSeeNet {
   Context ctx_;
   bool owns_stream_ = false;
   DType dtype_;
+  bool tf32_ = false;  // convs in TF32 (fp32 storage)
   std::vector<Layer> layers_;
   std::vector<LayerParams> params_;
   bool stem_s2d_ = false;   // the stem runs as space-to-depth (net/stem.h)

@@ -157,6 +157,11 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
 void Trainer::check_precision() {
   FARSEE_REQUIRE(precision_.activations == DType::F32 || precision_.activations == DType::F16,
                  "Trainer: activations must be fp32 or fp16 (mixed precision)");
+  FARSEE_REQUIRE(!precision_.tf32 || precision_.activations == DType::F32,
+                 "Trainer: tf32 convolutions need fp32 activations");
+  FARSEE_REQUIRE(!precision_.tf32 || ctx_.executor != Executor::Cpu,
+                 "Trainer: precision tf32 is not available on the cpu executor (no TF32 "
+                 "convolutions there): use fp32 on cpu, or the cuda executor");
   if (!mixed()) return;
   const MixedPrecision& p = precision_;
   FARSEE_REQUIRE(std::isfinite(p.init_scale) && p.init_scale > 0.0f,
@@ -335,11 +340,28 @@ void Trainer::fill_activations(uint8_t byte) {
   rt::memset(ctx_, arena_.data(), byte, size_t(plan_.arena_bytes));
 }
 
+namespace {
+
+// The wgrad options of a conv whose forward and dgrad run with `o`: the same workspace, tile
+// counters (the trainer's launches run one at a time) and math (tf32 or strict fp32).
+ConvWgradOptions wgrad_options(const ConvOptions& o) {
+  ConvWgradOptions w;
+  w.workspace = o.workspace;
+  w.workspace_bytes = o.workspace_bytes;
+  w.tile_counters = o.tile_counters;
+  w.tile_counter_count = o.tile_counter_count;
+  w.tf32 = o.tf32;
+  return w;
+}
+
+}  // namespace
+
 void Trainer::run(const TrainStep& s) {
   const LayerSlots* slots = s.layer >= 0 ? &layout_.layers[size_t(s.layer)] : nullptr;
   ConvOptions options;
   options.workspace = workspace_.data();
   options.workspace_bytes = workspace_.bytes();
+  options.tf32 = precision_.tf32;
   options.tile_counters = tile_counters_.as<int>();
   options.tile_counter_count = tile_counters_.bytes() / sizeof(int);
   DepthwiseParams dw;
@@ -381,13 +403,8 @@ void Trainer::run(const TrainStep& s) {
                           mixed() ? scalar<float>(offsetof(StepScalars, scale)) : nullptr);
       break;
     case TrainOp::ConvBackward: {
-      ConvWgradOptions wgrad;
-      wgrad.workspace = workspace_.data();
-      wgrad.workspace_bytes = workspace_.bytes();
-      wgrad.tile_counters = options.tile_counters;
-      wgrad.tile_counter_count = options.tile_counter_count;
       conv_bwd_weight(ctx_, s.conv, view(s.x), view(s.dy), s.shuffle, grad(slots->weight),
-                      s.bias ? grad(slots->bias) : nullptr, wgrad);
+                      s.bias ? grad(slots->bias) : nullptr, wgrad_options(options));
       if (s.dx.valid()) {
         conv_bwd_data(ctx_, s.conv, view(s.dy), s.shuffle, weights_[size_t(s.layer)].backward_data,
                       view(s.dx), s.accumulate_dx, options);

@@ -62,6 +62,7 @@ namespace farsee::net {
 // Training precision and the loss scaler's constants (torch.cuda.amp.GradScaler's defaults).
 struct MixedPrecision {
   DType activations = DType::F32;  // F16: mixed precision with dynamic loss scaling
+  bool tf32 = false;               // fp32 only: convs (fwd, dgrad, wgrad) in TF32
   float init_scale = 65536.0f;     // 2^16
   float growth_factor = 2.0f;
   float backoff_factor = 0.5f;

@@ -15,6 +15,11 @@
 //           j ^ ((r >> 1) & 3); fragments by ldmatrix.x4
 //   rows64  one row of 64 GEMM rows (A) or columns (B) per reduction element; chunk j of row r at
 //           j ^ (r & 7); fragments by ldmatrix.x4.trans
+// TF32 (fp32 storage, kernels/conv_bn_act.cu's conv_tf32_kernel and conv_wgrad_tf32_kernel):
+// reduction-major fp32 tiles a[k][m], b[k][n] (rows padded to a multiple of 32 plus 8 floats, so
+// the fragment reads, lane (g, q) at row q, column g, hit 32 distinct banks); fragments of one
+// 8-deep k-slice read element-wise and rounded by cvt.rna (load_fragments_tf32), then
+// mma.m16n8k8 tf32 x tf32 -> f32 (warp_tile_mma_tf32); the accumulators have the C layout above.
 // Everything is __forceinline__: the kernels compile as if written in one piece.
 #pragma once
 
@@ -164,6 +169,45 @@ FARSEE_DEVICE void load_fragments_rows64_trans(uint32_t (&a)[kMi][4], uint32_t (
     uint32_t r[4];
     ptx::ldmatrix_x4_trans(r, b_tile + swizzled_rows64(row, col / kChunkHalves));
     set_b_pair(b, j, r);
+  }
+}
+
+// ---- TF32 ----
+
+// One 8-deep k-slice: acc[i][j] += a[i] (16x8) * b[j] (8x8), tf32 operands, fp32 accumulate.
+template <int kMi, int kNi>
+FARSEE_DEVICE void warp_tile_mma_tf32(float (&acc)[kMi][kNi][4], const uint32_t (&a)[kMi][4],
+                                      const uint32_t (&b)[kNi][2]) {
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+#pragma unroll
+    for (int j = 0; j < kNi; ++j) ptx::mma_m16n8k8_tf32f32(acc[i][j], a[i], b[j], acc[i][j]);
+  }
+}
+
+// Fragments of an 8-deep k-slice from reduction-major fp32 tiles a_tile[k * a_stride + m] and
+// b_tile[k * b_stride + n], rounded to TF32: the warp's rows m start at a_col0, its columns n at
+// b_col0 (fragment layouts: kernels/core/ptx.h, mma.m16n8k8 .tf32).
+template <int kMi, int kNi>
+FARSEE_DEVICE void load_fragments_tf32(uint32_t (&a)[kMi][4], uint32_t (&b)[kNi][2],
+                                       const float* a_tile, int a_stride, const float* b_tile,
+                                       int b_stride, int a_col0, int b_col0, int lane) {
+  const int g = lane >> 2, q = lane & 3;
+  const float* a_k0 = a_tile + q * a_stride + a_col0 + g;  // (m g, k q)
+  const float* a_k4 = a_k0 + 4 * a_stride;                 // (m g, k q + 4)
+#pragma unroll
+  for (int i = 0; i < kMi; ++i) {
+    a[i][0] = ptx::cvt_rna_tf32(a_k0[i * 16]);
+    a[i][1] = ptx::cvt_rna_tf32(a_k0[i * 16 + 8]);
+    a[i][2] = ptx::cvt_rna_tf32(a_k4[i * 16]);
+    a[i][3] = ptx::cvt_rna_tf32(a_k4[i * 16 + 8]);
+  }
+  const float* b_k0 = b_tile + q * b_stride + b_col0 + g;  // (k q, n g)
+  const float* b_k4 = b_k0 + 4 * b_stride;
+#pragma unroll
+  for (int j = 0; j < kNi; ++j) {
+    b[j][0] = ptx::cvt_rna_tf32(b_k0[j * 8]);
+    b[j][1] = ptx::cvt_rna_tf32(b_k4[j * 8]);
   }
 }
 

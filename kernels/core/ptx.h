@@ -11,6 +11,12 @@
 //     row g + 8*((i>>1)&1), col 2q + (i&1) + 8*(i>>2)
 //   B (16x8, "col": K x N), 4 elements b_i in 2 registers: row 2q + (i&1) + 8*(i>>1), col g
 //   C/D (16x8 fp32), 4 elements c_i: row g + 8*(i>>1), col 2q + (i&1)
+// mma.m16n8k8 with .tf32 operands (one element per 32-bit register; the tensor core reads only
+//   the 19 high bits, so an operand not rounded by cvt_rna_tf32 is truncated), lane = 4*g + q:
+//   A (16x8, row-major), a_i: row g + 8*(i&1), col q + 4*(i>>1)
+//   B (8x8, "col": K x N), b_i: row q + 4*i, col g
+//   C/D as m16n8k16.
+// cvt.rna.tf32.f32: round to TF32, nearest with ties away (round_to_tf32, kernels/core/dtype.h).
 // ldmatrix.m8n8.x{1,2,4}[.trans].b16: lanes 8j..8j+7 give the 16-byte row addresses of matrix j;
 //   register j of lane l receives row l/4, columns 2(l%4), 2(l%4)+1 of matrix j (.trans: the
 //   transposed matrix, i.e. rows 2(l%4) and 2(l%4)+1 at column l/4).
@@ -21,6 +27,7 @@
 
 #include <cstdint>
 
+#include "kernels/core/dtype.h"
 #include "kernels/core/hd.h"
 
 #if !defined(__CUDACC__)
@@ -81,6 +88,21 @@ FARSEE_DEVICE void mma_m16n8k16_bf16f32(float (&d)[4], const uint32_t (&a)[4],
                                         const uint32_t (&b)[2], const float (&c)[4]) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%10, %11, %12, %13};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
+        "f"(c[2]), "f"(c[3]));
+}
+
+FARSEE_DEVICE uint32_t cvt_rna_tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+}
+FARSEE_DEVICE void mma_m16n8k8_tf32f32(float (&d)[4], const uint32_t (&a)[4],
+                                       const uint32_t (&b)[2], const float (&c)[4]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
       "{%8, %9}, {%10, %11, %12, %13};\n"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]),
@@ -188,6 +210,43 @@ inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (
   }
 }
 
+// The value the tensor core multiplies for a .tf32 register: its 19 high bits.
+inline float tf32_operand(uint32_t bits) {
+  bits &= 0xffffe000u;
+  float v;
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+// D = A * B + C for one m16n8k8 tf32 tile. Products of two TF32 values are exact in fp32, so the
+// sequential fmaf is the fp32 sum in k order.
+inline void mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+                             const float (&c)[4]) {
+  struct Fragments {
+    uint32_t a[4];
+    uint32_t b[2];
+  } mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
+  const ::emu::WarpPayload* all = ::emu::warp_exchange(::emu::WarpOp::Gather, 0xffffffffu, &mine,
+                                                       sizeof mine, __FILE__, __LINE__);
+  float A[16][8], B[8][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    Fragments f;
+    std::memcpy(&f, all[lane].bytes, sizeof f);
+    const int g = lane >> 2, q = lane & 3;
+    for (int i = 0; i < 4; ++i) A[g + 8 * (i & 1)][q + 4 * (i >> 1)] = tf32_operand(f.a[i]);
+    for (int i = 0; i < 2; ++i) B[q + 4 * i][g] = tf32_operand(f.b[i]);
+  }
+  ::emu::count_mma();
+  const int lane = ::emu::lane_id();
+  const int g = lane >> 2, q = lane & 3;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i >> 1), col = 2 * q + (i & 1);
+    float acc = c[i];
+    for (int k = 0; k < 8; ++k) acc = std::fma(A[row][k], B[k][col], acc);
+    d[i] = acc;
+  }
+}
+
 }  // namespace detail
 
 inline void ldmatrix_x1(uint32_t (&r)[1], const void* row) {
@@ -216,6 +275,17 @@ inline void mma_m16n8k16_f16f32(float (&d)[4], const uint32_t (&a)[4], const uin
 inline void mma_m16n8k16_bf16f32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
                                  const float (&c)[4]) {
   detail::mma_m16n8k16<__nv_bfloat16>(d, a, b, c);
+}
+
+inline uint32_t cvt_rna_tf32(float x) {
+  const float r = round_to_tf32(x);
+  uint32_t bits;
+  std::memcpy(&bits, &r, 4);
+  return bits;
+}
+inline void mma_m16n8k8_tf32f32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
+                                const float (&c)[4]) {
+  detail::mma_m16n8k8_tf32(d, a, b, c);
 }
 
 inline void cp_async_16(void* smem_dst, const void* global_src, int src_bytes) {

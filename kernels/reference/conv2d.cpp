@@ -336,4 +336,18 @@ void conv2d_bwd_weight(const ConvShape& conv, const TensorView& x, const TensorV
   }
 }
 
+TensorView tf32_rounded_copy(const TensorView& v, std::vector<float>& storage) {
+  const Shape4 shape = v.shape;
+  storage.assign(size_t(shape.elements()), 0.0f);
+  size_t i = 0;
+  for (int n = 0; n < shape.n; ++n) {
+    for (int y = 0; y < shape.h; ++y) {
+      for (int x = 0; x < shape.w; ++x) {
+        for (int c = 0; c < shape.c; ++c) storage[i++] = round_to_tf32(at(v, n, y, x, c));
+      }
+    }
+  }
+  return make_view(storage.data(), DType::F32, shape);
+}
+
 }  // namespace farsee::reference

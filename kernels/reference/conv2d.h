@@ -17,6 +17,8 @@
 // the same patch rows, OpenMP over output pixels.
 #pragma once
 
+#include <vector>
+
 #include "kernels/core/conv_shape.h"
 #include "kernels/core/tensor.h"
 
@@ -58,5 +60,13 @@ void conv2d_bwd_data(const ConvShape& conv, const TensorView& dy, const TensorVi
 // double (im2col chunks and dgemm) and each is added to the fp32 value once.
 void conv2d_bwd_weight(const ConvShape& conv, const TensorView& x, const TensorView& dy, int K,
                        float* dw, float* db, int shuffle_factor = 1);
+
+// ---- TF32 mode (ConvOptions::tf32) ----
+// The tf32 reference is these same functions on operands rounded to TF32 first (round_to_tf32 of
+// kernels/core/dtype.h: nearest, ties away, 10 mantissa bits, as cvt.rna.tf32.f32), products and
+// sums still in double: the exact value of the tensor-core math, whose only other error is its
+// fp32 accumulation. tf32_rounded_copy: a dense fp32 copy of v (any dtype, slices included) with
+// every element rounded, its data in `storage`.
+TensorView tf32_rounded_copy(const TensorView& v, std::vector<float>& storage);
 
 }  // namespace farsee::reference

@@ -66,7 +66,7 @@ struct Segmenter::Impl {
   int64_t max_pixels = 0;
   net::FarSeeConfig config;
   int input_h = 0, input_w = 0;
-  DType precision = DType::F32;
+  Precision precision = Precision::F32;
   Executor executor = Executor::Cpu;
   std::vector<std::string> class_names, notes;
   std::unique_ptr<net::FarSeeNet> model;

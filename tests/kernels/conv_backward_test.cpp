@@ -2,9 +2,11 @@
 // the reference executor, through the public entry points: every conv shape class of both presets
 // at reduced size (7x7/s2 stem on 3 channels, 3x3 s1/s2, 1x1 s1/s2, dilation 2), fp32 and fp16
 // storage, pixel-shuffled dy (t = 2, 4), accumulate, channel slices, forced tiles, dgrad split-K
-// and wgrad reduction splits, weight re-packing (alloc/refresh), determinism, bad arguments.
+// and wgrad reduction splits, weight re-packing (alloc/refresh), determinism, bad arguments; tf32
+// (both ops: exact on small integers, tolerances vs the tf32 and the strict reference).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -29,6 +31,7 @@ struct BwdCase {
   ConvTile tile = ConvTile::Auto;
   int split_k = 0;       // dgrad (0: heuristic without workspace = none)
   int wgrad_splits = 0;  // 0: heuristic with the workspace conv_bwd_weight_workspace_bytes gives
+  bool tf32 = false;     // ConvOptions::tf32 / ConvWgradOptions::tf32, executor and reference
 };
 
 ConvShape geometry(const BwdCase& k) {
@@ -94,6 +97,7 @@ Grads run_backward(const Context& c, DType dtype, const BwdCase& k, const BwdDat
     NhwcTestTensor dx(c, dtype, k.x, as_case ? k.dx_place : none);
     if (k.accumulate) dx.upload(d.dx0);
     ConvOptions options;
+    options.tf32 = k.tf32;
     rt::Buffer workspace;
     SplitKCounters counters(c, k.x.pixels(), k.x.c);
     if (as_case) {
@@ -129,6 +133,7 @@ Grads run_backward(const Context& c, DType dtype, const BwdCase& k, const BwdDat
     options.workspace = workspace.data();
     options.workspace_bytes = bytes;
     options.splits = splits;
+    options.tf32 = k.tf32;
     if (as_case) counters.attach_to(options);
     conv_bwd_weight(c, conv, x.view(), dy.view(), k.shuffle, dw.as<float>(),
                     k.bias ? db.as<float>() : nullptr, options);
@@ -157,7 +162,7 @@ std::string describe(DType dtype, const BwdCase& k) {
     << " of " << k.x_place.pixel_stride << "] dy slice [" << k.dy_place.offset << " of "
     << k.dy_place.pixel_stride << "] dx slice [" << k.dx_place.offset << " of "
     << k.dx_place.pixel_stride << "] tile " << conv_tile_name(k.tile) << " split_k " << k.split_k
-    << " wgrad splits " << k.wgrad_splits;
+    << " wgrad splits " << k.wgrad_splits << " tf32 " << k.tf32;
   return s.str();
 }
 
@@ -338,6 +343,67 @@ TEST_P(ConvBackwardKernel, Deterministic) {
   EXPECT_TRUE(all_equal(a.dx, b.dx));
   EXPECT_TRUE(all_equal(a.dw, b.dw));
   EXPECT_TRUE(all_equal(a.db, b.db));
+}
+
+// ---- tf32 (fp32 storage, operands rounded to TF32, mma.m16n8k8): dgrad and wgrad ----
+
+// Small integers are exact in TF32: bitwise equal to the reference, as in fp32. The stem (wgrad:
+// 147 reduction columns), 3x3 s2 (dgrad's valid taps), a x4-shuffled dy as a slice, dgrad split-K
+// with wgrad splits and accumulate. The cpu executor refuses tf32.
+TEST_P(ConvBackwardKernel, Tf32ExactSmallIntegers) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  std::vector<BwdCase> cases = {{Shape4{1, 13, 11, 3}, 16, 7, 2}, {Shape4{1, 9, 7, 32}, 40, 3, 2}};
+  BwdCase t4{Shape4{2, 3, 2, 8}, 64, 1, 1};
+  t4.shuffle = 4;
+  t4.dy_place = Placement{3, 9};
+  cases.push_back(t4);
+  BwdCase s{Shape4{1, 6, 7, 72}, 40, 3, 2};
+  s.split_k = 3;
+  s.wgrad_splits = 3;
+  s.accumulate = true;
+  cases.push_back(s);
+  for (BwdCase& k : cases) k.tf32 = true;
+  if (GetParam().executor == Executor::Cpu) {
+    EXPECT_THROW(expect_exact(GetParam(), {cases[0]}, 1, {DType::F32}), Error);
+    return;
+  }
+  expect_exact(GetParam(), cases, 900, {DType::F32});
+}
+
+// Random floats in tf32.
+// vs the tf32 reference (same rounded operands, double sums): only the fp32 accumulation differs.
+//   Measured under emu: dx 2.4e-6, dw 9.5e-7, db 9.5e-7; atol 5e-6, 2e-6, 2e-6.
+// vs strict fp32: operand rounding (2^-11 relative each, uniform) gives a sum error of sigma =
+//   2^-11 sqrt(2n/27) for n products of values uniform in [-1, 1]: dgrad n <= 9*24 = 216: 2.0e-3;
+//   wgrad n <= 30 pixels: 7.3e-4 (dx0 / dw0 are added exactly). Measured max dx 2.5e-3 (1.3
+//   sigma), dw 1.8e-3 (2.5 sigma); atol 2.5 sigma(216) = 4.9e-3 and 5 sigma(30) = 3.6e-3. db sums
+//   dy unrounded (no product): as vs the tf32 reference. dx must differ from strict fp32 (else
+//   the kernels would not be rounding).
+TEST_P(ConvBackwardKernel, Tf32RandomFloatsWithinTolerance) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  if (GetParam().executor == Executor::Cpu) return;  // refused: Tf32ExactSmallIntegers
+  std::vector<BwdCase> cases = {{Shape4{2, 5, 6, 40}, 24, 3, 2}, {Shape4{1, 6, 5, 16}, 64, 1, 1}};
+  cases[1].shuffle = 4;
+  cases[1].accumulate = true;
+  auto sigma = [](int n) { return std::ldexp(1.0, -11) * std::sqrt(2.0 * n / 27.0); };
+  uint32_t seed = 950;
+  for (BwdCase& k : cases) {
+    k.tf32 = true;
+    SCOPED_TRACE(describe(DType::F32, k));
+    const BwdData d = random_data(k, seed++);
+    const Outputs o = run_case(exec_context(GetParam()), DType::F32, k, d);
+    EXPECT_TRUE(all_close(o.got.dx, o.want.dx, 5e-6)) << "dx vs tf32 reference";
+    EXPECT_TRUE(all_close(o.got.dw, o.want.dw, 2e-6)) << "dw vs tf32 reference";
+    EXPECT_TRUE(all_close(o.got.db, o.want.db, 2e-6)) << "db vs tf32 reference";
+    BwdCase strict_case = k;
+    strict_case.tf32 = false;
+    const Grads strict =
+        run_backward(Context{Executor::Reference, nullptr}, DType::F32, strict_case, d, false);
+    EXPECT_TRUE(all_close(o.got.dx, strict.dx, 2.5 * sigma(216))) << "dx";
+    EXPECT_TRUE(all_close(o.got.dw, strict.dw, 5 * sigma(30))) << "dw";
+    EXPECT_TRUE(all_close(o.got.db, strict.db, 2e-6)) << "db";
+    EXPECT_FALSE(all_close(o.got.dx, strict.dx, 1e-4)) << "dx not rounded to tf32";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Executors, ConvBackwardKernel, ::testing::ValuesIn(kernel_exec_cases()),

@@ -1,12 +1,14 @@
 // conv_bn_act_fwd kernels (cpu, emu under two schedules, cuda when present) against the reference
 // executor, through the public entry point: every conv shape class of both network presets at
 // reduced size, both storage dtypes, every epilogue and store mode, every block tile, split-K,
-// the gather (small-C / misaligned) fp16 loader, awkward shapes; plus the plan heuristic and
-// argument validation.
+// the gather (small-C / misaligned) fp16 loader, awkward shapes; tf32 (exact on small integers,
+// tolerances vs the tf32 and the strict reference on random floats, the cpu executor's refusal);
+// plus the plan heuristic and argument validation.
 #include "kernels/conv_bn_act.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -35,6 +37,7 @@ struct ConvCase {
   ConvTile tile = ConvTile::Auto;
   int split_k = 0;        // 0: heuristic (no workspace given: no split)
   bool subpixel = false;  // pack_subpixel_conv_weights (shuffle > 1) on the executor under test
+  bool tf32 = false;      // ConvOptions::tf32 (fp32 storage), on the executor and the reference
 };
 
 ConvShape geometry(const ConvCase& k) {
@@ -77,11 +80,12 @@ struct Outputs {
   std::vector<float> got, want;
 };
 
-// Runs the case on `ctx` (with its placements and forced configuration) and on the reference
-// (dense tensors), from the same fp32 data (rounded to fp16 on upload for F16).
-Outputs run_case(const Context& ctx, DType dtype, const ConvCase& k, const ConvData& d) {
+// Runs the case on `c` (as_case: with its placements and forced configuration; else dense
+// tensors) from fp32 data (rounded to fp16 on upload for F16); returns y.
+std::vector<float> run_conv(const Context& c, DType dtype, const ConvCase& k, const ConvData& d,
+                            bool as_case) {
   const ConvShape conv = geometry(k);
-  auto run = [&](const Context& c, bool as_case) {
+  {
     const Placement none{};
     ConvWeights w =
         as_case && k.subpixel
@@ -105,6 +109,7 @@ Outputs run_case(const Context& ctx, DType dtype, const ConvCase& k, const ConvD
     }
     NhwcTestTensor y(c, dtype, conv_output_shape(conv, w, e, k.x), as_case ? k.y_place : none);
     ConvOptions options;
+    options.tf32 = k.tf32;
     rt::Buffer workspace;
     SplitKCounters counters(c, conv_out.pixels(), k.K);
     if (as_case) {
@@ -125,10 +130,14 @@ Outputs run_case(const Context& ctx, DType dtype, const ConvCase& k, const ConvD
       EXPECT_TRUE(counters.all_zero(c)) << "split-K tile counters not reset";
     }
     return out;
-  };
+  }
+}
+
+// The case on `ctx` and on the reference.
+Outputs run_case(const Context& ctx, DType dtype, const ConvCase& k, const ConvData& d) {
   Outputs o;
-  o.got = run(ctx, true);
-  o.want = run(reference_context(), false);
+  o.got = run_conv(ctx, dtype, k, d, true);
+  o.want = run_conv(reference_context(), dtype, k, d, false);
   return o;
 }
 
@@ -140,7 +149,7 @@ std::string describe(DType dtype, const ConvCase& k) {
     << k.x_place.offset << " of " << k.x_place.pixel_stride << "] y slice [" << k.y_place.offset
     << " of " << k.y_place.pixel_stride << "] residual slice [" << k.residual_place.offset << " of "
     << k.residual_place.pixel_stride << "] tile " << conv_tile_name(k.tile) << " split_k "
-    << k.split_k;
+    << k.split_k << " tf32 " << k.tf32;
   return s.str();
 }
 
@@ -428,10 +437,10 @@ std::vector<float> fixed_order_split_k(const std::vector<float>& partials, int s
 }
 
 // Split-K reduced inside the conv kernel (the last CTA of each output tile, found with an integer
-// counter, sums the slices): the output equals the fixed-order sum of the partials bit for bit
-// (under both emu block orders, the last CTA is a different one), and two graph replays of the
-// same launch reproduce it bit for bit; the counters are back at zero after every launch (a
-// counter left non-zero would leave y unwritten: NaN poison).
+// counter, sums the slices; SIMT fp32, tf32 and fp16 kernels): the output equals the fixed-order
+// sum of the partials bit for bit (under both emu block orders, the last CTA is a different one),
+// and two graph replays of the same launch reproduce it bit for bit; the counters are back at zero
+// after every launch (a counter left non-zero would leave y unwritten: NaN poison).
 TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
   if (GetParam().executor == Executor::Cpu) GTEST_SKIP() << "the cpu executor does not split K";
@@ -441,8 +450,9 @@ TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
   const int splits = 4;
   const ConvShape conv = geometry(k);
   const int64_t M = k.x.pixels();
-  for (DType dtype : {DType::F32, DType::F16}) {
-    SCOPED_TRACE(dtype_name(dtype));
+  for (Precision precision : {Precision::F32, Precision::TF32, Precision::F16}) {
+    SCOPED_TRACE(precision_name(precision));
+    const DType dtype = storage_dtype(precision);
     const ConvData d = random_data(k, 800);
     ConvWeights w = pack_conv_weights(c, d.w, k.K, 3, 3, k.x.c, dtype);
     NhwcTestTensor x(c, dtype, k.x);
@@ -456,6 +466,7 @@ TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
     ConvOptions options;
     options.tile = ConvTile::M64N64;
     options.split_k = splits;
+    options.tf32 = precision == Precision::TF32;
     options.workspace_bytes = size_t(splits) * M * k.K * sizeof(float);
     rt::Buffer workspace = poisoned_buffer(c, options.workspace_bytes);
     options.workspace = workspace.data();
@@ -513,6 +524,95 @@ TEST_P(ConvBnActKernel, RandomFloatsWithinTolerance) {
         EXPECT_TRUE(all_close(o.got, o.want, n * std::ldexp(1.0, -21), std::ldexp(1.0, -10)));
       }
     }
+  }
+}
+
+// ---- tf32 (ConvOptions::tf32: fp32 storage, operands rounded to TF32, mma.m16n8k8) ----
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0.0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+    m = std::max(m, double(std::fabs(a[i] - b[i])));
+  return m;
+}
+
+// The cpu executor has no tf32 convolutions: a clear refusal, not a silent fp32 run.
+bool cpu_refuses_tf32(const ExecCase& ec) {
+  if (ec.executor != Executor::Cpu) return false;
+  ConvCase k{Shape4{1, 4, 4, 8}, 8, 3, 1};
+  k.tf32 = true;
+  EXPECT_THROW(run_conv(exec_context(ec), DType::F32, k, small_int_data(k, 1), true), Error);
+  return true;
+}
+
+// Small integers are exact in TF32 (|v| <= 4 needs 3 mantissa bits), so the tf32 kernel must match
+// the reference bitwise, as the fp32 kernel does: the stem (C = 3, 7x7/s2), 3x3 s2 with odd sizes,
+// the x4 shuffle store into a y slice with a residual, the sub-pixel packed logits, every tile (M,
+// K not multiples), split-K.
+TEST_P(ConvBnActKernel, Tf32ExactSmallIntegers) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  if (cpu_refuses_tf32(GetParam())) return;
+  std::vector<ConvCase> cases = {{Shape4{2, 19, 23, 3}, 64, 7, 2}, {Shape4{2, 9, 7, 64}, 72, 3, 2}};
+  ConvCase up{Shape4{1, 3, 4, 64}, 256, 1, 1};
+  up.shuffle = 4;
+  up.residual = true;
+  up.y_place = Placement{8, 48};
+  cases.push_back(up);
+  ConvCase logits{Shape4{2, 5, 3, 32}, 19 * 16, 1, 1};  // sub-pixel packed, padded to 24 channels
+  logits.shuffle = 4;
+  logits.relu = false;
+  logits.subpixel = true;
+  logits.y_place = Placement{0, 24};
+  cases.push_back(logits);
+  for (ConvTile tile : {ConvTile::M128N128, ConvTile::M128N64, ConvTile::M64N64}) {
+    ConvCase k{Shape4{1, 9, 15, 32}, 136, 3, 1};
+    k.tile = tile;
+    k.split_k = tile == ConvTile::M64N64 ? 4 : 1;
+    cases.push_back(k);
+  }
+  uint32_t seed = 900;
+  for (ConvCase& k : cases) {
+    k.tf32 = true;
+    SCOPED_TRACE(describe(DType::F32, k));
+    const Outputs o = run_case(exec_context(GetParam()), DType::F32, k, small_int_data(k, seed++));
+    EXPECT_TRUE(all_equal(o.got, o.want));
+  }
+}
+
+// Random floats in tf32.
+// vs the tf32 reference (the same TF32 operands, products and sums in double): only the kernel's
+//   fp32 accumulation differs (as in RandomFloatsWithinTolerance). Measured under emu: 6.5e-5
+//   (n = 1152), 2.9e-6 (n = 147); atol 1.3e-4 and 6e-6.
+// vs the strict fp32 reference: each operand is rounded to 11 significant bits (relative error
+//   uniform in +-2^-11), so each product is off by ~(2/3)^(1/2) 2^-11 |xw| (sd); over n products
+//   with E|xw|^2 = 1/9 (x, w uniform in [-1, 1]) the sum's error has sigma = 2^-11 sqrt(2n/27),
+//   times the BN scale (<= 1.5): 6.8e-3 at n = 1152, 2.4e-3 at n = 147. Tolerance 3.5 sigma;
+//   measured max 1.65e-2 (2.4 sigma) and 4.8e-3 (2.0 sigma).
+//   And the kernel must differ from strict fp32 by more than 1e-4 somewhere (else it would not be
+//   rounding to TF32).
+TEST_P(ConvBnActKernel, Tf32RandomFloatsWithinTolerance) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  if (cpu_refuses_tf32(GetParam())) return;
+  std::vector<ConvCase> cases = {{Shape4{1, 8, 9, 128}, 64, 3, 1},
+                                 {Shape4{1, 15, 13, 3}, 32, 7, 2}};
+  cases[1].split_k = 2;
+  const double vs_tf32_atol[2] = {1.3e-4, 6e-6};
+  uint32_t seed = 950;
+  for (size_t c = 0; c < cases.size(); ++c) {
+    ConvCase& k = cases[c];
+    k.tf32 = true;
+    SCOPED_TRACE(describe(DType::F32, k));
+    const ConvData d = random_data(k, seed++);
+    const Outputs o = run_case(exec_context(GetParam()), DType::F32, k, d);
+    EXPECT_TRUE(all_close(o.got, o.want, vs_tf32_atol[c]));
+    ConvCase strict_case = k;
+    strict_case.tf32 = false;
+    const std::vector<float> strict =
+        run_conv(reference_context(), DType::F32, strict_case, d, false);
+    const int n = k.kernel * k.kernel * k.x.c;
+    const double sigma = 1.5 * std::ldexp(1.0, -11) * std::sqrt(2.0 * n / 27.0);
+    EXPECT_TRUE(all_close(o.got, strict, 3.5 * sigma));
+    EXPECT_GT(max_abs_diff(o.got, strict), 1e-4);
   }
 }
 

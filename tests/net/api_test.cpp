@@ -2,10 +2,13 @@
 // exactly as farsee-infer did before it used the API (labels committed in tests/fixtures/api/,
 // written by that farsee-infer: --preset paper --input-size 64x128 --executor reference|cpu), the
 // weights file's metadata supplies the settings not given and refuses a contradicting network, a
-// Segmenter is reusable across image sizes and two run at once on two threads, and every bad
-// input is a farsee::Error naming what is wrong.
+// Segmenter is reusable across image sizes and two run at once on two threads, precision tf32
+// reaches the network, and every bad input is a farsee::Error naming what is wrong.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
@@ -153,6 +156,33 @@ TEST(Api, TwoSegmentersOnTwoThreads) {
   t2.join();
   EXPECT_EQ(first_difference(got_a.data, want_a.data), -1);
   EXPECT_EQ(first_difference(got_b.data, want_b.data), -1);
+}
+
+// precision "tf32" reaches the network (tools::parse_precision -> FarSeeNet's Precision::TF32):
+// on the reference its logits differ from strict fp32's, by the TF32 operand rounding only
+// (measured max |tf32 - fp32| / max |fp32|: 1.5e-3 at 64x96, bound 2x that); the cpu executor
+// refuses it.
+TEST(Api, Tf32Precision) {
+  const std::vector<uint8_t> rgb = pattern(64, 96, 3);
+  farsee::SegmenterOptions o = tiny();
+  farsee::Segmenter strict(o);
+  o.precision = "tf32";
+  farsee::Segmenter tf32(o);
+  EXPECT_EQ(tf32.precision(), "tf32");
+  const std::vector<float> want = strict.logits(rgb.data(), 64, 96);
+  const std::vector<float> got = tf32.logits(rgb.data(), 64, 96);
+  ASSERT_EQ(got.size(), want.size());
+  double max_diff = 0.0, max_want = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_FALSE(std::isnan(got[i])) << "logit " << i << " is NaN";
+    max_diff = std::max(max_diff, double(std::fabs(got[i] - want[i])));
+    max_want = std::max(max_want, double(std::fabs(want[i])));
+  }
+  std::printf("tf32 vs fp32 logits: max diff %.3g of max %.3g\n", max_diff, max_want);
+  EXPECT_GT(max_diff, 0.0) << "tf32 logits equal fp32's: the precision did not reach the convs";
+  EXPECT_LT(max_diff, 3e-3 * max_want);
+  o.executor = "cpu";
+  EXPECT_MENTIONS(error_of([&] { farsee::Segmenter s(o); }), "tf32");
 }
 
 TEST(Api, BadOptionsAreErrors) {

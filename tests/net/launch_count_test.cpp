@@ -2,8 +2,8 @@
 // counted under emu as the launches a graph capture of the forward records (emu::graph_ops), so the
 // count is the one a CUDA graph replays on the GPU.
 //
-// Measured on tiny-paper at 32x64, fp16 (the paper topology at reduced width; the structure check
-// below ties it to the paper preset at 256x512), per kernel file:
+// Measured on tiny-paper at 32x64, fp16 and tf32 (the paper topology at reduced width; the
+// structure check below ties it to the paper preset at 256x512), per kernel file:
 //   before (51): 27 conv + 16 split-K reduce (a separate launch per split conv; at 512x1024 on
 //                the H200 plan) + 6 depthwise (3 per F-ASPP block) + 1 max-pool + 1 resize-argmax
 //   now    (31): 27 conv (split-K reduced inside the conv kernel) + 2 depthwise (the 3 branches of
@@ -49,45 +49,16 @@ StepCounts step_counts(const Graph& g) {
   return c;
 }
 
-TEST(LaunchCount, ForwardLaunchesWithoutSplitKReduce) {
-  FARSEE_PREPARE_EXEC_CASE((test::ExecCase{Executor::Emu, emu::Schedule::GreedyForward}));
-  const FarSeeConfig config = preset_config("tiny-paper");
-  FarSeeNet net(config, random_parameters(config, 3), Context{Executor::Emu, nullptr}, DType::F16);
-  net.prepare(1, 32, 64);
-  const std::vector<float> input = test::random_floats(size_t(32) * 64 * 3, 4, -2.f, 2.f);
-  net.set_input(input.data());
-  net.forward(false);  // eager: every kernel's first launch happens outside the capture
-  const std::vector<uint8_t> eager = net.labels();
-
-  rt::graph_begin_capture(net.context());
-  net.forward(false);
-  void* graph = rt::graph_end_capture(net.context());
-  std::map<std::string, int> by_file = launches_by_file(graph);
-  net.set_input(input.data());             // the arena reuses the input's bytes after the stem
-  rt::graph_launch(net.context(), graph);  // the captured forward replays to the same labels
-  EXPECT_EQ(net.labels(), eager);
-  rt::graph_destroy(graph);
-
-  // The same topology as the paper preset at the issue's 256x512: 27 convs, 6 depthwise branches
-  // (2 F-ASPP blocks of 3), 1 max-pool.
-  const StepCounts tiny = step_counts(net.graph());
-  const StepCounts paper = step_counts(build_graph(preset_config("paper"), 1, 256, 512));
-  EXPECT_EQ(tiny.conv, paper.conv);
-  EXPECT_EQ(tiny.depthwise, paper.depthwise);
-  EXPECT_EQ(tiny.pool, paper.pool);
-  EXPECT_EQ(paper.conv, 27);
-  EXPECT_EQ(paper.depthwise, 6);
-
-  // Some convs of this size do split K (the small deep maps), so the count covers the in-kernel
-  // split-K reduction: the plan of every conv step with the net's own sizing of workspace and
-  // counters.
+// Conv steps of the net whose plan splits K, with the net's own sizing of workspace and counters.
+int split_conv_steps(const FarSeeNet& net, Precision precision) {
+  const DType dtype = storage_dtype(precision);
   int split_convs = 0;
   for (const Step& s : net.graph().steps) {
     if (s.kind != StepKind::Conv) continue;
     const Layer& l = net.graph().layers[size_t(s.layer)];
     const ConvWeights w =
         pack_conv_weights(net.context(), std::vector<float>(size_t(l.K) * l.R * l.S * l.C), l.K,
-                          l.R, l.S, l.C, DType::F16);
+                          l.R, l.S, l.C, dtype);
     std::vector<unsigned char> workspace(conv_workspace_bytes(s.conv, w, s.x.shape));
     std::vector<int> counters(conv_tile_counter_count(s.conv, w, s.x.shape));
     ConvOptions o;
@@ -95,23 +66,62 @@ TEST(LaunchCount, ForwardLaunchesWithoutSplitKReduce) {
     o.workspace_bytes = workspace.size();
     o.tile_counters = counters.data();
     o.tile_counter_count = counters.size();
-    TensorView x = make_view(workspace.data(), DType::F16, s.x.shape);
+    o.tf32 = precision == Precision::TF32;
+    TensorView x = make_view(workspace.data(), dtype, s.x.shape);
     split_convs += plan_conv(s.conv, w, x, o).split_k > 1;
   }
-  EXPECT_GE(split_convs, 4);
+  return split_convs;
+}
 
-  int total = 0;
-  for (const auto& [file, n] : by_file) total += n;
-  std::string breakdown;
-  for (const auto& [file, n] : by_file) breakdown += file + ": " + std::to_string(n) + "\n";
-  SCOPED_TRACE(breakdown);
-  EXPECT_EQ(by_file["conv_bn_act.cu"], 27);         // one launch per conv, split or not
-  EXPECT_EQ(by_file["depthwise_atrous.cu"], 2);     // one per F-ASPP block
-  EXPECT_EQ(by_file["pixel_channel_kernel.h"], 1);  // the max-pool (pool.cu launches through it)
-  EXPECT_EQ(by_file["resize_argmax.cu"], 1);
-  // Issue 20's target is <= 30: the remaining step is the max-pool fused into the stem conv
-  // (issue 20's stem item), which makes it 30.
-  EXPECT_EQ(total, 31);
+// fp16 (tensor cores) and tf32 (fp32 storage, the tf32 kernels): the same launches.
+TEST(LaunchCount, ForwardLaunchesWithoutSplitKReduce) {
+  FARSEE_PREPARE_EXEC_CASE((test::ExecCase{Executor::Emu, emu::Schedule::GreedyForward}));
+  const FarSeeConfig config = preset_config("tiny-paper");
+  for (Precision precision : {Precision::F16, Precision::TF32}) {
+    SCOPED_TRACE(precision_name(precision));
+    FarSeeNet net(config, random_parameters(config, 3), Context{Executor::Emu, nullptr}, precision);
+    net.prepare(1, 32, 64);
+    const std::vector<float> input = test::random_floats(size_t(32) * 64 * 3, 4, -2.f, 2.f);
+    net.set_input(input.data());
+    net.forward(false);  // eager: every kernel's first launch happens outside the capture
+    const std::vector<uint8_t> eager = net.labels();
+
+    rt::graph_begin_capture(net.context());
+    net.forward(false);
+    void* graph = rt::graph_end_capture(net.context());
+    std::map<std::string, int> by_file = launches_by_file(graph);
+    net.set_input(input.data());             // the arena reuses the input's bytes after the stem
+    rt::graph_launch(net.context(), graph);  // the captured forward replays to the same labels
+    EXPECT_EQ(net.labels(), eager);
+    rt::graph_destroy(graph);
+
+    // The same topology as the paper preset at the issue's 256x512: 27 convs, 6 depthwise
+    // branches (2 F-ASPP blocks of 3), 1 max-pool.
+    const StepCounts tiny = step_counts(net.graph());
+    const StepCounts paper = step_counts(build_graph(preset_config("paper"), 1, 256, 512));
+    EXPECT_EQ(tiny.conv, paper.conv);
+    EXPECT_EQ(tiny.depthwise, paper.depthwise);
+    EXPECT_EQ(tiny.pool, paper.pool);
+    EXPECT_EQ(paper.conv, 27);
+    EXPECT_EQ(paper.depthwise, 6);
+
+    // Some convs of this size do split K (the small deep maps), so the count covers the
+    // in-kernel split-K reduction.
+    EXPECT_GE(split_conv_steps(net, precision), 4);
+
+    int total = 0;
+    for (const auto& [file, n] : by_file) total += n;
+    std::string breakdown;
+    for (const auto& [file, n] : by_file) breakdown += file + ": " + std::to_string(n) + "\n";
+    SCOPED_TRACE(breakdown);
+    EXPECT_EQ(by_file["conv_bn_act.cu"], 27);         // one launch per conv, split or not
+    EXPECT_EQ(by_file["depthwise_atrous.cu"], 2);     // one per F-ASPP block
+    EXPECT_EQ(by_file["pixel_channel_kernel.h"], 1);  // the max-pool (pool.cu launches through it)
+    EXPECT_EQ(by_file["resize_argmax.cu"], 1);
+    // Issue 20's target is <= 30: the remaining step is the max-pool fused into the stem conv
+    // (issue 20's stem item), which makes it 30.
+    EXPECT_EQ(total, 31);
+  }
 }
 
 }  // namespace

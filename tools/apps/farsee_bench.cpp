@@ -73,8 +73,10 @@ Full-network latency/throughput of FarSee-Net (input on the device -> labels), o
                         512x1024; --train: 512x1024,1024x1024; --train on cpu, reference: 256x512)
   --batches LIST        batch sizes (default 1,4,8; cpu, reference: 1; --train: 8,16;
                         --train on cpu, reference: 2)
-  --precision LIST      fp32,fp16 (default both on cuda; CPU executors: fp32); with --train,
-                        fp16 is mixed-precision training (dynamic loss scaling)
+  --precision LIST      fp32,tf32,fp16 (default all three on cuda; CPU executors: fp32). tf32:
+                        fp32 storage, convolutions in TF32 on tensor cores (PyTorch's default
+                        for fp32); the cpu executor refuses it. With --train, fp16 is
+                        mixed-precision training (dynamic loss scaling)
   --runs N              timed runs per configuration (default 100; --train: 20; cpu, reference: 3)
   --warmup N            untimed runs first (default 10; --train: 3; cpu, reference: 1)
   --no-cuda-graph       on cuda, launch every kernel instead of replaying a CUDA graph
@@ -88,7 +90,7 @@ struct Options {
   std::string preset = "paper", config_file, weights, executor = "auto", json_file;
   std::vector<std::pair<int, int>> sizes;
   std::vector<int> batches;
-  std::vector<DType> precisions;
+  std::vector<Precision> precisions;
   int runs = 0, warmup = -1;
   bool cuda_graph = true;
   bool profile = false;
@@ -221,14 +223,14 @@ Timing summarize(const std::vector<double>& ms) {
 }
 
 // The fields every row of the JSON results has (inference and training), in schema order.
-nlohmann::ordered_json result_row(const std::pair<int, int>& size, int batch, DType precision,
+nlohmann::ordered_json result_row(const std::pair<int, int>& size, int batch, Precision precision,
                                   const std::string& mode, int runs, const Timing& t,
                                   double images_per_s, int64_t arena_bytes, int64_t weight_bytes) {
   return {{"size", size_text(size)},
           {"height", size.first},
           {"width", size.second},
           {"batch", batch},
-          {"precision", dtype_name(precision)},
+          {"precision", precision_name(precision)},
           {"mode", mode},
           {"runs", runs},
           {"median_ms", t.median},
@@ -264,7 +266,7 @@ void run_inference(const Options& o, const net::FarSeeConfig& config,
                    nlohmann::ordered_json& results) {
   std::printf("%-10s %5s %5s %10s %10s %10s %10s %12s\n", "size", "batch", "prec", "median_ms",
               "p10_ms", "p90_ms", "images/s", "arena_MiB");
-  for (DType precision : o.precisions) {
+  for (Precision precision : o.precisions) {
     Context ctx;
     ctx.executor = executor;
     net::FarSeeNet model(config, params, ctx, precision);
@@ -287,7 +289,7 @@ void run_inference(const Options& o, const net::FarSeeConfig& config,
         const double images_per_s = batch / (t.median / 1000.0);
         const int64_t arena = model.memory_plan().arena_bytes;
         std::printf("%-10s %5d %5s %10.3f %10.3f %10.3f %10.1f %12.1f\n", size_text(size).c_str(),
-                    batch, dtype_name(precision), t.median, t.p10, t.p90, images_per_s,
+                    batch, precision_name(precision), t.median, t.p10, t.p90, images_per_s,
                     double(arena) / (1 << 20));
         std::fflush(stdout);
         if (o.profile) print_profile(model.profile_forward());
@@ -332,11 +334,12 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
               cpu ? "    maxRSS_MiB" : "");
   for (const auto& size : o.sizes) {
     for (int batch : o.batches) {
-      for (DType precision : o.precisions) {
+      for (Precision precision : o.precisions) {
         Context ctx;
         ctx.executor = executor;
         net::MixedPrecision mp;
-        mp.activations = precision;
+        mp.activations = storage_dtype(precision);
+        mp.tf32 = precision == Precision::TF32;
         net::Trainer trainer(config, params, ctx, batch, size.first, size.second, 0, 0, mp);
         {
           const std::vector<float> input = bench_input(batch, size);
@@ -352,13 +355,14 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
         const int64_t device_bytes = trainer.device_bytes();
         const int64_t rss = cpu ? max_rss_bytes() : 0;
         std::printf("%-10s %5d %5s %10.3f %10.3f %10.3f %10.2f %10.1f %10.1f",
-                    size_text(size).c_str(), batch, dtype_name(precision), t.median, t.p10, t.p90,
-                    images_per_s, double(arena) / (1 << 20), double(device_bytes) / (1 << 20));
+                    size_text(size).c_str(), batch, precision_name(precision), t.median, t.p10,
+                    t.p90, images_per_s, double(arena) / (1 << 20),
+                    double(device_bytes) / (1 << 20));
         if (cpu) {
           std::printf(" %13.1f   (process CPU time %.1f ms/step)", double(rss) / (1 << 20), cpu_ms);
         }
         std::printf("   (loss %.4g", double(loss));
-        if (precision == DType::F16) {
+        if (precision == Precision::F16) {
           std::printf(", loss scale %g, %lld skipped", double(trainer.loss_scale().scale),
                       static_cast<long long>(trainer.loss_scale().skipped_steps));
         }
@@ -374,7 +378,7 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
           row["max_rss_bytes"] = rss;
           row["cpu_ms"] = cpu_ms;
         }
-        if (precision == DType::F16) {
+        if (precision == Precision::F16) {
           row["loss_scale"] = trainer.loss_scale().scale;
           row["skipped_steps"] = trainer.loss_scale().skipped_steps;
         }
@@ -391,8 +395,8 @@ int run(Options o) {
   const bool slow = executor != Executor::Cuda;  // CPU executors: a small default matrix
   if (o.train) {
     if (o.precisions.empty()) {
-      o.precisions =
-          slow ? std::vector<DType>{DType::F32} : std::vector<DType>{DType::F32, DType::F16};
+      o.precisions = slow ? std::vector<Precision>{Precision::F32}
+                          : std::vector<Precision>{Precision::F32, Precision::TF32, Precision::F16};
     }
     if (o.sizes.empty()) {
       o.sizes = slow ? std::vector<std::pair<int, int>>{{256, 512}}
@@ -410,8 +414,8 @@ int run(Options o) {
   }
   if (o.batches.empty()) o.batches = slow ? std::vector<int>{1} : std::vector<int>{1, 4, 8};
   if (o.precisions.empty()) {
-    o.precisions =
-        slow ? std::vector<DType>{DType::F32} : std::vector<DType>{DType::F32, DType::F16};
+    o.precisions = slow ? std::vector<Precision>{Precision::F32}
+                        : std::vector<Precision>{Precision::F32, Precision::TF32, Precision::F16};
   }
   if (o.runs == 0) o.runs = slow ? 3 : 100;
   if (o.warmup < 0) o.warmup = slow ? 1 : 10;

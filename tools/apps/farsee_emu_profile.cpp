@@ -28,7 +28,7 @@ One FarSee-Net forward under the emulator with its performance counters on; prin
   --preset NAME      paper (default) | rtseg | tiny-paper | tiny-rtseg
   --sizes HxW        input size, multiples of 32 (default 256x512)
   --batch N          batch (default 1)
-  --precision P      fp16 (default) | fp32
+  --precision P      fp16 (default) | tf32 | fp32
   --json FILE        also write the rows as JSON {"rows": [...], "total": {...},
                      "total_launches": N}
   --roofline         instead, print the per-step roofline of the graph as a markdown table
@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
     if (o.roofline) {
       const tools::ProfileOptions& p = o.profile;
       const net::Graph g = net::build_graph(net::preset_config(p.preset), p.n, p.h, p.w);
-      std::fputs(tools::roofline_markdown(tools::roofline(g, p.precision)).c_str(), stdout);
+      std::fputs(tools::roofline_markdown(tools::roofline(g, storage_dtype(p.precision))).c_str(),
+                 stdout);
       return 0;
     }
     const auto rows = tools::profile_forward_on_emu(o.profile);

@@ -64,7 +64,9 @@ under --out; an image found in a directory DIR keeps its path relative to DIR (D
   --output-size HxW       size of the label maps (default: each image's own size)
   --max-megapixels N      refuse images, input and output sizes above N megapixels (default 64;
                           the image header is checked before decoding)
-  --precision fp32|fp16   activation precision (default fp32)
+  --precision P           fp32 (default) | tf32 (fp32 storage, convolutions in TF32 on tensor
+                          cores, as PyTorch's default fp32; cuda and reference executors, the
+                          cpu executor refuses it) | fp16
   --executor E            auto (default: cuda if a GPU is usable, else cpu) | cuda | cpu (fast
                           fp32 CPU code; fp16 runs the reference's code) | reference (the slow
                           double-precision oracle)

@@ -87,10 +87,14 @@ inline int parse_int(const std::string& text, const char* what, int min_value) {
   return int(v);
 }
 
-inline DType parse_precision(const std::string& text) {
-  if (text == "fp32") return DType::F32;
-  if (text == "fp16") return DType::F16;
-  FARSEE_REQUIRE(false, "--precision: '" << text << "' is not one of fp32, fp16");
+// --precision of farsee-infer, farsee-bench, farsee-train and the API (farsee::SegmenterOptions):
+// fp32 (strict), tf32 (fp32 storage, convolutions in TF32 on tensor cores: cuda, emu and
+// reference executors) or fp16.
+inline Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::F32;
+  if (text == "tf32") return Precision::TF32;
+  if (text == "fp16") return Precision::F16;
+  FARSEE_REQUIRE(false, "--precision: '" << text << "' is not one of fp32, tf32, fp16");
 }
 
 // What --executor accepts in the programs.

@@ -93,7 +93,8 @@ std::vector<ProfileRow> profile_forward_on_emu(const ProfileOptions& o) {
   const std::vector<float> input(size_t(o.n) * o.h * o.w * 3, 0.25f);
   model.set_input(input.data());
   auto [launches, names] = counted_forward(model);
-  const std::vector<RooflineRow> floors = roofline(model.graph(), o.precision);  // + total
+  const std::vector<RooflineRow> floors =
+      roofline(model.graph(), storage_dtype(o.precision));  // + total
   FARSEE_REQUIRE(names.size() + 1 == floors.size(), "farsee-emu-profile: profile_forward returned "
                                                         << names.size() << " steps for a graph of "
                                                         << floors.size() - 2 << " (+ output)");
@@ -166,7 +167,7 @@ std::string profile_json(const ProfileOptions& o, const std::vector<ProfileRow>&
   j["preset"] = o.preset;
   j["size"] = std::to_string(o.h) + "x" + std::to_string(o.w);
   j["batch"] = o.n;
-  j["precision"] = o.precision == DType::F16 ? "fp16" : "fp32";
+  j["precision"] = precision_name(o.precision);
   nlohmann::ordered_json list = nlohmann::ordered_json::array();
   for (size_t i = 0; i + 1 < rows.size(); ++i) list.push_back(row_json(rows[i]));
   j["rows"] = list;

@@ -26,7 +26,7 @@ struct ProfileRow {
 struct ProfileOptions {
   std::string preset = "paper";
   int n = 1, h = 256, w = 512;
-  DType precision = DType::F16;
+  Precision precision = Precision::F16;
 };
 
 // Rows in launch order of their first launch, then the total (last).

@@ -19,7 +19,9 @@ size), labels, ignore_index=255) (the model's bilinear resize of the logits to t
 the preset's align_corners), then optimizer.zero_grad(), loss.backward(), optimizer.step() with
 torch.optim.SGD(lr 0.01, momentum 0.9, weight_decay 1e-4); random weights, a fixed random batch with
 labels at the input size (19 classes, about 5% ignore = 255). Configurations:
-  cuda: fp32 NCHW eager (strict: TF32 off) and AMP channels_last eager (torch.autocast fp16 +
+  cuda: fp32 NCHW eager (strict: TF32 off), tf32 NCHW eager (PyTorch's default for fp32:
+        cudnn.allow_tf32=True, the convolutions forward and backward on tensor cores; compare with
+        farsee-bench --train --precision tf32) and AMP channels_last eager (torch.autocast fp16 +
         torch.cuda.amp.GradScaler, fp32 master weights; precision "amp-fp16"), cudnn.benchmark on;
         defaults 512x1024,1024x1024, batches 8,16, 20 runs after 3 warm-up steps.
   cpu:  fp32 NCHW eager; defaults 256x512, batch 2, 3 runs after 1 warm-up step.
@@ -28,7 +30,7 @@ the process's ru_maxrss so far on the CPU), "loss" (the last step's) and on the 
 process CPU time per step, all threads, as farsee-bench's); the document adds "mode": "train".
 
 Usage: python3 tools/pytorch/bench_torch.py [--json FILE] [--preset paper|rtseg] [--sizes 512x1024,...]
-           [--batches 1,4,8] [--precision fp32,fp16] [--runs N] [--warmup N] [--device auto|cuda|cpu]
+           [--batches 1,4,8] [--precision fp32,tf32,fp16] [--runs N] [--warmup N] [--device auto|cuda|cpu]
            [--train]
 """
 import argparse
@@ -192,18 +194,17 @@ def run_train(args, use_cuda, device, device_name):
     batches = [int(b) for b in args.batches.split(",")] if args.batches else (
         [8, 16] if use_cuda else [2])
     precisions = args.precision.split(",") if args.precision else (
-        ["fp32", "amp-fp16"] if use_cuda else ["fp32"])
+        ["fp32", "tf32", "amp-fp16"] if use_cuda else ["fp32"])
     for p in precisions:
-        if p not in ("fp32", "amp-fp16"):
-            sys.exit(f"bench_torch.py --train: --precision: '{p}' is not one of fp32, amp-fp16")
-        if p == "amp-fp16" and not use_cuda:
-            sys.exit("bench_torch.py --train: amp-fp16 needs cuda")
+        if p not in ("fp32", "tf32", "amp-fp16"):
+            sys.exit(f"bench_torch.py --train: --precision: '{p}' is not one of fp32, tf32, "
+                     "amp-fp16")
+        if p in ("tf32", "amp-fp16") and not use_cuda:
+            sys.exit(f"bench_torch.py --train: {p} needs cuda")
     runs = args.runs or (20 if use_cuda else 3)
     warmup = args.warmup if args.warmup is not None else (3 if use_cuda else 1)
     if use_cuda:
         torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32 arithmetic, as farsee's
-        torch.backends.cuda.matmul.allow_tf32 = False
     base_model = randomize_parameters(FarSeeNet(args.preset), seed=1)
 
     print(f"bench_torch.py --train: {device_name}, torch {torch.__version__}, preset {args.preset}, "
@@ -212,6 +213,12 @@ def run_train(args, use_cuda, device, device_name):
           f"{'p10_ms':>10} {'p90_ms':>10} {'images/s':>10} {'peak_MiB':>10} {'loss':>8}")
     results = []
     for precision in precisions:
+        if use_cuda:
+            # fp32 means fp32 arithmetic, as farsee's; tf32 is PyTorch's default (the convs'
+            # operands rounded to TF32 on tensor cores, fp32 accumulation); amp-fp16 keeps strict
+            # fp32 for what autocast leaves in fp32.
+            torch.backends.cudnn.allow_tf32 = precision == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
         for h, w in sizes:
             for batch in batches:
                 row = train_one(base_model, precision, h, w, batch, runs, warmup, use_cuda, device)

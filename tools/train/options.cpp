@@ -268,7 +268,10 @@ const Flag kFlags[] = {
      "linear warm-up: lr * (step + 1) / N for the first N steps (default 0)",
      set_int<&Options::warmup_steps, 0>, get<&Options::warmup_steps>},
     {kOptimisation, "precision", "P",
-     "fp32 (default) | fp16: mixed precision (torch.autocast + GradScaler):\n"
+     "fp32 (default) | tf32: fp32 storage and arithmetic, the convolutions\n"
+     "(forward, dgrad, wgrad) with TF32 operands on tensor cores (PyTorch's\n"
+     "default for fp32 convs; cuda/reference executors, cpu refuses it) |\n"
+     "fp16: mixed precision (torch.autocast + GradScaler):\n"
      "fp16 activations, activation gradients and tensor-core conv operands\n"
      "(fp32 accumulation), fp32 master weights, gradients, momenta and BN;\n"
      "dynamic loss scaling: a step with a NaN/Inf gradient is skipped and\n"

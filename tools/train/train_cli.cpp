@@ -53,9 +53,9 @@ net::FarSeeConfig network_config(const Options& o) {
 
 int print_memory_plan(const Options& o) {
   const net::FarSeeConfig config = network_config(o);
-  const net::TrainMemoryReport r =
-      net::training_memory(config, o.batch, o.input_h, o.input_w, o.label_h ? o.label_h : o.input_h,
-                           o.label_w ? o.label_w : o.input_w, parse_precision(o.precision));
+  const net::TrainMemoryReport r = net::training_memory(
+      config, o.batch, o.input_h, o.input_w, o.label_h ? o.label_h : o.input_h,
+      o.label_w ? o.label_w : o.input_w, storage_dtype(parse_precision(o.precision)));
   const double mib = 1024.0 * 1024.0;
   std::printf("training memory plan, preset %s, batch %d, %dx%d, %s activations:\n",
               config.preset.c_str(), o.batch, o.input_h, o.input_w, o.precision.c_str());
@@ -75,7 +75,9 @@ int print_memory_plan(const Options& o) {
 
 net::MixedPrecision mixed_precision(const Options& o) {
   net::MixedPrecision precision;
-  precision.activations = parse_precision(o.precision);
+  const Precision p = parse_precision(o.precision);
+  precision.activations = storage_dtype(p);
+  precision.tf32 = p == Precision::TF32;
   precision.init_scale = float(o.loss_scale);
   precision.growth_interval = o.loss_scale_growth_interval;
   return precision;
@@ -309,7 +311,7 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
     : o_(o),
       executor_(executor),
       config_(config),
-      fp16_(parse_precision(o.precision) == DType::F16),
+      fp16_(parse_precision(o.precision) == Precision::F16),
       data_(data),
       val_options_(validation_options(data.options())),
       files_(int64_t(data.size())),
@@ -363,7 +365,8 @@ void TrainingRun::make_trainer() {
 void TrainingRun::print_start() const {
   const net::Trainer& t = *trainer_;
   const std::string precision =
-      fp16_ ? format("fp16 mixed precision (loss scale %g)", double(t.loss_scale().scale)) : "fp32";
+      fp16_ ? format("fp16 mixed precision (loss scale %g)", double(t.loss_scale().scale))
+            : o_.precision;
   const std::string resuming = resumed_ ? format(", resuming at step %lld from %s",
                                                  static_cast<long long>(start_), o_.resume.c_str())
                                         : "";

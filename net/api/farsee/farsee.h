@@ -56,7 +56,8 @@ struct SegmenterOptions {
   // Network input size, multiples of 32; 0 x 0: the size the weights were trained at (their
   // metadata), else 512 x 1024. Images are resized to it (bilinear, align_corners=False).
   int input_height = 0, input_width = 0;
-  // Activation precision: "fp32" | "fp16" | what else the programs' --precision accepts.
+  // Precision: "fp32" | "tf32" (fp32 storage, convs in TF32; not on cpu) | "fp16", as the
+  // programs' --precision.
   std::string precision = "fp32";
   // "auto" (cuda if a GPU is usable, else cpu) | "cuda" | "cpu" | "reference".
   std::string executor = "auto";

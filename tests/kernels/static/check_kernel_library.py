@@ -7,7 +7,8 @@ was built for), with cuobjdump:
 
   resources  every kernel of every architecture: STACK 0 and LOCAL 0 bytes (a register spill or
              a local array shows up there), with a per-kernel table of registers and shared memory
-  hmma       every kernel whose name matches --tensor-core (the fp16 tensor-core main loops)
+  hmma       every kernel whose name matches --tensor-core (the fp16 and tf32 tensor-core main
+             loops; tf32 is HMMA.1688.F32.TF32 on sm_90)
              contains an HMMA instruction in its SASS on every architecture
   fmad       the kernels were compiled with --fmad=false (kernels/CMakeLists.txt): no floating-
              point add, sub or mul in the PTX of any source file, any architecture, lacks a
@@ -153,7 +154,8 @@ def main():
     ap.add_argument("--cuobjdump", default="")
     ap.add_argument("--library", required=True)
     ap.add_argument("--mode", choices=["resources", "hmma", "fmad"], required=True)
-    ap.add_argument("--tensor-core", default="conv_mma_kernel|conv_wgrad_mma_kernel")
+    ap.add_argument("--tensor-core", default="conv_mma_kernel|conv_wgrad_mma_kernel|"
+                    "conv_tf32_kernel|conv_wgrad_tf32_kernel")
     ap.add_argument("--cxxfilt", default="")
     ap.add_argument("--fmad-true", default="", help="the .cu files built with --fmad=true, a,b,c")
     args = ap.parse_args()

@@ -476,4 +476,39 @@ TEST_F(Programs, BenchWritesJson) {
   EXPECT_MENTIONS(bad.output, "64x60");
 }
 
+// --precision tf32: a row named "tf32" on the reference executor (operands rounded to TF32); the
+// cpu executor refuses it, naming it, in farsee-bench and farsee-infer; farsee-infer runs it on the
+// reference.
+TEST_F(Programs, BenchAndInferTf32) {
+  const fs::path json = dir_ / "bench_tf32.json";
+  const Result r = run(tool("farsee-bench") +
+                       " --preset tiny-rtseg --executor reference --sizes 64x64 --batches 1"
+                       " --precision tf32 --runs 1 --warmup 0 --json " +
+                       json.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream f(json);
+  const nlohmann::json doc = nlohmann::json::parse(f);
+  ASSERT_EQ(doc["results"].size(), 1u);
+  EXPECT_EQ(doc["results"][0]["precision"], "tf32");
+  const Result cpu = run(tool("farsee-bench") +
+                         " --preset tiny-rtseg --executor cpu --sizes 64x64 --precision tf32");
+  EXPECT_NE(cpu.exit_code, 0);
+  EXPECT_MENTIONS(cpu.output, "tf32");
+  EXPECT_MENTIONS(cpu.output, "cpu executor");
+  ASSERT_EQ(make_samples().exit_code, 0);
+  const Result infer_cpu =
+      run(tool("farsee-infer") + " --random-weights 1 --preset tiny-paper --input-size 64x96 " +
+          "--executor cpu --precision tf32 --out " + (dir_ / "out").string() + " " +
+          (dir_ / "samples" / "synthetic_0.png").string());
+  EXPECT_NE(infer_cpu.exit_code, 0);
+  EXPECT_MENTIONS(infer_cpu.output, "tf32");
+  // On the reference executor farsee-infer runs tf32 through the API (farsee::Segmenter).
+  const Result infer_ref =
+      run(tool("farsee-infer") + " --random-weights 1 --preset tiny-paper --input-size 64x96 " +
+          "--executor reference --precision tf32 --out " + (dir_ / "out").string() + " " +
+          (dir_ / "samples" / "synthetic_0.png").string());
+  ASSERT_EQ(infer_ref.exit_code, 0) << infer_ref.output;
+  EXPECT_MENTIONS(infer_ref.output, "tf32, executor reference");
+}
+
 }  // namespace
