@@ -3,7 +3,7 @@
 //   <root>/gtFine/<split>/<city>/<stem>_gtFine_labelIds.png
 // labelIds are mapped to the 19 trainIds (cityscapesScripts' labels.py), every other id to 255.
 //
-// A batch: images decoded (stb_image), RGB / 255 in float, resized to the input size with
+// A batch: images decoded (image_io.h), RGB / 255 in float, resized to the input size with
 // PyTorch's bilinear (align_corners=False) and ImageNet-normalised exactly as farsee-infer does
 // (net/preprocess.h; the photometric augmentation comes before the normalisation); label maps
 // resized to the label size (default: the input size) by nearest neighbour, src = floor(dst * in

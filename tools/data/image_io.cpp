@@ -5,49 +5,102 @@
 #include <cstring>
 #include <sstream>
 #include <tuple>
+#include <utility>
 
 #include "kernels/core/check.h"
+#include "tools/data/image_io_decode.h"
 
-// stb's implementations live in this one translation unit (header-only libraries from libstb-dev;
-// included as system headers so their own warnings stay quiet).
-#define STB_IMAGE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#include <stb/stb_image.h>
+// stb_image_write encodes our PNGs (implemented in image_io_stb.cpp).
 #include <stb/stb_image_write.h>
 
 namespace farsee::tools {
-namespace {
+namespace detail {
 
-Image read_image(const std::string& path, int channels, int64_t max_pixels) {
-  // The header first: a small file may declare a huge image (a 388 KB PNG of 20000x20000 decodes
-  // to 1.2 GB), so the size is checked before stb allocates anything.
-  const ImageInfo info = read_image_info(path);
-  const int64_t pixels_declared = int64_t(info.width) * info.height;
+ImageFormat sniff_format(const uint8_t* bytes, size_t size) {
+  static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size >= 8 && std::memcmp(bytes, png, 8) == 0) return ImageFormat::kPng;
+  if (size >= 3 && bytes[0] == 0xff && bytes[1] == 0xd8 && bytes[2] == 0xff) {
+    return ImageFormat::kJpeg;
+  }
+  if (size >= 2 && bytes[0] == 'B' && bytes[1] == 'M') return ImageFormat::kBmp;
+  return ImageFormat::kUnknown;
+}
+
+void check_pixel_cap(const std::string& name, int64_t width, int64_t height, int channels,
+                     int64_t max_pixels) {
+  FARSEE_REQUIRE(width > 0 && height > 0, "cannot read image '"
+                                              << name << "': its header gives a size of " << height
+                                              << "x" << width);
+  const int64_t pixels_declared = width * height;
   FARSEE_REQUIRE(pixels_declared <= max_pixels,
-                 "image '" << path << "' is " << format_pixels(info.height, info.width)
+                 "image '" << name << "' is " << format_pixels(height, width)
                            << ", above the limit of " << double(max_pixels) / 1e6
                            << " megapixels (decoding it needs "
                            << format_bytes(double(pixels_declared) * channels)
                            << "); raise the limit with --max-megapixels if this is intended");
-  int w = 0, h = 0, file_channels = 0;
-  stbi_uc* pixels = stbi_load(path.c_str(), &w, &h, &file_channels, channels);
-  FARSEE_REQUIRE(pixels != nullptr, "cannot read image '" << path << "' ("
-                                                          << format_pixels(info.height, info.width)
-                                                          << "): " << stbi_failure_reason());
+}
+
+Image to_channels(Decoded&& d, int channels) {
   Image im;
-  im.width = w;
-  im.height = h;
+  im.width = d.width;
+  im.height = d.height;
   im.channels = channels;
-  try {
-    im.data.assign(pixels, pixels + size_t(w) * h * channels);
-  } catch (const std::bad_alloc&) {
-    stbi_image_free(pixels);
-    FARSEE_REQUIRE(false, "out of memory: cannot allocate "
-                              << format_bytes(double(w) * h * channels) << " for image '" << path
-                              << "' (" << format_pixels(h, w) << ")");
+  const size_t pixels = size_t(d.width) * size_t(d.height);
+  if (d.channels == channels) {
+    im.data = std::move(d.data);
+    return im;
   }
-  stbi_image_free(pixels);
+  im.data = allocate<uint8_t>(pixels * size_t(channels), "the converted image");
+  const uint8_t* in = d.data.data();
+  uint8_t* out = im.data.data();
+  for (size_t i = 0; i < pixels; ++i, in += d.channels, out += channels) {
+    if (channels == 3) {
+      const bool grey = d.channels < 3;
+      out[0] = in[0];
+      out[1] = grey ? in[0] : in[1];
+      out[2] = grey ? in[0] : in[2];
+    } else {
+      // stbi__compute_y: the weights and rounding of the grey every FarSee release computed.
+      out[0] = d.channels < 3 ? in[0] : uint8_t((in[0] * 77 + in[1] * 150 + in[2] * 29) >> 8);
+    }
+  }
   return im;
+}
+
+}  // namespace detail
+
+namespace {
+
+// The whole file: every later allocation is bounded by its size or by the pixel cap.
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  FARSEE_REQUIRE(f != nullptr, "cannot read image '" << path << "': " << std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  uint8_t chunk[65536];
+  size_t n = 0;
+  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) {
+    bytes.insert(bytes.end(), chunk, chunk + n);
+  }
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  FARSEE_REQUIRE(!failed, "cannot read image '" << path << "': read error");
+  return bytes;
+}
+
+// The format of `bytes`, or an error naming the file for what FarSee does not decode.
+detail::ImageFormat supported_format(const uint8_t* bytes, size_t size, const std::string& name) {
+  const detail::ImageFormat format = detail::sniff_format(bytes, size);
+  FARSEE_REQUIRE(format != detail::ImageFormat::kBmp,
+                 "cannot read image '" << name << "': BMP not supported, convert to PNG");
+  FARSEE_REQUIRE(format != detail::ImageFormat::kUnknown,
+                 "cannot read image '" << name << "': not a PNG or JPEG file (" << size
+                                       << " bytes; other formats: convert to PNG)");
+  return format;
+}
+
+Image read_image(const std::string& path, int channels, int64_t max_pixels) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  return decode_image(bytes.data(), bytes.size(), channels, max_pixels, path);
 }
 
 void append_bytes(void* context, void* data, int size) {
@@ -58,15 +111,34 @@ void append_bytes(void* context, void* data, int size) {
 
 }  // namespace
 
+ImageInfo image_info(const uint8_t* bytes, size_t size, const std::string& name) {
+  const detail::ImageFormat format = supported_format(bytes, size, name);
+  if (format == detail::ImageFormat::kPng && detail::have_libpng()) {
+    return detail::png_info(bytes, size, name);
+  }
+  if (format == detail::ImageFormat::kJpeg && detail::have_libjpeg()) {
+    return detail::jpeg_info(bytes, size, name);
+  }
+  return detail::stb_info(bytes, size, name);
+}
+
 ImageInfo read_image_info(const std::string& path) {
-  ImageInfo info;
-  FILE* f = std::fopen(path.c_str(), "rb");
-  FARSEE_REQUIRE(f != nullptr, "cannot read image '" << path << "': " << std::strerror(errno));
-  const int ok = stbi_info_from_file(f, &info.width, &info.height, &info.channels);
-  std::fclose(f);
-  FARSEE_REQUIRE(ok != 0 && info.width > 0 && info.height > 0,
-                 "cannot read image '" << path << "': " << stbi_failure_reason());
-  return info;
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  return image_info(bytes.data(), bytes.size(), path);
+}
+
+Image decode_image(const uint8_t* bytes, size_t size, int channels, int64_t max_pixels,
+                   const std::string& name) {
+  FARSEE_REQUIRE(channels == 1 || channels == 3,
+                 "decode_image '" << name << "': channels must be 1 or 3, not " << channels);
+  const detail::ImageFormat format = supported_format(bytes, size, name);
+  if (format == detail::ImageFormat::kPng && detail::have_libpng()) {
+    return detail::to_channels(detail::png_decode(bytes, size, max_pixels, name), channels);
+  }
+  if (format == detail::ImageFormat::kJpeg && detail::have_libjpeg()) {
+    return detail::to_channels(detail::jpeg_decode(bytes, size, max_pixels, name), channels);
+  }
+  return detail::stb_decode(bytes, size, channels, max_pixels, name);
 }
 
 Image read_rgb(const std::string& path, int64_t max_pixels) {

@@ -1,4 +1,6 @@
-// Image and array files for the FarSee programs: PNG/JPG in (stb_image), PNG and .npy out, every
+// Image and array files for the FarSee programs: PNG and JPEG in (libpng and libjpeg-turbo, made
+// for hostile input; stb_image only where they are absent at build time: DESIGN.md section 8.1),
+// PNG (stb_image_write) and .npy out, every
 // output written atomically and durably (kernels/core/atomic_file.h: a temporary file in the same
 // directory, fsync, rename, fsync of the directory), so a reader never sees a half-written file.
 // Errors throw farsee::Error naming the file. Hostile input is refused before it costs memory:
@@ -6,6 +8,7 @@
 // checks, and large allocations fail with what they were for.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <new>
 #include <stdexcept>
@@ -28,20 +31,27 @@ struct Image {
 // limit (farsee-infer --max-megapixels): 64 megapixels, e.g. 8192x8192.
 constexpr int64_t kDefaultMaxPixels = 64'000'000;
 
-// The header of an image file (stbi_info: no pixel is decoded). Throws naming the file when it is
-// not a readable image.
+// The header of an image file (no pixel is decoded). Throws naming the file when it is not a
+// readable PNG or JPEG.
 struct ImageInfo {
   int width = 0, height = 0;
-  int channels = 0;  // in the file
+  int channels = 0;   // in the file (a PNG palette counts 3, or 4 with transparency)
+  int bit_depth = 8;  // bits per sample as stored (PNG: 1, 2, 4, 8 or 16; JPEG: 8)
 };
 ImageInfo read_image_info(const std::string& path);
+// The same from the file's bytes; `name` names the file in errors.
+ImageInfo image_info(const uint8_t* bytes, size_t size, const std::string& name);
 
-// Reads PNG, JPG, BMP, ... as RGB (grey and alpha are converted). The header is read first: an
-// image of more than `max_pixels` pixels is refused, naming its size, before any pixel is
-// decoded or allocated.
+// Reads a PNG or JPEG as RGB (grey and alpha are converted). The header is read first: an image
+// of more than `max_pixels` pixels is refused, naming its size, before any pixel is decoded or
+// allocated. BMP and other formats are refused with a message saying to convert to PNG.
 Image read_rgb(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);
 // Reads an 8-bit image keeping one channel (label maps).
 Image read_grey(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);
+// Decodes a PNG or JPEG held in memory to `channels` (1 or 3) channels, as read_rgb/read_grey do;
+// `name` names the file in errors. The fuzzers' entry (tests/fuzz/).
+Image decode_image(const uint8_t* bytes, size_t size, int channels, int64_t max_pixels,
+                   const std::string& name);
 
 void write_png(const std::string& path, const Image& image);
 // `shape` in C order; writes little-endian float32 ('<f4'), streaming `data` to the file (no copy).

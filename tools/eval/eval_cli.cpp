@@ -16,8 +16,6 @@
 // --json FILE writes {"miou", "iou": {class name: IoU or null}, "accuracy"} (fractions).
 #include "tools/eval/eval_cli.h"
 
-#include <stb/stb_image.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -240,12 +238,10 @@ std::vector<std::string> match_predictions(const std::string& dir,
 
 // A single-channel 8-bit PNG (what cityscapesScripts reads as a 2-D array).
 Image read_label_png(const std::string& path, const char* what) {
-  int w = 0, h = 0, channels = 0;
-  FARSEE_REQUIRE(stbi_info(path.c_str(), &w, &h, &channels) != 0,
-                 "cannot read " << what << " '" << path << "': " << stbi_failure_reason());
-  FARSEE_REQUIRE(channels == 1 && !stbi_is_16_bit(path.c_str()),
-                 what << " '" << path << "' is not a single-channel 8-bit PNG (it has " << channels
-                      << " channel(s)" << (stbi_is_16_bit(path.c_str()) ? ", 16 bits" : "")
+  const ImageInfo info = read_image_info(path);
+  FARSEE_REQUIRE(info.channels == 1 && info.bit_depth <= 8,
+                 what << " '" << path << "' is not a single-channel 8-bit PNG (it has "
+                      << info.channels << " channel(s)" << (info.bit_depth > 8 ? ", 16 bits" : "")
                       << "): label maps hold one id per pixel");
   return read_grey(path);
 }

@@ -5,7 +5,11 @@
 #   libgtest-dev              GoogleTest: the test suite
 #   libbenchmark-dev          Google Benchmark: bench/ kernel microbenchmarks
 #   nlohmann-json3-dev        JSON: safetensors headers, configs, benchmark output
-#   libstb-dev                stb_image / stb_image_write: PNG/JPG in and out of farsee-infer
+#   libstb-dev                stb_image_write: our PNGs (stb_image decodes only without the next two)
+#   libpng-dev                libpng: PNG decoding (untrusted input, DESIGN.md section 8.1)
+#   libjpeg62-turbo-dev       libjpeg-turbo: JPEG decoding (Ubuntu: libjpeg-turbo8-dev)
+#   clang, libclang-rt-dev    libFuzzer, ASan, UBSan for tools/scripts/fuzz.sh: only with
+#                             --with-fuzzers or FARSEE_WITH_FUZZERS=1 (CI's fuzz stage)
 #   libboost-context-dev      Boost.Context fibers: kernels/emu runs each CUDA thread as a fiber
 #   libopenblas-dev           OpenBLAS sgemm: the reference executor's GEMM-shaped convolutions
 #   python3, python3-numpy    tools/ scripts (fixtures, benchmarks); not needed at run time
@@ -13,7 +17,8 @@
 #   python3-pip               only where nvcc lacks cuobjdump (see below)
 # Optional: `--with-torch` (or FARSEE_WITH_TORCH=1, as CI sets) adds python3-torch: the Python tests
 # (reference model, tools/pytorch/convert_weights.py, fixture freshness), regenerating fixtures,
-# tools/pytorch/bench_torch.py.
+# tools/pytorch/bench_torch.py; python3-pil regenerates the image fixtures
+# (tools/scripts/make_image_fixtures.py).
 # Order: apt packages first (one apt-get update, one install of everything missing), then the pip
 # download, which needs python3-pip from the first step.
 # The CUDA toolkit (nvcc) is not installed here: without it the CUDA targets are skipped and the
@@ -23,11 +28,22 @@
 # checks are reported as skipped.
 set -euo pipefail
 
-packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev
+packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev libpng-dev
           libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev)
+# libjpeg-turbo's development package is named differently on Debian and Ubuntu.
+if apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
+  packages+=(libjpeg62-turbo-dev)
+else
+  packages+=(libjpeg-turbo8-dev)
+fi
+# The libFuzzer harnesses (tools/scripts/fuzz.sh) need clang and its runtime: CI sets
+# FARSEE_WITH_FUZZERS=1 (or pass --with-fuzzers); nothing else uses clang.
+if [[ "${FARSEE_WITH_FUZZERS:-0}" == 1 || " $* " == *" --with-fuzzers "* ]]; then
+  packages+=(clang libclang-rt-dev)
+fi
 with_torch="${FARSEE_WITH_TORCH:-0}"
 if [[ "${1:-}" == "--with-torch" ]]; then with_torch=1; fi
-if [[ "$with_torch" == 1 ]]; then packages+=(python3-torch); fi
+if [[ "$with_torch" == 1 ]]; then packages+=(python3-torch python3-pil); fi
 
 cuda_tools="${HOME}/.cache/farsee/cuda-tools"
 # True when nvcc exists without cuobjdump and the PyPI copy is not there yet.
