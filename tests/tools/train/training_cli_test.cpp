@@ -235,7 +235,9 @@ TEST_F(TrainCli, MemoryPlanNeedsNoData) {
   const std::string out = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0);
   EXPECT_NE(out.find("activations + activation gradients"), std::string::npos) << out;
-  EXPECT_NE(out.find("2688.0 MiB"), std::string::npos) << out;  // the README's paper fp32 plan
+  // The README's paper fp32 plan (2688 MiB before the logits buffer was padded to 24 channels for
+  // the sub-pixel stores: the planner's packing then came out 32 MiB smaller; lower bound 2624).
+  EXPECT_NE(out.find("2656.0 MiB"), std::string::npos) << out;
   // --precision fp16 (mixed precision): the same plan with every buffer half the bytes.
   ::testing::internal::CaptureStdout();
   const int rc16 = tools::train_main(
@@ -243,7 +245,7 @@ TEST_F(TrainCli, MemoryPlanNeedsNoData) {
   const std::string out16 = ::testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc16, 0);
   EXPECT_NE(out16.find("fp16 activations"), std::string::npos) << out16;
-  EXPECT_NE(out16.find("1344.0 MiB"), std::string::npos) << out16;
+  EXPECT_NE(out16.find("1328.0 MiB"), std::string::npos) << out16;
 }
 
 // The loader: labelIds -> trainIds, nearest-neighbour labels, wrap-around batches.
