@@ -429,8 +429,8 @@ size_t FarSeeNet::run_depthwise_branches(const std::vector<Step>& steps, size_t 
   return i - first;
 }
 
-// profile_forward() times each step alone (the depthwise branches as separate launches); this,
-// the forward, merges the F-ASPP depthwise branches.
+// The forward: the F-ASPP depthwise branches merged into one launch (profile_forward() runs the
+// same launches).
 void FarSeeNet::run_steps() {
   const std::vector<Step>& steps = shape_->graph->steps;
   for (size_t i = 0; i < steps.size();) {
@@ -443,20 +443,40 @@ void FarSeeNet::run_steps() {
   run_output();
 }
 
+namespace {
+// `name` without the dotted scope it shares with `first` ("head.aspp1.branch2.dw" after
+// "head.aspp1.branch1.dw": "branch2.dw"), to name a merged launch briefly.
+std::string without_shared_scope(const std::string& name, const std::string& first) {
+  size_t common = 0;
+  while (common < name.size() && common < first.size() && name[common] == first[common]) ++common;
+  const size_t dot = name.rfind('.', common == 0 ? 0 : common - 1);
+  return dot == std::string::npos ? name : name.substr(dot + 1);
+}
+}  // namespace
+
 std::vector<FarSeeNet::StepTime> FarSeeNet::profile_forward() {
   const Graph& g = current_graph("profile_forward");
   std::vector<StepTime> times;
   rt::Timer timer(ctx_.executor);
-  for (const Step& s : g.steps) {
+  for (size_t i = 0; i < g.steps.size();) {
+    size_t covered = 1;
     timer.record_start(ctx_);
-    run_step(s);
+    if (g.steps[i].kind == StepKind::Depthwise) {
+      covered = run_depthwise_branches(g.steps, i);
+    } else {
+      run_step(g.steps[i]);
+    }
     timer.record_stop(ctx_);
-    times.push_back({s.name, timer.elapsed_ms()});
+    std::string name = g.steps[i].name;
+    for (size_t k = 1; k < covered; ++k)
+      name += "+" + without_shared_scope(g.steps[i + k].name, name);
+    times.push_back({name, timer.elapsed_ms(), int(covered)});
+    i += covered;
   }
   timer.record_start(ctx_);
   run_output();
   timer.record_stop(ctx_);
-  times.push_back({"output.resize_argmax", timer.elapsed_ms()});
+  times.push_back({"output.resize_argmax", timer.elapsed_ms(), 1});
   ++output_->forwards;
   return times;
 }

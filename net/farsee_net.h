@@ -85,11 +85,14 @@ class FarSeeNet {
   // Input -> labels. `use_cuda_graph` matters on cuda and emu (the executors with graphs).
   void forward(bool use_cuda_graph = true);
 
-  // One eager forward timed step by step (CUDA events on cuda, a steady clock elsewhere): where
-  // the time goes. The last entry is the output resize+argmax.
+  // One eager forward timed launch group by launch group, running what forward() runs (CUDA events
+  // on cuda, a steady clock elsewhere): where the time goes. One entry per graph step, except the
+  // depthwise branches of an F-ASPP block, one merged launch: one entry named "a+b+c" covering
+  // graph_steps = 3 steps. The last entry is the output resize+argmax.
   struct StepTime {
     std::string name;
     double ms;
+    int graph_steps = 1;
   };
   std::vector<StepTime> profile_forward();
 

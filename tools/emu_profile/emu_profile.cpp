@@ -22,8 +22,9 @@ double ProfileRow::bytes_per_mac() const {
 
 namespace {
 
-// The launches of one eager forward, counted; the step names in order (the output resize last).
-std::pair<std::vector<emu::LaunchCounters>, std::vector<std::string>> counted_forward(
+// The launches of one eager forward, counted; the profiled entries in order (the output resize
+// last).
+std::pair<std::vector<emu::LaunchCounters>, std::vector<net::FarSeeNet::StepTime>> counted_forward(
     net::FarSeeNet& model) {
   rt::synchronize(model.context());
   emu::reset_counters();
@@ -37,12 +38,36 @@ std::pair<std::vector<emu::LaunchCounters>, std::vector<std::string>> counted_fo
     throw;
   }
   emu::set_counting(false);
-  std::vector<std::string> names;
-  for (const auto& s : steps) names.push_back(s.name);
-  return {emu::take_launch_counters(), names};
+  return {emu::take_launch_counters(), steps};
 }
 
-// Launches -> rows per (step, kernel): profile_forward() brackets step i with two timer stamps,
+// One floor per profiled entry: a merged launch (the F-ASPP depthwise branches) has the sum of
+// its graph steps' floors. `floors`: one per graph step, the output, then the total.
+std::vector<RooflineRow> floors_per_entry(const std::vector<net::FarSeeNet::StepTime>& entries,
+                                          const std::vector<RooflineRow>& floors) {
+  std::vector<RooflineRow> out;
+  size_t next = 0;
+  for (const auto& e : entries) {
+    RooflineRow r;
+    r.step = e.name;
+    for (int k = 0; k < e.graph_steps; ++k, ++next) {
+      FARSEE_REQUIRE(next + 1 < floors.size(),
+                     "farsee-emu-profile: profile_forward covered more "
+                     "steps than the graph's "
+                         << floors.size() - 2);
+      r.macs += floors[next].macs;
+      r.bytes += floors[next].bytes;
+      r.h100_us += floors[next].h100_us;
+      r.h200_us += floors[next].h200_us;
+    }
+    out.push_back(r);
+  }
+  FARSEE_REQUIRE(next + 1 == floors.size(), "farsee-emu-profile: profile_forward covered "
+                                                << next << " steps of " << floors.size() - 1);
+  return out;
+}
+
+// Launches -> rows per (step, kernel): profile_forward() brackets entry i with two timer stamps,
 // so a launch that saw 2i + 1 stamps (emu::counters_marker) ran inside step i.
 std::vector<ProfileRow> rows_of(const std::vector<emu::LaunchCounters>& launches,
                                 const std::vector<std::string>& step_names,
@@ -92,12 +117,11 @@ std::vector<ProfileRow> profile_forward_on_emu(const ProfileOptions& o) {
   model.prepare(o.n, o.h, o.w);
   const std::vector<float> input(size_t(o.n) * o.h * o.w * 3, 0.25f);
   model.set_input(input.data());
-  auto [launches, names] = counted_forward(model);
+  auto [launches, entries] = counted_forward(model);
   const std::vector<RooflineRow> floors =
-      roofline(model.graph(), storage_dtype(o.precision));  // + total
-  FARSEE_REQUIRE(names.size() + 1 == floors.size(), "farsee-emu-profile: profile_forward returned "
-                                                        << names.size() << " steps for a graph of "
-                                                        << floors.size() - 2 << " (+ output)");
+      floors_per_entry(entries, roofline(model.graph(), storage_dtype(o.precision)));
+  std::vector<std::string> names;
+  for (const auto& e : entries) names.push_back(e.name);
   return rows_of(launches, names, floors);
 }
 
