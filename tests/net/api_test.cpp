@@ -15,6 +15,7 @@
 
 #include "net/api/farsee/farsee.h"
 #include "net/api/weights_metadata.h"
+#include "tests/support/error_of.h"
 #include "tools/data/image_io.h"
 
 namespace {
@@ -30,17 +31,6 @@ int64_t first_difference(const std::vector<uint8_t>& a, const std::vector<uint8_
     if (a[i] != b[i]) return int64_t(i);
   }
   return a.size() == b.size() ? -1 : int64_t(std::min(a.size(), b.size()));
-}
-
-// The Error `f` throws, or "" when it throws none.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const farsee::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 #define EXPECT_MENTIONS(text, part)               \

@@ -11,7 +11,7 @@
 #include "kernels/core/check.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/runtime.h"
-#include "tests/kernels/emu/error_of.h"
+#include "tests/support/error_of.h"
 
 namespace {
 

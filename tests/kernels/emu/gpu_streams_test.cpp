@@ -14,7 +14,7 @@
 #include "kernels/core/launch.h"
 #include "kernels/core/runtime.h"
 #include "kernels/emu/emu_stream.h"
-#include "tests/kernels/emu/error_of.h"
+#include "tests/support/error_of.h"
 
 namespace {
 

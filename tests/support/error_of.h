@@ -1,5 +1,5 @@
-// The emulator self-tests' error capture: the message of the farsee::Error that f throws, or ""
-// when it throws none.
+// The tests' error capture: the message of the farsee::Error that f throws, or "" when it
+// throws none.
 #pragma once
 
 #include <string>
