@@ -175,20 +175,47 @@ inline float half_bits_to_float(uint16_t bits) {
   return static_cast<float>(h);
 }
 
+// The A and B registers of one mma, of every lane of the warp (gathered through the exchange).
+struct MmaFragments {
+  uint32_t a[4];
+  uint32_t b[2];
+};
+struct WarpMmaFragments {
+  MmaFragments lane[32];
+};
+inline WarpMmaFragments gather_mma_fragments(const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const MmaFragments mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
+  const ::emu::WarpPayload* all = ::emu::warp_exchange(::emu::WarpOp::Gather, 0xffffffffu, &mine,
+                                                       sizeof mine, __FILE__, __LINE__);
+  WarpMmaFragments w;
+  for (int lane = 0; lane < 32; ++lane) std::memcpy(&w.lane[lane], all[lane].bytes, sizeof mine);
+  return w;
+}
+
+// This lane's D = A * B + C (C/D layout: element i at row g + 8*(i>>1), column 2q + (i&1)), each
+// element the fmaf chain over k in order; counts one MMA.
+template <int K>
+inline void mma_accumulate(float (&d)[4], const float (&A)[16][K], const float (&B)[K][8],
+                           const float (&c)[4]) {
+  ::emu::count_mma();
+  const int lane = ::emu::lane_id();
+  const int g = lane >> 2, q = lane & 3;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i >> 1), col = 2 * q + (i & 1);
+    float acc = c[i];
+    for (int k = 0; k < K; ++k) acc = std::fma(A[row][k], B[k][col], acc);
+    d[i] = acc;
+  }
+}
+
 // D = A * B + C for one m16n8k16 tile, reconstructing A and B from all lanes' fragments.
 template <typename Half>
 inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
                          const float (&c)[4]) {
-  struct Fragments {
-    uint32_t a[4];
-    uint32_t b[2];
-  } mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
-  const ::emu::WarpPayload* all = ::emu::warp_exchange(::emu::WarpOp::Gather, 0xffffffffu, &mine,
-                                                       sizeof mine, __FILE__, __LINE__);
+  const WarpMmaFragments all = gather_mma_fragments(a, b);
   float A[16][16], B[16][8];
   for (int lane = 0; lane < 32; ++lane) {
-    Fragments f;
-    std::memcpy(&f, all[lane].bytes, sizeof f);
+    const MmaFragments& f = all.lane[lane];
     const int g = lane >> 2, q = lane & 3;
     for (int i = 0; i < 8; ++i) {
       uint16_t bits = static_cast<uint16_t>(f.a[i / 2] >> (16 * (i & 1)));
@@ -199,15 +226,7 @@ inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (
       B[2 * q + (i & 1) + 8 * (i >> 1)][g] = half_bits_to_float<Half>(bits);
     }
   }
-  ::emu::count_mma();
-  const int lane = ::emu::lane_id();
-  const int g = lane >> 2, q = lane & 3;
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + 8 * (i >> 1), col = 2 * q + (i & 1);
-    float acc = c[i];
-    for (int k = 0; k < 16; ++k) acc = std::fma(A[row][k], B[k][col], acc);
-    d[i] = acc;
-  }
+  mma_accumulate(d, A, B, c);
 }
 
 // The value the tensor core multiplies for a .tf32 register: its 19 high bits.
@@ -222,29 +241,15 @@ inline float tf32_operand(uint32_t bits) {
 // sequential fmaf is the fp32 sum in k order.
 inline void mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2],
                              const float (&c)[4]) {
-  struct Fragments {
-    uint32_t a[4];
-    uint32_t b[2];
-  } mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
-  const ::emu::WarpPayload* all = ::emu::warp_exchange(::emu::WarpOp::Gather, 0xffffffffu, &mine,
-                                                       sizeof mine, __FILE__, __LINE__);
+  const WarpMmaFragments all = gather_mma_fragments(a, b);
   float A[16][8], B[8][8];
   for (int lane = 0; lane < 32; ++lane) {
-    Fragments f;
-    std::memcpy(&f, all[lane].bytes, sizeof f);
+    const MmaFragments& f = all.lane[lane];
     const int g = lane >> 2, q = lane & 3;
     for (int i = 0; i < 4; ++i) A[g + 8 * (i & 1)][q + 4 * (i >> 1)] = tf32_operand(f.a[i]);
     for (int i = 0; i < 2; ++i) B[q + 4 * i][g] = tf32_operand(f.b[i]);
   }
-  ::emu::count_mma();
-  const int lane = ::emu::lane_id();
-  const int g = lane >> 2, q = lane & 3;
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + 8 * (i >> 1), col = 2 * q + (i & 1);
-    float acc = c[i];
-    for (int k = 0; k < 8; ++k) acc = std::fma(A[row][k], B[k][col], acc);
-    d[i] = acc;
-  }
+  mma_accumulate(d, A, B, c);
 }
 
 }  // namespace detail
