@@ -704,8 +704,11 @@ FARSEE_DEVICE bool tf32_splitk_reduce(float (&acc)[Cfg::kMi][Cfg::kNi][4], const
   return true;
 }
 
+// Launch bounds (threads, 1): without the minimum-blocks hint ptxas capped the 128x128 variant at
+// 128 registers and spilled 144-152 bytes (sm_80 and sm_90) once the in-kernel split-K and the
+// sub-pixel stores joined it (tests/static: static.kernels.resources).
 template <typename Cfg>
-__global__ void __launch_bounds__(kSimtThreads)
+__global__ void __launch_bounds__(kSimtThreads, 1)
     conv_tf32_kernel(ConvGeometry g, const float* __restrict__ x, const float* __restrict__ w,
                      ConvStore<float> out, float* workspace, int* tile_counters, int red_tiles) {
   FARSEE_SHARED(float, a_tile, [2][kSimtRed][Cfg::kAStride]);

@@ -38,17 +38,19 @@ def scene(h, w):
     return img
 
 
-def write_bmp(path, img):
+def write_png(path, img):
+    """An 8-bit RGB PNG (filter 0 on every row), the smallest valid encoder."""
     h, w, _ = img.shape
-    row = (w * 3 + 3) // 4 * 4
-    data = bytearray()
-    for r in img[::-1]:
-        line = r[:, ::-1].tobytes()  # BGR
-        data += line + b"\0" * (row - len(line))
-    header = b"BM" + struct.pack("<IHHI", 54 + len(data), 0, 0, 54)
-    header += struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(data), 2835, 2835, 0, 0)
+    raw = b"".join(b"\0" + img[r].tobytes() for r in range(h))
+
+    def chunk(kind, body):
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     with open(path, "wb") as f:
-        f.write(header + bytes(data))
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def read_grey_png(path):
@@ -87,10 +89,10 @@ class ModuleTest(unittest.TestCase):
     def test_matches_farsee_infer_bitwise(self):
         img = scene(72, 136)
         with tempfile.TemporaryDirectory() as tmp:
-            write_bmp(os.path.join(tmp, "scene.bmp"), img)
+            write_png(os.path.join(tmp, "scene.png"), img)
             subprocess.run([os.path.join(PROGRAMS, "farsee-infer"), "--weights", SHIPPED,
                             "--input-size", "64x128", "--executor", "cpu", "--save-logits",
-                            "--out", os.path.join(tmp, "out"), os.path.join(tmp, "scene.bmp")],
+                            "--out", os.path.join(tmp, "out"), os.path.join(tmp, "scene.png")],
                            check=True, capture_output=True)
             want_labels = read_grey_png(os.path.join(tmp, "out/scene_labels.png"))
             want_logits = np.load(os.path.join(tmp, "out/scene_logits.npy"))[0]
