@@ -1,5 +1,5 @@
-// farsee_consumer WEIGHTS IMAGE.bmp LABELS.pgm: a user's program against an installed FarSee.
-// Makes a deterministic 96x160 test image, writes it as IMAGE.bmp (for farsee-infer to segment
+// farsee_consumer WEIGHTS IMAGE.ppm LABELS.pgm: a user's program against an installed FarSee.
+// Makes a deterministic 96x160 test image, writes it as IMAGE.ppm (for farsee-infer to segment
 // the same pixels), segments it through farsee/farsee.h with the weights' own settings and writes
 // the labels as LABELS.pgm (binary PGM). Also checks that a bad call is a farsee::Error.
 #include <farsee/farsee.h>
@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace {
@@ -30,32 +32,12 @@ std::vector<uint8_t> make_image() {
   return rgb;
 }
 
-void put32(std::ofstream& f, uint32_t v) {
-  const char b[4] = {char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
-  f.write(b, 4);
-}
-
-// 24-bit BMP: bottom-up rows of BGR, each padded to 4 bytes.
-void write_bmp(const char* path, const std::vector<uint8_t>& rgb) {
-  const uint32_t row = (kWidth * 3 + 3) / 4 * 4, data = row * kHeight;
+// Binary PPM (P6): the simplest RGB file; install_test.sh turns it into the PNG farsee-infer reads
+// (the consumer needs no image library).
+void write_ppm(const char* path, const std::vector<uint8_t>& rgb) {
   std::ofstream f(path, std::ios::binary);
-  f.write("BM", 2);
-  put32(f, 54 + data);
-  put32(f, 0);
-  put32(f, 54);
-  put32(f, 40);
-  put32(f, kWidth);
-  put32(f, kHeight);
-  put32(f, 1 | (24 << 16));  // planes, bits per pixel
-  for (uint32_t v : {0u, data, 2835u, 2835u, 0u, 0u}) put32(f, v);
-  std::vector<char> line(row, 0);
-  for (int y = kHeight - 1; y >= 0; --y) {
-    for (int x = 0; x < kWidth; ++x) {
-      for (int c = 0; c < 3; ++c)
-        line[size_t(x) * 3 + c] = char(rgb[(size_t(y) * kWidth + x) * 3 + 2 - c]);
-    }
-    f.write(line.data(), row);
-  }
+  f << "P6\n" << kWidth << " " << kHeight << "\n255\n";
+  f.write(reinterpret_cast<const char*>(rgb.data()), std::streamsize(rgb.size()));
   if (!f) throw std::runtime_error(std::string("cannot write ") + path);
 }
 
@@ -63,12 +45,12 @@ void write_bmp(const char* path, const std::vector<uint8_t>& rgb) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::cerr << "usage: farsee_consumer WEIGHTS IMAGE.bmp LABELS.pgm\n";
+    std::cerr << "usage: farsee_consumer WEIGHTS IMAGE.ppm LABELS.pgm\n";
     return 2;
   }
   try {
     const std::vector<uint8_t> rgb = make_image();
-    write_bmp(argv[2], rgb);
+    write_ppm(argv[2], rgb);
     farsee::SegmenterOptions options;
     options.weights = argv[1];
     farsee::Segmenter segmenter(options);

@@ -23,8 +23,20 @@ cmake -S "$root/tests/install_consumer" -B "$work/consumer" -DCMAKE_BUILD_TYPE=R
   -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/consumer.log"
 cmake --build "$work/consumer" >>"$work/consumer.log"
 weights="$root/weights/shipped/farsee-paper-synthetic.safetensors"
-"$work/consumer/farsee_consumer" "$weights" "$work/image.bmp" "$work/consumer_labels.pgm"
-"$work/prefix/bin/farsee-infer" --weights "$weights" --out "$work/out" "$work/image.bmp" >/dev/null
+"$work/consumer/farsee_consumer" "$weights" "$work/image.ppm" "$work/consumer_labels.pgm"
+# The consumer's PPM as an 8-bit RGB PNG (the formats farsee-infer reads are PNG and JPEG).
+python3 - "$work/image.ppm" "$work/image.png" <<'PY'
+import struct, sys, zlib
+magic, w, h, maxval, pixels = open(sys.argv[1], "rb").read().split(maxsplit=4)
+w, h = int(w), int(h)
+assert magic == b"P6" and maxval == b"255" and len(pixels) == w * h * 3, "bad PPM from the consumer"
+raw = b"".join(b"\0" + pixels[r * w * 3:(r + 1) * w * 3] for r in range(h))
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+open(sys.argv[2], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                              + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+PY
+"$work/prefix/bin/farsee-infer" --weights "$weights" --out "$work/out" "$work/image.png" >/dev/null
 # The PGM's pixels against the PNG's (8-bit grey, decoded here: no image library needed).
 python3 - "$work/consumer_labels.pgm" "$work/out/image_labels.png" <<'PY'
 import struct, sys, zlib
