@@ -11,6 +11,7 @@
 #include "kernels/core/check.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/runtime.h"
+#include "tests/kernels/emu/tiny_kernels.h"
 #include "tests/support/error_of.h"
 
 namespace {
@@ -19,27 +20,13 @@ using farsee::Context;
 using farsee::Executor;
 namespace rt = farsee::rt;
 
-constexpr int kN = 64;
+using namespace farsee::emu_test;
 
-__global__ void copy_kernel(const float* in, float* out) {
-  out[threadIdx.x] = in[threadIdx.x];
-}
-__global__ void add_kernel(float* x, float v) {
-  x[threadIdx.x] += v;
-}
 __global__ void scale_kernel(float* x, float v) {
   x[threadIdx.x] *= v;
 }
 __global__ void axpb_kernel(const float* x, float* y, float a, float b, int n) {
   if (int(threadIdx.x) < n) y[threadIdx.x] = a * x[threadIdx.x] + b;
-}
-__global__ void divergent_kernel(float* x) {
-  if (threadIdx.x % 2 == 0) {
-    __syncthreads();
-  } else {
-    __syncthreads();
-  }
-  x[threadIdx.x] = 1.f;
 }
 __global__ void never_launched_kernel(float* x) {
   x[threadIdx.x] = 0.f;
@@ -49,12 +36,7 @@ __global__ void smem_kernel(float* x) {
 }
 
 // Every test starts in the mode under test and leaves the environment's mode behind.
-class EmuModes : public ::testing::Test {
- protected:
-  void SetUp() override { was_async_ = emu::async_enabled(); }
-  void TearDown() override { emu::set_async(was_async_); }
-  bool was_async_ = false;
-};
+class EmuModes : public EmuModeGuard {};
 
 std::vector<float> iota(float start) {
   std::vector<float> v(kN);
@@ -126,10 +108,10 @@ TEST_F(EmuModes, ErrorOfAQueuedKernelSurfacesAtSynchronisationWithItsName) {
   emu::set_async(true);
   Context ctx{Executor::Emu, nullptr};
   rt::Buffer x(Executor::Emu, kN * sizeof(float));
-  EXPECT_NO_THROW(FARSEE_LAUNCH(divergent_kernel, 1, kN, 0, ctx.stream, x.as<float>()));
+  EXPECT_NO_THROW(FARSEE_LAUNCH(faulting_kernel, 1, kN, 0, ctx.stream, x.as<float>()));
   FARSEE_LAUNCH(add_kernel, 1, kN, 0, ctx.stream, x.as<float>(), 1.f);
   const std::string e = error_of([&] { rt::synchronize(ctx); });
-  EXPECT_NE(e.find("divergent_kernel"), std::string::npos) << e;
+  EXPECT_NE(e.find("faulting_kernel"), std::string::npos) << e;
   EXPECT_NE(e.find("gpu_modes_test.cpp"), std::string::npos) << e;
   EXPECT_NE(e.find("divergent __syncthreads"), std::string::npos) << e;
   EXPECT_NE(e.find("1 later operation(s) discarded"), std::string::npos) << e;
@@ -140,8 +122,8 @@ TEST_F(EmuModes, SynchronousModeStillThrowsAtTheLaunch) {
   emu::set_async(false);
   rt::Buffer x(Executor::Emu, kN * sizeof(float));
   const std::string e =
-      error_of([&] { FARSEE_LAUNCH(divergent_kernel, 1, kN, 0, nullptr, x.as<float>()); });
-  EXPECT_NE(e.find("divergent_kernel"), std::string::npos) << e;
+      error_of([&] { FARSEE_LAUNCH(faulting_kernel, 1, kN, 0, nullptr, x.as<float>()); });
+  EXPECT_NE(e.find("faulting_kernel"), std::string::npos) << e;
 }
 
 // ---- graph capture ----

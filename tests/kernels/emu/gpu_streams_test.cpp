@@ -14,6 +14,7 @@
 #include "kernels/core/launch.h"
 #include "kernels/core/runtime.h"
 #include "kernels/emu/emu_stream.h"
+#include "tests/kernels/emu/tiny_kernels.h"
 #include "tests/support/error_of.h"
 
 namespace {
@@ -22,24 +23,7 @@ using farsee::Context;
 using farsee::Executor;
 namespace rt = farsee::rt;
 
-constexpr int kN = 64;
-
-__global__ void copy_kernel(const float* in, float* out) {
-  out[threadIdx.x] = in[threadIdx.x];
-}
-__global__ void add_kernel(float* x, float v) {
-  x[threadIdx.x] += v;
-}
-// A fault that emu detects while the kernel runs, as a GPU detects an illegal address: the
-// threads of the block wait at different barriers.
-__global__ void faulting_kernel(float* x) {
-  if (threadIdx.x % 2 == 0) {
-    __syncthreads();
-  } else {
-    __syncthreads();
-  }
-  x[threadIdx.x] = 1.f;
-}
+using namespace farsee::emu_test;
 
 // The line of its launch goes to *line (the errors must name it).
 void launch_faulting(const Context& ctx, float* x, int* line) {
@@ -48,18 +32,12 @@ void launch_faulting(const Context& ctx, float* x, int* line) {
 }
 
 // Every test runs asynchronously and leaves the environment's modes behind.
-class EmuStreams : public ::testing::Test {
+class EmuStreams : public EmuModeGuard {
  protected:
   void SetUp() override {
-    was_async_ = emu::async_enabled();
-    was_sync_launches_ = emu::sync_launches_enabled();
+    EmuModeGuard::SetUp();
     emu::set_async(true);
   }
-  void TearDown() override {
-    emu::set_sync_launches(was_sync_launches_);
-    emu::set_async(was_async_);
-  }
-  bool was_async_ = false, was_sync_launches_ = false;
 };
 
 struct Stream {
