@@ -37,27 +37,36 @@ inline int tap_in(int o, int r, const DepthwiseParams& p) {
   return window_in(o, r, p.stride, p.dilation, p.dilation);
 }
 
+// Calls tap_fn(tap, x_pixel) for each tap (r * 3 + s) of output pixel (n, oy, ox) whose input
+// pixel lies inside x: the window walk the forward and the weight gradient share.
+template <typename TapFn>
+inline void for_each_inside_tap(const DepthwiseParams& p, const TensorView& x, int n, int oy,
+                                int ox, TapFn tap_fn) {
+  const float* xs = x.ptr<const float>();
+  for (int r = 0; r < 3; ++r) {
+    const int iy = tap_in(oy, r, p);
+    if (iy < 0 || iy >= x.h()) continue;
+    for (int s = 0; s < 3; ++s) {
+      const int ix = tap_in(ox, s, p);
+      if (ix < 0 || ix >= x.w()) continue;
+      tap_fn(r * 3 + s, xs + x.offset(n, iy, ix, 0));
+    }
+  }
+}
+
 // One output row (n, oy) of the forward.
 void depthwise_fwd_row(const DepthwiseParams& p, const TensorView& x, const float* wt,
                        const float* scale, const float* bias, const TensorView& y, int n, int oy,
                        float* acc) {
   const int C = x.c();
-  const float* xs = x.ptr<const float>();
   float* ys = y.ptr<float>();
   for (int ox = 0; ox < y.w(); ++ox) {
     for (int c = 0; c < C; ++c) acc[c] = 0.0f;
-    for (int r = 0; r < 3; ++r) {
-      const int iy = tap_in(oy, r, p);
-      if (iy < 0 || iy >= x.h()) continue;
-      for (int s = 0; s < 3; ++s) {
-        const int ix = tap_in(ox, s, p);
-        if (ix < 0 || ix >= x.w()) continue;
-        const float* xv = xs + x.offset(n, iy, ix, 0);
-        const float* wv = wt + size_t(r * 3 + s) * C;
+    for_each_inside_tap(p, x, n, oy, ox, [&](int tap, const float* xv) {
+      const float* wv = wt + size_t(tap) * C;
 #pragma omp simd
-        for (int c = 0; c < C; ++c) acc[c] += xv[c] * wv[c];
-      }
-    }
+      for (int c = 0; c < C; ++c) acc[c] += xv[c] * wv[c];
+    });
     float* out = ys + y.offset(n, oy, ox, 0);
     const bool relu = p.relu;
 #pragma omp simd
@@ -130,24 +139,16 @@ void depthwise_bwd_data_row(const DepthwiseParams& p, const TensorView& dy, cons
 void depthwise_bwd_weight_rows(const DepthwiseParams& p, const TensorView& x, const TensorView& dy,
                                int64_t r0, int64_t r1, float* part) {
   const int C = x.c();
-  const float* xs = x.ptr<const float>();
   const float* g = dy.ptr<const float>();
   for (int64_t row = r0; row < r1; ++row) {
     const int n = int(row / dy.h()), oy = int(row % dy.h());
     for (int ox = 0; ox < dy.w(); ++ox) {
       const float* gv = g + dy.offset(n, oy, ox, 0);
-      for (int r = 0; r < 3; ++r) {
-        const int iy = tap_in(oy, r, p);
-        if (iy < 0 || iy >= x.h()) continue;
-        for (int s = 0; s < 3; ++s) {
-          const int ix = tap_in(ox, s, p);
-          if (ix < 0 || ix >= x.w()) continue;
-          const float* xv = xs + x.offset(n, iy, ix, 0);
-          float* pv = part + size_t(r * 3 + s) * C;
+      for_each_inside_tap(p, x, n, oy, ox, [&](int tap, const float* xv) {
+        float* pv = part + size_t(tap) * C;
 #pragma omp simd
-          for (int c = 0; c < C; ++c) pv[c] += gv[c] * xv[c];
-        }
-      }
+        for (int c = 0; c < C; ++c) pv[c] += gv[c] * xv[c];
+      });
     }
   }
 }
