@@ -78,11 +78,13 @@ class ExportOnnx(unittest.TestCase):
         d = cls.dir.name
         cls.image = scene()
         Image.fromarray(cls.image).save(os.path.join(d, "scene.png"))
-        cls.models = {}
+        cls.models, cls.sessions = {}, {}
         for scale in ("full", "native"):
             cls.models[scale] = os.path.join(d, f"{scale}.onnx")
             export_onnx.main(["--weights", SHIPPED, "--input-size", f"{H}x{W}",
                               "--output-scale", scale, "-o", cls.models[scale]])
+            cls.sessions[scale] = ort.InferenceSession(cls.models[scale],
+                                                       providers=["CPUExecutionProvider"])
 
     @classmethod
     def tearDownClass(cls):
@@ -98,8 +100,7 @@ class ExportOnnx(unittest.TestCase):
         return np.load(os.path.join(out, "scene_logits.npy"))
 
     def run_onnx(self, scale, x):
-        session = ort.InferenceSession(self.models[scale], providers=["CPUExecutionProvider"])
-        return session.run(["logits"], {"input": x})[0]
+        return self.sessions[scale].run(["logits"], {"input": x})[0]
 
     def test_full_scale_matches_farsee(self):
         got = self.run_onnx("full", network_input(self.image))
@@ -115,7 +116,7 @@ class ExportOnnx(unittest.TestCase):
     def test_batch_is_dynamic(self):
         a = network_input(self.image)
         b = network_input(np.ascontiguousarray(self.image[:, ::-1]))
-        session = ort.InferenceSession(self.models["full"], providers=["CPUExecutionProvider"])
+        session = self.sessions["full"]
         self.assertEqual(session.get_inputs()[0].shape, ["batch", 3, H, W])
         self.assertEqual(session.get_outputs()[0].shape, ["batch", 19, H, W])
         pair = session.run(["logits"], {"input": np.concatenate([a, b])})[0]
