@@ -14,11 +14,14 @@
 #   libopenblas-dev           OpenBLAS sgemm: the reference executor's GEMM-shaped convolutions
 #   python3, python3-numpy    tools/ scripts (fixtures, benchmarks); not needed at run time
 #   python3-dev, pybind11-dev the Python module farsee (net/python/; optional at build time)
-#   python3-pip               only where nvcc lacks cuobjdump (see below)
+#   python3-pip               with --with-torch (onnx, onnxruntime) and where nvcc lacks cuobjdump
 # Optional: `--with-torch` (or FARSEE_WITH_TORCH=1, as CI sets) adds python3-torch: the Python tests
 # (reference model, tools/pytorch/convert_weights.py, fixture freshness), regenerating fixtures,
 # tools/pytorch/bench_torch.py; python3-pil regenerates the image fixtures
-# (tools/scripts/make_image_fixtures.py).
+# (tools/scripts/make_image_fixtures.py); python3-pip then installs onnx and onnxruntime from PyPI
+# into the same /usr/bin/python3 (tools/pytorch/export_onnx.py and its test against onnxruntime),
+# with numpy pinned to Debian's: an unpinned install pulls numpy 2, with which Debian's torch fails
+# ("RuntimeError: Numpy is not available"). Skipped when both import already.
 # Order: apt packages first (one apt-get update, one install of everything missing), then the pip
 # download, which needs python3-pip from the first step.
 # The CUDA toolkit (nvcc) is not installed here: without it the CUDA targets are skipped and the
@@ -43,7 +46,7 @@ if [[ "${FARSEE_WITH_FUZZERS:-0}" == 1 || " $* " == *" --with-fuzzers "* ]]; the
 fi
 with_torch="${FARSEE_WITH_TORCH:-0}"
 if [[ "${1:-}" == "--with-torch" ]]; then with_torch=1; fi
-if [[ "$with_torch" == 1 ]]; then packages+=(python3-torch python3-pil); fi
+if [[ "$with_torch" == 1 ]]; then packages+=(python3-torch python3-pil python3-pip); fi
 
 cuda_tools="${HOME}/.cache/farsee/cuda-tools"
 # True when nvcc exists without cuobjdump and the PyPI copy is not there yet.
@@ -78,4 +81,23 @@ if needs_cuda_tools; then
   python3 -m pip install --quiet --disable-pip-version-check --target "$cuda_tools" \
       "nvidia-cuda-cuobjdump>=13,<14" "nvidia-cuda-nvdisasm>=13,<14" ||
     echo "install_deps: could not fetch cuobjdump: the static SASS checks will be skipped"
+fi
+
+# onnx and onnxruntime for Debian's torch (--with-torch), from PyPI: the versions the ONNX test's
+# tolerance was measured with (tests/tools/pytorch/test_export_onnx.py); numpy held at Debian's.
+if [[ "$with_torch" == 1 ]]; then
+  if /usr/bin/python3 -c "import onnx, onnxruntime" 2>/dev/null; then
+    echo "install_deps: onnx and onnxruntime present"
+  else
+    pin=$(mktemp)
+    trap 'rm -f "$pin"' EXIT
+    /usr/bin/python3 -c 'import numpy; print("numpy==" + numpy.__version__)' >"$pin"
+    where=()  # root: the system's site-packages; otherwise the user's (~/.local)
+    if [[ $(id -u) -ne 0 ]]; then where=(--user); fi
+    echo "install_deps: installing onnx and onnxruntime from PyPI ($(cat "$pin") kept)"
+    /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+        "${where[@]}" -c "$pin" "onnx==1.23.2" "onnxruntime==1.32.0"
+    # Debian's torch must still work with the numpy it sees (the pin above).
+    /usr/bin/python3 -c "import numpy, onnx, onnxruntime, torch; torch.from_numpy(numpy.zeros(1))"
+  fi
 fi

@@ -79,7 +79,11 @@ def serialize(tensors, metadata=None, dtype=None):
 
 def save(path, tensors, metadata=None, dtype=None):
     """Writes `tensors` to `path` atomically (temporary file in the same folder, then rename)."""
-    data = serialize(tensors, metadata, dtype)
+    write_atomically(path, serialize(tensors, metadata, dtype))
+
+
+def write_atomically(path, data):
+    """Writes the bytes `data` to `path`: a temporary file in the same folder, fsync, rename."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
