@@ -14,7 +14,8 @@
 #   libopenblas-dev           OpenBLAS sgemm: the reference executor's GEMM-shaped convolutions
 #   python3, python3-numpy    tools/ scripts (fixtures, benchmarks); not needed at run time
 #   python3-dev, pybind11-dev the Python module farsee (net/python/; optional at build time)
-#   python3-pip               only where nvcc lacks cuobjdump (see below)
+#   python3-pip, python3-venv pip: scikit-build-core (from PyPI, below) and `pip install .` of the
+#                             module (tools/scripts/install_test.sh); cuobjdump where nvcc lacks it
 # Optional: `--with-torch` (or FARSEE_WITH_TORCH=1, as CI sets) adds python3-torch: the Python tests
 # (reference model, tools/pytorch/convert_weights.py, fixture freshness), regenerating fixtures,
 # tools/pytorch/bench_torch.py; python3-pil regenerates the image fixtures
@@ -29,7 +30,8 @@
 set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev libpng-dev
-          libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev)
+          libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev
+          python3-pip python3-venv)
 # libjpeg-turbo's development package is named differently on Debian and Ubuntu.
 if apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
   packages+=(libjpeg62-turbo-dev)
@@ -55,7 +57,6 @@ needs_cuda_tools() {
   ls "$cuda_tools"/nvidia/cu*/bin/cuobjdump >/dev/null 2>&1 && return 1
   return 0
 }
-if needs_cuda_tools; then packages+=(python3-pip); fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -78,4 +79,14 @@ if needs_cuda_tools; then
   python3 -m pip install --quiet --disable-pip-version-check --target "$cuda_tools" \
       "nvidia-cuda-cuobjdump>=13,<14" "nvidia-cuda-nvdisasm>=13,<14" ||
     echo "install_deps: could not fetch cuobjdump: the static SASS checks will be skipped"
+fi
+
+# scikit-build-core (PyPI; Debian has none) for `pip install .` of the module (the root
+# pyproject.toml), into Debian's python3 beside its pybind11. numpy pinned to Debian's: an unpinned
+# install may pull numpy 2, which breaks Debian's torch ("Numpy is not available").
+if ! /usr/bin/python3 -c "import scikit_build_core" 2>/dev/null; then
+  numpy_version=$(/usr/bin/python3 -c "import numpy; print(numpy.__version__)")
+  $( (($(id -u) != 0)) && echo sudo) /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+    -c <(echo "numpy==$numpy_version") "scikit-build-core>=0.10"
+  echo "install_deps: installed scikit-build-core from PyPI"
 fi

@@ -137,10 +137,38 @@ class ModuleTest(unittest.TestCase):
         with self.assertRaisesRegex(RuntimeError, "preset 'rtseg', 19 classes is not the network"):
             farsee.Segmenter(SHIPPED, preset="rtseg", executor="cpu")
 
+    def test_convert_weights_records_the_settings(self):
+        """tools/pytorch/convert_weights.py's metadata (net/api/weights_metadata.h) read by the
+        library: network, input size and class names without flags; a contradiction refused."""
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            self.skipTest("no torch: tools/pytorch/convert_weights.py cannot run")
+        sys.path.insert(0, os.path.join(SOURCE, "tools/pytorch"))
+        import convert_weights
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "r.safetensors")
+            convert_weights.main(["--random", "--preset", "tiny-rtseg", "--num-classes", "3",
+                                  "--input-size", "64x96", "--class-names", "sky,road,car",
+                                  "-o", out])
+            seg = farsee.Segmenter(out, executor="reference")
+            self.assertEqual(seg.preset, "tiny-rtseg")
+            self.assertEqual(seg.num_classes, 3)
+            self.assertEqual(seg.input_size, (64, 96))
+            self.assertEqual(seg.class_names, ["sky", "road", "car"])
+            self.assertEqual(seg.segment(scene(40, 60)).shape, (40, 60))
+            with self.assertRaisesRegex(farsee.Error, "preset 'tiny-rtseg', 5 classes is not the "
+                                                      "network of weights file"):
+                farsee.Segmenter(out, preset="tiny-rtseg", executor="reference")
+            with self.assertRaises(SystemExit):  # a bad --input-size is refused, nothing written
+                convert_weights.main(["--random", "--preset", "tiny-rtseg", "--input-size",
+                                      "60x96", "-o", os.path.join(tmp, "bad.safetensors")])
+            self.assertFalse(os.path.exists(os.path.join(tmp, "bad.safetensors")))
+
     def test_readme_example_runs_as_written(self):
         with open(os.path.join(SOURCE, "README.md")) as f:
             readme = f.read()
-        part = readme[readme.index("From Python, with the module built"):]
+        part = readme[readme.index("<!-- ci: example.py -->"):]
         block = part[part.index("```python\n") + 10:part.index("```\n", part.index("```python"))]
         cwd = os.getcwd()
         try:
