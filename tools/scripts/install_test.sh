@@ -23,6 +23,16 @@ for f in include/farsee/farsee.h lib/cmake/FarSee/FarSeeConfig.cmake \
          lib/cmake/FarSee/FarSeeConfigVersion.cmake bin/farsee-infer; do
   [[ -e "$work/prefix/$f" ]] || { echo "install_test: $f was not installed" >&2; exit 1; }
 done
+# libfarsee.so exports farsee/farsee.h's API and nothing else (net/api/farsee.map).
+exported=$(nm -D --defined-only -C "$work/prefix/lib/libfarsee.so" | cut -d' ' -f3-)
+public='farsee::version\(\)|farsee::Segmenter::(~?Segmenter|operator=|segment|logits|last_logits'
+public+='|num_classes|class_names|preset|input_height|input_width|precision|executor'
+public+='|last_network_ms|notes)[[(]|farsee::Error::~Error\(\)|(typeinfo|typeinfo name|vtable) for farsee::Error$'
+extra=$(grep -v -E "^($public)" <<<"$exported" || true)
+[[ -z "$extra" ]] || { printf 'install_test: libfarsee.so exports more than the public API:\n%s\n' "$extra" >&2; exit 1; }
+grep -q "farsee::Segmenter::segment(" <<<"$exported" ||
+  { echo "install_test: libfarsee.so does not export farsee::Segmenter::segment" >&2; exit 1; }
+echo "install_test: libfarsee.so exports $(wc -l <<<"$exported") symbols, all of the public API"
 cmake -S "$root/tests/install_consumer" -B "$work/consumer" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/consumer.log"
 cmake --build "$work/consumer" >>"$work/consumer.log"
