@@ -3,14 +3,19 @@
 ctest python.module runs it with FARSEE_PYTHON_DIR (the module's folder), FARSEE_PROGRAM_DIR
 (<build>/bin, for farsee-infer) and FARSEE_SOURCE_DIR set. Checks: the README's Python example runs as
 written; the labels and logits of a generated image equal farsee-infer's for the same image, settings and executor, bitwise (labels
-PNG decoded here, logits from --save-logits); settings come from the weights' metadata; bad
-images are ValueErrors naming what was given; library errors are farsee.Error with the message.
+PNG decoded here, logits from --save-logits); settings come from the weights' metadata (the
+shipped file's, and tools/pytorch/convert_weights.py's); segment() and logits() release the GIL;
+bad images are ValueErrors naming what was given; library errors are farsee.Error with the
+message.
 """
+import contextlib
+import io
 import os
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 import zlib
 
@@ -131,6 +136,34 @@ class ModuleTest(unittest.TestCase):
         view = np.concatenate([img, img], axis=1)[:, ::2]
         self.assertTrue(np.array_equal(seg.segment(view), seg.segment(np.ascontiguousarray(view))))
 
+    def test_gil_released_while_the_network_runs(self):
+        """Deterministic, no timing: with a switch interval of 1000 s a thread keeps the GIL until
+        it blocks or releases it, so the waiting main thread runs before the worker's segment() (or
+        logits()) returns only if that call releases the GIL."""
+        seg = farsee.Segmenter(preset="tiny-paper", random_seed=1, input_size=(64, 96),
+                               executor="reference")
+        img = scene(48, 80)
+        for method in (seg.segment, seg.logits):
+            started, done, seen = threading.Event(), threading.Event(), []
+
+            def work():
+                started.set()
+                method(img)
+                done.set()
+
+            saved = sys.getswitchinterval()
+            sys.setswitchinterval(1000)
+            try:
+                worker = threading.Thread(target=work)
+                worker.start()
+                started.wait()
+                seen.append(done.is_set())
+                worker.join()
+            finally:
+                sys.setswitchinterval(saved)
+            self.assertEqual(seen, [False], f"{method.__name__}() held the GIL: no other "
+                                            "thread ran meanwhile")
+
     def test_library_errors_keep_their_message(self):
         with self.assertRaisesRegex(farsee.Error, "--precision: 'fp8' is not one of"):
             farsee.Segmenter(preset="tiny-paper", random_seed=1, precision="fp8")
@@ -148,9 +181,10 @@ class ModuleTest(unittest.TestCase):
         import convert_weights
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "r.safetensors")
-            convert_weights.main(["--random", "--preset", "tiny-rtseg", "--num-classes", "3",
-                                  "--input-size", "64x96", "--class-names", "sky,road,car",
-                                  "-o", out])
+            with contextlib.redirect_stdout(io.StringIO()):
+                convert_weights.main(["--random", "--preset", "tiny-rtseg", "--num-classes", "3",
+                                      "--input-size", "64x96", "--class-names",
+                                      "sky,road,car", "-o", out])
             seg = farsee.Segmenter(out, executor="reference")
             self.assertEqual(seg.preset, "tiny-rtseg")
             self.assertEqual(seg.num_classes, 3)
