@@ -112,18 +112,22 @@ FarSeeConfig resolve_config(const std::string& config_file, const std::string& p
   const std::string given = config_file.empty()
                                 ? describe(c)
                                 : "configuration '" + config_file + "' (" + describe(c) + ")";
-  const std::string hint = "; leave it out to use the file's";
+  // What the file records of its network: its whole configuration, else its preset and classes.
+  std::string recorded;
+  bool same = true;
   if (m.config) {
-    FARSEE_REQUIRE(c == *m.config, given << " is not the network of weights file '" << weights_path
-                                         << "' (" << describe(*m.config) << ", from its metadata)"
-                                         << hint);
+    recorded = describe(*m.config);
+    same = c == *m.config;
   } else {
-    FARSEE_REQUIRE((m.preset.empty() || m.preset == c.preset) &&
-                       (m.num_classes == 0 || m.num_classes == c.num_classes),
-                   given << " is not the network of weights file '" << weights_path
-                         << "' (made for preset '" << m.preset << "', " << m.num_classes
-                         << " classes, from its metadata)" << hint);
+    if (!m.preset.empty()) recorded = "made for preset '" + m.preset + "'";
+    if (m.num_classes > 0) {
+      recorded += (recorded.empty() ? "" : ", ") + std::to_string(m.num_classes) + " classes";
+    }
+    same = (m.preset.empty() || m.preset == c.preset) &&
+           (m.num_classes == 0 || m.num_classes == c.num_classes);
   }
+  FARSEE_REQUIRE(same, given << " is not the network of weights file '" << weights_path << "' ("
+                             << recorded << ", from its metadata); leave it out to use the file's");
   return c;
 }
 
