@@ -14,7 +14,7 @@
 #   libopenblas-dev           OpenBLAS sgemm: the reference executor's GEMM-shaped convolutions
 #   python3, python3-numpy    tools/ scripts (fixtures, benchmarks); not needed at run time
 #   python3-dev, pybind11-dev the Python module farsee (net/python/; optional at build time)
-#   python3-pip, python3-venv pip: scikit-build-core (from PyPI, below) and `pip install .` of the
+#   python3-pip               pip: scikit-build-core (from PyPI, below) and `pip install .` of the
 #                             module (tools/scripts/install_test.sh); cuobjdump where nvcc lacks it
 # Optional: `--with-torch` (or FARSEE_WITH_TORCH=1, as CI sets) adds python3-torch: the Python tests
 # (reference model, tools/pytorch/convert_weights.py, fixture freshness), regenerating fixtures,
@@ -31,7 +31,7 @@ set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev libpng-dev
           libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev
-          python3-pip python3-venv)
+          python3-pip)
 # libjpeg-turbo's development package is named differently on Debian and Ubuntu.
 if apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
   packages+=(libjpeg62-turbo-dev)
