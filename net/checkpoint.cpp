@@ -21,12 +21,13 @@ namespace {
 // A writer holding the network's metadata and `state` (weights and BN running statistics, in
 // parameter_specs order) stored as `dtype`: a weight file, and the first part of a checkpoint.
 weights::SafetensorsWriter weight_writer(const net::FarSeeConfig& config,
-                                         const net::HostTensors& state, weights::FileDType dtype) {
+                                         const net::HostTensors& state, weights::FileDType dtype,
+                                         const net::WeightsMetadata& trained) {
   constexpr float kHalfMax = 65504.0f;  // the largest finite fp16
   weights::SafetensorsWriter w;
-  w.set_metadata("preset", config.preset);
-  w.set_metadata("num_classes", std::to_string(config.num_classes));
-  w.set_metadata("config", net::config_to_json_text(config));
+  net::WeightsMetadata meta = trained;
+  meta.config = config;
+  net::set_weights_metadata(w, meta);
   w.set_metadata("generator", "farsee-train");
   for (const net::ParamSpec& spec : net::parameter_specs(config)) {
     const net::HostTensor& t = state.at(spec.name);
@@ -46,14 +47,16 @@ weights::SafetensorsWriter weight_writer(const net::FarSeeConfig& config,
 }  // namespace
 
 void write_weights(const std::string& path, const net::FarSeeConfig& config,
-                   const net::HostTensors& state, weights::FileDType dtype) {
+                   const net::HostTensors& state, weights::FileDType dtype,
+                   const net::WeightsMetadata& trained) {
   FARSEE_REQUIRE(dtype == weights::FileDType::F32 || dtype == weights::FileDType::F16,
                  "write_weights: weights are stored as fp32 or fp16");
-  weight_writer(config, state, dtype).write(path);
+  weight_writer(config, state, dtype, trained).write(path);
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& c) {
-  weights::SafetensorsWriter w = weight_writer(c.config, c.state, weights::FileDType::F32);
+  weights::SafetensorsWriter w =
+      weight_writer(c.config, c.state, weights::FileDType::F32, c.trained);
   nlohmann::json meta;
   meta["format"] = kFormat;
   meta["step"] = c.step;
@@ -88,6 +91,7 @@ Checkpoint read_checkpoint(const std::string& path) {
                                                          << " is not the supported " << kFormat);
   Checkpoint c;
   c.config = net::config_from_json_text(file.metadata_value("config"));
+  c.trained = net::read_weights_metadata(file);
   c.step = meta.at("step").get<int64_t>();
   c.info = meta.value("info", nlohmann::json::object());
   std::vector<weights::ExpectedTensor> expected;

@@ -7,6 +7,7 @@
 
 #include <new>
 #include <optional>
+#include <tuple>
 
 #include "kernels/core/check.h"
 #include "kernels/core/runtime.h"
@@ -29,9 +30,6 @@ const char* version() {
 }
 
 namespace {
-
-// The default input size for weights that do not record theirs (the programs' documented default).
-constexpr int kDefaultInputHeight = 512, kDefaultInputWidth = 1024;
 
 // OpenMP threads of the calling thread set for one call and restored after it.
 class ThreadScope {
@@ -100,10 +98,8 @@ void Segmenter::Impl::check_options() {
 // The input size given, else the one the weights were trained at, else the default; a size given
 // that differs from the training size is allowed (a note says so).
 void Segmenter::Impl::resolve_input_size(const net::WeightsMetadata& m) {
-  input_h = options.input_height ? options.input_height
-                                 : (m.input_height ? m.input_height : kDefaultInputHeight);
-  input_w = options.input_width ? options.input_width
-                                : (m.input_width ? m.input_width : kDefaultInputWidth);
+  std::tie(input_h, input_w) =
+      net::resolve_input_size(options.input_height, options.input_width, m);
   FARSEE_REQUIRE(
       input_h > 0 && input_w > 0 && input_h % 32 == 0 && input_w % 32 == 0,
       "--input-size " << input_h << "x" << input_w << ": height and width must be multiples of 32");

@@ -35,6 +35,14 @@ WeightsMetadata read_weights_metadata(const weights::SafetensorsFile& file) {
   const std::string where = "weights file '" + file.path() + "'";
   WeightsMetadata m;
   m.preset = file.metadata_value("preset");
+  const std::string classes = file.metadata_value("num_classes");
+  if (!classes.empty()) {
+    char* end = nullptr;
+    const long n = std::strtol(classes.c_str(), &end, 10);
+    FARSEE_REQUIRE(*end == '\0' && n > 0 && n <= 255,
+                   where << ": metadata 'num_classes' is '" << classes << "', not in 1..255");
+    m.num_classes = int(n);
+  }
   const std::string config = file.metadata_value("config");
   if (!config.empty()) {
     try {
@@ -43,6 +51,10 @@ WeightsMetadata read_weights_metadata(const weights::SafetensorsFile& file) {
       FARSEE_REQUIRE(false,
                      where << ": metadata 'config' is not a network configuration: " << e.what());
     }
+    FARSEE_REQUIRE(m.num_classes == 0 || m.num_classes == m.config->num_classes,
+                   where << ": metadata 'num_classes' (" << m.num_classes << ") and 'config' ("
+                         << m.config->num_classes << " classes) disagree");
+    m.num_classes = m.config->num_classes;
   }
   const std::string size = file.metadata_value("input_size");
   if (!size.empty()) parse_input_size(size, where, m);
@@ -53,7 +65,7 @@ WeightsMetadata read_weights_metadata(const weights::SafetensorsFile& file) {
     for (size_t i = 0; ok && i < j.size(); ++i) ok = j[i].is_string();
     FARSEE_REQUIRE(ok, where << ": metadata 'class_names' is not a JSON array of strings");
     for (const auto& n : j) m.class_names.push_back(n.get<std::string>());
-    const int classes = m.config ? m.config->num_classes : int(m.class_names.size());
+    const int classes = m.num_classes ? m.num_classes : int(m.class_names.size());
     FARSEE_REQUIRE(int(m.class_names.size()) == classes,
                    where << ": metadata 'class_names' holds " << m.class_names.size()
                          << " names for a network of " << classes << " classes");
@@ -72,6 +84,7 @@ void set_weights_metadata(weights::SafetensorsWriter& w, const WeightsMetadata& 
     w.set_metadata("config", config_to_json_text(*m.config));
   } else if (!m.preset.empty()) {
     w.set_metadata("preset", m.preset);
+    if (m.num_classes > 0) w.set_metadata("num_classes", std::to_string(m.num_classes));
   }
   if (m.input_height > 0) {
     w.set_metadata("input_size",
@@ -81,27 +94,48 @@ void set_weights_metadata(weights::SafetensorsWriter& w, const WeightsMetadata& 
 }
 
 FarSeeConfig resolve_config(const std::string& config_file, const std::string& preset,
-                            const WeightsMetadata& m, const std::string& weights_path) {
-  if (config_file.empty() && preset.empty()) {
-    if (m.config) return *m.config;
-    return preset_config(m.preset.empty() ? "paper" : m.preset);
+                            const WeightsMetadata& m, const std::string& weights_path,
+                            int num_classes) {
+  FarSeeConfig c;
+  if (!config_file.empty()) {
+    c = load_config_json(config_file);
+  } else if (!preset.empty()) {
+    c = preset_config(preset);
+  } else if (m.config) {
+    c = *m.config;
+  } else {
+    c = preset_config(m.preset.empty() ? "paper" : m.preset);
+    if (m.num_classes > 0) c.num_classes = m.num_classes;
   }
-  const FarSeeConfig c =
-      config_file.empty() ? preset_config(preset) : load_config_json(config_file);
+  if (num_classes > 0) c.num_classes = num_classes;
+  if (config_file.empty() && preset.empty() && num_classes <= 0) return c;  // the file's
   const std::string given = config_file.empty()
                                 ? describe(c)
                                 : "configuration '" + config_file + "' (" + describe(c) + ")";
+  // What the file records of its network: its whole configuration, else its preset and classes.
+  std::string recorded;
+  bool same = true;
   if (m.config) {
-    FARSEE_REQUIRE(c == *m.config, given << " is not the network of weights file '" << weights_path
-                                         << "' (" << describe(*m.config)
-                                         << ", from its metadata); leave it out to use the file's");
+    recorded = describe(*m.config);
+    same = c == *m.config;
   } else {
-    FARSEE_REQUIRE(m.preset.empty() || m.preset == c.preset,
-                   given << " is not the network of weights file '" << weights_path
-                         << "' (made for preset '" << m.preset
-                         << "', from its metadata); leave it out to use the file's");
+    if (!m.preset.empty()) recorded = "made for preset '" + m.preset + "'";
+    if (m.num_classes > 0) {
+      recorded += (recorded.empty() ? "" : ", ") + std::to_string(m.num_classes) + " classes";
+    }
+    same = (m.preset.empty() || m.preset == c.preset) &&
+           (m.num_classes == 0 || m.num_classes == c.num_classes);
   }
+  FARSEE_REQUIRE(same, given << " is not the network of weights file '" << weights_path << "' ("
+                             << recorded << ", from its metadata); leave it out to use the file's");
   return c;
+}
+
+std::pair<int, int> resolve_input_size(int height, int width, const WeightsMetadata& m) {
+  constexpr int kDefaultHeight = 512, kDefaultWidth = 1024;
+  if (height > 0 && width > 0) return {height, width};
+  if (m.input_height > 0) return {m.input_height, m.input_width};
+  return {kDefaultHeight, kDefaultWidth};
 }
 
 }  // namespace farsee::net

@@ -250,4 +250,36 @@ TEST(Api, WeightsMetadataRoundTrip) {
                   "metadata 'class_names' holds 2 names for a network of 5 classes");
 }
 
+// A file that records only a preset and a class count (no "config"): they are the defaults,
+// --num-classes replaces the classes, and a preset or count that differs is refused naming both;
+// a malformed count names the key.
+TEST(Api, PresetAndClassesWithoutConfig) {
+  namespace net = farsee::net;
+  net::WeightsMetadata m;
+  m.preset = "tiny-paper";
+  m.num_classes = 3;
+  const net::FarSeeConfig c = net::resolve_config("", "", m, "w.safetensors");
+  EXPECT_EQ(c.preset, "tiny-paper");
+  EXPECT_EQ(c.num_classes, 3);
+  EXPECT_EQ(net::resolve_config("", "tiny-paper", m, "w.safetensors", 3).num_classes, 3);
+  EXPECT_MENTIONS(error_of([&] { net::resolve_config("", "tiny-paper", m, "w.safetensors"); }),
+                  "preset 'tiny-paper', 5 classes is not the network of weights file "
+                  "'w.safetensors' (made for preset 'tiny-paper', 3 classes, from its metadata)");
+  EXPECT_MENTIONS(error_of([&] { net::resolve_config("", "", m, "w.safetensors", 4); }),
+                  "preset 'tiny-paper', 4 classes is not the network");
+  EXPECT_EQ(net::resolve_input_size(0, 0, m), std::make_pair(512, 1024));
+  m.input_height = 64;
+  m.input_width = 96;
+  EXPECT_EQ(net::resolve_input_size(0, 0, m), std::make_pair(64, 96));
+  EXPECT_EQ(net::resolve_input_size(32, 32, m), std::make_pair(32, 32));
+
+  const std::string path = ::testing::TempDir() + "/api_classes.safetensors";
+  farsee::weights::SafetensorsWriter w;
+  w.set_metadata("num_classes", "three");
+  w.add("x", {1}, std::vector<float>{1.f});
+  w.write(path);
+  EXPECT_MENTIONS(error_of([&] { net::read_weights_metadata(path); }),
+                  "metadata 'num_classes' is 'three', not in 1..255");
+}
+
 }  // namespace

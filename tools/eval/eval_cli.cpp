@@ -29,6 +29,7 @@
 #include <tuple>
 
 #include "kernels/core/check.h"
+#include "net/api/weights_metadata.h"
 #include "net/farsee_net.h"
 #include "net/preprocess.h"
 #include "tools/cityscapes/metrics.h"
@@ -57,10 +58,14 @@ left out of the mean) against DIR/gtFine/<split>/<city>/*_gtFine_labelIds.png.
   --ids train|label     what the predictions hold: trainIds 0..18, 255 void (default; what
                         farsee-infer writes) or Cityscapes labelIds 0..33 (the submission format)
   --weights FILE        evaluate FarSee-Net with these safetensors weights instead
-  --preset NAME         paper (default) | rtseg | tiny-paper | tiny-rtseg   (with --weights)
+  --preset NAME         paper | rtseg | tiny-paper | tiny-rtseg (default: the network the
+                        weights file records, else paper)   (with --weights)
   --num-classes N       the network's classes if not the preset's (farsee-train --num-classes);
                         must be 19 for the Cityscapes evaluation   (with --weights)
-  --input-size HxW      network input size, multiples of 32 (default 512x1024)  (with --weights)
+  --input-size HxW      network input size, multiples of 32 (default: the size the weights file
+                        was trained at, else 512x1024)  (with --weights)
+                        A --preset or --num-classes that contradicts the network the weights
+                        file records is an error naming both.
   --executor E          auto (default: cuda if usable, else cpu) | cuda | cpu | reference
                         (with --weights)
   --json FILE           also write {"miou", "iou": {class: IoU or null}, "accuracy"}
@@ -73,9 +78,9 @@ struct Options {
   std::string data, split = "val";
   std::string predictions;
   bool label_ids = false;
-  std::string weights, preset = "paper";
-  int num_classes = 0;  // 0: the preset's
-  int input_h = 512, input_w = 1024;
+  std::string weights, preset;   // preset empty: the weights file's (its metadata), else paper
+  int num_classes = 0;           // 0: the preset's
+  int input_h = 0, input_w = 0;  // 0 x 0: the weights file's, else 512x1024
   std::string executor = "auto";
   std::string json;
   bool ids_given = false, network_flag_given = false;
@@ -334,17 +339,28 @@ Batch network_sample(const Options& o, const SamplePaths& s) {
   return b;
 }
 
-void add_network(const Options& o, const std::vector<GroundTruth>& gts, ConfusionMatrix& matrix) {
+// The network and input size of --weights: the flags given, else the settings the weights file
+// records (net/api/weights_metadata.h), else paper at 512x1024; a flag that contradicts the
+// file's network is an error naming both. Sets o's input size.
+net::FarSeeConfig network_of(Options& o) {
+  const net::WeightsMetadata m = net::read_weights_metadata(o.weights);
+  const net::FarSeeConfig config = net::resolve_config("", o.preset, m, o.weights, o.num_classes);
+  std::tie(o.input_h, o.input_w) = net::resolve_input_size(o.input_h, o.input_w, m);
+  return config;
+}
+
+void add_network(const Options& given, const std::vector<GroundTruth>& gts,
+                 ConfusionMatrix& matrix) {
+  Options o = given;
+  const net::FarSeeConfig config = network_of(o);
   const std::vector<SamplePaths> samples = list_cityscapes(o.data, o.split);
   check_every_label_has_an_image(o, gts, samples);
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-eval: " << note << "\n";
-  net::FarSeeConfig config = net::preset_config(o.preset);
-  if (o.num_classes > 0) config.num_classes = o.num_classes;
   FARSEE_REQUIRE(config.num_classes == kCityscapesClasses,
-                 "--preset " << o.preset << " has " << config.num_classes
-                             << " classes; the Cityscapes evaluation needs " << kCityscapesClasses);
+                 "preset " << config.preset << " has " << config.num_classes
+                           << " classes; the Cityscapes evaluation needs " << kCityscapesClasses);
   std::vector<std::string> unknown;
   net::HostTensors params = net::load_parameters(o.weights, config, &unknown);
   for (const auto& name : unknown) {

@@ -21,10 +21,14 @@ Examples:
 
 Every full model written is checked by loading it into the reference model (strict: every tensor
 present with its shape, nothing extra). Files hold PyTorch layouts (conv OIHW) in F32 unless
---dtype says otherwise; metadata: preset, num_classes, source. Written atomically.
+--dtype says otherwise. Written atomically. Metadata (net/api/weights_metadata.h, what farsee-infer,
+farsee-eval and the APIs take as their defaults): source, and for a full model preset, num_classes,
+config (the whole network configuration, JSON), class_names (--class-names, else the 19 Cityscapes
+classes for a 19-class network) and input_size (--input-size HxW: the size it was trained at).
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -34,7 +38,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import safetensors_io  # noqa: E402
 from reference.farsee_reference import (PRESETS, FarSeeNet, ResNet18,  # noqa: E402
-                                        randomize_parameters, weight_state_dict)
+                                        preset_config, randomize_parameters, weight_state_dict)
 
 # realtime-semantic-segmentation-pytorch (models/farseenet.py, class FASPP; models/modules.py)
 # -> our rtseg names. Checked against the project's source: ConvBNAct and DWConvBNAct are
@@ -70,6 +74,11 @@ RTSEG_PUBLIC_NAMES = [
 _RTSEG_RULES = [(re.compile(p + r"\Z"), r) for p, r in RTSEG_PUBLIC_NAMES]
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+# The Cityscapes trainIds 0..18 (tools/cityscapes/metrics.cpp), the default class names.
+CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
+                      "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
+                      "truck", "bus", "train", "motorcycle", "bicycle"]
 
 
 def fail(msg):
@@ -167,6 +176,24 @@ def check_full_model(sd, preset, num_classes):
     return {k: sd[k] for k in expected}
 
 
+def settings_metadata(meta, config, a):
+    """The settings a full model's file carries (net/api/weights_metadata.h) added to `meta`."""
+    meta["config"] = config.to_json()
+    meta["num_classes"] = str(config.num_classes)
+    names = a.class_names.split(",") if a.class_names else (
+        CITYSCAPES_CLASSES if config.num_classes == len(CITYSCAPES_CLASSES) else None)
+    if names is not None:
+        if len(names) != config.num_classes:
+            fail(f"--class-names: {len(names)} names for a network of {config.num_classes} classes")
+        meta["class_names"] = json.dumps(names)
+    if a.input_size:
+        m = re.fullmatch(r"([0-9]+)x([0-9]+)", a.input_size)
+        if not m or int(m[1]) % 32 or int(m[2]) % 32 or not int(m[1]) or not int(m[2]):
+            fail(f"--input-size: '{a.input_size}' is not HxW with sides positive multiples of 32")
+        meta["input_size"] = a.input_size
+    return meta
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -180,6 +207,12 @@ def main(argv=None):
     p.add_argument("--num-classes", type=int, help="--random: classes (default: the preset's)")
     p.add_argument("--seed", type=int, default=0, help="--random: seed (default 0)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="f32", help="stored dtype")
+    p.add_argument("--input-size", metavar="HxW",
+                   help="full models: the input size they were trained at (recorded; the default "
+                        "of farsee-infer, farsee-eval and the APIs)")
+    p.add_argument("--class-names", metavar="A,B,...",
+                   help="full models: the class names, comma-separated (default: the Cityscapes "
+                        "classes for 19 classes, else none recorded)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="read the .pth with a full unpickle (needed by older torch for "
                         "checkpoints holding more than tensors; runs code from the file)")
@@ -192,19 +225,21 @@ def main(argv=None):
             fail("--random needs --preset")
         model = randomize_parameters(FarSeeNet(a.preset, a.num_classes), a.seed)
         tensors = weight_state_dict(model)
-        meta = {"preset": a.preset, "num_classes": str(model.config.num_classes),
-                "source": f"random, seed {a.seed}"}
+        meta = settings_metadata({"preset": a.preset, "source": f"random, seed {a.seed}"},
+                                 model.config, a)
     else:
         if not a.input:
             fail(f"--from {a.source} needs an input .pth file")
         sd = load_state_dict(a.input, a.trust_pickle)
         if a.source == "torchvision":
+            if a.input_size or a.class_names:
+                fail("--input-size and --class-names describe full models, not a backbone")
             tensors, meta = convert_torchvision(sd)
         elif a.source == "rtseg":
             sd = convert_rtseg(sd)
             n = num_classes_from(sd)
             tensors = check_full_model(sd, "rtseg", n)
-            meta = {"preset": "rtseg", "num_classes": str(n)}
+            meta = settings_metadata({"preset": "rtseg"}, preset_config("rtseg", n), a)
         else:
             if not a.preset:
                 fail("--from reference needs --preset")
@@ -212,7 +247,7 @@ def main(argv=None):
             factor = FarSeeNet(a.preset).config.up2_factor
             n = num_classes_from(sd, factor)
             tensors = check_full_model(sd, a.preset, n)
-            meta = {"preset": a.preset, "num_classes": str(n)}
+            meta = settings_metadata({"preset": a.preset}, preset_config(a.preset, n), a)
         meta["source"] = f"{a.source}: {os.path.basename(a.input)}"
     tensors = {k: v.float() for k, v in tensors.items()}
     safetensors_io.save(a.output, tensors, meta, DTYPES[a.dtype])

@@ -14,7 +14,8 @@
 #   libopenblas-dev           OpenBLAS sgemm: the reference executor's GEMM-shaped convolutions
 #   python3, python3-numpy    tools/ scripts (fixtures, benchmarks); not needed at run time
 #   python3-dev, pybind11-dev the Python module farsee (net/python/; optional at build time)
-#   python3-pip               with --with-torch (onnx, onnxruntime) and where nvcc lacks cuobjdump
+#   python3-pip               pip for the PyPI packages below (scikit-build-core; with --with-torch
+#                             onnx, onnxruntime); cuobjdump where nvcc lacks it
 # Optional: `--with-torch` (or FARSEE_WITH_TORCH=1, as CI sets) adds python3-torch: the Python tests
 # (reference model, tools/pytorch/convert_weights.py, fixture freshness), regenerating fixtures,
 # tools/pytorch/bench_torch.py; python3-pil regenerates the image fixtures
@@ -32,7 +33,8 @@
 set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev libpng-dev
-          libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev)
+          libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev
+          python3-pip)
 # libjpeg-turbo's development package is named differently on Debian and Ubuntu.
 if apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
   packages+=(libjpeg62-turbo-dev)
@@ -58,7 +60,6 @@ needs_cuda_tools() {
   ls "$cuda_tools"/nvidia/cu*/bin/cuobjdump >/dev/null 2>&1 && return 1
   return 0
 }
-if needs_cuda_tools; then packages+=(python3-pip); fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -83,20 +84,29 @@ if needs_cuda_tools; then
     echo "install_deps: could not fetch cuobjdump: the static SASS checks will be skipped"
 fi
 
-# onnx and onnxruntime for Debian's torch (--with-torch), from PyPI: the versions the ONNX test's
-# tolerance was measured with (tests/tools/pytorch/test_export_onnx.py); numpy held at Debian's.
-if [[ "$with_torch" == 1 ]]; then
-  if /usr/bin/python3 -c "import onnx, onnxruntime" 2>/dev/null; then
-    echo "install_deps: onnx and onnxruntime present"
-  else
-    pin=$(mktemp)
-    trap 'rm -f "$pin"' EXIT
-    /usr/bin/python3 -c 'import numpy; print("numpy==" + numpy.__version__)' >"$pin"
-    where=()  # root: the system's site-packages; otherwise the user's (~/.local)
-    if [[ $(id -u) -ne 0 ]]; then where=(--user); fi
-    echo "install_deps: installing onnx and onnxruntime from PyPI ($(cat "$pin") kept)"
-    /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
-        "${where[@]}" -c "$pin" "onnx==1.23.2" "onnxruntime==1.32.0"
+# From PyPI (Debian has none of them), into Debian's python3 beside its pybind11 and torch:
+#   scikit-build-core     `pip install .` of the module (the root pyproject.toml, install_test.sh)
+#   onnx, onnxruntime     --with-torch: tools/pytorch/export_onnx.py and its test, at the versions
+#                         the test's tolerance was measured with (tests/tools/pytorch/test_export_onnx.py)
+# numpy held at Debian's: an unpinned install may pull numpy 2, which breaks Debian's torch
+# ("Numpy is not available").
+pypi=()
+/usr/bin/python3 -c "import scikit_build_core" 2>/dev/null || pypi+=("scikit-build-core>=0.10")
+if [[ "$with_torch" == 1 ]] && ! /usr/bin/python3 -c "import onnx, onnxruntime" 2>/dev/null; then
+  pypi+=("onnx==1.23.2" "onnxruntime==1.32.0")
+fi
+if ((${#pypi[@]} == 0)); then
+  echo "install_deps: PyPI packages present"
+else
+  pin=$(mktemp)
+  trap 'rm -f "$pin"' EXIT
+  /usr/bin/python3 -c 'import numpy; print("numpy==" + numpy.__version__)' >"$pin"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  echo "install_deps: installing ${pypi[*]} from PyPI ($(cat "$pin") kept)"
+  $SUDO /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+    -c "$pin" "${pypi[@]}"
+  if [[ "$with_torch" == 1 ]]; then
     # Debian's torch must still work with the numpy it sees (the pin above).
     /usr/bin/python3 -c "import numpy, onnx, onnxruntime, torch; torch.from_numpy(numpy.zeros(1))"
   fi

@@ -29,6 +29,7 @@
 #include "net/parameters.h"
 #include "net/train_graph.h"
 #include "net/trainer.h"
+#include "tools/cityscapes/metrics.h"
 #include "tools/cli/cli.h"
 #include "tools/data/dataset.h"
 #include "tools/eval/evaluate.h"
@@ -49,6 +50,18 @@ net::FarSeeConfig network_config(const Options& o) {
   net::FarSeeConfig config = net::preset_config(o.preset);
   if (o.num_classes > 0) config.num_classes = o.num_classes;
   return config;
+}
+
+// What the saved weights record beside the network (net/api/weights_metadata.h): the input size
+// trained at and, for the 19 Cityscapes trainIds, their class names.
+net::WeightsMetadata trained_settings(const Options& o, const net::FarSeeConfig& config) {
+  net::WeightsMetadata m;
+  m.input_height = o.input_h;
+  m.input_width = o.input_w;
+  if (config.num_classes == kCityscapesClasses) {
+    for (const char* name : cityscapes_class_names()) m.class_names.emplace_back(name);
+  }
+  return m;
 }
 
 int print_memory_plan(const Options& o) {
@@ -409,6 +422,7 @@ Checkpoint TrainingRun::make_checkpoint(int64_t done) const {
   c.step = done;
   c.state = trainer_->state();
   c.momenta = trainer_->momenta();
+  c.trained = trained_settings(o_, config_);
   c.info["options"] = options_to_json(o_);
   c.info["epoch"] = epoch_at(done);
   c.info["data"] = {{"files", files_},
@@ -538,7 +552,8 @@ int TrainingRun::finish() {
   }
   if (!o_.save.empty()) {
     write_weights(o_.save, config_, trainer_->state(),
-                  o_.save_dtype == "fp16" ? weights::FileDType::F16 : weights::FileDType::F32);
+                  o_.save_dtype == "fp16" ? weights::FileDType::F16 : weights::FileDType::F32,
+                  trained_settings(o_, config_));
     std::printf("saved %s\n", o_.save.c_str());
   }
   return 0;

@@ -3,14 +3,19 @@
 ctest python.module runs it with FARSEE_PYTHON_DIR (the module's folder), FARSEE_PROGRAM_DIR
 (<build>/bin, for farsee-infer) and FARSEE_SOURCE_DIR set. Checks: the README's Python example runs as
 written; the labels and logits of a generated image equal farsee-infer's for the same image, settings and executor, bitwise (labels
-PNG decoded here, logits from --save-logits); settings come from the weights' metadata; bad
-images are ValueErrors naming what was given; library errors are farsee.Error with the message.
+PNG decoded here, logits from --save-logits); settings come from the weights' metadata (the
+shipped file's, and tools/pytorch/convert_weights.py's); segment() and logits() release the GIL;
+bad images are ValueErrors naming what was given; library errors are farsee.Error with the
+message.
 """
+import contextlib
+import io
 import os
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 import zlib
 
@@ -131,16 +136,73 @@ class ModuleTest(unittest.TestCase):
         view = np.concatenate([img, img], axis=1)[:, ::2]
         self.assertTrue(np.array_equal(seg.segment(view), seg.segment(np.ascontiguousarray(view))))
 
+    def test_gil_released_while_the_network_runs(self):
+        """Deterministic, no timing: with a switch interval of 1000 s a thread keeps the GIL until
+        it blocks or releases it, so the waiting main thread runs before the worker's segment() (or
+        logits()) returns only if that call releases the GIL."""
+        seg = farsee.Segmenter(preset="tiny-paper", random_seed=1, input_size=(64, 96),
+                               executor="reference")
+        img = scene(48, 80)
+        for method in (seg.segment, seg.logits):
+            started, done, seen = threading.Event(), threading.Event(), []
+
+            def work():
+                started.set()
+                method(img)
+                done.set()
+
+            saved = sys.getswitchinterval()
+            sys.setswitchinterval(1000)
+            try:
+                worker = threading.Thread(target=work)
+                worker.start()
+                started.wait()
+                seen.append(done.is_set())
+                worker.join()
+            finally:
+                sys.setswitchinterval(saved)
+            self.assertEqual(seen, [False], f"{method.__name__}() held the GIL: no other "
+                                            "thread ran meanwhile")
+
     def test_library_errors_keep_their_message(self):
         with self.assertRaisesRegex(farsee.Error, "--precision: 'fp8' is not one of"):
             farsee.Segmenter(preset="tiny-paper", random_seed=1, precision="fp8")
         with self.assertRaisesRegex(RuntimeError, "preset 'rtseg', 19 classes is not the network"):
             farsee.Segmenter(SHIPPED, preset="rtseg", executor="cpu")
 
+    def test_convert_weights_records_the_settings(self):
+        """tools/pytorch/convert_weights.py's metadata (net/api/weights_metadata.h) read by the
+        library: network, input size and class names without flags; a contradiction refused."""
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            self.skipTest("no torch: tools/pytorch/convert_weights.py cannot run")
+        sys.path.insert(0, os.path.join(SOURCE, "tools/pytorch"))
+        import convert_weights
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "r.safetensors")
+            with contextlib.redirect_stdout(io.StringIO()):
+                convert_weights.main(["--random", "--preset", "tiny-rtseg", "--num-classes", "3",
+                                      "--input-size", "64x96", "--class-names",
+                                      "sky,road,car", "-o", out])
+            seg = farsee.Segmenter(out, executor="reference")
+            self.assertEqual(seg.preset, "tiny-rtseg")
+            self.assertEqual(seg.num_classes, 3)
+            self.assertEqual(seg.input_size, (64, 96))
+            self.assertEqual(seg.class_names, ["sky", "road", "car"])
+            self.assertEqual(seg.segment(scene(40, 60)).shape, (40, 60))
+            with self.assertRaisesRegex(farsee.Error, "preset 'tiny-rtseg', 5 classes is not the "
+                                                      "network of weights file"):
+                farsee.Segmenter(out, preset="tiny-rtseg", executor="reference")
+            with self.assertRaises(SystemExit):  # a bad --input-size is refused, nothing written
+                convert_weights.main(["--random", "--preset", "tiny-rtseg", "--input-size",
+                                      "60x96", "-o", os.path.join(tmp, "bad.safetensors")])
+            self.assertFalse(os.path.exists(os.path.join(tmp, "bad.safetensors")))
+
     def test_readme_example_runs_as_written(self):
         with open(os.path.join(SOURCE, "README.md")) as f:
             readme = f.read()
-        part = readme[readme.index("From Python, with the module built"):]
+        part = readme[readme.index("<!-- ci: example.py -->"):]
         block = part[part.index("```python\n") + 10:part.index("```\n", part.index("```python"))]
         cwd = os.getcwd()
         try:
