@@ -187,8 +187,8 @@ void set_memory_plan(Options& o, const std::string& v, const char* flag) {
 
 // The flags in --help order.
 const Flag kFlags[] = {
-    {kModel, "data", "DIR", "dataset root (required)", set_text<&Options::data>,
-     get<&Options::data>},
+    {kModel, "data", "DIR|FILE", "dataset root, or a pack of --split (farsee-pack) (required)",
+     set_text<&Options::data>, get<&Options::data>},
     {kModel, "split", "NAME", "which split to train on (default train)", set_text<&Options::split>,
      get<&Options::split>},
     {kModel, "preset", "NAME", "paper (default) | rtseg | tiny-paper | tiny-rtseg",
@@ -234,7 +234,11 @@ const Flag kFlags[] = {
      "the CPUs less one, at most 16; 0: on the training thread); the batches\n"
      "do not depend on N. One thread makes about 14 images/s at 1024x2048",
      set_int<&Options::workers, 0>, nullptr},
-    {kModel, "benchmark-loader", "N", "time N batches of the loader, print images/s and exit",
+    {kModel, "benchmark-loader", "N",
+     "time N batches of the loader and exit: 'host:' the samples decoded to\n"
+     "uint8 only (the host's part when the augmentation runs on the\n"
+     "executor), 'loader:' decoded and augmented on the host; images/s in\n"
+     "all and per core",
      set_int<&Options::benchmark_loader, 1>, nullptr},
     {kModel, "no-shuffle", nullptr,
      "files in sorted path order; batch k holds files k*B .. k*B+B-1\n"

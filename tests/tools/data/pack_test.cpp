@@ -1,8 +1,9 @@
 // The packed dataset (tools/data/pack.h, farsee-pack): XXH64 against xxHash's published vectors;
 // every codec decodes to decode_sample's bits; packing is deterministic (any thread count);
 // --size resizes as the loader does; a truncated pack, a flipped byte in a sample or in the index,
-// a bad magic and a bad version are errors naming the pack (and the sample); batches and a short
-// training run from a pack are bitwise those from the PNG folder.
+// a bad magic and a bad version are errors naming the pack (and the sample); batches, a short
+// training run and farsee-eval from a pack are bitwise those from the PNG folder; the training log
+// records each step's wait for data; --benchmark-loader prints the host side.
 #include "tools/data/pack.h"
 
 #include <gtest/gtest.h>
@@ -11,13 +12,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "kernels/core/atomic_file.h"
 #include "tests/support/error_of.h"
+#include "tests/support/run_program.h"
 #include "tools/cityscapes/metrics.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_scenes.h"
+#include "tools/eval/eval_cli.h"
 #include "tools/train/train_cli.h"
 
 namespace farsee::tools {
@@ -207,11 +211,17 @@ TEST_F(Pack, TrainingFromAPackIsBitwiseTrainingFromTheFolder) {
   const std::string path = pack("e.pack", PackCodec::kLz4);
   auto train = [&](const std::string& data, const std::string& save) {
     ::testing::internal::CaptureStdout();
-    const int rc = train_main({"--data",          data,          "--preset",     "tiny-paper",
-                               "--num-classes",   "19",          "--steps",      "2",
-                               "--batch",         "2",           "--input-size", "32x64",
-                               "--executor",      "cpu",         "--workers",    "2",
-                               "--class-weights", "inverse-log", "--save",       save});
+    const int rc = train_main({"--data",          data,
+                               "--preset",        "tiny-paper",
+                               "--num-classes",   "19",
+                               "--steps",         "2",
+                               "--batch",         "2",
+                               "--input-size",    "32x64",
+                               "--executor",      "cpu",
+                               "--workers",       "2",
+                               "--class-weights", "inverse-log",
+                               "--save",          save,
+                               "--log",           (dir_ / "log.jsonl").string()});
     const std::string out = ::testing::internal::GetCapturedStdout();
     EXPECT_EQ(rc, 0) << out;
     return read_all(save);
@@ -220,6 +230,74 @@ TEST_F(Pack, TrainingFromAPackIsBitwiseTrainingFromTheFolder) {
   const std::vector<char> b = train(path, (dir_ / "b.safetensors").string());
   ASSERT_GT(a.size(), 1000u);
   EXPECT_TRUE(a == b);
+  // The log records each step's wait for data.
+  std::ifstream log(dir_ / "log.jsonl");
+  int steps = 0;
+  for (std::string line; std::getline(log, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j["event"] != "step") continue;
+    ++steps;
+    EXPECT_GE(j.at("data_wait_s").get<double>(), 0.0) << line;
+  }
+  EXPECT_EQ(steps, 2);
+}
+
+// --benchmark-loader: the host side (decoding only) and the host loader, each in all and per core.
+TEST_F(Pack, BenchmarkLoaderReportsTheHostSide) {
+  const std::string path = pack("g.pack", PackCodec::kLz4);
+  ::testing::internal::CaptureStdout();
+  const int rc = train_main({"--data", path, "--input-size", "32x64", "--batch", "2", "--workers",
+                             "2", "--benchmark-loader", "2"});
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.rfind("host: 4 samples of pack ", 0), 0u) << out;
+  EXPECT_NE(out.find("images/s per core"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nloader: 2 batches of 2"), std::string::npos) << out;
+}
+
+// farsee-eval --data FILE: the same evaluation as from the folder (the ground truth from the pack).
+TEST_F(Pack, EvaluationFromAPackIsThatOfTheFolder) {
+  const std::string path = pack("h.pack", PackCodec::kLz4);
+  const fs::path preds = dir_ / "preds";
+  fs::create_directories(preds);
+  for (const SamplePaths& f : list_cityscapes(options_.root, "train")) {
+    const Image label = read_grey(f.label);  // a prediction: road in the top half
+    Image pred{label.width, label.height, 1, std::vector<uint8_t>(label.data.size(), 10)};
+    std::fill(pred.data.begin(), pred.data.begin() + pred.data.size() / 2, 0);
+    const std::string name = fs::path(f.label).filename().string();
+    write_png((preds / (name.substr(0, name.find("_gtFine")) + "_pred.png")).string(), pred);
+  }
+  auto eval = [&](const std::string& data, const std::string& json) {
+    ::testing::internal::CaptureStdout();
+    const int rc = eval_main(
+        {"--data", data, "--split", "train", "--predictions", preds.string(), "--json", json});
+    const std::string out = ::testing::internal::GetCapturedStdout();
+    EXPECT_EQ(rc, 0) << out;
+    return read_all(json);
+  };
+  const std::vector<char> a = eval(options_.root, (dir_ / "a.json").string());
+  const std::vector<char> b = eval(path, (dir_ / "b.json").string());
+  ASSERT_GT(a.size(), 20u);
+  EXPECT_TRUE(a == b) << std::string(b.begin(), b.end());
+}
+
+// The program: the same bytes for any --jobs; a bad flag is an error naming it.
+TEST_F(Pack, FarseePackProgram) {
+  const std::string program = (fs::path(FARSEE_PROGRAM_DIR) / "farsee-pack").string();
+  const std::string common = program + " --data " + options_.root + " --split train --codec lz4";
+  const test::ProgramResult one =
+      test::run_program(common + " --jobs 1 -o " + (dir_ / "1").string());
+  const test::ProgramResult two =
+      test::run_program(common + " --jobs 2 -o " + (dir_ / "2").string());
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_NE(one.output.find("5 samples"), std::string::npos) << one.output;
+  EXPECT_TRUE(read_all(dir_ / "1") == read_all(dir_ / "2"));
+  EXPECT_TRUE(read_all(dir_ / "1") == read_all(pack("api.pack", PackCodec::kLz4)));
+  const test::ProgramResult bad = test::run_program(common + " --codec gzip -o x");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.output.find("--codec: 'gzip' is not one of raw, lz4, zstd"), std::string::npos)
+      << bad.output;
 }
 
 }  // namespace
