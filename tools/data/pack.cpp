@@ -471,12 +471,12 @@ void PackReader::read_index(uint64_t count, uint64_t index_at, uint64_t data_off
   if (map_bytes_ != file_bytes) {
     for (size_t i = 0; i < entries_.size(); ++i) {
       const Entry& e = entries_[i];
-      FARSEE_REQUIRE(e.offset + e.image_bytes + e.label_bytes <= map_bytes_,
+      const uint64_t end = e.offset + e.image_bytes + e.label_bytes;  // the index is verified
+      FARSEE_REQUIRE(end <= map_bytes_ && end >= e.offset,
                      "pack '" << path_ << "' is truncated: " << map_bytes_
                               << " bytes, its header says " << file_bytes << "; " << what(i)
-                              << " ends at byte " << e.offset + e.image_bytes + e.label_bytes
-                              << " (" << entries_.size() - i << " of " << entries_.size()
-                              << " samples lost)");
+                              << " ends at byte " << end << " (" << entries_.size() - i << " of "
+                              << entries_.size() << " samples lost)");
     }
     FARSEE_REQUIRE(false, "pack '" << path_ << "' has " << map_bytes_ << " bytes, its header says "
                                    << file_bytes << " (truncated or appended to)");
@@ -503,8 +503,10 @@ void PackReader::check_entry(size_t i, uint64_t data_offset) const {
       codec != PackCodec::kRaw || (e.image_bytes == 3 * pixels && e.label_bytes == pixels),
       what(i) << ": " << e.image_bytes << " + " << e.label_bytes << " raw bytes for " << e.height
               << "x" << e.width);
-  FARSEE_REQUIRE(e.offset >= data_offset && e.image_bytes + e.label_bytes <= 8 * pixels &&
-                     e.offset + e.image_bytes + e.label_bytes <= map_bytes_,
+  // In this order, so that no sum can wrap around (stored bytes <= 8 x 64 megapixels).
+  FARSEE_REQUIRE(e.image_bytes <= 8 * pixels && e.label_bytes <= 8 * pixels &&
+                     e.image_bytes + e.label_bytes <= map_bytes_ && e.offset >= data_offset &&
+                     e.offset <= map_bytes_ - e.image_bytes - e.label_bytes,
                  what(i) << " lies outside the file (offset " << e.offset << ", "
                          << e.image_bytes + e.label_bytes << " bytes)");
 }
@@ -537,6 +539,21 @@ void PackReader::check_classes(size_t i, int num_classes) const {
                                                         << " classes");
 }
 
+// Every id of the decoded labels below the index's "classes used" (or 255): a crafted pack cannot
+// feed the loss an id past the logits (one vectorised pass, ~0.2 ms at 1024x2048).
+void PackReader::check_label_ids(size_t i, const Image& label) const {
+  static_assert(kIgnoreId == 255, "255 + 1 wraps to 0: the ignore label counts as no class");
+  uint8_t top = 0;
+  const uint8_t* v = label.data.data();
+  for (size_t k = 0; k < label.data.size(); ++k) {  // branch-free: vectorised
+    const uint8_t c = uint8_t(v[k] + 1);
+    top = c > top ? c : top;
+  }
+  FARSEE_REQUIRE(top <= entries_[i].classes_used,
+                 what(i) << " is corrupted: its labels hold trainId " << top - 1
+                         << ", its index says at most " << entries_[i].classes_used - 1);
+}
+
 DecodedSample PackReader::decode(size_t i, int num_classes) const {
   const uint8_t* p = stored(i);
   check_classes(i, num_classes);
@@ -550,6 +567,7 @@ DecodedSample PackReader::decode(size_t i, int num_classes) const {
           decode_into(codec, p + e.image_bytes, e.label_bytes, d.label.data.data(),
                       d.label.data.size()),
       what(i) << " does not decode (" << pack_codec_name(codec) << ") to " << h << "x" << w);
+  check_label_ids(i, d.label);
   return d;
 }
 
@@ -561,6 +579,7 @@ Image PackReader::label(size_t i, int num_classes) const {
   FARSEE_REQUIRE(decode_into(PackCodec(e.codec), p + e.image_bytes, e.label_bytes,
                              label.data.data(), label.data.size()),
                  what(i) << ": its label does not decode to " << e.height << "x" << e.width);
+  check_label_ids(i, label);
   return label;
 }
 

@@ -101,6 +101,7 @@ class PackReader {
   const uint8_t* stored(size_t i) const;
   std::string what(size_t i) const;  // "pack 'P': sample i ('image')"
   void check_classes(size_t i, int num_classes) const;
+  void check_label_ids(size_t i, const Image& label) const;
   std::string path_;
   const uint8_t* map_ = nullptr;
   uint64_t map_bytes_ = 0;

@@ -163,6 +163,34 @@ TEST_F(Pack, FlippedByteInASampleIsAnErrorNamingIt) {
       << e;
 }
 
+// A crafted pack (checksums recomputed) whose labels hold an id its index does not admit: refused
+// when read, so no id past the logits reaches the loss.
+TEST_F(Pack, CraftedLabelsBeyondTheIndexAreRefused) {
+  const std::string path = pack("x.pack", PackCodec::kRaw);
+  std::vector<char> bytes = read_all(path);
+  auto* b = reinterpret_cast<uint8_t*>(bytes.data());
+  auto u64 = [&](size_t at) {
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; --k) v = (v << 8) | b[at + size_t(k)];
+    return v;
+  };
+  const uint64_t count = u64(16), index_at = 64 + u64(24) + u64(32);
+  const size_t entry = size_t(index_at);  // sample 0
+  const uint64_t offset = u64(entry), image = u64(entry + 8), label = u64(entry + 16);
+  b[offset + image] = 200;  // a trainId no network has
+  uint64_t hash = xxh64(b + offset, size_t(image + label));
+  for (int k = 0; k < 8; ++k) b[entry + 24 + size_t(k)] = uint8_t(hash >> (8 * k));
+  hash = xxh64(b + 64, size_t(index_at + count * 64 - 64), xxh64(b, 56));
+  for (int k = 0; k < 8; ++k) b[56 + size_t(k)] = uint8_t(hash >> (8 * k));
+  write_all(path, bytes);
+  const PackReader reader(path);
+  const std::string e = error_of([&] { reader.decode(0, 19); });
+  EXPECT_NE(e.find("sample 0"), std::string::npos) << e;
+  EXPECT_NE(e.find("its labels hold trainId 200"), std::string::npos) << e;
+  EXPECT_NE(error_of([&] { reader.label(0, 19); }), "");
+  EXPECT_EQ(error_of([&] { reader.decode(1, 19); }), "");
+}
+
 TEST_F(Pack, CorruptIndexBadMagicAndVersionAreClearErrors) {
   const std::string path = pack("c.pack", PackCodec::kLz4);
   const std::vector<char> good = read_all(path);
