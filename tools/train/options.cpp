@@ -181,6 +181,9 @@ void set_save_dtype(Options& o, const std::string& v, const char* flag) {
   FARSEE_REQUIRE(v == "fp32" || v == "fp16", flag << " '" << v << "': expected fp32 or fp16");
   o.save_dtype = v;
 }
+json get_val_data(const Options& o) {  // stored only when given
+  return o.val_data.empty() ? json() : json(o.val_data);
+}
 void set_memory_plan(Options& o, const std::string& v, const char* flag) {
   o.memory_plan = parse_bool(v, flag);
 }
@@ -295,6 +298,10 @@ const Flag kFlags[] = {
      set_int<&Options::val_every, 0>, get<&Options::val_every>},
     {kOutput, "val-split", "NAME", "split to validate on (default val)",
      set_text<&Options::val_split>, get<&Options::val_split>},
+    {kOutput, "val-data", "DIR|FILE",
+     "where --val-split is (default: --data): a folder, or a pack of that\n"
+     "split (farsee-pack; a pack holds one split)",
+     set_text<&Options::val_data>, get_val_data},
     {kOutput, "ckpt-every", "N",
      "checkpoint every N steps (default 0: none periodic); the last one is\n"
      "also written at the end when --ckpt-dir or --ckpt-every is given",

@@ -361,7 +361,9 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
       ckpt_dir_(o.ckpt_dir.empty() ? "checkpoints" : o.ckpt_dir),
       checkpoints_on_(!o.ckpt_dir.empty() || o.ckpt_every > 0),
       progress_(o.print_every) {
-  if (o_.val_every > 0) val_.emplace(o_.data, o_.val_split, val_options_);
+  if (o_.val_every > 0) {
+    val_.emplace(o_.val_data.empty() ? o_.data : o_.val_data, o_.val_split, val_options_);
+  }
   if (!o_.resume.empty()) {
     resumed_ = read_resumed(o_, config_, files_);
     start_ = resumed_->step;

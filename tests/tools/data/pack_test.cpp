@@ -237,37 +237,34 @@ TEST_F(Pack, BatchesAreThoseOfTheFolder) {
 
 TEST_F(Pack, TrainingFromAPackIsBitwiseTrainingFromTheFolder) {
   const std::string path = pack("e.pack", PackCodec::kLz4);
-  auto train = [&](const std::string& data, const std::string& save) {
+  // Validation on the training split: from the folder, or from the pack (--val-data).
+  auto train = [&](const std::string& data, const std::string& save, const std::string& log) {
     ::testing::internal::CaptureStdout();
-    const int rc = train_main({"--data",          data,
-                               "--preset",        "tiny-paper",
-                               "--num-classes",   "19",
-                               "--steps",         "2",
-                               "--batch",         "2",
-                               "--input-size",    "32x64",
-                               "--executor",      "cpu",
-                               "--workers",       "2",
-                               "--class-weights", "inverse-log",
-                               "--save",          save,
-                               "--log",           (dir_ / "log.jsonl").string()});
+    const int rc = train_main(
+        {"--data",      data,  "--preset",    "tiny-paper", "--num-classes",   "19",
+         "--steps",     "2",   "--batch",     "2",          "--input-size",    "32x64",
+         "--executor",  "cpu", "--workers",   "2",          "--class-weights", "inverse-log",
+         "--val-every", "2",   "--val-split", "train",      "--val-data",      data,
+         "--save",      save,  "--log",       log});
     const std::string out = ::testing::internal::GetCapturedStdout();
     EXPECT_EQ(rc, 0) << out;
-    return read_all(save);
+    std::vector<double> miou;  // the validations; each step's wait for data is logged
+    std::ifstream lines(log);
+    for (std::string line; std::getline(lines, line);) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (j["event"] == "val") miou.push_back(j.at("miou").get<double>());
+      if (j["event"] == "step") {
+        EXPECT_GE(j.at("data_wait_s").get<double>(), 0.0) << line;
+      }
+    }
+    EXPECT_EQ(miou.size(), 2u);  // steps 0 and 2
+    return std::make_pair(read_all(save), miou);
   };
-  const std::vector<char> a = train(options_.root, (dir_ / "a.safetensors").string());
-  const std::vector<char> b = train(path, (dir_ / "b.safetensors").string());
-  ASSERT_GT(a.size(), 1000u);
-  EXPECT_TRUE(a == b);
-  // The log records each step's wait for data.
-  std::ifstream log(dir_ / "log.jsonl");
-  int steps = 0;
-  for (std::string line; std::getline(log, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    if (j["event"] != "step") continue;
-    ++steps;
-    EXPECT_GE(j.at("data_wait_s").get<double>(), 0.0) << line;
-  }
-  EXPECT_EQ(steps, 2);
+  const auto a = train(options_.root, (dir_ / "a.st").string(), (dir_ / "a.jsonl").string());
+  const auto b = train(path, (dir_ / "b.st").string(), (dir_ / "b.jsonl").string());
+  ASSERT_GT(a.first.size(), 1000u);
+  EXPECT_TRUE(a.first == b.first);
+  EXPECT_EQ(a.second, b.second);
 }
 
 // --benchmark-loader: the host side (decoding only) and the host loader, each in all and per core.
