@@ -344,11 +344,12 @@ const Flag kFlags[] = {
 };
 
 const char* const kUsageHead =
-    "usage: farsee-train --data DIR [options]\n"
+    "usage: farsee-train --data DIR|FILE [options]\n"
     "\n"
     "Trains FarSee-Net with SGD (torch.optim.SGD semantics) on a Cityscapes-layout folder:\n"
     "DIR/leftImg8bit/<split>/<city>/*_leftImg8bit.png with DIR/gtFine/<split>/<city>/\n"
-    "*_gtFine_labelIds.png (labelIds mapped to the 19 trainIds, every other id to 255).\n";
+    "*_gtFine_labelIds.png (labelIds mapped to the 19 trainIds, every other id to 255),\n"
+    "or a pack of one split made by farsee-pack (the same batches, bit for bit).\n";
 const char* const kUsageTail =
     "\n"
     "SIGINT / SIGTERM write a checkpoint into --ckpt-dir and exit with 130 / 143. A NaN or Inf "
