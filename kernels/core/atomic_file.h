@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -67,30 +68,81 @@ inline void sync_folder_of(const std::string& path) {
 
 }  // namespace atomic_file_detail
 
+// A file written piece by piece (a file too large to hold in memory: farsee-pack's packs), with
+// the guarantees above: the pieces go to the temporary file, commit() fsyncs it and renames it
+// over `path`; a writer destroyed without commit() (an error on the way) removes it, leaving the
+// previous file unchanged. Errors throw farsee::Error as write_file_atomic's do.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(const std::string& path, const std::string& what = "file")
+      : path_(path), what_(what), tmp_(path + ".tmp.XXXXXX") {
+    fd_ = ::mkstemp(&tmp_[0]);
+    FARSEE_REQUIRE(fd_ >= 0, "cannot write " << what_ << " '" << path_
+                                             << "': cannot create a temporary file next to it: "
+                                             << atomic_file_detail::errno_text(errno));
+  }
+  ~AtomicFileWriter() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  // Appends the pieces.
+  void write(const std::vector<ByteRange>& pieces) {
+    check(atomic_file_detail::write_all(fd_, pieces));
+  }
+  // Overwrites `bytes` bytes at `offset` (a header written last); the append position stays.
+  void write_at(uint64_t offset, const void* data, size_t bytes) {
+    const auto* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      const ssize_t n = ::pwrite(fd_, p, bytes, off_t(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        check("write at byte " + std::to_string(offset) +
+              " failed: " + (n < 0 ? atomic_file_detail::errno_text(errno) : "no progress"));
+      }
+      p += n;
+      bytes -= size_t(n);
+      offset += uint64_t(n);
+    }
+  }
+  // The file complete: mode 0644, fsynced, renamed over `path`, the folder fsynced.
+  void commit() {
+    using atomic_file_detail::errno_text;
+    std::string failure;
+    if (::fchmod(fd_, 0644) != 0) failure = "chmod failed: " + errno_text(errno);
+    if (failure.empty() && ::fsync(fd_) != 0) failure = "fsync failed: " + errno_text(errno);
+    if (::close(fd_) != 0 && failure.empty()) failure = "close failed: " + errno_text(errno);
+    fd_ = -1;
+    if (failure.empty() && std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      failure = "rename of the temporary file failed: " + errno_text(errno);
+    }
+    check(failure);
+    committed_ = true;
+    atomic_file_detail::sync_folder_of(path_);
+  }
+
+ private:
+  // Throws for a failure ("" : none); the destructor removes the temporary file.
+  void check(const std::string& failure) const {
+    FARSEE_REQUIRE(failure.empty(), "cannot write "
+                                        << what_ << " '" << path_ << "': " << failure
+                                        << " (the previous file, if any, is unchanged)");
+  }
+  std::string path_, what_, tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
 // Writes the pieces one after another as the file `path`, atomically and durably (see above). The
 // file gets mode 0644. Throws farsee::Error "cannot write <what> '<path>': <reason> (the previous
 // file, if any, is unchanged)".
 inline void write_file_atomic(const std::string& path, const std::vector<ByteRange>& pieces,
                               const std::string& what = "file") {
-  using namespace atomic_file_detail;
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(&tmp[0]);
-  FARSEE_REQUIRE(fd >= 0, "cannot write " << what << " '" << path
-                                          << "': cannot create a temporary file next to it: "
-                                          << errno_text(errno));
-  std::string failure = write_all(fd, pieces);
-  if (failure.empty() && ::fchmod(fd, 0644) != 0) failure = "chmod failed: " + errno_text(errno);
-  if (failure.empty() && ::fsync(fd) != 0) failure = "fsync failed: " + errno_text(errno);
-  if (::close(fd) != 0 && failure.empty()) failure = "close failed: " + errno_text(errno);
-  if (failure.empty() && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    failure = "rename of the temporary file failed: " + errno_text(errno);
-  }
-  if (!failure.empty()) {
-    ::unlink(tmp.c_str());
-    FARSEE_REQUIRE(false, "cannot write " << what << " '" << path << "': " << failure
-                                          << " (the previous file, if any, is unchanged)");
-  }
-  sync_folder_of(path);
+  AtomicFileWriter file(path, what);
+  file.write(pieces);
+  file.commit();
 }
 
 inline void write_file_atomic(const std::string& path, const void* data, size_t bytes,

@@ -10,6 +10,7 @@
 #include "net/preprocess.h"
 #include "tools/cityscapes/metrics.h"
 #include "tools/data/image_io.h"
+#include "tools/data/pack.h"
 #include "tools/data/splitmix.h"
 
 namespace farsee::tools {
@@ -88,6 +89,45 @@ DecodedSample decode_sample(const SamplePaths& paths, int num_classes) {
   return d;
 }
 
+void resize_labels_nearest(const uint8_t* in, int h, int w, uint8_t* out, int out_h, int out_w) {
+  for (int y = 0; y < out_h; ++y) {
+    const uint8_t* row = in + size_t(int(int64_t(y) * h / out_h)) * w;
+    for (int x = 0; x < out_w; ++x) out[size_t(y) * out_w + x] = row[int(int64_t(x) * w / out_w)];
+  }
+}
+
+namespace {
+
+// A Cityscapes folder: list_cityscapes, decode_sample.
+class FolderSource : public SampleSource {
+ public:
+  FolderSource(const std::string& root, const std::string& split)
+      : root_(root), files_(list_cityscapes(root, split)) {}
+  size_t size() const override { return files_.size(); }
+  DecodedSample decode(size_t i, int num_classes) const override {
+    return decode_sample(files_[i], num_classes);
+  }
+  Image label(size_t i, int num_classes) const override {
+    return read_train_ids(files_[i].label, num_classes);
+  }
+  SamplePaths paths(size_t i) const override { return files_[i]; }
+  std::string describe() const override { return "folder " + root_; }
+
+ private:
+  std::string root_;
+  std::vector<SamplePaths> files_;
+};
+
+}  // namespace
+
+std::shared_ptr<const SampleSource> open_samples(const std::string& data,
+                                                 const std::string& split) {
+  std::error_code ec;
+  // A file is read as a pack (its magic checked there); a folder as the Cityscapes layout.
+  if (fs::is_regular_file(data, ec)) return open_pack_source(data, split);
+  return std::make_shared<FolderSource>(data, split);
+}
+
 namespace {
 
 void mirror(float* input, int h, int w, uint8_t* labels, int lh, int lw) {
@@ -104,18 +144,17 @@ void mirror(float* input, int h, int w, uint8_t* labels, int lh, int lw) {
 
 void load_sample(const SamplePaths& paths, const DatasetOptions& o, const AugmentDraw& draw,
                  float* input, uint8_t* labels) {
-  const DecodedSample d = decode_sample(paths, o.num_classes);
+  load_sample(decode_sample(paths, o.num_classes), o, draw, input, labels);
+}
+
+void load_sample(const DecodedSample& d, const DatasetOptions& o, const AugmentDraw& draw,
+                 float* input, uint8_t* labels) {
   const int h = d.image.height, w = d.image.width, oh = o.input_h, ow = o.input_w;
   const int lh = o.label_height(), lw = o.label_width();
   if (draw.geometric_identity() && draw.window_h == lh && draw.window_w == lw) {
     // Plain resizes (the image exactly as farsee-infer's, net/preprocess.h), then the mirror.
     net::rgb8_to_unit(d.image.data.data(), h, w, input, oh, ow);
-    for (int y = 0; y < lh; ++y) {
-      const int sy = int(int64_t(y) * h / lh);
-      for (int x = 0; x < lw; ++x) {
-        labels[size_t(y) * lw + x] = d.label.data[size_t(sy) * w + int(int64_t(x) * w / lw)];
-      }
-    }
+    resize_labels_nearest(d.label.data.data(), h, w, labels, lh, lw);
     if (draw.flip) mirror(input, oh, ow, labels, lh, lw);
   } else {
     warp_rgb8(d.image.data.data(), h, w, input, oh, ow, augment_affine(draw, lh, lw, h, w, oh, ow),
@@ -138,7 +177,8 @@ void load_sample(const SamplePaths& paths, const DatasetOptions& o, bool flip, f
 
 CityscapesDataset::CityscapesDataset(const std::string& root, const std::string& split,
                                      const DatasetOptions& options)
-    : files_(list_cityscapes(root, split)), options_(options) {
+    : source_(open_samples(root, split)), options_(options) {
+  for (size_t i = 0; i < source_->size(); ++i) files_.push_back(source_->paths(i));
   FARSEE_REQUIRE(options.batch >= 1, "--batch " << options.batch << " must be >= 1");
   FARSEE_REQUIRE(options.input_h > 0 && options.input_w > 0, "--input-size must be positive");
 }
@@ -181,7 +221,8 @@ void CityscapesDataset::load_position(int64_t position, Batch& b, int i) const {
     draw.window_h = lh;
     draw.window_w = lw;
   }
-  load_sample(files_[file_at(position)], options_, draw, b.input.data() + size_t(i) * b.h * b.w * 3,
+  load_sample(source_->decode(file_at(position), options_.num_classes), options_, draw,
+              b.input.data() + size_t(i) * b.h * b.w * 3,
               b.labels.data() + size_t(i) * b.label_h * b.label_w);
 }
 

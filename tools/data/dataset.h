@@ -1,6 +1,8 @@
 // Cityscapes-layout training data for farsee-train (DESIGN.md section 10):
 //   <root>/leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png
 //   <root>/gtFine/<split>/<city>/<stem>_gtFine_labelIds.png
+// or the same split packed into one file by farsee-pack (tools/data/pack.h): a SampleSource gives
+// the decoded samples either way, bit for bit the same.
 // labelIds are mapped to the 19 trainIds (cityscapesScripts' labels.py), every other id to 255.
 //
 // A batch: images decoded (image_io.h), RGB / 255 in float, resized to the input size with
@@ -56,6 +58,31 @@ struct DecodedSample {
   Image image, label;
 };
 DecodedSample decode_sample(const SamplePaths& paths, int num_classes);
+
+// Label map resize by nearest neighbour, src = floor(dst * in / out) in integer arithmetic (the
+// loader's and farsee-pack --size's).
+void resize_labels_nearest(const uint8_t* in, int h, int w, uint8_t* out, int out_h, int out_w);
+
+// Where a dataset's samples come from: a Cityscapes folder of PNGs (decode_sample) or a pack
+// (tools/data/pack.h). Both give the same DecodedSample for a sample, so the batches built from
+// them are the same bits. Thread-safe.
+class SampleSource {
+ public:
+  virtual ~SampleSource() = default;
+  virtual size_t size() const = 0;
+  // Sample i decoded; throws naming its files (a pack: and the sample) for bad data.
+  virtual DecodedSample decode(size_t i, int num_classes) const = 0;
+  // Its trainId label map only (class statistics).
+  virtual Image label(size_t i, int num_classes) const = 0;
+  // Its files (a pack: as recorded when packed, under the packed root; they need not exist).
+  virtual SamplePaths paths(size_t i) const = 0;
+  // What it is, for messages: "folder R" or "pack F".
+  virtual std::string describe() const = 0;
+};
+
+// --data: a pack file (recognised by its magic; `split` must be the one it holds) or a Cityscapes
+// folder (list_cityscapes(data, split)). Throws naming the path.
+std::shared_ptr<const SampleSource> open_samples(const std::string& data, const std::string& split);
 
 struct DatasetOptions {
   int input_h = 512, input_w = 1024;
@@ -120,12 +147,15 @@ class BatchPrefetcher {
 
 class CityscapesDataset {
  public:
+  // `root`: a Cityscapes folder or a pack (open_samples).
   CityscapesDataset(const std::string& root, const std::string& split,
                     const DatasetOptions& options);
   CityscapesDataset(const CityscapesDataset&) = delete;  // the prefetcher refers to it
   CityscapesDataset& operator=(const CityscapesDataset&) = delete;
   size_t size() const { return files_.size(); }
+  // The samples' files in order (a pack: as recorded, SampleSource::paths).
   const std::vector<SamplePaths>& files() const { return files_; }
+  const SampleSource& source() const { return *source_; }
   const DatasetOptions& options() const { return options_; }
   // Batch k (deterministic for a given k and options). With workers, sequential calls come from
   // the prefetch queue (not thread-safe: one caller).
@@ -139,6 +169,7 @@ class CityscapesDataset {
 
  private:
   size_t file_at(int64_t position) const;  // position in the endless order -> file index
+  std::shared_ptr<const SampleSource> source_;
   std::vector<SamplePaths> files_;
   DatasetOptions options_;
   mutable std::unique_ptr<BatchPrefetcher> prefetcher_;  // last member: stops first
@@ -151,5 +182,8 @@ void load_sample(const SamplePaths& paths, const DatasetOptions& options, bool f
 // The same with an augmentation draw (tools/data/augment.h).
 void load_sample(const SamplePaths& paths, const DatasetOptions& options, const AugmentDraw& draw,
                  float* input, uint8_t* labels);
+// The same from a decoded sample (any SampleSource).
+void load_sample(const DecodedSample& sample, const DatasetOptions& options,
+                 const AugmentDraw& draw, float* input, uint8_t* labels);
 
 }  // namespace farsee::tools

@@ -12,6 +12,8 @@
 //     an id out of range (naming the file, the pixel and the id).
 //   --weights FILE: runs the network on <data>/leftImg8bit/<split>/<city>/*_leftImg8bit.png, each
 //     resized to --input-size as farsee-infer does, labels at the ground truth's full size.
+// --data FILE: a pack of the split (tools/data/pack.h) instead: its trainId labels are the ground
+//   truth (frames named by the label files recorded in it), its images the network's input.
 // Prints the per-class IoU table, the mIoU, the pixel accuracy and the confusion matrix;
 // --json FILE writes {"miou", "iou": {class name: IoU or null}, "accuracy"} (fractions).
 #include "tools/eval/eval_cli.h"
@@ -36,6 +38,7 @@
 #include "tools/cli/cli.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
+#include "tools/data/pack.h"
 #include "tools/eval/evaluate.h"
 
 namespace farsee::tools {
@@ -44,14 +47,15 @@ namespace {
 namespace fs = std::filesystem;
 
 const char* kUsage =
-    R"(usage: farsee-eval --data DIR [--split val] (--predictions DIR [--ids train|label] |
+    R"(usage: farsee-eval --data DIR|FILE [--split val] (--predictions DIR [--ids train|label] |
                    --weights FILE [--preset P] [--input-size HxW] [--executor E]) [--json FILE]
 
 Cityscapes evaluation (the protocol of cityscapesScripts' evalPixelLevelSemanticLabeling: 19
 classes, void ground-truth pixels ignored, a class absent from both ground truth and predictions
 left out of the mean) against DIR/gtFine/<split>/<city>/*_gtFine_labelIds.png.
 
-  --data DIR            Cityscapes root (gtFine/, and leftImg8bit/ for --weights)
+  --data DIR|FILE       Cityscapes root (gtFine/, and leftImg8bit/ for --weights), or a pack
+                        of the split (farsee-pack; packed with --size: labels at that size)
   --split NAME          val (default) | train | test | ...
   --predictions DIR     label PNGs named <city>_<seq>_<frame>*.png, anywhere under DIR, one per
                         ground-truth image (*_color.png and *_overlay.png are skipped)
@@ -186,6 +190,16 @@ std::vector<GroundTruth> list_ground_truth(const std::string& root, const std::s
   return out;
 }
 
+// A pack's samples as ground truth: named by the label files recorded in it.
+std::vector<GroundTruth> pack_ground_truth(const SampleSource& pack) {
+  std::vector<GroundTruth> out;
+  for (size_t i = 0; i < pack.size(); ++i) {
+    const std::string label = pack.paths(i).label;
+    out.push_back({label, frame_key(fs::path(label).filename().string())});
+  }
+  return out;
+}
+
 bool is_png(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
@@ -278,18 +292,26 @@ void check_train_ids(const std::vector<uint8_t>& ids, int width, const std::stri
   }
 }
 
+// Ground truth i as trainIds: its labelIds PNG, or a pack's sample (already trainIds).
+Image ground_truth_ids(const GroundTruth& gt, const SampleSource* pack, size_t i) {
+  if (pack) return pack->label(i, kCityscapesClasses);
+  Image image = read_label_png(gt.path, "ground truth");
+  image.data = label_to_train(image, gt.path, "ground truth");
+  return image;
+}
+
 void add_predictions(const Options& o, const std::vector<GroundTruth>& gts,
-                     ConfusionMatrix& matrix) {
+                     const SampleSource* pack, ConfusionMatrix& matrix) {
   const std::vector<std::string> preds = match_predictions(o.predictions, gts, o.split);
   for (size_t i = 0; i < gts.size(); ++i) {
-    const Image gt_image = read_label_png(gts[i].path, "ground truth");
+    const Image gt_image = ground_truth_ids(gts[i], pack, i);
     const Image pred_image = read_label_png(preds[i], "prediction");
     FARSEE_REQUIRE(pred_image.width == gt_image.width && pred_image.height == gt_image.height,
                    "prediction '" << preds[i] << "' is " << pred_image.height << "x"
                                   << pred_image.width << " but its ground truth '" << gts[i].path
                                   << "' is " << gt_image.height << "x" << gt_image.width
                                   << " (HxW)");
-    const std::vector<uint8_t> gt = label_to_train(gt_image, gts[i].path, "ground truth");
+    const std::vector<uint8_t>& gt = gt_image.data;
     std::vector<uint8_t> pred;
     if (o.label_ids) {
       pred = label_to_train(pred_image, preds[i], "prediction");
@@ -299,9 +321,9 @@ void add_predictions(const Options& o, const std::vector<GroundTruth>& gts,
     }
     matrix.add(gt.data(), pred.data(), gt.size());
   }
-  std::printf("farsee-eval: %zu prediction(s) from %s (%s) against %s/gtFine/%s\n", gts.size(),
-              o.predictions.c_str(), o.label_ids ? "labelIds" : "trainIds", o.data.c_str(),
-              o.split.c_str());
+  std::printf("farsee-eval: %zu prediction(s) from %s (%s) against %s\n", gts.size(),
+              o.predictions.c_str(), o.label_ids ? "labelIds" : "trainIds",
+              pack ? pack->describe().c_str() : (o.data + "/gtFine/" + o.split).c_str());
 }
 
 // Every ground-truth image is evaluated: each needs its camera image.
@@ -349,12 +371,30 @@ net::FarSeeConfig network_of(Options& o) {
   return config;
 }
 
+// The same from a pack's sample (its labels already trainIds).
+Batch network_sample(const Options& o, const SampleSource& pack, size_t i) {
+  const DecodedSample d = pack.decode(i, kCityscapesClasses);
+  Batch b;
+  b.n = 1;
+  b.h = o.input_h;
+  b.w = o.input_w;
+  b.label_h = d.label.height;
+  b.label_w = d.label.width;
+  b.labels = d.label.data;
+  b.input.resize(size_t(o.input_h) * o.input_w * 3);
+  net::preprocess_rgb8(d.image.data.data(), d.image.height, d.image.width, b.input.data(),
+                       o.input_h, o.input_w);
+  return b;
+}
+
 void add_network(const Options& given, const std::vector<GroundTruth>& gts,
-                 ConfusionMatrix& matrix) {
+                 const SampleSource* pack, ConfusionMatrix& matrix) {
   Options o = given;
   const net::FarSeeConfig config = network_of(o);
-  const std::vector<SamplePaths> samples = list_cityscapes(o.data, o.split);
-  check_every_label_has_an_image(o, gts, samples);
+  std::vector<SamplePaths> samples;
+  for (size_t i = 0; pack && i < pack->size(); ++i) samples.push_back(pack->paths(i));
+  if (!pack) samples = list_cityscapes(o.data, o.split);
+  if (!pack) check_every_label_has_an_image(o, gts, samples);
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-eval: " << note << "\n";
@@ -376,7 +416,7 @@ void add_network(const Options& given, const std::vector<GroundTruth>& gts,
   auto t0 = std::chrono::steady_clock::now();
   auto next = [&](int64_t k) {
     t0 = std::chrono::steady_clock::now();
-    return network_sample(o, samples[size_t(k)]);
+    return pack ? network_sample(o, *pack, size_t(k)) : network_sample(o, samples[size_t(k)]);
   };
   auto print = [&](int64_t k, const ConfusionMatrix& one) {
     const double ms =
@@ -457,11 +497,15 @@ int eval_main(const std::vector<std::string>& args) {
   return run_program("farsee-eval", [&] {
     const Options o = parse(args);
     ConfusionMatrix matrix;
-    const std::vector<GroundTruth> gts = list_ground_truth(o.data, o.split);
+    // --data: a Cityscapes folder or a pack of the split (tools/data/pack.h).
+    const std::shared_ptr<const SampleSource> pack =
+        is_pack_file(o.data) ? open_samples(o.data, o.split) : nullptr;
+    const std::vector<GroundTruth> gts =
+        pack ? pack_ground_truth(*pack) : list_ground_truth(o.data, o.split);
     if (!o.predictions.empty()) {
-      add_predictions(o, gts, matrix);
+      add_predictions(o, gts, pack.get(), matrix);
     } else {
-      add_network(o, gts, matrix);
+      add_network(o, gts, pack.get(), matrix);
     }
     report(matrix);
     if (!o.json.empty()) {

@@ -8,6 +8,7 @@
 #   libstb-dev                stb_image_write: our PNGs (stb_image decodes only without the next two)
 #   libpng-dev                libpng: PNG decoding (untrusted input, DESIGN.md section 8.1)
 #   libjpeg62-turbo-dev       libjpeg-turbo: JPEG decoding (Ubuntu: libjpeg-turbo8-dev)
+#   liblz4-dev, libzstd-dev   farsee-pack's codecs (tools/data/pack.h; raw packs work without)
 #   clang, libclang-rt-dev    libFuzzer, ASan, UBSan for tools/scripts/fuzz.sh: only with
 #                             --with-fuzzers or FARSEE_WITH_FUZZERS=1 (CI's fuzz stage)
 #   libboost-context-dev      Boost.Context fibers: kernels/emu runs each CUDA thread as a fiber
@@ -34,7 +35,7 @@ set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev libpng-dev
           libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev
-          python3-pip)
+          python3-pip liblz4-dev libzstd-dev)
 # libjpeg-turbo's development package is named differently on Debian and Ubuntu.
 if apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
   packages+=(libjpeg62-turbo-dev)

@@ -17,7 +17,7 @@ std::vector<int64_t> class_counts(const CityscapesDataset& data, int num_classes
   std::vector<std::vector<int64_t>> per_file(files.size(),
                                              std::vector<int64_t>(size_t(num_classes), 0));
   parallel_for(int(files.size()), std::max(jobs, 1), [&](int i, int) {
-    const Image label = read_train_ids(files[size_t(i)].label, num_classes);
+    const Image label = data.source().label(size_t(i), num_classes);  // a folder or a pack
     for (uint8_t id : label.data) {
       if (id < num_classes) ++per_file[size_t(i)][id];
     }

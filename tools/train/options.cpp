@@ -181,14 +181,17 @@ void set_save_dtype(Options& o, const std::string& v, const char* flag) {
   FARSEE_REQUIRE(v == "fp32" || v == "fp16", flag << " '" << v << "': expected fp32 or fp16");
   o.save_dtype = v;
 }
+json get_val_data(const Options& o) {  // stored only when given
+  return o.val_data.empty() ? json() : json(o.val_data);
+}
 void set_memory_plan(Options& o, const std::string& v, const char* flag) {
   o.memory_plan = parse_bool(v, flag);
 }
 
 // The flags in --help order.
 const Flag kFlags[] = {
-    {kModel, "data", "DIR", "dataset root (required)", set_text<&Options::data>,
-     get<&Options::data>},
+    {kModel, "data", "DIR|FILE", "dataset root, or a pack of --split (farsee-pack) (required)",
+     set_text<&Options::data>, get<&Options::data>},
     {kModel, "split", "NAME", "which split to train on (default train)", set_text<&Options::split>,
      get<&Options::split>},
     {kModel, "preset", "NAME", "paper (default) | rtseg | tiny-paper | tiny-rtseg",
@@ -234,7 +237,11 @@ const Flag kFlags[] = {
      "the CPUs less one, at most 16; 0: on the training thread); the batches\n"
      "do not depend on N. One thread makes about 14 images/s at 1024x2048",
      set_int<&Options::workers, 0>, nullptr},
-    {kModel, "benchmark-loader", "N", "time N batches of the loader, print images/s and exit",
+    {kModel, "benchmark-loader", "N",
+     "time N batches of the loader and exit: 'host:' the samples decoded to\n"
+     "uint8 only (the host's part when the augmentation runs on the\n"
+     "executor), 'loader:' decoded and augmented on the host; images/s in\n"
+     "all and per core",
      set_int<&Options::benchmark_loader, 1>, nullptr},
     {kModel, "no-shuffle", nullptr,
      "files in sorted path order; batch k holds files k*B .. k*B+B-1\n"
@@ -291,6 +298,10 @@ const Flag kFlags[] = {
      set_int<&Options::val_every, 0>, get<&Options::val_every>},
     {kOutput, "val-split", "NAME", "split to validate on (default val)",
      set_text<&Options::val_split>, get<&Options::val_split>},
+    {kOutput, "val-data", "DIR|FILE",
+     "where --val-split is (default: --data): a folder, or a pack of that\n"
+     "split (farsee-pack; a pack holds one split)",
+     set_text<&Options::val_data>, get_val_data},
     {kOutput, "ckpt-every", "N",
      "checkpoint every N steps (default 0: none periodic); the last one is\n"
      "also written at the end when --ckpt-dir or --ckpt-every is given",
@@ -333,11 +344,12 @@ const Flag kFlags[] = {
 };
 
 const char* const kUsageHead =
-    "usage: farsee-train --data DIR [options]\n"
+    "usage: farsee-train --data DIR|FILE [options]\n"
     "\n"
     "Trains FarSee-Net with SGD (torch.optim.SGD semantics) on a Cityscapes-layout folder:\n"
     "DIR/leftImg8bit/<split>/<city>/*_leftImg8bit.png with DIR/gtFine/<split>/<city>/\n"
-    "*_gtFine_labelIds.png (labelIds mapped to the 19 trainIds, every other id to 255).\n";
+    "*_gtFine_labelIds.png (labelIds mapped to the 19 trainIds, every other id to 255),\n"
+    "or a pack of one split made by farsee-pack (the same batches, bit for bit).\n";
 const char* const kUsageTail =
     "\n"
     "SIGINT / SIGTERM write a checkpoint into --ckpt-dir and exit with 130 / 143. A NaN or Inf "

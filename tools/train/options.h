@@ -38,6 +38,7 @@ struct Options {
   uint64_t seed = 0;
   int val_every = 0;
   std::string val_split = "val";
+  std::string val_data;  // "": --data
   int ckpt_every = 0, keep_last = 3;
   std::string ckpt_dir;
   std::string log;

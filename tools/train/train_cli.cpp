@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -32,6 +33,7 @@
 #include "tools/cityscapes/metrics.h"
 #include "tools/cli/cli.h"
 #include "tools/data/dataset.h"
+#include "tools/data/parallel_for.h"
 #include "tools/eval/evaluate.h"
 #include "tools/train/class_weights.h"
 #include "tools/train/lr_schedule.h"
@@ -126,16 +128,55 @@ DatasetOptions validation_options(DatasetOptions d) {
   return d;
 }
 
+double cpu_seconds(clockid_t clock) {
+  timespec t{};
+  clock_gettime(clock, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// The host side of the loader when the augmentation runs on the executor (issue 24): each sample
+// only decoded to uint8 (a pack: bytes copied or decompressed and checksummed; a folder: PNGs
+// decoded) by `workers` threads. "per core": per CPU second of those threads.
+void benchmark_host(const Options& o, const CityscapesDataset& data) {
+  const int64_t n = int64_t(o.benchmark_loader) * o.batch;
+  const int threads = std::max(o.workers, 1);
+  std::vector<double> cpu(size_t(threads), 0.0);
+  const auto t0 = std::chrono::steady_clock::now();
+  parallel_for(int(n), threads, [&](int i, int thread) {
+    const double c0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    data.source().decode(size_t(i) % data.size(), data.options().num_classes);
+    cpu[size_t(thread)] += cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
+  });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double cpu_s = 0;
+  for (double c : cpu) cpu_s += c;
+  std::printf(
+      "host: %lld samples of %s decoded to uint8, %d threads: %.1f images/s in all, %.1f "
+      "images/s per core (%.2f CPU s)\n",
+      static_cast<long long>(n), data.source().describe().c_str(), threads, double(n) / s,
+      double(n) / cpu_s, cpu_s);
+}
+
+// Issue 24 item 2 (the augmentation op on the executor) prints its rate here, a line starting
+// "augment:"; until that op is merged, --benchmark-loader measures the host side only.
+void benchmark_executor_augment(const Options&, const CityscapesDataset&) {}
+
+// The host side first: the prefetcher of the timed batches goes on decoding ahead afterwards.
 int benchmark_loader(const Options& o, const CityscapesDataset& data) {
+  benchmark_host(o, data);
   const DatasetOptions& d = data.options();
+  const double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
   const auto t0 = std::chrono::steady_clock::now();
   for (int k = 0; k < o.benchmark_loader; ++k) data.batch(k);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double images = double(o.benchmark_loader) * o.batch;
   std::printf(
-      "loader: %d batches of %d, input %dx%d, labels %dx%d, %s, %d workers: %.2f images/s\n",
+      "loader: %d batches of %d, input %dx%d, labels %dx%d, %s, %d workers: %.2f images/s "
+      "(%.2f images/s per core, host decoding and augmentation)\n",
       o.benchmark_loader, o.batch, o.input_h, o.input_w, d.label_height(), d.label_width(),
-      o.augment ? "augmented" : "not augmented", o.workers,
-      double(o.benchmark_loader) * o.batch / s);
+      o.augment ? "augmented" : "not augmented", o.workers, images / s,
+      images / (cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0));
+  benchmark_executor_augment(o, data);
   return 0;
 }
 
@@ -333,7 +374,9 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
       ckpt_dir_(o.ckpt_dir.empty() ? "checkpoints" : o.ckpt_dir),
       checkpoints_on_(!o.ckpt_dir.empty() || o.ckpt_every > 0),
       progress_(o.print_every) {
-  if (o_.val_every > 0) val_.emplace(o_.data, o_.val_split, val_options_);
+  if (o_.val_every > 0) {
+    val_.emplace(o_.val_data.empty() ? o_.data : o_.val_data, o_.val_split, val_options_);
+  }
   if (!o_.resume.empty()) {
     resumed_ = read_resumed(o_, config_, files_);
     start_ = resumed_->step;
@@ -497,6 +540,9 @@ void TrainingRun::check_loss(float loss, int64_t done) {
 void TrainingRun::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
   Batch b = data_.batch(step);
+  // The seconds this step waited for its batch (the prefetch queue empty, or no workers).
+  const double data_wait =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (step + 1 == nan_at_) b.input[0] = std::numeric_limits<float>::quiet_NaN();
   trainer_->set_batch(b.input.data(), b.labels.data());
   net::SgdArgs sgd;
@@ -521,9 +567,10 @@ void TrainingRun::train_step(int64_t step) {
   s.seconds_per_step = rate_.add(step, seconds);
   s.images_per_s = s.seconds_per_step > 0 ? o_.batch / s.seconds_per_step : 0.0;
   progress_.step(done, done == total_, progress_line(s));
-  json line = {{"event", "step"},   {"step", done}, {"epoch", s.epoch},
-               {"loss", loss},      {"lr", sgd.lr}, {"img_per_s", s.images_per_s},
-               {"seconds", seconds}};
+  json line = {{"event", "step"},    {"step", done},
+               {"epoch", s.epoch},   {"loss", loss},
+               {"lr", sgd.lr},       {"img_per_s", s.images_per_s},
+               {"seconds", seconds}, {"data_wait_s", data_wait}};
   if (fp16_) {  // the scale after this step's update; "skipped": this step's update was skipped
     line["loss_scale"] = ls.scale;
     line["skipped"] = ls.last_step_skipped;

@@ -1,7 +1,7 @@
 // kernels/core/atomic_file.h: the one atomic file writer (weights, checkpoints, images, arrays,
-// JSON). A write replaces the file whole with mode 0644 and leaves no temporary behind; a failed
-// write (no such folder, the destination a folder) names the path and the reason, leaves the
-// previous file unchanged and removes its temporary.
+// JSON; streamed: packs). A write replaces the file whole with mode 0644 and leaves no temporary
+// behind; a failed write (no such folder, the destination a folder) names the path and the reason,
+// leaves the previous file unchanged and removes its temporary.
 #include "kernels/core/atomic_file.h"
 
 #include <gtest/gtest.h>
@@ -92,6 +92,27 @@ TEST_F(AtomicFile, FailedRenameKeepsTheDestinationAndRemovesTheTemporary) {
   EXPECT_MENTIONS(message, "the previous file, if any, is unchanged");
   EXPECT_TRUE(fs::is_directory(path));
   EXPECT_EQ(listing(), std::vector<std::string>{"taken"});
+}
+
+// The streaming writer (farsee-pack's packs): appends, an overwrite at an offset, nothing at the
+// path before commit(), and no temporary left when it is dropped without commit().
+TEST_F(AtomicFile, StreamingWriterCommitsWholeOrNothing) {
+  const std::string path = file("s.bin");
+  write_file_atomic(path, "previous", 8);
+  {
+    AtomicFileWriter w(path, "pack");
+    w.write({{"0123", 4}, {"4567", 4}});
+    w.write_at(2, "ab", 2);
+    EXPECT_EQ(contents(path), "previous");  // not yet
+    w.commit();
+  }
+  EXPECT_EQ(contents(path), "01ab4567");
+  {
+    AtomicFileWriter w(path);
+    w.write({{"xyz", 3}});
+  }  // dropped: an error on the way
+  EXPECT_EQ(contents(path), "01ab4567");
+  EXPECT_EQ(listing(), std::vector<std::string>{"s.bin"});
 }
 
 }  // namespace

@@ -186,7 +186,7 @@ TEST(TrainOptionsTable, EveryFlagOfTheHelpParses) {
           << name;
     }
   }
-  EXPECT_EQ(seen.size(), 43u);
+  EXPECT_EQ(seen.size(), 44u);
   EXPECT_TRUE(seen.count("loss-scale-growth-interval"));
   testing::internal::CaptureStdout();
   EXPECT_FALSE(parse_options({"--lr", "1", "--help"}).has_value());
