@@ -336,6 +336,55 @@ void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
   rt::synchronize(ctx_);
 }
 
+namespace {
+// Grows `b` to at least `bytes` (contents dropped).
+template <typename B>
+void reserve_bytes(B& b, Executor e, size_t bytes) {
+  if (b.bytes() < bytes || b.data() == nullptr) b = B(e, std::max<size_t>(bytes, 256));
+}
+}  // namespace
+
+Trainer::RawStaging Trainer::raw_staging(int64_t image_bytes, int64_t label_bytes) {
+  FARSEE_REQUIRE(image_bytes > 0 && label_bytes > 0,
+                 "Trainer::raw_staging: " << image_bytes << " image and " << label_bytes
+                                          << " label bytes (both must be positive)");
+  rt::synchronize(ctx_);  // the previous batch's copies have read the staging
+  const Executor e = ctx_.executor;
+  reserve_bytes(staged_images_, e, size_t(image_bytes));
+  reserve_bytes(staged_labels_, e, size_t(label_bytes));
+  reserve_bytes(staged_samples_, e, size_t(graph_.inference.n) * sizeof(AugmentSample));
+  return RawStaging{staged_images_.as<uint8_t>(), staged_labels_.as<uint8_t>(),
+                    staged_samples_.as<AugmentSample>()};
+}
+
+void Trainer::augment_raw_batch(int64_t image_bytes, int64_t label_bytes,
+                                const AugmentNormalise& normalise) {
+  FARSEE_REQUIRE(int64_t(staged_images_.bytes()) >= image_bytes &&
+                     int64_t(staged_labels_.bytes()) >= label_bytes && image_bytes > 0,
+                 "Trainer::augment_raw_batch: " << image_bytes << " image / " << label_bytes
+                                                << " label bytes beyond the staging (call "
+                                                   "raw_staging with those sizes first)");
+  const int n = graph_.inference.n;
+  const AugmentSample* samples = staged_samples_.as<AugmentSample>();
+  check_augment_samples(samples, n, image_bytes, label_bytes);
+  const Executor e = ctx_.executor;
+  reserve_bytes(raw_images_, e, size_t(image_bytes));
+  reserve_bytes(raw_labels_, e, size_t(label_bytes));
+  reserve_bytes(raw_samples_, e, size_t(n) * sizeof(AugmentSample));
+  rt::copy_to_device(ctx_, raw_images_.data(), staged_images_.data(), size_t(image_bytes));
+  rt::copy_to_device(ctx_, raw_labels_.data(), staged_labels_.data(), size_t(label_bytes));
+  rt::copy_to_device(ctx_, raw_samples_.data(), samples, size_t(n) * sizeof(AugmentSample));
+  AugmentBatch batch;
+  batch.images = raw_images_.as<uint8_t>();
+  batch.image_bytes = image_bytes;
+  batch.labels = raw_labels_.as<uint8_t>();
+  batch.label_bytes = label_bytes;
+  batch.samples = raw_samples_.as<AugmentSample>();
+  batch.normalise = normalise;
+  augment_fwd(ctx_, batch, view(graph_.input), labels_.as<uint8_t>(), graph_.label_h,
+              graph_.label_w);
+}
+
 void Trainer::fill_activations(uint8_t byte) {
   rt::memset(ctx_, arena_.data(), byte, size_t(plan_.arena_bytes));
 }

@@ -49,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/augment.h"
 #include "kernels/conv_bn_act.h"
 #include "kernels/core/executor.h"
 #include "kernels/core/runtime.h"
@@ -131,6 +132,21 @@ class Trainer {
   // Host input [n][h][w][3] (normalised) and labels [n][label_h][label_w] (trainIds / 255).
   // Returns once the uploads are done: the caller may reuse both buffers at once.
   void set_batch(const float* input_nhwc, const uint8_t* labels);
+  // Augmentation on the executor (kernels/augment.h; farsee-train --augment-on executor), instead
+  // of set_batch: fill the host staging raw_staging() returns (page-locked on cuda; grown as
+  // needed: at least image_bytes / label_bytes and n samples) with a raw batch (tools/data
+  // pack_raw_batch), then augment_raw_batch() queues its upload (asynchronous copies on the
+  // trainer's stream) and augment_fwd into the network input (fp32 or fp16: the activation dtype)
+  // and the labels, and returns without waiting; the next step runs after them on the same
+  // stream. Refill the staging only after that step returned (it waits for its loss).
+  struct RawStaging {
+    uint8_t* images;
+    uint8_t* labels;
+    AugmentSample* samples;
+  };
+  RawStaging raw_staging(int64_t image_bytes, int64_t label_bytes);
+  void augment_raw_batch(int64_t image_bytes, int64_t label_bytes,
+                         const AugmentNormalise& normalise);
   // Fills every activation byte with `byte` (tests: 0xFF = NaN poison).
   void fill_activations(uint8_t byte);
 
@@ -246,6 +262,9 @@ class Trainer {
   rt::Buffer lr_;             // one fp32: the learning rate of a CUDA-graph replay
   rt::Buffer scalars_;        // StepScalars
   rt::Buffer class_weights_;  // num_classes fp32, or empty (unweighted loss)
+  // augment_raw_batch: the host staging and its executor copy (images, labels, samples).
+  rt::PinnedHostBuffer staged_images_, staged_labels_, staged_samples_;
+  rt::Buffer raw_images_, raw_labels_, raw_samples_;
   std::vector<float> class_weights_host_;
   int64_t steps_done_ = 0;
   void* cuda_graph_ = nullptr;

@@ -126,6 +126,15 @@ int benchmark_loader(const Options& o, const CityscapesDataset& data) {
   return 0;
 }
 
+// --augment-on executor: batch `step` decoded by the loader, packed into the trainer's staging and
+// augmented by the op on the executor (the same batch as data.batch(step), bit for bit).
+void feed_raw_batch(net::Trainer& trainer, const CityscapesDataset& data, int64_t step) {
+  const RawBatch raw = data.raw_batch(step);
+  const net::Trainer::RawStaging s = trainer.raw_staging(raw.image_bytes(), raw.label_bytes());
+  pack_raw_batch(raw, data.options(), s.images, s.labels, s.samples);
+  trainer.augment_raw_batch(raw.image_bytes(), raw.label_bytes(), imagenet_normalise());
+}
+
 LrSchedule schedule_of(const Options& o) {
   LrSchedule s;
   s.kind = o.schedule;
@@ -482,9 +491,13 @@ void TrainingRun::check_loss(float loss, int64_t done) {
 
 void TrainingRun::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
-  Batch b = data_.batch(step);
-  if (step + 1 == nan_at_) b.input[0] = std::numeric_limits<float>::quiet_NaN();
-  trainer_->set_batch(b.input.data(), b.labels.data());
+  if (o_.augment_on == "executor") {  // (the NaN test hook poisons host-augmented input only)
+    feed_raw_batch(*trainer_, data_, step);
+  } else {
+    Batch b = data_.batch(step);
+    if (step + 1 == nan_at_) b.input[0] = std::numeric_limits<float>::quiet_NaN();
+    trainer_->set_batch(b.input.data(), b.labels.data());
+  }
   net::SgdArgs sgd;
   sgd.lr = float(learning_rate(schedule_of(o_), step, total_, step * o_.batch / files_));
   sgd.momentum = float(o_.momentum);
