@@ -14,8 +14,11 @@
 //            channel slice
 //   out_labels [N][label_h][label_w]
 // Every sample's image and label extents must lie inside image_bytes / label_bytes:
-// check_augment_samples() checks a host copy (the kernels also refuse to read outside: such a
-// sample's output is NaN and 255).
+// check_augment_samples() checks a host copy (reference and cpu call it and throw; the kernels,
+// which cannot throw, refuse to read outside: such a sample's input is NaN and its labels 255).
+// The input size, the label size and the samples' sizes are independent (the paper trains at
+// 512x1024 input, 1024x2048 labels, from 1024x2048 images); a pack of pre-resized samples is
+// simply samples of one size.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <numeric>
 
 #include "kernels/augment.h"
@@ -462,6 +464,8 @@ double augment_images_per_second(const RawBatch& b, const DatasetOptions& o, Exe
   FARSEE_REQUIRE(repeats >= 1, "augment_images_per_second: repeats " << repeats << " must be >= 1");
   Context ctx{executor, nullptr};
   if (executor == Executor::Cuda) ctx.stream = rt::stream_create(executor);
+  const std::unique_ptr<void, std::function<void(void*)>> stream(
+      ctx.stream, [executor](void* s) { rt::stream_destroy(executor, s); });
   const ExecutorRawBatch raw = upload_raw_batch(ctx, b, o);
   const Shape4 shape{b.n, b.h, b.w, 3};
   rt::Buffer input(executor, size_t(shape.elements()) * sizeof(float));
@@ -477,7 +481,6 @@ double augment_images_per_second(const RawBatch& b, const DatasetOptions& o, Exe
   timer.record_stop(ctx);
   const double seconds = double(timer.elapsed_ms()) / 1000;
   rt::synchronize(ctx);
-  if (ctx.stream) rt::stream_destroy(executor, ctx.stream);
   return double(b.n) * repeats / seconds;
 }
 

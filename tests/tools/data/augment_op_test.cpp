@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "kernels/core/half_convert.h"
@@ -93,6 +94,14 @@ TEST_F(AugmentOp, FlipsOnlyAndNoAugmentationEqualTheHostPath) {
     expect_equal_batches(flips, e);
     expect_equal_batches(plain, e);
   }
+}
+
+TEST_F(AugmentOp, ImagesPerSecondHook) {
+  const CityscapesDataset data(dir_.string(), "train", o_);
+  const RawBatch raw = data.raw_batch(0);
+  const double rate = augment_images_per_second(raw, o_, Executor::Cpu, 2);
+  EXPECT_TRUE(rate > 0 && std::isfinite(rate)) << rate;
+  EXPECT_THROW(augment_images_per_second(raw, o_, Executor::Cpu, 0), Error);
 }
 
 TEST_F(AugmentOp, RawBatchesAreTheSameWithWorkers) {
