@@ -336,6 +336,94 @@ void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
   rt::synchronize(ctx_);
 }
 
+namespace {
+// Grows `b` to at least `bytes` (contents dropped).
+template <typename B>
+void reserve_bytes(B& b, Executor e, size_t bytes) {
+  if (b.bytes() < bytes || b.data() == nullptr) b = B(e, std::max<size_t>(bytes, 256));
+}
+}  // namespace
+
+Trainer::RawSlot& Trainer::raw_slot(int slot) {
+  FARSEE_REQUIRE(slot == 0 || slot == 1, "Trainer: raw batch slot " << slot << " (0 or 1)");
+  return raw_slots_[slot];
+}
+
+Trainer::RawStaging Trainer::raw_staging(int64_t image_bytes, int64_t label_bytes) {
+  rt::synchronize(ctx_);  // the previous batch's augmentation has run
+  wait_raw_uploads();     // and its copies have read the staging
+  return raw_staging(image_bytes, label_bytes, 0);
+}
+
+Trainer::RawStaging Trainer::raw_staging(int64_t image_bytes, int64_t label_bytes, int slot) {
+  FARSEE_REQUIRE(image_bytes > 0 && label_bytes > 0,
+                 "Trainer::raw_staging: " << image_bytes << " image and " << label_bytes
+                                          << " label bytes (both must be positive)");
+  RawSlot& s = raw_slot(slot);
+  const Executor e = ctx_.executor;
+  reserve_bytes(s.images, e, size_t(image_bytes));
+  reserve_bytes(s.labels, e, size_t(label_bytes));
+  reserve_bytes(s.samples, e, size_t(graph_.inference.n) * sizeof(AugmentSample));
+  return RawStaging{s.images.as<uint8_t>(), s.labels.as<uint8_t>(), s.samples.as<AugmentSample>()};
+}
+
+void Trainer::upload_raw_batch(int slot, int64_t image_bytes, int64_t label_bytes) {
+  RawSlot& s = raw_slot(slot);
+  FARSEE_REQUIRE(int64_t(s.images.bytes()) >= image_bytes &&
+                     int64_t(s.labels.bytes()) >= label_bytes && image_bytes > 0,
+                 "Trainer::upload_raw_batch: " << image_bytes << " image / " << label_bytes
+                                               << " label bytes beyond slot " << slot
+                                               << "'s staging (call raw_staging first)");
+  const int n = graph_.inference.n;
+  const size_t sample_bytes = size_t(n) * sizeof(AugmentSample);
+  check_augment_samples(s.samples.as<AugmentSample>(), n, image_bytes, label_bytes);
+  const Executor e = ctx_.executor;
+  reserve_bytes(s.device_images, e, size_t(image_bytes));
+  reserve_bytes(s.device_labels, e, size_t(label_bytes));
+  reserve_bytes(s.device_samples, e, sample_bytes);
+  if (!copy_stream_) {
+    copy_stream_ =
+        std::shared_ptr<void>(rt::stream_create(e), [e](void* p) { rt::stream_destroy(e, p); });
+  }
+  if (!s.uploaded) {
+    s.uploaded =
+        std::shared_ptr<void>(rt::event_create(e), [e](void* p) { rt::event_destroy(e, p); });
+  }
+  const Context copy{e, copy_stream_.get()};
+  rt::copy_to_device(copy, s.device_images.data(), s.images.data(), size_t(image_bytes));
+  rt::copy_to_device(copy, s.device_labels.data(), s.labels.data(), size_t(label_bytes));
+  rt::copy_to_device(copy, s.device_samples.data(), s.samples.data(), sample_bytes);
+  rt::event_record(copy, s.uploaded.get());
+  s.image_bytes = image_bytes;
+  s.label_bytes = label_bytes;
+}
+
+void Trainer::augment_uploaded(int slot, const AugmentNormalise& normalise) {
+  RawSlot& s = raw_slot(slot);
+  FARSEE_REQUIRE(s.image_bytes > 0,
+                 "Trainer::augment_uploaded: slot " << slot << " holds no uploaded batch");
+  rt::stream_wait_event(ctx_, s.uploaded.get());
+  AugmentBatch batch;
+  batch.images = s.device_images.as<uint8_t>();
+  batch.image_bytes = s.image_bytes;
+  batch.labels = s.device_labels.as<uint8_t>();
+  batch.label_bytes = s.label_bytes;
+  batch.samples = s.device_samples.as<AugmentSample>();
+  batch.normalise = normalise;
+  augment_fwd(ctx_, batch, view(graph_.input), labels_.as<uint8_t>(), graph_.label_h,
+              graph_.label_w);
+}
+
+void Trainer::wait_raw_uploads() {
+  if (copy_stream_) rt::synchronize(Context{ctx_.executor, copy_stream_.get()});
+}
+
+void Trainer::augment_raw_batch(int64_t image_bytes, int64_t label_bytes,
+                                const AugmentNormalise& normalise) {
+  upload_raw_batch(0, image_bytes, label_bytes);
+  augment_uploaded(0, normalise);
+}
+
 void Trainer::fill_activations(uint8_t byte) {
   rt::memset(ctx_, arena_.data(), byte, size_t(plan_.arena_bytes));
 }

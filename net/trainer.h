@@ -49,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/augment.h"
 #include "kernels/conv_bn_act.h"
 #include "kernels/core/executor.h"
 #include "kernels/core/runtime.h"
@@ -131,6 +132,31 @@ class Trainer {
   // Host input [n][h][w][3] (normalised) and labels [n][label_h][label_w] (trainIds / 255).
   // Returns once the uploads are done: the caller may reuse both buffers at once.
   void set_batch(const float* input_nhwc, const uint8_t* labels);
+  // Augmentation on the executor (kernels/augment.h; farsee-train --augment-on executor), instead
+  // of set_batch: fill the host staging raw_staging() returns (page-locked on cuda; grown as
+  // needed: at least image_bytes / label_bytes and n samples) with a raw batch (tools/data
+  // pack_raw_batch), then augment_raw_batch() queues its upload (asynchronous copies) and
+  // augment_fwd into the network input (fp32 or fp16: the activation dtype) and the labels, and
+  // returns without waiting; the next step runs after them. Refill the staging only after that
+  // step returned (it waits for its loss).
+  struct RawStaging {
+    uint8_t* images;
+    uint8_t* labels;
+    AugmentSample* samples;
+  };
+  RawStaging raw_staging(int64_t image_bytes, int64_t label_bytes);
+  void augment_raw_batch(int64_t image_bytes, int64_t label_bytes,
+                         const AugmentNormalise& normalise);
+  // The same in two slots (0, 1), so the upload of the next batch overlaps the step in flight
+  // (farsee-train's pipeline): raw_staging(.., slot) only allocates host memory, so another host
+  // thread may fill one slot meanwhile; upload_raw_batch queues the slot's copies on the trainer's
+  // copy stream (an event marks their end); augment_uploaded makes the step's stream wait for
+  // that event and queues augment_fwd from the slot; wait_raw_uploads waits (on the host) for
+  // every queued copy, after which any staging may be refilled.
+  RawStaging raw_staging(int64_t image_bytes, int64_t label_bytes, int slot);
+  void upload_raw_batch(int slot, int64_t image_bytes, int64_t label_bytes);
+  void augment_uploaded(int slot, const AugmentNormalise& normalise);
+  void wait_raw_uploads();
   // Fills every activation byte with `byte` (tests: 0xFF = NaN poison).
   void fill_activations(uint8_t byte);
 
@@ -246,6 +272,17 @@ class Trainer {
   rt::Buffer lr_;             // one fp32: the learning rate of a CUDA-graph replay
   rt::Buffer scalars_;        // StepScalars
   rt::Buffer class_weights_;  // num_classes fp32, or empty (unweighted loss)
+  // The raw-batch slots (augment_raw_batch, upload_raw_batch): host staging, its executor copy,
+  // the sizes uploaded last and the event after the copies; the copy stream (null until used).
+  struct RawSlot {
+    rt::PinnedHostBuffer images, labels, samples;
+    rt::Buffer device_images, device_labels, device_samples;
+    int64_t image_bytes = 0, label_bytes = 0;
+    std::shared_ptr<void> uploaded;
+  };
+  RawSlot& raw_slot(int slot);
+  RawSlot raw_slots_[2];
+  std::shared_ptr<void> copy_stream_;
   std::vector<float> class_weights_host_;
   int64_t steps_done_ = 0;
   void* cuda_graph_ = nullptr;

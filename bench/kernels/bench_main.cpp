@@ -105,7 +105,16 @@ int main(int argc, char** argv) {
   }
   const std::string why = farsee::cuda_unavailable_reason();
   if (!why.empty()) {
-    std::printf("no CUDA device: %s; skipping GPU benchmarks\n", why.c_str());
+    // The host benchmarks (named host/..., the cpu executor) run anyway, under the filter if it
+    // names them (^host/...).
+    std::printf("no CUDA device: %s; skipping GPU benchmarks, running host/ ones\n", why.c_str());
+    const std::string filter = benchmark::GetBenchmarkFilter();
+    try {
+      benchmark::RunSpecifiedBenchmarks(filter.rfind("^host/", 0) == 0 ? filter : "^host/");
+    } catch (const farsee::Error& e) {
+      std::fprintf(stderr, "farsee-kernel-bench: %s\n", e.what());
+      return 1;
+    }
     return 0;
   }
   try {

@@ -138,6 +138,31 @@ void free(Executor e, void* p) noexcept {
   std::free(p);
 }
 
+PinnedHostBuffer::PinnedHostBuffer(Executor e, size_t bytes) : executor_(e), bytes_(bytes) {
+  if (bytes == 0) return;
+  if (e == Executor::Cuda) {
+#if FARSEE_HAVE_CUDA
+    FARSEE_CUDA_CHECK(cudaHostAlloc(&data_, bytes, cudaHostAllocDefault));
+    return;
+#else
+    no_cuda("rt::PinnedHostBuffer");
+#endif
+  }
+  data_ = std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  FARSEE_REQUIRE(data_ != nullptr, "host allocation of " << bytes << " bytes failed");
+}
+
+PinnedHostBuffer::~PinnedHostBuffer() {
+  if (!data_) return;
+#if FARSEE_HAVE_CUDA
+  if (executor_ == Executor::Cuda) {
+    (void)cudaFreeHost(data_);  // noexcept: a failure here cannot be reported usefully
+    return;
+  }
+#endif
+  std::free(data_);
+}
+
 void memset(const Context& ctx, void* p, int value, size_t bytes, const char* file, int line) {
   if (ctx.executor == Executor::Cuda) {
 #if FARSEE_HAVE_CUDA

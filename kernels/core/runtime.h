@@ -94,6 +94,38 @@ class Buffer {
   void* data_ = nullptr;
 };
 
+// Host memory the executor copies from asynchronously: page-locked (cudaHostAlloc) on cuda, so a
+// copy_to_device from it is a true asynchronous DMA; plain aligned host memory elsewhere. Owning.
+class PinnedHostBuffer {
+ public:
+  PinnedHostBuffer() = default;
+  PinnedHostBuffer(Executor e, size_t bytes);
+  ~PinnedHostBuffer();
+  PinnedHostBuffer(PinnedHostBuffer&& o) noexcept { swap(o); }
+  PinnedHostBuffer& operator=(PinnedHostBuffer&& o) noexcept {
+    swap(o);
+    return *this;
+  }
+  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
+  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
+  void* data() const { return data_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void swap(PinnedHostBuffer& o) noexcept {
+    std::swap(executor_, o.executor_);
+    std::swap(bytes_, o.bytes_);
+    std::swap(data_, o.data_);
+  }
+  Executor executor_ = Executor::Reference;
+  size_t bytes_ = 0;
+  void* data_ = nullptr;
+};
+
 // ---- CUDA graphs (cuda and emu; reference and cpu have nothing to capture and throw) ----
 // Everything launched on ctx.stream between begin and end is recorded, not run (thread-local
 // capture mode: unsafe calls such as cudaMalloc from this thread fail instead of being recorded).

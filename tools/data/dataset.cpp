@@ -3,9 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <numeric>
 
+#include "kernels/augment.h"
 #include "kernels/core/check.h"
+#include "kernels/core/half_convert.h"
+#include "kernels/core/runtime.h"
 #include "net/farsee_net.h"
 #include "net/preprocess.h"
 #include "tools/cityscapes/metrics.h"
@@ -140,6 +145,12 @@ void mirror(float* input, int h, int w, uint8_t* labels, int lh, int lw) {
   for (int y = 0; y < lh; ++y) std::reverse(labels + size_t(y) * lw, labels + size_t(y + 1) * lw);
 }
 
+// No geometric step at the label size: plain resizes and the mirror (load_sample, augment_sample).
+bool resize_only(const AugmentDraw& draw, const DatasetOptions& o) {
+  return draw.geometric_identity() && draw.window_h == o.label_height() &&
+         draw.window_w == o.label_width();
+}
+
 }  // namespace
 
 void load_sample(const SamplePaths& paths, const DatasetOptions& o, const AugmentDraw& draw,
@@ -151,7 +162,7 @@ void load_sample(const DecodedSample& d, const DatasetOptions& o, const AugmentD
                  float* input, uint8_t* labels) {
   const int h = d.image.height, w = d.image.width, oh = o.input_h, ow = o.input_w;
   const int lh = o.label_height(), lw = o.label_width();
-  if (draw.geometric_identity() && draw.window_h == lh && draw.window_w == lw) {
+  if (resize_only(draw, o)) {
     // Plain resizes (the image exactly as farsee-infer's, net/preprocess.h), then the mirror.
     net::rgb8_to_unit(d.image.data.data(), h, w, input, oh, ow);
     resize_labels_nearest(d.label.data.data(), h, w, labels, lh, lw);
@@ -210,7 +221,7 @@ Batch CityscapesDataset::make_batch() const {
   return b;
 }
 
-void CityscapesDataset::load_position(int64_t position, Batch& b, int i) const {
+AugmentDraw CityscapesDataset::draw_at(int64_t position) const {
   const int64_t count = int64_t(files_.size());
   const int lh = options_.label_height(), lw = options_.label_width();
   AugmentDraw draw;
@@ -221,6 +232,11 @@ void CityscapesDataset::load_position(int64_t position, Batch& b, int i) const {
     draw.window_h = lh;
     draw.window_w = lw;
   }
+  return draw;
+}
+
+void CityscapesDataset::load_position(int64_t position, Batch& b, int i) const {
+  const AugmentDraw draw = draw_at(position);
   load_sample(source_->decode(file_at(position), options_.num_classes), options_, draw,
               b.input.data() + size_t(i) * b.h * b.w * 3,
               b.labels.data() + size_t(i) * b.label_h * b.label_w);
@@ -241,13 +257,14 @@ Batch CityscapesDataset::batch(int64_t k) const {
 }
 
 BatchPrefetcher::BatchPrefetcher(const CityscapesDataset& data, int workers, int depth,
-                                 int64_t first)
+                                 int64_t first, bool raw)
     : data_(data),
       depth_(depth),
       batch_size_(data.options().batch),
       slots_(size_t(depth)),
       next_sample_(first * data.options().batch),
-      consumed_(first) {
+      consumed_(first),
+      raw_(raw) {
   FARSEE_REQUIRE(workers >= 1 && depth >= 1,
                  "prefetch: " << workers << " workers, depth " << depth << " (both >= 1)");
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
@@ -278,12 +295,20 @@ void BatchPrefetcher::work() {
         slot->k = k;
         slot->done = 0;
         slot->error = nullptr;
-        slot->batch = data_.make_batch();
+        if (raw_) {
+          slot->raw = data_.make_raw_batch();
+        } else {
+          slot->batch = data_.make_batch();
+        }
       }
       peak_ = std::max(peak_, k - consumed_ + 1);
     }
     try {
-      data_.load_position(sample, slot->batch, int(sample % batch_size_));
+      if (raw_) {
+        data_.load_raw_position(sample, slot->raw, int(sample % batch_size_));
+      } else {
+        data_.load_position(sample, slot->batch, int(sample % batch_size_));
+      }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!slot->error) slot->error = std::current_exception();
@@ -298,6 +323,17 @@ void BatchPrefetcher::work() {
 }
 
 Batch BatchPrefetcher::next() {
+  FARSEE_REQUIRE(!raw_, "BatchPrefetcher::next: this queue holds raw batches (next_raw)");
+  return take(&Slot::batch);
+}
+
+RawBatch BatchPrefetcher::next_raw() {
+  FARSEE_REQUIRE(raw_, "BatchPrefetcher::next_raw: this queue holds augmented batches (next)");
+  return take(&Slot::raw);
+}
+
+template <typename B>
+B BatchPrefetcher::take(B Slot::*member) {
   std::unique_lock<std::mutex> lock(mutex_);
   Slot& slot = slots_[size_t(consumed_ % depth_)];
   const auto ready = [&] { return slot.k == consumed_ && slot.done == batch_size_; };
@@ -307,7 +343,7 @@ Batch BatchPrefetcher::next() {
     wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   if (slot.error) std::rethrow_exception(slot.error);  // stays: a retry throws again
-  Batch b = std::move(slot.batch);
+  B b = std::move(slot.*member);
   slot.k = -1;
   ++consumed_;
   lock.unlock();
@@ -328,6 +364,196 @@ int64_t BatchPrefetcher::peak_in_flight() const {
 double BatchPrefetcher::wait_seconds() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return wait_s_;
+}
+
+// ---- raw batches: augmentation on the executor ----
+
+int64_t RawBatch::image_bytes() const {
+  int64_t bytes = 0;
+  for (const DecodedSample& d : decoded) bytes += int64_t(d.image.data.size());
+  return bytes;
+}
+
+int64_t RawBatch::label_bytes() const {
+  int64_t bytes = 0;
+  for (const DecodedSample& d : decoded) bytes += int64_t(d.label.data.size());
+  return bytes;
+}
+
+namespace {
+AugmentAffine op_affine(const Affine& m) {
+  AugmentAffine a;
+  a.a = m.a;
+  a.b = m.b;
+  a.c = m.c;
+  a.d = m.d;
+  a.e = m.e;
+  a.f = m.f;
+  return a;
+}
+}  // namespace
+
+AugmentSample augment_sample(const AugmentDraw& draw, const DatasetOptions& o, int src_h,
+                             int src_w) {
+  const int lh = o.label_height(), lw = o.label_width();
+  AugmentSample s;
+  s.src_h = src_h;
+  s.src_w = src_w;
+  if (resize_only(draw, o)) {
+    s.resize_only = 1;
+    s.flip = draw.flip ? 1 : 0;
+  } else {
+    s.image_map = op_affine(augment_affine(draw, lh, lw, src_h, src_w, o.input_h, o.input_w));
+    s.label_map = op_affine(augment_affine(draw, lh, lw, src_h, src_w, lh, lw));
+  }
+  s.brightness = draw.brightness;
+  s.contrast = draw.contrast;
+  s.saturation = draw.saturation;
+  for (int c = 0; c < 3; ++c) s.gain[c] = draw.gain[c];
+  s.noise = draw.noise;
+  s.noise_seed = draw.noise_seed;
+  return s;
+}
+
+AugmentNormalise imagenet_normalise() {
+  AugmentNormalise n;
+  for (int c = 0; c < 3; ++c) {
+    n.mean[c] = net::kImageMean[c];
+    n.std[c] = net::kImageStd[c];
+  }
+  return n;
+}
+
+void pack_raw_batch(const RawBatch& b, const DatasetOptions& o, uint8_t* images, uint8_t* labels,
+                    AugmentSample* samples) {
+  int64_t image_at = 0, label_at = 0;
+  for (size_t i = 0; i < b.decoded.size(); ++i) {
+    const DecodedSample& d = b.decoded[i];
+    AugmentSample s = augment_sample(b.draws[i], o, d.image.height, d.image.width);
+    s.image_offset = image_at;
+    s.label_offset = label_at;
+    std::copy(d.image.data.begin(), d.image.data.end(), images + image_at);
+    std::copy(d.label.data.begin(), d.label.data.end(), labels + label_at);
+    image_at += int64_t(d.image.data.size());
+    label_at += int64_t(d.label.data.size());
+    samples[i] = s;
+  }
+}
+
+namespace {
+
+// A raw batch packed into executor memory, and the op's view of it.
+struct ExecutorRawBatch {
+  rt::Buffer images, labels, samples;
+  AugmentBatch view;
+};
+
+ExecutorRawBatch upload_raw_batch(const Context& ctx, const RawBatch& b, const DatasetOptions& o) {
+  std::vector<uint8_t> images(size_t(b.image_bytes())), labels(size_t(b.label_bytes()));
+  std::vector<AugmentSample> samples(b.decoded.size());
+  pack_raw_batch(b, o, images.data(), labels.data(), samples.data());
+  ExecutorRawBatch e;
+  e.images = rt::Buffer(ctx.executor, images.size());
+  e.labels = rt::Buffer(ctx.executor, labels.size());
+  e.samples = rt::Buffer(ctx.executor, samples.size() * sizeof(AugmentSample));
+  rt::copy_to_device(ctx, e.images.data(), images.data(), images.size());
+  rt::copy_to_device(ctx, e.labels.data(), labels.data(), labels.size());
+  rt::copy_to_device(ctx, e.samples.data(), samples.data(), e.samples.bytes());
+  rt::synchronize(ctx);  // the host vectors die here
+  e.view.images = e.images.as<uint8_t>();
+  e.view.image_bytes = int64_t(images.size());
+  e.view.labels = e.labels.as<uint8_t>();
+  e.view.label_bytes = int64_t(labels.size());
+  e.view.samples = e.samples.as<AugmentSample>();
+  e.view.normalise = imagenet_normalise();
+  return e;
+}
+
+}  // namespace
+
+Batch augment_raw_batch(const RawBatch& b, const DatasetOptions& o, Executor executor,
+                        DType dtype) {
+  const Context ctx{executor, nullptr};
+  const ExecutorRawBatch raw = upload_raw_batch(ctx, b, o);
+  Batch out;
+  out.n = b.n;
+  out.h = b.h;
+  out.w = b.w;
+  out.label_h = b.label_h;
+  out.label_w = b.label_w;
+  const Shape4 shape{b.n, b.h, b.w, 3};
+  const size_t elements = size_t(shape.elements());
+  rt::Buffer input(executor, elements * dtype_size(dtype)),
+      labels(executor, size_t(b.n) * b.label_h * b.label_w);
+  augment_fwd(ctx, raw.view, make_view(input.data(), dtype, shape), labels.as<uint8_t>(), b.label_h,
+              b.label_w);
+  out.labels.resize(labels.bytes());
+  rt::copy_to_host(ctx, out.labels.data(), labels.data(), labels.bytes());
+  if (dtype == DType::F16) {
+    std::vector<uint16_t> half(elements);
+    rt::copy_to_host(ctx, half.data(), input.data(), elements * sizeof(uint16_t));
+    for (uint16_t h : half) out.input.push_back(half_bits_to_float(h));
+  } else {
+    out.input.resize(elements);
+    rt::copy_to_host(ctx, out.input.data(), input.data(), elements * sizeof(float));
+  }
+  return out;
+}
+
+double augment_images_per_second(const RawBatch& b, const DatasetOptions& o, Executor executor,
+                                 int repeats) {
+  FARSEE_REQUIRE(repeats >= 1, "augment_images_per_second: repeats " << repeats << " must be >= 1");
+  Context ctx{executor, nullptr};
+  if (executor == Executor::Cuda) ctx.stream = rt::stream_create(executor);
+  const std::unique_ptr<void, std::function<void(void*)>> stream(
+      ctx.stream, [executor](void* s) { rt::stream_destroy(executor, s); });
+  const ExecutorRawBatch raw = upload_raw_batch(ctx, b, o);
+  const Shape4 shape{b.n, b.h, b.w, 3};
+  rt::Buffer input(executor, size_t(shape.elements()) * sizeof(float));
+  rt::Buffer labels(executor, size_t(b.n) * b.label_h * b.label_w);
+  const auto run = [&] {
+    augment_fwd(ctx, raw.view, make_view(input.data(), DType::F32, shape), labels.as<uint8_t>(),
+                b.label_h, b.label_w);
+  };
+  run();  // warm-up
+  rt::Timer timer(executor);
+  timer.record_start(ctx);
+  for (int i = 0; i < repeats; ++i) run();
+  timer.record_stop(ctx);
+  const double seconds = double(timer.elapsed_ms()) / 1000;
+  rt::synchronize(ctx);
+  return double(b.n) * repeats / seconds;
+}
+
+RawBatch CityscapesDataset::make_raw_batch() const {
+  RawBatch b;
+  b.n = options_.batch;
+  b.h = options_.input_h;
+  b.w = options_.input_w;
+  b.label_h = options_.label_height();
+  b.label_w = options_.label_width();
+  b.decoded.resize(size_t(b.n));
+  b.draws.resize(size_t(b.n));
+  return b;
+}
+
+void CityscapesDataset::load_raw_position(int64_t position, RawBatch& b, int i) const {
+  b.draws[size_t(i)] = draw_at(position);
+  b.decoded[size_t(i)] = source_->decode(file_at(position), options_.num_classes);
+}
+
+RawBatch CityscapesDataset::raw_batch(int64_t k) const {
+  if (options_.workers > 0) {
+    if (!raw_prefetcher_ || raw_prefetcher_->next_index() != k) {
+      raw_prefetcher_.reset();
+      raw_prefetcher_ = std::make_unique<BatchPrefetcher>(*this, options_.workers,
+                                                          options_.prefetch, k, /*raw=*/true);
+    }
+    return raw_prefetcher_->next_raw();
+  }
+  RawBatch b = make_raw_batch();
+  for (int i = 0; i < b.n; ++i) load_raw_position(k * options_.batch + i, b, i);
+  return b;
 }
 
 }  // namespace farsee::tools

@@ -34,6 +34,9 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/core/augment_math.h"
+#include "kernels/core/dtype.h"
+#include "kernels/core/executor.h"
 #include "tools/cityscapes/metrics.h"  // cityscapes_train_ids(): the labelId -> trainId map
 #include "tools/data/augment.h"
 #include "tools/data/image_io.h"
@@ -106,6 +109,39 @@ struct Batch {
   std::vector<uint8_t> labels;  // [n][label_h][label_w], trainIds or 255
 };
 
+// ---- Raw batches: augmentation on the executor (kernels/augment.h; farsee-train --augment-on)
+// ---- Batch k as decoded samples (any sizes) and their draws: augment_fwd turns it into exactly
+// the input and labels of batch(k) (bitwise, tests/tools/data/augment_op_test.cpp). The host only
+// decodes and copies bytes.
+struct RawBatch {
+  int n = 0, h = 0, w = 0;
+  int label_h = 0, label_w = 0;
+  std::vector<DecodedSample> decoded;  // per sample: RGB image, trainId labels
+  std::vector<AugmentDraw> draws;      // per sample
+  int64_t image_bytes() const;         // the packed sizes (pack_raw_batch)
+  int64_t label_bytes() const;
+};
+// The op's parameters of a draw for a src_h x src_w sample: load_sample's choice of path (the
+// plain resizes and mirror when the draw has no geometric step at the label size, else the
+// input-grid and label-grid affine maps) and the colour factors; offsets 0.
+AugmentSample augment_sample(const AugmentDraw& draw, const DatasetOptions& options, int src_h,
+                             int src_w);
+// net::kImageMean / kImageStd, the normalisation load_sample applies.
+AugmentNormalise imagenet_normalise();
+// The samples' images and labels back to back in sample order (image_bytes() and label_bytes()
+// bytes), and samples[i] = augment_sample(...) with its byte offsets.
+void pack_raw_batch(const RawBatch& b, const DatasetOptions& options, uint8_t* images,
+                    uint8_t* labels, AugmentSample* samples);
+
+// The batch augment_fwd makes of a raw batch on `executor` (uploaded to its memory and back),
+// the input stored as `dtype` (fp16 values widened back to float in Batch::input). For tests.
+Batch augment_raw_batch(const RawBatch& b, const DatasetOptions& options, Executor executor,
+                        DType dtype = DType::F32);
+// Images per second of augment_fwd on `executor` over `batch` repeated `repeats` times (uploads
+// made once, outside the timing; on cuda timed with events): the op's line of --benchmark-loader.
+double augment_images_per_second(const RawBatch& batch, const DatasetOptions& options,
+                                 Executor executor, int repeats);
+
 class CityscapesDataset;
 
 // Batches first, first + 1, ... of `data`, made by `workers` threads at most `depth` batches
@@ -114,11 +150,14 @@ class CityscapesDataset;
 // is rethrown by next() when it reaches the batch that holds the sample.
 class BatchPrefetcher {
  public:
-  BatchPrefetcher(const CityscapesDataset& data, int workers, int depth, int64_t first = 0);
+  // raw: the batches are RawBatches (next_raw), else Batches (next).
+  BatchPrefetcher(const CityscapesDataset& data, int workers, int depth, int64_t first = 0,
+                  bool raw = false);
   ~BatchPrefetcher();
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
   Batch next();
+  RawBatch next_raw();
   int64_t next_index() const;  // the batch next() returns
   // The most batches ever started but not yet handed out (<= depth): the queue is bounded.
   int64_t peak_in_flight() const;
@@ -131,8 +170,11 @@ class BatchPrefetcher {
     int done = 0;
     std::exception_ptr error;
     Batch batch;
+    RawBatch raw;
   };
   void work();
+  template <typename B>
+  B take(B Slot::*member);
   const CityscapesDataset& data_;
   const int depth_, batch_size_;
   mutable std::mutex mutex_;
@@ -142,6 +184,7 @@ class BatchPrefetcher {
   int64_t peak_ = 0;
   double wait_s_ = 0;
   bool stop_ = false;
+  const bool raw_;
   std::vector<std::thread> threads_;
 };
 
@@ -166,13 +209,21 @@ class CityscapesDataset {
   void load_position(int64_t position, Batch& b, int i) const;
   // The prefetcher behind batch() (null before the first call or without workers).
   const BatchPrefetcher* prefetcher() const { return prefetcher_.get(); }
+  // Batch k undecoded and unaugmented (the draws made): for augment_fwd. With workers, sequential
+  // calls come from a prefetch queue of RawBatches (one caller; use batch() or raw_batch()).
+  RawBatch raw_batch(int64_t k) const;
+  RawBatch make_raw_batch() const;
+  // Sample `position` decoded into slot i of `b`, with its draw (thread-safe).
+  void load_raw_position(int64_t position, RawBatch& b, int i) const;
 
  private:
-  size_t file_at(int64_t position) const;  // position in the endless order -> file index
+  size_t file_at(int64_t position) const;       // position in the endless order -> file index
+  AugmentDraw draw_at(int64_t position) const;  // the augmentation draw of a position
   std::shared_ptr<const SampleSource> source_;
   std::vector<SamplePaths> files_;
   DatasetOptions options_;
-  mutable std::unique_ptr<BatchPrefetcher> prefetcher_;  // last member: stops first
+  mutable std::unique_ptr<BatchPrefetcher> raw_prefetcher_;  // raw_batch()'s
+  mutable std::unique_ptr<BatchPrefetcher> prefetcher_;      // last member: stops first
 };
 
 // One sample (exposed for tests): image of `paths` at the options' input size, labels at the

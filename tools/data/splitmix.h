@@ -1,17 +1,13 @@
 // splitmix64 (Steele, Lea and Flood 2014), the seed mixer of the data tools (shuffling,
 // augmentation draws, synthetic scenes): fully specified integer arithmetic, so a seed gives the
-// same data on every machine.
+// same data on every machine. One definition (kernels/core/splitmix.h), shared with the
+// augmentation op's noise.
 #pragma once
 
-#include <cstdint>
+#include "kernels/core/splitmix.h"
 
 namespace farsee::tools {
 
-inline uint64_t splitmix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+using ::farsee::splitmix64;
 
 }  // namespace farsee::tools

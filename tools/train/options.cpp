@@ -133,6 +133,10 @@ void set_augmentation(Options& o, const std::string& v, const char* flag) {
   require_one_of(v, flag, {"flip", "paper"});
   o.augmentation = v;
 }
+void set_augment_on(Options& o, const std::string& v, const char* flag) {
+  require_one_of(v, flag, {"host", "executor"});
+  o.augment_on = v;
+}
 void set_scale_range(Options& o, const std::string& v, const char* flag) {
   const std::vector<std::string> r = split_list(v, flag);
   FARSEE_REQUIRE(r.size() == 2, flag << ": '" << v << "' is not A,B");
@@ -237,6 +241,11 @@ const Flag kFlags[] = {
      "the CPUs less one, at most 16; 0: on the training thread); the batches\n"
      "do not depend on N. One thread makes about 14 images/s at 1024x2048",
      set_int<&Options::workers, 0>, nullptr},
+    {kModel, "augment-on", "W",
+     "host (default): worker threads decode and augment | executor: they only\n"
+     "decode; the augmentation runs as an op on the executor before the forward\n"
+     "(kernels/augment.h). The batches are bitwise the same either way",
+     set_augment_on, nullptr},
     {kModel, "benchmark-loader", "N",
      "time N batches of the loader and exit: 'host:' the samples decoded to\n"
      "uint8 only (the host's part when the augmentation runs on the\n"

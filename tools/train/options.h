@@ -34,6 +34,7 @@ struct Options {
   int crop_h = 0, crop_w = 0;
   int workers = std::clamp(int(std::thread::hardware_concurrency()) - 1, 1, 16);
   int benchmark_loader = 0;
+  std::string augment_on = "host";  // host | executor (the augmentation op)
   bool augment = true, shuffle = true;
   uint64_t seed = 0;
   int val_every = 0;
@@ -56,8 +57,8 @@ std::string usage_text();
 std::optional<Options> parse_options(const std::vector<std::string>& args);
 
 // The options a checkpoint stores, as --config holds them ({"lr": 0.01, "no-augment": false,
-// ...}; paths as given). --workers, --benchmark-loader, --memory-plan, --resume and --config are
-// not stored: a resumed run uses its own.
+// ...}; paths as given). --workers, --augment-on, --benchmark-loader, --memory-plan, --resume and
+// --config are not stored: a resumed run uses its own.
 nlohmann::json options_to_json(const Options& o);
 
 // Applies {"name": value, ...} (names with or without "--"; values strings, numbers or booleans)

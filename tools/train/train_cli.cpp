@@ -18,6 +18,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -157,9 +158,24 @@ void benchmark_host(const Options& o, const CityscapesDataset& data) {
       double(n) / cpu_s, cpu_s);
 }
 
-// Issue 24 item 2 (the augmentation op on the executor) prints its rate here, a line starting
-// "augment:"; until that op is merged, --benchmark-loader measures the host side only.
-void benchmark_executor_augment(const Options&, const CityscapesDataset&) {}
+// The other half of --augment-on executor: the augmentation op (kernels/augment.h) on the
+// executor, over the first raw batch repeated (uploaded once). "per core": per CPU second of this
+// process, printed for the host executors only (on cuda the op's time is the GPU's).
+void benchmark_executor_augment(const Options& o, const CityscapesDataset& data) {
+  std::string note;
+  const Executor executor = choose_executor(o.executor, &note);
+  const RawBatch raw = data.raw_batch(0);
+  const int repeats = std::max(o.benchmark_loader, 1);
+  const double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+  const double rate = augment_images_per_second(raw, data.options(), executor, repeats);
+  const double cpu_s = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+  std::printf("augment: augment_fwd on %s, %d x %d samples: %.1f images/s in all",
+              executor_name(executor), repeats, o.batch, rate);
+  if (executor != Executor::Cuda && cpu_s > 0) {
+    std::printf(", %.1f images/s per core", double(repeats) * o.batch / cpu_s);
+  }
+  std::printf("\n");
+}
 
 // The host side first: the prefetcher of the timed batches goes on decoding ahead afterwards.
 int benchmark_loader(const Options& o, const CityscapesDataset& data) {
@@ -179,6 +195,62 @@ int benchmark_loader(const Options& o, const CityscapesDataset& data) {
   benchmark_executor_augment(o, data);
   return 0;
 }
+
+// --augment-on executor: the batches decoded by the loader (raw_batch), packed into the trainer's
+// page-locked staging and augmented by the op on the executor (each the same as data.batch(k), bit
+// for bit). Pipelined in the trainer's two slots, so that while step k runs on the executor, batch
+// k+1's copies run on the copy stream and a host thread takes batch k+2 from the loader and packs
+// it (the host side is then off the step's critical path).
+class RawFeeder {
+ public:
+  RawFeeder(net::Trainer& trainer, const CityscapesDataset& data)
+      : trainer_(trainer), data_(data) {}
+  ~RawFeeder() {
+    if (packing_.valid()) packing_.wait();  // its error, if any, is dropped with the run
+  }
+  RawFeeder(const RawFeeder&) = delete;
+  RawFeeder& operator=(const RawFeeder&) = delete;
+
+  // Queues the augmentation of batch `step` into the trainer's input, and the work ahead.
+  void feed(int64_t step) {
+    if (step != next_) {  // the first step, or a jump: refill the pipeline at `step`
+      if (packing_.valid()) packing_.wait();
+      packing_ = {};
+      trainer_.wait_raw_uploads();
+      pack(step);
+      upload(step);
+      pack(step + 1);
+    } else {
+      packing_.get();  // batch step + 1 is packed (rethrows the loader's error)
+    }
+    trainer_.augment_uploaded(slot(step), imagenet_normalise());
+    trainer_.wait_raw_uploads();  // batch step's copies (queued during the last step) are done
+    upload(step + 1);
+    packing_ = std::async(std::launch::async, [this, step] { pack(step + 2); });
+    next_ = step + 1;
+  }
+
+ private:
+  static int slot(int64_t k) { return int(k % 2); }
+  void pack(int64_t k) {
+    const RawBatch raw = data_.raw_batch(k);
+    const int s = slot(k);
+    const net::Trainer::RawStaging staging =
+        trainer_.raw_staging(raw.image_bytes(), raw.label_bytes(), s);
+    pack_raw_batch(raw, data_.options(), staging.images, staging.labels, staging.samples);
+    bytes_[s][0] = raw.image_bytes();
+    bytes_[s][1] = raw.label_bytes();
+  }
+  void upload(int64_t k) {
+    trainer_.upload_raw_batch(slot(k), bytes_[slot(k)][0], bytes_[slot(k)][1]);
+  }
+
+  net::Trainer& trainer_;
+  const CityscapesDataset& data_;
+  int64_t next_ = -1;
+  int64_t bytes_[2][2] = {};  // per slot: the packed image and label bytes
+  std::future<void> packing_;
+};
 
 LrSchedule schedule_of(const Options& o) {
   LrSchedule s;
@@ -345,6 +417,7 @@ class TrainingRun {
   const int64_t files_, total_;
   std::optional<Checkpoint> resumed_;
   std::optional<net::Trainer> trainer_;
+  std::optional<RawFeeder> feeder_;  // --augment-on executor; after trainer_: destroyed first
   int64_t start_ = 0;
   double best_miou_ = -1;
   int64_t best_step_ = -1;
@@ -386,6 +459,7 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
     last_written_ = start_;
   }
   make_trainer();
+  if (o_.augment_on == "executor") feeder_.emplace(*trainer_, data_);
   trainer_->set_class_weights(resolve_class_weights(o_.class_weights, o_.class_weight_list, data_,
                                                     config_.num_classes, std::max(o_.workers, 1)));
   print_start();
@@ -539,12 +613,21 @@ void TrainingRun::check_loss(float loss, int64_t done) {
 
 void TrainingRun::train_step(int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
-  Batch b = data_.batch(step);
-  // The seconds this step waited for its batch (the prefetch queue empty, or no workers).
-  const double data_wait =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (step + 1 == nan_at_) b.input[0] = std::numeric_limits<float>::quiet_NaN();
-  trainer_->set_batch(b.input.data(), b.labels.data());
+  // The seconds this step waited for its batch: the prefetch queue empty or no workers (with
+  // --augment-on executor: the raw batch, its upload and the op's launch).
+  const auto waited = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  double data_wait = 0;
+  if (feeder_) {  // --augment-on executor (the NaN test hook poisons host-augmented input only)
+    feeder_->feed(step);
+    data_wait = waited();
+  } else {
+    Batch b = data_.batch(step);
+    data_wait = waited();
+    if (step + 1 == nan_at_) b.input[0] = std::numeric_limits<float>::quiet_NaN();
+    trainer_->set_batch(b.input.data(), b.labels.data());
+  }
   net::SgdArgs sgd;
   sgd.lr = float(learning_rate(schedule_of(o_), step, total_, step * o_.batch / files_));
   sgd.momentum = float(o_.momentum);
