@@ -53,6 +53,7 @@
 #include "kernels/core/executor.h"
 #include "kernels/core/runtime.h"
 #include "net/config.h"
+#include "net/distributed.h"
 #include "net/memory_plan.h"
 #include "net/parameters.h"
 #include "net/train_graph.h"
@@ -127,6 +128,16 @@ class Trainer {
   // unweighted loss). Throws naming the first bad value.
   void set_class_weights(const std::vector<float>& weights);
   const std::vector<float>& class_weights() const { return class_weights_host_; }
+
+  // Data parallelism (DESIGN.md section 10.1): this trainer is rank comm->rank() of comm->size(),
+  // each rank with its own block of the global batch (comm outlives the trainer; null or a world
+  // of one: one process, bitwise the steps without it). Per step: the loss is normalised by the
+  // global number of counted label pixels (or class-weight sum, all-reduced from the labels
+  // before the backward), BN uses the global batch statistics when `sync_bn` (else this rank's,
+  // as plain DDP), and the gradient arena is all-reduced in one call before SGD; step() returns
+  // the global loss. Host executors (reference, cpu) and fp32 only for now: throws otherwise.
+  void set_data_parallel(Collective* comm, bool sync_bn);
+  Collective* collective() const { return comm_; }
 
   // Host input [n][h][w][3] (normalised) and labels [n][label_h][label_w] (trainIds / 255).
   // Returns once the uploads are done: the caller may reuse both buffers at once.
@@ -255,6 +266,17 @@ class Trainer {
   bool ran_eager_step_ = false;  // a whole step ran eagerly in this process (Trainer::step)
   mutable int64_t readbacks_ = 0;
   float graph_momentum_ = 0.f, graph_weight_decay_ = 0.f;
+  // Data parallelism (set_data_parallel); comm_ null: one process.
+  bool distributed() const { return comm_ != nullptr && comm_->size() > 1; }
+  void run_batchnorm(const TrainStep& s, const LayerSlots& slots);
+  // Before the steps: the global label-weight sum, so the loss step scales d(logits) by
+  // local / global (loss_factor_); after them: the gradient arena all-reduced.
+  void share_loss_normaliser();
+  float global_loss(float local_loss);
+  Collective* comm_ = nullptr;
+  bool sync_bn_ = false;
+  double local_weight_sum_ = 0, loss_share_ = 1;  // this rank's share of the global sum
+  float loss_factor_ = 1.f;                       // multiplies the loss step's grad_scale
 };
 
 }  // namespace farsee::net

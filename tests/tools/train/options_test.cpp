@@ -169,7 +169,8 @@ TEST(TrainOptionsTable, EveryFlagOfTheHelpParses) {
   const std::map<std::string, std::string> values = {
       {"input-size", "64x64"}, {"label-size", "32x32"},   {"crop", "16x16"},
       {"scale-range", "1,2"},  {"lr-schedule", "cosine"}, {"augmentation", "flip"},
-      {"precision", "fp16"},   {"save-dtype", "fp16"},    {"class-weights", "inverse-log"}};
+      {"precision", "fp16"},   {"save-dtype", "fp16"},    {"class-weights", "inverse-log"},
+      {"bn", "local"}};
   for (std::sregex_iterator it(usage.begin(), usage.end(), flag_line), end; it != end; ++it) {
     const std::string name = (*it)[1];
     seen.insert(name);
@@ -186,7 +187,7 @@ TEST(TrainOptionsTable, EveryFlagOfTheHelpParses) {
           << name;
     }
   }
-  EXPECT_EQ(seen.size(), 43u);
+  EXPECT_EQ(seen.size(), 45u);  // + bn, collective-timeout (data parallelism)
   EXPECT_TRUE(seen.count("loss-scale-growth-interval"));
   testing::internal::CaptureStdout();
   EXPECT_FALSE(parse_options({"--lr", "1", "--help"}).has_value());
