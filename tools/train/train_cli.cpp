@@ -198,12 +198,39 @@ struct Validation {
   int images = 0;
 };
 
+// Data parallelism: rank r evaluates images [r V / N, (r + 1) V / N) of the V validation images;
+// the ranks' confusion matrices are summed (exact integers), so every rank gets the whole split's.
+ConfusionMatrix evaluate_rank_share(net::FarSeeNet& net, const CityscapesDataset& val,
+                                    int num_classes, net::Collective& comm) {
+  const int64_t count = int64_t(val.size()), n = comm.size(), r = comm.rank();
+  const int64_t first = count * r / n, images = count * (r + 1) / n - first;
+  const int batch = val.options().batch;
+  ConfusionMatrix mine = evaluate_network(net, images, num_classes, [&](int64_t k) {
+    Batch b = val.make_batch();
+    for (int i = 0; i < batch && k * batch + i < images; ++i) {
+      val.load_position(first + k * batch + i, b, i);
+    }
+    return b;
+  });
+  const int C = num_classes;
+  std::vector<int64_t> counts(size_t(C) * (C + 1));
+  for (int g = 0; g < C; ++g)
+    for (int p = 0; p <= C; ++p) counts[size_t(g) * (C + 1) + p] = int64_t(mine.count(g, p));
+  comm.all_reduce_sum(counts.data(), int64_t(counts.size()), "validation confusion matrix");
+  ConfusionMatrix all(C);
+  for (int g = 0; g < C; ++g)
+    for (int p = 0; p <= C; ++p) all.add_count(g, p, uint64_t(counts[size_t(g) * (C + 1) + p]));
+  return all;
+}
+
 Validation validate(const CityscapesDataset& val, const net::FarSeeConfig& config,
-                    const net::HostTensors& state, Executor executor) {
+                    const net::HostTensors& state, Executor executor, net::Collective& comm) {
   Context ctx;
   ctx.executor = executor;
   net::FarSeeNet net(config, state, ctx, DType::F32);
-  const ConfusionMatrix cm = evaluate_dataset(net, val, config.num_classes);
+  const ConfusionMatrix cm = comm.size() == 1
+                                 ? evaluate_dataset(net, val, config.num_classes)
+                                 : evaluate_rank_share(net, val, config.num_classes, comm);
   Validation v;
   for (const std::optional<double>& iou : cm.ious()) v.iou.push_back(iou ? *iou : std::nan(""));
   v.miou = cm.mean_iou().value_or(0.0);
@@ -491,7 +518,7 @@ std::string TrainingRun::write_periodic(int64_t done) {
 
 // Validation after `done` steps (0: the untrained weights, the baseline; never "best").
 void TrainingRun::run_validation(int64_t done) {
-  const Validation v = validate(*val_, config_, trainer_->state(), executor_);
+  const Validation v = validate(*val_, config_, trainer_->state(), executor_, comm_);
   const bool best = done > 0 && v.miou > best_miou_;
   if (best) {
     best_miou_ = v.miou;

@@ -176,6 +176,31 @@ TEST_F(Mpi, LocalBnUsesEachRanksOwnStatistics) {
   EXPECT_EQ(sync_differs, running);  // synchronised BN: the statistics of all 4 images
 }
 
+// Validation split over the ranks (2 and 3 of the 5 images), the confusion matrices summed: the
+// untrained weights' (step 0) mIoU and pixel accuracy are bitwise one process's.
+TEST_F(Mpi, SplitValidationEqualsOneProcess) {
+  const std::string val = " --steps 1 --val-every 1 --val-split train --log ";
+  const auto two = run(kMpirun + kBin + "/farsee-train" + args(2, 1, "v2.safetensors") + val +
+                       (dir_ / "two.jsonl").string());
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const auto one = run(kBin + "/farsee-train" + args(2, 1, "v1.safetensors") + val +
+                       (dir_ / "one.jsonl").string());
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  auto step0 = [&](const char* file) {
+    std::ifstream in(dir_ / file);
+    for (std::string line; std::getline(in, line);) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (j["event"] == "val" && j["step"] == 0) return j;
+    }
+    return nlohmann::json();
+  };
+  const nlohmann::json a = step0("two.jsonl"), b = step0("one.jsonl");
+  ASSERT_FALSE(a.is_null() || b.is_null()) << two.output << one.output;
+  EXPECT_EQ(a["miou"].get<double>(), b["miou"].get<double>());
+  EXPECT_EQ(a["pixel_accuracy"].get<double>(), b["pixel_accuracy"].get<double>());
+  EXPECT_GT(b["pixel_accuracy"].get<double>(), 0.0);
+}
+
 // A rank killed after step 2 ends the job: mpirun exits non-zero and names the rank ("mpirun
 // noticed that process rank 1 ... exited on signal 9").
 TEST_F(Mpi, AKilledRankEndsTheJob) {
