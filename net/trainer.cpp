@@ -465,10 +465,14 @@ void Trainer::run_compute_gradients() {
   if (distributed()) share_loss_normaliser();
   for (const TrainStep& s : graph_.steps) run(s);
   unscale_gradients();
-  if (distributed()) {  // one call over the whole arena (host memory on reference and cpu)
-    rt::synchronize(ctx_);
-    comm_->all_reduce_sum(grads_.as<float>(), layout_.parameter_floats, "gradients");
+  if (!distributed()) return;
+  // One call over the whole arena: NCCL on the device, else host memory (reference and cpu).
+  if (ctx_.executor == Executor::Cuda) {
+    device_all_reduce_(grads_.as<float>(), layout_.parameter_floats, ctx_.stream);
+    return;
   }
+  rt::synchronize(ctx_);
+  comm_->all_reduce_sum(grads_.as<float>(), layout_.parameter_floats, "gradients");
 }
 
 void Trainer::run_batchnorm(const TrainStep& s, const LayerSlots& slots) {
@@ -502,17 +506,22 @@ void Trainer::set_data_parallel(Collective* comm, bool sync_bn) {
   comm_ = comm;
   sync_bn_ = sync_bn;
   if (!distributed()) return;
+  const bool host = ctx_.executor == Executor::Reference || ctx_.executor == Executor::Cpu;
+  const bool cuda = ctx_.executor == Executor::Cuda;
   FARSEE_REQUIRE(
-      ctx_.executor == Executor::Reference || ctx_.executor == Executor::Cpu,
+      host || (cuda && device_all_reduce_),
       "data parallelism over "
           << comm->size()
           << " ranks runs on the cpu and "
-             "reference executors only so far (the NCCL path of the cuda executor is not "
-             "built: DESIGN.md section 10.1); pass --executor cpu");
-  FARSEE_REQUIRE(!mixed() && !precision_.tf32, "data parallelism over "
-                                                   << comm->size()
-                                                   << " ranks trains in fp32 only so far: "
-                                                      "pass --precision fp32");
+             "reference executors, and on cuda with NCCL (this build or executor has none: "
+             "DESIGN.md section 10.1)");
+  FARSEE_REQUIRE(!cuda || !sync_bn,
+                 "synchronised BN is not built for the cuda executor yet "
+                 "(DESIGN.md section 10.1): pass --bn local");
+  FARSEE_REQUIRE(!mixed(), "data parallelism over "
+                               << comm->size()
+                               << " ranks trains in fp32 or tf32 only so far: pass --precision "
+                                  "fp32");
 }
 
 // The loss of rank r is sum_r / S_r (the op's weighted mean); the global batch's is
@@ -611,7 +620,9 @@ void Trainer::run_all(const SgdArgs& sgd, const float* lr_in_memory) {
 }
 
 float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
-  const bool graphs = use_cuda_graph && rt::uses_graphs(ctx_.executor);
+  // Data parallelism runs eagerly: the loss factor is a value argument of the loss step and the
+  // all-reduce waits on the host.
+  const bool graphs = use_cuda_graph && rt::uses_graphs(ctx_.executor) && !distributed();
   upload_loss_scale();  // read from memory by the loss and the unscale, eager or replayed
   // Eager until the momentum buffers exist (the first applied SGD step is different) and until
   // this process has run a whole step eagerly: every kernel's first launch (lazy module loading,

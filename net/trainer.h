@@ -45,6 +45,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -135,8 +136,14 @@ class Trainer {
   // global number of counted label pixels (or class-weight sum, all-reduced from the labels
   // before the backward), BN uses the global batch statistics when `sync_bn` (else this rank's,
   // as plain DDP), and the gradient arena is all-reduced in one call before SGD; step() returns
-  // the global loss. Host executors (reference, cpu) and fp32 only for now: throws otherwise.
+  // the global loss. fp32 or tf32 only (throws for mixed precision). On cuda it needs the device
+  // all-reduce below and `sync_bn` false (the BN kernels have no hook yet), and steps run eagerly
+  // (no CUDA graph); emu is refused.
   void set_data_parallel(Collective* comm, bool sync_bn);
+  // The cuda executor's gradient all-reduce (tools/train/nccl_reducer.h): in place over `count`
+  // fp32 values of device memory on `stream` (ctx.stream). Set before set_data_parallel.
+  using DeviceAllReduce = std::function<void(float* data, int64_t count, void* stream)>;
+  void set_device_all_reduce(DeviceAllReduce f) { device_all_reduce_ = std::move(f); }
   Collective* collective() const { return comm_; }
 
   // Host input [n][h][w][3] (normalised) and labels [n][label_h][label_w] (trainIds / 255).
@@ -274,6 +281,7 @@ class Trainer {
   void share_loss_normaliser();
   float global_loss(float local_loss);
   Collective* comm_ = nullptr;
+  DeviceAllReduce device_all_reduce_;
   bool sync_bn_ = false;
   double local_weight_sum_ = 0, loss_share_ = 1;  // this rank's share of the global sum
   float loss_factor_ = 1.f;                       // multiplies the loss step's grad_scale

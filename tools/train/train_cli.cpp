@@ -37,6 +37,7 @@
 #include "tools/train/class_weights.h"
 #include "tools/train/distributed.h"
 #include "tools/train/lr_schedule.h"
+#include "tools/train/nccl_reducer.h"
 #include "tools/train/options.h"
 #include "tools/train/progress.h"
 #include "weights/safetensors.h"
@@ -364,6 +365,9 @@ class TrainingRun {
   int64_t nan_at_ = -1, raise_at_ = -1;
   int raise_sig_ = SIGINT;
   int64_t steps_run_ = 0;
+#if FARSEE_HAVE_NCCL
+  std::unique_ptr<NcclReducer> nccl_;  // cuda, N > 1: the gradient all-reduce
+#endif
 };
 
 TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeConfig& config,
@@ -393,6 +397,12 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
     last_written_ = start_;
   }
   make_trainer();
+#if FARSEE_HAVE_NCCL
+  if (nccl_) {
+    trainer_->set_device_all_reduce(
+        [this](float* d, int64_t n, void* stream) { nccl_->all_reduce_sum(d, n, stream); });
+  }
+#endif
   trainer_->set_data_parallel(&comm_, o_.bn == "sync");
   trainer_->set_class_weights(resolve_class_weights(o_.class_weights, o_.class_weight_list, data_,
                                                     config_.num_classes, std::max(o_.workers, 1)));
@@ -404,6 +414,12 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
 
 // Fresh weights, or the checkpoint's weights, momenta, step and (fp16) loss scaler.
 void TrainingRun::make_trainer() {
+#if FARSEE_HAVE_NCCL
+  if (executor_ == Executor::Cuda && comm_.size() > 1) {  // one GPU per rank, before allocating
+    select_local_gpu(comm_.local_rank());
+    nccl_ = std::make_unique<NcclReducer>(comm_, o_.collective_timeout);
+  }
+#endif
   Context ctx;
   ctx.executor = executor_;
   const int label_h = data_.options().label_height(), label_w = data_.options().label_width();
