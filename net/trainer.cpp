@@ -16,6 +16,7 @@
 #include "kernels/pool.h"
 #include "kernels/sgd.h"
 #include "kernels/softmax_cross_entropy.h"
+#include "net/sync_batchnorm.h"
 #include "weights/conv_layout.h"
 
 namespace farsee::net {
@@ -331,6 +332,14 @@ void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
     rt::copy_to_device(ctx_, in.data, input_nhwc, count * sizeof(float));
   }
   rt::copy_to_device(ctx_, labels_.data(), labels, labels_.bytes());
+  if (distributed()) {  // this rank's share of the loss's normaliser (section 10.1)
+    local_weight_sum_ = 0;
+    for (size_t i = 0; i < labels_.bytes(); ++i) {
+      if (labels[i] == 255) continue;
+      local_weight_sum_ +=
+          class_weights_host_.empty() ? 1.0 : double(class_weights_host_[labels[i]]);
+    }
+  }
   // The copies read host memory when they execute: `half` dies here, and the caller may reuse its
   // buffers (a loader's pinned batch) once this returns.
   rt::synchronize(ctx_);
@@ -456,7 +465,6 @@ void Trainer::run(const TrainStep& s) {
   dw.stride = s.conv.stride_h;
   dw.dilation = s.conv.dilation_h;
   dw.relu = false;
-  BatchNormTrainArgs bn;  // eps 1e-5, momentum 0.1 (PyTorch's defaults)
   switch (s.op) {
     case TrainOp::Conv: {
       ConvEpilogue e;
@@ -467,11 +475,8 @@ void Trainer::run(const TrainStep& s) {
       break;
     }
     case TrainOp::BatchNorm:
-      batchnorm_train_fwd(
-          ctx_, view(s.x), param(slots->gamma), param(slots->beta), view(s.residual), s.relu,
-          view(s.y), saved_.as<float>() + slots->save_mean, saved_.as<float>() + slots->save_invstd,
-          running_.as<float>() + slots->running_mean, running_.as<float>() + slots->running_var, bn,
-          workspace_.data(), workspace_.bytes());
+    case TrainOp::BatchNormBackward:
+      run_batchnorm(s, *slots);
       break;
     case TrainOp::Depthwise:
       depthwise_atrous_fwd(ctx_, dw, view(s.x), param(slots->weight), nullptr, nullptr, view(s.y));
@@ -483,12 +488,12 @@ void Trainer::run(const TrainStep& s) {
       pixel_shuffle_fwd(ctx_, s.shuffle, view(s.x), view(s.y));
       break;
     case TrainOp::Loss:
-      softmax_ce_upsample(ctx_, config_.align_corners, view(s.x), labels_.as<uint8_t>(),
-                          graph_.label_h, graph_.label_w,
-                          scalar<float>(offsetof(StepScalars, loss)), view(s.dx), scale_.scale,
-                          workspace_.data(), workspace_.bytes(), nullptr,
-                          class_weights_host_.empty() ? nullptr : class_weights_.as<float>(),
-                          mixed() ? scalar<float>(offsetof(StepScalars, scale)) : nullptr);
+      softmax_ce_upsample(
+          ctx_, config_.align_corners, view(s.x), labels_.as<uint8_t>(), graph_.label_h,
+          graph_.label_w, scalar<float>(offsetof(StepScalars, loss)), view(s.dx),
+          scale_.scale * loss_factor_, workspace_.data(), workspace_.bytes(), nullptr,
+          class_weights_host_.empty() ? nullptr : class_weights_.as<float>(),
+          mixed() ? scalar<float>(offsetof(StepScalars, scale)) : nullptr);
       break;
     case TrainOp::ConvBackward: {
       conv_bwd_weight(ctx_, s.conv, view(s.x), view(s.dy), s.shuffle, grad(slots->weight),
@@ -499,13 +504,6 @@ void Trainer::run(const TrainStep& s) {
       }
       break;
     }
-    case TrainOp::BatchNormBackward:
-      batchnorm_train_bwd(ctx_, view(s.x), view(s.y), s.relu, view(s.dy),
-                          saved_.as<float>() + slots->save_mean,
-                          saved_.as<float>() + slots->save_invstd, param(slots->gamma), view(s.dx),
-                          view(s.dresidual), s.accumulate_dresidual, grad(slots->gamma),
-                          grad(slots->beta), workspace_.data(), workspace_.bytes());
-      break;
     case TrainOp::DepthwiseBackward:
       depthwise_atrous_bwd_weight(ctx_, dw, view(s.x), view(s.dy), grad(slots->weight),
                                   workspace_.data(), workspace_.bytes());
@@ -552,8 +550,83 @@ void Trainer::unscale_gradients() {
 
 void Trainer::run_compute_gradients() {
   zero_gradients();
+  if (distributed()) share_loss_normaliser();
   for (const TrainStep& s : graph_.steps) run(s);
   unscale_gradients();
+  if (!distributed()) return;
+  // One call over the whole arena: NCCL on the device, else host memory (reference and cpu).
+  if (ctx_.executor == Executor::Cuda) {
+    device_all_reduce_(grads_.as<float>(), layout_.parameter_floats, ctx_.stream);
+    return;
+  }
+  rt::synchronize(ctx_);
+  comm_->all_reduce_sum(grads_.as<float>(), layout_.parameter_floats, "gradients");
+}
+
+void Trainer::run_batchnorm(const TrainStep& s, const LayerSlots& slots) {
+  const BatchNormTrainArgs bn;  // eps 1e-5, momentum 0.1 (PyTorch's defaults)
+  float* saved = saved_.as<float>();
+  float* running = running_.as<float>();
+  if (s.op == TrainOp::BatchNorm && distributed() && sync_bn_) {
+    sync_batchnorm_train_fwd(*comm_, view(s.x), param(slots.gamma), param(slots.beta),
+                             view(s.residual), s.relu, view(s.y), saved + slots.save_mean,
+                             saved + slots.save_invstd, running + slots.running_mean,
+                             running + slots.running_var, bn);
+  } else if (s.op == TrainOp::BatchNorm) {
+    batchnorm_train_fwd(ctx_, view(s.x), param(slots.gamma), param(slots.beta), view(s.residual),
+                        s.relu, view(s.y), saved + slots.save_mean, saved + slots.save_invstd,
+                        running + slots.running_mean, running + slots.running_var, bn,
+                        workspace_.data(), workspace_.bytes());
+  } else if (distributed() && sync_bn_) {
+    sync_batchnorm_train_bwd(*comm_, view(s.x), view(s.y), s.relu, view(s.dy),
+                             saved + slots.save_mean, saved + slots.save_invstd, param(slots.gamma),
+                             view(s.dx), view(s.dresidual), s.accumulate_dresidual,
+                             grad(slots.gamma), grad(slots.beta));
+  } else {
+    batchnorm_train_bwd(ctx_, view(s.x), view(s.y), s.relu, view(s.dy), saved + slots.save_mean,
+                        saved + slots.save_invstd, param(slots.gamma), view(s.dx),
+                        view(s.dresidual), s.accumulate_dresidual, grad(slots.gamma),
+                        grad(slots.beta), workspace_.data(), workspace_.bytes());
+  }
+}
+
+void Trainer::set_data_parallel(Collective* comm, bool sync_bn) {
+  comm_ = comm;
+  sync_bn_ = sync_bn;
+  if (!distributed()) return;
+  const bool host = ctx_.executor == Executor::Reference || ctx_.executor == Executor::Cpu;
+  const bool cuda = ctx_.executor == Executor::Cuda;
+  FARSEE_REQUIRE(
+      host || (cuda && device_all_reduce_),
+      "data parallelism over "
+          << comm->size()
+          << " ranks runs on the cpu and "
+             "reference executors, and on cuda with NCCL (this build or executor has none: "
+             "DESIGN.md section 10.1)");
+  FARSEE_REQUIRE(!cuda || !sync_bn,
+                 "synchronised BN is not built for the cuda executor yet "
+                 "(DESIGN.md section 10.1): pass --bn local");
+  FARSEE_REQUIRE(!mixed(), "data parallelism over "
+                               << comm->size()
+                               << " ranks trains in fp32 or tf32 only so far: pass --precision "
+                                  "fp32");
+}
+
+// The loss of rank r is sum_r / S_r (the op's weighted mean); the global batch's is
+// sum over r of sum_r / S with S = sum of S_r, so d(logits) scales by S_r / S and the loss
+// reported is the rank-order sum of loss_r * S_r / S (0 for a rank whose labels all count 0).
+void Trainer::share_loss_normaliser() {
+  double total = local_weight_sum_;
+  comm_->all_reduce_sum(&total, 1, "loss normaliser");
+  loss_share_ = total > 0 ? local_weight_sum_ / total : 1.0;
+  loss_factor_ = float(loss_share_);
+}
+
+float Trainer::global_loss(float local_loss) {
+  if (!distributed()) return local_loss;
+  double v = local_weight_sum_ > 0 ? double(local_loss) * loss_share_ : 0.0;
+  comm_->all_reduce_sum(&v, 1, "loss");
+  return float(v);
 }
 
 void Trainer::compute_gradients() {
@@ -635,7 +708,9 @@ void Trainer::run_all(const SgdArgs& sgd, const float* lr_in_memory) {
 }
 
 float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
-  const bool graphs = use_cuda_graph && rt::uses_graphs(ctx_.executor);
+  // Data parallelism runs eagerly: the loss factor is a value argument of the loss step and the
+  // all-reduce waits on the host.
+  const bool graphs = use_cuda_graph && rt::uses_graphs(ctx_.executor) && !distributed();
   upload_loss_scale();  // read from memory by the loss and the unscale, eager or replayed
   // Eager until the momentum buffers exist (the first applied SGD step is different) and until
   // this process has run a whole step eagerly: every kernel's first launch (lazy module loading,
@@ -675,7 +750,7 @@ float Trainer::step(const SgdArgs& sgd, bool use_cuda_graph) {
     }
     rt::graph_launch(ctx_, cuda_graph_);
   }
-  return finish_step(true);
+  return global_loss(finish_step(true));
 }
 
 float Trainer::loss() const {

@@ -45,6 +45,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,7 @@
 #include "kernels/core/executor.h"
 #include "kernels/core/runtime.h"
 #include "net/config.h"
+#include "net/distributed.h"
 #include "net/memory_plan.h"
 #include "net/parameters.h"
 #include "net/train_graph.h"
@@ -128,6 +130,22 @@ class Trainer {
   // unweighted loss). Throws naming the first bad value.
   void set_class_weights(const std::vector<float>& weights);
   const std::vector<float>& class_weights() const { return class_weights_host_; }
+
+  // Data parallelism (DESIGN.md section 10.1): this trainer is rank comm->rank() of comm->size(),
+  // each rank with its own block of the global batch (comm outlives the trainer; null or a world
+  // of one: one process, bitwise the steps without it). Per step: the loss is normalised by the
+  // global number of counted label pixels (or class-weight sum, all-reduced from the labels
+  // before the backward), BN uses the global batch statistics when `sync_bn` (else this rank's,
+  // as plain DDP), and the gradient arena is all-reduced in one call before SGD; step() returns
+  // the global loss. fp32 or tf32 only (throws for mixed precision). On cuda it needs the device
+  // all-reduce below and `sync_bn` false (the BN kernels have no hook yet), and steps run eagerly
+  // (no CUDA graph); emu is refused.
+  void set_data_parallel(Collective* comm, bool sync_bn);
+  // The cuda executor's gradient all-reduce (tools/train/nccl_reducer.h): in place over `count`
+  // fp32 values of device memory on `stream` (ctx.stream). Set before set_data_parallel.
+  using DeviceAllReduce = std::function<void(float* data, int64_t count, void* stream)>;
+  void set_device_all_reduce(DeviceAllReduce f) { device_all_reduce_ = std::move(f); }
+  Collective* collective() const { return comm_; }
 
   // Host input [n][h][w][3] (normalised) and labels [n][label_h][label_w] (trainIds / 255).
   // Returns once the uploads are done: the caller may reuse both buffers at once.
@@ -292,6 +310,18 @@ class Trainer {
   bool ran_eager_step_ = false;  // a whole step ran eagerly in this process (Trainer::step)
   mutable int64_t readbacks_ = 0;
   float graph_momentum_ = 0.f, graph_weight_decay_ = 0.f;
+  // Data parallelism (set_data_parallel); comm_ null: one process.
+  bool distributed() const { return comm_ != nullptr && comm_->size() > 1; }
+  void run_batchnorm(const TrainStep& s, const LayerSlots& slots);
+  // Before the steps: the global label-weight sum, so the loss step scales d(logits) by
+  // local / global (loss_factor_); after them: the gradient arena all-reduced.
+  void share_loss_normaliser();
+  float global_loss(float local_loss);
+  Collective* comm_ = nullptr;
+  DeviceAllReduce device_all_reduce_;
+  bool sync_bn_ = false;
+  double local_weight_sum_ = 0, loss_share_ = 1;  // this rank's share of the global sum
+  float loss_factor_ = 1.f;                       // multiplies the loss step's grad_scale
 };
 
 }  // namespace farsee::net

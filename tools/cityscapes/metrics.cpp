@@ -67,6 +67,13 @@ void ConfusionMatrix::merge(const ConfusionMatrix& other) {
   for (size_t i = 0; i < m_.size(); ++i) m_[i] += other.m_[i];
 }
 
+void ConfusionMatrix::add_count(int gt, int pred, uint64_t n) {
+  FARSEE_REQUIRE(
+      gt >= 0 && gt < c_ && pred >= 0 && pred <= c_,
+      "ConfusionMatrix::add_count: (" << gt << ", " << pred << ") outside " << c_ << " classes");
+  m_[size_t(gt) * (c_ + 1) + pred] += n;
+}
+
 void ConfusionMatrix::clear() {
   std::fill(m_.begin(), m_.end(), uint64_t(0));
 }

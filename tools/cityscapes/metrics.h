@@ -41,6 +41,9 @@ class ConfusionMatrix {
   // name the file).
   void add(const uint8_t* gt, const uint8_t* pred, size_t n);
   void merge(const ConfusionMatrix& other);
+  // Adds `n` pixels of ground truth `gt` predicted as `pred` (pred == num_classes(): void): the
+  // sum of other ranks' matrices (farsee-train's split validation).
+  void add_count(int gt, int pred, uint64_t n);
   void clear();
 
   int num_classes() const { return c_; }

@@ -36,6 +36,7 @@ set -euo pipefail
 packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev libpng-dev
           libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev
           python3-pip liblz4-dev libzstd-dev)
+packages+=(openmpi-bin libopenmpi-dev)  # data-parallel farsee-train (optional at build time)
 # libjpeg-turbo's development package is named differently on Debian and Ubuntu.
 if apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
   packages+=(libjpeg62-turbo-dev)

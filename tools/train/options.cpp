@@ -109,6 +109,19 @@ void set_precision(Options& o, const std::string& v, const char*) {
   parse_precision(v);
   o.precision = v;
 }
+// Data parallelism's flags.
+void set_bn(Options& o, const std::string& v, const char* flag) {
+  require_one_of(v, flag, {"sync", "local"});
+  o.bn = v;
+}
+// Stored only when not the default (checkpoints of one process keep their keys).
+json get_bn(const Options& o) {
+  return o.bn == "sync" ? json() : json(o.bn);
+}
+void set_collective_timeout(Options& o, const std::string& v, const char* flag) {
+  o.collective_timeout = parse_double(v, flag);
+  FARSEE_REQUIRE(o.collective_timeout > 0, flag << ": " << v << " must be positive");
+}
 void set_loss_scale(Options& o, const std::string& v, const char* flag) {
   o.loss_scale = parse_double(v, flag);
   FARSEE_REQUIRE(o.loss_scale > 0 && o.loss_scale <= double(std::numeric_limits<float>::max()),
@@ -261,8 +274,8 @@ const Flag kFlags[] = {
     {kOptimisation, "steps", "N", "SGD steps (default 100)", set_steps, get_steps},
     {kOptimisation, "epochs", "N", "instead of --steps: ceil(N * images / batch) steps", set_epochs,
      get_positive<&Options::epochs>},
-    {kOptimisation, "batch", "N", "images per step (default 8)", set_int<&Options::batch, 1>,
-     get<&Options::batch>},
+    {kOptimisation, "batch", "N", "images per step and rank (default 8; N ranks: global N x B)",
+     set_int<&Options::batch, 1>, get<&Options::batch>},
     {kOptimisation, "lr", "X", "base learning rate (default 0.01)", set_number<&Options::lr>,
      get<&Options::lr>},
     {kOptimisation, "momentum", "X", "SGD momentum (default 0.9)", set_number<&Options::momentum>,
@@ -302,6 +315,15 @@ const Flag kFlags[] = {
     {kOptimisation, "executor", "E",
      "auto (default: cuda if usable, else cpu) | cuda | cpu | reference",
      set_text<&Options::executor>, get<&Options::executor>},
+    {kOptimisation, "bn", "MODE",
+     "mpirun -np N (N > 1): sync (default): BN statistics of the global\n"
+     "batch (all-reduced per-channel sums) | local: each rank's own batch\n"
+     "(plain DDP); one process: no effect",
+     set_bn, get_bn},
+    {kOptimisation, "collective-timeout", "S",
+     "mpirun: a collective (all-reduce) that has not finished after S\n"
+     "seconds ends the job, naming the rank (a dead or hung rank; default 60)",
+     set_collective_timeout, nullptr},
     {kOutput, "val-every", "N",
      "mIoU on --val-split every N steps and at the end (default 0: never)",
      set_int<&Options::val_every, 0>, get<&Options::val_every>},

@@ -46,6 +46,9 @@ struct Options {
   int print_every = 1;
   std::string resume;  // the checkpoint file of --resume (resolved), "" for a fresh run
   bool memory_plan = false;
+  // Data parallelism (mpirun -np N farsee-train; DESIGN.md section 10.1).
+  std::string bn = "sync";         // sync: global batch statistics; local: per rank (plain DDP)
+  double collective_timeout = 60;  // seconds before a stuck collective ends the job
 };
 
 // farsee-train's --help text.

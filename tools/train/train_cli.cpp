@@ -23,6 +23,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 #include "kernels/core/check.h"
 #include "net/checkpoint.h"
@@ -37,7 +38,9 @@
 #include "tools/data/parallel_for.h"
 #include "tools/eval/evaluate.h"
 #include "tools/train/class_weights.h"
+#include "tools/train/distributed.h"
 #include "tools/train/lr_schedule.h"
+#include "tools/train/nccl_reducer.h"
 #include "tools/train/options.h"
 #include "tools/train/progress.h"
 #include "weights/safetensors.h"
@@ -321,12 +324,39 @@ struct Validation {
   int images = 0;
 };
 
+// Data parallelism: rank r evaluates images [r V / N, (r + 1) V / N) of the V validation images;
+// the ranks' confusion matrices are summed (exact integers), so every rank gets the whole split's.
+ConfusionMatrix evaluate_rank_share(net::FarSeeNet& net, const CityscapesDataset& val,
+                                    int num_classes, net::Collective& comm) {
+  const int64_t count = int64_t(val.size()), n = comm.size(), r = comm.rank();
+  const int64_t first = count * r / n, images = count * (r + 1) / n - first;
+  const int batch = val.options().batch;
+  ConfusionMatrix mine = evaluate_network(net, images, num_classes, [&](int64_t k) {
+    Batch b = val.make_batch();
+    for (int i = 0; i < batch && k * batch + i < images; ++i) {
+      val.load_position(first + k * batch + i, b, i);
+    }
+    return b;
+  });
+  const int C = num_classes;
+  std::vector<int64_t> counts(size_t(C) * (C + 1));
+  for (int g = 0; g < C; ++g)
+    for (int p = 0; p <= C; ++p) counts[size_t(g) * (C + 1) + p] = int64_t(mine.count(g, p));
+  comm.all_reduce_sum(counts.data(), int64_t(counts.size()), "validation confusion matrix");
+  ConfusionMatrix all(C);
+  for (int g = 0; g < C; ++g)
+    for (int p = 0; p <= C; ++p) all.add_count(g, p, uint64_t(counts[size_t(g) * (C + 1) + p]));
+  return all;
+}
+
 Validation validate(const CityscapesDataset& val, const net::FarSeeConfig& config,
-                    const net::HostTensors& state, Executor executor) {
+                    const net::HostTensors& state, Executor executor, net::Collective& comm) {
   Context ctx;
   ctx.executor = executor;
   net::FarSeeNet net(config, state, ctx, DType::F32);
-  const ConfusionMatrix cm = evaluate_dataset(net, val, config.num_classes);
+  const ConfusionMatrix cm = comm.size() == 1
+                                 ? evaluate_dataset(net, val, config.num_classes)
+                                 : evaluate_rank_share(net, val, config.num_classes, comm);
   Validation v;
   for (const std::optional<double>& iou : cm.ious()) v.iou.push_back(iou ? *iou : std::nan(""));
   v.miou = cm.mean_iou().value_or(0.0);
@@ -337,15 +367,35 @@ Validation validate(const CityscapesDataset& val, const net::FarSeeConfig& confi
 
 // ---- start -----------------------------------------------------------------------------------
 
+// A checkpoint of another world size continues the same run when the global batch (ranks x
+// --batch) is the same: the data order and the steps are functions of the global batch.
+void require_same_global_batch(const Options& o, const Checkpoint& c, int world_size) {
+  const json data = c.info.value("data", json::object());
+  const int64_t batch = data.value("batch", int64_t(o.batch));
+  const int64_t ranks = data.value("world_size", int64_t(1));
+  const int64_t global = data.value("global_batch", batch * ranks);
+  if (global == int64_t(world_size) * o.batch) return;
+  const std::string fix =
+      global % world_size == 0
+          ? format("pass --batch %lld", static_cast<long long>(global / world_size))
+          : format("use a number of ranks that divides %lld", static_cast<long long>(global));
+  FARSEE_REQUIRE(false, "--resume " << o.resume << ": the checkpoint's global batch is " << global
+                                    << " (" << ranks << " rank(s) x --batch " << batch
+                                    << "), this run's is " << world_size << " x --batch " << o.batch
+                                    << " = " << int64_t(world_size) * o.batch << ": " << fix);
+}
+
 // The checkpoint --resume names, checked against the network; a warning when the training split
 // holds another number of images than when it was written (the data order then differs).
-Checkpoint read_resumed(const Options& o, const net::FarSeeConfig& config, int64_t files) {
+Checkpoint read_resumed(const Options& o, const net::FarSeeConfig& config, int64_t files,
+                        int world_size) {
   Checkpoint c = read_checkpoint(o.resume);
   FARSEE_REQUIRE(c.config == config,
                  "--resume " << o.resume << ": the checkpoint is for preset " << c.config.preset
                              << " with " << c.config.num_classes << " classes, not "
                              << config.preset << " with " << config.num_classes);
   const int64_t stored = c.info.value("data", json::object()).value("files", files);
+  require_same_global_batch(o, c, world_size);
   if (stored != files) {
     std::cerr << "farsee-train: warning: the checkpoint was written with " << stored
               << " training images, " << o.data << "/" << o.split << " holds " << files
@@ -385,9 +435,10 @@ net::HostTensors initial_parameters(const Options& o, const net::FarSeeConfig& c
 class TrainingRun {
  public:
   TrainingRun(const Options& o, Executor executor, const net::FarSeeConfig& config,
-              const CityscapesDataset& data);
+              const CityscapesDataset& data, net::Collective& comm);
   // Trains to the last step; returns the exit status (130 / 143 after SIGINT / SIGTERM).
   int train();
+  int64_t steps_run() const { return steps_run_; }
 
  private:
   void make_trainer();
@@ -404,10 +455,18 @@ class TrainingRun {
   // status, else 0).
   int after_step(int64_t done);
   int finish();
+  // Data parallelism (DESIGN.md section 10.2): this rank's block of global batch `step`; the
+  // signal every rank agrees on after a step (0: none).
+  Batch rank_batch(int64_t step) const;
+  int agreed_signal();
+  void test_fault(int64_t done) const;
 
-  double epoch_at(int64_t done) const { return double(done * o_.batch) / double(files_); }
+  double epoch_at(int64_t done) const { return double(done * global_batch_) / double(files_); }
 
   const Options& o_;
+  net::Collective& comm_;
+  const bool rank0_;            // logs, progress, checkpoints and --save
+  const int64_t global_batch_;  // ranks x --batch
   const Executor executor_;
   const net::FarSeeConfig config_;
   const bool fp16_;
@@ -431,18 +490,25 @@ class TrainingRun {
   StepRate rate_{0, 0};  // set by train()
   int64_t nan_at_ = -1, raise_at_ = -1;
   int raise_sig_ = SIGINT;
+  int64_t steps_run_ = 0;
+#if FARSEE_HAVE_NCCL
+  std::unique_ptr<NcclReducer> nccl_;  // cuda, N > 1: the gradient all-reduce
+#endif
 };
 
 TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeConfig& config,
-                         const CityscapesDataset& data)
+                         const CityscapesDataset& data, net::Collective& comm)
     : o_(o),
+      comm_(comm),
+      rank0_(comm.rank() == 0),
+      global_batch_(int64_t(comm.size()) * o.batch),
       executor_(executor),
       config_(config),
       fp16_(parse_precision(o.precision) == Precision::F16),
       data_(data),
       val_options_(validation_options(data.options())),
       files_(int64_t(data.size())),
-      total_(o.epochs > 0 ? (int64_t(o.epochs) * files_ + o.batch - 1) / o.batch
+      total_(o.epochs > 0 ? (int64_t(o.epochs) * files_ + global_batch_ - 1) / global_batch_
                           : int64_t(o.steps)),
       ckpt_dir_(o.ckpt_dir.empty() ? "checkpoints" : o.ckpt_dir),
       checkpoints_on_(!o.ckpt_dir.empty() || o.ckpt_every > 0),
@@ -451,7 +517,7 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
     val_.emplace(o_.val_data.empty() ? o_.data : o_.val_data, o_.val_split, val_options_);
   }
   if (!o_.resume.empty()) {
-    resumed_ = read_resumed(o_, config_, files_);
+    resumed_ = read_resumed(o_, config_, files_, comm_.size());
     start_ = resumed_->step;
     best_miou_ = resumed_->info.value("best_miou", -1.0);
     best_step_ = resumed_->info.value("best_step", int64_t(-1));
@@ -459,7 +525,21 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
     last_written_ = start_;
   }
   make_trainer();
-  if (o_.augment_on == "executor") feeder_.emplace(*trainer_, data_);
+#if FARSEE_HAVE_NCCL
+  if (nccl_) {
+    trainer_->set_device_all_reduce(
+        [this](float* d, int64_t n, void* stream) { nccl_->all_reduce_sum(d, n, stream); });
+  }
+#endif
+  trainer_->set_data_parallel(&comm_, o_.bn == "sync");
+  if (o_.augment_on == "executor") {
+    // The feeder takes whole batches of the loader; a rank's block of the global batch is
+    // rank_batch()'s (host augmentation) only.
+    FARSEE_REQUIRE(comm_.size() == 1,
+                   "--augment-on executor runs in one process only (this run has "
+                       << comm_.size() << " ranks): use --augment-on host");
+    feeder_.emplace(*trainer_, data_);
+  }
   trainer_->set_class_weights(resolve_class_weights(o_.class_weights, o_.class_weight_list, data_,
                                                     config_.num_classes, std::max(o_.workers, 1)));
   print_start();
@@ -470,6 +550,12 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
 
 // Fresh weights, or the checkpoint's weights, momenta, step and (fp16) loss scaler.
 void TrainingRun::make_trainer() {
+#if FARSEE_HAVE_NCCL
+  if (executor_ == Executor::Cuda && comm_.size() > 1) {  // one GPU per rank, before allocating
+    select_local_gpu(comm_.local_rank());
+    nccl_ = std::make_unique<NcclReducer>(comm_, o_.collective_timeout);
+  }
+#endif
   Context ctx;
   ctx.executor = executor_;
   const int label_h = data_.options().label_height(), label_w = data_.options().label_width();
@@ -493,7 +579,13 @@ void TrainingRun::make_trainer() {
 }
 
 void TrainingRun::print_start() const {
+  if (!rank0_) return;
   const net::Trainer& t = *trainer_;
+  if (comm_.size() > 1) {
+    std::printf("farsee-train: data parallel: %d ranks x batch %d = global batch %lld, BN %s\n",
+                comm_.size(), o_.batch, static_cast<long long>(global_batch_),
+                o_.bn == "sync" ? "synchronised" : "local (per rank)");
+  }
   const std::string precision =
       fp16_ ? format("fp16 mixed precision (loss scale %g)", double(t.loss_scale().scale))
             : o_.precision;
@@ -517,7 +609,7 @@ void TrainingRun::print_start() const {
 }
 
 void TrainingRun::open_log() {
-  if (!o_.log.empty()) {
+  if (!o_.log.empty() && rank0_) {
     log_.open(o_.log, resumed_ ? std::ios::app : std::ios::trunc);
     FARSEE_REQUIRE(log_.good(), "--log: cannot write '" << o_.log << "'");
   }
@@ -544,6 +636,8 @@ Checkpoint TrainingRun::make_checkpoint(int64_t done) const {
   c.info["epoch"] = epoch_at(done);
   c.info["data"] = {{"files", files_},
                     {"batch", o_.batch},
+                    {"world_size", comm_.size()},
+                    {"global_batch", global_batch_},
                     {"seed", o_.seed},
                     {"shuffle", o_.shuffle},
                     {"augment", o_.augment},
@@ -564,6 +658,9 @@ Checkpoint TrainingRun::make_checkpoint(int64_t done) const {
 
 std::string TrainingRun::write_periodic(int64_t done) {
   const std::string path = (fs::path(ckpt_dir_) / checkpoint_file_name(done)).string();
+  last_checkpoint_ = path;
+  last_written_ = done;
+  if (!rank0_) return path;  // every rank holds the same weights: rank 0 writes them
   write_checkpoint(path, make_checkpoint(done));
   last_checkpoint_ = path;
   last_written_ = done;
@@ -574,12 +671,13 @@ std::string TrainingRun::write_periodic(int64_t done) {
 
 // Validation after `done` steps (0: the untrained weights, the baseline; never "best").
 void TrainingRun::run_validation(int64_t done) {
-  const Validation v = validate(*val_, config_, trainer_->state(), executor_);
+  const Validation v = validate(*val_, config_, trainer_->state(), executor_, comm_);
   const bool best = done > 0 && v.miou > best_miou_;
   if (best) {
     best_miou_ = v.miou;
     best_step_ = done;
   }
+  if (!rank0_) return;  // every rank validated the same weights: rank 0 reports
   progress_.line(format("validation at step %lld: mIoU %.4f, pixel accuracy %.4f (%d %s images)%s",
                         static_cast<long long>(done), v.miou, v.pixel_accuracy, v.images,
                         o_.val_split.c_str(), best ? ", best so far" : ""));
@@ -623,13 +721,13 @@ void TrainingRun::train_step(int64_t step) {
     feeder_->feed(step);
     data_wait = waited();
   } else {
-    Batch b = data_.batch(step);
+    Batch b = rank_batch(step);
     data_wait = waited();
     if (step + 1 == nan_at_) b.input[0] = std::numeric_limits<float>::quiet_NaN();
     trainer_->set_batch(b.input.data(), b.labels.data());
   }
   net::SgdArgs sgd;
-  sgd.lr = float(learning_rate(schedule_of(o_), step, total_, step * o_.batch / files_));
+  sgd.lr = float(learning_rate(schedule_of(o_), step, total_, step * global_batch_ / files_));
   sgd.momentum = float(o_.momentum);
   sgd.weight_decay = float(o_.weight_decay);
   const float loss = trainer_->step(sgd);
@@ -648,8 +746,8 @@ void TrainingRun::train_step(int64_t step) {
   s.scale = ls.scale;
   s.skipped_steps = ls.skipped_steps;
   s.seconds_per_step = rate_.add(step, seconds);
-  s.images_per_s = s.seconds_per_step > 0 ? o_.batch / s.seconds_per_step : 0.0;
-  progress_.step(done, done == total_, progress_line(s));
+  s.images_per_s = s.seconds_per_step > 0 ? double(global_batch_) / s.seconds_per_step : 0.0;
+  if (rank0_) progress_.step(done, done == total_, progress_line(s));
   json line = {{"event", "step"},    {"step", done},
                {"epoch", s.epoch},   {"loss", loss},
                {"lr", sgd.lr},       {"img_per_s", s.images_per_s},
@@ -661,26 +759,63 @@ void TrainingRun::train_step(int64_t step) {
   }
   log_line(line);
   if (done == raise_at_) std::raise(raise_sig_);
+  test_fault(done);
+}
+
+// Rank r takes block r of the global batch: positions step * N * B + r * B + i of the order one
+// process with batch N * B walks, each sample augmented from its own position (tools/data), so
+// the data do not depend on N. One rank: the dataset's batch (and its prefetcher) as before.
+Batch TrainingRun::rank_batch(int64_t step) const {
+  if (comm_.size() == 1) return data_.batch(step);
+  Batch b = data_.make_batch();
+  const int64_t first = step * global_batch_ + int64_t(comm_.rank()) * o_.batch;
+  parallel_for(o_.batch, std::max(o_.workers, 1),
+               [&](int i, int) { data_.load_position(first + i, b, i); });
+  return b;
+}
+
+// A signal reaches one rank or all (mpirun forwards it): every rank stops after the same step.
+int TrainingRun::agreed_signal() {
+  if (comm_.size() == 1) return g_signal;
+  int64_t flags[2] = {g_signal == SIGINT, g_signal == SIGTERM};
+  comm_.all_reduce_sum(flags, 2, "signal check");
+  return flags[1] > 0 ? SIGTERM : flags[0] > 0 ? SIGINT : 0;
+}
+
+// Test hooks (README): FARSEE_TRAIN_KILL_RANK=r:k kills rank r (SIGKILL) after step k;
+// FARSEE_TRAIN_HANG_RANK=r:k makes it sleep there instead (a hung rank).
+void TrainingRun::test_fault(int64_t done) const {
+  for (const char* name : {"FARSEE_TRAIN_KILL_RANK", "FARSEE_TRAIN_HANG_RANK"}) {
+    const char* v = std::getenv(name);
+    int rank = -1;
+    long long step = -1;
+    if (!v || std::sscanf(v, "%d:%lld", &rank, &step) != 2) continue;
+    if (rank != comm_.rank() || step != done) continue;
+    if (std::string(name) == "FARSEE_TRAIN_KILL_RANK") std::raise(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::hours(1));
+  }
 }
 
 int TrainingRun::after_step(int64_t done) {
   if (val_ && (done % o_.val_every == 0 || done == total_)) run_validation(done);
   if (o_.ckpt_every > 0 && done % o_.ckpt_every == 0) write_periodic(done);
-  if (g_signal == 0) return 0;
-  const int sig = g_signal;
+  const int sig = agreed_signal();
+  if (sig == 0) return 0;
   const std::string path = last_written_ == done ? last_checkpoint_ : write_periodic(done);
-  progress_.line(format("farsee-train: %s at step %lld: checkpoint %s; resume with --resume %s",
-                        sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(done),
-                        path.c_str(), ckpt_dir_.c_str()));
+  if (rank0_)
+    progress_.line(format("farsee-train: %s at step %lld: checkpoint %s; resume with --resume %s",
+                          sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(done),
+                          path.c_str(), ckpt_dir_.c_str()));
   return sig == SIGTERM ? 143 : 130;
 }
 
 int TrainingRun::finish() {
   progress_.close();
   if (checkpoints_on_ && last_written_ != total_ && total_ > start_) {
-    std::printf("checkpoint %s\n", write_periodic(total_).c_str());
+    const std::string path = write_periodic(total_);
+    if (rank0_) std::printf("checkpoint %s\n", path.c_str());
   }
-  if (!o_.save.empty()) {
+  if (!o_.save.empty() && rank0_) {
     write_weights(o_.save, config_, trainer_->state(),
                   o_.save_dtype == "fp16" ? weights::FileDType::F16 : weights::FileDType::F32,
                   trained_settings(o_, config_));
@@ -695,12 +830,13 @@ int TrainingRun::train() {
   if (val_ && start_ == 0) run_validation(0);
   for (int64_t step = start_; step < total_; ++step) {
     train_step(step);
+    ++steps_run_;
     if (const int status = after_step(step + 1)) return status;
   }
   return finish();
 }
 
-int run(const Options& o) {
+int run(const Options& o, World& world) {
   if (o.memory_plan) return print_memory_plan(o);
   std::string note;
   const Executor executor = choose_executor(o.executor, &note);
@@ -709,16 +845,29 @@ int run(const Options& o) {
   // Bad folders fail before the weights load.
   const CityscapesDataset data(o.data, o.split, dataset_options(o, config.num_classes));
   if (o.benchmark_loader > 0) return benchmark_loader(o, data);
-  return TrainingRun(o, executor, config, data).train();
+  std::vector<std::string> files;
+  for (const SamplePaths& f : data.files()) files.push_back(f.image + "\n" + f.label);
+  require_same_start(world.comm(), options_to_json(o).dump(), files);
+  TrainingRun training(o, executor, config, data, world.comm());
+  const int status = training.train();
+  const std::string times = world.collective_times(training.steps_run());
+  if (!times.empty() && world.comm().rank() == 0)
+    std::printf("farsee-train: collectives: %s\n", times.c_str());
+  return status;
 }
 
 }  // namespace
 
 int train_main(const std::vector<std::string>& args) {
-  return run_program("farsee-train", [&] {
+  std::unique_ptr<World> world;  // closed after run_program has printed any error
+  const int status = run_program("farsee-train", [&] {
     const std::optional<Options> o = parse_options(args);
-    return o ? run(*o) : 0;
+    if (!o) return 0;
+    world = open_world(o->collective_timeout);
+    return run(*o, *world);
   });
+  if (world) world->close(status);
+  return status;
 }
 
 }  // namespace farsee::tools

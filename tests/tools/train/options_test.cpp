@@ -166,11 +166,17 @@ TEST(TrainOptionsTable, EveryFlagOfTheHelpParses) {
   const std::string usage = usage_text();
   const std::regex flag_line(R"(\n  --([a-z0-9-]+)( [^ \n]+)?)");
   std::set<std::string> seen;
-  const std::map<std::string, std::string> values = {
-      {"input-size", "64x64"},   {"label-size", "32x32"},   {"crop", "16x16"},
-      {"scale-range", "1,2"},    {"lr-schedule", "cosine"}, {"augmentation", "flip"},
-      {"precision", "fp16"},     {"save-dtype", "fp16"},    {"class-weights", "inverse-log"},
-      {"augment-on", "executor"}};
+  const std::map<std::string, std::string> values = {{"input-size", "64x64"},
+                                                     {"label-size", "32x32"},
+                                                     {"crop", "16x16"},
+                                                     {"scale-range", "1,2"},
+                                                     {"lr-schedule", "cosine"},
+                                                     {"augmentation", "flip"},
+                                                     {"precision", "fp16"},
+                                                     {"save-dtype", "fp16"},
+                                                     {"class-weights", "inverse-log"},
+                                                     {"augment-on", "executor"},
+                                                     {"bn", "local"}};
   for (std::sregex_iterator it(usage.begin(), usage.end(), flag_line), end; it != end; ++it) {
     const std::string name = (*it)[1];
     seen.insert(name);
@@ -187,7 +193,7 @@ TEST(TrainOptionsTable, EveryFlagOfTheHelpParses) {
           << name;
     }
   }
-  EXPECT_EQ(seen.size(), 45u);
+  EXPECT_EQ(seen.size(), 47u);  // + bn, collective-timeout (data parallelism)
   EXPECT_TRUE(seen.count("loss-scale-growth-interval"));
   testing::internal::CaptureStdout();
   EXPECT_FALSE(parse_options({"--lr", "1", "--help"}).has_value());
