@@ -28,6 +28,9 @@ is finished, and the exit status is 1. Videos and images go in separate runs.
   --max-frames N          stop after N frames (a camera runs until Ctrl-C without it)
   --camera N              segment camera /dev/videoN (v4l2; repeatable)
   --codec NAME            the FFmpeg encoder to use (e.g. libx264, mpeg4, mjpeg, ffv1)
+  --ground-truth DIR      score every frame against DIR/<frame:06d>_gt_labelTrainIds.png
+                          (trainIds; farsee-make-dataset --video writes them) and print the mIoU
+                          over the frames (Cityscapes' protocol, tools/cityscapes/metrics.h)
 )";
 
 bool parse_video_flag(ArgParser& args, VideoFlags& flags) {
@@ -40,6 +43,8 @@ bool parse_video_flag(ArgParser& args, VideoFlags& flags) {
     flags.cameras.push_back("/dev/video" + std::to_string(parse_int(args.value(), "--camera", 0)));
   } else if (args.is("--codec")) {
     flags.codec = args.value();
+  } else if (args.is("--ground-truth")) {
+    flags.ground_truth = args.value();
   } else {
     return false;
   }
@@ -73,6 +78,7 @@ VideoJob make_job(const std::string& source, const VideoFlags& flags, const std:
   job.max_frames = flags.max_frames;
   job.progress = ::isatty(2) != 0;
   if (!flags.codec.empty()) job.encoder.codecs = {flags.codec};
+  job.ground_truth_dir = flags.ground_truth;
   job.stop = stop;
   return job;
 }
@@ -84,6 +90,12 @@ void print_report(const VideoJob& job, const VideoReport& r) {
   const double e2e = r.end_to_end_fps(), net = r.network_fps();
   std::printf("%s: end-to-end %.2f fps, network %.2f fps (end-to-end %.0f%% of network)\n",
               job.source.c_str(), e2e, net, net > 0 ? 100.0 * e2e / net : 0.0);
+  if (r.scores) {
+    const std::optional<double> miou = r.scores->mean_iou(), acc = r.scores->pixel_accuracy();
+    std::printf("%s: mIoU %.2f%% over %lld frame(s) (pixel accuracy %.2f%%) against %s\n",
+                job.source.c_str(), 100 * miou.value_or(0), (long long)r.frames,
+                100 * acc.value_or(0), job.ground_truth_dir.c_str());
+  }
   std::fflush(stdout);
 }
 
@@ -95,6 +107,10 @@ int run_videos(Segmenter& segmenter, const std::vector<std::string>& sources,
                  "this farsee-infer was built without FFmpeg's libraries, so it cannot read "
                  "videos (install libavformat-dev libavcodec-dev libswscale-dev libavutil-dev "
                  "libavdevice-dev: tools/scripts/install_deps.sh, and rebuild)");
+  FARSEE_REQUIRE(flags.ground_truth.empty() || segmenter.num_classes() == kCityscapesClasses,
+                 "--ground-truth: the network has " << segmenter.num_classes()
+                                                    << " classes, the scoring Cityscapes' "
+                                                    << kCityscapesClasses);
   const std::atomic<bool>* stop = stop_on_interrupt();
   int failed = 0;
   for (const std::string& source : sources) {

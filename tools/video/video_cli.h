@@ -17,7 +17,8 @@ struct VideoFlags {
   bool frames = false;               // --frames: <name>/<frame:06d>_labels.png
   int64_t max_frames = -1;           // --max-frames N
   std::vector<std::string> cameras;  // --camera N -> /dev/videoN
-  std::string codec;  // --codec NAME: the encoder to use instead of the default choice
+  std::string codec;         // --codec NAME: the encoder to use instead of the default choice
+  std::string ground_truth;  // --ground-truth DIR: mIoU against <frame:06d>_gt_labelTrainIds.png
 };
 
 // Consumes the current flag when it is a video flag; false when it is not one.

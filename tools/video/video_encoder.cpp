@@ -2,6 +2,7 @@
 #include "tools/video/video_encoder.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -76,7 +77,7 @@ bool try_open(VideoEncoder::Impl& impl, const AVCodec* c, int h, int w, AVRation
     ctx->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   }
   if (std::string(c->name) == "libx264") {
-    av_opt_set(ctx->priv_data, "preset", "veryfast", 0);
+    av_opt_set(ctx->priv_data, "preset", "ultrafast", 0);  // the CPU is the network's
     av_opt_set(ctx->priv_data, "crf", "20", 0);
   } else {
     ctx->flags |= AV_CODEC_FLAG_QSCALE;  // mpeg4, mjpeg: fixed quality (2: near the best)
@@ -120,6 +121,7 @@ std::string make_temporary(const std::string& path) {
                                                  << "': cannot create a temporary file next to "
                                                     "it: "
                                                  << std::strerror(errno));
+  ::fchmod(fd, 0644);  // mkstemps makes it 0600; the video is an ordinary output file
   ::close(fd);
   return tmp;
 }

@@ -64,6 +64,22 @@ void write_frame_labels(const VideoJob& job, const Segmented& s) {
             Image{s.labels.width, s.labels.height, 1, std::move(ids)});
 }
 
+// Adds frame `s`'s labels against its ground truth to `scores`.
+void score_frame(const VideoJob& job, const Segmented& s, ConfusionMatrix& scores) {
+  char name[48];
+  std::snprintf(name, sizeof(name), "%06lld_gt_labelTrainIds.png", (long long)s.frame.index);
+  const std::string path = (std::filesystem::path(job.ground_truth_dir) / name).string();
+  const Image gt = read_grey(path);
+  FARSEE_REQUIRE(gt.height == s.labels.height && gt.width == s.labels.width,
+                 "ground truth '" << path << "' is " << gt.height << "x" << gt.width
+                                  << ", the video " << s.labels.height << "x" << s.labels.width);
+  for (uint8_t v : gt.data) {
+    FARSEE_REQUIRE(v < scores.num_classes() || v == 255,
+                   "ground truth '" << path << "' holds " << int(v) << ": not a trainId");
+  }
+  scores.add(gt.data.data(), s.labels.data.data(), gt.data.size());
+}
+
 // The decode stage: frames into `out` until the end, max_frames or a closed queue.
 void decode_stage(VideoDecoder& decoder, const VideoJob& job, BoundedQueue<RgbFrame>& out,
                   std::string& input_error, std::exception_ptr& failure) {
@@ -84,7 +100,8 @@ void decode_stage(VideoDecoder& decoder, const VideoJob& job, BoundedQueue<RgbFr
 
 // The encode stage: overlay, encode, label PNGs, progress.
 void encode_stage(VideoEncoder& encoder, const VideoJob& job, int64_t total,
-                  BoundedQueue<Segmented>& in, std::exception_ptr& failure) {
+                  BoundedQueue<Segmented>& in, std::optional<ConfusionMatrix>& scores,
+                  std::exception_ptr& failure) {
   const std::string name = std::filesystem::path(job.source).filename().string();
   const Clock::time_point t0 = Clock::now();
   double last_print_s = -1;
@@ -97,6 +114,7 @@ void encode_stage(VideoEncoder& encoder, const VideoJob& job, int64_t total,
       blend_overlay(s.frame.rgb.data(), colour.data(), colour.size(), overlay.data());
       encoder.write(overlay.data());
       if (!job.frames_dir.empty()) write_frame_labels(job, s);
+      if (scores) score_frame(job, s, *scores);
       if (job.progress)
         print_progress(name, encoder.frames(), total, seconds_since(t0), last_print_s);
     }
@@ -166,11 +184,12 @@ VideoReport segment_video(Segmenter& segmenter, const VideoJob& job) {
   BoundedQueue<RgbFrame> decoded(kQueueFrames);
   BoundedQueue<Segmented> segmented(kQueueFrames);
   std::exception_ptr decode_failure, segment_failure, encode_failure;
+  if (!job.ground_truth_dir.empty()) r.scores.emplace();
   const Clock::time_point t0 = Clock::now();
   std::thread decode_thread(decode_stage, std::ref(decoder), std::cref(job), std::ref(decoded),
                             std::ref(r.input_error), std::ref(decode_failure));
   std::thread encode_thread(encode_stage, std::ref(encoder), std::cref(job), total,
-                            std::ref(segmented), std::ref(encode_failure));
+                            std::ref(segmented), std::ref(r.scores), std::ref(encode_failure));
   r.network_s = segment_stage(segmenter, decoded, segmented, segment_failure);
   decode_thread.join();
   encode_thread.join();

@@ -10,9 +10,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "net/api/farsee/farsee.h"
+#include "tools/cityscapes/metrics.h"
 #include "tools/video/video_encoder.h"
 
 namespace farsee::tools::video {
@@ -20,9 +22,12 @@ namespace farsee::tools::video {
 struct VideoJob {
   std::string source;  // a file, or a camera device when `camera`
   bool camera = false;
-  std::string output;       // the overlay video
-  std::string frames_dir;   // non-empty: <frames_dir>/<frame:06d>_labels.png per frame
-  bool label_ids = false;   // the PNGs hold Cityscapes labelIds instead of trainIds
+  std::string output;      // the overlay video
+  std::string frames_dir;  // non-empty: <frames_dir>/<frame:06d>_labels.png per frame
+  bool label_ids = false;  // the PNGs hold Cityscapes labelIds instead of trainIds
+  // Non-empty: score every frame against <dir>/<frame:06d>_gt_labelTrainIds.png (trainIds, 255
+  // not evaluated; farsee-make-dataset --video writes them) into VideoReport::scores.
+  std::string ground_truth_dir;
   int64_t max_frames = -1;  // < 0: all
   bool progress = false;    // a progress line (frames/s, ETA) on stderr
   EncoderOptions encoder;
@@ -37,6 +42,7 @@ struct VideoReport {
   double wall_s = 0;                   // from the first frame decoded to the output finished
   double network_s = 0;                // in Segmenter::segment (on the calling thread)
   std::string input_error;  // bad input stopped the video here (the output is still finished)
+  std::optional<ConfusionMatrix> scores;  // with a ground_truth_dir: every frame's pixels
   double end_to_end_fps() const { return wall_s > 0 ? double(frames) / wall_s : 0; }
   double network_fps() const { return network_s > 0 ? double(frames) / network_s : 0; }
 };

@@ -21,6 +21,7 @@
 #include "tools/data/synthetic_scenes.h"
 #include "tools/video/video_decoder.h"
 #include "tools/video/video_encoder.h"
+#include "tools/video/video_pipeline.h"
 
 namespace {
 
@@ -55,6 +56,9 @@ class Video : public ::testing::Test {
     }
     enc.finish();
     return path;
+  }
+  farsee::test::ProgramResult program(const char* name, const std::string& args) const {
+    return farsee::test::run_program((fs::path(FARSEE_PROGRAM_DIR) / name).string() + " " + args);
   }
   farsee::test::ProgramResult infer(const std::string& args) const {
     return farsee::test::run_program(
@@ -164,6 +168,56 @@ TEST_F(Video, UnknownCodecAndMissingCameraAreClearErrors) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_MENTIONS(r.output, "camera '/dev/video99' not found");
   expect_no_output();
+}
+
+// farsee-make-dataset --video: a drive with per-frame ground truth, scored by farsee-infer
+// --ground-truth (the paper preset's 19 classes, random weights: the number is meaningless, the
+// plumbing is what is tested); frame 0 of a drive is the still scene of its seed.
+TEST_F(Video, GeneratedDriveIsScoredOverItsFrames) {
+  const std::string drive = (dir_ / "drive").string();
+  auto r =
+      program("farsee-make-dataset", "--video 3 --size 64x128 --seed 5 --jobs 1 --out " + drive);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* f :
+       {"street.mp4", "gt/000000_gt_labelTrainIds.png", "gt/000002_gt_labelTrainIds.png"}) {
+    EXPECT_TRUE(fs::exists(fs::path(drive) / f)) << f;
+  }
+  r = program("farsee-infer",
+              "--preset paper --random-weights 1 --executor cpu --input-size "
+              "64x128 --out " +
+                  (dir_ / "out").string() + " " + drive + "/street.mp4 --ground-truth " + drive +
+                  "/gt");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_MENTIONS(r.output, "mIoU ");
+  EXPECT_MENTIONS(r.output, "over 3 frame(s)");
+  const SyntheticScene still = make_synthetic_scene(64, 128, 5);
+  const SyntheticScene first = make_synthetic_drive_frame(64, 128, 5, 0);
+  EXPECT_EQ(first.rgb, still.rgb);
+  EXPECT_EQ(first.label_ids, still.label_ids);
+  EXPECT_NE(make_synthetic_drive_frame(64, 128, 5, 3).rgb, still.rgb);  // the camera moved
+}
+
+// farsee-bench --video: the network alone and the pipeline, both printed.
+TEST_F(Video, BenchMeasuresNetworkAndEndToEnd) {
+  const std::string clip = make_clip("bench.avi", "ffv1");
+  const auto r = program("farsee-bench", "--video " + clip +
+                                             " --preset tiny-paper --executor reference --sizes "
+                                             "64x128 --runs 3 --warmup 0");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_MENTIONS(r.output, "3 frames 64x128");
+  EXPECT_MENTIONS(r.output, "network only");
+  EXPECT_MENTIONS(r.output, "end to end");
+}
+
+// The overlay: half the frame, half the palette colour, rounded half up.
+TEST(VideoOverlay, BlendsHalfAndHalf) {
+  const uint8_t rgb[4] = {0, 255, 100, 7}, colour[4] = {255, 255, 51, 8};
+  uint8_t out[4];
+  blend_overlay(rgb, colour, 4, out);
+  EXPECT_EQ(out[0], 128);
+  EXPECT_EQ(out[1], 255);
+  EXPECT_EQ(out[2], 76);
+  EXPECT_EQ(out[3], 8);
 }
 
 }  // namespace
