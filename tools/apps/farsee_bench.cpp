@@ -417,9 +417,12 @@ int run_video(const Options& o) {
       "  network only     %7.2f fps (segment() on the decoded frames, nothing else)\n"
       "  end to end       %7.2f fps (decode + segment + overlay + %s encode, pipelined) "
       "= %.1f%% of network only\n"
-      "  network in pipe  %7.2f fps (segment() while decode and encode share the CPU)\n",
+      "  network in pipe  %7.2f fps (segment() while decode and encode share the CPU)\n"
+      "  CPU time         %7.1f ms/frame network only, %.1f ms/frame end to end (network only = "
+      "%.1f%% of it)\n",
       r.network_fps, r.end_to_end_fps, r.codec.c_str(), 100.0 * r.end_to_end_fps / r.network_fps,
-      r.pipeline_network_fps);
+      r.pipeline_network_fps, r.network_cpu_ms, r.pipeline_cpu_ms,
+      100.0 * r.network_cpu_ms / r.pipeline_cpu_ms);
   return 0;
 }
 

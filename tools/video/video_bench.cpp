@@ -1,6 +1,7 @@
 // farsee-bench --video (see video_bench.h).
 #include "tools/video/video_bench.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +13,14 @@
 #include "tools/video/video_pipeline.h"
 
 namespace farsee::tools::video {
+
+namespace {
+double process_cpu_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
+}
+}  // namespace
 
 VideoBenchResult bench_video(Segmenter& segmenter, const std::string& file, int64_t max_frames,
                              int warmup) {
@@ -32,7 +41,9 @@ VideoBenchResult bench_video(Segmenter& segmenter, const std::string& file, int6
     segmenter.segment(frames[0].rgb.data(), r.height, r.width);
   }
   const Clock::time_point t0 = Clock::now();
+  const double cpu0 = process_cpu_ms();
   for (const RgbFrame& f : frames) segmenter.segment(f.rgb.data(), f.height, f.width);
+  r.network_cpu_ms = (process_cpu_ms() - cpu0) / double(r.frames);
   const double network_s = std::chrono::duration<double>(Clock::now() - t0).count();
   r.network_fps = double(r.frames) / network_s;
 
@@ -42,7 +53,9 @@ VideoBenchResult bench_video(Segmenter& segmenter, const std::string& file, int6
                 ("farsee-bench-video-" + std::to_string(::getpid()) + ".mp4"))
                    .string();
   job.max_frames = r.frames;
+  const double cpu1 = process_cpu_ms();
   const VideoReport report = segment_video(segmenter, job);
+  r.pipeline_cpu_ms = (process_cpu_ms() - cpu1) / double(r.frames);
   std::error_code ec;
   std::filesystem::remove(job.output, ec);
   FARSEE_REQUIRE(report.input_error.empty(), report.input_error);

@@ -16,6 +16,9 @@ struct VideoBenchResult {
   double network_fps = 0;     // Segmenter::segment on the decoded frames, nothing else running
   double end_to_end_fps = 0;  // decode + segment + overlay + encode, pipelined (segment_video)
   double pipeline_network_fps = 0;  // segment() inside the pipeline (sharing the CPU)
+  // Process CPU time per frame (all threads): on a shared machine a steadier measure of the work
+  // than the fps; their ratio is what the pipeline's decode, overlay and encode cost on top.
+  double network_cpu_ms = 0, pipeline_cpu_ms = 0;
 };
 
 // Decodes up to `max_frames` frames of `file` into memory, runs `warmup` untimed segment() calls,

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cstring>
 #include <utility>
 
@@ -24,6 +25,7 @@ struct VideoDecoder::Impl {
   AVFormatContext* format = nullptr;
   CodecPtr codec;
   SwsPtr sws;
+  std::array<int, 3> sws_key{};  // pixel format, colour matrix, full range of `sws`
   FramePtr frame{av_frame_alloc()};
   PacketPtr packet{av_packet_alloc()};
   int stream = -1;
@@ -135,14 +137,18 @@ void to_rgb(VideoDecoder::Impl& impl, RgbFrame& out) {
   AVPixelFormat format = AVPixelFormat(f->format);
   const bool was_jpeg = unjpeg(format);
   const int full = was_jpeg || f->color_range == AVCOL_RANGE_JPEG;
-  impl.sws.reset(sws_getCachedContext(
-      impl.sws.release(), f->width, f->height, format, f->width, f->height, AV_PIX_FMT_RGB24,
-      SWS_BILINEAR | SWS_ACCURATE_RND | SWS_BITEXACT, nullptr, nullptr, nullptr));
-  FARSEE_REQUIRE(impl.sws, "'" << impl.source << "': no conversion from pixel format "
-                               << av_get_pix_fmt_name(AVPixelFormat(f->format)) << " to RGB");
   const int space = f->colorspace == AVCOL_SPC_UNSPECIFIED ? SWS_CS_DEFAULT : int(f->colorspace);
-  sws_setColorspaceDetails(impl.sws.get(), sws_getCoefficients(space), full,
-                           sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+  const std::array<int, 3> key{int(format), space, full};
+  if (!impl.sws || key != impl.sws_key) {  // (re)configured only when the frames' format changes
+    impl.sws.reset(sws_getContext(f->width, f->height, format, f->width, f->height,
+                                  AV_PIX_FMT_RGB24, SWS_BILINEAR | SWS_ACCURATE_RND | SWS_BITEXACT,
+                                  nullptr, nullptr, nullptr));
+    FARSEE_REQUIRE(impl.sws, "'" << impl.source << "': no conversion from pixel format "
+                                 << av_get_pix_fmt_name(AVPixelFormat(f->format)) << " to RGB");
+    sws_setColorspaceDetails(impl.sws.get(), sws_getCoefficients(space), full,
+                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+    impl.sws_key = key;
+  }
   out.index = impl.decoded;
   out.height = f->height;
   out.width = f->width;

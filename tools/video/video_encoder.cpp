@@ -196,14 +196,16 @@ void VideoEncoder::write(const uint8_t* rgb) {
   Impl& impl = *impl_;
   AVFrame* f = impl.frame.get();
   FARSEE_REQUIRE(av_frame_make_writable(f) >= 0, "out of memory encoding '" << impl.path << "'");
-  impl.sws.reset(sws_getCachedContext(impl.sws.release(), f->width, f->height, AV_PIX_FMT_RGB24,
-                                      f->width, f->height, AVPixelFormat(f->format),
-                                      SWS_BILINEAR | SWS_ACCURATE_RND | SWS_BITEXACT, nullptr,
-                                      nullptr, nullptr));
-  FARSEE_REQUIRE(impl.sws, "video '" << impl.path << "': no conversion from RGB");
-  const int full = impl.codec->color_range == AVCOL_RANGE_JPEG;
-  const int* bt601 = sws_getCoefficients(SWS_CS_ITU601);
-  sws_setColorspaceDetails(impl.sws.get(), bt601, 1, bt601, full, 0, 1 << 16, 1 << 16);
+  if (!impl.sws) {  // once: every frame has the same size and format (SIMD paths: the output
+                    // need not be bit-exact across CPUs, only the decoded input is)
+    impl.sws.reset(sws_getContext(f->width, f->height, AV_PIX_FMT_RGB24, f->width, f->height,
+                                  AVPixelFormat(f->format), SWS_BILINEAR, nullptr, nullptr,
+                                  nullptr));
+    FARSEE_REQUIRE(impl.sws, "video '" << impl.path << "': no conversion from RGB");
+    const int full = impl.codec->color_range == AVCOL_RANGE_JPEG;
+    const int* bt601 = sws_getCoefficients(SWS_CS_ITU601);
+    sws_setColorspaceDetails(impl.sws.get(), bt601, 1, bt601, full, 0, 1 << 16, 1 << 16);
+  }
   const uint8_t* src[4] = {rgb, nullptr, nullptr, nullptr};
   const int src_stride[4] = {f->width * 3, 0, 0, 0};
   sws_scale(impl.sws.get(), src, src_stride, 0, f->height, f->data, f->linesize);

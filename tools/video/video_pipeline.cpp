@@ -109,9 +109,8 @@ void encode_stage(VideoEncoder& encoder, const VideoJob& job, int64_t total,
     Segmented s;
     std::vector<uint8_t> overlay;
     while (in.pop(s)) {
-      const std::vector<uint8_t> colour = colorize_labels(s.labels.data);
-      overlay.resize(colour.size());
-      blend_overlay(s.frame.rgb.data(), colour.data(), colour.size(), overlay.data());
+      overlay.resize(s.frame.rgb.size());
+      blend_overlay(s.frame.rgb.data(), s.labels.data.data(), s.labels.data.size(), overlay.data());
       encoder.write(overlay.data());
       if (!job.frames_dir.empty()) write_frame_labels(job, s);
       if (scores) score_frame(job, s, *scores);
@@ -153,8 +152,12 @@ extern "C" void on_interrupt(int) {
 
 }  // namespace
 
-void blend_overlay(const uint8_t* rgb, const uint8_t* colour, size_t bytes, uint8_t* out) {
-  for (size_t i = 0; i < bytes; ++i) out[i] = uint8_t((unsigned(rgb[i]) + colour[i] + 1) / 2);
+void blend_overlay(const uint8_t* rgb, const uint8_t* labels, size_t pixels, uint8_t* out) {
+  static constexpr uint8_t kBlack[3] = {0, 0, 0};  // colorize_labels' colour of other labels
+  for (size_t p = 0; p < pixels; ++p) {
+    const uint8_t* c = labels[p] < kCityscapesClasses ? kCityscapesPalette[labels[p]] : kBlack;
+    for (int k = 0; k < 3; ++k) out[p * 3 + k] = uint8_t((unsigned(rgb[p * 3 + k]) + c[k] + 1) / 2);
+  }
 }
 
 const std::atomic<bool>* stop_on_interrupt() {

@@ -53,8 +53,9 @@ struct VideoReport {
 // written) throws farsee::Error and leaves no output file.
 VideoReport segment_video(Segmenter& segmenter, const VideoJob& job);
 
-// Half the frame, half the palette colour of its label (rounded): the overlay of farsee-infer.
-void blend_overlay(const uint8_t* rgb, const uint8_t* colour, size_t bytes, uint8_t* out);
+// Half the frame, half the palette colour (tools/cityscapes/palette.h) of each pixel's label,
+// rounded half up: the overlay frames. rgb and out: pixels x 3 bytes.
+void blend_overlay(const uint8_t* rgb, const uint8_t* labels, size_t pixels, uint8_t* out);
 
 // Ctrl-C (SIGINT) sets the flag returned, so that a camera run ends with its video finished.
 const std::atomic<bool>* stop_on_interrupt();

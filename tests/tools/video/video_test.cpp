@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/support/run_program.h"
+#include "tools/cityscapes/palette.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_scenes.h"
 #include "tools/video/video_decoder.h"
@@ -209,15 +210,18 @@ TEST_F(Video, BenchMeasuresNetworkAndEndToEnd) {
   EXPECT_MENTIONS(r.output, "end to end");
 }
 
-// The overlay: half the frame, half the palette colour, rounded half up.
+// The overlay: half the frame, half the palette colour (as colorize_labels: black for labels
+// outside the palette), rounded half up.
 TEST(VideoOverlay, BlendsHalfAndHalf) {
-  const uint8_t rgb[4] = {0, 255, 100, 7}, colour[4] = {255, 255, 51, 8};
-  uint8_t out[4];
-  blend_overlay(rgb, colour, 4, out);
-  EXPECT_EQ(out[0], 128);
-  EXPECT_EQ(out[1], 255);
-  EXPECT_EQ(out[2], 76);
-  EXPECT_EQ(out[3], 8);
+  const std::vector<uint8_t> labels = {0, 13, 255};  // road, car, void
+  const std::vector<uint8_t> rgb = {0, 255, 100, 7, 8, 9, 255, 255, 255};
+  std::vector<uint8_t> out(9), expected(9);
+  blend_overlay(rgb.data(), labels.data(), labels.size(), out.data());
+  const std::vector<uint8_t> colour = colorize_labels(labels);
+  for (size_t i = 0; i < 9; ++i) expected[i] = uint8_t((rgb[i] + colour[i] + 1) / 2);
+  EXPECT_EQ(out, expected);
+  EXPECT_EQ(out[0], 64);   // (0 + 128 + 1) / 2
+  EXPECT_EQ(out[8], 128);  // (255 + 0 + 1) / 2
 }
 
 }  // namespace
