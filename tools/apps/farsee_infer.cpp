@@ -364,6 +364,7 @@ void prepare_out_dir(const Options& o, const Segmenter& segmenter, size_t inputs
 
 // Video mode (tools/video/video_cli.h): every input is a video or a camera.
 int run_videos(const Options& o) {
+  tools::video::require_video_support();
   std::vector<std::string> sources = o.inputs;
   sources.insert(sources.end(), o.video.cameras.begin(), o.video.cameras.end());
   for (const std::string& s : sources) {

@@ -33,6 +33,13 @@ is finished, and the exit status is 1. Videos and images go in separate runs.
                           over the frames (Cityscapes' protocol, tools/cityscapes/metrics.h)
 )";
 
+void require_video_support() {
+  FARSEE_REQUIRE(video_available(),
+                 "this farsee-infer was built without FFmpeg's libraries, so it cannot read "
+                 "videos (install libavformat-dev libavcodec-dev libswscale-dev libavutil-dev "
+                 "libavdevice-dev: tools/scripts/install_deps.sh, and rebuild)");
+}
+
 bool parse_video_flag(ArgParser& args, VideoFlags& flags) {
   if (args.is("--frames")) {
     args.no_value();
@@ -103,10 +110,7 @@ void print_report(const VideoJob& job, const VideoReport& r) {
 
 int run_videos(Segmenter& segmenter, const std::vector<std::string>& sources,
                const VideoFlags& flags, const std::string& out_dir, bool label_ids) {
-  FARSEE_REQUIRE(video_available(),
-                 "this farsee-infer was built without FFmpeg's libraries, so it cannot read "
-                 "videos (install libavformat-dev libavcodec-dev libswscale-dev libavutil-dev "
-                 "libavdevice-dev: tools/scripts/install_deps.sh, and rebuild)");
+  require_video_support();
   FARSEE_REQUIRE(flags.ground_truth.empty() || segmenter.num_classes() == kCityscapesClasses,
                  "--ground-truth: the network has " << segmenter.num_classes()
                                                     << " classes, the scoring Cityscapes' "

@@ -21,6 +21,9 @@ struct VideoFlags {
   std::string ground_truth;  // --ground-truth DIR: mIoU against <frame:06d>_gt_labelTrainIds.png
 };
 
+// Throws, saying what to install, when FarSee was built without FFmpeg's libraries.
+void require_video_support();
+
 // Consumes the current flag when it is a video flag; false when it is not one.
 bool parse_video_flag(ArgParser& args, VideoFlags& flags);
 

@@ -214,7 +214,7 @@ VideoDecoder::VideoDecoder(const std::string& source, bool camera, const std::at
   FARSEE_REQUIRE(impl_->frame && impl_->packet, "out of memory opening '" << source << "'");
   impl_->source = source;
   impl_->stop = stop;
-  av_log_set_level(AV_LOG_ERROR);
+  av_log_set_level(AV_LOG_FATAL);  // errors are reported by us, naming the frame
   open_input(*impl_, source, camera);
   open_decoder(*impl_, camera);
 }

@@ -150,7 +150,7 @@ VideoEncoder::VideoEncoder(const std::string& path, int height, int width, int f
   Impl& impl = *impl_;
   FARSEE_REQUIRE(impl.frame && impl.packet, "out of memory opening video '" << path << "'");
   impl.path = path;
-  av_log_set_level(AV_LOG_ERROR);
+  av_log_set_level(AV_LOG_FATAL);  // errors are reported by us, naming the frame
   const AVOutputFormat* of = av_guess_format(nullptr, path.c_str(), nullptr);
   FARSEE_REQUIRE(of, "video '" << path << "': no container for its extension");
   impl.tmp = make_temporary(path);
