@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "kernels/core/check.h"
 #include "tools/video/video_decoder.h"
@@ -115,6 +116,14 @@ int run_videos(Segmenter& segmenter, const std::vector<std::string>& sources,
                  "--ground-truth: the network has " << segmenter.num_classes()
                                                     << " classes, the scoring Cityscapes' "
                                                     << kCityscapesClasses);
+  std::map<std::string, std::string> owner;  // output name -> source
+  for (const std::string& source : sources) {
+    const auto [it, inserted] = owner.emplace(fs::path(source).stem().string(), source);
+    FARSEE_REQUIRE(inserted,
+                   "videos '" << it->second << "' and '" << source << "' would both be written as '"
+                              << (fs::path(out_dir) / (it->first + "_overlay.mp4")).string()
+                              << "': segment them in separate runs with different --out");
+  }
   const std::atomic<bool>* stop = stop_on_interrupt();
   int failed = 0;
   for (const std::string& source : sources) {

@@ -181,6 +181,7 @@ TEST_F(Video, EmptyAndNonVideoFilesAreClearErrors) {
   expect_no_output();
 }
 
+// An unknown codec, clashing output names and a missing camera.
 TEST_F(Video, UnknownCodecAndMissingCameraAreClearErrors) {
   // An AVI whose codec tag names no codec FFmpeg knows.
   const std::string clip = make_clip("odd.avi", "mjpeg");
@@ -192,6 +193,9 @@ TEST_F(Video, UnknownCodecAndMissingCameraAreClearErrors) {
   auto r = infer(clip);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_MENTIONS(r.output, "is not supported");
+  r = infer((dir_ / "a" / "x.mp4").string() + " " + (dir_ / "b" / "x.mp4").string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_MENTIONS(r.output, "would both be written as");
   r = infer("--camera 99");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_MENTIONS(r.output, "camera '/dev/video99' not found");
