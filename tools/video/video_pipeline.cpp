@@ -1,6 +1,8 @@
 // The video pipeline (see video_pipeline.h).
 #include "tools/video/video_pipeline.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -80,9 +82,18 @@ void score_frame(const VideoJob& job, const Segmented& s, ConfusionMatrix& score
   scores.add(gt.data.data(), s.labels.data.data(), gt.data.size());
 }
 
+// Lowers the calling thread's priority (nice 5; Linux: nice is per thread) so that the decode and
+// encode threads take the cores from the network's OpenMP threads in shorter turns: a worker
+// preempted inside a parallel region stalls its peers at the next barrier. Mild (a third of the
+// weight), so that on a loaded machine these threads still keep the network fed. Best effort.
+void yield_to_network() {
+  setpriority(PRIO_PROCESS, id_t(syscall(SYS_gettid)), 5);
+}
+
 // The decode stage: frames into `out` until the end, max_frames or a closed queue.
 void decode_stage(VideoDecoder& decoder, const VideoJob& job, BoundedQueue<RgbFrame>& out,
                   std::string& input_error, std::exception_ptr& failure) {
+  yield_to_network();
   try {
     RgbFrame f;
     for (int64_t n = 0; job.max_frames < 0 || n < job.max_frames; ++n) {
@@ -102,6 +113,7 @@ void decode_stage(VideoDecoder& decoder, const VideoJob& job, BoundedQueue<RgbFr
 void encode_stage(VideoEncoder& encoder, const VideoJob& job, int64_t total,
                   BoundedQueue<Segmented>& in, std::optional<ConfusionMatrix>& scores,
                   std::exception_ptr& failure) {
+  yield_to_network();
   const std::string name = std::filesystem::path(job.source).filename().string();
   const Clock::time_point t0 = Clock::now();
   double last_print_s = -1;
