@@ -222,6 +222,16 @@ TEST_F(Video, GeneratedDriveIsScoredOverItsFrames) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_MENTIONS(r.output, "mIoU ");
   EXPECT_MENTIONS(r.output, "over 3 frame(s)");
+  // --max-frames and --frames: the first 2 frames only, each one's labels.
+  r = program("farsee-infer",
+              "--preset paper --random-weights 1 --executor cpu --input-size "
+              "64x128 --max-frames 2 --frames --out " +
+                  (dir_ / "out2").string() + " " + drive + "/street.mp4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_MENTIONS(r.output, "2 frame(s) 64x128 at 30 fps");
+  EXPECT_TRUE(fs::exists(dir_ / "out2" / "street" / "000001_labels.png"));
+  EXPECT_FALSE(fs::exists(dir_ / "out2" / "street" / "000002_labels.png"));
+  EXPECT_EQ(decode_all((dir_ / "out2" / "street_overlay.mp4").string()).size(), 2u);
   const SyntheticScene still = make_synthetic_scene(64, 128, 5);
   const SyntheticScene first = make_synthetic_drive_frame(64, 128, 5, 0);
   EXPECT_EQ(first.rgb, still.rgb);
