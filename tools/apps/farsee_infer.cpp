@@ -17,6 +17,8 @@
 // files under --out are never taken as inputs. A bad image (unreadable, too large) is reported
 // with its reason and the batch goes on; the run ends with "N segmented, M failed" and exits 1 if
 // any failed. Prints the latency of every image.
+// Videos and cameras (an input with a video extension, /dev/videoN, --camera N) go to the video
+// mode, tools/video/video_cli.h (DESIGN.md section 15); its flags are parsed there.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
