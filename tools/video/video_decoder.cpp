@@ -58,7 +58,9 @@ void open_input(VideoDecoder::Impl& impl, const std::string& source, bool camera
     FARSEE_REQUIRE(::stat(source.c_str(), &st) == 0,
                    "video '" << source << "' cannot be read: " << std::strerror(errno));
     FARSEE_REQUIRE(!S_ISDIR(st.st_mode), "video '" << source << "' is a directory");
-    FARSEE_REQUIRE(st.st_size > 0, "video '" << source << "' is empty (0 bytes)");
+    // A pipe or FIFO (a live stream, like a camera) has no size to check.
+    FARSEE_REQUIRE(!S_ISREG(st.st_mode) || st.st_size > 0,
+                   "video '" << source << "' is empty (0 bytes)");
   }
   const int rc = avformat_open_input(&impl.format, source.c_str(), input_format, nullptr);
   FARSEE_REQUIRE(rc >= 0, (camera ? "camera '" : "'")

@@ -5,11 +5,13 @@
 //  - a truncated clip, and one with damaged bytes mid-file, stop at the last good frame with a
 //    message naming the frame, exit 1, and the overlay of the frames done is a finished,
 //    decodable video;
+//  - a live source (a FIFO: no seeking, no length), as a camera would be;
 //  - farsee-make-dataset --video + farsee-infer --ground-truth, farsee-bench --video;
 //  - a zero-length file, a non-video file, an unknown codec and a missing camera are clear
 //    errors that leave no output behind.
 // The clips are FFV1 or Motion JPEG (intra-only): the comparisons are with the decoded frames.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -125,6 +127,18 @@ TEST_F(Video, FrameLabelsAreTheImageModeLabelsOfTheDecodedFrame) {
   ASSERT_EQ(int(overlay.size()), kFrames);
   EXPECT_EQ(overlay[0].height, kHeight);
   EXPECT_EQ(overlay[0].width, kWidth);
+}
+
+// A camera-like source: a FIFO (no seeking, no length known in advance) fed by another process.
+TEST_F(Video, LiveStreamFromAFifo) {
+  const std::string clip = make_clip("clip.mkv", "ffv1");
+  const std::string fifo = (dir_ / "live.mkv").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto r = infer("--frames " + fifo + " 2>&1 & cat " + clip + " > " + fifo + "; wait $!");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_MENTIONS(r.output, std::to_string(kFrames) + " frame(s) 64x128");
+  EXPECT_EQ(decode_all((dir_ / "out" / "live_overlay.mp4").string()).size(), size_t(kFrames));
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "live" / "000005_labels.png"));
 }
 
 TEST_F(Video, TruncatedClipStopsAtTheLastGoodFrameWithAFinishedOutput) {
