@@ -88,7 +88,8 @@ Full-network latency/throughput of FarSee-Net (input on the device -> labels), o
                         and farsee-infer's whole video pipeline (decode, segment, overlay,
                         encode) on the first --runs frames of FILE (default 100), in one run; the
                         input size is the first of --sizes (default: the weights file's, else
-                        512x1024)
+                        512x1024), the precision the first of --precision; --json FILE writes
+                        {"mode": "video", "network_fps", "end_to_end_fps", ...}
   --help                this text
 )";
 
@@ -406,6 +407,7 @@ int run_video(const Options& o) {
   s.config_file = o.config_file;
   if (!o.sizes.empty()) std::tie(s.input_height, s.input_width) = o.sizes[0];
   s.executor = o.executor;
+  if (!o.precisions.empty()) s.precision = precision_name(o.precisions[0]);
   Segmenter segmenter(s);
   const int runs = o.runs > 0 ? o.runs : 100;
   const tools::video::VideoBenchResult r =
@@ -423,6 +425,28 @@ int run_video(const Options& o) {
       r.network_fps, r.end_to_end_fps, r.codec.c_str(), 100.0 * r.end_to_end_fps / r.network_fps,
       r.pipeline_network_fps, r.network_cpu_ms, r.pipeline_cpu_ms,
       100.0 * r.network_cpu_ms / r.pipeline_cpu_ms);
+  if (!o.json_file.empty()) {
+    const nlohmann::ordered_json doc{{"tool", "farsee-bench"},
+                                     {"mode", "video"},
+                                     {"video", o.video},
+                                     {"frames", r.frames},
+                                     {"height", r.height},
+                                     {"width", r.width},
+                                     {"preset", segmenter.preset()},
+                                     {"input_size", std::to_string(segmenter.input_height()) + "x" +
+                                                        std::to_string(segmenter.input_width())},
+                                     {"precision", segmenter.precision()},
+                                     {"executor", segmenter.executor()},
+                                     {"weights", o.weights.empty() ? "random" : o.weights},
+                                     {"encoder", r.codec},
+                                     {"network_fps", r.network_fps},
+                                     {"end_to_end_fps", r.end_to_end_fps},
+                                     {"pipeline_network_fps", r.pipeline_network_fps},
+                                     {"network_cpu_ms", r.network_cpu_ms},
+                                     {"end_to_end_cpu_ms", r.pipeline_cpu_ms}};
+    const std::string text = doc.dump(2) + "\n";
+    tools::write_file_atomic(o.json_file, text.data(), text.size());
+  }
   return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -256,13 +257,22 @@ TEST_F(Video, GeneratedDriveIsScoredOverItsFrames) {
 // farsee-bench --video: the network alone and the pipeline, both printed.
 TEST_F(Video, BenchMeasuresNetworkAndEndToEnd) {
   const std::string clip = make_clip("bench.avi", "ffv1");
+  const std::string json = (dir_ / "bench.json").string();
   const auto r = program("farsee-bench", "--video " + clip +
                                              " --preset tiny-paper --executor reference --sizes "
-                                             "64x128 --runs 3 --warmup 0");
+                                             "64x128 --runs 3 --warmup 0 --json " +
+                                             json);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_MENTIONS(r.output, "3 frames 64x128");
   EXPECT_MENTIONS(r.output, "network only");
   EXPECT_MENTIONS(r.output, "end to end");
+  const auto doc = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_EQ(doc["mode"], "video");
+  EXPECT_EQ(doc["frames"], 3);
+  EXPECT_EQ(doc["input_size"], "64x128");
+  EXPECT_EQ(doc["executor"], "reference");
+  EXPECT_GT(doc["network_fps"].get<double>(), 0);
+  EXPECT_GT(doc["end_to_end_fps"].get<double>(), 0);
 }
 
 // The overlay: half the frame, half the palette colour (as colorize_labels: black for labels
