@@ -48,6 +48,7 @@
 #include "net/trainer.h"
 #include "tools/cli/cli.h"
 #include "tools/data/image_io.h"
+#include "tools/video/video_bench.h"
 
 #if FARSEE_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -83,6 +84,12 @@ Full-network latency/throughput of FarSee-Net (input on the device -> labels), o
   --profile             after each configuration, time one eager pass (--train: one eager
                         step) step by step and print the steps that take the most time
   --json FILE           also write the results as JSON
+  --video FILE          instead: the network alone (Segmenter::segment on the decoded frames)
+                        and farsee-infer's whole video pipeline (decode, segment, overlay,
+                        encode) on the first --runs frames of FILE (default 100), in one run; the
+                        input size is the first of --sizes (default: the weights file's, else
+                        512x1024), the precision the first of --precision; --json FILE writes
+                        {"mode": "video", "network_fps", "end_to_end_fps", ...}
   --help                this text
 )";
 
@@ -95,6 +102,7 @@ struct Options {
   bool cuda_graph = true;
   bool profile = false;
   bool train = false;
+  std::string video;  // --video FILE
 };
 
 Options parse_options(int argc, char** argv) {
@@ -143,6 +151,8 @@ Options parse_options(int argc, char** argv) {
       o.profile = true;
     } else if (args.is("--json")) {
       o.json_file = args.value();
+    } else if (args.is("--video")) {
+      o.video = args.value();
     } else {
       FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
     }
@@ -388,7 +398,60 @@ void run_train(const Options& o, const net::FarSeeConfig& config, const net::Hos
   }
 }
 
+// --video FILE: the network alone vs the whole video pipeline (tools/video/video_bench.h).
+int run_video(const Options& o) {
+  SegmenterOptions s;
+  s.weights = o.weights;
+  s.random_seed = o.weights.empty() ? 1 : -1;
+  s.preset = o.config_file.empty() ? o.preset : "";
+  s.config_file = o.config_file;
+  if (!o.sizes.empty()) std::tie(s.input_height, s.input_width) = o.sizes[0];
+  s.executor = o.executor;
+  if (!o.precisions.empty()) s.precision = precision_name(o.precisions[0]);
+  Segmenter segmenter(s);
+  const int runs = o.runs > 0 ? o.runs : 100;
+  const tools::video::VideoBenchResult r =
+      tools::video::bench_video(segmenter, o.video, runs, o.warmup < 0 ? 1 : o.warmup);
+  std::printf("farsee-bench --video %s: %lld frames %dx%d, preset %s, input %dx%d, executor %s\n",
+              o.video.c_str(), (long long)r.frames, r.height, r.width, segmenter.preset().c_str(),
+              segmenter.input_height(), segmenter.input_width(), segmenter.executor().c_str());
+  std::printf(
+      "  network only     %7.2f fps (segment() on the decoded frames, nothing else)\n"
+      "  end to end       %7.2f fps (decode + segment + overlay + %s encode, pipelined) "
+      "= %.1f%% of network only\n"
+      "  network in pipe  %7.2f fps (segment() while decode and encode share the CPU)\n"
+      "  CPU time         %7.1f ms/frame network only, %.1f ms/frame end to end (network only = "
+      "%.1f%% of it)\n",
+      r.network_fps, r.end_to_end_fps, r.codec.c_str(), 100.0 * r.end_to_end_fps / r.network_fps,
+      r.pipeline_network_fps, r.network_cpu_ms, r.pipeline_cpu_ms,
+      100.0 * r.network_cpu_ms / r.pipeline_cpu_ms);
+  if (!o.json_file.empty()) {
+    const nlohmann::ordered_json doc{{"tool", "farsee-bench"},
+                                     {"mode", "video"},
+                                     {"video", o.video},
+                                     {"frames", r.frames},
+                                     {"height", r.height},
+                                     {"width", r.width},
+                                     {"preset", segmenter.preset()},
+                                     {"input_size", std::to_string(segmenter.input_height()) + "x" +
+                                                        std::to_string(segmenter.input_width())},
+                                     {"precision", segmenter.precision()},
+                                     {"executor", segmenter.executor()},
+                                     {"weights", o.weights.empty() ? "random" : o.weights},
+                                     {"encoder", r.codec},
+                                     {"network_fps", r.network_fps},
+                                     {"end_to_end_fps", r.end_to_end_fps},
+                                     {"pipeline_network_fps", r.pipeline_network_fps},
+                                     {"network_cpu_ms", r.network_cpu_ms},
+                                     {"end_to_end_cpu_ms", r.pipeline_cpu_ms}};
+    const std::string text = doc.dump(2) + "\n";
+    tools::write_file_atomic(o.json_file, text.data(), text.size());
+  }
+  return 0;
+}
+
 int run(Options o) {
+  if (!o.video.empty()) return run_video(o);
   std::string note;
   const Executor executor = tools::choose_executor(o.executor, &note);
   if (!note.empty()) std::cerr << "farsee-bench: " << note << "\n";

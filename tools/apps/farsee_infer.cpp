@@ -17,6 +17,8 @@
 // files under --out are never taken as inputs. A bad image (unreadable, too large) is reported
 // with its reason and the batch goes on; the run ends with "N segmented, M failed" and exits 1 if
 // any failed. Prints the latency of every image.
+// Videos and cameras (an input with a video extension, /dev/videoN, --camera N) go to the video
+// mode, tools/video/video_cli.h (DESIGN.md section 15); its flags are parsed there.
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -38,6 +40,7 @@
 #include "tools/cityscapes/palette.h"
 #include "tools/cli/cli.h"
 #include "tools/data/image_io.h"
+#include "tools/video/video_cli.h"
 
 namespace fs = std::filesystem;
 using namespace farsee;
@@ -96,6 +99,7 @@ struct Options {
   bool recursive = false;
   bool save_logits = false;
   std::vector<std::string> inputs;
+  tools::video::VideoFlags video;  // video mode (tools/video/video_cli.h)
 };
 
 bool is_image_file(const fs::path& p) {
@@ -210,7 +214,7 @@ Options parse_options(int argc, char** argv) {
     if (args.positional()) {
       o.inputs.push_back(args.current());
     } else if (args.is("--help")) {
-      std::cout << kUsage;
+      std::cout << kUsage << tools::video::kVideoUsage;
       std::exit(0);
     } else if (args.is("--weights")) {
       o.weights = args.value();
@@ -251,7 +255,7 @@ Options parse_options(int argc, char** argv) {
     } else if (args.is("--save-logits")) {
       args.no_value();
       o.save_logits = true;
-    } else {
+    } else if (!tools::video::parse_video_flag(args, o.video)) {
       FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
     }
   }
@@ -269,7 +273,8 @@ Options parse_options(int argc, char** argv) {
                         << double(o.max_pixels) / 1e6
                         << " megapixels (--max-megapixels to raise it)");
   }
-  FARSEE_REQUIRE(!o.inputs.empty(), "no input images given (see --help)");
+  FARSEE_REQUIRE(!o.inputs.empty() || !o.video.cameras.empty(),
+                 "no input images given (see --help)");
   return o;
 }
 
@@ -346,7 +351,42 @@ SegmenterOptions segmenter_options(const Options& o) {
   return s;
 }
 
+// Creates --out and prints the network's settings and the number of inputs.
+void prepare_out_dir(const Options& o, const Segmenter& segmenter, size_t inputs,
+                     const char* what) {
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  FARSEE_REQUIRE(fs::is_directory(o.out_dir),
+                 "--out: cannot create directory '" << o.out_dir << "'");
+  std::cout << "farsee-infer: preset " << segmenter.preset() << ", input "
+            << segmenter.input_height() << "x" << segmenter.input_width() << ", "
+            << segmenter.precision() << ", executor " << segmenter.executor() << ", " << inputs
+            << " " << what << "\n";
+}
+
+// Video mode (tools/video/video_cli.h): every input is a video or a camera.
+int run_videos(const Options& o) {
+  tools::video::require_video_support();
+  std::vector<std::string> sources = o.inputs;
+  sources.insert(sources.end(), o.video.cameras.begin(), o.video.cameras.end());
+  for (const std::string& s : sources) {
+    FARSEE_REQUIRE(tools::video::is_video_argument(s),
+                   "'" << s << "' is not a video: videos and images go in separate runs");
+  }
+  FARSEE_REQUIRE(o.output_h == 0 && !o.save_logits && !o.overlay,
+                 "--output-size, --save-logits and --overlay are for images (a video's overlay "
+                 "is always written, at its own size)");
+  Segmenter segmenter(segmenter_options(o));
+  for (const std::string& note : segmenter.notes()) std::cerr << "farsee-infer: " << note << "\n";
+  prepare_out_dir(o, segmenter, sources.size(), "video(s)");
+  return tools::video::run_videos(segmenter, sources, o.video, o.out_dir, o.label_ids);
+}
+
 int run(const Options& o) {
+  if (!o.video.cameras.empty() ||
+      std::any_of(o.inputs.begin(), o.inputs.end(), tools::video::is_video_argument)) {
+    return run_videos(o);
+  }
   const std::vector<Input> images = collect_images(o.inputs, o.out_dir, o.recursive);
   Segmenter segmenter(segmenter_options(o));
   for (const std::string& note : segmenter.notes()) std::cerr << "farsee-infer: " << note << "\n";
@@ -355,14 +395,7 @@ int run(const Options& o) {
                                                  << " classes, Cityscapes "
                                                  << tools::kCityscapesClasses);
 
-  std::error_code ec;
-  fs::create_directories(o.out_dir, ec);
-  FARSEE_REQUIRE(fs::is_directory(o.out_dir),
-                 "--out: cannot create directory '" << o.out_dir << "'");
-  std::cout << "farsee-infer: preset " << segmenter.preset() << ", input "
-            << segmenter.input_height() << "x" << segmenter.input_width() << ", "
-            << segmenter.precision() << ", executor " << segmenter.executor() << ", "
-            << images.size() << " image(s)\n";
+  prepare_out_dir(o, segmenter, images.size(), "image(s)");
 
   // A bad image does not end the batch: it is reported with its reason and the rest go on.
   std::vector<std::string> failed;

@@ -13,6 +13,7 @@
 #include "tools/cli/cli.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_dataset.h"
+#include "tools/video/synthetic_drive.h"
 
 using namespace farsee;
 
@@ -31,6 +32,10 @@ Writes deterministic synthetic street scenes with exact Cityscapes ground truth.
   --samples N      instead of the Cityscapes layout: N plain images DIR/synthetic_<k>.png for
                    farsee-infer (default size 512x1024 in this mode)
   --labels         with --samples: also DIR/gt/synthetic_<k>_gt_labelTrainIds.png
+  --video N        instead: a clip DIR/street.mp4 of N frames (30 fps; default size 512x1024) of
+                   a camera driving down one generated street (--seed), and each frame's
+                   ground truth DIR/gt/<frame:06d>_gt_labelTrainIds.png; score it with
+                   farsee-infer DIR/street.mp4 --ground-truth DIR/gt
   --jobs N         scenes made in parallel (default: the number of CPUs); the files do not
                    depend on it
   --help           this text
@@ -39,6 +44,7 @@ Writes deterministic synthetic street scenes with exact Cityscapes ground truth.
 struct Options {
   tools::SyntheticDatasetOptions data;
   int samples = -1;
+  int video = 0;  // --video N: frames
   bool labels = false;
   bool size_given = false;
 };
@@ -59,6 +65,8 @@ Options parse_options(int argc, char** argv) {
       o.data.train = tools::parse_int(args.value(), "--train", 0);
     } else if (args.is("--val")) {
       o.data.val = tools::parse_int(args.value(), "--val", 0);
+    } else if (args.is("--video")) {
+      o.video = tools::parse_int(args.value(), "--video", 1);
     } else if (args.is("--samples")) {
       o.samples = tools::parse_int(args.value(), "--samples", 1);
     } else if (args.is("--size")) {
@@ -84,7 +92,23 @@ Options parse_options(int argc, char** argv) {
   return o;
 }
 
+// --video N: the generated drive (tools/video/synthetic_drive.h).
+int write_video(const Options& o) {
+  const tools::SyntheticDatasetOptions& d = o.data;
+  FARSEE_REQUIRE(d.train == 0 && d.val == 0 && o.samples < 0 && !o.labels,
+                 "--video writes a clip and its ground truth: no --train/--val/--samples/--labels");
+  tools::video::DriveOptions v;
+  v.out = d.out;
+  v.frames = o.video;
+  if (o.size_given) v.height = d.height, v.width = d.width;
+  v.seed = d.seed;
+  v.jobs = d.jobs;
+  tools::video::write_synthetic_drive(v);
+  return 0;
+}
+
 int run(Options o) {
+  if (o.video > 0) return write_video(o);
   tools::SyntheticDatasetOptions& d = o.data;
   if (o.samples > 0) {
     FARSEE_REQUIRE(d.train == 0 && d.val == 0, "--samples writes plain images: no --train/--val");

@@ -152,7 +152,11 @@ struct Side {
 
 class ScenePainter {
  public:
-  ScenePainter(int h, int w, uint64_t seed) : cv_(h, w), rng_{splitmix64(seed) ^ 0x5ce7e5ull} {}
+  // camera_z: how far the camera has driven down the street (camera-height units; 0: the still
+  // scenes). The street and its objects depend on the seed only, so consecutive camera_z are
+  // frames of one drive.
+  ScenePainter(int h, int w, uint64_t seed, float camera_z = 0)
+      : cv_(h, w), rng_{splitmix64(seed) ^ 0x5ce7e5ull}, camera_z_(camera_z) {}
 
   SyntheticScene paint() {
     setup();
@@ -307,7 +311,7 @@ class ScenePainter {
       const Side& side = sides_[s];
       const float X_plane = s == 0 ? -side.x_plane : side.x_plane;
       const float g_f = dx / X_plane;  // the side plane's depth factor in this column (> 0)
-      const float Z_f = f_ / std::max(g_f, 1e-3f);
+      const float Z_f = f_ / std::max(g_f, 1e-3f) + camera_z_;  // world depth
       const Block* block = block_at(side, Z_f);
       for (int y = 0; y < H; ++y) {
         const float g = g_of_row(y);
@@ -317,7 +321,7 @@ class ScenePainter {
         if (g > 0) {
           const float X = dx / g;
           if (std::fabs(X) <= side.x_plane) {
-            c = ground(X, f_ / g, y, x, &label);
+            c = ground(X, f_ / g + camera_z_, y, x, &label);
             if (side.shaded && std::fabs(X) > side.x_plane * 0.55f) c = c * 0.6f;
             done = true;
           }
@@ -339,7 +343,7 @@ class ScenePainter {
         // Walls and fences in front of the side plane.
         for (const Barrier& br : side.barriers) {
           const float X_b = (side.x_plane - 0.05f) * (s == 0 ? -1.0f : 1.0f);
-          const float g_b = dx / X_b, Z_b = f_ / std::max(g_b, 1e-3f);
+          const float g_b = dx / X_b, Z_b = f_ / std::max(g_b, 1e-3f) + camera_z_;
           if (Z_b < br.z0 || Z_b >= br.z1) continue;
           const float v = (ground_y(g_b) - (float(y) + 0.5f)) / g_b;
           if (v < 0 || v >= br.height) continue;
@@ -443,7 +447,9 @@ class ScenePainter {
     }
     std::stable_sort(list.begin(), list.end(),
                      [](const Sprite& a, const Sprite& b) { return a.Z > b.Z; });
-    for (const Sprite& s : list) s.paint();
+    for (const Sprite& s : list) {
+      if (s.Z - camera_z_ >= kNearZ) s.paint();  // the ones the camera has passed are gone
+    }
   }
 
   static Rgb sign_colour(Rng& r) {
@@ -454,18 +460,18 @@ class ScenePainter {
   // Sprite helpers: a world rectangle [X0, X1] x [v0, v1] (height above ground) at depth Z.
   template <typename F>
   void world_rect(float X0, float X1, float v0, float v1, float Z, uint8_t label, F&& colour) {
-    const float g = f_ / Z;
+    const float g = f_ / (Z - camera_z_);
     cv_.rect(ground_y(g) - v1 * g, x_of(X0, g), ground_y(g) - v0 * g, x_of(X1, g), label, colour);
   }
   template <typename F>
   void world_ellipse(float X, float v, float rx, float ry, float Z, uint8_t label, F&& colour) {
-    const float g = f_ / Z;
+    const float g = f_ / (Z - camera_z_);
     cv_.ellipse(ground_y(g) - v * g, x_of(X, g), ry * g, rx * g, label, colour);
   }
   // A thin world rectangle at least one pixel wide.
   template <typename F>
   void world_bar(float X, float half_w, float v0, float v1, float Z, uint8_t label, F&& colour) {
-    const float g = f_ / Z;
+    const float g = f_ / (Z - camera_z_);
     const float hw = std::max(half_w * g, 0.5f);
     cv_.rect(ground_y(g) - v1 * g, x_of(X, g) - hw, ground_y(g) - v0 * g, x_of(X, g) + hw, label,
              colour);
@@ -478,7 +484,7 @@ class ScenePainter {
             uint64_t seed) {
     world_bar(X, 0.12f, 0, height * 0.6f, Z, kVegetation, textured(trunk, seed, 8));
     Rng r{seed};
-    const float g = f_ / Z;
+    const float g = f_ / (Z - camera_z_);
     const float leaf_scale = std::max(2.0f, 0.15f * g);
     for (int i = 0; i < blobs; ++i) {
       const float bx = X + r.range(-crown, crown) * 0.6f,
@@ -523,7 +529,7 @@ class ScenePainter {
 
   void car(float X, float Z, float w, float h, Rgb body, uint64_t seed) {
     // Shadow on the ground under the car (the label stays the ground's).
-    const float g = f_ / Z;
+    const float g = f_ / (Z - camera_z_);
     const float sy = ground_y(g), sx = x_of(X, g);
     const int ya = std::max(0, int(sy - 0.12f * g)), yb = std::min(cv_.h() - 1, int(sy + 0.1f * g));
     for (int y = ya; y <= yb; ++y) {
@@ -608,8 +614,12 @@ class ScenePainter {
     }
   }
 
+  // Sprites nearer than this (camera-height units) are not drawn (a moving camera passes them).
+  static constexpr float kNearZ = 1.5f;
+
   Canvas cv_;
   Rng rng_;
+  float camera_z_ = 0;
   float horizon_ = 0, vx_ = 0, f_ = 0, half_road_ = 0, crossing_z_ = -1, tile_ = 0.5f;
   int lanes_ = 1, sky_kind_ = 0;
   Rgb road_colour_{}, marking_{}, walk_colour_{}, terrain_colour_{}, far_colour_{};
@@ -624,6 +634,14 @@ SyntheticScene make_synthetic_scene(int height, int width, uint64_t seed) {
   FARSEE_REQUIRE(height >= 32 && width >= 32,
                  "synthetic scene size " << height << "x" << width << ": at least 32x32");
   return ScenePainter(height, width, seed).paint();
+}
+
+SyntheticScene make_synthetic_drive_frame(int height, int width, uint64_t seed, float camera_z) {
+  FARSEE_REQUIRE(height >= 32 && width >= 32,
+                 "synthetic scene size " << height << "x" << width << ": at least 32x32");
+  FARSEE_REQUIRE(camera_z >= 0 && camera_z <= 400,
+                 "synthetic drive: camera position " << camera_z << " outside [0, 400]");
+  return ScenePainter(height, width, seed, camera_z).paint();
 }
 
 }  // namespace farsee::tools

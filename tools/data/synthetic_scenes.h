@@ -58,4 +58,9 @@ struct SyntheticScene {
 // One scene; height and width at least 32.
 SyntheticScene make_synthetic_scene(int height, int width, uint64_t seed);
 
+// One frame of a drive down the street of scene `seed`: the camera `camera_z` camera-height units
+// further along (0: make_synthetic_scene's image, byte for byte; at most 400). Objects the camera
+// has passed are gone; lighting, noise and the street stay those of the seed.
+SyntheticScene make_synthetic_drive_frame(int height, int width, uint64_t seed, float camera_z);
+
 }  // namespace farsee::tools

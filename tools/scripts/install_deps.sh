@@ -15,6 +15,9 @@
 #   libopenblas-dev           OpenBLAS sgemm: the reference executor's GEMM-shaped convolutions
 #   python3, python3-numpy    tools/ scripts (fixtures, benchmarks); not needed at run time
 #   python3-dev, pybind11-dev the Python module farsee (net/python/; optional at build time)
+#   libav{format,codec,device}-dev, libswscale-dev, libavutil-dev
+#                             FFmpeg's libraries: video in farsee-infer (tools/video/; optional at
+#                             build time, required in CI by FARSEE_REQUIRE_VIDEO)
 #   python3-pip               pip for the PyPI packages below (scikit-build-core; with --with-torch
 #                             onnx, onnxruntime); cuobjdump where nvcc lacks it
 # Optional: `--with-torch` (or FARSEE_WITH_TORCH=1, as CI sets) adds python3-torch: the Python tests
@@ -35,7 +38,8 @@ set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev libpng-dev
           libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev
-          python3-pip liblz4-dev libzstd-dev)
+          python3-pip liblz4-dev libzstd-dev
+          libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev)
 packages+=(openmpi-bin libopenmpi-dev)  # data-parallel farsee-train (optional at build time)
 # libjpeg-turbo's development package is named differently on Debian and Ubuntu.
 if apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1; then
