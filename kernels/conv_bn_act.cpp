@@ -29,6 +29,7 @@
 #include "kernels/core/cp_async_tiles.h"
 #include "kernels/core/half_convert.h"
 #include "kernels/core/nhwc_index.h"
+#include "kernels/pool.h"
 
 namespace farsee {
 namespace {
@@ -237,7 +238,8 @@ ConvWeights pack_subpixel_conv_weights(const Context& ctx, const std::vector<flo
 Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const ConvEpilogue& e,
                          Shape4 x) {
   const int t = e.shuffle_factor;
-  return Shape4{x.n, conv.out_h(x.h) * t, conv.out_w(x.w) * t, w.K / (t * t)};
+  const Shape4 out{x.n, conv.out_h(x.h) * t, conv.out_w(x.w) * t, w.K / (t * t)};
+  return e.max_pool ? max_pool_output_shape(MaxPoolParams{}, out) : out;
 }
 
 namespace {
@@ -324,6 +326,33 @@ void validate_subpixel(const ConvWeights& w, const ConvEpilogue& e, const Tensor
                     << w.subpixel_stride << " (pad y's buffer)");
 }
 
+// ConvEpilogue::max_pool: what the fused-pool kernel variant supports; the plan's tile becomes
+// 128x64 (the 11 x 11 conv pixels of a 5 x 5 pooled tile fill 121 of its 128 rows), no split-K.
+void plan_fused_pool(const Context& ctx, const ConvWeights& w, const ConvEpilogue& e,
+                     const ConvOptions& options, ConvPlan& plan) {
+  const char* op = "conv_bn_act_fwd (ConvEpilogue::max_pool)";
+  FARSEE_REQUIRE(!is_host_reference_layout(ctx.executor),
+                 op << ": the fused max-pool runs on emu and cuda; on '"
+                    << executor_name(ctx.executor) << "' run conv_bn_act_fwd, then max_pool_fwd");
+  FARSEE_REQUIRE(w.dtype == DType::F16 && !options.tf32,
+                 op << ": fp16 storage only (tensor-core kernel), got "
+                    << (options.tf32 ? "tf32" : dtype_name(w.dtype)));
+  FARSEE_REQUIRE(!plan.gather_activations,
+                 op << ": x must be loaded by cp.async (C % 8 == 0, 16-byte aligned base and "
+                       "pixel stride), got C = "
+                    << w.C);
+  FARSEE_REQUIRE(e.residual.data == nullptr && e.shuffle_factor == 1 && w.subpixel_factor == 1,
+                 op << ": no residual, pixel shuffle or sub-pixel packed weights");
+  FARSEE_REQUIRE(options.split_k <= 1, op << ": split_k = " << options.split_k << ", expected 1");
+  FARSEE_REQUIRE(options.tile == ConvTile::Auto || options.tile == ConvTile::M128N64,
+                 op << ": tile " << conv_tile_name(options.tile) << ", expected auto or 128x64");
+  plan.tile = ConvTile::M128N64;
+  plan.split_k = 1;
+  plan.workspace = nullptr;
+  plan.tile_counters = nullptr;
+  plan.max_pool = true;
+}
+
 }  // namespace
 
 ConvPlan plan_conv(const ConvShape& conv, const ConvWeights& w, const TensorView& x,
@@ -405,7 +434,8 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options) {
   }
   validate_subpixel(w, epilogue, y);
   if (options.tf32) require_tf32_supported(op, ctx, w.dtype);
-  const ConvPlan plan = plan_conv(conv, w, x, options);
+  ConvPlan plan = plan_conv(conv, w, x, options);
+  if (epilogue.max_pool) plan_fused_pool(ctx, w, epilogue, options, plan);
   FARSEE_DISPATCH(ctx, conv_bn_act_fwd, ctx, conv, x, w, epilogue, y, plan);
 }
 

@@ -31,6 +31,12 @@
 //     (i, j)-major, so each thread's 8 (fp16) / 4 (fp32 SIMT) adjacent columns are 8 / 4
 //     adjacent channels of one output pixel: one 16-byte store (zeros into y's padding channels
 //     when the shuffled channel count is padded); no split-K for them.
+//   - Fused max-pool (ConvEpilogue::max_pool: the stem's 3x3 / s2 / pad 1 pool, inference on
+//     emu/cuda; the 128x64 tile's one extra variant): a block computes the 11 x 11 conv pixels
+//     of a 5 x 5 pooled tile (its GEMM rows; borders recomputed by the neighbours, 1.21x the
+//     rows), rounds the staged activations to fp16 in place and stores the 3x3 maxima, 8
+//     channels per 16-byte store (kernels/core/fused_max_pool.h); the conv output never goes
+//     to memory and the pool launch disappears.
 //   - Split-K (grid.z > 1, small maps), reduced in the same launch: each z-slice of the reduction
 //     writes its raw fp32 tile to the workspace [z][M][K] and counts itself on its output tile's
 //     integer counter; the CTA arriving last sums the slices in z order (fixed: bitwise
@@ -57,7 +63,8 @@
 //   Every fma is an explicit fmaf (SIMT main loop, epilogue). The one kernel file built with
 //   nvcc's default --fmad=true (kernels/CMakeLists.txt: the same PTX, but --fmad=false changed
 //   ptxas's register allocation; the conv tests have tolerances).
-// Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle.
+// Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle, the
+//   stem's max-pool.
 // Variants: with_kernel_variant() is the one place that instantiates (dtype, math, tile,
 // loader).
 // Index math (ConvGeometry, window origins/pixels, reduction cursor, output index, split ranges)
@@ -89,6 +96,7 @@
 // - refresh_conv_weights: conv_pack_weights_kernel writes every packed element (padding = 0)
 //   from the fp32 KRSC master weights, for any layout.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -97,6 +105,7 @@
 #include "kernels/core/cp_async_tiles.h"
 #include "kernels/core/epilogue.h"
 #include "kernels/core/fixed_order_reduce.h"
+#include "kernels/core/fused_max_pool.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/mem_access.h"
 #include "kernels/core/mma_tile.h"
@@ -218,10 +227,14 @@ struct ConvStore : ConvOutputIndex<T> {
 constexpr int kTileRed = 32;        // halves of reduction per stage row (4 chunks of 16 bytes)
 constexpr int kEpilogueVector = 8;  // halves per 16-byte store
 
-template <int BM_, int BN_, int Stages_, bool Gather_>
+template <int BM_, int BN_, int Stages_, bool Gather_, bool Pool_ = false>
 struct MmaConfig {
   static constexpr int BM = BM_, BN = BN_, kStages = Stages_;
   static constexpr bool kGather = Gather_;
+  // The fused 3x3 / s2 max-pool (ConvEpilogue::max_pool): GEMM rows are a block's conv patch
+  // (kernels/core/fused_max_pool.h), the epilogue pools the staged tile.
+  static constexpr bool kPool = Pool_;
+  static_assert(!kPool || (kFusedPoolRows <= BM && !kGather), "the pooled patch fills the rows");
   static constexpr int kWarpM = BM / 2, kWarpN = BN / 2;  // warps 2 x 2
   static constexpr int kMi = kWarpM / 16, kNi = kWarpN / 8;
   static constexpr int kStageHalves = (BM + BN) * kTileRed;
@@ -246,7 +259,8 @@ struct MmaLoadSlot {
   WindowOrigin a_origin[Cfg::kARowsPerThread];
 };
 template <typename Cfg>
-FARSEE_DEVICE MmaLoadSlot<Cfg> mma_load_slot(const ConvGeometry& g, int m0) {
+FARSEE_DEVICE MmaLoadSlot<Cfg> mma_load_slot(const ConvGeometry& g, int m0,
+                                             const FusedPoolTile& pool) {
   const int tid = threadIdx.x;
   MmaLoadSlot<Cfg> s;
   s.load_chunk = tid & 3;
@@ -257,7 +271,8 @@ FARSEE_DEVICE MmaLoadSlot<Cfg> mma_load_slot(const ConvGeometry& g, int m0) {
   s.taps_per_tile = cp_async_taps_per_tile(g.in_c);
 #pragma unroll
   for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
-    s.a_origin[i] = window_origin(g, m0 + (Cfg::kGather ? s.gather_row : s.load_row + 32 * i));
+    const int row = Cfg::kGather ? s.gather_row : s.load_row + 32 * i;
+    s.a_origin[i] = window_origin(g, Cfg::kPool ? fused_pool_patch_pixel(g, pool, row) : m0 + row);
   }
   return s;
 }
@@ -372,6 +387,46 @@ FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half
   }
 }
 
+// The fused max-pool's epilogue (Cfg::kPool): the staged fp32 patch (row = i * kFusedPoolPatch + j)
+// becomes the activation rounded to fp16 as the unfused conv stores it, in place; then each thread
+// takes groups of kEpilogueVector channels of the block's pooled pixels and stores the maximum
+// over the 3x3 window's patch pixels inside the conv output (kernels/pool.cu's window order and
+// max_keep_nan: bitwise the unfused conv then max_pool_fwd). y (out) is the pooled image.
+template <typename Cfg>
+FARSEE_DEVICE void pool_staged_tile(float* staged, const ConvStore<__half>& out,
+                                    const ConvGeometry& g, const FusedPoolTile& t, int n0) {
+  for (int q = threadIdx.x; q < kFusedPoolRows * Cfg::BN; q += kMmaThreads) {
+    const int row = q / Cfg::BN, col = q - row * Cfg::BN;
+    float* v = &staged[row * Cfg::kEpilogueStride + col];
+    if (n0 + col < g.K) st(v, to_float(from_float<__half>(out.epilogue(ld(v), n0 + col))));
+  }
+  __syncthreads();
+  constexpr int kGroups = Cfg::BN / kEpilogueVector;
+  for (int q = threadIdx.x; q < kFusedPoolTile * kFusedPoolTile * kGroups; q += kMmaThreads) {
+    const int p = q / kGroups, col = (q - p * kGroups) * kEpilogueVector;
+    const int pr = p / kFusedPoolTile, pc = p - pr * kFusedPoolTile;
+    const int py = t.py0 + pr, px = t.px0 + pc, count = min(kEpilogueVector, g.K - n0 - col);
+    if (py >= out.y_h || px >= out.y_w || count <= 0) continue;
+    float m[kEpilogueVector];
+#pragma unroll
+    for (int e = 0; e < kEpilogueVector; ++e) m[e] = -INFINITY;
+    for (int i = 2 * pr; i < 2 * pr + 3; ++i) {
+      for (int j = 2 * pc; j < 2 * pc + 3; ++j) {
+        if (!inside_conv_output(t.conv_y(i), t.conv_x(j), g.out_h, g.out_w)) continue;
+        const float* src = staged + (i * kFusedPoolPatch + j) * Cfg::kEpilogueStride + col;
+#pragma unroll
+        for (int e = 0; e < kEpilogueVector; ++e) m[e] = max_keep_nan(m[e], ld(&src[e]));
+      }
+    }
+    __half* dst = out.element((t.n * out.y_h + py) * out.y_w + px, n0 + col);
+    if (count == kEpilogueVector && aligned_to(dst, 16)) {
+      store_from_float<kEpilogueVector>(dst, m);
+    } else {
+      for (int e = 0; e < count; ++e) st(dst + e, from_float<__half>(m[e]));
+    }
+  }
+}
+
 // Split-K of the fp16 kernel: this CTA's raw fp32 tile to workspace slice z ([z][M][K]); the CTA
 // of the output tile that arrives last sums the slices in z order into `staged` (the epilogue's
 // staging tile, row stride kEpilogueStride) and returns true; the others return false.
@@ -406,7 +461,9 @@ __global__ void __launch_bounds__(kMmaThreads, 1)
   constexpr int kBOffset = Cfg::BM * kTileRed;  // B tile within a stage, in halves
   __half* smem = dynamic_smem<__half>();
   const int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
-  const MmaLoadSlot<Cfg> slot = mma_load_slot<Cfg>(g, m0);
+  FusedPoolTile pool{};
+  if constexpr (Cfg::kPool) pool = fused_pool_tile(blockIdx.x, out.y_h, out.y_w);
+  const MmaLoadSlot<Cfg> slot = mma_load_slot<Cfg>(g, m0, pool);
   auto load_stage = [&](int stage, int tile) {
     __half* a_tile = smem + stage * Cfg::kStageHalves;
     BChunk b;
@@ -439,7 +496,11 @@ __global__ void __launch_bounds__(kMmaThreads, 1)
     stage_accumulators(acc, frag, staged, Cfg::kEpilogueStride);
     __syncthreads();
   }
-  store_staged_tile<Cfg>(staged, out, g.M, g.K, m0, n0);
+  if constexpr (Cfg::kPool) {
+    pool_staged_tile<Cfg>(staged, out, g, pool, n0);
+  } else {
+    store_staged_tile<Cfg>(staged, out, g.M, g.K, m0, n0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -784,6 +845,7 @@ void with_kernel_variant(DType dtype, const ConvPlan& plan, F&& f) {
   // fp16: 3 stages for the 128x128 tile (48 KiB of pipeline, 68 KiB with the epilogue stage),
   // 4 for the smaller ones.
   const bool gather = plan.gather_activations;
+  if (plan.max_pool) return f(KernelVariant<MmaConfig<128, 64, 4, false, true>, __half>{});
   switch (plan.tile) {
     case ConvTile::M128N128:
       return gather ? f(KernelVariant<MmaConfig<128, 128, 3, true>, __half>{})
@@ -840,8 +902,9 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                  const ConvWeights& w, const ConvStore<__half>& out, const ConvPlan& plan) {
   const int red_tiles = Cfg::kGather ? ceil_div(g.reduction, kTileRed)
                                      : cp_async_reduction_tiles(g.kernel_h * g.kernel_w, g.in_c);
-  const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
-                  unsigned(plan.split_k));
+  const int blocks_m = Cfg::kPool ? fused_pool_blocks(g.M / (g.out_h * g.out_w), out.y_h, out.y_w)
+                                  : ceil_div(g.M, Cfg::BM);
+  const dim3 grid(unsigned(blocks_m), unsigned(ceil_div(g.K, Cfg::BN)), unsigned(plan.split_k));
   auto kernel = conv_mma_kernel<Cfg>;
   static PerDeviceOnce smem_opt_in;  // per variant and per device (a device attribute)
   smem_opt_in.call(current_device(), [&] { FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes); });

@@ -101,6 +101,11 @@ struct ConvEpilogue {
                                  // un-shuffled conv output; may be a channel slice.
   bool relu = false;
   int shuffle_factor = 1;  // > 1: y = PixelShuffle(conv output, factor); 1, 2, 4 or 8
+  // y = MaxPool2d(3, stride 2, pad 1) of the activation (the ResNet stem's pool, fused: the conv
+  // output never goes to memory; kernels/core/fused_max_pool.h). Bitwise the conv stored in the
+  // dtype, then max_pool_fwd. emu and cuda, fp16 storage, x loaded by cp.async (C % 8 == 0), no
+  // residual, shuffle or split-K; the reference and cpu executors refuse it (run the two ops).
+  bool max_pool = false;
 };
 
 // Shape of y for input shape x.
@@ -136,6 +141,7 @@ struct ConvPlan {
   float* workspace = nullptr;
   bool tf32 = false;             // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
   int* tile_counters = nullptr;  // split_k > 1: one per output tile (grid.x * grid.y), all zero
+  bool max_pool = false;         // ConvEpilogue::max_pool: the fused-pool variant (128x64 tile)
 };
 
 // The configuration conv_bn_act_fwd runs for these arguments (throws if a forced one is invalid).
