@@ -4,7 +4,8 @@
 // Configuration heuristic (plan_conv; no run-time autotuning, the same plan on every machine):
 //   1. Block tile: the largest of 128x128 (only when K > 64: a narrower K would leave half the
 //      tile idle), 128x64, 64x64 whose grid has at least kMinBlocks = 2 waves of an H100's 132 SMs;
-//      if none does, 64x64.
+//      if none does, 64x64. An fp16 128x128 on the cp.async loader runs the 8-warp main loop
+//      (M128N128W8) where its 64-channel stage rows are full (eight_warp_tile_wins).
 //   2. Split-K, only for the 64x64 tile when even its grid is below kMinBlocks (the 16x32 and
 //      32x64 maps of the net): enough reduction slices to reach kMinBlocks, at most kMaxSplits,
 //      and at least kMinReductionPerSplit reduction elements per slice; only with a workspace
@@ -45,6 +46,7 @@ struct TileDims {
 TileDims tile_dims(ConvTile t) {
   switch (t) {
     case ConvTile::M128N128:
+    case ConvTile::M128N128W8:
       return {128, 128};
     case ConvTile::M128N64:
       return {128, 64};
@@ -71,12 +73,24 @@ struct GemmDims {
 
 // Reduction steps the kernel walks (kernels/conv_bn_act.cu): 8 elements (fp32), 32 halves of the
 // flat (r, s, c) order (fp16 gather loader) or 32 channels of each tap (fp16 cp.async loader; 32 /
-// C whole taps when C is 8 or 16).
-int reduction_tiles(const GemmDims& d, bool gather) {
+// C whole taps when C is 8 or 16); 64 with the 8-warp tile (cp.async loader).
+int reduction_tiles(const GemmDims& d, bool gather, ConvTile tile = ConvTile::Auto) {
   const int reduction = d.taps * d.src_c;
   if (d.dtype == DType::F32) return (reduction + 7) / 8;
   if (gather) return (reduction + 31) / 32;
-  return cp_async_reduction_tiles(d.taps, d.src_c);
+  return cp_async_reduction_tiles(d.taps, d.src_c, tile == ConvTile::M128N128W8 ? 64 : 32);
+}
+
+// The 8-warp 128x128 main loop (ConvTile::M128N128W8) replaces the 4-warp one wherever the
+// planner picks 128x128 for the fp16 cp.async kernel and its stage rows of 64 channels are full
+// (C a multiple of 64, or C dividing 64: whole taps) over at least kW8MinSteps reduction steps
+// (the 3-stage pipeline full): the same grid and global traffic, half the block barriers per MMA
+// (1 per 512 warp MMAs instead of 256; emu counters, tests/kernels/conv_bn_act_test.cpp) and 128
+// reduction elements in flight instead of 64.
+constexpr int kW8MinSteps = 3;
+bool eight_warp_tile_wins(const GemmDims& d, bool gather) {
+  if (d.dtype != DType::F16 || gather || !(d.src_c % 64 == 0 || 64 % d.src_c == 0)) return false;
+  return reduction_tiles(d, false, ConvTile::M128N128W8) >= kW8MinSteps;
 }
 
 int64_t output_pixels(const ConvShape& conv, Shape4 x) {
@@ -142,6 +156,8 @@ const char* conv_tile_name(ConvTile t) {
       return "128x64";
     case ConvTile::M64N64:
       return "64x64";
+    case ConvTile::M128N128W8:
+      return "128x128w8";
   }
   return "?";
 }
@@ -258,8 +274,11 @@ ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
   ConvPlan plan;
   plan.gather_activations = gather;
   plan.tf32 = options.tf32;
-  const int tiles = reduction_tiles(d, gather);
   plan.tile = options.tile == ConvTile::Auto ? auto_tile(d.M, d.N) : options.tile;
+  if (options.tile == ConvTile::Auto && plan.tile == ConvTile::M128N128 &&
+      eight_warp_tile_wins(d, gather))
+    plan.tile = ConvTile::M128N128W8;
+  const int tiles = reduction_tiles(d, gather, plan.tile);
 
   if (options.split_k >= 1) {
     FARSEE_REQUIRE(options.split_k <= tiles,

@@ -114,7 +114,10 @@ Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const Conv
 
 // ---- kernel configuration ----
 // Block tiles (output pixels x output channels) of the fp16 tensor-core and fp32 SIMT kernels.
-enum class ConvTile { Auto, M128N128, M128N64, M64N64 };
+// M128N128W8: 128x128 with the fp16 cp.async kernel's 8-warp main loop (stage rows of 64
+// reduction elements, 3 stages: half the barriers per MMA of the 4-warp 128x128); the fp32, tf32
+// and fp16 gather kernels run their 128x128 tile for it.
+enum class ConvTile { Auto, M128N128, M128N64, M64N64, M128N128W8 };
 const char* conv_tile_name(ConvTile t);
 
 struct ConvOptions {
