@@ -309,6 +309,7 @@ ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
         tile_counters_for(plan.split_k, plan.tile, d.M, d.N) > options.tile_counter_count)
       plan.split_k = 1;
   }
+  plan.programmatic_launch = options.programmatic_launch;
   plan.workspace = plan.split_k > 1 ? static_cast<float*>(options.workspace) : nullptr;
   plan.tile_counters = plan.split_k > 1 ? options.tile_counters : nullptr;
   return plan;

@@ -40,6 +40,9 @@
 //     rows), rounds the staged activations to fp16 in place and stores the 3x3 maxima, 8
 //     channels per 16-byte store (kernels/core/fused_max_pool.h); the conv output never goes
 //     to memory and the pool launch disappears.
+//   - Programmatic dependent launch (ConvOptions::programmatic_launch, off unless switched on;
+//     kernels/core/launch.h): the first kStages - 1 stages' weight tiles are requested before
+//     griddepcontrol.wait, everything else after it; launch_dependents after the main loop.
 //   - Split-K (grid.z > 1, small maps), reduced in the same launch: each z-slice of the reduction
 //     writes its raw fp32 tile to the workspace [z][M][K] and counts itself on its output tile's
 //     integer counter; the CTA arriving last sums the slices in z order (fixed: bitwise
@@ -296,11 +299,45 @@ struct BChunk {
   bool in_row;
 };
 
+// The tap and first channel of this thread's 16-byte chunk of reduction tile `tile` (cp.async
+// loader: one tap, Cfg::kRed channels; or kRed / C whole taps when C divides it), and whether
+// it is a real element (c < C, tap inside the kernel).
+struct TapChunk {
+  int tap, c;
+  bool in_row;
+};
+template <typename Cfg>
+FARSEE_DEVICE TapChunk tap_chunk(const ConvGeometry& g, const MmaLoadSlot<Cfg>& s, int tile) {
+  int tap, c;
+  if (s.taps_per_tile > 1) {  // flat (tap, c) order: this chunk's offset in the tile
+    const int offset = s.load_chunk * kChunkHalves, sub = offset / g.in_c;
+    tap = tile * s.taps_per_tile + sub;
+    c = offset - sub * g.in_c;
+  } else {
+    tap = tile / s.c_tiles;
+    c = (tile - tap * s.c_tiles) * Cfg::kRed + s.load_chunk * kChunkHalves;
+  }
+  return TapChunk{tap, c, c < g.in_c && tap < g.kernel_h * g.kernel_w};
+}
+
+// This thread's B chunk of reduction tile `tile`: the weight row follows the A loader's order
+// (flat (r, s, c) for the gather loader, tap_chunk for cp.async).
+template <typename Cfg>
+FARSEE_DEVICE BChunk b_chunk(const ConvGeometry& g, const MmaLoadSlot<Cfg>& s, int tile) {
+  if constexpr (Cfg::kGather) {
+    const int red = tile * Cfg::kRed + s.load_chunk * kChunkHalves;
+    return BChunk{red, red < g.w_row};
+  } else {
+    const TapChunk t = tap_chunk<Cfg>(g, s, tile);
+    return BChunk{t.tap * g.in_c + t.c, t.in_row};
+  }
+}
+
 // A of reduction tile `tile`, gather loader: kGatherSpan elements of row gather_row, flat
 // reduction order, zeros outside, written as swizzled 16-byte chunks.
 template <typename Cfg>
-FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
-                                   const MmaLoadSlot<Cfg>& s, int tile) {
+FARSEE_DEVICE void gather_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
+                                 const MmaLoadSlot<Cfg>& s, int tile) {
   constexpr int kThreadsPerRow = Cfg::kThreads / Cfg::BM;  // threads sharing one A row
   constexpr int kGatherSpan = Cfg::kRed / kThreadsPerRow;
   const uint16_t* xs = reinterpret_cast<const uint16_t*>(x);
@@ -323,27 +360,18 @@ FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __hal
          chunk);
     }
   }
-  const int b_red = tile * Cfg::kRed + s.load_chunk * kChunkHalves;
-  return BChunk{b_red, b_red < g.w_row};
 }
 
 // A of reduction tile `tile` (one tap, 32 channels; or 32 / C whole taps when C is 8 or 16,
 // kernels/core/cp_async_tiles.h), cp.async loader: 16-byte chunks of 8 channels of one input
 // pixel, zero-filled in the padding, past C, past the last tap and past the last pixel.
 template <typename Cfg>
-FARSEE_DEVICE BChunk cp_async_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
-                                     const MmaLoadSlot<Cfg>& s, int tile) {
-  int tap, c;
-  if (s.taps_per_tile > 1) {  // flat (tap, c) order: this chunk's offset in the tile
-    const int offset = s.load_chunk * kChunkHalves, sub = offset / g.in_c;
-    tap = tile * s.taps_per_tile + sub;
-    c = offset - sub * g.in_c;
-  } else {
-    tap = tile / s.c_tiles;
-    c = (tile - tap * s.c_tiles) * Cfg::kRed + s.load_chunk * kChunkHalves;
-  }
+FARSEE_DEVICE void cp_async_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
+                                   const MmaLoadSlot<Cfg>& s, int tile) {
+  const TapChunk t = tap_chunk<Cfg>(g, s, tile);
+  const int tap = t.tap, c = t.c;
   const int r = tap / g.kernel_w, sx = tap - r * g.kernel_w;
-  const bool in_row = c < g.in_c && tap < g.kernel_h * g.kernel_w;
+  const bool in_row = t.in_row;
 #pragma unroll
   for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
     const int p = in_row ? window_pixel(g, s.a_origin[i], r, sx) : -1;
@@ -351,7 +379,6 @@ FARSEE_DEVICE BChunk cp_async_a_tile(const ConvGeometry& g, const __half* x, __h
     ptx::cp_async_16(a_tile + Cfg::swizzled(s.load_row + Cfg::kRowsPerPass * i, s.load_chunk), src,
                      p >= 0 ? 16 : 0);
   }
-  return BChunk{tap * g.in_c + c, in_row};
 }
 
 // B of a reduction tile: chunk b of BN weight rows (output channels n0..), zeros past K.
@@ -477,15 +504,26 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
   FusedPoolTile pool{};
   if constexpr (Cfg::kPool) pool = fused_pool_tile(blockIdx.x, out.y_h, out.y_w);
   const MmaLoadSlot<Cfg> slot = mma_load_slot<Cfg>(g, m0, pool);
+  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
+  // Programmatic dependent launch (FARSEE_LAUNCH_PDL): the weights of the pipeline's first
+  // stages (no kernel writes them) are requested before waiting for the previous kernel; the
+  // activations, the split-K workspace and counters and every store come after the wait. The
+  // copies join the first cp.async group (landed by the first stage's wait).
+  const int prefetched = min(Cfg::kStages - 1, range.last - range.first);
+  for (int s = 0; s < prefetched; ++s) {
+    cp_async_b_tile<Cfg>(g, w, smem + s * Cfg::kStageHalves + kBOffset, slot, n0,
+                         b_chunk<Cfg>(g, slot, range.first + s));
+  }
+  ptx::griddepcontrol_wait();
   auto load_stage = [&](int stage, int tile) {
     __half* a_tile = smem + stage * Cfg::kStageHalves;
-    BChunk b;
     if constexpr (Cfg::kGather) {
-      b = gather_a_tile<Cfg>(g, x, a_tile, slot, tile);
+      gather_a_tile<Cfg>(g, x, a_tile, slot, tile);
     } else {
-      b = cp_async_a_tile<Cfg>(g, x, a_tile, slot, tile);
+      cp_async_a_tile<Cfg>(g, x, a_tile, slot, tile);
     }
-    cp_async_b_tile<Cfg>(g, w, a_tile + kBOffset, slot, n0, b);
+    if (tile - range.first >= prefetched)
+      cp_async_b_tile<Cfg>(g, w, a_tile + kBOffset, slot, n0, b_chunk<Cfg>(g, slot, tile));
   };
 
   const WarpPosition wp = warp_position<Cfg::kWarpsN>();
@@ -499,8 +537,8 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
                                           wp.lane);
     });
   };
-  cp_async_pipeline<Cfg::kStages>(split_range(red_tiles, gridDim.z, blockIdx.z), load_stage,
-                                  compute_stage);
+  cp_async_pipeline<Cfg::kStages>(range, load_stage, compute_stage);
+  ptx::griddepcontrol_launch_dependents();  // the next conv may start fetching its weights
 
   const AccFragment frag = acc_fragment(warp_row0, warp_col0, wp.lane);
   float* staged = dynamic_smem<float>();  // the pipeline's memory, free again
@@ -930,9 +968,9 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
   auto kernel = conv_mma_kernel<Cfg>;
   static PerDeviceOnce smem_opt_in;  // per variant and per device (a device attribute)
   smem_opt_in.call(current_device(), [&] { FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes); });
-  FARSEE_LAUNCH(kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes, ctx.stream, g,
-                x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace,
-                plan.tile_counters, red_tiles);
+  FARSEE_LAUNCH_PDL(plan.programmatic_launch, kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes,
+                    ctx.stream, g, x.ptr<const __half>(), w.buffer.as<const __half>(), out,
+                    plan.workspace, plan.tile_counters, red_tiles);
 }
 
 // Runs the implicit-GEMM kernel of the plan (split-K reduced inside it) storing through `e`.

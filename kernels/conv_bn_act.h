@@ -132,6 +132,11 @@ struct ConvOptions {
   // that may run at the same time.
   int* tile_counters = nullptr;
   size_t tile_counter_count = 0;
+  // The caller promises that no kernel writes the weights while this conv may run (inference):
+  // then, with rt::programmatic_dependent_launch() on an sm_90 GPU, the launch carries the PDL
+  // attribute and the kernel fetches its first weight tiles before waiting for the previous
+  // kernel (kernels/core/launch.h). Off by default; training never sets it.
+  bool programmatic_launch = false;
 };
 
 // What a kernel launch does: chosen on the host by plan_conv, executed by emu_impl / cuda_impl.
@@ -142,9 +147,10 @@ struct ConvPlan {
                                     // 3-channel stem, or x not 16-byte aligned) instead of
                                     // 16-byte cp.async of 8 channels
   float* workspace = nullptr;
-  bool tf32 = false;             // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
-  int* tile_counters = nullptr;  // split_k > 1: one per output tile (grid.x * grid.y), all zero
-  bool max_pool = false;         // ConvEpilogue::max_pool: the fused-pool variant (128x64 tile)
+  bool tf32 = false;                 // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
+  int* tile_counters = nullptr;      // split_k > 1: one per output tile (grid.x * grid.y), all zero
+  bool max_pool = false;             // ConvEpilogue::max_pool: the fused-pool variant (128x64 tile)
+  bool programmatic_launch = false;  // ConvOptions::programmatic_launch
 };
 
 // The configuration conv_bn_act_fwd runs for these arguments (throws if a forced one is invalid).

@@ -382,6 +382,7 @@ void FarSeeNet::run_step(const Step& s, const Step* fused_pool) {
       options.tf32 = tf32_;
       options.tile_counters = shape_->tile_counters.as<int>();
       options.tile_counter_count = shape_->tile_counters.bytes() / sizeof(int);
+      options.programmatic_launch = true;  // inference: no kernel writes the weights (PDL opt-in)
       if (is_s2d_stem(s.layer)) {
         conv_bn_act_fwd(ctx_, stem_s2d_conv(s.conv), stem_input_view(), p.conv, e, y, options);
       } else {

@@ -513,6 +513,72 @@ TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
   }
 }
 
+// Programmatic dependent launch (ConvOptions::programmatic_launch with
+// rt::programmatic_dependent_launch on; the PDL attribute on an sm_90 GPU; emu runs the same
+// kernels, whose weight prefetch before griddepcontrol.wait is the same code either way): three
+// dependent fp16 convs on one stream sharing the split-K workspace and counters (3x3 split 3,
+// the 8-warp tile reading its output, a 1x1 split 2 with the first as residual) give bitwise the
+// plain launches' outputs, eager and in two graph replays, and leave the counters zero.
+TEST_P(ConvBnActKernel, ProgrammaticDependentLaunchMatchesPlain) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  if (GetParam().executor == Executor::Cpu) GTEST_SKIP() << "cuda and emu only";
+  OwnStream stream(GetParam().executor);
+  const Context& c = stream.ctx;
+  struct PdlOff {  // the process-wide switch back off whatever happens
+    ~PdlOff() { rt::set_programmatic_dependent_launch(false); }
+  } pdl_off;
+  const Shape4 xs{1, 8, 12, 32};
+  const int64_t M = xs.pixels();
+  auto weights = [&](int K, int k, int C, uint32_t seed) {
+    return pack_conv_weights(c, random_floats(size_t(K) * k * k * C, seed, -0.2f, 0.2f), K, k, k, C,
+                             DType::F16);
+  };
+  const ConvWeights w1 = weights(64, 3, 32, 1), w2 = weights(128, 1, 64, 2),
+                    w3 = weights(64, 1, 128, 3);
+  NhwcTestTensor x(c, DType::F16, xs), y1(c, DType::F16, Shape4{1, 8, 12, 64}),
+      y2(c, DType::F16, Shape4{1, 8, 12, 128}), y3(c, DType::F16, Shape4{1, 8, 12, 64});
+  x.upload(random_floats(size_t(xs.elements()), 4));
+  rt::Buffer workspace = poisoned_buffer(c, size_t(3) * M * 128 * sizeof(float));
+  SplitKCounters counters(c, M, 128);
+  auto forward = [&](bool pdl) {
+    ConvOptions o;
+    o.programmatic_launch = pdl;
+    o.workspace = workspace.data();
+    o.workspace_bytes = workspace.bytes();
+    counters.attach(o);
+    ConvEpilogue e;
+    e.relu = true;
+    o.split_k = 3;
+    conv_bn_act_fwd(c, square_conv(3), x.view(), w1, e, y1.view(), o);
+    o.split_k = 1;
+    o.tile = ConvTile::M128N128W8;
+    conv_bn_act_fwd(c, square_conv(1), y1.view(), w2, e, y2.view(), o);
+    o.split_k = 2;
+    o.tile = ConvTile::M64N64;
+    e.residual = y1.view();
+    conv_bn_act_fwd(c, square_conv(1), y2.view(), w3, e, y3.view(), o);
+  };
+  auto outputs = [&] { return std::vector<std::vector<float>>{y1.download(), y3.download()}; };
+  forward(false);
+  const std::vector<std::vector<float>> plain = outputs();
+  rt::set_programmatic_dependent_launch(true);
+  forward(true);
+  EXPECT_TRUE(outputs() == plain) << "eager";
+  EXPECT_TRUE(counters.all_zero(c));
+  rt::graph_begin_capture(c);
+  forward(true);
+  void* graph = rt::graph_end_capture(c);
+  for (int replay = 0; replay < 2; ++replay) {
+    for (NhwcTestTensor* t : {&y1, &y2, &y3}) {
+      rt::memset(c, t->view().data, 0xFF, size_t(t->view().shape.elements()) * 2);
+    }
+    rt::graph_launch(c, graph);
+    EXPECT_TRUE(outputs() == plain) << "graph replay " << replay;
+    EXPECT_TRUE(counters.all_zero(c));
+  }
+  rt::graph_destroy(graph);
+}
+
 // Random floats: kernel and reference differ only by rounding.
 // fp32: the reference sums in double and rounds once; the kernel's fp32 fused multiply-adds in
 //   reduction order drift by ~sqrt(n) fp32 ulps of the partial sums. Measured under emu: max
