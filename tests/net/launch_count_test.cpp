@@ -116,8 +116,8 @@ TEST(LaunchCount, ForwardLaunchesWithoutSplitKReduce) {
     std::string breakdown;
     for (const auto& [file, n] : by_file) breakdown += file + ": " + std::to_string(n) + "\n";
     SCOPED_TRACE(breakdown);
-    EXPECT_EQ(by_file["conv_bn_act.cu"], 27);         // one launch per conv, split or not
-    EXPECT_EQ(by_file["depthwise_atrous.cu"], 2);     // one per F-ASPP block
+    EXPECT_EQ(by_file["conv_bn_act.cu"], 27);      // one launch per conv, split or not
+    EXPECT_EQ(by_file["depthwise_atrous.cu"], 2);  // one per F-ASPP block
     // The max-pool (pool.cu launches through pixel_channel_kernel.h): fp16 fuses it into the stem.
     const bool fused_pool = precision == Precision::F16;
     EXPECT_EQ(by_file["pixel_channel_kernel.h"], fused_pool ? 0 : 1);
