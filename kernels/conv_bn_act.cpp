@@ -4,7 +4,8 @@
 // Configuration heuristic (plan_conv; no run-time autotuning, the same plan on every machine):
 //   1. Block tile: the largest of 128x128 (only when K > 64: a narrower K would leave half the
 //      tile idle), 128x64, 64x64 whose grid has at least kMinBlocks = 2 waves of an H100's 132 SMs;
-//      if none does, 64x64.
+//      if none does, 64x64. An fp16 128x128 on the cp.async loader runs the 8-warp main loop
+//      (M128N128W8) where its 64-channel stage rows are full (eight_warp_tile_wins).
 //   2. Split-K, only for the 64x64 tile when even its grid is below kMinBlocks (the 16x32 and
 //      32x64 maps of the net): enough reduction slices to reach kMinBlocks, at most kMaxSplits,
 //      and at least kMinReductionPerSplit reduction elements per slice; only with a workspace
@@ -29,6 +30,7 @@
 #include "kernels/core/cp_async_tiles.h"
 #include "kernels/core/half_convert.h"
 #include "kernels/core/nhwc_index.h"
+#include "kernels/pool.h"
 
 namespace farsee {
 namespace {
@@ -44,6 +46,7 @@ struct TileDims {
 TileDims tile_dims(ConvTile t) {
   switch (t) {
     case ConvTile::M128N128:
+    case ConvTile::M128N128W8:
       return {128, 128};
     case ConvTile::M128N64:
       return {128, 64};
@@ -70,12 +73,24 @@ struct GemmDims {
 
 // Reduction steps the kernel walks (kernels/conv_bn_act.cu): 8 elements (fp32), 32 halves of the
 // flat (r, s, c) order (fp16 gather loader) or 32 channels of each tap (fp16 cp.async loader; 32 /
-// C whole taps when C is 8 or 16).
-int reduction_tiles(const GemmDims& d, bool gather) {
+// C whole taps when C is 8 or 16); 64 with the 8-warp tile (cp.async loader).
+int reduction_tiles(const GemmDims& d, bool gather, ConvTile tile = ConvTile::Auto) {
   const int reduction = d.taps * d.src_c;
   if (d.dtype == DType::F32) return (reduction + 7) / 8;
   if (gather) return (reduction + 31) / 32;
-  return cp_async_reduction_tiles(d.taps, d.src_c);
+  return cp_async_reduction_tiles(d.taps, d.src_c, tile == ConvTile::M128N128W8 ? 64 : 32);
+}
+
+// The 8-warp 128x128 main loop (ConvTile::M128N128W8) replaces the 4-warp one wherever the
+// planner picks 128x128 for the fp16 cp.async kernel and its stage rows of 64 channels are full
+// (C a multiple of 64, or C dividing 64: whole taps) over at least kW8MinSteps reduction steps
+// (the 3-stage pipeline full): the same grid and global traffic, half the block barriers per MMA
+// (1 per 512 warp MMAs instead of 256; emu counters, tests/kernels/conv_bn_act_test.cpp) and 128
+// reduction elements in flight instead of 64.
+constexpr int kW8MinSteps = 3;
+bool eight_warp_tile_wins(const GemmDims& d, bool gather) {
+  if (d.dtype != DType::F16 || gather || !(d.src_c % 64 == 0 || 64 % d.src_c == 0)) return false;
+  return reduction_tiles(d, false, ConvTile::M128N128W8) >= kW8MinSteps;
 }
 
 int64_t output_pixels(const ConvShape& conv, Shape4 x) {
@@ -141,6 +156,8 @@ const char* conv_tile_name(ConvTile t) {
       return "128x64";
     case ConvTile::M64N64:
       return "64x64";
+    case ConvTile::M128N128W8:
+      return "128x128w8";
   }
   return "?";
 }
@@ -237,7 +254,8 @@ ConvWeights pack_subpixel_conv_weights(const Context& ctx, const std::vector<flo
 Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const ConvEpilogue& e,
                          Shape4 x) {
   const int t = e.shuffle_factor;
-  return Shape4{x.n, conv.out_h(x.h) * t, conv.out_w(x.w) * t, w.K / (t * t)};
+  const Shape4 out{x.n, conv.out_h(x.h) * t, conv.out_w(x.w) * t, w.K / (t * t)};
+  return e.max_pool ? max_pool_output_shape(MaxPoolParams{}, out) : out;
 }
 
 namespace {
@@ -256,8 +274,11 @@ ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
   ConvPlan plan;
   plan.gather_activations = gather;
   plan.tf32 = options.tf32;
-  const int tiles = reduction_tiles(d, gather);
   plan.tile = options.tile == ConvTile::Auto ? auto_tile(d.M, d.N) : options.tile;
+  if (options.tile == ConvTile::Auto && plan.tile == ConvTile::M128N128 &&
+      eight_warp_tile_wins(d, gather))
+    plan.tile = ConvTile::M128N128W8;
+  const int tiles = reduction_tiles(d, gather, plan.tile);
 
   if (options.split_k >= 1) {
     FARSEE_REQUIRE(options.split_k <= tiles,
@@ -288,6 +309,7 @@ ConvPlan plan_gemm(const GemmDims& d, bool gather, const ConvOptions& options) {
         tile_counters_for(plan.split_k, plan.tile, d.M, d.N) > options.tile_counter_count)
       plan.split_k = 1;
   }
+  plan.programmatic_launch = options.programmatic_launch;
   plan.workspace = plan.split_k > 1 ? static_cast<float*>(options.workspace) : nullptr;
   plan.tile_counters = plan.split_k > 1 ? options.tile_counters : nullptr;
   return plan;
@@ -322,6 +344,33 @@ void validate_subpixel(const ConvWeights& w, const ConvEpilogue& e, const Tensor
                  op << ": y pixel stride " << y.pixel_stride << " < " << w.subpixel_stride
                     << ": the sub-pixel store writes " << y.c() << " channels and zeros up to "
                     << w.subpixel_stride << " (pad y's buffer)");
+}
+
+// ConvEpilogue::max_pool: what the fused-pool kernel variant supports; the plan's tile becomes
+// 128x64 (the 11 x 11 conv pixels of a 5 x 5 pooled tile fill 121 of its 128 rows), no split-K.
+void plan_fused_pool(const Context& ctx, const ConvWeights& w, const ConvEpilogue& e,
+                     const ConvOptions& options, ConvPlan& plan) {
+  const char* op = "conv_bn_act_fwd (ConvEpilogue::max_pool)";
+  FARSEE_REQUIRE(!is_host_reference_layout(ctx.executor),
+                 op << ": the fused max-pool runs on emu and cuda; on '"
+                    << executor_name(ctx.executor) << "' run conv_bn_act_fwd, then max_pool_fwd");
+  FARSEE_REQUIRE(w.dtype == DType::F16 && !options.tf32,
+                 op << ": fp16 storage only (tensor-core kernel), got "
+                    << (options.tf32 ? "tf32" : dtype_name(w.dtype)));
+  FARSEE_REQUIRE(!plan.gather_activations,
+                 op << ": x must be loaded by cp.async (C % 8 == 0, 16-byte aligned base and "
+                       "pixel stride), got C = "
+                    << w.C);
+  FARSEE_REQUIRE(e.residual.data == nullptr && e.shuffle_factor == 1 && w.subpixel_factor == 1,
+                 op << ": no residual, pixel shuffle or sub-pixel packed weights");
+  FARSEE_REQUIRE(options.split_k <= 1, op << ": split_k = " << options.split_k << ", expected 1");
+  FARSEE_REQUIRE(options.tile == ConvTile::Auto || options.tile == ConvTile::M128N64,
+                 op << ": tile " << conv_tile_name(options.tile) << ", expected auto or 128x64");
+  plan.tile = ConvTile::M128N64;
+  plan.split_k = 1;
+  plan.workspace = nullptr;
+  plan.tile_counters = nullptr;
+  plan.max_pool = true;
 }
 
 }  // namespace
@@ -405,7 +454,8 @@ void conv_bn_act_fwd(FARSEE_CONV_BN_ACT_FWD_ARGS, const ConvOptions& options) {
   }
   validate_subpixel(w, epilogue, y);
   if (options.tf32) require_tf32_supported(op, ctx, w.dtype);
-  const ConvPlan plan = plan_conv(conv, w, x, options);
+  ConvPlan plan = plan_conv(conv, w, x, options);
+  if (epilogue.max_pool) plan_fused_pool(ctx, w, epilogue, options, plan);
   FARSEE_DISPATCH(ctx, conv_bn_act_fwd, ctx, conv, x, w, epilogue, y, plan);
 }
 

@@ -6,7 +6,10 @@
 //   r*dh, ox*sw - pw + s*dw, c] (0 in the padding): the im2col matrix, never materialised.
 //
 // fp16 path (tensor cores, sm_80+): 128 threads = 4 warps per block, block tile BM x BN (128x128,
-//   128x64 or 64x64; warps 2x2, so warp tiles of 64x64, 64x32 or 32x32), reduction step 32.
+//   128x64 or 64x64; warps 2x2, so warp tiles of 64x64, 64x32 or 32x32), reduction step 32; or
+//   the 8-warp 128x128 tile (ConvTile::M128N128W8, the cp.async loader only): 256 threads, warps
+//   2x4 (warp tiles 64x32), reduction step 64 (stage rows of 8 chunks, rows64 swizzle, 3 stages =
+//   96 KiB): one barrier per 512 warp MMAs instead of 256, 128 reduction elements in flight.
 //   - Loads: a 3-4 stage cp.async pipeline in dynamic shared memory. Each stage holds A (BM rows)
 //     and B (BN rows) as rows of 32 halves = four 16-byte chunks; chunk j of row r is stored at
 //     chunk j ^ ((r >> 1) & 3) (XOR swizzle), so the eight 16-byte row reads of every ldmatrix
@@ -31,6 +34,15 @@
 //     (i, j)-major, so each thread's 8 (fp16) / 4 (fp32 SIMT) adjacent columns are 8 / 4
 //     adjacent channels of one output pixel: one 16-byte store (zeros into y's padding channels
 //     when the shuffled channel count is padded); no split-K for them.
+//   - Fused max-pool (ConvEpilogue::max_pool: the stem's 3x3 / s2 / pad 1 pool, inference on
+//     emu/cuda; the 128x64 tile's one extra variant): a block computes the 11 x 11 conv pixels
+//     of a 5 x 5 pooled tile (its GEMM rows; borders recomputed by the neighbours, 1.21x the
+//     rows), rounds the staged activations to fp16 in place and stores the 3x3 maxima, 8
+//     channels per 16-byte store (kernels/core/fused_max_pool.h); the conv output never goes
+//     to memory and the pool launch disappears.
+//   - Programmatic dependent launch (ConvOptions::programmatic_launch, off unless switched on;
+//     kernels/core/launch.h): the first kStages - 1 stages' weight tiles are requested before
+//     griddepcontrol.wait, everything else after it; launch_dependents after the main loop.
 //   - Split-K (grid.z > 1, small maps), reduced in the same launch: each z-slice of the reduction
 //     writes its raw fp32 tile to the workspace [z][M][K] and counts itself on its output tile's
 //     integer counter; the CTA arriving last sums the slices in z order (fixed: bitwise
@@ -57,7 +69,8 @@
 //   Every fma is an explicit fmaf (SIMT main loop, epilogue). The one kernel file built with
 //   nvcc's default --fmad=true (kernels/CMakeLists.txt: the same PTX, but --fmad=false changed
 //   ptxas's register allocation; the conv tests have tolerances).
-// Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle.
+// Fused: folded BN (or conv bias), residual add, ReLU, concat (slice store), pixel shuffle, the
+//   stem's max-pool.
 // Variants: with_kernel_variant() is the one place that instantiates (dtype, math, tile,
 // loader).
 // Index math (ConvGeometry, window origins/pixels, reduction cursor, output index, split ranges)
@@ -89,6 +102,7 @@
 // - refresh_conv_weights: conv_pack_weights_kernel writes every packed element (padding = 0)
 //   from the fp32 KRSC master weights, for any layout.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -97,6 +111,7 @@
 #include "kernels/core/cp_async_tiles.h"
 #include "kernels/core/epilogue.h"
 #include "kernels/core/fixed_order_reduce.h"
+#include "kernels/core/fused_max_pool.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/mem_access.h"
 #include "kernels/core/mma_tile.h"
@@ -213,26 +228,40 @@ struct ConvStore : ConvOutputIndex<T> {
 
 // ---------------------------------------------------------------------------------------------
 // fp16 tensor-core kernel: the stage loaders here; the pipeline, warp MMAs, fragment mapping and
-// fp32 tile stores are kernels/core/mma_tile.h's (rows32 stage tiles).
+// fp32 tile stores are kernels/core/mma_tile.h's (rows32 / rows64 row-major stage tiles).
 
-constexpr int kTileRed = 32;        // halves of reduction per stage row (4 chunks of 16 bytes)
 constexpr int kEpilogueVector = 8;  // halves per 16-byte store
 
-template <int BM_, int BN_, int Stages_, bool Gather_>
+// Block tile BM x BN, kStages pipeline stages of Red_ halves of reduction (32: 4 warps; 64: the
+// 8-warp 128x128 tile), Warps_ warps in 2 x (Warps_ / 2), the gather or the cp.async A loader,
+// the fused pool.
+template <int BM_, int BN_, int Stages_, bool Gather_, bool Pool_ = false, int Warps_ = 4,
+          int Red_ = 32>
 struct MmaConfig {
   static constexpr int BM = BM_, BN = BN_, kStages = Stages_;
   static constexpr bool kGather = Gather_;
-  static constexpr int kWarpM = BM / 2, kWarpN = BN / 2;  // warps 2 x 2
+  static constexpr int kThreads = 32 * Warps_, kWarpsN = Warps_ / 2;
+  static constexpr int kRed = Red_;                              // halves per stage row
+  static constexpr int kChunksPerRow = kRed / kChunkHalves;      // 16-byte chunks per stage row
+  static constexpr int kRowsPerPass = kThreads / kChunksPerRow;  // rows per cp.async pass (32)
+  FARSEE_HD static int swizzled(int row, int chunk) { return swizzled_row_major<kRed>(row, chunk); }
+  // The fused 3x3 / s2 max-pool (ConvEpilogue::max_pool): GEMM rows are a block's conv patch
+  // (kernels/core/fused_max_pool.h), the epilogue pools the staged tile.
+  static constexpr bool kPool = Pool_;
+  static_assert(!kPool || (kFusedPoolRows <= BM && !kGather), "the pooled patch fills the rows");
+  static constexpr int kWarpM = BM / 2, kWarpN = BN / kWarpsN;  // warps 2 x kWarpsN
   static constexpr int kMi = kWarpM / 16, kNi = kWarpN / 8;
-  static constexpr int kStageHalves = (BM + BN) * kTileRed;
+  static constexpr int kStageHalves = (BM + BN) * kRed;
   static constexpr int kEpilogueStride = BN + 8;  // floats per staged row
   static constexpr size_t kPipelineBytes = size_t(kStages) * kStageHalves * 2;
   static constexpr size_t kEpilogueBytes = size_t(BM) * kEpilogueStride * 4;
   static constexpr size_t kSmemBytes =
       kPipelineBytes > kEpilogueBytes ? kPipelineBytes : kEpilogueBytes;
-  // A rows per thread: the cp.async loader's passes of 32 rows x 4 chunks, or one (gather).
-  static constexpr int kARowsPerThread = kGather ? 1 : BM / 32;
-  static_assert(BM % 32 == 0 && BN % 32 == 0, "tiles are multiples of the 32-row load pass");
+  // A rows per thread: the cp.async loader's passes of kRowsPerPass rows x kChunksPerRow chunks,
+  // or one (gather: kThreads / BM threads per row).
+  static constexpr int kARowsPerThread = kGather ? 1 : BM / kRowsPerPass;
+  static_assert(BM % kRowsPerPass == 0 && BN % kRowsPerPass == 0 && kThreads % BM == 0,
+                "tiles are multiples of the load pass");
 };
 
 // This thread's share of every stage load, fixed for the block: its row and chunk in the cp.async
@@ -246,18 +275,20 @@ struct MmaLoadSlot {
   WindowOrigin a_origin[Cfg::kARowsPerThread];
 };
 template <typename Cfg>
-FARSEE_DEVICE MmaLoadSlot<Cfg> mma_load_slot(const ConvGeometry& g, int m0) {
+FARSEE_DEVICE MmaLoadSlot<Cfg> mma_load_slot(const ConvGeometry& g, int m0,
+                                             const FusedPoolTile& pool) {
   const int tid = threadIdx.x;
   MmaLoadSlot<Cfg> s;
-  s.load_chunk = tid & 3;
-  s.load_row = tid >> 2;
+  s.load_chunk = tid % Cfg::kChunksPerRow;
+  s.load_row = tid / Cfg::kChunksPerRow;
   s.gather_row = tid % Cfg::BM;
   s.gather_part = tid / Cfg::BM;
-  s.c_tiles = ceil_div(g.in_c, kTileRed);
-  s.taps_per_tile = cp_async_taps_per_tile(g.in_c);
+  s.c_tiles = ceil_div(g.in_c, Cfg::kRed);
+  s.taps_per_tile = cp_async_taps_per_tile(g.in_c, Cfg::kRed);
 #pragma unroll
   for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
-    s.a_origin[i] = window_origin(g, m0 + (Cfg::kGather ? s.gather_row : s.load_row + 32 * i));
+    const int row = Cfg::kGather ? s.gather_row : s.load_row + Cfg::kRowsPerPass * i;
+    s.a_origin[i] = window_origin(g, Cfg::kPool ? fused_pool_patch_pixel(g, pool, row) : m0 + row);
   }
   return s;
 }
@@ -268,15 +299,49 @@ struct BChunk {
   bool in_row;
 };
 
+// The tap and first channel of this thread's 16-byte chunk of reduction tile `tile` (cp.async
+// loader: one tap, Cfg::kRed channels; or kRed / C whole taps when C divides it), and whether
+// it is a real element (c < C, tap inside the kernel).
+struct TapChunk {
+  int tap, c;
+  bool in_row;
+};
+template <typename Cfg>
+FARSEE_DEVICE TapChunk tap_chunk(const ConvGeometry& g, const MmaLoadSlot<Cfg>& s, int tile) {
+  int tap, c;
+  if (s.taps_per_tile > 1) {  // flat (tap, c) order: this chunk's offset in the tile
+    const int offset = s.load_chunk * kChunkHalves, sub = offset / g.in_c;
+    tap = tile * s.taps_per_tile + sub;
+    c = offset - sub * g.in_c;
+  } else {
+    tap = tile / s.c_tiles;
+    c = (tile - tap * s.c_tiles) * Cfg::kRed + s.load_chunk * kChunkHalves;
+  }
+  return TapChunk{tap, c, c < g.in_c && tap < g.kernel_h * g.kernel_w};
+}
+
+// This thread's B chunk of reduction tile `tile`: the weight row follows the A loader's order
+// (flat (r, s, c) for the gather loader, tap_chunk for cp.async).
+template <typename Cfg>
+FARSEE_DEVICE BChunk b_chunk(const ConvGeometry& g, const MmaLoadSlot<Cfg>& s, int tile) {
+  if constexpr (Cfg::kGather) {
+    const int red = tile * Cfg::kRed + s.load_chunk * kChunkHalves;
+    return BChunk{red, red < g.w_row};
+  } else {
+    const TapChunk t = tap_chunk<Cfg>(g, s, tile);
+    return BChunk{t.tap * g.in_c + t.c, t.in_row};
+  }
+}
+
 // A of reduction tile `tile`, gather loader: kGatherSpan elements of row gather_row, flat
 // reduction order, zeros outside, written as swizzled 16-byte chunks.
 template <typename Cfg>
-FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
-                                   const MmaLoadSlot<Cfg>& s, int tile) {
-  constexpr int kThreadsPerRow = kMmaThreads / Cfg::BM;  // threads sharing one A row
-  constexpr int kGatherSpan = kTileRed / kThreadsPerRow;
+FARSEE_DEVICE void gather_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
+                                 const MmaLoadSlot<Cfg>& s, int tile) {
+  constexpr int kThreadsPerRow = Cfg::kThreads / Cfg::BM;  // threads sharing one A row
+  constexpr int kGatherSpan = Cfg::kRed / kThreadsPerRow;
   const uint16_t* xs = reinterpret_cast<const uint16_t*>(x);
-  const int red0 = tile * kTileRed + s.gather_part * kGatherSpan;
+  const int red0 = tile * Cfg::kRed + s.gather_part * kGatherSpan;
   ReductionCursor cur = reduction_cursor(g, red0);
   Pack<uint16_t, kChunkHalves> chunk;
 #pragma unroll
@@ -291,39 +356,29 @@ FARSEE_DEVICE BChunk gather_a_tile(const ConvGeometry& g, const __half* x, __hal
     if (e % kChunkHalves == kChunkHalves - 1) {
       const int logical = (s.gather_part * kGatherSpan + e) / kChunkHalves;
       st(reinterpret_cast<Pack<uint16_t, kChunkHalves>*>(a_tile +
-                                                         swizzled_rows32(s.gather_row, logical)),
+                                                         Cfg::swizzled(s.gather_row, logical)),
          chunk);
     }
   }
-  const int b_red = tile * kTileRed + s.load_chunk * kChunkHalves;
-  return BChunk{b_red, b_red < g.w_row};
 }
 
 // A of reduction tile `tile` (one tap, 32 channels; or 32 / C whole taps when C is 8 or 16,
 // kernels/core/cp_async_tiles.h), cp.async loader: 16-byte chunks of 8 channels of one input
 // pixel, zero-filled in the padding, past C, past the last tap and past the last pixel.
 template <typename Cfg>
-FARSEE_DEVICE BChunk cp_async_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
-                                     const MmaLoadSlot<Cfg>& s, int tile) {
-  int tap, c;
-  if (s.taps_per_tile > 1) {  // flat (tap, c) order: this chunk's offset in the tile
-    const int offset = s.load_chunk * kChunkHalves, sub = offset / g.in_c;
-    tap = tile * s.taps_per_tile + sub;
-    c = offset - sub * g.in_c;
-  } else {
-    tap = tile / s.c_tiles;
-    c = (tile - tap * s.c_tiles) * kTileRed + s.load_chunk * kChunkHalves;
-  }
+FARSEE_DEVICE void cp_async_a_tile(const ConvGeometry& g, const __half* x, __half* a_tile,
+                                   const MmaLoadSlot<Cfg>& s, int tile) {
+  const TapChunk t = tap_chunk<Cfg>(g, s, tile);
+  const int tap = t.tap, c = t.c;
   const int r = tap / g.kernel_w, sx = tap - r * g.kernel_w;
-  const bool in_row = c < g.in_c && tap < g.kernel_h * g.kernel_w;
+  const bool in_row = t.in_row;
 #pragma unroll
   for (int i = 0; i < Cfg::kARowsPerThread; ++i) {
     const int p = in_row ? window_pixel(g, s.a_origin[i], r, sx) : -1;
     const __half* src = p >= 0 ? x + source_offset(g, p, c) : x;  // (shuffle == 1 here)
-    ptx::cp_async_16(a_tile + swizzled_rows32(s.load_row + 32 * i, s.load_chunk), src,
+    ptx::cp_async_16(a_tile + Cfg::swizzled(s.load_row + Cfg::kRowsPerPass * i, s.load_chunk), src,
                      p >= 0 ? 16 : 0);
   }
-  return BChunk{tap * g.in_c + c, in_row};
 }
 
 // B of a reduction tile: chunk b of BN weight rows (output channels n0..), zeros past K.
@@ -331,11 +386,11 @@ template <typename Cfg>
 FARSEE_DEVICE void cp_async_b_tile(const ConvGeometry& g, const __half* w, __half* b_tile,
                                    const MmaLoadSlot<Cfg>& s, int n0, BChunk b) {
 #pragma unroll
-  for (int i = 0; i < Cfg::BN / 32; ++i) {
-    const int k = n0 + s.load_row + 32 * i;
+  for (int i = 0; i < Cfg::BN / Cfg::kRowsPerPass; ++i) {
+    const int k = n0 + s.load_row + Cfg::kRowsPerPass * i;
     const bool valid = b.in_row && k < g.K;
     const __half* src = valid ? w + int64_t(k) * g.w_row + b.red : w;
-    ptx::cp_async_16(b_tile + swizzled_rows32(s.load_row + 32 * i, s.load_chunk), src,
+    ptx::cp_async_16(b_tile + Cfg::swizzled(s.load_row + Cfg::kRowsPerPass * i, s.load_chunk), src,
                      valid ? 16 : 0);
   }
 }
@@ -347,7 +402,7 @@ FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half
                                      int K, int m0, int n0) {
   if (out.sub.t2 > 0) {  // sub-pixel order: 8 consecutive columns = one 16-byte store
     constexpr int kGroups = Cfg::BN / kEpilogueVector;
-    for (int q = threadIdx.x; q < Cfg::BM * kGroups; q += kMmaThreads) {
+    for (int q = threadIdx.x; q < Cfg::BM * kGroups; q += Cfg::kThreads) {
       const int row = q / kGroups, col = (q - row * kGroups) * kEpilogueVector;
       if (m0 + row >= M) continue;
       float v[kEpilogueVector];
@@ -358,7 +413,7 @@ FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half
     return;
   }
   const int groups_per_row = channel_groups_per_row(Cfg::BN, out.shuffle, kEpilogueVector);
-  for (int q = threadIdx.x; q < Cfg::BM * groups_per_row; q += kMmaThreads) {
+  for (int q = threadIdx.x; q < Cfg::BM * groups_per_row; q += Cfg::kThreads) {
     const int row = q / groups_per_row;
     const int m = m0 + row;
     if (m >= M) continue;
@@ -369,6 +424,46 @@ FARSEE_DEVICE void store_staged_tile(const float* staged, const ConvStore<__half
 #pragma unroll
     for (int e = 0; e < kEpilogueVector; ++e) v[e] = e < cg.count ? ld(&src[e * cg.step]) : 0.0f;
     out.template store<kEpilogueVector>(m, cg, v);
+  }
+}
+
+// The fused max-pool's epilogue (Cfg::kPool): the staged fp32 patch (row = i * kFusedPoolPatch + j)
+// becomes the activation rounded to fp16 as the unfused conv stores it, in place; then each thread
+// takes groups of kEpilogueVector channels of the block's pooled pixels and stores the maximum
+// over the 3x3 window's patch pixels inside the conv output (kernels/pool.cu's window order and
+// max_keep_nan: bitwise the unfused conv then max_pool_fwd). y (out) is the pooled image.
+template <typename Cfg>
+FARSEE_DEVICE void pool_staged_tile(float* staged, const ConvStore<__half>& out,
+                                    const ConvGeometry& g, const FusedPoolTile& t, int n0) {
+  for (int q = threadIdx.x; q < kFusedPoolRows * Cfg::BN; q += Cfg::kThreads) {
+    const int row = q / Cfg::BN, col = q - row * Cfg::BN;
+    float* v = &staged[row * Cfg::kEpilogueStride + col];
+    if (n0 + col < g.K) st(v, to_float(from_float<__half>(out.epilogue(ld(v), n0 + col))));
+  }
+  __syncthreads();
+  constexpr int kGroups = Cfg::BN / kEpilogueVector;
+  for (int q = threadIdx.x; q < kFusedPoolTile * kFusedPoolTile * kGroups; q += Cfg::kThreads) {
+    const int p = q / kGroups, col = (q - p * kGroups) * kEpilogueVector;
+    const int pr = p / kFusedPoolTile, pc = p - pr * kFusedPoolTile;
+    const int py = t.py0 + pr, px = t.px0 + pc, count = min(kEpilogueVector, g.K - n0 - col);
+    if (py >= out.y_h || px >= out.y_w || count <= 0) continue;
+    float m[kEpilogueVector];
+#pragma unroll
+    for (int e = 0; e < kEpilogueVector; ++e) m[e] = -INFINITY;
+    for (int i = 2 * pr; i < 2 * pr + 3; ++i) {
+      for (int j = 2 * pc; j < 2 * pc + 3; ++j) {
+        if (!inside_conv_output(t.conv_y(i), t.conv_x(j), g.out_h, g.out_w)) continue;
+        const float* src = staged + (i * kFusedPoolPatch + j) * Cfg::kEpilogueStride + col;
+#pragma unroll
+        for (int e = 0; e < kEpilogueVector; ++e) m[e] = max_keep_nan(m[e], ld(&src[e]));
+      }
+    }
+    __half* dst = out.element((t.n * out.y_h + py) * out.y_w + px, n0 + col);
+    if (count == kEpilogueVector && aligned_to(dst, 16)) {
+      store_from_float<kEpilogueVector>(dst, m);
+    } else {
+      for (int e = 0; e < count; ++e) st(dst + e, from_float<__half>(m[e]));
+    }
   }
 }
 
@@ -384,7 +479,7 @@ FARSEE_DEVICE bool mma_splitk_reduce(const Acc& acc, const AccFragment& frag, co
                   [](int m) { return m; });
   if (!splitk_last_arrival(tile_counters + blockIdx.y * gridDim.x + blockIdx.x, int(gridDim.z)))
     return false;
-  for (int q = threadIdx.x; q < Cfg::BM * Cfg::BN; q += kMmaThreads) {
+  for (int q = threadIdx.x; q < Cfg::BM * Cfg::BN; q += Cfg::kThreads) {
     const int row = q / Cfg::BN, col = q - row * Cfg::BN;
     const int m = m0 + row, k = n0 + col;
     if (m < g.M && k < g.K) {
@@ -400,36 +495,50 @@ FARSEE_DEVICE bool mma_splitk_reduce(const Acc& acc, const AccFragment& frag, co
 // variant at 72 registers on sm_80 and spilled 12 bytes; with it, 104 registers and no spill
 // (tests/static: static.kernels.resources).
 template <typename Cfg>
-__global__ void __launch_bounds__(kMmaThreads, 1)
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
     conv_mma_kernel(ConvGeometry g, const __half* __restrict__ x, const __half* __restrict__ w,
                     ConvStore<__half> out, float* workspace, int* tile_counters, int red_tiles) {
-  constexpr int kBOffset = Cfg::BM * kTileRed;  // B tile within a stage, in halves
+  constexpr int kBOffset = Cfg::BM * Cfg::kRed;  // B tile within a stage, in halves
   __half* smem = dynamic_smem<__half>();
   const int m0 = blockIdx.x * Cfg::BM, n0 = blockIdx.y * Cfg::BN;
-  const MmaLoadSlot<Cfg> slot = mma_load_slot<Cfg>(g, m0);
+  FusedPoolTile pool{};
+  if constexpr (Cfg::kPool) pool = fused_pool_tile(blockIdx.x, out.y_h, out.y_w);
+  const MmaLoadSlot<Cfg> slot = mma_load_slot<Cfg>(g, m0, pool);
+  const TileRange range = split_range(red_tiles, gridDim.z, blockIdx.z);
+  // Programmatic dependent launch (FARSEE_LAUNCH_PDL): the weights of the pipeline's first
+  // stages (no kernel writes them) are requested before waiting for the previous kernel; the
+  // activations, the split-K workspace and counters and every store come after the wait. The
+  // copies join the first cp.async group (landed by the first stage's wait).
+  const int prefetched = min(Cfg::kStages - 1, range.last - range.first);
+  for (int s = 0; s < prefetched; ++s) {
+    cp_async_b_tile<Cfg>(g, w, smem + s * Cfg::kStageHalves + kBOffset, slot, n0,
+                         b_chunk<Cfg>(g, slot, range.first + s));
+  }
+  ptx::griddepcontrol_wait();
   auto load_stage = [&](int stage, int tile) {
     __half* a_tile = smem + stage * Cfg::kStageHalves;
-    BChunk b;
     if constexpr (Cfg::kGather) {
-      b = gather_a_tile<Cfg>(g, x, a_tile, slot, tile);
+      gather_a_tile<Cfg>(g, x, a_tile, slot, tile);
     } else {
-      b = cp_async_a_tile<Cfg>(g, x, a_tile, slot, tile);
+      cp_async_a_tile<Cfg>(g, x, a_tile, slot, tile);
     }
-    cp_async_b_tile<Cfg>(g, w, a_tile + kBOffset, slot, n0, b);
+    if (tile - range.first >= prefetched)
+      cp_async_b_tile<Cfg>(g, w, a_tile + kBOffset, slot, n0, b_chunk<Cfg>(g, slot, tile));
   };
 
-  const WarpPosition wp = warp_position();
+  const WarpPosition wp = warp_position<Cfg::kWarpsN>();
   const int warp_row0 = wp.warp_m * Cfg::kWarpM, warp_col0 = wp.warp_n * Cfg::kWarpN;
   float acc[Cfg::kMi][Cfg::kNi][4];
   zero_accumulators(acc);
   auto compute_stage = [&](int stage) {
     const __half* a_tile = smem + stage * Cfg::kStageHalves;
-    warp_stage_mma<kTileRed>(acc, [&](int ks, auto& a, auto& b) {
-      load_fragments_rows32(a, b, a_tile, a_tile + kBOffset, warp_row0, warp_col0, ks, wp.lane);
+    warp_stage_mma<Cfg::kRed>(acc, [&](int ks, auto& a, auto& b) {
+      load_fragments_row_major<Cfg::kRed>(a, b, a_tile, a_tile + kBOffset, warp_row0, warp_col0, ks,
+                                          wp.lane);
     });
   };
-  cp_async_pipeline<Cfg::kStages>(split_range(red_tiles, gridDim.z, blockIdx.z), load_stage,
-                                  compute_stage);
+  cp_async_pipeline<Cfg::kStages>(range, load_stage, compute_stage);
+  ptx::griddepcontrol_launch_dependents();  // the next conv may start fetching its weights
 
   const AccFragment frag = acc_fragment(warp_row0, warp_col0, wp.lane);
   float* staged = dynamic_smem<float>();  // the pipeline's memory, free again
@@ -439,7 +548,11 @@ __global__ void __launch_bounds__(kMmaThreads, 1)
     stage_accumulators(acc, frag, staged, Cfg::kEpilogueStride);
     __syncthreads();
   }
-  store_staged_tile<Cfg>(staged, out, g.M, g.K, m0, n0);
+  if constexpr (Cfg::kPool) {
+    pool_staged_tile<Cfg>(staged, out, g, pool, n0);
+  } else {
+    store_staged_tile<Cfg>(staged, out, g.M, g.K, m0, n0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -761,9 +874,12 @@ struct KernelVariant {
 // Calls f(KernelVariant<config, T>{}) for the plan's dtype, math, tile and loader.
 template <typename F>
 void with_kernel_variant(DType dtype, const ConvPlan& plan, F&& f) {
+  // M128N128W8 is the 8-warp main loop of the fp16 cp.async kernel; everywhere else (fp32 SIMT,
+  // tf32, the fp16 gather loader) it runs the 128x128 tile of that kernel.
   if (dtype == DType::F32 && plan.tf32) {
     switch (plan.tile) {
       case ConvTile::M128N128:
+      case ConvTile::M128N128W8:
         return f(KernelVariant<Tf32Config<128, 128>, float>{});
       case ConvTile::M128N64:
         return f(KernelVariant<Tf32Config<128, 64>, float>{});
@@ -774,6 +890,7 @@ void with_kernel_variant(DType dtype, const ConvPlan& plan, F&& f) {
   if (dtype == DType::F32) {
     switch (plan.tile) {
       case ConvTile::M128N128:
+      case ConvTile::M128N128W8:
         return f(KernelVariant<SimtConfig<128, 128>, float>{});
       case ConvTile::M128N64:
         return f(KernelVariant<SimtConfig<128, 64>, float>{});
@@ -781,11 +898,15 @@ void with_kernel_variant(DType dtype, const ConvPlan& plan, F&& f) {
         return f(KernelVariant<SimtConfig<64, 64>, float>{});
     }
   }
-  // fp16: 3 stages for the 128x128 tile (48 KiB of pipeline, 68 KiB with the epilogue stage),
-  // 4 for the smaller ones.
+  // fp16: 3 stages for the 128x128 tiles (4 warps: 48 KiB of pipeline, 68 KiB with the epilogue
+  // stage; 8 warps with stage rows of 64: 96 KiB), 4 for the smaller ones.
   const bool gather = plan.gather_activations;
+  if (plan.max_pool) return f(KernelVariant<MmaConfig<128, 64, 4, false, true>, __half>{});
+  if (plan.tile == ConvTile::M128N128W8 && !gather)
+    return f(KernelVariant<MmaConfig<128, 128, 3, false, false, 8, 64>, __half>{});
   switch (plan.tile) {
     case ConvTile::M128N128:
+    case ConvTile::M128N128W8:
       return gather ? f(KernelVariant<MmaConfig<128, 128, 3, true>, __half>{})
                     : f(KernelVariant<MmaConfig<128, 128, 3, false>, __half>{});
     case ConvTile::M128N64:
@@ -838,16 +959,18 @@ void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
 template <typename Cfg>
 void launch_main(const Context& ctx, const ConvGeometry& g, const TensorView& x,
                  const ConvWeights& w, const ConvStore<__half>& out, const ConvPlan& plan) {
-  const int red_tiles = Cfg::kGather ? ceil_div(g.reduction, kTileRed)
-                                     : cp_async_reduction_tiles(g.kernel_h * g.kernel_w, g.in_c);
-  const dim3 grid(unsigned(ceil_div(g.M, Cfg::BM)), unsigned(ceil_div(g.K, Cfg::BN)),
-                  unsigned(plan.split_k));
+  const int red_tiles = Cfg::kGather
+                            ? ceil_div(g.reduction, Cfg::kRed)
+                            : cp_async_reduction_tiles(g.kernel_h * g.kernel_w, g.in_c, Cfg::kRed);
+  const int blocks_m = Cfg::kPool ? fused_pool_blocks(g.M / (g.out_h * g.out_w), out.y_h, out.y_w)
+                                  : ceil_div(g.M, Cfg::BM);
+  const dim3 grid(unsigned(blocks_m), unsigned(ceil_div(g.K, Cfg::BN)), unsigned(plan.split_k));
   auto kernel = conv_mma_kernel<Cfg>;
   static PerDeviceOnce smem_opt_in;  // per variant and per device (a device attribute)
   smem_opt_in.call(current_device(), [&] { FARSEE_SET_MAX_DYNAMIC_SMEM(kernel, Cfg::kSmemBytes); });
-  FARSEE_LAUNCH(kernel, grid, dim3(kMmaThreads), Cfg::kSmemBytes, ctx.stream, g,
-                x.ptr<const __half>(), w.buffer.as<const __half>(), out, plan.workspace,
-                plan.tile_counters, red_tiles);
+  FARSEE_LAUNCH_PDL(plan.programmatic_launch, kernel, grid, dim3(Cfg::kThreads), Cfg::kSmemBytes,
+                    ctx.stream, g, x.ptr<const __half>(), w.buffer.as<const __half>(), out,
+                    plan.workspace, plan.tile_counters, red_tiles);
 }
 
 // Runs the implicit-GEMM kernel of the plan (split-K reduced inside it) storing through `e`.

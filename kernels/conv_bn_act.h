@@ -101,6 +101,11 @@ struct ConvEpilogue {
                                  // un-shuffled conv output; may be a channel slice.
   bool relu = false;
   int shuffle_factor = 1;  // > 1: y = PixelShuffle(conv output, factor); 1, 2, 4 or 8
+  // y = MaxPool2d(3, stride 2, pad 1) of the activation (the ResNet stem's pool, fused: the conv
+  // output never goes to memory; kernels/core/fused_max_pool.h). Bitwise the conv stored in the
+  // dtype, then max_pool_fwd. emu and cuda, fp16 storage, x loaded by cp.async (C % 8 == 0), no
+  // residual, shuffle or split-K; the reference and cpu executors refuse it (run the two ops).
+  bool max_pool = false;
 };
 
 // Shape of y for input shape x.
@@ -109,7 +114,10 @@ Shape4 conv_output_shape(const ConvShape& conv, const ConvWeights& w, const Conv
 
 // ---- kernel configuration ----
 // Block tiles (output pixels x output channels) of the fp16 tensor-core and fp32 SIMT kernels.
-enum class ConvTile { Auto, M128N128, M128N64, M64N64 };
+// M128N128W8: 128x128 with the fp16 cp.async kernel's 8-warp main loop (stage rows of 64
+// reduction elements, 3 stages: half the barriers per MMA of the 4-warp 128x128); the fp32, tf32
+// and fp16 gather kernels run their 128x128 tile for it.
+enum class ConvTile { Auto, M128N128, M128N64, M64N64, M128N128W8 };
 const char* conv_tile_name(ConvTile t);
 
 struct ConvOptions {
@@ -124,6 +132,11 @@ struct ConvOptions {
   // that may run at the same time.
   int* tile_counters = nullptr;
   size_t tile_counter_count = 0;
+  // The caller promises that no kernel writes the weights while this conv may run (inference):
+  // then, with rt::programmatic_dependent_launch() on an sm_90 GPU, the launch carries the PDL
+  // attribute and the kernel fetches its first weight tiles before waiting for the previous
+  // kernel (kernels/core/launch.h). Off by default; training never sets it.
+  bool programmatic_launch = false;
 };
 
 // What a kernel launch does: chosen on the host by plan_conv, executed by emu_impl / cuda_impl.
@@ -134,8 +147,10 @@ struct ConvPlan {
                                     // 3-channel stem, or x not 16-byte aligned) instead of
                                     // 16-byte cp.async of 8 channels
   float* workspace = nullptr;
-  bool tf32 = false;             // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
-  int* tile_counters = nullptr;  // split_k > 1: one per output tile (grid.x * grid.y), all zero
+  bool tf32 = false;                 // fp32: the tf32 tensor-core kernel instead of SIMT FFMA
+  int* tile_counters = nullptr;      // split_k > 1: one per output tile (grid.x * grid.y), all zero
+  bool max_pool = false;             // ConvEpilogue::max_pool: the fused-pool variant (128x64 tile)
+  bool programmatic_launch = false;  // ConvOptions::programmatic_launch
 };
 
 // The configuration conv_bn_act_fwd runs for these arguments (throws if a forced one is invalid).

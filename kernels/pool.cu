@@ -9,7 +9,9 @@
 // Layout: x, y NHWC, either may be a channel slice (pixel_stride != C, offset data).
 // Precision: fp32 or fp16 storage, compared in fp32 (exact: the maximum is one of the inputs).
 // Vectors: 16-byte packs (4 floats / 8 halves) when C, strides and addresses allow, else scalar.
-// Fused: nothing (a candidate for the stem conv's epilogue later, DESIGN.md section 5).
+// Fused: nothing here; inference on emu/cuda in fp16 fuses the pool after the stem into the stem
+//   conv's epilogue instead (ConvEpilogue::max_pool, kernels/core/fused_max_pool.h: the same
+//   max_keep_nan rule, the same window order), so this kernel runs for training and fp32/tf32.
 //
 // Backward (max_pool_bwd), gather form, no atomics: one thread owns V channels of a dx pixel
 //   (same mapping, launch_pixel_channel_kernel2 over dx) and visits the windows that contain it
@@ -20,6 +22,7 @@
 //   reads per pixel at 3x3 / s2; all reads are L1/L2 hits of neighbouring threads' data.
 #include <cmath>
 
+#include "kernels/core/fused_max_pool.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/nhwc_index.h"
 #include "kernels/core/pixel_channel_kernel.h"
@@ -31,11 +34,6 @@ namespace FARSEE_KERNEL_NS {
 namespace {
 
 constexpr int kPixelsPerThread = 2;
-
-// PyTorch's max rule: take v when it is larger or NaN.
-FARSEE_HD float max_keep_nan(float running, float v) {
-  return (v > running || v != v) ? v : running;
-}
 
 template <typename T, int V>
 __global__ void __launch_bounds__(256)

@@ -365,8 +365,8 @@ void FarSeeNet::set_input(const float* nhwc) {
   rt::synchronize(ctx_);
 }
 
-void FarSeeNet::run_step(const Step& s) {
-  const TensorView x = view(s.x), y = view(s.y);
+void FarSeeNet::run_step(const Step& s, const Step* fused_pool) {
+  const TensorView x = view(s.x), y = view(fused_pool != nullptr ? fused_pool->y : s.y);
   switch (s.kind) {
     case StepKind::Conv: {
       const LayerParams& p = params_[s.layer];
@@ -375,12 +375,14 @@ void FarSeeNet::run_step(const Step& s) {
       if (s.residual.valid()) e.residual = view(s.residual);
       e.relu = s.relu;
       e.shuffle_factor = s.shuffle;
+      e.max_pool = fused_pool != nullptr;
       ConvOptions options;
       options.workspace = shape_->workspace.data();
       options.workspace_bytes = shape_->workspace.bytes();
       options.tf32 = tf32_;
       options.tile_counters = shape_->tile_counters.as<int>();
       options.tile_counter_count = shape_->tile_counters.bytes() / sizeof(int);
+      options.programmatic_launch = true;  // inference: no kernel writes the weights (PDL opt-in)
       if (is_s2d_stem(s.layer)) {
         conv_bn_act_fwd(ctx_, stem_s2d_conv(s.conv), stem_input_view(), p.conv, e, y, options);
       } else {
@@ -429,17 +431,47 @@ size_t FarSeeNet::run_depthwise_branches(const std::vector<Step>& steps, size_t 
   return i - first;
 }
 
-// The forward: the F-ASPP depthwise branches merged into one launch (profile_forward() runs the
-// same launches).
+namespace {
+// The max-pool step that the space-to-depth stem conv steps[first] absorbs in fp16
+// (ConvEpilogue::max_pool: the stem's output never goes to memory), or null: the next step pools
+// exactly the stem's output, 3x3 / s2 / pad 1, and no other step reads it.
+const Step* fused_stem_pool(const std::vector<Step>& steps, size_t first, bool s2d_stem,
+                            DType dtype) {
+  const Step& s = steps[first];
+  if (!s2d_stem || dtype != DType::F16 || s.residual.valid() || s.shuffle != 1 ||
+      first + 1 >= steps.size())
+    return nullptr;
+  const Step& p = steps[first + 1];
+  const MaxPoolParams fused;
+  if (p.kind != StepKind::MaxPool || p.x.buffer != s.y.buffer ||
+      p.x.channel_offset != s.y.channel_offset || !(p.x.shape == s.y.shape) ||
+      p.pool.kernel != fused.kernel || p.pool.stride != fused.stride || p.pool.pad != fused.pad)
+    return nullptr;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (i != first + 1 &&
+        (steps[i].x.buffer == s.y.buffer || steps[i].residual.buffer == s.y.buffer))
+      return nullptr;
+  }
+  return &p;
+}
+}  // namespace
+
+// One launch: the F-ASPP depthwise branches merged, the fp16 stem conv with its max-pool, or one
+// step.
+size_t FarSeeNet::run_launch(const std::vector<Step>& steps, size_t first) {
+  const Step& s = steps[first];
+  if (s.kind == StepKind::Depthwise) return run_depthwise_branches(steps, first);
+  const Step* pool = s.kind == StepKind::Conv
+                         ? fused_stem_pool(steps, first, is_s2d_stem(s.layer), dtype_)
+                         : nullptr;
+  run_step(s, pool);
+  return pool != nullptr ? 2 : 1;
+}
+
+// The forward, launch by launch (profile_forward() runs the same launches).
 void FarSeeNet::run_steps() {
   const std::vector<Step>& steps = shape_->graph->steps;
-  for (size_t i = 0; i < steps.size();) {
-    if (steps[i].kind == StepKind::Depthwise) {
-      i += run_depthwise_branches(steps, i);
-    } else {
-      run_step(steps[i++]);
-    }
-  }
+  for (size_t i = 0; i < steps.size();) i += run_launch(steps, i);
   run_output();
 }
 
@@ -459,13 +491,8 @@ std::vector<FarSeeNet::StepTime> FarSeeNet::profile_forward() {
   std::vector<StepTime> times;
   rt::Timer timer(ctx_.executor);
   for (size_t i = 0; i < g.steps.size();) {
-    size_t covered = 1;
     timer.record_start(ctx_);
-    if (g.steps[i].kind == StepKind::Depthwise) {
-      covered = run_depthwise_branches(g.steps, i);
-    } else {
-      run_step(g.steps[i]);
-    }
+    const size_t covered = run_launch(g.steps, i);
     timer.record_stop(ctx_);
     std::string name = g.steps[i].name;
     for (size_t k = 1; k < covered; ++k)

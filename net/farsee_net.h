@@ -120,10 +120,13 @@ class FarSeeNet {
   bool is_s2d_stem(int layer) const;
   ConvWeights pack_conv_layer(int layer, const std::vector<float>& krsc) const;
   TensorView stem_input_view() const;
-  void run_step(const Step& s);
+  // fused_pool: the max-pool step a stem conv absorbs (ConvEpilogue::max_pool), or null.
+  void run_step(const Step& s, const Step* fused_pool = nullptr);
   void run_output();
   void run_steps();
   size_t run_depthwise_branches(const std::vector<Step>& steps, size_t first);
+  // One launch from steps[first]; returns the steps it covered (>= 1).
+  size_t run_launch(const std::vector<Step>& steps, size_t first);
 
   FarSeeConfig config_;
   Context ctx_;

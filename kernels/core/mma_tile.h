@@ -7,14 +7,17 @@
 //   mapping     AccFragment: the block-tile row and column of every fp32 accumulator of a lane
 //   stores      store_fp32_tile (raw or added fp32 tile: split-K slices, wgrad's dw),
 //               stage_accumulators (the tile into shared memory, for an epilogue by rows)
-// Block: kMmaThreads = 4 warps, 2 x 2; warp (warp_m, warp_n) owns kMi x kNi mma.m16n8k16 tiles of
-// fp32 accumulators acc[i][j][0..3] (fragment layouts: kernels/core/ptx.h).
+// Block: kMmaThreads = 4 warps, 2 x 2 (the 8-warp 128x128 conv tile: 2 x 4); warp (warp_m,
+// warp_n) owns kMi x kNi mma.m16n8k16 tiles of fp32 accumulators acc[i][j][0..3] (fragment
+// layouts: kernels/core/ptx.h).
 // Stage tiles (fp16, 16-byte chunks of 8 halves, XOR-swizzled so that the eight row addresses of
 // every ldmatrix phase and the cp.async writes hit 8 distinct bank quads, without padding):
 //   rows32  one row of 32 reduction elements per GEMM row (A: m, B: n); chunk j of row r at
 //           j ^ ((r >> 1) & 3); fragments by ldmatrix.x4
 //   rows64  one row of 64 GEMM rows (A) or columns (B) per reduction element; chunk j of row r at
-//           j ^ (r & 7); fragments by ldmatrix.x4.trans
+//           j ^ (r & 7); fragments by ldmatrix.x4.trans. The same swizzle holds the 8-warp conv
+//           tile's rows of 64 reduction elements per GEMM row, read by ldmatrix.x4
+//           (swizzled_row_major<64>, load_fragments_row_major<64>)
 // TF32 (fp32 storage, kernels/conv_bn_act.cu's conv_tf32_kernel and conv_wgrad_tf32_kernel):
 // reduction-major fp32 tiles a[k][m], b[k][n] (rows padded to a multiple of 32 plus 8 floats, so
 // the fragment reads, lane (g, q) at row q, column g, hit 32 distinct banks); fragments of one
@@ -44,14 +47,23 @@ FARSEE_HD int swizzled_rows32(int row, int chunk) {
 FARSEE_HD int swizzled_rows64(int row, int chunk) {
   return row * 64 + ((chunk ^ (row & 7)) * kChunkHalves);
 }
+// A row-major stage tile of kRowHalves (32 or 64) reduction elements per GEMM row: rows32, or
+// rows64 read by ldmatrix (non-trans), whose eight rows of a phase then hit 8 distinct bank quads.
+template <int kRowHalves>
+FARSEE_HD int swizzled_row_major(int row, int chunk) {
+  static_assert(kRowHalves == 32 || kRowHalves == 64, "stage rows of 32 or 64 halves");
+  return kRowHalves == 32 ? swizzled_rows32(row, chunk) : swizzled_rows64(row, chunk);
+}
 
-// This thread's lane and warp position in the 2 x 2 warp grid.
+// This thread's lane and warp position in the 2 x kWarpsN warp grid (2 x 2: kMmaThreads; 2 x 4:
+// the 8-warp 128x128 conv tile).
 struct WarpPosition {
   int lane, warp_m, warp_n;
 };
+template <int kWarpsN = 2>
 FARSEE_DEVICE WarpPosition warp_position() {
   const int warp = int(threadIdx.x) >> 5;
-  return WarpPosition{int(threadIdx.x) & 31, warp >> 1, warp & 1};
+  return WarpPosition{int(threadIdx.x) & 31, warp / kWarpsN, warp % kWarpsN};
 }
 
 // ---- main loop ----
@@ -125,24 +137,24 @@ FARSEE_DEVICE void set_b_pair(uint32_t (&b)[kNi][2], int j, const uint32_t (&r)[
   b[2 * j + 1][1] = r[3];
 }
 
-// Fragments of k-slice ks from rows32 tiles; the warp's A rows start at a_row0, its B rows (n) at
-// b_row0.
-template <int kMi, int kNi>
-FARSEE_DEVICE void load_fragments_rows32(uint32_t (&a)[kMi][4], uint32_t (&b)[kNi][2],
-                                         const __half* a_tile, const __half* b_tile, int a_row0,
-                                         int b_row0, int ks, int lane) {
+// Fragments of k-slice ks from row-major tiles of kRowHalves per row (rows32, or rows64 read
+// without .trans); the warp's A rows start at a_row0, its B rows (n) at b_row0.
+template <int kRowHalves, int kMi, int kNi>
+FARSEE_DEVICE void load_fragments_row_major(uint32_t (&a)[kMi][4], uint32_t (&b)[kNi][2],
+                                            const __half* a_tile, const __half* b_tile, int a_row0,
+                                            int b_row0, int ks, int lane) {
 #pragma unroll
   for (int i = 0; i < kMi; ++i) {
     // x4: rows 0-15 of the 16x16 A tile, k-chunks 2ks (lanes 0-15) and 2ks+1 (lanes 16-31).
     const int row = a_row0 + i * 16 + (lane & 15);
-    ptx::ldmatrix_x4(a[i], a_tile + swizzled_rows32(row, 2 * ks + (lane >> 4)));
+    ptx::ldmatrix_x4(a[i], a_tile + swizzled_row_major<kRowHalves>(row, 2 * ks + (lane >> 4)));
   }
 #pragma unroll
   for (int j = 0; j < kNi / 2; ++j) {
     // x4: n-rows 0-7 (lanes 0-15) and 8-15 (lanes 16-31) x k-chunks 2ks, 2ks+1.
     const int row = b_row0 + j * 16 + (lane & 7) + ((lane >> 4) << 3);
     uint32_t r[4];
-    ptx::ldmatrix_x4(r, b_tile + swizzled_rows32(row, 2 * ks + ((lane >> 3) & 1)));
+    ptx::ldmatrix_x4(r, b_tile + swizzled_row_major<kRowHalves>(row, 2 * ks + ((lane >> 3) & 1)));
     set_b_pair(b, j, r);
   }
 }

@@ -121,6 +121,21 @@ FARSEE_DEVICE void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// Programmatic dependent launch (FARSEE_LAUNCH_PDL, kernels/core/launch.h; sm_90): wait until
+// the grids this one depends on have completed and their memory is visible; let the grid that
+// depends on this one start launching (its own wait still waits for this grid to complete).
+// No-ops below sm_90 and in a launch without the PDL attribute.
+FARSEE_DEVICE void griddepcontrol_wait() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+FARSEE_DEVICE void griddepcontrol_launch_dependents() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::);
+#endif
+}
+
 #else  // ---- emulation ----
 
 namespace detail {
@@ -310,6 +325,9 @@ template <int N>
 inline void cp_async_wait() {
   ::emu::cp_async_wait(N);
 }
+// Emu runs each launch to completion before the next: nothing to wait for or release.
+inline void griddepcontrol_wait() {}
+inline void griddepcontrol_launch_dependents() {}
 
 #endif
 

@@ -1,5 +1,6 @@
 #include "kernels/core/runtime.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -443,6 +444,29 @@ void graph_launch(const Context& ctx, void* graph_exec) {
 #else
   no_cuda("rt::graph_launch");
 #endif
+}
+
+namespace {
+std::atomic<int>& pdl_state() {  // -1: not read from the environment yet; 0 / 1
+  static std::atomic<int> state{-1};
+  return state;
+}
+}  // namespace
+
+void set_programmatic_dependent_launch(bool on) {
+  pdl_state() = on ? 1 : 0;
+}
+
+bool programmatic_dependent_launch() {
+  int s = pdl_state();
+  if (s < 0) {
+    const char* v = std::getenv("FARSEE_PDL");
+    s = v != nullptr && std::strcmp(v, "1") == 0 ? 1 : 0;
+    int expected = -1;
+    pdl_state().compare_exchange_strong(expected, s);
+    s = pdl_state();
+  }
+  return s == 1;
 }
 
 void graph_destroy(void* graph_exec) noexcept {

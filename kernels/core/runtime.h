@@ -141,4 +141,11 @@ void* graph_end_capture(const Context& ctx);
 void graph_launch(const Context& ctx, void* graph_exec);
 void graph_destroy(void* graph_exec) noexcept;
 
+// Programmatic dependent launch (sm_90, cuda only; kernels/core/launch.h FARSEE_LAUNCH_PDL: the
+// conv kernels fetch their first weight tiles while the previous kernel finishes). OFF unless
+// FARSEE_PDL=1 is in the environment or a caller switches it on (the GPU test compares it with
+// the plain launches): it has not been verified on a GPU yet. Process-wide.
+void set_programmatic_dependent_launch(bool on);
+bool programmatic_dependent_launch();
+
 }  // namespace farsee::rt

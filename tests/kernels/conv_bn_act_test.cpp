@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -17,6 +18,7 @@
 
 #include "kernels/core/conv_gemm.h"
 #include "kernels/core/subpixel_store.h"
+#include "kernels/emu/emu_counters.h"
 #include "tests/kernels/nhwc_test_tensor.h"
 #include "tests/kernels/split_k_counters.h"
 #include "tests/support/compare.h"
@@ -389,6 +391,25 @@ TEST_P(ConvBnActKernel, ExactEveryTileGatherLoader) {
   expect_exact(GetParam(), cases, 620);
 }
 
+// The 8-warp 128x128 tile (M128N128W8: 256 threads, stage rows of 64 reduction elements; fp32
+// runs its 128x128 for it): C = 16 (four whole taps per step: 3 steps), C = 96 (a tap's second
+// step half zeros) with the residual and a y slice, K = 136 (two column blocks, the second
+// partial), M = 117 (one partial row block), and split-K in the kernel over 3 steps.
+TEST_P(ConvBnActKernel, ExactEightWarpTile) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  ConvCase taps{Shape4{1, 9, 13, 16}, 136, 3, 1};
+  taps.tile = ConvTile::M128N128W8;
+  taps.split_k = 1;
+  ConvCase wide{Shape4{1, 9, 13, 96}, 72, 1, 1};
+  wide.tile = ConvTile::M128N128W8;
+  wide.split_k = 1;
+  wide.residual = true;
+  wide.y_place = Placement{8, 88};
+  ConvCase split = taps;
+  split.split_k = 2;
+  expect_exact(GetParam(), {taps, wide, split}, 660);
+}
+
 // Split-K (fp32 workspace, reduced in slice order) on every tile, with a slice count that does
 // not divide the reduction steps, with the residual, the shuffle store and the gather loader.
 TEST_P(ConvBnActKernel, ExactSplitK) {
@@ -490,6 +511,72 @@ TEST_P(ConvBnActKernel, SplitKInKernelFixedOrderAndGraphReplays) {
     }
     rt::graph_destroy(graph);
   }
+}
+
+// Programmatic dependent launch (ConvOptions::programmatic_launch with
+// rt::programmatic_dependent_launch on; the PDL attribute on an sm_90 GPU; emu runs the same
+// kernels, whose weight prefetch before griddepcontrol.wait is the same code either way): three
+// dependent fp16 convs on one stream sharing the split-K workspace and counters (3x3 split 3,
+// the 8-warp tile reading its output, a 1x1 split 2 with the first as residual) give bitwise the
+// plain launches' outputs, eager and in two graph replays, and leave the counters zero.
+TEST_P(ConvBnActKernel, ProgrammaticDependentLaunchMatchesPlain) {
+  FARSEE_PREPARE_EXEC_CASE(GetParam());
+  if (GetParam().executor == Executor::Cpu) GTEST_SKIP() << "cuda and emu only";
+  OwnStream stream(GetParam().executor);
+  const Context& c = stream.ctx;
+  struct PdlOff {  // the process-wide switch back off whatever happens
+    ~PdlOff() { rt::set_programmatic_dependent_launch(false); }
+  } pdl_off;
+  const Shape4 xs{1, 8, 12, 32};
+  const int64_t M = xs.pixels();
+  auto weights = [&](int K, int k, int C, uint32_t seed) {
+    return pack_conv_weights(c, random_floats(size_t(K) * k * k * C, seed, -0.2f, 0.2f), K, k, k, C,
+                             DType::F16);
+  };
+  const ConvWeights w1 = weights(64, 3, 32, 1), w2 = weights(128, 1, 64, 2),
+                    w3 = weights(64, 1, 128, 3);
+  NhwcTestTensor x(c, DType::F16, xs), y1(c, DType::F16, Shape4{1, 8, 12, 64}),
+      y2(c, DType::F16, Shape4{1, 8, 12, 128}), y3(c, DType::F16, Shape4{1, 8, 12, 64});
+  x.upload(random_floats(size_t(xs.elements()), 4));
+  rt::Buffer workspace = poisoned_buffer(c, size_t(3) * M * 128 * sizeof(float));
+  SplitKCounters counters(c, M, 128);
+  auto forward = [&](bool pdl) {
+    ConvOptions o;
+    o.programmatic_launch = pdl;
+    o.workspace = workspace.data();
+    o.workspace_bytes = workspace.bytes();
+    counters.attach(o);
+    ConvEpilogue e;
+    e.relu = true;
+    o.split_k = 3;
+    conv_bn_act_fwd(c, square_conv(3), x.view(), w1, e, y1.view(), o);
+    o.split_k = 1;
+    o.tile = ConvTile::M128N128W8;
+    conv_bn_act_fwd(c, square_conv(1), y1.view(), w2, e, y2.view(), o);
+    o.split_k = 2;
+    o.tile = ConvTile::M64N64;
+    e.residual = y1.view();
+    conv_bn_act_fwd(c, square_conv(1), y2.view(), w3, e, y3.view(), o);
+  };
+  auto outputs = [&] { return std::vector<std::vector<float>>{y1.download(), y3.download()}; };
+  forward(false);
+  const std::vector<std::vector<float>> plain = outputs();
+  rt::set_programmatic_dependent_launch(true);
+  forward(true);
+  EXPECT_TRUE(outputs() == plain) << "eager";
+  EXPECT_TRUE(counters.all_zero(c));
+  rt::graph_begin_capture(c);
+  forward(true);
+  void* graph = rt::graph_end_capture(c);
+  for (int replay = 0; replay < 2; ++replay) {
+    for (NhwcTestTensor* t : {&y1, &y2, &y3}) {
+      rt::memset(c, t->view().data, 0xFF, size_t(t->view().shape.elements()) * 2);
+    }
+    rt::graph_launch(c, graph);
+    EXPECT_TRUE(outputs() == plain) << "graph replay " << replay;
+    EXPECT_TRUE(counters.all_zero(c));
+  }
+  rt::graph_destroy(graph);
 }
 
 // Random floats: kernel and reference differ only by rounding.
@@ -676,7 +763,49 @@ TEST(ConvBnActPlan, NetShapes) {
             size_t(0));  // no split at layer1's size
   // layer3 3x3 256 at 32x64: 64x64 -> 128 blocks -> 3 slices.
   EXPECT_EQ(plan(Shape4{1, 32, 64, 256}, 256, 3, 1, with_workspace).split_k, 3);
+  // 3x3 128 -> 128 at 256x512 (layer2 class at 1024x2048): 1024 blocks of 128x128, C = 128: the
+  // 8-warp main loop; C = 96 (half-empty 64-channel steps) or the gather loader keep 4 warps.
+  EXPECT_EQ(plan(Shape4{1, 256, 512, 128}, 128, 3, 1, {}).tile, ConvTile::M128N128W8);
+  EXPECT_EQ(plan(Shape4{1, 256, 512, 96}, 128, 3, 1, {}).tile, ConvTile::M128N128);
+  ConvPlan odd = plan(Shape4{1, 256, 512, 12}, 128, 3, 1, {});
+  EXPECT_TRUE(odd.gather_activations);
+  EXPECT_EQ(odd.tile, ConvTile::M128N128);
   (void)ctx;
+}
+
+// The 8-warp tile against the 4-warp 128x128 under emu's counters, 3x3 64 -> 128 on 8 x 16
+// pixels (one block): the same warp MMAs (4608) and global bytes, half the block barriers
+// (main-loop steps + 2: 9 + 2 = 11 vs 18 + 2 = 20), and bitwise the same random-float result (the
+// k16 slices are accumulated in the same order; a step's padding adds zeros).
+TEST(ConvBnActEightWarp, CountersAndBitwiseEqualToFourWarps) {
+  FARSEE_PREPARE_EXEC_CASE((ExecCase{Executor::Emu, emu::Schedule::GreedyForward}));
+  const Context ctx = exec_context(ExecCase{Executor::Emu, emu::Schedule::GreedyForward});
+  ConvCase k{Shape4{1, 8, 16, 64}, 128, 3, 1};
+  k.split_k = 1;
+  const ConvData d = random_data(k, 42);
+  std::vector<float> out[2];
+  emu::LaunchCounters counted[2];
+  for (int i = 0; i < 2; ++i) {
+    k.tile = i == 0 ? ConvTile::M128N128 : ConvTile::M128N128W8;
+    emu::reset_counters();
+    emu::set_counting(true);
+    out[i] = run_conv(ctx, DType::F16, k, d, true);
+    emu::set_counting(false);
+    for (const emu::LaunchCounters& l : emu::take_launch_counters()) {
+      if (l.mma > 0) counted[i].add(l);  // the conv (the other launches: uploads, checks)
+    }
+  }
+  EXPECT_TRUE(all_equal(out[1], out[0]));
+  EXPECT_EQ(counted[0].mma, 4608);
+  EXPECT_EQ(counted[1].mma, 4608);
+  EXPECT_EQ(counted[0].barriers, 20);
+  EXPECT_EQ(counted[1].barriers, 11);
+  EXPECT_EQ(counted[1].global_load.bytes(), counted[0].global_load.bytes());
+  EXPECT_EQ(counted[1].global_store.bytes(), counted[0].global_store.bytes());
+  std::cout << "4 warps / 8 warps: barriers " << counted[0].barriers << " / " << counted[1].barriers
+            << ", shared ways " << counted[0].bank_conflict_ways() << " / "
+            << counted[1].bank_conflict_ways() << ", shared wavefronts "
+            << counted[0].shared_wavefronts << " / " << counted[1].shared_wavefronts << "\n";
 }
 
 // ---- argument validation ----
