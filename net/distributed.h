@@ -1,4 +1,4 @@
-// Data parallelism's communicator (DESIGN.md section 10.1): what the trainer asks of the other
+// Data parallelism's communicator (DESIGN.md section 10.2): what the trainer asks of the other
 // ranks. net/ knows only this interface; the MPI implementation lives with the program
 // (tools/train/distributed.h), so the library, its tests and a plain farsee-train need no MPI.
 //

@@ -1,6 +1,6 @@
 // Synchronised BatchNorm for data-parallel training on the host executors (reference, cpu):
 // kernels/batchnorm.h's batchnorm_train_fwd / _bwd over the GLOBAL batch of every rank
-// (DESIGN.md section 10.1), for fp32 views in host memory.
+// (DESIGN.md section 10.2), for fp32 views in host memory.
 //
 // Forward, per channel: the ranks' sums of x and pixel counts all-reduced (one call of C + 1
 // doubles) give the global mean; the sums of (x - mean)^2 all-reduced (C doubles) give the biased

@@ -332,7 +332,7 @@ void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
     rt::copy_to_device(ctx_, in.data, input_nhwc, count * sizeof(float));
   }
   rt::copy_to_device(ctx_, labels_.data(), labels, labels_.bytes());
-  if (distributed()) {  // this rank's share of the loss's normaliser (section 10.1)
+  if (distributed()) {  // this rank's share of the loss's normaliser (section 10.2)
     local_weight_sum_ = 0;
     for (size_t i = 0; i < labels_.bytes(); ++i) {
       if (labels[i] == 255) continue;
@@ -602,10 +602,10 @@ void Trainer::set_data_parallel(Collective* comm, bool sync_bn) {
           << comm->size()
           << " ranks runs on the cpu and "
              "reference executors, and on cuda with NCCL (this build or executor has none: "
-             "DESIGN.md section 10.1)");
+             "DESIGN.md section 10.2)");
   FARSEE_REQUIRE(!cuda || !sync_bn,
                  "synchronised BN is not built for the cuda executor yet "
-                 "(DESIGN.md section 10.1): pass --bn local");
+                 "(DESIGN.md section 10.2): pass --bn local");
   FARSEE_REQUIRE(!mixed(), "data parallelism over "
                                << comm->size()
                                << " ranks trains in fp32 or tf32 only so far: pass --precision "

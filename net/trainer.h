@@ -131,7 +131,7 @@ class Trainer {
   void set_class_weights(const std::vector<float>& weights);
   const std::vector<float>& class_weights() const { return class_weights_host_; }
 
-  // Data parallelism (DESIGN.md section 10.1): this trainer is rank comm->rank() of comm->size(),
+  // Data parallelism (DESIGN.md section 10.2): this trainer is rank comm->rank() of comm->size(),
   // each rank with its own block of the global batch (comm outlives the trainer; null or a world
   // of one: one process, bitwise the steps without it). Per step: the loss is normalised by the
   // global number of counted label pixels (or class-weight sum, all-reduced from the labels

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data-parallel farsee-train on this machine (DESIGN.md section 10.1): images/s of 1 process with
+# Data-parallel farsee-train on this machine (DESIGN.md section 10.2): images/s of 1 process with
 # batch B and of `mpirun -np 2` with batch B per rank (global 2B), one OpenMP thread per process,
 # cpu executor; the 2-rank run also prints the time of each kind of collective per step (the
 # gradient all-reduce, the synchronised BN's sums, the loss normaliser).

@@ -139,29 +139,32 @@ void free(Executor e, void* p) noexcept {
   std::free(p);
 }
 
-PinnedHostBuffer::PinnedHostBuffer(Executor e, size_t bytes) : executor_(e), bytes_(bytes) {
-  if (bytes == 0) return;
+void* alloc_pinned_host(Executor e, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = nullptr;
   if (e == Executor::Cuda) {
 #if FARSEE_HAVE_CUDA
-    FARSEE_CUDA_CHECK(cudaHostAlloc(&data_, bytes, cudaHostAllocDefault));
-    return;
+    FARSEE_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
+    return p;
 #else
     no_cuda("rt::PinnedHostBuffer");
 #endif
   }
-  data_ = std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
-  FARSEE_REQUIRE(data_ != nullptr, "host allocation of " << bytes << " bytes failed");
+  p = std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  FARSEE_REQUIRE(p != nullptr, "host allocation of " << bytes << " bytes failed");
+  return p;
 }
 
-PinnedHostBuffer::~PinnedHostBuffer() {
-  if (!data_) return;
+void free_pinned_host(Executor e, void* p) noexcept {
+  if (!p) return;
 #if FARSEE_HAVE_CUDA
-  if (executor_ == Executor::Cuda) {
-    (void)cudaFreeHost(data_);  // noexcept: a failure here cannot be reported usefully
+  if (e == Executor::Cuda) {
+    (void)cudaFreeHost(p);  // noexcept: a failure here cannot be reported usefully
     return;
   }
 #endif
-  std::free(data_);
+  (void)e;
+  std::free(p);
 }
 
 void memset(const Context& ctx, void* p, int value, size_t bytes, const char* file, int line) {

@@ -61,19 +61,25 @@ struct Timer {
   float elapsed_ms();  // waits for the stop event
 };
 
-// Owning buffer in the executor's memory space.
-class Buffer {
+// Host memory the executor copies from asynchronously: page-locked (cudaHostAlloc) on cuda, so a
+// copy_to_device from it is a true asynchronous DMA; plain aligned host memory elsewhere.
+void* alloc_pinned_host(Executor e, size_t bytes);
+void free_pinned_host(Executor e, void* p) noexcept;
+
+// Owning, movable memory from Alloc, given back to Free.
+template <void* (*Alloc)(Executor, size_t), void (*Free)(Executor, void*) noexcept>
+class OwnedMemory {
  public:
-  Buffer() = default;
-  Buffer(Executor e, size_t bytes) : executor_(e), bytes_(bytes), data_(alloc(e, bytes)) {}
-  ~Buffer() { free(executor_, data_); }
-  Buffer(Buffer&& o) noexcept { swap(o); }
-  Buffer& operator=(Buffer&& o) noexcept {
+  OwnedMemory() = default;
+  OwnedMemory(Executor e, size_t bytes) : executor_(e), bytes_(bytes), data_(Alloc(e, bytes)) {}
+  ~OwnedMemory() { Free(executor_, data_); }
+  OwnedMemory(OwnedMemory&& o) noexcept { swap(o); }
+  OwnedMemory& operator=(OwnedMemory&& o) noexcept {
     swap(o);
     return *this;
   }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
+  OwnedMemory(const OwnedMemory&) = delete;
+  OwnedMemory& operator=(const OwnedMemory&) = delete;
 
   void* data() const { return data_; }
   template <typename T>
@@ -84,7 +90,7 @@ class Buffer {
   Executor executor() const { return executor_; }
 
  private:
-  void swap(Buffer& o) noexcept {
+  void swap(OwnedMemory& o) noexcept {
     std::swap(executor_, o.executor_);
     std::swap(bytes_, o.bytes_);
     std::swap(data_, o.data_);
@@ -94,37 +100,10 @@ class Buffer {
   void* data_ = nullptr;
 };
 
-// Host memory the executor copies from asynchronously: page-locked (cudaHostAlloc) on cuda, so a
-// copy_to_device from it is a true asynchronous DMA; plain aligned host memory elsewhere. Owning.
-class PinnedHostBuffer {
- public:
-  PinnedHostBuffer() = default;
-  PinnedHostBuffer(Executor e, size_t bytes);
-  ~PinnedHostBuffer();
-  PinnedHostBuffer(PinnedHostBuffer&& o) noexcept { swap(o); }
-  PinnedHostBuffer& operator=(PinnedHostBuffer&& o) noexcept {
-    swap(o);
-    return *this;
-  }
-  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
-  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
-  void* data() const { return data_; }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(data_);
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void swap(PinnedHostBuffer& o) noexcept {
-    std::swap(executor_, o.executor_);
-    std::swap(bytes_, o.bytes_);
-    std::swap(data_, o.data_);
-  }
-  Executor executor_ = Executor::Reference;
-  size_t bytes_ = 0;
-  void* data_ = nullptr;
-};
+// Owning buffer in the executor's memory space.
+using Buffer = OwnedMemory<alloc, free>;
+// Owning page-locked host staging (alloc_pinned_host).
+using PinnedHostBuffer = OwnedMemory<alloc_pinned_host, free_pinned_host>;
 
 // ---- CUDA graphs (cuda and emu; reference and cpu have nothing to capture and throw) ----
 // Everything launched on ctx.stream between begin and end is recorded, not run (thread-local

@@ -1,4 +1,4 @@
-// farsee-train's ranks (DESIGN.md section 10.1): MPI when an MPI launcher started this process
+// farsee-train's ranks (DESIGN.md section 10.2): MPI when an MPI launcher started this process
 // (mpirun / srun set OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK), else a world of one that never
 // touches MPI (a plain farsee-train, the in-process tests, a build without MPI).
 //

@@ -1,4 +1,4 @@
-// The cuda executor's gradient all-reduce for data parallelism (DESIGN.md section 10.1): one NCCL
+// The cuda executor's gradient all-reduce for data parallelism (DESIGN.md section 10.2): one NCCL
 // communicator over the MPI ranks (rank 0's ncclUniqueId broadcast over MPI, llm.c's way), one
 // ncclAllReduce (sum, fp32) of the whole gradient arena per step on the trainer's stream, in a
 // fixed order for a fixed world size. A failed or stuck collective (NCCL's asynchronous error, or

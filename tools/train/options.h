@@ -46,7 +46,7 @@ struct Options {
   int print_every = 1;
   std::string resume;  // the checkpoint file of --resume (resolved), "" for a fresh run
   bool memory_plan = false;
-  // Data parallelism (mpirun -np N farsee-train; DESIGN.md section 10.1).
+  // Data parallelism (mpirun -np N farsee-train; DESIGN.md section 10.2).
   std::string bn = "sync";         // sync: global batch statistics; local: per rank (plain DDP)
   double collective_timeout = 60;  // seconds before a stuck collective ends the job
 };

@@ -1,4 +1,4 @@
-// Data-parallel farsee-train (DESIGN.md section 10.1) under `mpirun -np 2` on the fixture's
+// Data-parallel farsee-train (DESIGN.md section 10.2) under `mpirun -np 2` on the fixture's
 // Cityscapes-layout folder (5 images, tiny-paper at 64x128), labels rewritten so that two of the
 // images are mostly ignored (trainId 255): the ignore pixels fall unevenly on the ranks, so a
 // per-rank loss normalisation would change the gradients. ctest label "mpi" (CI's first stage
