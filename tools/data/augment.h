@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/core/augment_math.h"
+
 namespace farsee::tools {
 
 struct AugmentParams {
@@ -58,9 +60,7 @@ uint64_t sample_seed(uint64_t run_seed, int64_t epoch, int64_t index);
 AugmentDraw draw_augment(const AugmentParams& params, uint64_t seed, int base_h, int base_w);
 
 // x_src = a x + b y + c, y_src = d x + e y + f on continuous coordinates (pixel i covers [i, i+1)).
-struct Affine {
-  double a = 1, b = 0, c = 0, d = 0, e = 1, f = 0;
-};
+using Affine = AugmentAffine;  // kernels/core/augment_math.h: the augmentation op reads it as is
 // The map from an out_h x out_w grid over the draw's window to a src_h x src_w image viewed at
 // base_h x base_w.
 Affine augment_affine(const AugmentDraw& draw, int base_h, int base_w, int src_h, int src_w,

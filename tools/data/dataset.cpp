@@ -380,19 +380,6 @@ int64_t RawBatch::label_bytes() const {
   return bytes;
 }
 
-namespace {
-AugmentAffine op_affine(const Affine& m) {
-  AugmentAffine a;
-  a.a = m.a;
-  a.b = m.b;
-  a.c = m.c;
-  a.d = m.d;
-  a.e = m.e;
-  a.f = m.f;
-  return a;
-}
-}  // namespace
-
 AugmentSample augment_sample(const AugmentDraw& draw, const DatasetOptions& o, int src_h,
                              int src_w) {
   const int lh = o.label_height(), lw = o.label_width();
@@ -403,8 +390,8 @@ AugmentSample augment_sample(const AugmentDraw& draw, const DatasetOptions& o, i
     s.resize_only = 1;
     s.flip = draw.flip ? 1 : 0;
   } else {
-    s.image_map = op_affine(augment_affine(draw, lh, lw, src_h, src_w, o.input_h, o.input_w));
-    s.label_map = op_affine(augment_affine(draw, lh, lw, src_h, src_w, lh, lw));
+    s.image_map = augment_affine(draw, lh, lw, src_h, src_w, o.input_h, o.input_w);
+    s.label_map = augment_affine(draw, lh, lw, src_h, src_w, lh, lw);
   }
   s.brightness = draw.brightness;
   s.contrast = draw.contrast;
