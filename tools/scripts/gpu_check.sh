@@ -13,6 +13,7 @@
 #   netbench  farsee-bench beside tools/pytorch/bench_torch.py (PyTorch+cuDNN, same shapes)
 #   trainbench  farsee-bench --train beside bench_torch.py --train (512x1024, batch 8)
 #   kbench-all  every kernel benchmark (all conv shapes of both presets, 512x1024 and 1024x2048)
+#   ncu       Nsight Compute over one fp16 forward's conv kernels (when ncu is installed)
 #   racecheck / synccheck  compute-sanitizer over the kernel GPU tests
 # Usage: bash tools/scripts/gpu_check.sh [--deadline SECONDS] [--only check|bench] [--arch ARCH]
 #   --deadline  wall-clock budget for all steps (default 540)
@@ -255,6 +256,21 @@ if ((built)) && want kbench-all 150; then
   run_step kbench-all kbench '.' "$out/kernels_all.json"
   # Keep to 5 files in $OUT: the full set replaces the @telling JSON (it contains those cases).
   [[ -s "$out/kernels_all.json" ]] && mv "$out/kernels_all.json" "$out/kernels.json"
+fi
+
+# One Nsight Compute pass over the conv kernels of one fp16 forward (512x1024, batch 1), where ncu
+# is installed: achieved DRAM and tensor throughput per kernel, to set beside the emu counters
+# (bench/RESULTS.md). A log only (the JSON files are capped at 5).
+ncu_conv() {
+  ncu --kernel-name regex:conv --launch-count 40 --section SpeedOfLight \
+    --section MemoryWorkloadAnalysis --section LaunchStats --csv --page details \
+    "$build/bin/farsee-bench" --sizes 512x1024 --batches 1 --precision fp16 --runs 1 --warmup 0 \
+    --no-cuda-graph
+}
+if ((built)) && command -v ncu >/dev/null && want ncu 120; then
+  run_step ncu ncu_conv
+elif ((built)) && ! command -v ncu >/dev/null; then
+  record ncu skipped 0 "ncu not on this machine"
 fi
 
 if ((built)) && want racecheck 90; then
