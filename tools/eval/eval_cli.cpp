@@ -390,14 +390,15 @@ Batch network_sample(const Options& o, const SampleSource& pack, size_t i) {
 void add_network(const Options& given, const std::vector<GroundTruth>& gts,
                  const SampleSource* pack, ConfusionMatrix& matrix) {
   Options o = given;
+  // A bad --executor is refused before anything is read (as by every program).
+  std::string note;
+  const Executor executor = choose_executor(o.executor, &note);
+  if (!note.empty()) std::cerr << "farsee-eval: " << note << "\n";
   const net::FarSeeConfig config = network_of(o);
   std::vector<SamplePaths> samples;
   for (size_t i = 0; pack && i < pack->size(); ++i) samples.push_back(pack->paths(i));
   if (!pack) samples = list_cityscapes(o.data, o.split);
   if (!pack) check_every_label_has_an_image(o, gts, samples);
-  std::string note;
-  const Executor executor = choose_executor(o.executor, &note);
-  if (!note.empty()) std::cerr << "farsee-eval: " << note << "\n";
   FARSEE_REQUIRE(config.num_classes == kCityscapesClasses,
                  "preset " << config.preset << " has " << config.num_classes
                            << " classes; the Cityscapes evaluation needs " << kCityscapesClasses);
