@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "kernels/core/check.h"
+#include "net/json_number.h"
 #include "weights/safetensors.h"
 
 namespace farsee::tools {
@@ -86,13 +87,15 @@ Checkpoint read_checkpoint(const std::string& path) {
   } catch (const std::exception& e) {
     FARSEE_REQUIRE(false, "'" << path << "': unreadable checkpoint metadata: " << e.what());
   }
-  FARSEE_REQUIRE(meta.value("format", 0) == kFormat, "'" << path << "': checkpoint format "
-                                                         << meta.value("format", 0)
-                                                         << " is not the supported " << kFormat);
+  const int format = meta.is_object() && meta.contains("format")
+                         ? net::json_integer<int>(meta["format"], path + ": checkpoint format")
+                         : 0;
+  FARSEE_REQUIRE(format == kFormat, "'" << path << "': checkpoint format " << format
+                                        << " is not the supported " << kFormat);
   Checkpoint c;
   c.config = net::config_from_json_text(file.metadata_value("config"));
   c.trained = net::read_weights_metadata(file);
-  c.step = meta.at("step").get<int64_t>();
+  c.step = net::json_integer<int64_t>(meta.at("step"), path + ": checkpoint step");
   c.info = meta.value("info", nlohmann::json::object());
   std::vector<weights::ExpectedTensor> expected;
   const std::vector<net::ParamSpec> specs = net::parameter_specs(c.config);

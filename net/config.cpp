@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "kernels/core/check.h"
+#include "net/json_number.h"
 
 namespace farsee::net {
 
@@ -148,8 +149,24 @@ json aspp_to_json(const AsppConfig& a) {
   return json{{"width", a.width}, {"rates", a.rates}, {"project_channels", a.project_channels}};
 }
 
+// Every number of an int field (or of its array) whole and in int's range, naming the field
+// (get<int>() itself would cast 1e40 or wrap 2^40).
+void require_ints(const json& v, const std::string& what) {
+  if (!v.is_array()) {
+    json_integer<int>(v, what);
+    return;
+  }
+  for (size_t i = 0; i < v.size(); ++i)
+    json_integer<int>(v[i], what + "[" + std::to_string(i) + "]");
+}
+
 template <typename T>
 T get_field(const json& j, const char* key, const std::string& where) {
+  if constexpr (!std::is_same_v<T, bool> && !std::is_same_v<T, std::string>) {
+    if (j.is_object() && j.contains(key)) {
+      require_ints(j.at(key), where + ": field '" + key + "'");
+    }
+  }
   try {
     return j.at(key).get<T>();
   } catch (const json::exception& e) {

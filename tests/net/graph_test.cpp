@@ -197,6 +197,14 @@ TEST(Config, JsonErrors) {
   EXPECT_NE(e.find("num_classes"), std::string::npos) << e;
   e = error_of([] { config_from_json_text("{not json"); });
   EXPECT_NE(e.find("JSON"), std::string::npos) << e;
+  // Numbers that get<int>() would cast (undefined behaviour, a fuzzer's finding) or wrap.
+  e = error_of([] { config_from_json_text(R"({"stage_blocks": [2.5e37, 2, 1, 2]})"); });
+  EXPECT_NE(e.find("field 'stage_blocks'[0]: expected a whole number"), std::string::npos) << e;
+  e = error_of([] { config_from_json_text(R"({"num_classes": 4294967299})"); });
+  EXPECT_NE(e.find("field 'num_classes': expected a whole number"), std::string::npos) << e;
+  e = error_of([] { config_from_json_text(R"({"up1_factor": 2.5})"); });
+  EXPECT_NE(e.find("field 'up1_factor': expected a whole number"), std::string::npos) << e;
+  EXPECT_EQ(config_from_json_text(R"({"num_classes": 7.0})").num_classes, 7);
   // up1 x4 from stride 32 lands on stride 8, but layer3 has stride 16.
   e = error_of([] { config_from_json_text(R"({"low_level_stage": 3})"); });
   EXPECT_NE(e.find("up1_factor"), std::string::npos) << e;

@@ -29,6 +29,7 @@
 #include "net/checkpoint.h"
 #include "net/config.h"
 #include "net/farsee_net.h"
+#include "net/json_number.h"
 #include "net/parameters.h"
 #include "net/train_graph.h"
 #include "net/trainer.h"
@@ -367,13 +368,26 @@ Validation validate(const CityscapesDataset& val, const net::FarSeeConfig& confi
 
 // ---- start -----------------------------------------------------------------------------------
 
+// A whole number the checkpoint's info records under `key` (`fallback` when absent), checked: the
+// file may come from anywhere (net/json_number.h).
+int64_t stored_integer(const json& j, const char* key, int64_t fallback) {
+  if (!j.is_object() || !j.contains(key)) return fallback;
+  return net::json_integer<int64_t>(j.at(key),
+                                    std::string("--resume: checkpoint field '") + key + "'");
+}
+
 // A checkpoint of another world size continues the same run when the global batch (ranks x
 // --batch) is the same: the data order and the steps are functions of the global batch.
 void require_same_global_batch(const Options& o, const Checkpoint& c, int world_size) {
   const json data = c.info.value("data", json::object());
-  const int64_t batch = data.value("batch", int64_t(o.batch));
-  const int64_t ranks = data.value("world_size", int64_t(1));
-  const int64_t global = data.value("global_batch", batch * ranks);
+  const int64_t batch = stored_integer(data, "batch", o.batch);
+  const int64_t ranks = stored_integer(data, "world_size", 1);
+  FARSEE_REQUIRE(batch >= 1 && ranks >= 1 && batch <= (int64_t(1) << 31) / ranks,
+                 "--resume " << o.resume << ": the checkpoint's batch " << batch << " x " << ranks
+                             << " rank(s) is not a valid run");
+  const int64_t global = stored_integer(data, "global_batch", batch * ranks);
+  FARSEE_REQUIRE(global >= 1, "--resume " << o.resume << ": the checkpoint's global batch "
+                                          << global << " is not a valid run");
   if (global == int64_t(world_size) * o.batch) return;
   const std::string fix =
       global % world_size == 0
@@ -520,7 +534,7 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
     resumed_ = read_resumed(o_, config_, files_, comm_.size());
     start_ = resumed_->step;
     best_miou_ = resumed_->info.value("best_miou", -1.0);
-    best_step_ = resumed_->info.value("best_step", int64_t(-1));
+    best_step_ = stored_integer(resumed_->info, "best_step", -1);
     last_checkpoint_ = o_.resume;
     last_written_ = start_;
   }
@@ -571,9 +585,11 @@ void TrainingRun::make_trainer() {
   const json amp = resumed_->info.value("loss_scaler", json::object());
   if (fp16_ && !amp.empty()) {
     net::LossScaleState ls;
-    ls.scale = amp.at("scale").get<float>();
-    ls.growth_tracker = amp.at("growth_tracker").get<int64_t>();
-    ls.skipped_steps = amp.at("skipped_steps").get<int64_t>();
+    ls.scale = net::json_real<float>(amp.at("scale"), "--resume: checkpoint loss scale");
+    ls.growth_tracker =
+        net::json_integer<int64_t>(amp.at("growth_tracker"), "--resume: checkpoint growth tracker");
+    ls.skipped_steps =
+        net::json_integer<int64_t>(amp.at("skipped_steps"), "--resume: checkpoint skipped steps");
     trainer_->load_loss_scale(ls);
   }
 }
