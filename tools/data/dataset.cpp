@@ -209,13 +209,22 @@ size_t CityscapesDataset::file_at(int64_t position) const {
   return order[size_t(index)];
 }
 
+namespace {
+// An empty B (Batch or RawBatch) of the options' batch size, input size and label size.
+template <typename B>
+B batch_shaped_by(const DatasetOptions& o) {
+  B b;
+  b.n = o.batch;
+  b.h = o.input_h;
+  b.w = o.input_w;
+  b.label_h = o.label_height();
+  b.label_w = o.label_width();
+  return b;
+}
+}  // namespace
+
 Batch CityscapesDataset::make_batch() const {
-  Batch b;
-  b.n = options_.batch;
-  b.h = options_.input_h;
-  b.w = options_.input_w;
-  b.label_h = options_.label_height();
-  b.label_w = options_.label_width();
+  Batch b = batch_shaped_by<Batch>(options_);
   b.input.resize(size_t(b.n) * b.h * b.w * 3);
   b.labels.resize(size_t(b.n) * b.label_h * b.label_w);
   return b;
@@ -513,12 +522,7 @@ double augment_images_per_second(const RawBatch& b, const DatasetOptions& o, Exe
 }
 
 RawBatch CityscapesDataset::make_raw_batch() const {
-  RawBatch b;
-  b.n = options_.batch;
-  b.h = options_.input_h;
-  b.w = options_.input_w;
-  b.label_h = options_.label_height();
-  b.label_w = options_.label_width();
+  RawBatch b = batch_shaped_by<RawBatch>(options_);
   b.decoded.resize(size_t(b.n));
   b.draws.resize(size_t(b.n));
   return b;
