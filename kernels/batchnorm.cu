@@ -1,7 +1,10 @@
 // BatchNorm training forward and backward kernels (kernels/batchnorm.h: semantics, views).
 //
 // Algorithm. Forward = 3 launches: stats (partials) -> stats final -> apply. Backward = 3
-//   launches: reduce (partials) -> final -> apply.
+//   launches: reduce (partials) -> final -> apply. Synchronised BN (a BatchNormSync, batchnorm.h)
+//   adds one launch to each: the final kernel stops at this rank's per-channel values, which go
+//   to the host and come back merged over the ranks (in double, by the hook), and a per-channel
+//   "global" kernel finishes from them as the final kernel does from one rank's.
 //   * Statistics: one-pass Welford. Each thread runs Welford's update (n, mean, M2) over its
 //     pixels, the block merges its threads' triples with Chan's formula, the chunk partial
 //     (mean, M2) goes to the workspace and the final kernel merges the chunks the same way.
@@ -39,12 +42,14 @@
 //   in both passes, dx and the residual's gradient (dresidual = dz, or +=) in one pass.
 #include <cmath>
 #include <initializer_list>
+#include <vector>
 
 #include "kernels/batchnorm.h"
 #include "kernels/core/fixed_order_reduce.h"
 #include "kernels/core/launch.h"
 #include "kernels/core/nhwc_index.h"
 #include "kernels/core/pixel_channel_kernel.h"
+#include "kernels/core/runtime.h"
 #include "kernels/core/vec.h"
 
 namespace farsee {
@@ -170,8 +175,26 @@ struct StatsFinalArgs {
   const float *gamma, *beta;
   float eps, momentum;
   float *save_mean, *save_invstd, *running_mean, *running_var;
-  float* coef;  // [3][C]: mean, scale = gamma * invstd, shift = beta
+  float* coef;         // [3][C]: mean, scale = gamma * invstd, shift = beta
+  float* local_stats;  // synchronised BN: [2][C] this rank's mean and m2 (and nothing else)
 };
+
+// Channel c's statistics over `count` pixels into the saved and running statistics and the
+// coefficients of the apply pass.
+FARSEE_DEVICE void finish_statistics(const StatsFinalArgs& a, int c, float mean, float m2_in,
+                                     int64_t count) {
+  const float m2 = fmaxf(m2_in, 0.0f);
+  const float var = batchnorm_count_div(m2, count);
+  const float invstd = 1.0f / sqrtf(var + a.eps);
+  a.save_mean[c] = mean;
+  a.save_invstd[c] = invstd;
+  const float m = a.momentum;
+  a.running_mean[c] = m * mean + (1.0f - m) * a.running_mean[c];
+  a.running_var[c] = m * batchnorm_count_div(m2, count - 1) + (1.0f - m) * a.running_var[c];
+  a.coef[c] = mean;
+  a.coef[a.channels + c] = (a.gamma ? a.gamma[c] : 1.0f) * invstd;
+  a.coef[2 * a.channels + c] = a.beta ? a.beta[c] : 0.0f;
+}
 
 __global__ void __launch_bounds__(kFinalChannels* kFinalLanes)
     bn_stats_final_kernel(StatsFinalArgs a) {
@@ -192,18 +215,23 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes)
   }
   reduce_rows_fixed_order<kFinalLanes>(w, dynamic_smem<Welford<1>>(), WelfordMerge{});
   if (threadIdx.y != 0 || !active) return;
-  const float mean = w.mean[0];
-  const float m2 = fmaxf(w.m2[0], 0.0f);
-  const float var = batchnorm_count_div(m2, a.pixels);
-  const float invstd = 1.0f / sqrtf(var + a.eps);
-  a.save_mean[c] = mean;
-  a.save_invstd[c] = invstd;
-  const float m = a.momentum;
-  a.running_mean[c] = m * mean + (1.0f - m) * a.running_mean[c];
-  a.running_var[c] = m * batchnorm_count_div(m2, a.pixels - 1) + (1.0f - m) * a.running_var[c];
-  a.coef[c] = mean;
-  a.coef[a.channels + c] = (a.gamma ? a.gamma[c] : 1.0f) * invstd;
-  a.coef[2 * a.channels + c] = a.beta ? a.beta[c] : 0.0f;
+  if (a.local_stats) {  // the host merges the ranks, bn_stats_global_kernel goes on
+    a.local_stats[c] = w.mean[0];
+    a.local_stats[a.channels + c] = w.m2[0];
+    return;
+  }
+  finish_statistics(a, c, w.mean[0], w.m2[0], a.pixels);
+}
+
+// Synchronised BN: the global batch's statistics `global` ([2][C]: mean, m2; over `count`
+// pixels) finish as one rank's do. global may alias a.coef + 2C: each thread reads its channel's
+// values before it writes.
+__global__ void __launch_bounds__(256)
+    bn_stats_global_kernel(StatsFinalArgs a, const float* global, int64_t count) {
+  const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= a.channels) return;
+  const float mean = global[c], m2 = global[a.channels + c];
+  finish_statistics(a, c, mean, m2, count);
 }
 
 template <typename T, int V>
@@ -279,8 +307,22 @@ struct BwdFinalArgs {
   int channels, chunks, pixels;
   const float *save_mean, *save_invstd, *gamma;
   float *dgamma, *dbeta;
-  float* coef;  // [4][C]: mean, ka, kb, kc with dx = ka * dz + kb * (x - mean) + kc
+  float* coef;        // [4][C]: mean, ka, kb, kc with dx = ka * dz + kb * (x - mean) + kc
+  float* local_sums;  // synchronised BN: [2][C] this rank's sum dz and sum dz * (x - mean)
 };
+
+// Channel c's coefficients of dx from the sums over `count` pixels.
+FARSEE_DEVICE void backward_coefficients(const BwdFinalArgs& a, int c, float sum_dz,
+                                         float sum_dz_xc, int64_t count) {
+  const float invstd = a.save_invstd[c];
+  const float sum_dz_xhat = sum_dz_xc * invstd;
+  const float inv_m = batchnorm_count_div(1.0f, count);
+  const float ka = (a.gamma ? a.gamma[c] : 1.0f) * invstd;
+  a.coef[c] = a.save_mean[c];
+  a.coef[a.channels + c] = ka;
+  a.coef[2 * a.channels + c] = -ka * invstd * sum_dz_xhat * inv_m;
+  a.coef[3 * a.channels + c] = -ka * sum_dz * inv_m;
+}
 
 __global__ void __launch_bounds__(kFinalChannels* kFinalLanes) bn_bwd_final_kernel(BwdFinalArgs a) {
   const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
@@ -296,17 +338,27 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes) bn_bwd_final_kern
   }
   reduce_rows_fixed_order<kFinalLanes>(s, dynamic_smem<Sums2<1>>(), Sums2Merge{});
   if (threadIdx.y != 0 || !active) return;
-  const float invstd = a.save_invstd[c];
-  const float sum_dz = s.a[0];
-  const float sum_dz_xhat = s.b[0] * invstd;
+  // This rank's sums are its share of the parameter gradients (also when synchronised).
+  const float sum_dz_xhat = s.b[0] * a.save_invstd[c];
   if (a.dgamma) a.dgamma[c] += sum_dz_xhat;
-  if (a.dbeta) a.dbeta[c] += sum_dz;
-  const float inv_m = batchnorm_count_div(1.0f, a.pixels);
-  const float ka = (a.gamma ? a.gamma[c] : 1.0f) * invstd;
-  a.coef[c] = a.save_mean[c];
-  a.coef[a.channels + c] = ka;
-  a.coef[2 * a.channels + c] = -ka * invstd * sum_dz_xhat * inv_m;
-  a.coef[3 * a.channels + c] = -ka * sum_dz * inv_m;
+  if (a.dbeta) a.dbeta[c] += s.a[0];
+  if (a.local_sums) {  // the host merges the ranks, bn_bwd_global_kernel goes on
+    a.local_sums[c] = s.a[0];
+    a.local_sums[a.channels + c] = s.b[0];
+    return;
+  }
+  backward_coefficients(a, c, s.a[0], s.b[0], a.pixels);
+}
+
+// Synchronised BN: dx's coefficients from the global batch's sums `global` ([2][C]: sum dz,
+// sum dz * (x - mean); over `count` pixels). global may alias a.coef + 2C: each thread reads its
+// channel's values before it writes.
+__global__ void __launch_bounds__(256)
+    bn_bwd_global_kernel(BwdFinalArgs a, const float* global, int64_t count) {
+  const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= a.channels) return;
+  const float sum_dz = global[c], sum_dz_xc = global[a.channels + c];
+  backward_coefficients(a, c, sum_dz, sum_dz_xc, count);
 }
 
 template <typename T, int V>
@@ -372,6 +424,30 @@ float* workspace_floats(void* workspace) {
   return static_cast<float*>(workspace);
 }
 
+// Synchronised BN: this rank's two per-channel arrays `local` ([2][C], executor memory) to the
+// host, `merge` (the BatchNormSync) turns them and the count into the global batch's, which go
+// back to `global` ([2][C], executor memory). Returns the global count. The stream is idle after
+// it (the host array dies here).
+template <typename Merge>
+int64_t merge_across_ranks(const Context& ctx, const float* local, float* global, int C,
+                           int64_t count, Merge&& merge) {
+  std::vector<float> values(2 * size_t(C));
+  rt::copy_to_host(ctx, values.data(), local, values.size() * sizeof(float));  // waits
+  std::vector<double> a(values.begin(), values.begin() + C), b(values.begin() + C, values.end());
+  merge(&count, a.data(), b.data());
+  for (int c = 0; c < C; ++c) {
+    values[size_t(c)] = float(a[size_t(c)]);
+    values[size_t(C + c)] = float(b[size_t(c)]);
+  }
+  rt::copy_to_device(ctx, global, values.data(), values.size() * sizeof(float));
+  rt::synchronize(ctx);
+  return count;
+}
+
+dim3 channel_grid(int channels) {
+  return dim3(unsigned((channels + 255) / 256));
+}
+
 }  // namespace
 
 void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
@@ -405,11 +481,22 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
                             save_invstd,
                             running_mean,
                             running_var,
-                            coef};
+                            coef,
+                            args.sync ? coef : nullptr};
     auto final_kernel = bn_stats_final_kernel;
     const size_t final_smem = reduce_rows_smem_bytes<kFinalLanes, Welford<1>>(kFinalChannels);
     FARSEE_LAUNCH(final_kernel, final_grid(C), dim3(kFinalChannels, kFinalLanes), final_smem,
                   ctx.stream, fa);
+    if (args.sync) {
+      float* global = coef + 2 * int64_t(C);
+      const int64_t count = merge_across_ranks(ctx, coef, global, C, pixels,
+                                               [&](int64_t* n, double* mean, double* m2) {
+                                                 args.sync->merge_statistics(C, n, mean, m2);
+                                               });
+      auto global_kernel = bn_stats_global_kernel;
+      FARSEE_LAUNCH(global_kernel, channel_grid(C), dim3(256), 0, ctx.stream, fa,
+                    static_cast<const float*>(global), count);
+    }
     const PixelChannelLaunch a = pixel_channel_launch(pixels, C / V, kApplyPixelsPerThread);
     auto apply = bn_apply_kernel<T, V>;
     FARSEE_LAUNCH(apply, a.grid, a.block, 0, ctx.stream, nhwc<const T>(x), nhwc<const T>(residual),
@@ -436,12 +523,22 @@ void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
     FARSEE_LAUNCH(reduce, l.grid, l.block, reduce_smem, ctx.stream, nhwc<const T>(x),
                   nhwc<const T>(y_used), nhwc<const T>(dy), relu, save_mean,
                   chunks.pixels_per_chunk, part_dz, part_dzxc);
-    const BwdFinalArgs fa{part_dz,     part_dzxc, C,      chunks.count, pixels, save_mean,
-                          save_invstd, gamma,     dgamma, dbeta,        coef};
+    const BwdFinalArgs fa{part_dz, part_dzxc, C,           chunks.count,
+                          pixels,  save_mean, save_invstd, gamma,
+                          dgamma,  dbeta,     coef,        sync ? coef : nullptr};
     auto final_kernel = bn_bwd_final_kernel;
     const size_t final_smem = reduce_rows_smem_bytes<kFinalLanes, Sums2<1>>(kFinalChannels);
     FARSEE_LAUNCH(final_kernel, final_grid(C), dim3(kFinalChannels, kFinalLanes), final_smem,
                   ctx.stream, fa);
+    if (sync) {
+      float* global = coef + 2 * int64_t(C);
+      const int64_t count = merge_across_ranks(
+          ctx, coef, global, C, pixels,
+          [&](int64_t* n, double* a, double* b) { sync->merge_gradient_sums(C, n, a, b); });
+      auto global_kernel = bn_bwd_global_kernel;
+      FARSEE_LAUNCH(global_kernel, channel_grid(C), dim3(256), 0, ctx.stream, fa,
+                    static_cast<const float*>(global), count);
+    }
     const PixelChannelLaunch a = pixel_channel_launch(pixels, C / V, kApplyPixelsPerThread);
     auto apply = bn_bwd_apply_kernel<T, V>;
     FARSEE_LAUNCH(apply, a.grid, a.block, 0, ctx.stream, nhwc<const T>(x), nhwc<const T>(y_used),

@@ -23,6 +23,14 @@
 // executor (the reference ignores it). The statistics are reduced deterministically: the pixels are
 // cut into batchnorm_pixel_chunks() fixed chunks whose per-channel partials land in the workspace
 // and are then combined in a fixed order (no atomics: bitwise reproducible run to run).
+//
+// Synchronised BN (data parallelism, DESIGN.md section 10.2): with a BatchNormSync (args.sync in
+// the forward, `sync` in the backward) the statistics are the GLOBAL batch's of every rank. The
+// kernel executors (cuda, emu) reduce this rank's per-channel statistics as usual, copy them to
+// the host, let the hook merge them with the other ranks' (it all-reduces), upload the result and
+// go on from it: one host synchronisation per call, so never inside a CUDA graph. dgamma / dbeta
+// still accumulate this rank's sums only (the gradient all-reduce adds the ranks). The host
+// executors (reference, cpu) refuse a hook: net/sync_batchnorm.h synchronises them.
 #pragma once
 
 #include <algorithm>
@@ -35,9 +43,25 @@
 
 namespace farsee {
 
+// The other ranks, as the BN kernels see them (net/sync_batchnorm.h implements it over a
+// net::Collective). Every rank calls each function in the same order with the same channel count;
+// every rank gets back the same values.
+class BatchNormSync {
+ public:
+  virtual ~BatchNormSync() = default;
+  // In: this rank's pixel count and per-channel mean and m2 = sum (x - mean)^2. Out: the global
+  // batch's count, mean and m2.
+  virtual void merge_statistics(int channels, int64_t* count, double* mean, double* m2) = 0;
+  // In: this rank's pixel count and per-channel sum dz and sum dz * (x - mean) (mean: the saved,
+  // global one). Out: the global count and sums.
+  virtual void merge_gradient_sums(int channels, int64_t* count, double* sum_dz,
+                                   double* sum_dz_xc) = 0;
+};
+
 struct BatchNormTrainArgs {
   float eps = 1e-5f;
   float momentum = 0.1f;
+  BatchNormSync* sync = nullptr;  // not null: synchronised BN (cuda and emu only)
 };
 
 // Count arithmetic of the statistics. A pixel count is an integer (int64_t): a float holds every
@@ -91,11 +115,12 @@ inline size_t batchnorm_workspace_bytes(Shape4 x) {
       const TensorView &residual, bool relu, const TensorView &y, float *save_mean,                \
       float *save_invstd, float *running_mean, float *running_var, const BatchNormTrainArgs &args, \
       void *workspace, size_t workspace_bytes
-#define FARSEE_BATCHNORM_TRAIN_BWD_ARGS                                                           \
+#define FARSEE_BATCHNORM_TRAIN_BWD_COMMON_ARGS                                                    \
   const Context &ctx, const TensorView &x, const TensorView &y, bool relu, const TensorView &dy,  \
       const float *save_mean, const float *save_invstd, const float *gamma, const TensorView &dx, \
       const TensorView &dresidual, bool accumulate_dresidual, float *dgamma, float *dbeta,        \
       void *workspace, size_t workspace_bytes
+#define FARSEE_BATCHNORM_TRAIN_BWD_ARGS FARSEE_BATCHNORM_TRAIN_BWD_COMMON_ARGS, BatchNormSync* sync
 
 FARSEE_DECLARE_OP(batchnorm_train_fwd, FARSEE_BATCHNORM_TRAIN_FWD_ARGS);
 FARSEE_DECLARE_OP(batchnorm_train_bwd, FARSEE_BATCHNORM_TRAIN_BWD_ARGS);
@@ -118,6 +143,12 @@ inline void require_common(const TensorView& x, size_t workspace_bytes, const vo
       op << ": workspace of " << workspace_bytes << " bytes (null: " << (!workspace)
          << "), needs batchnorm_workspace_bytes = " << batchnorm_workspace_bytes(x.shape));
 }
+inline void require_sync_executor(const Context& ctx, const BatchNormSync* sync, const char* op) {
+  FARSEE_REQUIRE(sync == nullptr || ctx.executor == Executor::Cuda || ctx.executor == Executor::Emu,
+                 op << ": a BatchNormSync runs on the cuda and emu executors; on "
+                    << executor_name(ctx.executor)
+                    << " synchronised BN is net/sync_batchnorm.h's (DESIGN.md section 10.2)");
+}
 }  // namespace batchnorm_detail
 
 inline void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
@@ -131,11 +162,13 @@ inline void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
                  "batchnorm_train_fwd: save_mean, save_invstd, running_mean and running_var "
                  "must not be null");
   FARSEE_REQUIRE(args.eps > 0.0f, "batchnorm_train_fwd: eps = " << args.eps << " must be positive");
+  batchnorm_detail::require_sync_executor(ctx, args.sync, "batchnorm_train_fwd");
   FARSEE_DISPATCH(ctx, batchnorm_train_fwd, ctx, x, gamma, beta, residual, relu, y, save_mean,
                   save_invstd, running_mean, running_var, args, workspace, workspace_bytes);
 }
 
-inline void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
+inline void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_COMMON_ARGS,
+                                BatchNormSync* sync = nullptr) {
   batchnorm_detail::require_common(x, workspace_bytes, workspace, "batchnorm_train_bwd");
   if (relu) batchnorm_detail::require_like_x(y, x, "batchnorm_train_bwd: y");
   batchnorm_detail::require_like_x(dy, x, "batchnorm_train_bwd: dy");
@@ -148,8 +181,9 @@ inline void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
   }
   FARSEE_REQUIRE(save_mean && save_invstd,
                  "batchnorm_train_bwd: save_mean and save_invstd must not be null");
+  batchnorm_detail::require_sync_executor(ctx, sync, "batchnorm_train_bwd");
   FARSEE_DISPATCH(ctx, batchnorm_train_bwd, ctx, x, y, relu, dy, save_mean, save_invstd, gamma, dx,
-                  dresidual, accumulate_dresidual, dgamma, dbeta, workspace, workspace_bytes);
+                  dresidual, accumulate_dresidual, dgamma, dbeta, workspace, workspace_bytes, sync);
 }
 
 }  // namespace farsee

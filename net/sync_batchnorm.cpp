@@ -1,6 +1,8 @@
 #include "net/sync_batchnorm.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 #include "kernels/core/check.h"
@@ -19,6 +21,37 @@ void require_f32(const TensorView& v, const char* name) {
 }
 
 }  // namespace
+
+void CollectiveBatchNormSync::merge_statistics(int channels, int64_t* count, double* mean,
+                                               double* m2) {
+  const size_t C = size_t(channels);
+  const double n = double(*count);  // exact: counts far below 2^53
+  std::vector<double> sums(C + 1);
+  for (size_t c = 0; c < C; ++c) sums[c] = n * mean[c];
+  sums[C] = n;
+  comm_.all_reduce_sum(sums.data(), int64_t(C + 1), "BN sums");
+  const double total = sums[C];
+  for (size_t c = 0; c < C; ++c) {
+    const double global_mean = sums[c] / total, d = mean[c] - global_mean;
+    m2[c] += n * d * d;  // this rank's m2 about the global mean
+    mean[c] = global_mean;
+  }
+  comm_.all_reduce_sum(m2, int64_t(C), "BN squared deviations");
+  *count = int64_t(total);
+}
+
+void CollectiveBatchNormSync::merge_gradient_sums(int channels, int64_t* count, double* sum_dz,
+                                                  double* sum_dz_xc) {
+  const size_t C = size_t(channels);
+  std::vector<double> sums(2 * C + 1);
+  std::copy(sum_dz, sum_dz + C, sums.begin());
+  std::copy(sum_dz_xc, sum_dz_xc + C, sums.begin() + std::ptrdiff_t(C));
+  sums[2 * C] = double(*count);
+  comm_.all_reduce_sum(sums.data(), int64_t(2 * C + 1), "BN backward sums");
+  std::copy(sums.begin(), sums.begin() + std::ptrdiff_t(C), sum_dz);
+  std::copy(sums.begin() + std::ptrdiff_t(C), sums.begin() + std::ptrdiff_t(2 * C), sum_dz_xc);
+  *count = int64_t(sums[2 * C]);
+}
 
 void sync_batchnorm_train_fwd(Collective& comm, const TensorView& x, const float* gamma,
                               const float* beta, const TensorView& residual, bool relu,

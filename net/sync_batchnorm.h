@@ -1,4 +1,4 @@
-// Synchronised BatchNorm for data-parallel training on the host executors (reference, cpu):
+// Synchronised BatchNorm for data-parallel training. On the host executors (reference, cpu):
 // kernels/batchnorm.h's batchnorm_train_fwd / _bwd over the GLOBAL batch of every rank
 // (DESIGN.md section 10.2), for fp32 views in host memory.
 //
@@ -16,6 +16,22 @@
 #include "net/distributed.h"
 
 namespace farsee::net {
+
+// The kernel executors' synchronised BN (cuda, emu: kernels/batchnorm.h BatchNormSync) over a
+// Collective. Statistics: Chan's merge of the ranks' (count, mean, m2) in double, as two
+// all-reduces in rank order (the sums n * mean and n, then the m2 + n * (mean - global mean)^2);
+// the backward's sums and count in one all-reduce. Deterministic: every rank gets bitwise the
+// same values.
+class CollectiveBatchNormSync final : public BatchNormSync {
+ public:
+  explicit CollectiveBatchNormSync(Collective& comm) : comm_(comm) {}
+  void merge_statistics(int channels, int64_t* count, double* mean, double* m2) override;
+  void merge_gradient_sums(int channels, int64_t* count, double* sum_dz,
+                           double* sum_dz_xc) override;
+
+ private:
+  Collective& comm_;
+};
 
 void sync_batchnorm_train_fwd(Collective& comm, const TensorView& x, const float* gamma,
                               const float* beta, const TensorView& residual, bool relu,

@@ -552,9 +552,13 @@ void Trainer::run_compute_gradients() {
   zero_gradients();
   if (distributed()) share_loss_normaliser();
   for (const TrainStep& s : graph_.steps) run(s);
+  if (distributed()) all_reduce_gradients();
   unscale_gradients();
-  if (!distributed()) return;
-  // One call over the whole arena: NCCL on the device, else host memory (reference and cpu).
+}
+
+// One call over the whole arena, before the unscale: NCCL on the device, else host memory
+// (reference, cpu, and emu's host-addressable memory).
+void Trainer::all_reduce_gradients() {
   if (ctx_.executor == Executor::Cuda) {
     device_all_reduce_(grads_.as<float>(), layout_.parameter_floats, ctx_.stream);
     return;
@@ -564,10 +568,12 @@ void Trainer::run_compute_gradients() {
 }
 
 void Trainer::run_batchnorm(const TrainStep& s, const LayerSlots& slots) {
-  const BatchNormTrainArgs bn;  // eps 1e-5, momentum 0.1 (PyTorch's defaults)
+  BatchNormTrainArgs bn;  // eps 1e-5, momentum 0.1 (PyTorch's defaults)
+  bn.sync = distributed() ? bn_sync_.get() : nullptr;
   float* saved = saved_.as<float>();
   float* running = running_.as<float>();
-  if (s.op == TrainOp::BatchNorm && distributed() && sync_bn_) {
+  const bool host_sync = distributed() && sync_bn_ && !bn_sync_;
+  if (s.op == TrainOp::BatchNorm && host_sync) {
     sync_batchnorm_train_fwd(*comm_, view(s.x), param(slots.gamma), param(slots.beta),
                              view(s.residual), s.relu, view(s.y), saved + slots.save_mean,
                              saved + slots.save_invstd, running + slots.running_mean,
@@ -577,7 +583,7 @@ void Trainer::run_batchnorm(const TrainStep& s, const LayerSlots& slots) {
                         s.relu, view(s.y), saved + slots.save_mean, saved + slots.save_invstd,
                         running + slots.running_mean, running + slots.running_var, bn,
                         workspace_.data(), workspace_.bytes());
-  } else if (distributed() && sync_bn_) {
+  } else if (host_sync) {
     sync_batchnorm_train_bwd(*comm_, view(s.x), view(s.y), s.relu, view(s.dy),
                              saved + slots.save_mean, saved + slots.save_invstd, param(slots.gamma),
                              view(s.dx), view(s.dresidual), s.accumulate_dresidual,
@@ -586,30 +592,26 @@ void Trainer::run_batchnorm(const TrainStep& s, const LayerSlots& slots) {
     batchnorm_train_bwd(ctx_, view(s.x), view(s.y), s.relu, view(s.dy), saved + slots.save_mean,
                         saved + slots.save_invstd, param(slots.gamma), view(s.dx),
                         view(s.dresidual), s.accumulate_dresidual, grad(slots.gamma),
-                        grad(slots.beta), workspace_.data(), workspace_.bytes());
+                        grad(slots.beta), workspace_.data(), workspace_.bytes(), bn.sync);
   }
 }
 
 void Trainer::set_data_parallel(Collective* comm, bool sync_bn) {
   comm_ = comm;
   sync_bn_ = sync_bn;
+  bn_sync_.reset();
   if (!distributed()) return;
   const bool host = ctx_.executor == Executor::Reference || ctx_.executor == Executor::Cpu;
   const bool cuda = ctx_.executor == Executor::Cuda;
-  FARSEE_REQUIRE(
-      host || (cuda && device_all_reduce_),
-      "data parallelism over "
-          << comm->size()
-          << " ranks runs on the cpu and "
-             "reference executors, and on cuda with NCCL (this build or executor has none: "
-             "DESIGN.md section 10.2)");
-  FARSEE_REQUIRE(!cuda || !sync_bn,
-                 "synchronised BN is not built for the cuda executor yet "
-                 "(DESIGN.md section 10.2): pass --bn local");
-  FARSEE_REQUIRE(!mixed(), "data parallelism over "
-                               << comm->size()
-                               << " ranks trains in fp32 or tf32 only so far: pass --precision "
-                                  "fp32");
+  FARSEE_REQUIRE(!cuda || device_all_reduce_,
+                 "data parallelism over " << comm->size()
+                                          << " ranks on cuda needs NCCL (this build has none: "
+                                             "DESIGN.md section 10.2)");
+  FARSEE_REQUIRE(!host || !sync_bn || !mixed(),
+                 "synchronised BN on the " << executor_name(ctx_.executor)
+                                           << " executor is fp32 only (net/sync_batchnorm.h): "
+                                              "pass --precision fp32, or --bn local");
+  if (sync_bn && !host) bn_sync_ = std::make_unique<CollectiveBatchNormSync>(*comm);
 }
 
 // The loss of rank r is sum_r / S_r (the op's weighted mean); the global batch's is

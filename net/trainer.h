@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "kernels/augment.h"
+#include "kernels/batchnorm.h"
 #include "kernels/conv_bn_act.h"
 #include "kernels/core/executor.h"
 #include "kernels/core/runtime.h"
@@ -136,10 +137,11 @@ class Trainer {
   // of one: one process, bitwise the steps without it). Per step: the loss is normalised by the
   // global number of counted label pixels (or class-weight sum, all-reduced from the labels
   // before the backward), BN uses the global batch statistics when `sync_bn` (else this rank's,
-  // as plain DDP), and the gradient arena is all-reduced in one call before SGD; step() returns
-  // the global loss. fp32 or tf32 only (throws for mixed precision). On cuda it needs the device
-  // all-reduce below and `sync_bn` false (the BN kernels have no hook yet), and steps run eagerly
-  // (no CUDA graph); emu is refused.
+  // as plain DDP), and the gradient arena is all-reduced in one call before SGD (still scaled in
+  // mixed precision, so the overflow check sees the global gradients and every rank skips the
+  // same steps); step() returns the global loss. SyncBN: net/sync_batchnorm.h on reference and cpu
+  // (fp32 only there), the BN kernels' hook on cuda and emu (fp32, tf32 and fp16). On cuda it
+  // needs the device all-reduce below, and steps run eagerly (no CUDA graph).
   void set_data_parallel(Collective* comm, bool sync_bn);
   // The cuda executor's gradient all-reduce (tools/train/nccl_reducer.h): in place over `count`
   // fp32 values of device memory on `stream` (ctx.stream). Set before set_data_parallel.
@@ -313,6 +315,7 @@ class Trainer {
   // Data parallelism (set_data_parallel); comm_ null: one process.
   bool distributed() const { return comm_ != nullptr && comm_->size() > 1; }
   void run_batchnorm(const TrainStep& s, const LayerSlots& slots);
+  void all_reduce_gradients();
   // Before the steps: the global label-weight sum, so the loss step scales d(logits) by
   // local / global (loss_factor_); after them: the gradient arena all-reduced.
   void share_loss_normaliser();
@@ -320,6 +323,7 @@ class Trainer {
   Collective* comm_ = nullptr;
   DeviceAllReduce device_all_reduce_;
   bool sync_bn_ = false;
+  std::unique_ptr<BatchNormSync> bn_sync_;        // cuda and emu with sync_bn_: the kernels' hook
   double local_weight_sum_ = 0, loss_share_ = 1;  // this rank's share of the global sum
   float loss_factor_ = 1.f;                       // multiplies the loss step's grad_scale
 };

@@ -174,7 +174,7 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
 void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
   if (ran_reference_unless_f32(x.dtype, reference::batchnorm_train_bwd, ctx, x, y, relu, dy,
                                save_mean, save_invstd, gamma, dx, dresidual, accumulate_dresidual,
-                               dgamma, dbeta, workspace, workspace_bytes))
+                               dgamma, dbeta, workspace, workspace_bytes, sync))
     return;
   const int C = x.c();
   const int64_t pixels = x.shape.pixels();

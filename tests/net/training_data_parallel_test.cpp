@@ -1,0 +1,146 @@
+// Data-parallel training on the emu executor (the kernel executors' path: what cuda runs, with
+// NCCL in place of the host all-reduce): two ranks of batch 1, in two threads joined by an
+// in-process collective (tests/support/thread_ranks.h), against one trainer of batch 2 on the same
+// images from the same weights, in fp32 and fp16 (mixed precision), SyncBN through the BN kernels'
+// hook (kernels/batchnorm.h BatchNormSync). The program-level runs over MPI (cpu and reference)
+// are in tests/tools/distributed/.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "net/trainer.h"
+#include "tests/net/training_fixture.h"
+#include "tests/support/thread_ranks.h"
+
+namespace farsee::net {
+namespace {
+
+using train_test::relative_error;
+
+const train_test::TinyRun& tiny() {
+  static const train_test::TinyRun r = train_test::make_tiny_run(32, 64);
+  return r;
+}
+
+// fp16: an initial loss scale of 2^8, not 2^16: at 2^16 this tiny net's first step overflows (and
+// is skipped by every rank alike), which would leave the weights untested.
+MixedPrecision trainer_precision(DType dt) {
+  MixedPrecision p;
+  p.activations = dt;
+  p.init_scale = 256.0f;
+  return p;
+}
+
+struct TrainedRun {
+  HostTensors state;
+  float loss = 0.f;
+  int64_t skipped = 0;
+};
+
+// One step on the fixture's first batch: one trainer of batch 2 (comm null), or rank
+// comm->rank() of 2 with batch 1 and SyncBN.
+TrainedRun train_one_step(DType dt, Collective* comm) {
+  const train_test::TinyRun& r = tiny();
+  const int n = comm ? r.n / comm->size() : r.n, first = comm ? comm->rank() * n : 0;
+  Trainer t(r.config, r.init, Context{Executor::Emu}, n, r.h, r.w, 0, 0, trainer_precision(dt));
+  if (comm) t.set_data_parallel(comm, /*sync_bn=*/true);
+  const tools::Batch& b = r.batches[0];
+  const size_t pixels = size_t(r.h) * size_t(r.w);
+  t.set_batch(b.input.data() + size_t(first) * pixels * 3,
+              b.labels.data() + size_t(first) * pixels);
+  TrainedRun out;
+  out.loss = t.step(r.sgd);
+  out.state = t.state();
+  out.skipped = t.loss_scale().skipped_steps;
+  return out;
+}
+
+bool is_running_statistic(const std::string& name) {
+  return name.find(".running_") != std::string::npos;
+}
+
+// Worst relative error (max |a - b| / max |b| per tensor) over the running statistics or over
+// the weights, and the tensor.
+double worst_error(const HostTensors& got, const HostTensors& want, bool running,
+                   std::string* worst) {
+  double e = 0;
+  for (const auto& [name, t] : want) {
+    if (is_running_statistic(name) != running || name.find("num_batches") != std::string::npos)
+      continue;
+    const double ei = relative_error(got.at(name).data, t.data);
+    if (!(ei <= e)) {
+      e = ei;
+      *worst = name;
+    }
+  }
+  return e;
+}
+
+class DataParallelEmu : public ::testing::TestWithParam<DType> {};
+
+TEST_P(DataParallelEmu, TwoRanksOfOneEqualOneRankOfTwo) {
+  const DType dt = GetParam();
+  const TrainedRun one = train_one_step(dt, nullptr);
+  test::TwoRanks shared;
+  TrainedRun ranks[2];
+  auto rank = [&](int r) {
+    test::ThreadRank comm(shared, r);
+    ranks[r] = train_one_step(dt, &comm);
+  };
+  std::thread other(rank, 1);
+  rank(0);
+  other.join();
+  std::string first_diff, worst_stat, worst_weight;
+  EXPECT_TRUE(train_test::bitwise_equal(ranks[1].state, ranks[0].state, &first_diff))
+      << "the ranks differ in " << first_diff;
+  EXPECT_EQ(ranks[0].loss, ranks[1].loss);
+  const double e_stat = worst_error(ranks[0].state, one.state, true, &worst_stat);
+  const double e_weight = worst_error(ranks[0].state, one.state, false, &worst_weight);
+  const double e_loss = std::fabs(double(ranks[0].loss) - double(one.loss)) / double(one.loss);
+  std::printf(
+      "%s, 2 ranks x 1 vs 1 x 2: loss %.3g, running statistics %.3g (%s), weights %.3g "
+      "(%s)\n",
+      dtype_name(dt), e_loss, e_stat, worst_stat.c_str(), e_weight, worst_weight.c_str());
+  EXPECT_EQ(ranks[0].skipped, 0);
+  EXPECT_EQ(one.skipped, 0);
+  // The runs differ in rounding only: the BN statistics merged per rank then over the ranks (in
+  // double), and the loss and gradients summed as two partial sums. The forward's running
+  // statistics and the loss keep that rounding; the weights after the step carry the gradients,
+  // which this tiny net's BN over 2-4 deep pixels makes ill-conditioned (the cpu executor's host
+  // SyncBN shows the same fp32 errors; fp16's are larger as in training_fp16_test.cpp). Plain
+  // per-rank BN (--bn local) is off by 1e-2 in the loss and 0.8 in the running statistics.
+  // Measured (2026-12-07): fp32 loss 5.2e-7, statistics 4.6e-6 (head.up1), weights 4.1e-5; fp16
+  // loss 0, statistics 8.9e-8, weights 6.5e-2. Tolerances 2x.
+  const bool f32 = dt == DType::F32;
+  EXPECT_LE(e_loss, 1.1e-6);
+  EXPECT_LE(e_stat, f32 ? 9.3e-6 : 1.8e-7) << worst_stat;
+  EXPECT_LE(e_weight, f32 ? 8.3e-5 : 0.13) << worst_weight;
+}
+
+// The host executors' SyncBN (net/sync_batchnorm.h) is fp32: fp16 with SyncBN there is refused
+// with the way out; with --bn local it is accepted.
+TEST(DataParallelHost, Fp16SyncBatchNormIsRefusedOnTheHostExecutors) {
+  const train_test::TinyRun& r = tiny();
+  test::TwoRanks shared;
+  test::ThreadRank comm(shared, 0);
+  Trainer t(r.config, r.init, Context{Executor::Cpu}, 1, r.h, r.w, 0, 0,
+            trainer_precision(DType::F16));
+  try {
+    t.set_data_parallel(&comm, /*sync_bn=*/true);
+    FAIL() << "fp16 SyncBN accepted on cpu";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--bn local"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(t.set_data_parallel(&comm, /*sync_bn=*/false));
+}
+
+INSTANTIATE_TEST_SUITE_P(Emu, DataParallelEmu, ::testing::Values(DType::F32, DType::F16),
+                         [](const ::testing::TestParamInfo<DType>& i) {
+                           return std::string(dtype_name(i.param));
+                         });
+
+}  // namespace
+}  // namespace farsee::net
