@@ -320,6 +320,15 @@ TensorView Trainer::view(const TensorRef& r) const {
   return v;
 }
 
+// This rank's share of the loss's normaliser (section 10.2): the counted labels' class weights.
+void Trainer::count_label_weights(const uint8_t* labels) {
+  local_weight_sum_ = 0;
+  for (size_t i = 0; i < labels_.bytes(); ++i) {
+    if (labels[i] == 255) continue;
+    local_weight_sum_ += class_weights_host_.empty() ? 1.0 : double(class_weights_host_[labels[i]]);
+  }
+}
+
 void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
   const TensorView in = view(graph_.input);
   const size_t count = size_t(in.shape.elements());
@@ -332,14 +341,7 @@ void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
     rt::copy_to_device(ctx_, in.data, input_nhwc, count * sizeof(float));
   }
   rt::copy_to_device(ctx_, labels_.data(), labels, labels_.bytes());
-  if (distributed()) {  // this rank's share of the loss's normaliser (section 10.2)
-    local_weight_sum_ = 0;
-    for (size_t i = 0; i < labels_.bytes(); ++i) {
-      if (labels[i] == 255) continue;
-      local_weight_sum_ +=
-          class_weights_host_.empty() ? 1.0 : double(class_weights_host_[labels[i]]);
-    }
-  }
+  if (distributed()) count_label_weights(labels);
   // The copies read host memory when they execute: `half` dies here, and the caller may reuse its
   // buffers (a loader's pinned batch) once this returns.
   rt::synchronize(ctx_);
@@ -421,6 +423,11 @@ void Trainer::augment_uploaded(int slot, const AugmentNormalise& normalise) {
   batch.normalise = normalise;
   augment_fwd(ctx_, batch, view(graph_.input), labels_.as<uint8_t>(), graph_.label_h,
               graph_.label_w);
+  if (distributed()) {  // the normaliser counts the augmented labels: back to the host (waits)
+    std::vector<uint8_t> labels(labels_.bytes());
+    rt::copy_to_host(ctx_, labels.data(), labels_.data(), labels.size());
+    count_label_weights(labels.data());
+  }
 }
 
 void Trainer::wait_raw_uploads() {

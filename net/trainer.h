@@ -157,8 +157,9 @@ class Trainer {
   // needed: at least image_bytes / label_bytes and n samples) with a raw batch (tools/data
   // pack_raw_batch), then augment_raw_batch() queues its upload (asynchronous copies) and
   // augment_fwd into the network input (fp32 or fp16: the activation dtype) and the labels, and
-  // returns without waiting; the next step runs after them. Refill the staging only after that
-  // step returned (it waits for its loss).
+  // returns without waiting (with data parallelism it waits for the augmented labels, which the
+  // loss's global normaliser counts on the host); the next step runs after them. Refill the
+  // staging only after that step returned (it waits for its loss).
   struct RawStaging {
     uint8_t* images;
     uint8_t* labels;
@@ -316,6 +317,7 @@ class Trainer {
   bool distributed() const { return comm_ != nullptr && comm_->size() > 1; }
   void run_batchnorm(const TrainStep& s, const LayerSlots& slots);
   void all_reduce_gradients();
+  void count_label_weights(const uint8_t* host_labels);
   // Before the steps: the global label-weight sum, so the loss step scales d(logits) by
   // local / global (loss_factor_); after them: the gradient arena all-reduced.
   void share_loss_normaliser();

@@ -18,6 +18,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <limits>
@@ -207,8 +208,11 @@ int benchmark_loader(const Options& o, const CityscapesDataset& data) {
 // it (the host side is then off the step's critical path).
 class RawFeeder {
  public:
-  RawFeeder(net::Trainer& trainer, const CityscapesDataset& data)
-      : trainer_(trainer), data_(data) {}
+  // `raw_batch(k)`: this process's raw batch k (the loader's, or this rank's block of the global
+  // batch k); called from one thread at a time.
+  RawFeeder(net::Trainer& trainer, const CityscapesDataset& data,
+            std::function<RawBatch(int64_t)> raw_batch)
+      : trainer_(trainer), data_(data), raw_batch_(std::move(raw_batch)) {}
   ~RawFeeder() {
     if (packing_.valid()) packing_.wait();  // its error, if any, is dropped with the run
   }
@@ -237,7 +241,7 @@ class RawFeeder {
  private:
   static int slot(int64_t k) { return int(k % 2); }
   void pack(int64_t k) {
-    const RawBatch raw = data_.raw_batch(k);
+    const RawBatch raw = raw_batch_(k);
     const int s = slot(k);
     const net::Trainer::RawStaging staging =
         trainer_.raw_staging(raw.image_bytes(), raw.label_bytes(), s);
@@ -251,6 +255,7 @@ class RawFeeder {
 
   net::Trainer& trainer_;
   const CityscapesDataset& data_;
+  std::function<RawBatch(int64_t)> raw_batch_;
   int64_t next_ = -1;
   int64_t bytes_[2][2] = {};  // per slot: the packed image and label bytes
   std::future<void> packing_;
@@ -472,6 +477,7 @@ class TrainingRun {
   // Data parallelism (DESIGN.md section 10.2): this rank's block of global batch `step`; the
   // signal every rank agrees on after a step (0: none).
   Batch rank_batch(int64_t step) const;
+  RawBatch rank_raw_batch(int64_t step) const;
   int agreed_signal();
   void test_fault(int64_t done) const;
 
@@ -547,12 +553,7 @@ TrainingRun::TrainingRun(const Options& o, Executor executor, const net::FarSeeC
 #endif
   trainer_->set_data_parallel(&comm_, o_.bn == "sync");
   if (o_.augment_on == "executor") {
-    // The feeder takes whole batches of the loader; a rank's block of the global batch is
-    // rank_batch()'s (host augmentation) only.
-    FARSEE_REQUIRE(comm_.size() == 1,
-                   "--augment-on executor runs in one process only (this run has "
-                       << comm_.size() << " ranks): use --augment-on host");
-    feeder_.emplace(*trainer_, data_);
+    feeder_.emplace(*trainer_, data_, [this](int64_t k) { return rank_raw_batch(k); });
   }
   trainer_->set_class_weights(resolve_class_weights(o_.class_weights, o_.class_weight_list, data_,
                                                     config_.num_classes, std::max(o_.workers, 1)));
@@ -787,6 +788,16 @@ Batch TrainingRun::rank_batch(int64_t step) const {
   const int64_t first = step * global_batch_ + int64_t(comm_.rank()) * o_.batch;
   parallel_for(o_.batch, std::max(o_.workers, 1),
                [&](int i, int) { data_.load_position(first + i, b, i); });
+  return b;
+}
+
+// rank_batch's raw counterpart (--augment-on executor): the same positions, undecoded draws.
+RawBatch TrainingRun::rank_raw_batch(int64_t step) const {
+  if (comm_.size() == 1) return data_.raw_batch(step);
+  RawBatch b = data_.make_raw_batch();
+  const int64_t first = step * global_batch_ + int64_t(comm_.rank()) * o_.batch;
+  parallel_for(o_.batch, std::max(o_.workers, 1),
+               [&](int i, int) { data_.load_raw_position(first + i, b, i); });
   return b;
 }
 

@@ -128,6 +128,20 @@ TEST_P(DataParallel, TwoRanksEqualOneRankWithTheGlobalBatch) {
 
 INSTANTIATE_TEST_SUITE_P(Executors, DataParallel, ::testing::Values("cpu", "reference"));
 
+// --augment-on executor on 2 ranks: each rank packs the raw samples of its block of the global
+// batch and augments them on the executor, bitwise what host augmentation of the same block gives
+// (augment_fwd equals the host path bit for bit), so the weights are bitwise equal.
+TEST_F(Mpi, ExecutorAugmentationOnTwoRanksEqualsHostAugmentation) {
+  const auto host = run(kMpirun + kBin + "/farsee-train" + args(2, 3, "host.safetensors"));
+  ASSERT_EQ(host.exit_code, 0) << host.output;
+  const auto op = run(kMpirun + kBin + "/farsee-train" + args(2, 3, "op.safetensors") +
+                      " --augment-on executor");
+  ASSERT_EQ(op.exit_code, 0) << op.output;
+  std::string first;
+  EXPECT_TRUE(bitwise_equal(weights("op.safetensors"), weights("host.safetensors"), &first))
+      << "first differing tensor " << first;
+}
+
 // A 2-rank checkpoint resumes on 1 rank with the same global batch (--batch 4) and continues the
 // 2-rank run; without --batch the error says what to pass.
 TEST_F(Mpi, ResumesATwoRankCheckpointOnOneRank) {
