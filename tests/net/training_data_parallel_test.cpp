@@ -1,18 +1,22 @@
-// Data-parallel training on the emu executor (the kernel executors' path: what cuda runs, with
-// NCCL in place of the host all-reduce): two ranks of batch 1, in two threads joined by an
-// in-process collective (tests/support/thread_ranks.h), against one trainer of batch 2 on the same
-// images from the same weights, in fp32 and fp16 (mixed precision), SyncBN through the BN kernels'
-// hook (kernels/batchnorm.h BatchNormSync). The program-level runs over MPI (cpu and reference)
-// are in tests/tools/distributed/.
+// Data-parallel training on the kernel executors, emu (always) and cuda (when a GPU is usable;
+// both ranks on the one GPU, the gradients all-reduced through the host instead of NCCL): two
+// ranks of batch 1, in two threads joined by an in-process collective
+// (tests/support/thread_ranks.h), against one trainer of batch 2 on the same images from the same
+// weights, in fp32 and fp16 (mixed precision), SyncBN through the BN kernels' hook
+// (kernels/batchnorm.h BatchNormSync). The program-level runs over MPI (cpu and reference) are in
+// tests/tools/distributed/.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "net/trainer.h"
 #include "tests/net/training_fixture.h"
+#include "tests/support/executors.h"
 #include "tests/support/thread_ranks.h"
 
 namespace farsee::net {
@@ -40,12 +44,25 @@ struct TrainedRun {
   int64_t skipped = 0;
 };
 
+// cuda's gradient all-reduce in the test: through the host and `comm` (the program uses NCCL).
+Trainer::DeviceAllReduce all_reduce_through_host(Collective* comm) {
+  return [comm](float* data, int64_t count, void* stream) {
+    const Context ctx{Executor::Cuda, stream};
+    std::vector<float> host(static_cast<size_t>(count));
+    rt::copy_to_host(ctx, host.data(), data, host.size() * sizeof(float));
+    comm->all_reduce_sum(host.data(), count, "gradients");
+    rt::copy_to_device(ctx, data, host.data(), host.size() * sizeof(float));
+    rt::synchronize(ctx);  // `host` dies here
+  };
+}
+
 // One step on the fixture's first batch: one trainer of batch 2 (comm null), or rank
 // comm->rank() of 2 with batch 1 and SyncBN.
-TrainedRun train_one_step(DType dt, Collective* comm) {
+TrainedRun train_one_step(Executor e, DType dt, Collective* comm) {
   const train_test::TinyRun& r = tiny();
   const int n = comm ? r.n / comm->size() : r.n, first = comm ? comm->rank() * n : 0;
-  Trainer t(r.config, r.init, Context{Executor::Emu}, n, r.h, r.w, 0, 0, trainer_precision(dt));
+  Trainer t(r.config, r.init, Context{e}, n, r.h, r.w, 0, 0, trainer_precision(dt));
+  if (comm && e == Executor::Cuda) t.set_device_all_reduce(all_reduce_through_host(comm));
   if (comm) t.set_data_parallel(comm, /*sync_bn=*/true);
   const tools::Batch& b = r.batches[0];
   const size_t pixels = size_t(r.h) * size_t(r.w);
@@ -79,16 +96,19 @@ double worst_error(const HostTensors& got, const HostTensors& want, bool running
   return e;
 }
 
-class DataParallelEmu : public ::testing::TestWithParam<DType> {};
+using Case = std::tuple<test::ExecCase, DType>;
+class DataParallelTrainer : public ::testing::TestWithParam<Case> {};
 
-TEST_P(DataParallelEmu, TwoRanksOfOneEqualOneRankOfTwo) {
-  const DType dt = GetParam();
-  const TrainedRun one = train_one_step(dt, nullptr);
+TEST_P(DataParallelTrainer, TwoRanksOfOneEqualOneRankOfTwo) {
+  const auto [exec, dt] = GetParam();
+  FARSEE_PREPARE_EXEC_CASE(exec);
+  const Executor e = exec.executor;
+  const TrainedRun one = train_one_step(e, dt, nullptr);
   test::TwoRanks shared;
   TrainedRun ranks[2];
   auto rank = [&](int r) {
     test::ThreadRank comm(shared, r);
-    ranks[r] = train_one_step(dt, &comm);
+    ranks[r] = train_one_step(e, dt, &comm);
   };
   std::thread other(rank, 1);
   rank(0);
@@ -101,9 +121,10 @@ TEST_P(DataParallelEmu, TwoRanksOfOneEqualOneRankOfTwo) {
   const double e_weight = worst_error(ranks[0].state, one.state, false, &worst_weight);
   const double e_loss = std::fabs(double(ranks[0].loss) - double(one.loss)) / double(one.loss);
   std::printf(
-      "%s, 2 ranks x 1 vs 1 x 2: loss %.3g, running statistics %.3g (%s), weights %.3g "
+      "%s %s, 2 ranks x 1 vs 1 x 2: loss %.3g, running statistics %.3g (%s), weights %.3g "
       "(%s)\n",
-      dtype_name(dt), e_loss, e_stat, worst_stat.c_str(), e_weight, worst_weight.c_str());
+      executor_name(e), dtype_name(dt), e_loss, e_stat, worst_stat.c_str(), e_weight,
+      worst_weight.c_str());
   EXPECT_EQ(ranks[0].skipped, 0);
   EXPECT_EQ(one.skipped, 0);
   // The runs differ in rounding only: the BN statistics merged per rank then over the ranks (in
@@ -113,7 +134,8 @@ TEST_P(DataParallelEmu, TwoRanksOfOneEqualOneRankOfTwo) {
   // SyncBN shows the same fp32 errors; fp16's are larger as in training_fp16_test.cpp). Plain
   // per-rank BN (--bn local) is off by 1e-2 in the loss and 0.8 in the running statistics.
   // Measured (2026-12-07): fp32 loss 5.2e-7, statistics 4.6e-6 (head.up1), weights 4.1e-5; fp16
-  // loss 0, statistics 8.9e-8, weights 6.5e-2. Tolerances 2x.
+  // loss 0, statistics 8.9e-8, weights 6.5e-2. Tolerances 2x (cuda runs the same kernels: the
+  // same bounds).
   const bool f32 = dt == DType::F32;
   EXPECT_LE(e_loss, 1.1e-6);
   EXPECT_LE(e_stat, f32 ? 9.3e-6 : 1.8e-7) << worst_stat;
@@ -137,10 +159,15 @@ TEST(DataParallelHost, Fp16SyncBatchNormIsRefusedOnTheHostExecutors) {
   EXPECT_NO_THROW(t.set_data_parallel(&comm, /*sync_bn=*/false));
 }
 
-INSTANTIATE_TEST_SUITE_P(Emu, DataParallelEmu, ::testing::Values(DType::F32, DType::F16),
-                         [](const ::testing::TestParamInfo<DType>& i) {
-                           return std::string(dtype_name(i.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Executors, DataParallelTrainer,
+    ::testing::Combine(
+        ::testing::Values(test::ExecCase{Executor::Emu, emu::Schedule::GreedyForward},
+                          test::ExecCase{Executor::Cuda, emu::Schedule::GreedyForward}),
+        ::testing::Values(DType::F32, DType::F16)),
+    [](const ::testing::TestParamInfo<Case>& i) {
+      return test::exec_case_name(std::get<0>(i.param)) + "_" + dtype_name(std::get<1>(i.param));
+    });
 
 }  // namespace
 }  // namespace farsee::net
