@@ -1,5 +1,10 @@
 #include "tools/train/distributed.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <termios.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -38,6 +43,32 @@ uint64_t file_hash(const char* path) {
     h = fnv1a(buf.data(), size_t(in.gcount()), h);
   }
   return h;
+}
+
+// tcsetpgrp with SIGTTOU blocked in this thread: a background group may then take the terminal
+// (else the kernel stops it with SIGTTOU).
+bool set_foreground(int fd, pid_t group) {
+  sigset_t ttou, old;
+  sigemptyset(&ttou);
+  sigaddset(&ttou, SIGTTOU);
+  pthread_sigmask(SIG_BLOCK, &ttou, &old);
+  const bool ok = ::tcsetpgrp(fd, group) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return ok;
+}
+
+// The controlling terminal when this rank may take it from mpirun (see TerminalHold), else -1.
+int terminal_to_take(const net::Collective& comm, pid_t* launcher_group) {
+  if (!std::getenv("OMPI_COMM_WORLD_SIZE") || comm.local_rank() != 0) return -1;
+  const int fd = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return -1;  // no controlling terminal (a batch job, a rank on another machine)
+  *launcher_group = ::getpgid(::getppid());
+  termios t{};
+  const bool ok = *launcher_group > 0 && ::tcgetpgrp(fd) == *launcher_group &&
+                  ::getpgrp() != *launcher_group && ::tcgetattr(fd, &t) == 0 &&
+                  (t.c_lflag & TOSTOP) == 0;
+  if (!ok) ::close(fd);
+  return ok ? fd : -1;
 }
 
 class SingleWorld final : public World {
@@ -223,6 +254,12 @@ class MpiWorld final : public World {
   void close(int status) override {
     closed_ = true;
     const bool agreed = status == 0 || status == 130 || status == 143;
+    if (status == 130 || status == 143) {
+      // No rank exits before rank 0 has written the signal's checkpoint: mpirun ends the job
+      // when the first rank exits non-zero (SIGTERM, then SIGKILL 1 s later).
+      int64_t none = 0;
+      comm_->all_reduce_sum(&none, 1, "exit");
+    }
     comm_.reset();  // stops the watchdog
     if (!agreed) MPI_Abort(MPI_COMM_WORLD, status);
     MPI_Finalize();
@@ -257,6 +294,33 @@ std::unique_ptr<World> open_world(double collective_timeout_s) {
                                        "libopenmpi-dev and rebuild (FARSEE_REQUIRE_MPI=ON)");
   return std::make_unique<SingleWorld>();
 #endif
+}
+
+TerminalHold::TerminalHold(const net::Collective& comm) {
+  const int fd = terminal_to_take(comm, &launcher_group_);
+  if (fd < 0) return;
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGTSTP, &ignore, &old_tstp_);
+  if (!set_foreground(fd, ::getpgrp())) {
+    sigaction(SIGTSTP, &old_tstp_, nullptr);
+    ::close(fd);
+    return;
+  }
+  fd_ = fd;
+  std::fprintf(stderr,
+               "farsee-train: rank %d has mpirun's terminal: Ctrl-C stops every rank after the "
+               "current step, rank 0 writes one checkpoint and mpirun exits 130\n",
+               comm.rank());
+  std::fflush(stderr);
+}
+
+TerminalHold::~TerminalHold() {
+  if (fd_ < 0) return;
+  if (::tcgetpgrp(fd_) == ::getpgrp()) set_foreground(fd_, launcher_group_);
+  sigaction(SIGTSTP, &old_tstp_, nullptr);
+  ::close(fd_);
 }
 
 void require_same_start(net::Collective& comm, const std::string& options_text,

@@ -11,6 +11,8 @@
 // (the ranks sharing this machine's memory).
 #pragma once
 
+#include <signal.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +39,31 @@ class World {
 // The ranks of this process's run. Throws when launched by an MPI launcher for more than one rank
 // and this build has no MPI.
 std::unique_ptr<World> open_world(double collective_timeout_s);
+
+// Ctrl-C on `mpirun -np N farsee-train` (DESIGN.md section 10.2). OpenMPI's mpirun (4.1) handles a
+// SIGINT itself: its exit status becomes 1 at once (never the ranks' status), the ranks get
+// SIGCONT, SIGTERM 1 s later and SIGKILL 1 s after that (odls_base_sigkill_timeout), and it
+// refuses to forward SIGINT (ess_base_forward_signals). The ranks sit in process groups of their
+// own, so a terminal's Ctrl-C reaches mpirun alone. While held, this makes the process group of the
+// rank on mpirun's terminal the terminal's foreground group: a Ctrl-C reaches that rank and not
+// mpirun, the ranks agree to stop after the step (the signal check), rank 0 writes the checkpoint,
+// all exit 130 and mpirun exits with their 130. Taken only by local rank 0 of a job that OpenMPI
+// started, when it has mpirun's terminal, mpirun's group is the foreground and TOSTOP is off (a
+// background mpirun could not print); else (one process, a batch job, remote machines) nothing.
+// Ctrl-Z is ignored by that rank meanwhile (it would stop it alone). Construct after the SIGINT
+// handler is installed; destroy (the terminal goes back to mpirun's group) before it is removed.
+class TerminalHold {
+ public:
+  explicit TerminalHold(const net::Collective& comm);
+  ~TerminalHold();
+  TerminalHold(const TerminalHold&) = delete;
+  TerminalHold& operator=(const TerminalHold&) = delete;
+
+ private:
+  int fd_ = -1;               // the controlling terminal while held
+  pid_t launcher_group_ = 0;  // mpirun's process group: the foreground again afterwards
+  struct sigaction old_tstp_ {};
+};
 
 // Start-up check: the options, the training file list and this executable are the same on every
 // rank (64-bit hashes all-gathered), else an error on every rank naming what differs.

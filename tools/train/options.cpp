@@ -383,10 +383,10 @@ const char* const kUsageHead =
     "or a pack of one split made by farsee-pack (the same batches, bit for bit).\n";
 const char* const kUsageTail =
     "\n"
-    "SIGINT / SIGTERM write a checkpoint into --ckpt-dir and exit with 130 / 143. A NaN or Inf "
-    "loss\n"
-    "stops the run with an error naming the step; checkpoints are only written after finite "
-    "losses.\n";
+    "SIGINT / SIGTERM write a checkpoint into --ckpt-dir and exit with 130 / 143; under mpirun\n"
+    "every rank stops after the same step and rank 0 writes it (Ctrl-C at mpirun's terminal\n"
+    "reaches the ranks: mpirun exits 130). A NaN or Inf loss stops the run with an error naming\n"
+    "the step; checkpoints are only written after finite losses.\n";
 
 const Flag* find_flag(const std::string& name) {
   for (const Flag& f : kFlags) {

@@ -278,18 +278,22 @@ extern "C" void on_signal(int sig) {
   g_signal = sig;
 }
 
-// Installs the SIGINT/SIGTERM handlers for the run's lifetime, restoring the previous ones.
+// Installs the SIGINT/SIGTERM handlers for the run's lifetime, restoring the previous ones; under
+// mpirun on a terminal, one rank holds the terminal meanwhile so that Ctrl-C reaches the ranks and
+// not mpirun (TerminalHold: taken after the handlers exist, given back before they go).
 class SignalGuard {
  public:
-  SignalGuard() {
+  explicit SignalGuard(const net::Collective& comm) {
     g_signal = 0;
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
+    terminal_ = std::make_unique<TerminalHold>(comm);
   }
   ~SignalGuard() {
+    terminal_.reset();
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
     g_signal = 0;
@@ -298,6 +302,7 @@ class SignalGuard {
  private:
   struct sigaction old_int_ {
   }, old_term_{};
+  std::unique_ptr<TerminalHold> terminal_;
 };
 
 // Test hooks (environment; documented in the README): FARSEE_TRAIN_INJECT_NAN_AT_STEP=k poisons
@@ -801,7 +806,8 @@ RawBatch TrainingRun::rank_raw_batch(int64_t step) const {
   return b;
 }
 
-// A signal reaches one rank or all (mpirun forwards it): every rank stops after the same step.
+// A signal reaches one rank (Ctrl-C: the one holding mpirun's terminal) or all (signalled by a
+// script): every rank stops after the same step.
 int TrainingRun::agreed_signal() {
   if (comm_.size() == 1) return g_signal;
   int64_t flags[2] = {g_signal == SIGINT, g_signal == SIGTERM};
@@ -829,11 +835,16 @@ int TrainingRun::after_step(int64_t done) {
   const int sig = agreed_signal();
   if (sig == 0) return 0;
   const std::string path = last_written_ == done ? last_checkpoint_ : write_periodic(done);
+  const int status = sig == SIGTERM ? 143 : 130;
+  const std::string ranks =
+      comm_.size() == 1
+          ? ""
+          : format(" (all %d ranks stopped here; exit status %d)", comm_.size(), status);
   if (rank0_)
-    progress_.line(format("farsee-train: %s at step %lld: checkpoint %s; resume with --resume %s",
+    progress_.line(format("farsee-train: %s at step %lld: checkpoint %s; resume with --resume %s%s",
                           sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(done),
-                          path.c_str(), ckpt_dir_.c_str()));
-  return sig == SIGTERM ? 143 : 130;
+                          path.c_str(), ckpt_dir_.c_str(), ranks.c_str()));
+  return status;
 }
 
 int TrainingRun::finish() {
@@ -852,7 +863,7 @@ int TrainingRun::finish() {
 }
 
 int TrainingRun::train() {
-  const SignalGuard signals;
+  const SignalGuard signals(comm_);
   rate_ = StepRate(start_, total_);
   if (val_ && start_ == 0) run_validation(0);
   for (int64_t step = start_; step < total_; ++step) {

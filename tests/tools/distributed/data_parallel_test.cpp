@@ -3,14 +3,23 @@
 // images are mostly ignored (trainId 255): the ignore pixels fall unevenly on the ranks, so a
 // per-rank loss normalisation would change the gradients. ctest label "mpi" (CI's first stage
 // only: mpirun is not run under the sanitizers). Each case runs in a few seconds on 2 cores.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include "net/checkpoint.h"
 #include "net/config.h"
 #include "net/parameters.h"
 #include "tests/net/training_fixture.h"
@@ -257,8 +266,8 @@ TEST_F(Mpi, DifferentOptionsFailAtStart) {
       << r.output;
 }
 
-// A signal (here raised in every rank after step 2, as mpirun forwards Ctrl-C): every rank stops
-// after the same step, rank 0 writes one checkpoint, the ranks exit with 130.
+// A signal to the ranks (here raised in every rank after step 2, as `pkill -INT -P <mpirun pid>`
+// would): every rank stops after the same step, rank 0 writes one checkpoint, the ranks exit 130.
 TEST_F(Mpi, SigintWritesOneCheckpointAndExits130) {
   const auto r =
       run("mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS=1 -x "
@@ -269,6 +278,104 @@ TEST_F(Mpi, SigintWritesOneCheckpointAndExits130) {
   EXPECT_NE(r.output.find("SIGINT at step 2"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir_ / "ck" / "ckpt-00000002.safetensors"));
   EXPECT_FALSE(fs::exists(dir_ / "sig.safetensors"));
+}
+
+// A job run as an interactive shell runs it: `sh -c command` leads a new session whose controlling
+// terminal is a pseudo-terminal, so its process group is the terminal's foreground. Once the
+// output holds one of `wait_for`, Ctrl-C is typed (the terminal's line discipline sends SIGINT to
+// the foreground group, as a real terminal does). Bounded: `timeout_s` for the line, then again for
+// the exit; a job still running is ended (SIGTERM, then SIGKILL) and reported as exit code -1.
+struct TerminalJob {
+  bool started = false;  // false: no pseudo-terminal here
+  bool typed = false;
+  int exit_code = -1;
+  std::string output;
+};
+
+TerminalJob run_on_terminal(const std::string& command, const std::vector<std::string>& wait_for,
+                            double timeout_s) {
+  TerminalJob job;
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0) return job;
+  const std::string slave = ::ptsname(master);
+  const pid_t pid = ::fork();
+  if (pid == 0) {  // async-signal-safe calls only
+    ::setsid();
+    const int tty = ::open(slave.c_str(), O_RDWR);  // becomes the controlling terminal
+    termios t{};
+    ::tcgetattr(tty, &t);
+    t.c_lflag |= ISIG;
+    t.c_lflag &= ~tcflag_t(TOSTOP);
+    t.c_cc[VINTR] = 3;  // Ctrl-C
+    ::tcsetattr(tty, TCSANOW, &t);
+    for (int fd = 0; fd < 3; ++fd) ::dup2(tty, fd);
+    if (tty > 2) ::close(tty);
+    ::close(master);
+    ::signal(SIGINT, SIG_DFL);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  job.started = pid > 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  int status = 0;
+  bool exited = !job.started;  // fork failed
+  while (!exited && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{master, POLLIN, 0};
+    char buf[4096];
+    ssize_t n = -1;
+    if (::poll(&p, 1, 100) > 0) n = ::read(master, buf, sizeof buf);
+    if (n > 0) job.output.append(buf, size_t(n));
+    if (n < 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // no slave open
+    const auto seen = [&](const std::string& w) { return job.output.find(w) != std::string::npos; };
+    if (!job.typed && std::any_of(wait_for.begin(), wait_for.end(), seen)) {
+      job.typed = ::write(master, "\x03", 1) == 1;
+      deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    }
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+  }
+  const bool in_time = exited;
+  for (int i = 0; !exited && i < 150; ++i) {  // 15 s for mpirun to end its ranks, then SIGKILL
+    if (i == 0 || i == 149) ::kill(pid, i == 0 ? SIGTERM : SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    exited = ::waitpid(pid, &status, i == 149 ? 0 : WNOHANG) == pid;
+  }
+  ::close(master);
+  if (in_time && WIFEXITED(status)) job.exit_code = WEXITSTATUS(status);
+  return job;
+}
+
+// Ctrl-C on `mpirun -np 2 farsee-train` typed at a terminal: mpirun would catch it and exit 1
+// (OpenMPI 4.1); the rank holding the terminal gets it instead, every rank stops after the same
+// step, rank 0 writes exactly one checkpoint, mpirun exits 130, and the checkpoint resumes. Typed
+// once rank 0 says it holds the terminal (or, should that line be missing, after step 100: both
+// come after the hold is taken, so no race).
+TEST_F(Mpi, CtrlCOnMpirunAtATerminal) {
+  const std::string ck = (dir_ / "ck").string();
+  const TerminalJob job =
+      run_on_terminal("exec " + kMpirun + kBin + "/farsee-train" +
+                          args(2, 100000, "x.safetensors") + " --ckpt-dir " + ck,
+                      {"Ctrl-C stops every rank", "step 100/"}, 120.0);
+  if (!job.started) GTEST_SKIP() << "no pseudo-terminal (posix_openpt) on this machine";
+  ASSERT_TRUE(job.typed) << job.output;
+  EXPECT_EQ(job.exit_code, 130) << job.output;
+  EXPECT_NE(job.output.find("rank 0 has mpirun's terminal"), std::string::npos) << job.output;
+  const size_t at = job.output.find("SIGINT at step ");
+  ASSERT_NE(at, std::string::npos) << job.output;
+  EXPECT_NE(job.output.find("(all 2 ranks stopped here; exit status 130)"), std::string::npos)
+      << job.output;
+  const long long step = std::atoll(job.output.c_str() + at + 15);
+  const auto written = tools::list_checkpoints(ck);
+  ASSERT_EQ(written.size(), 1u) << job.output;
+  EXPECT_EQ(written[0].first, step);
+  EXPECT_EQ(std::distance(fs::directory_iterator(ck), fs::directory_iterator()), 1);  // no temp
+  EXPECT_FALSE(fs::exists(dir_ / "x.safetensors"));
+  const auto resumed =
+      run(kMpirun + kBin + "/farsee-train --resume " + ck + " --steps " + std::to_string(step + 1) +
+          " --save " + (dir_ / "resumed.safetensors").string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming at step " + std::to_string(step)), std::string::npos)
+      << resumed.output;
+  EXPECT_TRUE(fs::exists(dir_ / "resumed.safetensors"));
 }
 
 }  // namespace
