@@ -6,18 +6,18 @@
 #include <vector>
 
 #include "kernels/core/check.h"
+#include "kernels/core/half_convert.h"
 
 namespace farsee::net {
 namespace {
 
-// Pixel p of an fp32 host view (null view: null).
-float* at(const TensorView& v, int64_t p) {
-  return v.data ? static_cast<float*>(v.data) + p * v.pixel_stride : nullptr;
+// Element (pixel p, channel c) of a host view, fp32 or fp16 storage, as double; and its store
+// (rounded once to the storage type through float, as the reference executor's stores).
+double get(const TensorView& v, int64_t p, int c) {
+  return double(read_element(v.data, v.dtype, p * v.pixel_stride + c));
 }
-
-void require_f32(const TensorView& v, const char* name) {
-  FARSEE_REQUIRE(v.data == nullptr || v.dtype == DType::F32,
-                 "synchronised BN: " << name << " must be fp32 (data parallelism trains in fp32)");
+void put(const TensorView& v, int64_t p, int c, double value) {
+  write_element(v.data, v.dtype, p * v.pixel_stride + c, float(value));
 }
 
 }  // namespace
@@ -58,14 +58,11 @@ void sync_batchnorm_train_fwd(Collective& comm, const TensorView& x, const float
                               const TensorView& y, float* save_mean, float* save_invstd,
                               float* running_mean, float* running_var,
                               const BatchNormTrainArgs& args) {
-  require_f32(x, "x");
-  require_f32(y, "y");
-  require_f32(residual, "residual");
   const int C = x.c();
   const int64_t P = x.shape.pixels();
   std::vector<double> sum(size_t(C) + 1, 0.0), sq(size_t(C), 0.0);
   for (int64_t p = 0; p < P; ++p) {
-    for (int c = 0; c < C; ++c) sum[c] += at(x, p)[c];
+    for (int c = 0; c < C; ++c) sum[c] += get(x, p, c);
   }
   sum[C] = double(P);  // exact: counts far below 2^53
   comm.all_reduce_sum(sum.data(), C + 1, "BN sums");
@@ -73,7 +70,7 @@ void sync_batchnorm_train_fwd(Collective& comm, const TensorView& x, const float
   std::vector<double> mean(static_cast<size_t>(C)), scale(static_cast<size_t>(C));
   for (int c = 0; c < C; ++c) mean[c] = sum[c] / M;
   for (int64_t p = 0; p < P; ++p) {
-    for (int c = 0; c < C; ++c) sq[c] += (at(x, p)[c] - mean[c]) * (at(x, p)[c] - mean[c]);
+    for (int c = 0; c < C; ++c) sq[c] += (get(x, p, c) - mean[c]) * (get(x, p, c) - mean[c]);
   }
   comm.all_reduce_sum(sq.data(), C, "BN squared deviations");
   const double m = args.momentum;
@@ -86,13 +83,10 @@ void sync_batchnorm_train_fwd(Collective& comm, const TensorView& x, const float
     running_var[c] = float((1.0 - m) * double(running_var[c]) + m * var * M / (M - 1.0));
   }
   for (int64_t p = 0; p < P; ++p) {
-    const float* xp = at(x, p);
-    const float* rp = at(residual, p);
-    float* yp = at(y, p);  // may alias the residual exactly: read before written
-    for (int c = 0; c < C; ++c) {
-      double v = (xp[c] - mean[c]) * scale[c] + (beta ? double(beta[c]) : 0.0);
-      if (rp) v += rp[c];
-      yp[c] = float((relu && v <= 0.0) ? 0.0 : v);
+    for (int c = 0; c < C; ++c) {  // y may alias the residual exactly: read before written
+      double v = (get(x, p, c) - mean[c]) * scale[c] + (beta ? double(beta[c]) : 0.0);
+      if (residual.data) v += get(residual, p, c);
+      put(y, p, c, (relu && v <= 0.0) ? 0.0 : v);
     }
   }
 }
@@ -102,14 +96,13 @@ void sync_batchnorm_train_bwd(Collective& comm, const TensorView& x, const Tenso
                               const float* save_invstd, const float* gamma, const TensorView& dx,
                               const TensorView& dresidual, bool accumulate_dresidual, float* dgamma,
                               float* dbeta) {
-  require_f32(dy, "dy");
   const int C = x.c();
   const int64_t P = x.shape.pixels();
   auto dz_at = [&](int64_t p, int c) {
-    return (!relu || at(y, p)[c] > 0.0f) ? double(at(dy, p)[c]) : 0.0;
+    return (!relu || get(y, p, c) > 0.0) ? get(dy, p, c) : 0.0;
   };
   auto xhat_at = [&](int64_t p, int c) {
-    return (double(at(x, p)[c]) - double(save_mean[c])) * double(save_invstd[c]);
+    return (get(x, p, c) - double(save_mean[c])) * double(save_invstd[c]);
   };
   // [0, C): sum dz, [C, 2C): sum dz * xhat, [2C]: the pixel count.
   std::vector<double> s(2 * size_t(C) + 1, 0.0);
@@ -132,8 +125,10 @@ void sync_batchnorm_train_bwd(Collective& comm, const TensorView& x, const Tenso
       const double dz = dz_at(p, c), xhat = xhat_at(p, c);
       const double g = gamma ? double(gamma[c]) : 1.0;
       // dx and dresidual may alias dy exactly: this element's reads are done.
-      at(dx, p)[c] = float(g * double(save_invstd[c]) * (dz - s[c] / M - xhat * s[C + c] / M));
-      if (float* dr = at(dresidual, p)) dr[c] = float(accumulate_dresidual ? dr[c] + dz : dz);
+      put(dx, p, c, g * double(save_invstd[c]) * (dz - s[c] / M - xhat * s[C + c] / M));
+      if (dresidual.data) {
+        put(dresidual, p, c, accumulate_dresidual ? get(dresidual, p, c) + dz : dz);
+      }
     }
   }
 }

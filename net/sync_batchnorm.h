@@ -1,12 +1,13 @@
 // Synchronised BatchNorm for data-parallel training. On the host executors (reference, cpu):
 // kernels/batchnorm.h's batchnorm_train_fwd / _bwd over the GLOBAL batch of every rank
-// (DESIGN.md section 10.2), for fp32 views in host memory.
+// (DESIGN.md section 10.2), for fp32 or fp16 views in host memory.
 //
 // Forward, per channel: the ranks' sums of x and pixel counts all-reduced (one call of C + 1
 // doubles) give the global mean; the sums of (x - mean)^2 all-reduced (C doubles) give the biased
 // global variance (two passes, as the kernels and PyTorch). Apply, saved statistics and running
 // statistics (unbiased variance over the global count M) then follow the op's formulas, in double,
-// rounded once to fp32: what one process with the whole batch computes (to rounding).
+// rounded once to the storage type (as the reference executor): what one process with the whole
+// batch computes (to rounding).
 // Backward: sum dz and sum dz * xhat all-reduced (one call of 2C + 1 doubles) enter dx with the
 // global M; dgamma / dbeta accumulate this rank's sums only (the gradient all-reduce adds the
 // ranks). Every sum runs in pixel order then rank order: bitwise reproducible.

@@ -614,10 +614,6 @@ void Trainer::set_data_parallel(Collective* comm, bool sync_bn) {
                  "data parallelism over " << comm->size()
                                           << " ranks on cuda needs NCCL (this build has none: "
                                              "DESIGN.md section 10.2)");
-  FARSEE_REQUIRE(!host || !sync_bn || !mixed(),
-                 "synchronised BN on the " << executor_name(ctx_.executor)
-                                           << " executor is fp32 only (net/sync_batchnorm.h): "
-                                              "pass --precision fp32, or --bn local");
   if (sync_bn && !host) bn_sync_ = std::make_unique<CollectiveBatchNormSync>(*comm);
 }
 

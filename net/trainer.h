@@ -139,8 +139,8 @@ class Trainer {
   // before the backward), BN uses the global batch statistics when `sync_bn` (else this rank's,
   // as plain DDP), and the gradient arena is all-reduced in one call before SGD (still scaled in
   // mixed precision, so the overflow check sees the global gradients and every rank skips the
-  // same steps); step() returns the global loss. SyncBN: net/sync_batchnorm.h on reference and cpu
-  // (fp32 only there), the BN kernels' hook on cuda and emu (fp32, tf32 and fp16). On cuda it
+  // same steps); step() returns the global loss. SyncBN: net/sync_batchnorm.h on reference and cpu,
+  // the BN kernels' hook on cuda and emu (fp32, tf32 and fp16 everywhere). On cuda it
   // needs the device all-reduce below, and steps run eagerly (no CUDA graph).
   void set_data_parallel(Collective* comm, bool sync_bn);
   // The cuda executor's gradient all-reduce (tools/train/nccl_reducer.h): in place over `count`
