@@ -84,7 +84,8 @@ class Flags {
     } catch (const CLI::CallForHelp&) {
       std::cout << usage_;
       return false;
-    } catch (const CLI::ExtrasError&) {  // CLI11 lists them all, backwards: the first one here
+    } catch (
+        const CLI::ExtrasError&) {  // CLI11's message lists them all, backwards; ours, the first
       const std::string arg = app_.remaining().at(0), first = arg.substr(0, arg.find('='));
       FARSEE_REQUIRE(first[0] != '-', "unknown option '" << first << "' (see --help)");
       FARSEE_REQUIRE(false, "unexpected argument '" << first << "' (see --help)");
@@ -96,8 +97,6 @@ class Flags {
   bool parse(int argc, char** argv) {
     return parse(std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc));
   }
-
-  CLI::App& app() { return app_; }
 
  private:
   CLI::App app_;
