@@ -12,15 +12,14 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "tools/cityscapes/metrics.h"
-#include "tools/cli/cli.h"
+#include "tools/cli/flags.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
 #include "tools/data/parallel_for.h"
@@ -52,33 +51,18 @@ struct Options {
   int jobs = std::max(1, int(std::thread::hardware_concurrency()));
 };
 
-Options parse_options(int argc, char** argv) {
+// nullopt after --help.
+std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
-  tools::ArgParser args(argc, argv);
-  while (args.next()) {
-    FARSEE_REQUIRE(!args.positional(),
-                   "unexpected argument '" << args.current() << "' (see --help)");
-    if (args.is("--help")) {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (args.is("--data")) {
-      o.data = args.value();
-    } else if (args.is("--out")) {
-      o.out = args.value();
-    } else if (args.is("--fit-data")) {
-      o.fit_data = args.value();
-    } else if (args.is("--fit-split")) {
-      o.fit_split = args.value();
-    } else if (args.is("--split")) {
-      o.split = args.value();
-    } else if (args.is("--max-fit")) {
-      o.max_fit = tools::parse_int(args.value(), "--max-fit", 1);
-    } else if (args.is("--jobs")) {
-      o.jobs = tools::parse_int(args.value(), "--jobs", 1);
-    } else {
-      FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
-    }
-  }
+  tools::Flags flags("farsee-colour-baseline", kUsage);
+  flags.text("--data", o.data);
+  flags.text("--out", o.out);
+  flags.text("--fit-data", o.fit_data);
+  flags.text("--fit-split", o.fit_split);
+  flags.text("--split", o.split);
+  flags.integer("--max-fit", o.max_fit, 1);
+  flags.integer("--jobs", o.jobs, 1);
+  if (!flags.parse(argc, argv)) return std::nullopt;
   FARSEE_REQUIRE(!o.data.empty(), "--data DIR is required (see --help)");
   FARSEE_REQUIRE(!o.out.empty(), "--out DIR is required (see --help)");
   if (o.fit_data.empty()) o.fit_data = o.data;
@@ -118,6 +102,8 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return tools::run_program("farsee-colour-baseline",
-                            [&] { return run(parse_options(argc, argv)); });
+  return tools::run_program("farsee-colour-baseline", [&] {
+    const std::optional<Options> o = parse_options(argc, argv);
+    return o ? run(*o) : 0;
+  });
 }

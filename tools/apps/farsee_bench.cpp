@@ -36,17 +36,17 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/core/runtime.h"
 #include "net/farsee_net.h"
 #include "net/trainer.h"
-#include "tools/cli/cli.h"
+#include "tools/cli/flags.h"
 #include "tools/data/image_io.h"
 #include "tools/video/video_bench.h"
 
@@ -105,58 +105,39 @@ struct Options {
   std::string video;  // --video FILE
 };
 
-Options parse_options(int argc, char** argv) {
+// nullopt after --help. --sizes, --batches and --precision given twice add to the list.
+std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
-  tools::ArgParser args(argc, argv);
-  while (args.next()) {
-    if (args.positional()) {
-      FARSEE_REQUIRE(false, "unexpected argument '" << args.current() << "' (see --help)");
-    } else if (args.is("--help")) {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (args.is("--preset")) {
-      o.preset = args.value();
-    } else if (args.is("--config")) {
-      o.config_file = args.value();
-    } else if (args.is("--weights")) {
-      o.weights = args.value();
-    } else if (args.is("--executor")) {
-      o.executor = args.value();
-    } else if (args.is("--sizes")) {
-      for (const auto& s : tools::split_list(args.value(), "--sizes")) {
-        o.sizes.push_back(tools::parse_size(s, "--sizes"));
-        FARSEE_REQUIRE(o.sizes.back().first % 32 == 0 && o.sizes.back().second % 32 == 0,
-                       "--sizes: " << s << ": height and width must be multiples of 32");
-      }
-    } else if (args.is("--batches")) {
-      for (const auto& s : tools::split_list(args.value(), "--batches")) {
-        o.batches.push_back(tools::parse_int(s, "--batches", 1));
-      }
-    } else if (args.is("--precision")) {
-      for (const auto& s : tools::split_list(args.value(), "--precision")) {
-        o.precisions.push_back(tools::parse_precision(s));
-      }
-    } else if (args.is("--runs")) {
-      o.runs = tools::parse_int(args.value(), "--runs", 1);
-    } else if (args.is("--warmup")) {
-      o.warmup = tools::parse_int(args.value(), "--warmup", 0);
-    } else if (args.is("--no-cuda-graph")) {
-      args.no_value();
-      o.cuda_graph = false;
-    } else if (args.is("--train")) {
-      args.no_value();
-      o.train = true;
-    } else if (args.is("--profile")) {
-      args.no_value();
-      o.profile = true;
-    } else if (args.is("--json")) {
-      o.json_file = args.value();
-    } else if (args.is("--video")) {
-      o.video = args.value();
-    } else {
-      FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
+  tools::Flags flags("farsee-bench", kUsage);
+  flags.text("--preset", o.preset);
+  flags.text("--config", o.config_file);
+  flags.text("--weights", o.weights);
+  flags.text("--executor", o.executor);
+  flags.value("--sizes", [&](const std::string& v) {
+    for (const auto& s : tools::split_list(v, "--sizes")) {
+      o.sizes.push_back(tools::parse_size(s, "--sizes"));
+      FARSEE_REQUIRE(o.sizes.back().first % 32 == 0 && o.sizes.back().second % 32 == 0,
+                     "--sizes: " << s << ": height and width must be multiples of 32");
     }
-  }
+  });
+  flags.value("--batches", [&](const std::string& v) {
+    for (const auto& s : tools::split_list(v, "--batches")) {
+      o.batches.push_back(tools::parse_int(s, "--batches", 1));
+    }
+  });
+  flags.value("--precision", [&](const std::string& v) {
+    for (const auto& s : tools::split_list(v, "--precision")) {
+      o.precisions.push_back(tools::parse_precision(s));
+    }
+  });
+  flags.integer("--runs", o.runs, 1);
+  flags.integer("--warmup", o.warmup, 0);
+  flags.switch_("--no-cuda-graph", [&] { o.cuda_graph = false; });
+  flags.set_true("--train", o.train);
+  flags.set_true("--profile", o.profile);
+  flags.text("--json", o.json_file);
+  flags.text("--video", o.video);
+  if (!flags.parse(argc, argv)) return std::nullopt;
   return o;
 }
 
@@ -516,5 +497,8 @@ int run(Options o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return farsee::tools::run_program("farsee-bench", [&] { return run(parse_options(argc, argv)); });
+  return farsee::tools::run_program("farsee-bench", [&] {
+    const std::optional<Options> o = parse_options(argc, argv);
+    return o ? run(*o) : 0;
+  });
 }

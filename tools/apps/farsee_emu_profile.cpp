@@ -7,11 +7,12 @@
 // not): tools/emu_profile/.
 #include <cstdio>
 #include <string>
+#include <tuple>
 
 #include "kernels/core/atomic_file.h"
 #include "net/config.h"
 #include "net/graph.h"
-#include "tools/cli/cli.h"
+#include "tools/cli/flags.h"
 #include "tools/data/image_io.h"
 #include "tools/emu_profile/emu_profile.h"
 #include "tools/emu_profile/roofline.h"
@@ -44,30 +45,17 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  tools::ArgParser args(argc, argv);
-  while (args.next()) {
-    if (args.is("--preset")) {
-      o.profile.preset = args.value();
-    } else if (args.is("--sizes")) {
-      const auto size = tools::parse_size(args.value(), "--sizes");
-      o.profile.h = size.first;
-      o.profile.w = size.second;
-    } else if (args.is("--batch")) {
-      o.profile.n = tools::parse_int(args.value(), "--batch", 1);
-    } else if (args.is("--precision")) {
-      o.profile.precision = tools::parse_precision(args.value());
-    } else if (args.is("--json")) {
-      o.json_file = args.value();
-    } else if (args.is("--roofline")) {
-      args.no_value();
-      o.roofline = true;
-    } else if (args.is("--help")) {
-      args.no_value();
-      o.help = true;
-    } else {
-      FARSEE_REQUIRE(false, "unknown argument '" << args.current() << "' (see --help)");
-    }
-  }
+  tools::Flags flags("farsee-emu-profile", kUsage);
+  flags.text("--preset", o.profile.preset);
+  flags.value("--sizes", [&](const std::string& v) {
+    std::tie(o.profile.h, o.profile.w) = tools::parse_size(v, "--sizes");
+  });
+  flags.integer("--batch", o.profile.n, 1);
+  flags.value("--precision",
+              [&](const std::string& v) { o.profile.precision = tools::parse_precision(v); });
+  flags.text("--json", o.json_file);
+  flags.set_true("--roofline", o.roofline);
+  o.help = !flags.parse(argc, argv);
   return o;
 }
 
@@ -76,10 +64,7 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   return tools::run_program("farsee-emu-profile", [&] {
     const Options o = parse(argc, argv);
-    if (o.help) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
+    if (o.help) return 0;  // the usage is printed
     if (o.roofline) {
       const tools::ProfileOptions& p = o.profile;
       const net::Graph g = net::build_graph(net::preset_config(p.preset), p.n, p.h, p.w);

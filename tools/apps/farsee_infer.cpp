@@ -38,7 +38,7 @@
 #include "net/preprocess.h"
 #include "tools/cityscapes/metrics.h"
 #include "tools/cityscapes/palette.h"
-#include "tools/cli/cli.h"
+#include "tools/cli/flags.h"
 #include "tools/data/image_io.h"
 #include "tools/video/video_cli.h"
 
@@ -207,58 +207,49 @@ std::vector<Input> collect_images(const std::vector<std::string>& inputs,
   return found_all;
 }
 
-Options parse_options(int argc, char** argv) {
+// --max-megapixels: a positive number of megapixels, at most 10^6.
+int64_t parse_max_pixels(const std::string& text) {
+  char* end = nullptr;
+  const double mp = std::strtod(text.c_str(), &end);
+  FARSEE_REQUIRE(!text.empty() && *end == '\0' && mp > 0 && mp <= 1e6,
+                 "--max-megapixels: '" << text << "' is not a number in (0, 1000000]");
+  return int64_t(mp * 1e6);
+}
+
+// nullopt after --help.
+std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
-  tools::ArgParser args(argc, argv);
-  while (args.next()) {
-    if (args.positional()) {
-      o.inputs.push_back(args.current());
-    } else if (args.is("--help")) {
-      std::cout << kUsage << tools::video::kVideoUsage;
-      std::exit(0);
-    } else if (args.is("--weights")) {
-      o.weights = args.value();
-    } else if (args.is("--random-weights")) {
-      o.random_seed = uint64_t(tools::parse_int(args.value(), "--random-weights", 0));
-    } else if (args.is("--preset")) {
-      o.preset = args.value();
-    } else if (args.is("--config")) {
-      o.config_file = args.value();
-    } else if (args.is("--input-size")) {
-      std::tie(o.input_h, o.input_w) = tools::parse_size(args.value(), "--input-size");
-    } else if (args.is("--output-size")) {
-      std::tie(o.output_h, o.output_w) = tools::parse_size(args.value(), "--output-size");
-    } else if (args.is("--precision")) {
-      o.precision = args.value();
-      (void)tools::parse_precision(o.precision);  // checked here, with the other flags
-    } else if (args.is("--executor")) {
-      o.executor = args.value();
-    } else if (args.is("--out")) {
-      o.out_dir = args.value();
-    } else if (args.is("--ids")) {
-      const std::string v = args.value();
-      FARSEE_REQUIRE(v == "train" || v == "label", "--ids: '" << v << "' is not train or label");
-      o.label_ids = v == "label";
-    } else if (args.is("--overlay")) {
-      args.no_value();
-      o.overlay = true;
-    } else if (args.is("--recursive")) {
-      args.no_value();
-      o.recursive = true;
-    } else if (args.is("--max-megapixels")) {
-      const std::string text = args.value();
-      char* end = nullptr;
-      const double mp = std::strtod(text.c_str(), &end);
-      FARSEE_REQUIRE(!text.empty() && *end == '\0' && mp > 0 && mp <= 1e6,
-                     "--max-megapixels: '" << text << "' is not a number in (0, 1000000]");
-      o.max_pixels = int64_t(mp * 1e6);
-    } else if (args.is("--save-logits")) {
-      args.no_value();
-      o.save_logits = true;
-    } else if (!tools::video::parse_video_flag(args, o.video)) {
-      FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
-    }
-  }
+  tools::Flags flags("farsee-infer", std::string(kUsage) + tools::video::kVideoUsage);
+  flags.positionals("inputs", o.inputs);
+  flags.text("--weights", o.weights);
+  flags.value("--random-weights", [&](const std::string& v) {
+    o.random_seed = uint64_t(tools::parse_int(v, "--random-weights", 0));
+  });
+  flags.text("--preset", o.preset);
+  flags.text("--config", o.config_file);
+  flags.value("--input-size", [&](const std::string& v) {
+    std::tie(o.input_h, o.input_w) = tools::parse_size(v, "--input-size");
+  });
+  flags.value("--output-size", [&](const std::string& v) {
+    std::tie(o.output_h, o.output_w) = tools::parse_size(v, "--output-size");
+  });
+  flags.value("--precision", [&](const std::string& v) {
+    (void)tools::parse_precision(v);  // checked here, with the other flags
+    o.precision = v;
+  });
+  flags.text("--executor", o.executor);
+  flags.text("--out", o.out_dir);
+  flags.value("--ids", [&](const std::string& v) {
+    FARSEE_REQUIRE(v == "train" || v == "label", "--ids: '" << v << "' is not train or label");
+    o.label_ids = v == "label";
+  });
+  flags.set_true("--overlay", o.overlay);
+  flags.set_true("--recursive", o.recursive);
+  flags.value("--max-megapixels",
+              [&](const std::string& v) { o.max_pixels = parse_max_pixels(v); });
+  flags.set_true("--save-logits", o.save_logits);
+  tools::video::add_video_flags(flags, o.video);
+  if (!flags.parse(argc, argv)) return std::nullopt;
   FARSEE_REQUIRE(o.weights.empty() || !o.random_seed,
                  "--weights and --random-weights exclude each other");
   FARSEE_REQUIRE(!o.weights.empty() || o.random_seed,
@@ -418,5 +409,8 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return farsee::tools::run_program("farsee-infer", [&] { return run(parse_options(argc, argv)); });
+  return farsee::tools::run_program("farsee-infer", [&] {
+    const std::optional<Options> o = parse_options(argc, argv);
+    return o ? run(*o) : 0;
+  });
 }

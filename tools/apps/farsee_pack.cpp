@@ -2,12 +2,12 @@
 // that farsee-train and farsee-eval read with --data FILE. The same flags give the same bytes.
 #include <algorithm>
 #include <cstdio>
-#include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
 
-#include "tools/cli/cli.h"
+#include "tools/cli/flags.h"
 #include "tools/data/image_io.h"
 #include "tools/data/pack.h"
 
@@ -32,36 +32,23 @@ copying bytes instead of decoding PNGs; each sample's checksum is verified as it
   --help            this text
 )";
 
-tools::PackOptions parse_options(int argc, char** argv, std::string& out) {
+// nullopt after --help.
+std::optional<tools::PackOptions> parse_options(int argc, char** argv, std::string& out) {
   tools::PackOptions o;
   o.jobs = std::max(1, int(std::thread::hardware_concurrency()));
   o.codec = tools::pack_codec_available(tools::PackCodec::kLz4) ? tools::PackCodec::kLz4
                                                                 : tools::PackCodec::kRaw;
-  tools::ArgParser args(argc, argv);
-  while (args.next()) {
-    if (args.current() == "-o" || args.is("--out")) {  // ArgParser reads "-o" as positional
-      out = args.value();
-      continue;
-    }
-    FARSEE_REQUIRE(!args.positional(),
-                   "unexpected argument '" << args.current() << "' (see --help)");
-    if (args.is("--help")) {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (args.is("--data")) {
-      o.root = args.value();
-    } else if (args.is("--split")) {
-      o.split = args.value();
-    } else if (args.is("--size")) {
-      std::tie(o.height, o.width) = tools::parse_size(args.value(), "--size");
-    } else if (args.is("--codec")) {
-      o.codec = tools::parse_pack_codec(args.value(), "--codec");
-    } else if (args.is("--jobs")) {
-      o.jobs = tools::parse_int(args.value(), "--jobs", 1);
-    } else {
-      FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
-    }
-  }
+  tools::Flags flags("farsee-pack", kUsage);
+  flags.text("-o,--out", out);
+  flags.text("--data", o.root);
+  flags.text("--split", o.split);
+  flags.value("--size", [&](const std::string& v) {
+    std::tie(o.height, o.width) = tools::parse_size(v, "--size");
+  });
+  flags.value("--codec",
+              [&](const std::string& v) { o.codec = tools::parse_pack_codec(v, "--codec"); });
+  flags.integer("--jobs", o.jobs, 1);
+  if (!flags.parse(argc, argv)) return std::nullopt;
   FARSEE_REQUIRE(!o.root.empty(), "missing --data DIR (see --help)");
   FARSEE_REQUIRE(!o.split.empty(), "missing --split S (see --help)");
   FARSEE_REQUIRE(!out.empty(), "missing -o FILE (see --help)");
@@ -81,7 +68,9 @@ void progress(int64_t done, int64_t total) {
 int main(int argc, char** argv) {
   return tools::run_program("farsee-pack", [&] {
     std::string out;
-    const tools::PackOptions o = parse_options(argc, argv, out);
+    const std::optional<tools::PackOptions> parsed = parse_options(argc, argv, out);
+    if (!parsed) return 0;
+    const tools::PackOptions& o = *parsed;
     const int64_t n = tools::write_pack(out, o, progress);
     const tools::PackReader check(out);  // the header and index as a reader sees them
     std::printf("farsee-pack: %lld samples of %s/%s (%s, %s) in %s\n", static_cast<long long>(n),

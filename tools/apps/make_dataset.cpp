@@ -3,14 +3,14 @@
 // tools/data/synthetic_dataset.h's. The same flags give byte-identical files.
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
-#include "tools/cli/cli.h"
+#include "tools/cli/flags.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_dataset.h"
 #include "tools/video/synthetic_drive.h"
@@ -49,45 +49,29 @@ struct Options {
   bool size_given = false;
 };
 
-Options parse_options(int argc, char** argv) {
+// nullopt after --help.
+std::optional<Options> parse_options(int argc, char** argv) {
   Options o;
   o.data.jobs = std::max(1, int(std::thread::hardware_concurrency()));
-  tools::ArgParser args(argc, argv);
-  while (args.next()) {
-    FARSEE_REQUIRE(!args.positional(),
-                   "unexpected argument '" << args.current() << "' (see --help)");
-    if (args.is("--help")) {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (args.is("--out")) {
-      o.data.out = args.value();
-    } else if (args.is("--train")) {
-      o.data.train = tools::parse_int(args.value(), "--train", 0);
-    } else if (args.is("--val")) {
-      o.data.val = tools::parse_int(args.value(), "--val", 0);
-    } else if (args.is("--video")) {
-      o.video = tools::parse_int(args.value(), "--video", 1);
-    } else if (args.is("--samples")) {
-      o.samples = tools::parse_int(args.value(), "--samples", 1);
-    } else if (args.is("--size")) {
-      std::tie(o.data.height, o.data.width) = tools::parse_size(args.value(), "--size");
-      FARSEE_REQUIRE(o.data.height >= 32 && o.data.width >= 32,
-                     "--size " << o.data.height << "x" << o.data.width << ": at least 32x32");
-      o.size_given = true;
-    } else if (args.is("--seed")) {
-      o.data.seed = uint64_t(tools::parse_int(args.value(), "--seed", 0));
-    } else if (args.is("--jobs")) {
-      o.data.jobs = tools::parse_int(args.value(), "--jobs", 1);
-    } else if (args.is("--train-ids")) {
-      args.no_value();
-      o.data.train_ids = true;
-    } else if (args.is("--labels")) {
-      args.no_value();
-      o.labels = true;
-    } else {
-      FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
-    }
-  }
+  tools::Flags flags("farsee-make-dataset", kUsage);
+  flags.text("--out", o.data.out);
+  flags.integer("--train", o.data.train, 0);
+  flags.integer("--val", o.data.val, 0);
+  flags.integer("--video", o.video, 1);
+  flags.integer("--samples", o.samples, 1);
+  flags.value("--size", [&](const std::string& v) {
+    std::tie(o.data.height, o.data.width) = tools::parse_size(v, "--size");
+    FARSEE_REQUIRE(o.data.height >= 32 && o.data.width >= 32,
+                   "--size " << o.data.height << "x" << o.data.width << ": at least 32x32");
+    o.size_given = true;
+  });
+  flags.value("--seed", [&](const std::string& v) {
+    o.data.seed = uint64_t(tools::parse_int(v, "--seed", 0));
+  });
+  flags.integer("--jobs", o.data.jobs, 1);
+  flags.set_true("--train-ids", o.data.train_ids);
+  flags.set_true("--labels", o.labels);
+  if (!flags.parse(argc, argv)) return std::nullopt;
   FARSEE_REQUIRE(!o.data.out.empty(), "missing --out DIR (see --help)");
   return o;
 }
@@ -132,5 +116,8 @@ int run(Options o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return tools::run_program("farsee-make-dataset", [&] { return run(parse_options(argc, argv)); });
+  return tools::run_program("farsee-make-dataset", [&] {
+    std::optional<Options> o = parse_options(argc, argv);
+    return o ? run(std::move(*o)) : 0;
+  });
 }

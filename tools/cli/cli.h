@@ -1,7 +1,7 @@
-// Command-line helpers shared by the FarSee programs: "--flag value" and "--flag=value" options,
-// positional arguments, comma lists, checked integers, the executor/precision choices, and the
-// error handling of main(). Every malformed argument throws farsee::Error naming the flag and the
-// text.
+// Command-line helpers shared by the FarSee programs and the API: the validators of flag values
+// (comma lists, checked integers, the executor/precision choices) and the error handling of
+// main(). Every malformed value throws farsee::Error naming the flag and the text. The flags
+// themselves are parsed by CLI11 through tools/cli/flags.h.
 #pragma once
 
 #include <cstdio>
@@ -17,52 +17,6 @@
 #include "kernels/core/executor.h"
 
 namespace farsee::tools {
-
-class ArgParser {
- public:
-  ArgParser(int argc, char** argv) : args_(argv + 1, argv + argc) {}
-
-  // Moves to the next argument; false at the end.
-  bool next() {
-    if (pos_ >= args_.size()) return false;
-    const std::string& a = args_[pos_++];
-    inline_value_.clear();
-    has_inline_value_ = false;
-    if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
-      const size_t eq = a.find('=');
-      flag_ = a.substr(0, eq);
-      if (eq != std::string::npos) {
-        inline_value_ = a.substr(eq + 1);
-        has_inline_value_ = true;
-      }
-      positional_ = false;
-    } else {
-      flag_ = a;
-      positional_ = true;
-    }
-    return true;
-  }
-  bool positional() const { return positional_; }
-  // The current flag ("--x") or positional argument.
-  const std::string& current() const { return flag_; }
-  bool is(const char* flag) const { return !positional_ && flag_ == flag; }
-  // The value of the current flag ("--flag=value" or the next argument).
-  std::string value() {
-    if (has_inline_value_) return inline_value_;
-    FARSEE_REQUIRE(pos_ < args_.size(), "option " << flag_ << " needs a value");
-    return args_[pos_++];
-  }
-  // A flag without a value: "--flag=..." is an error.
-  void no_value() const {
-    FARSEE_REQUIRE(!has_inline_value_, "option " << flag_ << " takes no value");
-  }
-
- private:
-  std::vector<std::string> args_;
-  size_t pos_ = 0;
-  std::string flag_, inline_value_;
-  bool has_inline_value_ = false, positional_ = false;
-};
 
 inline std::vector<std::string> split_list(const std::string& text, const char* what) {
   std::vector<std::string> out;

@@ -23,7 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -35,7 +35,7 @@
 #include "net/farsee_net.h"
 #include "net/preprocess.h"
 #include "tools/cityscapes/metrics.h"
-#include "tools/cli/cli.h"
+#include "tools/cli/flags.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
 #include "tools/data/pack.h"
@@ -95,47 +95,35 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-Options parse(const std::vector<std::string>& argv_in) {
-  std::vector<char*> argv;
-  static char program[] = "farsee-eval";
-  argv.push_back(program);
-  for (const std::string& a : argv_in) argv.push_back(const_cast<char*>(a.c_str()));
-  ArgParser args(int(argv.size()), argv.data());
+// nullopt after --help (the usage printed).
+std::optional<Options> parse(const std::vector<std::string>& args) {
   Options o;
-  while (args.next()) {
-    if (args.positional()) {
-      FARSEE_REQUIRE(false, "unexpected argument '" << args.current() << "' (see --help)");
-    } else if (args.is("--data")) {
-      o.data = args.value();
-    } else if (args.is("--split")) {
-      o.split = args.value();
-    } else if (args.is("--predictions")) {
-      o.predictions = args.value();
-    } else if (args.is("--ids")) {
-      const std::string v = args.value();
-      FARSEE_REQUIRE(v == "train" || v == "label", "--ids: '" << v << "' is not train or label");
-      o.label_ids = v == "label";
-      o.ids_given = true;
-    } else if (args.is("--weights")) {
-      o.weights = args.value();
-    } else if (args.is("--preset")) {
-      o.preset = args.value();
+  Flags flags("farsee-eval", kUsage);
+  flags.text("--data", o.data);
+  flags.text("--split", o.split);
+  flags.text("--predictions", o.predictions);
+  flags.value("--ids", [&](const std::string& v) {
+    FARSEE_REQUIRE(v == "train" || v == "label", "--ids: '" << v << "' is not train or label");
+    o.label_ids = v == "label";
+    o.ids_given = true;
+  });
+  flags.text("--weights", o.weights);
+  // The network's flags, which --predictions refuses.
+  auto network = [&](const std::string& name, std::function<void(const std::string&)> set) {
+    flags.value(name, [&o, set](const std::string& v) {
+      set(v);
       o.network_flag_given = true;
-    } else if (args.is("--num-classes")) {
-      o.num_classes = parse_int(args.value(), "--num-classes", 1);
-      o.network_flag_given = true;
-    } else if (args.is("--input-size")) {
-      std::tie(o.input_h, o.input_w) = parse_size(args.value(), "--input-size");
-      o.network_flag_given = true;
-    } else if (args.is("--executor")) {
-      o.executor = args.value();
-      o.network_flag_given = true;
-    } else if (args.is("--json")) {
-      o.json = args.value();
-    } else {
-      FARSEE_REQUIRE(false, "unknown option '" << args.current() << "' (see --help)");
-    }
-  }
+    });
+  };
+  network("--preset", [&](const std::string& v) { o.preset = v; });
+  network("--num-classes",
+          [&](const std::string& v) { o.num_classes = parse_int(v, "--num-classes", 1); });
+  network("--input-size", [&](const std::string& v) {
+    std::tie(o.input_h, o.input_w) = parse_size(v, "--input-size");
+  });
+  network("--executor", [&](const std::string& v) { o.executor = v; });
+  flags.text("--json", o.json);
+  if (!flags.parse(args)) return std::nullopt;
   FARSEE_REQUIRE(!o.data.empty(), "missing --data DIR (the Cityscapes root; see --help)");
   FARSEE_REQUIRE(o.predictions.empty() != o.weights.empty(),
                  (o.predictions.empty() ? "give --predictions DIR or --weights FILE"
@@ -489,14 +477,10 @@ void write_json(const std::string& path, const ConfusionMatrix& m) {
 }  // namespace
 
 int eval_main(const std::vector<std::string>& args) {
-  for (const std::string& a : args) {
-    if (a == "--help") {
-      std::cout << kUsage;
-      return 0;
-    }
-  }
   return run_program("farsee-eval", [&] {
-    const Options o = parse(args);
+    const std::optional<Options> parsed = parse(args);
+    if (!parsed) return 0;
+    const Options& o = *parsed;
     ConfusionMatrix matrix;
     // --data: a Cityscapes folder or a pack of the split (tools/data/pack.h).
     const std::shared_ptr<const SampleSource> pack =

@@ -122,7 +122,7 @@ cat "$logs/machine.txt"
 have_installed_deps() {
   local h
   for h in boost/context/detail/fcontext.hpp gtest/gtest.h benchmark/benchmark.h nlohmann/json.hpp \
-    stb/stb_image.h; do
+    stb/stb_image.h CLI/CLI.hpp; do
     [[ -f /usr/include/$h || -f /usr/local/include/$h ]] || return 1
   done
   [[ -f /usr/include/x86_64-linux-gnu/cblas.h || -f /usr/include/cblas.h ]]

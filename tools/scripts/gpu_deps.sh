@@ -27,6 +27,7 @@ packages=(
   libbenchmark1debian        #   its shared library
   nlohmann-json3-dev         # JSON headers + cmake config
   libstb-dev                 # stb_image / stb_image_write headers (header-only use)
+  libcli11-dev               # CLI11 headers + cmake config: the programs' flags (tools/cli/flags.h)
   libopenblas-dev            # the reference executor's dgemm ...
   libopenblas-pthread-dev    #   cblas.h, libopenblas.so
   libopenblas0-pthread       #   libopenblas.so.0

@@ -9,6 +9,7 @@
 #   libpng-dev                libpng: PNG decoding (untrusted input, DESIGN.md section 8.1)
 #   libjpeg62-turbo-dev       libjpeg-turbo: JPEG decoding (Ubuntu: libjpeg-turbo8-dev)
 #   liblz4-dev, libzstd-dev   farsee-pack's codecs (tools/data/pack.h; raw packs work without)
+#   libcli11-dev              CLI11: the programs' flag parsing (tools/cli/flags.h; header-only)
 #   clang, libclang-rt-dev    libFuzzer, ASan, UBSan for tools/scripts/fuzz.sh: only with
 #                             --with-fuzzers or FARSEE_WITH_FUZZERS=1 (CI's fuzz stage)
 #   libboost-context-dev      Boost.Context fibers: kernels/emu runs each CUDA thread as a fiber
@@ -38,7 +39,7 @@ set -euo pipefail
 
 packages=(cmake g++ make libgtest-dev libbenchmark-dev nlohmann-json3-dev libstb-dev libpng-dev
           libboost-context-dev libopenblas-dev python3 python3-numpy python3-dev pybind11-dev
-          python3-pip liblz4-dev libzstd-dev
+          python3-pip liblz4-dev libzstd-dev libcli11-dev
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev)
 packages+=(openmpi-bin libopenmpi-dev)  # data-parallel farsee-train (optional at build time)
 # libjpeg-turbo's development package is named differently on Debian and Ubuntu.

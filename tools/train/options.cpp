@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <initializer_list>
-#include <iostream>
 #include <limits>
 #include <sstream>
 #include <tuple>
@@ -15,6 +14,7 @@
 #include "kernels/core/check.h"
 #include "net/checkpoint.h"
 #include "tools/cli/cli.h"
+#include "tools/cli/flags.h"
 #include "tools/data/image_io.h"
 #include "weights/safetensors.h"
 
@@ -489,32 +489,22 @@ struct CommandLine {
   std::string config, resume;
 };
 
+// Every flag of kFlags on the command line (tools/cli/flags.h), in order; the values are checked
+// when the layers are applied (parse_options).
 bool read_command_line(const std::vector<std::string>& args, CommandLine& cl) {
-  std::vector<std::string> storage{"farsee-train"};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : storage) argv.push_back(s.data());
-  ArgParser p(int(argv.size()), argv.data());
-  while (p.next()) {
-    FARSEE_REQUIRE(!p.positional(), "unexpected argument '" << p.current() << "' (see --help)");
-    const std::string flag = p.current();
-    if (flag == "--help") return false;
-    const Flag* f = find_flag(flag.substr(2));
-    std::string value = "true";
-    if (f && !f->value) {  // a switch (an unknown flag takes a value, then is an error)
-      p.no_value();
+  Flags flags("farsee-train", usage_text());
+  for (const Flag& f : kFlags) {
+    const std::string flag = std::string("--") + f.name;
+    if (flag == "--help") continue;  // Flags' own
+    if (!f.value) {
+      flags.switch_(flag, [&cl, flag] { cl.flags.emplace_back(flag, "true"); });
+    } else if (flag == "--config" || flag == "--resume") {
+      flags.text(flag, flag == "--config" ? cl.config : cl.resume);
     } else {
-      value = p.value();
-    }
-    if (flag == "--config") {
-      cl.config = value;
-    } else if (flag == "--resume") {
-      cl.resume = value;
-    } else {
-      cl.flags.emplace_back(flag, value);
+      flags.value(flag, [&cl, flag](const std::string& v) { cl.flags.emplace_back(flag, v); });
     }
   }
-  return true;
+  return flags.parse(args);
 }
 
 // The options stored in the checkpoint `path` (a file or a folder: its latest).
@@ -534,10 +524,7 @@ void apply_options_json(Options& o, const json& j, const std::string& where) {
 
 std::optional<Options> parse_options(const std::vector<std::string>& args) {
   CommandLine cl;
-  if (!read_command_line(args, cl)) {
-    std::cout << usage_text();
-    return std::nullopt;
-  }
+  if (!read_command_line(args, cl)) return std::nullopt;  // --help: the usage is printed
   Options o;
   json config;
   if (!cl.config.empty()) {

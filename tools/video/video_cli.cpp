@@ -10,6 +10,7 @@
 #include <map>
 
 #include "kernels/core/check.h"
+#include "tools/cli/flags.h"
 #include "tools/video/video_decoder.h"
 #include "tools/video/video_pipeline.h"
 
@@ -41,22 +42,15 @@ void require_video_support() {
                  "libavdevice-dev: tools/scripts/install_deps.sh, and rebuild)");
 }
 
-bool parse_video_flag(ArgParser& args, VideoFlags& flags) {
-  if (args.is("--frames")) {
-    args.no_value();
-    flags.frames = true;
-  } else if (args.is("--max-frames")) {
-    flags.max_frames = parse_int(args.value(), "--max-frames", 1);
-  } else if (args.is("--camera")) {
-    flags.cameras.push_back("/dev/video" + std::to_string(parse_int(args.value(), "--camera", 0)));
-  } else if (args.is("--codec")) {
-    flags.codec = args.value();
-  } else if (args.is("--ground-truth")) {
-    flags.ground_truth = args.value();
-  } else {
-    return false;
-  }
-  return true;
+void add_video_flags(Flags& flags, VideoFlags& out) {
+  flags.set_true("--frames", out.frames);
+  flags.value("--max-frames",
+              [&out](const std::string& v) { out.max_frames = parse_int(v, "--max-frames", 1); });
+  flags.value("--camera", [&out](const std::string& v) {  // repeatable: each one adds a camera
+    out.cameras.push_back("/dev/video" + std::to_string(parse_int(v, "--camera", 0)));
+  });
+  flags.text("--codec", out.codec);
+  flags.text("--ground-truth", out.ground_truth);
 }
 
 bool is_video_argument(const std::string& arg) {

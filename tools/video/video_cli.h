@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "net/api/farsee/farsee.h"
-#include "tools/cli/cli.h"
+
+namespace farsee::tools {
+class Flags;  // tools/cli/flags.h
+}  // namespace farsee::tools
 
 namespace farsee::tools::video {
 
@@ -24,8 +27,8 @@ struct VideoFlags {
 // Throws, saying what to install, when FarSee was built without FFmpeg's libraries.
 void require_video_support();
 
-// Consumes the current flag when it is a video flag; false when it is not one.
-bool parse_video_flag(ArgParser& args, VideoFlags& flags);
+// Adds the video flags (kVideoUsage) to farsee-infer's, to be set in `out` as they are parsed.
+void add_video_flags(Flags& flags, VideoFlags& out);
 
 // A positional argument that names a video: a camera device (/dev/videoN) or a file with a video
 // extension (.mp4 .mkv .avi .mov .webm .m4v .mpg .mpeg .ts .y4m .flv .wmv .ogv).
