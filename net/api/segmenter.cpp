@@ -102,7 +102,12 @@ struct Pipeline {
   std::unique_ptr<Slot> slots[Segmenter::kMaxInFlight];
 
   explicit Pipeline(Executor e) : executor(e), copy_stream(rt::stream_create(e)) {
-    for (auto& s : slots) s = std::make_unique<Slot>(e);
+    try {
+      for (auto& s : slots) s = std::make_unique<Slot>(e);
+    } catch (...) {
+      rt::stream_destroy(e, copy_stream);
+      throw;
+    }
   }
   ~Pipeline() {
     for (auto& s : slots) s.reset();  // their buffers wait for the device (rt::free)
@@ -161,9 +166,9 @@ struct Segmenter::Impl {
   LabelMap download(Frame& f);
 };
 
-// Frames still in flight finish before their buffers go.
+// Frames still in flight (or work a failed submit queued) finish before their buffers go.
 Segmenter::Impl::~Impl() {
-  if (!pipeline || !model || in_flight.empty()) return;
+  if (!pipeline || !model) return;
   try {
     rt::synchronize(model->context());
     rt::synchronize(pipeline->copy());
