@@ -342,27 +342,59 @@ TensorView FarSeeNet::stem_input_view() const {
   return v;
 }
 
-void FarSeeNet::set_input(const float* nhwc) {
-  TensorView in = view(graph().input);
+// The tensor set_input fills: the space-to-depth stem's input, else the graph's.
+size_t FarSeeNet::packed_input_bytes() const {
+  const TensorView in = stem_s2d_ ? stem_input_view() : view(graph().input);
+  return size_t(in.shape.elements()) * dtype_size(dtype_);
+}
+
+void FarSeeNet::pack_input(const float* nhwc, void* packed) const {
+  const Shape4 shape = graph().input.shape;
   std::vector<float> s2d;  // the space-to-depth stem's input, rearranged on the way up
   if (stem_s2d_) {
-    s2d.resize(size_t(stem_input_view().shape.elements()));
-    stem_s2d_input(nhwc, in.shape, stem_s2d_channels(dtype_), s2d.data());
-    in = stem_input_view();
+    const int channels = stem_s2d_channels(dtype_);
+    if (dtype_ == DType::F32)
+      return stem_s2d_input(nhwc, shape, channels, static_cast<float*>(packed));
+    s2d.resize(size_t(stem_s2d_shape(shape, channels).elements()));
+    stem_s2d_input(nhwc, shape, channels, s2d.data());
     nhwc = s2d.data();
   }
-  const size_t count = size_t(in.shape.elements());
-  std::vector<uint16_t> half;
+  const size_t count = packed_input_bytes() / dtype_size(dtype_);
   if (dtype_ == DType::F32) {
-    rt::copy_to_device(ctx_, in.data, nhwc, count * sizeof(float));
+    std::memcpy(packed, nhwc, count * sizeof(float));
   } else {
-    half.resize(count);
+    auto* half = static_cast<uint16_t*>(packed);
     for (size_t i = 0; i < count; ++i) half[i] = float_to_half_bits(nhwc[i]);
-    rt::copy_to_device(ctx_, in.data, half.data(), count * sizeof(uint16_t));
   }
-  // The copy reads host memory when it executes: `half` dies here, and the caller may reuse
-  // `nhwc` once this returns.
-  rt::synchronize(ctx_);
+}
+
+void FarSeeNet::set_input(const float* nhwc) {
+  void* dst = stem_s2d_ ? shape_->stem_input.data() : view(graph().input).data;
+  const size_t bytes = packed_input_bytes();
+  if (stem_s2d_ || dtype_ != DType::F32) {
+    std::vector<char> packed(bytes);
+    pack_input(nhwc, packed.data());
+    rt::copy_to_device(ctx_, dst, packed.data(), bytes);
+    // The copy reads host memory when it executes: `packed` dies here.
+    rt::synchronize(ctx_);
+  } else {
+    rt::copy_to_device(ctx_, dst, nhwc, bytes);
+    rt::synchronize(ctx_);  // the caller may reuse `nhwc` once this returns
+  }
+}
+
+void FarSeeNet::set_input_device(const void* packed) {
+  void* dst = stem_s2d_ ? shape_->stem_input.data() : view(graph().input).data;
+  rt::copy_device(ctx_, dst, packed, packed_input_bytes());
+}
+
+const uint8_t* FarSeeNet::device_labels() const {
+  current_graph("device_labels");
+  return output_->labels.as<uint8_t>();
+}
+
+size_t FarSeeNet::labels_bytes() const {
+  return size_t(current_graph("labels_bytes").n) * output_->out_h * output_->out_w;
 }
 
 void FarSeeNet::run_step(const Step& s, const Step* fused_pool) {
@@ -537,8 +569,7 @@ void FarSeeNet::forward(bool use_cuda_graph) {
 }
 
 std::vector<uint8_t> FarSeeNet::labels() const {
-  const Graph& g = current_graph("labels");
-  std::vector<uint8_t> out(size_t(g.n) * output_->out_h * output_->out_w);
+  std::vector<uint8_t> out(labels_bytes());
   rt::copy_to_host(ctx_, out.data(), output_->labels.data(), out.size());
   rt::synchronize(ctx_);
   return out;

@@ -85,6 +85,19 @@ class FarSeeNet {
   // Input -> labels. `use_cuda_graph` matters on cuda and emu (the executors with graphs).
   void forward(bool use_cuda_graph = true);
 
+  // The pieces of set_input for a caller that uploads on a stream of its own (farsee::Segmenter's
+  // submit, DESIGN.md section 14): the input as the executor holds it (the space-to-depth stem's
+  // rearrangement, fp16 conversion) is packed_input_bytes(); pack_input writes it on the host;
+  // set_input_device queues a copy of it from device memory on the net's stream and returns at
+  // once (order the copy that filled `packed` with an event).
+  size_t packed_input_bytes() const;
+  void pack_input(const float* nhwc, void* packed) const;
+  void set_input_device(const void* packed);
+  // The labels of the latest forward on the executor, labels_bytes() of them (labels() without
+  // the copy to the host); valid until the next prepare or forward.
+  const uint8_t* device_labels() const;
+  size_t labels_bytes() const;
+
   // One eager forward timed launch group by launch group, running what forward() runs (CUDA events
   // on cuda, a steady clock elsewhere): where the time goes. One entry per graph step, except the
   // depthwise branches of an F-ASPP block, one merged launch: one entry named "a+b+c" covering

@@ -3,8 +3,24 @@
 // align_corners=False) and normalised (net/preprocess.h), the network, the labels (and logits)
 // resized to the output size on the executor. Settings not given come from the weights file's
 // metadata (net/api/weights_metadata.h).
+//
+// Every frame goes through submit/receive (segment() is the pair; DESIGN.md section 14). On the
+// executors with streams (cuda; emu in tests) a frame takes one of two slots, each with pinned
+// host staging, a device input buffer, a device labels buffer, two events and a timer:
+//   host:    resize + normalise + pack (space-to-depth, fp16) into the slot's pinned staging
+//   copy:    upload into the slot's input buffer; record `uploaded`
+//   compute: wait `uploaded`; copy it into the net's input; forward (CUDA graph); copy the labels
+//            into the slot's labels buffer (frame k + 1's forward overwrites the net's); record
+//            `computed`
+//   receive: the copy stream waits `computed` and downloads the labels (a synchronous copy that
+//            blocks on the copy stream only, while the compute stream runs frame k + 1)
+// so frame k + 1's host work and upload, and frame k's download, overlap frame k's network. Only
+// events order the two streams; a slot is reused two submits later, after its frame's receive
+// has waited for the copy stream, which holds its upload and download. The overlap is in place but
+// untimed (no GPU where it was written). cpu and reference run the frame within submit().
 #include <omp.h>
 
+#include <deque>
 #include <new>
 #include <optional>
 #include <tuple>
@@ -57,6 +73,57 @@ std::vector<std::string> default_class_names(int classes) {
   return names;
 }
 
+// Events, created on an executor with streams, destroyed with their owner.
+class Event {
+ public:
+  explicit Event(Executor e) : executor_(e), event_(rt::event_create(e)) {}
+  ~Event() { rt::event_destroy(executor_, event_); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  void* get() const { return event_; }
+
+ private:
+  Executor executor_;
+  void* event_;
+};
+
+// submit/receive's double buffers and copy stream on the executors with streams (see the top).
+struct Pipeline {
+  struct Slot {
+    rt::PinnedHostBuffer host_input;  // packed frame: pinned, so the upload is a true async copy
+    rt::Buffer input;                 // the frame on the executor, until the net copies it in
+    rt::Buffer labels;                // the frame's labels, out of the net's buffer
+    Event uploaded, computed;
+    rt::Timer timer;
+    explicit Slot(Executor e) : uploaded(e), computed(e), timer(e) {}
+  };
+  Executor executor;
+  void* copy_stream;
+  std::unique_ptr<Slot> slots[Segmenter::kMaxInFlight];
+
+  explicit Pipeline(Executor e) : executor(e), copy_stream(rt::stream_create(e)) {
+    try {
+      for (auto& s : slots) s = std::make_unique<Slot>(e);
+    } catch (...) {
+      rt::stream_destroy(e, copy_stream);
+      throw;
+    }
+  }
+  ~Pipeline() {
+    for (auto& s : slots) s.reset();  // their buffers wait for the device (rt::free)
+    rt::stream_destroy(executor, copy_stream);
+  }
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+  Context copy() const { return Context{executor, copy_stream}; }
+};
+
+// Grows `b` to at least `bytes` (a slot's buffers: the same sizes frame after frame in a video).
+template <typename Memory>
+void reserve(Memory& b, Executor e, size_t bytes) {
+  if (b.bytes() < bytes) b = Memory(e, bytes);
+}
+
 }  // namespace
 
 struct Segmenter::Impl {
@@ -70,14 +137,44 @@ struct Segmenter::Impl {
   std::unique_ptr<net::FarSeeNet> model;
   std::optional<rt::Timer> timer;
   double network_ms = 0;
-  int out_h = 0, out_w = 0;  // of the last run
+  int out_h = 0, out_w = 0;  // of the last frame received (0: none, or frames in flight)
+
+  // A submitted frame; its labels are on the host already on cpu and reference.
+  struct Frame {
+    int slot = 0;
+    int out_h = 0, out_w = 0;
+    double network_ms = 0;
+    LabelMap labels;
+  };
+  std::deque<Frame> in_flight;  // oldest first
+  int64_t submitted = 0;
+  std::vector<float> input;            // the network input on the host, reused
+  std::unique_ptr<Pipeline> pipeline;  // cuda and emu; destroyed before the model
+  ~Impl();
 
   void check_options();
   void resolve_input_size(const net::WeightsMetadata& m);
   net::HostTensors load_parameters();
-  void check_image(const uint8_t* rgb, int height, int width, int& out_height, int& out_width);
-  void run(const uint8_t* rgb, int height, int width, int out_height, int out_width);
+  void check_image(const char* caller, const uint8_t* rgb, int height, int width, int& out_height,
+                   int& out_width);
+  void prepare_input(const uint8_t* rgb, int height, int width);
+  void run(Frame& f);
+  void run_on_streams(Frame& f);
+  void submit(const char* caller, const uint8_t* rgb, int height, int width, int out_height,
+              int out_width);
+  LabelMap receive();
+  LabelMap download(Frame& f);
 };
+
+// Frames still in flight (or work a failed submit queued) finish before their buffers go.
+Segmenter::Impl::~Impl() {
+  if (!pipeline || !model) return;
+  try {
+    rt::synchronize(model->context());
+    rt::synchronize(pipeline->copy());
+  } catch (...) {  // a device error: the buffers are freed all the same
+  }
+}
 
 void Segmenter::Impl::check_options() {
   const SegmenterOptions& o = options;
@@ -155,15 +252,14 @@ Segmenter::~Segmenter() = default;
 Segmenter::Segmenter(Segmenter&&) noexcept = default;
 Segmenter& Segmenter::operator=(Segmenter&&) noexcept = default;
 
-void Segmenter::Impl::check_image(const uint8_t* rgb, int height, int width, int& out_height,
-                                  int& out_width) {
-  FARSEE_REQUIRE(rgb != nullptr, "segment: the image pointer is null");
+void Segmenter::Impl::check_image(const char* caller, const uint8_t* rgb, int height, int width,
+                                  int& out_height, int& out_width) {
+  FARSEE_REQUIRE(rgb != nullptr, caller << ": the image pointer is null");
   FARSEE_REQUIRE(height > 0 && width > 0,
-                 "segment: image size " << height << "x" << width << " is not positive");
+                 caller << ": image size " << height << "x" << width << " is not positive");
   FARSEE_REQUIRE(out_height >= 0 && out_width >= 0 && (out_height == 0) == (out_width == 0),
-                 "segment: output size " << out_height << "x" << out_width
-                                         << ": give both sides (positive), or 0x0 for the "
-                                            "image's size");
+                 caller << ": output size " << out_height << "x" << out_width
+                        << ": give both sides (positive), or 0x0 for the image's size");
   if (out_height == 0) {
     out_height = height;
     out_width = width;
@@ -171,63 +267,152 @@ void Segmenter::Impl::check_image(const uint8_t* rgb, int height, int width, int
   for (const auto& [what, h, w] :
        {std::tuple{"image", height, width}, std::tuple{"output size", out_height, out_width}}) {
     FARSEE_REQUIRE(int64_t(h) * w <= max_pixels,
-                   "segment: " << what << " " << tools::format_pixels(h, w)
-                               << " is above the limit of " << double(max_pixels) / 1e6
-                               << " megapixels (--max-megapixels to raise it)");
+                   caller << ": " << what << " " << tools::format_pixels(h, w)
+                          << " is above the limit of " << double(max_pixels) / 1e6
+                          << " megapixels (--max-megapixels to raise it)");
   }
 }
 
-// Image -> labels (and logits) at the output size, on the executor.
-void Segmenter::Impl::run(const uint8_t* rgb, int height, int width, int out_height,
-                          int out_width) {
-  check_image(rgb, height, width, out_height, out_width);
+// The image resized and normalised into `input` (host, NHWC fp32).
+void Segmenter::Impl::prepare_input(const uint8_t* rgb, int height, int width) {
+  const size_t count = size_t(input_h) * input_w * 3;
+  if (input.size() != count) {
+    input = tools::allocate<float>(count, "the network input (" + std::to_string(input_h) + "x" +
+                                              std::to_string(input_w) + ")");
+  }
+  net::preprocess_rgb8(rgb, height, width, input.data(), input_h, input_w);
+}
+
+// cpu and reference: the frame start to end, its labels to the host.
+void Segmenter::Impl::run(Frame& f) {
+  model->prepare(1, input_h, input_w, f.out_h, f.out_w);
+  model->set_input(input.data());
+  timer->record_start(model->context());
+  model->forward();
+  timer->record_stop(model->context());
+  f.network_ms = timer->elapsed_ms();
+  f.labels.data = model->labels();
+}
+
+// cuda and emu: the frame queued on the two streams (see the top), nothing waited for.
+void Segmenter::Impl::run_on_streams(Frame& f) {
+  if (!pipeline) pipeline = std::make_unique<Pipeline>(executor);
+  Pipeline::Slot& slot = *pipeline->slots[f.slot];
+  model->prepare(1, input_h, input_w, f.out_h, f.out_w);
+  const size_t input_bytes = model->packed_input_bytes(), labels_bytes = model->labels_bytes();
+  reserve(slot.host_input, executor, input_bytes);
+  reserve(slot.input, executor, input_bytes);
+  reserve(slot.labels, executor, labels_bytes);
+  // The slot's last frame was received, so its upload has run: the staging is free.
+  model->pack_input(input.data(), slot.host_input.data());
+  const Context copy = pipeline->copy();
+  const Context& compute = model->context();
+  rt::copy_to_device(copy, slot.input.data(), slot.host_input.data(), input_bytes);
+  rt::event_record(copy, slot.uploaded.get());
+  rt::stream_wait_event(compute, slot.uploaded.get());  // the upload before the net reads it
+  model->set_input_device(slot.input.data());
+  slot.timer.record_start(compute);
+  model->forward();
+  slot.timer.record_stop(compute);
+  rt::copy_device(compute, slot.labels.data(), model->device_labels(), labels_bytes);
+  rt::event_record(compute, slot.computed.get());
+}
+
+void Segmenter::Impl::submit(const char* caller, const uint8_t* rgb, int height, int width,
+                             int out_height, int out_width) {
+  check_image(caller, rgb, height, width, out_height, out_width);
+  FARSEE_REQUIRE(int(in_flight.size()) < kMaxInFlight,
+                 caller << ": " << in_flight.size()
+                        << " frames are in flight, the most a Segmenter holds: receive() the "
+                           "oldest first");
   const ThreadScope threads(options.num_threads);
-  // Anything not allocated through a named helper below reports the step it failed in.
+  Frame f;
+  f.slot = int(submitted % kMaxInFlight);
+  f.out_h = out_height;
+  f.out_w = out_width;
+  // Anything not allocated through a named helper reports the step it failed in.
   std::string step =
       "preparing the network input from the " + tools::format_pixels(height, width) + " image";
   try {
-    std::vector<float> input = tools::allocate<float>(
-        size_t(input_h) * input_w * 3,
-        "the network input (" + std::to_string(input_h) + "x" + std::to_string(input_w) + ")");
-    net::preprocess_rgb8(rgb, height, width, input.data(), input_h, input_w);
+    prepare_input(rgb, height, width);
     step = "running the network";
     out_h = out_w = 0;
-    model->prepare(1, input_h, input_w, out_height, out_width);
-    model->set_input(input.data());
-    timer->record_start(model->context());
-    model->forward();
-    timer->record_stop(model->context());
-    network_ms = timer->elapsed_ms();
-    out_h = out_height;
-    out_w = out_width;
+    if (rt::uses_graphs(executor)) {
+      run_on_streams(f);
+    } else {
+      run(f);
+    }
   } catch (const std::bad_alloc&) {
     FARSEE_REQUIRE(false, "out of memory while " << step);
   }
+  f.labels.height = out_height;
+  f.labels.width = out_width;
+  in_flight.push_back(std::move(f));
+  ++submitted;
 }
 
-LabelMap Segmenter::segment(const uint8_t* rgb, int height, int width, int out_height,
-                            int out_width) {
-  impl_->run(rgb, height, width, out_height, out_width);
-  LabelMap m;
-  m.height = impl_->out_h;
-  m.width = impl_->out_w;
+// The frame's labels to the host (cuda, emu): the copy stream waits for its network.
+LabelMap Segmenter::Impl::download(Frame& f) {
+  Pipeline::Slot& slot = *pipeline->slots[f.slot];
+  const Context copy = pipeline->copy();
+  rt::stream_wait_event(copy, slot.computed.get());
   try {
-    m.data = impl_->model->labels();
+    f.labels.data.resize(size_t(f.out_h) * f.out_w);
   } catch (const std::bad_alloc&) {
     FARSEE_REQUIRE(false, "out of memory while copying the "
-                              << tools::format_pixels(m.height, m.width) << " labels to the host");
+                              << tools::format_pixels(f.out_h, f.out_w) << " labels to the host");
+  }
+  rt::copy_to_host(copy, f.labels.data.data(), slot.labels.data(), f.labels.data.size());
+  f.network_ms = slot.timer.elapsed_ms();
+  return std::move(f.labels);
+}
+
+LabelMap Segmenter::Impl::receive() {
+  FARSEE_REQUIRE(!in_flight.empty(), "receive: no frame is in flight (submit() one first)");
+  Frame f = std::move(in_flight.front());
+  in_flight.pop_front();  // gone even if its download fails, so the Segmenter stays usable
+  LabelMap m = pipeline ? download(f) : std::move(f.labels);
+  network_ms = f.network_ms;
+  if (in_flight.empty()) {
+    out_h = f.out_h;
+    out_w = f.out_w;
   }
   return m;
 }
 
+void Segmenter::submit(const uint8_t* rgb, int height, int width, int out_height, int out_width) {
+  impl_->submit("submit", rgb, height, width, out_height, out_width);
+}
+
+LabelMap Segmenter::receive() {
+  return impl_->receive();
+}
+
+int Segmenter::frames_in_flight() const {
+  return int(impl_->in_flight.size());
+}
+
+LabelMap Segmenter::segment(const uint8_t* rgb, int height, int width, int out_height,
+                            int out_width) {
+  const size_t busy = impl_->in_flight.size();
+  FARSEE_REQUIRE(busy == 0, "segment: " << busy
+                                        << " submitted frame(s) not received yet: receive() them "
+                                           "first (segment() runs one frame on its own)");
+  impl_->submit("segment", rgb, height, width, out_height, out_width);
+  return impl_->receive();
+}
+
 std::vector<float> Segmenter::logits(const uint8_t* rgb, int height, int width, int out_height,
                                      int out_width) {
-  impl_->run(rgb, height, width, out_height, out_width);
+  segment(rgb, height, width, out_height, out_width);
   return last_logits();
 }
 
 std::vector<float> Segmenter::last_logits() const {
   const Impl& s = *impl_;
+  FARSEE_REQUIRE(s.in_flight.empty(), "last_logits: " << s.in_flight.size()
+                                                      << " submitted frame(s) not received yet: "
+                                                         "receive() them first");
   FARSEE_REQUIRE(s.out_h > 0, "last_logits: no image has been segmented yet");
   try {
     return s.model->resized_logits_nchw(s.out_h, s.out_w);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <deque>
 #include <exception>
 #include <filesystem>
 #include <thread>
@@ -136,20 +137,44 @@ void encode_stage(VideoEncoder& encoder, const VideoJob& job, int64_t total,
   if (job.progress) std::fprintf(stderr, "\n");
 }
 
-// The segment stage, on the calling thread: returns the seconds spent in segment().
+// The segment stage, on the calling thread: frame k + 1 is submitted before frame k is received,
+// so that on cuda its preparation and upload overlap frame k's network (Segmenter::submit).
+// Returns the seconds spent in submit() and receive().
 double segment_stage(Segmenter& segmenter, BoundedQueue<RgbFrame>& in, BoundedQueue<Segmented>& out,
                      std::exception_ptr& failure) {
   double network_s = 0;
-  try {
+  std::deque<RgbFrame> in_flight;  // the frames submitted and not yet received, oldest first
+  // The oldest frame's labels out; false once the encode stage has stopped.
+  auto receive_one = [&] {
     Segmented s;
-    while (in.pop(s.frame)) {
+    const Clock::time_point t0 = Clock::now();
+    s.labels = segmenter.receive();
+    network_s += seconds_since(t0);
+    s.frame = std::move(in_flight.front());
+    in_flight.pop_front();
+    return out.push(std::move(s));
+  };
+  try {
+    RgbFrame f;
+    bool open = true;
+    while (open && in.pop(f)) {
       const Clock::time_point t0 = Clock::now();
-      s.labels = segmenter.segment(s.frame.rgb.data(), s.frame.height, s.frame.width);
+      segmenter.submit(f.rgb.data(), f.height, f.width);
       network_s += seconds_since(t0);
-      if (!out.push(std::move(s))) break;
+      in_flight.push_back(std::move(f));
+      if (int(in_flight.size()) == Segmenter::kMaxInFlight) open = receive_one();
     }
+    while (open && !in_flight.empty()) open = receive_one();
   } catch (...) {
     failure = std::current_exception();
+  }
+  // Whatever stopped the stage, the Segmenter ends with nothing in flight (receive() lets go of
+  // its frame even when it throws).
+  while (segmenter.frames_in_flight() > 0) {
+    try {
+      segmenter.receive();
+    } catch (...) {
+    }
   }
   in.close();
   out.close();

@@ -1,7 +1,9 @@
 // Segments a video or camera into an overlay video, as a pipeline of concurrent stages joined by
 // bounded queues (DESIGN.md section 15):
 //   decode thread:   demux, decode, sws_scale to RGB24                    (VideoDecoder)
-//   calling thread:  Segmenter::segment (resize, normalise, network, argmax on its executor)
+//   calling thread:  Segmenter::submit / receive (resize, normalise, network, argmax on its
+//                    executor; frame k + 1 submitted before frame k is received, so that on cuda
+//                    its upload overlaps frame k's network)
 //   encode thread:   overlay (half frame, half palette), encode, per-frame label PNGs
 // Each stage is one thread and each queue FIFO, so frames stay in order; the queues hold at most
 // a few frames, so memory does not grow with the video. The network runs on the calling thread,
@@ -40,7 +42,7 @@ struct VideoReport {
   int fps_num = 0, fps_den = 1;
   std::string codec, codec_long_name;  // the encoder chosen
   double wall_s = 0;                   // from the first frame decoded to the output finished
-  double network_s = 0;                // in Segmenter::segment (on the calling thread)
+  double network_s = 0;                // in Segmenter::submit/receive (the calling thread)
   std::string input_error;  // bad input stopped the video here (the output is still finished)
   std::optional<ConfusionMatrix> scores;  // with a ground_truth_dir: every frame's pixels
   double end_to_end_fps() const { return wall_s > 0 ? double(frames) / wall_s : 0; }

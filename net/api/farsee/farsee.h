@@ -94,9 +94,22 @@ class Segmenter {
   // float32 [classes][out_height][out_width] (PyTorch's order, batch dropped).
   std::vector<float> logits(const uint8_t* rgb, int height, int width, int out_height = 0,
                             int out_width = 0);
-  // The logits of the last segment() or logits() call at its output size, as logits() returns
-  // them, without running the network again.
+  // The logits of the last segment() or logits() call (or of the last frame receive() returned,
+  // once none is in flight) at its output size, as logits() returns them, without running the
+  // network again.
   std::vector<float> last_logits() const;
+
+  // Frames in order, overlapped (video): submit() hands over a frame and returns before its
+  // network has run; receive() returns the labels of the oldest frame submitted and not yet
+  // received, bitwise segment()'s. At most kMaxInFlight frames are in flight: submit frame k + 1,
+  // then receive frame k. On cuda frame k + 1's preparation and upload (a copy stream, pinned
+  // staging, a second input buffer) and frame k's labels download overlap frame k's network;
+  // cpu and reference run the frame within submit(). submit() copies the image: the caller may
+  // reuse its buffer at once. segment() and logits() need no frame in flight.
+  static constexpr int kMaxInFlight = 2;
+  void submit(const uint8_t* rgb, int height, int width, int out_height = 0, int out_width = 0);
+  LabelMap receive();
+  int frames_in_flight() const;
 
   // The settings in use (after defaults from the weights file).
   int num_classes() const;
@@ -106,7 +119,8 @@ class Segmenter {
   int input_width() const;
   std::string precision() const;
   std::string executor() const;  // as chosen: "cuda", "cpu" or "reference" (never "auto")
-  // Network time of the last call in milliseconds (CUDA events on cuda, a steady clock elsewhere).
+  // Network time of the last frame segmented or received in milliseconds (CUDA events on cuda, a
+  // steady clock elsewhere).
   double last_network_ms() const;
   // What construction would print as a program: the executor "auto" chose, weights-file tensors
   // the network does not use, an input size other than the one the weights were trained at.
