@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes)
   }
   reduce_rows_fixed_order<kFinalLanes>(w, dynamic_smem<Welford<1>>(), WelfordMerge{});
   if (threadIdx.y != 0 || !active) return;
-  if (a.local_stats) {  // the host merges the ranks, bn_stats_global_kernel goes on
+  if (a.local_stats) {  // the host merges the ranks, bn_global_kernel goes on
     a.local_stats[c] = w.mean[0];
     a.local_stats[a.channels + c] = w.m2[0];
     return;
@@ -223,16 +223,12 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes)
   finish_statistics(a, c, w.mean[0], w.m2[0], a.pixels);
 }
 
-// Synchronised BN: the global batch's statistics `global` ([2][C]: mean, m2; over `count`
-// pixels) finish as one rank's do. global may alias a.coef + 2C: each thread reads its channel's
-// values before it writes.
-__global__ void __launch_bounds__(256)
-    bn_stats_global_kernel(StatsFinalArgs a, const float* global, int64_t count) {
-  const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
-  if (c >= a.channels) return;
-  const float mean = global[c], m2 = global[a.channels + c];
-  finish_statistics(a, c, mean, m2, count);
-}
+struct FinishStatistics {
+  FARSEE_DEVICE void operator()(const StatsFinalArgs& a, int c, float mean, float m2,
+                                int64_t count) const {
+    finish_statistics(a, c, mean, m2, count);
+  }
+};
 
 template <typename T, int V>
 __global__ void __launch_bounds__(256) bn_apply_kernel(Nhwc<const T> x, Nhwc<const T> residual,
@@ -342,7 +338,7 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes) bn_bwd_final_kern
   const float sum_dz_xhat = s.b[0] * a.save_invstd[c];
   if (a.dgamma) a.dgamma[c] += sum_dz_xhat;
   if (a.dbeta) a.dbeta[c] += s.a[0];
-  if (a.local_sums) {  // the host merges the ranks, bn_bwd_global_kernel goes on
+  if (a.local_sums) {  // the host merges the ranks, bn_global_kernel goes on
     a.local_sums[c] = s.a[0];
     a.local_sums[a.channels + c] = s.b[0];
     return;
@@ -350,15 +346,23 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes) bn_bwd_final_kern
   backward_coefficients(a, c, s.a[0], s.b[0], a.pixels);
 }
 
-// Synchronised BN: dx's coefficients from the global batch's sums `global` ([2][C]: sum dz,
-// sum dz * (x - mean); over `count` pixels). global may alias a.coef + 2C: each thread reads its
-// channel's values before it writes.
-__global__ void __launch_bounds__(256)
-    bn_bwd_global_kernel(BwdFinalArgs a, const float* global, int64_t count) {
+struct BackwardCoefficients {
+  FARSEE_DEVICE void operator()(const BwdFinalArgs& a, int c, float sum_dz, float sum_dz_xc,
+                                int64_t count) const {
+    backward_coefficients(a, c, sum_dz, sum_dz_xc, count);
+  }
+};
+
+// Synchronised BN: the global batch's two per-channel values `global` ([2][C]; the forward's mean
+// and m2, the backward's sum dz and sum dz * (x - mean); over `count` pixels) finish as one rank's
+// do (Finish: FinishStatistics, BackwardCoefficients). global may alias a.coef + 2C: each thread
+// reads its channel's values before it writes.
+template <typename Args, typename Finish>
+__global__ void __launch_bounds__(256) bn_global_kernel(Args a, const float* global, int64_t count) {
   const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
   if (c >= a.channels) return;
-  const float sum_dz = global[c], sum_dz_xc = global[a.channels + c];
-  backward_coefficients(a, c, sum_dz, sum_dz_xc, count);
+  const float first = global[c], second = global[a.channels + c];
+  Finish{}(a, c, first, second, count);
 }
 
 template <typename T, int V>
@@ -493,7 +497,7 @@ void batchnorm_train_fwd(FARSEE_BATCHNORM_TRAIN_FWD_ARGS) {
                                                [&](int64_t* n, double* mean, double* m2) {
                                                  args.sync->merge_statistics(C, n, mean, m2);
                                                });
-      auto global_kernel = bn_stats_global_kernel;
+      auto global_kernel = bn_global_kernel<StatsFinalArgs, FinishStatistics>;
       FARSEE_LAUNCH(global_kernel, channel_grid(C), dim3(256), 0, ctx.stream, fa,
                     static_cast<const float*>(global), count);
     }
@@ -535,7 +539,7 @@ void batchnorm_train_bwd(FARSEE_BATCHNORM_TRAIN_BWD_ARGS) {
       const int64_t count = merge_across_ranks(
           ctx, coef, global, C, pixels,
           [&](int64_t* n, double* a, double* b) { sync->merge_gradient_sums(C, n, a, b); });
-      auto global_kernel = bn_bwd_global_kernel;
+      auto global_kernel = bn_global_kernel<BwdFinalArgs, BackwardCoefficients>;
       FARSEE_LAUNCH(global_kernel, channel_grid(C), dim3(256), 0, ctx.stream, fa,
                     static_cast<const float*>(global), count);
     }

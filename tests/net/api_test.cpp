@@ -15,7 +15,9 @@
 
 #include "net/api/farsee/farsee.h"
 #include "net/api/weights_metadata.h"
+#include "tests/net/tiny_segmenter.h"
 #include "tests/support/error_of.h"
+#include "tests/support/mentions.h"
 #include "tools/data/image_io.h"
 
 namespace {
@@ -32,10 +34,6 @@ int64_t first_difference(const std::vector<uint8_t>& a, const std::vector<uint8_
   }
   return a.size() == b.size() ? -1 : int64_t(std::min(a.size(), b.size()));
 }
-
-#define EXPECT_MENTIONS(text, part)               \
-  EXPECT_NE((text).find(part), std::string::npos) \
-      << "message: " << (text) << "\nmissing: " << (part)
 
 class ShippedWeights : public ::testing::TestWithParam<const char*> {};
 
@@ -100,13 +98,7 @@ TEST(Api, ContradictingNetworkIsAnError) {
 }
 
 farsee::SegmenterOptions tiny(const char* executor = "reference") {
-  farsee::SegmenterOptions o;
-  o.preset = "tiny-paper";
-  o.random_seed = 7;
-  o.input_height = 64;
-  o.input_width = 96;
-  o.executor = executor;
-  return o;
+  return farsee::test::tiny_segmenter(executor, 64, 96, 7);
 }
 
 // A deterministic test image.

@@ -12,22 +12,14 @@
 #include "kernels/emu/emu_control.h"
 #include "kernels/emu/emu_stream.h"
 #include "net/api/farsee/farsee.h"
+#include "tests/net/tiny_segmenter.h"
 #include "tests/support/error_of.h"
+#include "tests/support/mentions.h"
 
 namespace {
 
-#define EXPECT_MENTIONS(text, part)               \
-  EXPECT_NE((text).find(part), std::string::npos) \
-      << "message: " << (text) << "\nmissing: " << (part)
-
 farsee::SegmenterOptions tiny(const char* executor) {
-  farsee::SegmenterOptions o;
-  o.preset = "tiny-paper";
-  o.random_seed = 11;
-  o.input_height = 32;
-  o.input_width = 64;
-  o.executor = executor;
-  return o;
+  return farsee::test::tiny_segmenter(executor, 32, 64, 11);
 }
 
 // Four frames of different content and sizes, one with an output size of its own.

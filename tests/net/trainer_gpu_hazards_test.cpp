@@ -32,8 +32,7 @@ using train_test::train_data_dir;
 using Setup = train_test::TinyRun;
 
 const Setup& setup() {
-  static const Setup s = train_test::make_tiny_run(32, 64);
-  return s;
+  return train_test::tiny_run(32, 64);
 }
 
 std::unique_ptr<Trainer> emu_trainer() {

@@ -7,8 +7,12 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "net/config.h"
@@ -130,6 +134,16 @@ inline TinyRun make_tiny_run(int h, int w) {
     r.sgd.weight_decay = 1e-4f;
   }
   return r;
+}
+
+// make_tiny_run(h, w), made once per size in this process and shared by the tests (thread-safe).
+inline const TinyRun& tiny_run(int h, int w) {
+  static std::mutex m;
+  static std::map<std::pair<int, int>, std::unique_ptr<const TinyRun>> runs;
+  std::lock_guard<std::mutex> lock(m);
+  std::unique_ptr<const TinyRun>& r = runs[{h, w}];
+  if (!r) r = std::make_unique<const TinyRun>(make_tiny_run(h, w));
+  return *r;
 }
 
 }  // namespace farsee::net::train_test

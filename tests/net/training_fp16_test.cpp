@@ -44,10 +44,10 @@ using Fp16Setup = train_test::TinyRun;
 // 32x64 (the overflow case): the emulated tensor-core kernels take ~7 s per step at 64x128.
 enum class Size { k64x128, k64x64, k32x64 };
 const Fp16Setup& setup(Size size = Size::k64x128) {
-  using train_test::make_tiny_run;
-  static const Fp16Setup a = make_tiny_run(64, 128), b = make_tiny_run(64, 64),
-                         c = make_tiny_run(32, 64);
-  return size == Size::k64x128 ? a : size == Size::k64x64 ? b : c;
+  using train_test::tiny_run;
+  return size == Size::k64x128  ? tiny_run(64, 128)
+         : size == Size::k64x64 ? tiny_run(64, 64)
+                                : tiny_run(32, 64);
 }
 
 MixedPrecision fp16(float init_scale = 65536.0f, int growth_interval = 2000) {

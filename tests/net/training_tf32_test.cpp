@@ -81,7 +81,7 @@ TEST(Tf32Net, CpuExecutorRefusesTf32) {
   MixedPrecision p;
   p.activations = DType::F16;
   p.tf32 = true;
-  const train_test::TinyRun& r = train_test::make_tiny_run(32, 64);
+  const train_test::TinyRun& r = train_test::tiny_run(32, 64);
   EXPECT_THROW(Trainer(r.config, r.init, context(Executor::Reference), r.n, r.h, r.w, 0, 0, p),
                Error);  // tf32 needs fp32 activations
   p.activations = DType::F32;
@@ -162,7 +162,7 @@ std::unique_ptr<Trainer> step_gradients(const train_test::TinyRun& r, Executor e
 
 TEST_P(Tf32Net, OneTrainingStepMatchesTheTf32Reference) {
   FARSEE_PREPARE_EXEC_CASE(GetParam());
-  static const train_test::TinyRun r = train_test::make_tiny_run(64, 64);
+  const train_test::TinyRun& r = train_test::tiny_run(64, 64);
   std::unique_ptr<Trainer> got = step_gradients(r, GetParam().executor, true);
   std::unique_ptr<Trainer> want = step_gradients(r, Executor::Reference, true);
   const HostTensors strict = step_gradients(r, Executor::Reference, false)->gradients();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "net/farsee_net.h"
+#include "tests/support/mentions.h"
 #include "weights/safetensors.h"
 
 namespace farsee::net {
@@ -88,9 +89,6 @@ class BadWeights : public ::testing::Test {
 
   std::string path_;
 };
-
-#define EXPECT_MENTIONS(text, part) \
-  EXPECT_NE((text).find(part), std::string::npos) << "error: " << (text) << "\nmissing: " << (part)
 
 TEST_F(BadWeights, FixtureLoads) {
   write_bytes(read_bytes(kWeights));

@@ -18,7 +18,7 @@
 
 #include "kernels/core/check.h"
 #include "kernels/core/half_convert.h"
-#include "tests/weights/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace farsee::weights {
 namespace {

@@ -14,49 +14,22 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/error_of.h"
+#include "tests/support/mentions.h"
+#include "tests/support/temp_dir.h"
+
 namespace farsee {
 namespace {
 
 namespace fs = std::filesystem;
 
-class AtomicFile : public ::testing::Test {
+class AtomicFile : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "farsee_atomic_file.XXXXXX").string();
-    ASSERT_NE(::mkdtemp(&pattern[0]), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    return out;
-  }
   static std::string contents(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
   }
-  // The message of the farsee::Error `f` throws ("" when it does not throw).
-  template <typename F>
-  static std::string error_of(F&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
-
-  fs::path dir_;
 };
-
-#define EXPECT_MENTIONS(text, part)               \
-  EXPECT_NE((text).find(part), std::string::npos) \
-      << "message: " << (text) << "\nmissing: " << (part)
 
 TEST_F(AtomicFile, WritesThePiecesInOrderAndReplacesTheFileWhole) {
   const std::string path = file("a.bin");

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/temp_dir.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -51,13 +53,7 @@ class BenchTrain : public ::testing::Test {
     ASSERT_TRUE(fs::exists(binary_)) << "farsee-bench not built at " << binary_
                                      << " (build the farsee-bench target, or set "
                                         "FARSEE_BENCH_BINARY)";
-    dir_ = fs::temp_directory_path() /
-           ("farsee_bench_train_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Runs farsee-bench with `args` (shell words, no quoting needed); returns its exit status, its
   // stdout and stderr in `out` / `err`.
@@ -72,7 +68,7 @@ class BenchTrain : public ::testing::Test {
   }
 
   std::string binary_;
-  fs::path dir_;
+  farsee::test::TempDir dir_{"farsee_bench_train"};
 };
 
 TEST_F(BenchTrain, OneStepWritesTrainJson) {

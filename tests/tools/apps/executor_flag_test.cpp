@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/mentions.h"
 #include "tests/support/run_program.h"
 
 namespace {
@@ -25,9 +26,6 @@ Result run(const std::string& command) {
 std::string tool(const char* name) {
   return (fs::path(FARSEE_PROGRAM_DIR) / name).string();
 }
-
-#define EXPECT_MENTIONS(text, part) \
-  EXPECT_NE((text).find(part), std::string::npos) << "output: " << (text) << "\nmissing: " << (part)
 
 class ExecutorFlag : public ::testing::Test {
  protected:

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/mentions.h"
 #include "tests/support/run_program.h"
 #include "tools/data/image_io.h"
 
@@ -63,9 +64,6 @@ class Programs : public ::testing::Test {
 
   fs::path dir_;
 };
-
-#define EXPECT_MENTIONS(text, part) \
-  EXPECT_NE((text).find(part), std::string::npos) << "output: " << (text) << "\nmissing: " << (part)
 
 constexpr int kTinyClasses = 5;  // tiny-paper
 

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "net/api/weights_metadata.h"
+#include "tests/support/mentions.h"
 #include "tests/support/run_program.h"
+#include "tests/support/temp_dir.h"
 #include "tools/data/image_io.h"
 #include "tools/eval/eval_cli.h"
 #include "tools/train/train_cli.h"
@@ -21,9 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using farsee::net::WeightsMetadata;
-
-#define EXPECT_MENTIONS(text, part) \
-  EXPECT_NE((text).find(part), std::string::npos) << "output: " << (text) << "\nmissing: " << (part)
 
 const std::string kFixtures = FARSEE_TEST_DATA_DIR;
 const std::string kShipped =
@@ -51,16 +50,8 @@ std::string read_file(const std::string& path) {
 
 class WeightsSettings : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("farsee_weights_settings_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
+  farsee::test::TempDir dir_{"farsee_weights_settings"};
 };
 
 void expect_tiny_19_at_32x64(const WeightsMetadata& m) {

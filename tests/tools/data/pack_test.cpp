@@ -17,6 +17,7 @@
 #include "kernels/core/atomic_file.h"
 #include "tests/support/error_of.h"
 #include "tests/support/run_program.h"
+#include "tests/support/temp_dir.h"
 #include "tools/cityscapes/metrics.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
@@ -40,10 +41,6 @@ void write_all(const fs::path& p, const std::vector<char>& bytes) {
 class Pack : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("farsee_pack_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     for (int k = 0; k < 5; ++k) {  // two cities, 48x96 (k = 4: 32x64, a second size)
       const std::string city = k % 2 ? "b" : "a";
       const fs::path images = dir_ / "data/leftImg8bit/train" / city,
@@ -59,10 +56,6 @@ class Pack : public ::testing::Test {
     options_.root = (dir_ / "data").string();
     options_.split = "train";
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   std::string pack(const std::string& name, PackCodec codec, int jobs = 1) {
     PackOptions o = options_;
     o.codec = codec;
@@ -71,7 +64,7 @@ class Pack : public ::testing::Test {
     EXPECT_EQ(write_pack(path, o), 5);
     return path;
   }
-  fs::path dir_;
+  test::TempDir dir_{"farsee_pack"};
   PackOptions options_;
 };
 

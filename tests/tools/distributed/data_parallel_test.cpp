@@ -24,6 +24,7 @@
 #include "net/parameters.h"
 #include "tests/net/training_fixture.h"
 #include "tests/support/run_program.h"
+#include "tests/support/temp_dir.h"
 #include "tools/data/image_io.h"
 
 namespace farsee::net {
@@ -39,10 +40,6 @@ const std::string kMpirun =
 class Mpi : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("farsee_mpi_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     data_ = (dir_ / "data").string();
     fs::copy(train_test::train_data_dir() + "cityscapes", data_, fs::copy_options::recursive);
     // Files 1 and 2 (sorted order) keep only their top 8 rows: ~4% of their pixels count.
@@ -56,7 +53,6 @@ class Mpi : public ::testing::Test {
       tools::write_png(labels[f].string(), im);
     }
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string args(int batch, int steps, const std::string& save) const {
     return " --data " + data_ + " --preset tiny-paper --input-size 64x128 --batch " +
@@ -70,7 +66,7 @@ class Mpi : public ::testing::Test {
   HostTensors weights(const std::string& file) const {
     return load_parameters((dir_ / file).string(), preset_config("tiny-paper"));
   }
-  fs::path dir_;
+  test::TempDir dir_{"farsee_mpi"};
   std::string data_;
   std::string executor_ = "cpu";
 };

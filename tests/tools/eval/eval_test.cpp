@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/farsee_net.h"
+#include "tests/support/temp_dir.h"
 #include "tools/cityscapes/metrics.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
@@ -112,10 +113,6 @@ const char* kFrames[2] = {"aachen_000000_000019", "bremen_000003_000019"};
 class EvalCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("farsee_eval_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     data_ = (dir_ / "cityscapes").string();
     for (int i = 0; i < 2; ++i) {
       const std::string city = std::string(kFrames[i]).substr(0, 6);
@@ -125,7 +122,6 @@ class EvalCli : public ::testing::Test {
                 Image{5, 1, 1, {kGtLabelIds + 5 * i, kGtLabelIds + 5 * i + 5}});
     }
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Writes the predictions (trainIds or labelIds) under <dir>/preds/<sub>/; returns the folder.
   std::string write_predictions(bool label_ids) {
@@ -171,7 +167,7 @@ class EvalCli : public ::testing::Test {
     return nlohmann::ordered_json::parse(f);
   }
 
-  fs::path dir_;
+  test::TempDir dir_{"farsee_eval_cli"};
   std::string data_;
 };
 

@@ -15,6 +15,7 @@
 
 #include "net/checkpoint.h"
 #include "tests/net/training_fixture.h"
+#include "tests/support/temp_dir.h"
 #include "tools/train/train_cli.h"
 
 namespace farsee::net {
@@ -30,12 +31,6 @@ struct AugmentOnCase {
 
 class TrainAugmentOn : public ::testing::TestWithParam<AugmentOnCase> {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("farsee_train_augment_on_" + std::to_string(::getpid()) +
-                                        "_" + GetParam().executor + "_" + GetParam().precision);
-    fs::remove_all(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   // GetParam().steps steps; returns the final checkpoint.
   tools::Checkpoint train(const std::string& augment_on) {
     const std::string ckpt = (dir_ / augment_on).string();
@@ -61,7 +56,7 @@ class TrainAugmentOn : public ::testing::TestWithParam<AugmentOnCase> {
     return tools::read_checkpoint(
         (fs::path(ckpt) / tools::checkpoint_file_name(GetParam().steps)).string());
   }
-  fs::path dir_;
+  test::TempDir dir_{"farsee_train_augment_on"};
 };
 
 void expect_bitwise(const HostTensors& got, const HostTensors& want, const char* what) {

@@ -26,6 +26,7 @@
 #include "net/trainer.h"
 #include "tests/net/training_fixture.h"
 #include "tests/support/executors.h"
+#include "tests/support/temp_dir.h"
 #include "tools/train/lr_schedule.h"
 #include "tools/train/train_cli.h"
 
@@ -49,16 +50,6 @@ class ScopedEnv {
 
 class TrainCheckpoint : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override {
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (char& c : name) c = c == '/' ? '_' : c;
-    dir_ = fs::temp_directory_path() /
-           ("farsee_train_ckpt_" + std::to_string(::getpid()) + "_" + name);
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string path(const std::string& leaf) const { return (dir_ / leaf).string(); }
 
   // A tiny run with everything that makes resuming hard: shuffling, the paper's augmentation
@@ -102,7 +93,7 @@ class TrainCheckpoint : public ::testing::TestWithParam<std::string> {
       }
     }
   }
-  fs::path dir_;
+  test::TempDir dir_{"farsee_train_ckpt"};
 };
 
 using TrainOptions = TrainCheckpoint;

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "tests/net/training_fixture.h"
+#include "tests/support/temp_dir.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
 #include "tools/train/train_cli.h"
@@ -25,15 +26,6 @@ using train_test::train_data_dir;
 
 class TrainCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("farsee_train_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // The fixture's initial weights as a safetensors file (what --init reads).
   std::string write_init(const FarSeeConfig& config, uint64_t seed) {
     const HostTensors init = train_test::seeded_parameters(config, seed);
@@ -91,7 +83,7 @@ class TrainCli : public ::testing::Test {
     if (!init.empty()) a.insert(a.end(), {"--init", init});
     return a;
   }
-  fs::path dir_;
+  test::TempDir dir_{"farsee_train_cli"};
 };
 
 TEST_F(TrainCli, FiveStepsReproducePyTorch) {

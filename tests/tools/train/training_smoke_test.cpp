@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/checkpoint.h"
+#include "tests/support/temp_dir.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_scenes.h"
 #include "tools/train/train_cli.h"
@@ -40,9 +41,7 @@ void write_scenes(const fs::path& root, const std::string& split, int count, uin
 }
 
 TEST(TrainSmoke, LossFallsAndValidationMiouRises) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("farsee_train_smoke_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const test::TempDir dir("farsee_train_smoke");
   write_scenes(dir / "data", "train", 16, 1000);
   write_scenes(dir / "data", "val", 4, 2000);
   const std::string log = (dir / "log.jsonl").string();
@@ -104,7 +103,6 @@ TEST(TrainSmoke, LossFallsAndValidationMiouRises) {
                                [](auto& a, auto& b) { return a.second < b.second; })
                   ->second,
               1e-12);
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "kernels/emu/emu_control.h"
 #include "net/api/farsee/farsee.h"
+#include "tests/net/tiny_segmenter.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_scenes.h"
 #include "tools/video/video_decoder.h"
@@ -29,13 +30,7 @@ using namespace farsee::tools::video;
 constexpr int kHeight = 32, kWidth = 64, kFrames = 5;
 
 farsee::SegmenterOptions tiny_emu() {
-  farsee::SegmenterOptions o;
-  o.preset = "tiny-paper";
-  o.random_seed = 5;
-  o.input_height = 32;
-  o.input_width = 64;
-  o.executor = "emu";
-  return o;
+  return farsee::test::tiny_segmenter("emu", kHeight, kWidth, 5);
 }
 
 TEST(VideoOverlap, FramesInFlightGiveEachFramesLabelsInOrder) {

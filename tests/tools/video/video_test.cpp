@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/mentions.h"
 #include "tests/support/run_program.h"
 #include "tools/cityscapes/palette.h"
 #include "tools/data/image_io.h"
@@ -36,9 +37,6 @@ using namespace farsee::tools;
 using namespace farsee::tools::video;
 
 constexpr int kHeight = 64, kWidth = 128, kFrames = 6;
-
-#define EXPECT_MENTIONS(text, part) \
-  EXPECT_NE((text).find(part), std::string::npos) << "output: " << (text) << "\nmissing: " << (part)
 
 class Video : public ::testing::Test {
  protected:
