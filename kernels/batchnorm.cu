@@ -179,10 +179,28 @@ struct StatsFinalArgs {
   float* local_stats;  // synchronised BN: [2][C] this rank's mean and m2 (and nothing else)
 };
 
+// The end of a final kernel for channel c, with this rank's two per-channel values: Finish over
+// this rank's pixels, or (synchronised BN: `local` not null) the values into `local` ([2][C]) for
+// the host to merge with the other ranks', bn_global_kernel finishing afterwards.
+template <typename Finish, typename Args>
+FARSEE_DEVICE void finish_or_hand_over(const Args& a, float* local, int c, float first,
+                                       float second) {
+  if (local) {
+    local[c] = first;
+    local[a.channels + c] = second;
+    return;
+  }
+  Finish{}(a, c, first, second, a.pixels);
+}
+
 // Channel c's statistics over `count` pixels into the saved and running statistics and the
 // coefficients of the apply pass.
-FARSEE_DEVICE void finish_statistics(const StatsFinalArgs& a, int c, float mean, float m2_in,
-                                     int64_t count) {
+struct FinishStatistics {
+  FARSEE_DEVICE void operator()(const StatsFinalArgs& a, int c, float mean, float m2_in,
+                                int64_t count) const;
+};
+FARSEE_DEVICE void FinishStatistics::operator()(const StatsFinalArgs& a, int c, float mean,
+                                                float m2_in, int64_t count) const {
   const float m2 = fmaxf(m2_in, 0.0f);
   const float var = batchnorm_count_div(m2, count);
   const float invstd = 1.0f / sqrtf(var + a.eps);
@@ -215,20 +233,8 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes)
   }
   reduce_rows_fixed_order<kFinalLanes>(w, dynamic_smem<Welford<1>>(), WelfordMerge{});
   if (threadIdx.y != 0 || !active) return;
-  if (a.local_stats) {  // the host merges the ranks, bn_global_kernel goes on
-    a.local_stats[c] = w.mean[0];
-    a.local_stats[a.channels + c] = w.m2[0];
-    return;
-  }
-  finish_statistics(a, c, w.mean[0], w.m2[0], a.pixels);
+  finish_or_hand_over<FinishStatistics>(a, a.local_stats, c, w.mean[0], w.m2[0]);
 }
-
-struct FinishStatistics {
-  FARSEE_DEVICE void operator()(const StatsFinalArgs& a, int c, float mean, float m2,
-                                int64_t count) const {
-    finish_statistics(a, c, mean, m2, count);
-  }
-};
 
 template <typename T, int V>
 __global__ void __launch_bounds__(256) bn_apply_kernel(Nhwc<const T> x, Nhwc<const T> residual,
@@ -308,8 +314,12 @@ struct BwdFinalArgs {
 };
 
 // Channel c's coefficients of dx from the sums over `count` pixels.
-FARSEE_DEVICE void backward_coefficients(const BwdFinalArgs& a, int c, float sum_dz,
-                                         float sum_dz_xc, int64_t count) {
+struct BackwardCoefficients {
+  FARSEE_DEVICE void operator()(const BwdFinalArgs& a, int c, float sum_dz, float sum_dz_xc,
+                                int64_t count) const;
+};
+FARSEE_DEVICE void BackwardCoefficients::operator()(const BwdFinalArgs& a, int c, float sum_dz,
+                                                    float sum_dz_xc, int64_t count) const {
   const float invstd = a.save_invstd[c];
   const float sum_dz_xhat = sum_dz_xc * invstd;
   const float inv_m = batchnorm_count_div(1.0f, count);
@@ -338,27 +348,16 @@ __global__ void __launch_bounds__(kFinalChannels* kFinalLanes) bn_bwd_final_kern
   const float sum_dz_xhat = s.b[0] * a.save_invstd[c];
   if (a.dgamma) a.dgamma[c] += sum_dz_xhat;
   if (a.dbeta) a.dbeta[c] += s.a[0];
-  if (a.local_sums) {  // the host merges the ranks, bn_global_kernel goes on
-    a.local_sums[c] = s.a[0];
-    a.local_sums[a.channels + c] = s.b[0];
-    return;
-  }
-  backward_coefficients(a, c, s.a[0], s.b[0], a.pixels);
+  finish_or_hand_over<BackwardCoefficients>(a, a.local_sums, c, s.a[0], s.b[0]);
 }
-
-struct BackwardCoefficients {
-  FARSEE_DEVICE void operator()(const BwdFinalArgs& a, int c, float sum_dz, float sum_dz_xc,
-                                int64_t count) const {
-    backward_coefficients(a, c, sum_dz, sum_dz_xc, count);
-  }
-};
 
 // Synchronised BN: the global batch's two per-channel values `global` ([2][C]; the forward's mean
 // and m2, the backward's sum dz and sum dz * (x - mean); over `count` pixels) finish as one rank's
 // do (Finish: FinishStatistics, BackwardCoefficients). global may alias a.coef + 2C: each thread
 // reads its channel's values before it writes.
 template <typename Args, typename Finish>
-__global__ void __launch_bounds__(256) bn_global_kernel(Args a, const float* global, int64_t count) {
+__global__ void __launch_bounds__(256)
+    bn_global_kernel(Args a, const float* global, int64_t count) {
   const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
   if (c >= a.channels) return;
   const float first = global[c], second = global[a.channels + c];

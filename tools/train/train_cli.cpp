@@ -483,6 +483,7 @@ class TrainingRun {
   // signal every rank agrees on after a step (0: none).
   Batch rank_batch(int64_t step) const;
   RawBatch rank_raw_batch(int64_t step) const;
+  void load_rank_block(int64_t step, const std::function<void(int64_t, int)>& load) const;
   int agreed_signal();
   void test_fault(int64_t done) const;
 
@@ -790,9 +791,7 @@ void TrainingRun::train_step(int64_t step) {
 Batch TrainingRun::rank_batch(int64_t step) const {
   if (comm_.size() == 1) return data_.batch(step);
   Batch b = data_.make_batch();
-  const int64_t first = step * global_batch_ + int64_t(comm_.rank()) * o_.batch;
-  parallel_for(o_.batch, std::max(o_.workers, 1),
-               [&](int i, int) { data_.load_position(first + i, b, i); });
+  load_rank_block(step, [&](int64_t position, int i) { data_.load_position(position, b, i); });
   return b;
 }
 
@@ -800,10 +799,15 @@ Batch TrainingRun::rank_batch(int64_t step) const {
 RawBatch TrainingRun::rank_raw_batch(int64_t step) const {
   if (comm_.size() == 1) return data_.raw_batch(step);
   RawBatch b = data_.make_raw_batch();
-  const int64_t first = step * global_batch_ + int64_t(comm_.rank()) * o_.batch;
-  parallel_for(o_.batch, std::max(o_.workers, 1),
-               [&](int i, int) { data_.load_raw_position(first + i, b, i); });
+  load_rank_block(step, [&](int64_t position, int i) { data_.load_raw_position(position, b, i); });
   return b;
+}
+
+// load(position, i) for sample i of this rank's block of global batch `step`, on the workers.
+void TrainingRun::load_rank_block(int64_t step,
+                                  const std::function<void(int64_t, int)>& load) const {
+  const int64_t first = step * global_batch_ + int64_t(comm_.rank()) * o_.batch;
+  parallel_for(o_.batch, std::max(o_.workers, 1), [&](int i, int) { load(first + i, i); });
 }
 
 // A signal reaches one rank (Ctrl-C: the one holding mpirun's terminal) or all (signalled by a
