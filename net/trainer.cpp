@@ -392,14 +392,8 @@ void Trainer::upload_raw_batch(int slot, int64_t image_bytes, int64_t label_byte
   reserve_bytes(s.device_images, e, size_t(image_bytes));
   reserve_bytes(s.device_labels, e, size_t(label_bytes));
   reserve_bytes(s.device_samples, e, sample_bytes);
-  if (!copy_stream_) {
-    copy_stream_ =
-        std::shared_ptr<void>(rt::stream_create(e), [e](void* p) { rt::stream_destroy(e, p); });
-  }
-  if (!s.uploaded) {
-    s.uploaded =
-        std::shared_ptr<void>(rt::event_create(e), [e](void* p) { rt::event_destroy(e, p); });
-  }
+  if (!copy_stream_) copy_stream_ = rt::Stream(e);
+  if (!s.uploaded) s.uploaded = rt::Event(e);
   const Context copy{e, copy_stream_.get()};
   rt::copy_to_device(copy, s.device_images.data(), s.images.data(), size_t(image_bytes));
   rt::copy_to_device(copy, s.device_labels.data(), s.labels.data(), size_t(label_bytes));

@@ -299,11 +299,11 @@ class Trainer {
     rt::PinnedHostBuffer images, labels, samples;
     rt::Buffer device_images, device_labels, device_samples;
     int64_t image_bytes = 0, label_bytes = 0;
-    std::shared_ptr<void> uploaded;
+    rt::Event uploaded;
   };
   RawSlot& raw_slot(int slot);
   RawSlot raw_slots_[2];
-  std::shared_ptr<void> copy_stream_;
+  rt::Stream copy_stream_;
   std::vector<float> class_weights_host_;
   int64_t steps_done_ = 0;
   void* cuda_graph_ = nullptr;

@@ -100,10 +100,43 @@ class OwnedMemory {
   void* data_ = nullptr;
 };
 
+// Owning, movable stream or event (Create / Destroy: stream_create / stream_destroy,
+// event_create / event_destroy); empty (get() null) when default-constructed; a move swaps.
+template <void* (*Create)(Executor), void (*Destroy)(Executor, void*) noexcept>
+class OwnedHandle {
+ public:
+  OwnedHandle() = default;
+  explicit OwnedHandle(Executor e) : executor_(e), handle_(Create(e)) {}
+  ~OwnedHandle() {
+    if (handle_) Destroy(executor_, handle_);
+  }
+  OwnedHandle(OwnedHandle&& o) noexcept { swap(o); }
+  OwnedHandle& operator=(OwnedHandle&& o) noexcept {
+    swap(o);
+    return *this;
+  }
+  OwnedHandle(const OwnedHandle&) = delete;
+  OwnedHandle& operator=(const OwnedHandle&) = delete;
+
+  void* get() const { return handle_; }
+  explicit operator bool() const { return handle_ != nullptr; }
+
+ private:
+  void swap(OwnedHandle& o) noexcept {
+    std::swap(executor_, o.executor_);
+    std::swap(handle_, o.handle_);
+  }
+  Executor executor_ = Executor::Reference;
+  void* handle_ = nullptr;
+};
+
 // Owning buffer in the executor's memory space.
 using Buffer = OwnedMemory<alloc, free>;
 // Owning page-locked host staging (alloc_pinned_host).
 using PinnedHostBuffer = OwnedMemory<alloc_pinned_host, free_pinned_host>;
+// Owning stream and event (the executors with streams: cuda, emu; elsewhere null handles).
+using Stream = OwnedHandle<stream_create, stream_destroy>;
+using Event = OwnedHandle<event_create, event_destroy>;
 
 // ---- CUDA graphs (cuda and emu; reference and cpu have nothing to capture and throw) ----
 // Everything launched on ctx.stream between begin and end is recorded, not run (thread-local

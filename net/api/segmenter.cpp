@@ -73,49 +73,24 @@ std::vector<std::string> default_class_names(int classes) {
   return names;
 }
 
-// Events, created on an executor with streams, destroyed with their owner.
-class Event {
- public:
-  explicit Event(Executor e) : executor_(e), event_(rt::event_create(e)) {}
-  ~Event() { rt::event_destroy(executor_, event_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  void* get() const { return event_; }
-
- private:
-  Executor executor_;
-  void* event_;
-};
-
 // submit/receive's double buffers and copy stream on the executors with streams (see the top).
 struct Pipeline {
   struct Slot {
     rt::PinnedHostBuffer host_input;  // packed frame: pinned, so the upload is a true async copy
     rt::Buffer input;                 // the frame on the executor, until the net copies it in
     rt::Buffer labels;                // the frame's labels, out of the net's buffer
-    Event uploaded, computed;
+    rt::Event uploaded, computed;
     rt::Timer timer;
     explicit Slot(Executor e) : uploaded(e), computed(e), timer(e) {}
   };
   Executor executor;
-  void* copy_stream;
+  rt::Stream copy_stream;  // destroyed after the slots (their buffers wait for the device)
   std::unique_ptr<Slot> slots[Segmenter::kMaxInFlight];
 
-  explicit Pipeline(Executor e) : executor(e), copy_stream(rt::stream_create(e)) {
-    try {
-      for (auto& s : slots) s = std::make_unique<Slot>(e);
-    } catch (...) {
-      rt::stream_destroy(e, copy_stream);
-      throw;
-    }
+  explicit Pipeline(Executor e) : executor(e), copy_stream(e) {
+    for (auto& s : slots) s = std::make_unique<Slot>(e);
   }
-  ~Pipeline() {
-    for (auto& s : slots) s.reset();  // their buffers wait for the device (rt::free)
-    rt::stream_destroy(executor, copy_stream);
-  }
-  Pipeline(const Pipeline&) = delete;
-  Pipeline& operator=(const Pipeline&) = delete;
-  Context copy() const { return Context{executor, copy_stream}; }
+  Context copy() const { return Context{executor, copy_stream.get()}; }
 };
 
 // Grows `b` to at least `bytes` (a slot's buffers: the same sizes frame after frame in a video).

@@ -12,8 +12,9 @@ tools=$1 work=$2 weights=$3 executor=$4
 [[ -f "$weights" ]] || { echo "shipped_weights: '$weights' is missing"; exit 1; }
 rm -rf "$work" && mkdir -p "$work"
 "$tools/farsee-make-dataset" --out "$work/scenes" --val 24 --size 256x512 --seed 4242 --jobs 2
-"$tools/farsee-eval" --data "$work/scenes" --split val --weights "$weights" --preset paper \
-  --input-size 256x512 --executor "$executor" --json "$work/eval.json"
+# No --preset or --input-size: the weights' metadata gives them (paper, 256x512).
+"$tools/farsee-eval" --data "$work/scenes" --split val --weights "$weights" \
+  --executor "$executor" --json "$work/eval.json"
 miou=$(grep -o '"miou": *[0-9.eE+-]*' "$work/eval.json" | grep -o '[0-9.eE+-]*$')
 [[ -n "$miou" ]] || { echo "shipped_weights: no miou in $work/eval.json"; exit 1; }
 if awk -v m="$miou" 'BEGIN { exit !(m >= 0.60) }'; then

@@ -499,10 +499,9 @@ Batch augment_raw_batch(const RawBatch& b, const DatasetOptions& o, Executor exe
 double augment_images_per_second(const RawBatch& b, const DatasetOptions& o, Executor executor,
                                  int repeats) {
   FARSEE_REQUIRE(repeats >= 1, "augment_images_per_second: repeats " << repeats << " must be >= 1");
-  Context ctx{executor, nullptr};
-  if (executor == Executor::Cuda) ctx.stream = rt::stream_create(executor);
-  const std::unique_ptr<void, std::function<void(void*)>> stream(
-      ctx.stream, [executor](void* s) { rt::stream_destroy(executor, s); });
+  rt::Stream stream;  // cuda: a stream of its own (emu and the host executors: the default one)
+  if (executor == Executor::Cuda) stream = rt::Stream(executor);
+  const Context ctx{executor, stream.get()};
   const ExecutorRawBatch raw = upload_raw_batch(ctx, b, o);
   const Shape4 shape{b.n, b.h, b.w, 3};
   rt::Buffer input(executor, size_t(shape.elements()) * sizeof(float));
