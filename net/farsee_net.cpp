@@ -71,52 +71,47 @@ FarSeeNet::FarSeeNet(const FarSeeConfig& config, const HostTensors& params, cons
   // A stream of its own on the executors that queue work and capture graphs (the default stream
   // cannot be captured).
   if (rt::uses_graphs(ctx_.executor) && ctx_.stream == nullptr) {
-    ctx_.stream = rt::stream_create(ctx_.executor);
-    owns_stream_ = true;
+    own_stream_ = rt::Stream(ctx_.executor);
+    ctx_.stream = own_stream_.get();
   }
-  try {
-    layers_ = build_layers(config_);
-    stem_s2d_ = stem_space_to_depth(ctx_.executor);
-    std::vector<FoldedLayer> folded;
-    folded.reserve(layers_.size());
-    for (const Layer& l : layers_) folded.push_back(fold_layer(l, params));
+  layers_ = build_layers(config_);
+  stem_s2d_ = stem_space_to_depth(ctx_.executor);
+  std::vector<FoldedLayer> folded;
+  folded.reserve(layers_.size());
+  for (const Layer& l : layers_) folded.push_back(fold_layer(l, params));
 
-    // fp32 parameter arena: every layer's bias, then depthwise weights; each 256-byte aligned.
-    auto aligned_floats = [](size_t n) { return (n + 63) / 64 * 64; };
-    size_t arena_floats = 0;
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      arena_floats += aligned_floats(folded[i].bias.size());
-      if (layers_[i].depthwise) arena_floats += aligned_floats(folded[i].weight.size());
-    }
-    std::vector<float> host_arena(arena_floats, 0.f);
-    param_arena_ = rt::Buffer(ctx_.executor, arena_floats * sizeof(float));
-    params_.resize(layers_.size());
-    size_t cursor = 0;
-    auto place = [&](const std::vector<float>& v) {
-      std::memcpy(host_arena.data() + cursor, v.data(), v.size() * sizeof(float));
-      const float* p = param_arena_.as<float>() + cursor;
-      cursor += aligned_floats(v.size());
-      return p;
-    };
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      const Layer& l = layers_[i];
-      params_[i].bias = place(folded[i].bias);
-      if (l.depthwise) {
-        params_[i].dw_weight = place(folded[i].weight);
-      } else {
-        if (dtype_ == DType::F16) check_fits_fp16(l, folded[i].weight, params);
-        params_[i].conv = pack_conv_layer(int(i), folded[i].weight);
-        parameter_bytes_ += int64_t(params_[i].conv.buffer.bytes());
-      }
-    }
-    rt::copy_to_device(ctx_, param_arena_.data(), host_arena.data(),
-                       host_arena.size() * sizeof(float));
-    rt::synchronize(ctx_);
-    parameter_bytes_ += int64_t(param_arena_.bytes());
-  } catch (...) {
-    if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
-    throw;
+  // fp32 parameter arena: every layer's bias, then depthwise weights; each 256-byte aligned.
+  auto aligned_floats = [](size_t n) { return (n + 63) / 64 * 64; };
+  size_t arena_floats = 0;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    arena_floats += aligned_floats(folded[i].bias.size());
+    if (layers_[i].depthwise) arena_floats += aligned_floats(folded[i].weight.size());
   }
+  std::vector<float> host_arena(arena_floats, 0.f);
+  param_arena_ = rt::Buffer(ctx_.executor, arena_floats * sizeof(float));
+  params_.resize(layers_.size());
+  size_t cursor = 0;
+  auto place = [&](const std::vector<float>& v) {
+    std::memcpy(host_arena.data() + cursor, v.data(), v.size() * sizeof(float));
+    const float* p = param_arena_.as<float>() + cursor;
+    cursor += aligned_floats(v.size());
+    return p;
+  };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    params_[i].bias = place(folded[i].bias);
+    if (l.depthwise) {
+      params_[i].dw_weight = place(folded[i].weight);
+    } else {
+      if (dtype_ == DType::F16) check_fits_fp16(l, folded[i].weight, params);
+      params_[i].conv = pack_conv_layer(int(i), folded[i].weight);
+      parameter_bytes_ += int64_t(params_[i].conv.buffer.bytes());
+    }
+  }
+  rt::copy_to_device(ctx_, param_arena_.data(), host_arena.data(),
+                     host_arena.size() * sizeof(float));
+  rt::synchronize(ctx_);
+  parameter_bytes_ += int64_t(param_arena_.bytes());
 }
 
 bool FarSeeNet::is_s2d_stem(int layer) const {
@@ -138,9 +133,8 @@ ConvWeights FarSeeNet::pack_conv_layer(int layer, const std::vector<float>& krsc
 }
 
 FarSeeNet::~FarSeeNet() {
-  outputs_.clear();  // their CUDA graphs first
+  outputs_.clear();  // their CUDA graphs first, then own_stream_ (the last member)
   shapes_.clear();
-  if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
 }
 
 FarSeeNet::OutputState::~OutputState() {

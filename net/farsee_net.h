@@ -143,7 +143,6 @@ class FarSeeNet {
 
   FarSeeConfig config_;
   Context ctx_;
-  bool owns_stream_ = false;
   DType dtype_;
   bool tf32_ = false;  // convs in TF32 (fp32 storage)
   std::vector<Layer> layers_;
@@ -188,6 +187,9 @@ class FarSeeNet {
   OutputState* output_ = nullptr;  // the prepared output size
   uint64_t clock_ = 0;
   CacheStats stats_;
+  // The stream of its own when none was given (ctx_.stream); the last member, so destroyed first,
+  // after the destructor has released the CUDA graphs.
+  rt::Stream own_stream_;
 };
 
 // In place on interleaved RGB in [0, 1], [pixels][3]: (v - mean) / std per channel (ImageNet).

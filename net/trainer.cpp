@@ -132,27 +132,22 @@ Trainer::Trainer(const FarSeeConfig& config, const HostTensors& init, const Cont
   // A stream of its own on the executors that queue work and capture graphs (the default stream
   // cannot be captured).
   if (rt::uses_graphs(ctx_.executor) && ctx_.stream == nullptr) {
-    ctx_.stream = rt::stream_create(ctx_.executor);
-    owns_stream_ = true;
+    own_stream_ = rt::Stream(ctx_.executor);
+    ctx_.stream = own_stream_.get();
   }
-  try {
-    allocate_parameters(init);
-    allocate_conv_weights();
-    repack_all();
-    workspace_ = rt::Buffer(ctx_.executor, std::max<size_t>(workspace_bytes(), 256));
-    // Zeroed once: every split-K conv launch leaves its counters zero (kernels/conv_bn_act.h).
-    tile_counters_ = rt::Buffer(ctx_.executor, std::max<size_t>(tile_counter_count(), 1) * 4);
-    fill_zero(ctx_, tile_counters_.data(), tile_counters_.bytes());
-    arena_ = rt::Buffer(ctx_.executor, size_t(plan_.arena_bytes));
-    labels_ = rt::Buffer(ctx_.executor, size_t(n) * label_h * label_w);
-    lr_ = rt::Buffer(ctx_.executor, 256);
-    scalars_ = rt::Buffer(ctx_.executor, 256);
-    fill_zero(ctx_, scalars_.data(), scalars_.bytes());
-    rt::synchronize(ctx_);
-  } catch (...) {
-    if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
-    throw;
-  }
+  allocate_parameters(init);
+  allocate_conv_weights();
+  repack_all();
+  workspace_ = rt::Buffer(ctx_.executor, std::max<size_t>(workspace_bytes(), 256));
+  // Zeroed once: every split-K conv launch leaves its counters zero (kernels/conv_bn_act.h).
+  tile_counters_ = rt::Buffer(ctx_.executor, std::max<size_t>(tile_counter_count(), 1) * 4);
+  fill_zero(ctx_, tile_counters_.data(), tile_counters_.bytes());
+  arena_ = rt::Buffer(ctx_.executor, size_t(plan_.arena_bytes));
+  labels_ = rt::Buffer(ctx_.executor, size_t(n) * label_h * label_w);
+  lr_ = rt::Buffer(ctx_.executor, 256);
+  scalars_ = rt::Buffer(ctx_.executor, 256);
+  fill_zero(ctx_, scalars_.data(), scalars_.bytes());
+  rt::synchronize(ctx_);
 }
 
 void Trainer::check_precision() {
@@ -265,8 +260,7 @@ size_t Trainer::tile_counter_count() const {
 }
 
 Trainer::~Trainer() {
-  rt::graph_destroy(cuda_graph_);
-  if (owns_stream_) rt::stream_destroy(ctx_.executor, ctx_.stream);
+  rt::graph_destroy(cuda_graph_);  // then own_stream_ (the last member)
 }
 
 void Trainer::set_class_weights(const std::vector<float>& weights) {

@@ -282,7 +282,6 @@ class Trainer {
   MixedPrecision precision_;
   LossScaleState scale_;
   Context ctx_;
-  bool owns_stream_ = false;
   TrainGraph graph_;
   MemoryPlan plan_;
   ParameterLayout layout_;
@@ -328,6 +327,9 @@ class Trainer {
   std::unique_ptr<BatchNormSync> bn_sync_;        // cuda and emu with sync_bn_: the kernels' hook
   double local_weight_sum_ = 0, loss_share_ = 1;  // this rank's share of the global sum
   float loss_factor_ = 1.f;                       // multiplies the loss step's grad_scale
+  // The stream of its own when none was given (ctx_.stream); the last member, so destroyed first,
+  // after the destructor has released the CUDA graph.
+  rt::Stream own_stream_;
 };
 
 }  // namespace farsee::net
