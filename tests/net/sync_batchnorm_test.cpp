@@ -18,6 +18,7 @@
 #include "kernels/batchnorm.h"
 #include "kernels/core/half_convert.h"
 #include "kernels/core/runtime.h"
+#include "tests/support/executors.h"
 #include "tests/support/thread_ranks.h"
 
 namespace farsee::net {

@@ -12,10 +12,19 @@
 #include <string>
 #include <vector>
 
+#include "kernels/core/dtype.h"
 #include "kernels/core/executor.h"
 #include "kernels/core/half_convert.h"
 #include "kernels/core/runtime.h"
 #include "kernels/emu/emu_control.h"
+
+namespace farsee {
+// gtest value printer of a DType parameter ("fp16", not "4-byte object <01-00 00-00>"); found by
+// argument-dependent lookup, so in DType's namespace.
+inline void PrintTo(DType t, std::ostream* os) {
+  *os << dtype_name(t);
+}
+}  // namespace farsee
 
 namespace farsee::test {
 
