@@ -13,6 +13,7 @@
 
 #include "tests/support/mentions.h"
 #include "tests/support/run_program.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
@@ -29,16 +30,6 @@ std::string tool(const char* name) {
 
 class ExecutorFlag : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("farsee_executor_flag_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   // A one-image Cityscapes-layout dataset (train and val) for farsee-eval and farsee-train.
   std::string dataset() const {
     const std::string data = (dir_ / "data").string();
@@ -65,7 +56,7 @@ class ExecutorFlag : public ::testing::Test {
     };
   }
 
-  fs::path dir_;
+  farsee::test::TempDir dir_{"farsee_executor_flag"};
 };
 
 TEST_F(ExecutorFlag, EveryProgramRefusesEmuSayingWhatItOffers) {

@@ -20,6 +20,7 @@
 
 #include "tests/support/mentions.h"
 #include "tests/support/run_program.h"
+#include "tests/support/temp_dir.h"
 #include "tools/data/image_io.h"
 
 namespace {
@@ -41,14 +42,6 @@ class Programs : public ::testing::Test {
     for (const char* p : {"farsee-infer", "farsee-bench", "farsee-make-dataset"}) {
       ASSERT_TRUE(fs::exists(tools_dir() / p)) << (tools_dir() / p) << " is not built";
     }
-    dir_ = fs::path(::testing::TempDir()) /
-           ("farsee_programs_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
   }
   std::string tool(const char* name) const { return (tools_dir() / name).string(); }
   // farsee-infer with the tiny preset on the CPU plus `args`.
@@ -62,7 +55,7 @@ class Programs : public ::testing::Test {
                (dir_ / "samples").string());
   }
 
-  fs::path dir_;
+  farsee::test::TempDir dir_{"farsee_programs"};
 };
 
 constexpr int kTinyClasses = 5;  // tiny-paper

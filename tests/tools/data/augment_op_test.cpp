@@ -13,6 +13,7 @@
 
 #include "kernels/core/half_convert.h"
 #include "tests/support/compare.h"
+#include "tests/support/temp_dir.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_scenes.h"
@@ -25,10 +26,6 @@ namespace fs = std::filesystem;
 class AugmentOp : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("farsee_augment_op_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     const fs::path images = dir_ / "leftImg8bit/train/a", labels = dir_ / "gtFine/train/a";
     fs::create_directories(images);
     fs::create_directories(labels);
@@ -46,10 +43,6 @@ class AugmentOp : public ::testing::Test {
     o_.batch = 2;
     o_.seed = 5;
     o_.augmentation = AugmentParams::paper();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
   }
   // Batches 0..2 (every sample, one wrap-around) through both paths on `executor`.
   void expect_equal_batches(const DatasetOptions& o, Executor executor) {
@@ -69,7 +62,7 @@ class AugmentOp : public ::testing::Test {
       EXPECT_TRUE(test::all_equal(half.labels, want.labels));
     }
   }
-  fs::path dir_;
+  farsee::test::TempDir dir_{"farsee_augment_op"};
   DatasetOptions o_;
 };
 

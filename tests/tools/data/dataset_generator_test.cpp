@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 
+#include "tests/support/temp_dir.h"
 #include "tools/data/dataset.h"
 #include "tools/data/synthetic_scenes.h"
 
@@ -117,15 +118,9 @@ class MakeDataset : public ::testing::Test {
     // Built with the tests (<build>/bin): a missing program is a failure, never a skip.
     tool_ = (fs::path(FARSEE_PROGRAM_DIR) / "farsee-make-dataset").string();
     ASSERT_TRUE(fs::exists(tool_)) << tool_ << " is not built";
-    dir_ = fs::path(::testing::TempDir()) / ("farsee_make_dataset_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
   }
   std::string tool_;
-  fs::path dir_;
+  farsee::test::TempDir dir_{"farsee_make_dataset"};
 };
 
 TEST_F(MakeDataset, CityscapesLayoutDeterministicBySeed) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/temp_dir.h"
 #include "tools/data/dataset.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_scenes.h"
@@ -22,10 +23,6 @@ namespace fs = std::filesystem;
 class Loader : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("farsee_loader_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     for (int k = 0; k < 5; ++k) {
       const std::string city = k % 2 ? "b" : "a";
       const fs::path images = dir_ / "leftImg8bit/train" / city,
@@ -45,11 +42,7 @@ class Loader : public ::testing::Test {
     o_.seed = 9;
     o_.augmentation = AugmentParams::paper();
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
+  farsee::test::TempDir dir_{"farsee_loader"};
   DatasetOptions o_;
 };
 

@@ -15,6 +15,7 @@
 #include "kernels/emu/emu_control.h"
 #include "net/api/farsee/farsee.h"
 #include "tests/net/tiny_segmenter.h"
+#include "tests/support/temp_dir.h"
 #include "tools/data/image_io.h"
 #include "tools/data/synthetic_scenes.h"
 #include "tools/video/video_decoder.h"
@@ -35,9 +36,7 @@ farsee::SegmenterOptions tiny_emu() {
 
 TEST(VideoOverlap, FramesInFlightGiveEachFramesLabelsInOrder) {
   if (!video_available()) GTEST_SKIP() << "built without FFmpeg's libraries";
-  const fs::path dir =
-      fs::path(::testing::TempDir()) / ("farsee_video_overlap_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const farsee::test::TempDir dir("farsee_video_overlap");
   const std::string clip = (dir / "clip.avi").string();
   {
     VideoEncoder enc(clip, kHeight, kWidth, 10, 1, EncoderOptions{{"ffv1"}});
@@ -74,8 +73,6 @@ TEST(VideoOverlap, FramesInFlightGiveEachFramesLabelsInOrder) {
     }
   }
   emu::set_async(was_async);
-  std::error_code ec;
-  fs::remove_all(dir, ec);
 }
 
 }  // namespace
