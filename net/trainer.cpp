@@ -341,14 +341,6 @@ void Trainer::set_batch(const float* input_nhwc, const uint8_t* labels) {
   rt::synchronize(ctx_);
 }
 
-namespace {
-// Grows `b` to at least `bytes` (contents dropped).
-template <typename B>
-void reserve_bytes(B& b, Executor e, size_t bytes) {
-  if (b.bytes() < bytes || b.data() == nullptr) b = B(e, std::max<size_t>(bytes, 256));
-}
-}  // namespace
-
 Trainer::RawSlot& Trainer::raw_slot(int slot) {
   FARSEE_REQUIRE(slot == 0 || slot == 1, "Trainer: raw batch slot " << slot << " (0 or 1)");
   return raw_slots_[slot];
@@ -366,9 +358,9 @@ Trainer::RawStaging Trainer::raw_staging(int64_t image_bytes, int64_t label_byte
                                           << " label bytes (both must be positive)");
   RawSlot& s = raw_slot(slot);
   const Executor e = ctx_.executor;
-  reserve_bytes(s.images, e, size_t(image_bytes));
-  reserve_bytes(s.labels, e, size_t(label_bytes));
-  reserve_bytes(s.samples, e, size_t(graph_.inference.n) * sizeof(AugmentSample));
+  s.images.reserve(e, size_t(image_bytes));
+  s.labels.reserve(e, size_t(label_bytes));
+  s.samples.reserve(e, size_t(graph_.inference.n) * sizeof(AugmentSample));
   return RawStaging{s.images.as<uint8_t>(), s.labels.as<uint8_t>(), s.samples.as<AugmentSample>()};
 }
 
@@ -383,9 +375,9 @@ void Trainer::upload_raw_batch(int slot, int64_t image_bytes, int64_t label_byte
   const size_t sample_bytes = size_t(n) * sizeof(AugmentSample);
   check_augment_samples(s.samples.as<AugmentSample>(), n, image_bytes, label_bytes);
   const Executor e = ctx_.executor;
-  reserve_bytes(s.device_images, e, size_t(image_bytes));
-  reserve_bytes(s.device_labels, e, size_t(label_bytes));
-  reserve_bytes(s.device_samples, e, sample_bytes);
+  s.device_images.reserve(e, size_t(image_bytes));
+  s.device_labels.reserve(e, size_t(label_bytes));
+  s.device_samples.reserve(e, sample_bytes);
   if (!copy_stream_) copy_stream_ = rt::Stream(e);
   if (!s.uploaded) s.uploaded = rt::Event(e);
   const Context copy{e, copy_stream_.get()};
@@ -563,8 +555,8 @@ void Trainer::all_reduce_gradients() {
 }
 
 void Trainer::run_batchnorm(const TrainStep& s, const LayerSlots& slots) {
-  BatchNormTrainArgs bn;  // eps 1e-5, momentum 0.1 (PyTorch's defaults)
-  bn.sync = distributed() ? bn_sync_.get() : nullptr;
+  BatchNormTrainArgs bn;     // eps 1e-5, momentum 0.1 (PyTorch's defaults)
+  bn.sync = bn_sync_.get();  // set only when distributed with SyncBN on cuda or emu
   float* saved = saved_.as<float>();
   float* running = running_.as<float>();
   const bool host_sync = distributed() && sync_bn_ && !bn_sync_;

@@ -10,6 +10,7 @@
 // kernel's and how to name it (FARSEE_SYNC_LAUNCHES=1, kernels/core/cuda_errors.h).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -88,6 +89,11 @@ class OwnedMemory {
   }
   size_t bytes() const { return bytes_; }
   Executor executor() const { return executor_; }
+  // At least `bytes` on `e` afterwards: when empty or smaller, a new allocation (at least
+  // kAlignment bytes; the old contents are dropped). Reused buffers of varying sizes.
+  void reserve(Executor e, size_t bytes) {
+    if (data_ == nullptr || bytes_ < bytes) *this = OwnedMemory(e, std::max(bytes, kAlignment));
+  }
 
  private:
   void swap(OwnedMemory& o) noexcept {

@@ -93,12 +93,6 @@ struct Pipeline {
   Context copy() const { return Context{executor, copy_stream.get()}; }
 };
 
-// Grows `b` to at least `bytes` (a slot's buffers: the same sizes frame after frame in a video).
-template <typename Memory>
-void reserve(Memory& b, Executor e, size_t bytes) {
-  if (b.bytes() < bytes) b = Memory(e, bytes);
-}
-
 }  // namespace
 
 struct Segmenter::Impl {
@@ -275,9 +269,9 @@ void Segmenter::Impl::run_on_streams(Frame& f) {
   Pipeline::Slot& slot = *pipeline->slots[f.slot];
   model->prepare(1, input_h, input_w, f.out_h, f.out_w);
   const size_t input_bytes = model->packed_input_bytes(), labels_bytes = model->labels_bytes();
-  reserve(slot.host_input, executor, input_bytes);
-  reserve(slot.input, executor, input_bytes);
-  reserve(slot.labels, executor, labels_bytes);
+  slot.host_input.reserve(executor, input_bytes);
+  slot.input.reserve(executor, input_bytes);
+  slot.labels.reserve(executor, labels_bytes);
   // The slot's last frame was received, so its upload has run: the staging is free.
   model->pack_input(input.data(), slot.host_input.data());
   const Context copy = pipeline->copy();
