@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstring>
 #include <random>
-#include <thread>
 #include <tuple>
 
 #include "kernels/batchnorm.h"
@@ -72,11 +71,10 @@ TEST(SyncBatchNorm, TwoRanksEqualTheReferenceOnTheWholeBatch) {
                       view(dx.data(), whole), view(dres.data(), whole), false, dg.data(), db.data(),
                       ws.data(), ws.size() * 4);
   // Two ranks, rank r on images [2r, 2r + 2).
-  TwoRanks shared;
   std::vector<float> y2(total), dx2(total), dres2(total), mean2[2], invstd2[2], rm2[2], rv2[2],
       dg2[2], db2[2];
-  auto rank = [&](int r) {
-    ThreadRank comm(shared, r);
+  test::run_two_ranks([&](Collective& comm) {
+    const int r = comm.rank();
     mean2[r].assign(C, 0.f), invstd2[r].assign(C, 0.f), rm2[r].assign(C, 0.1f);
     rv2[r].assign(C, 0.9f), dg2[r].assign(C, 0.f), db2[r].assign(C, 0.f);
     const size_t o = part * size_t(r);
@@ -88,10 +86,7 @@ TEST(SyncBatchNorm, TwoRanksEqualTheReferenceOnTheWholeBatch) {
                              view(dy.data() + o, half), mean2[r].data(), invstd2[r].data(),
                              gamma.data(), view(dx2.data() + o, half), view(dres2.data() + o, half),
                              false, dg2[r].data(), db2[r].data());
-  };
-  std::thread other(rank, 1);
-  rank(0);
-  other.join();
+  });
   for (int r = 0; r < 2; ++r) {  // every rank holds the same statistics
     EXPECT_EQ(mean2[r], mean2[0]);
     EXPECT_EQ(rv2[r], rv2[0]);
@@ -197,16 +192,11 @@ TEST_P(SyncBatchNormHook, TwoRanksOnEmuEqualTheWholeBatch) {
               randoms(total, 13, -1.f, 1.f), randoms(size_t(C), 14, 0.5f, 1.5f),
               randoms(size_t(C), 15, -0.5f, 0.5f)};
   const BnOutputs ref = emu_batchnorm(in, whole, 0, dt, nullptr);
-  TwoRanks shared;
   BnOutputs rank_out[2];
-  auto rank = [&](int r) {
-    ThreadRank comm(shared, r);
+  test::run_two_ranks([&](Collective& comm) {
     CollectiveBatchNormSync sync(comm);
-    rank_out[r] = emu_batchnorm(in, half, r * N / 2, dt, &sync);
-  };
-  std::thread other(rank, 1);
-  rank(0);
-  other.join();
+    rank_out[comm.rank()] = emu_batchnorm(in, half, comm.rank() * N / 2, dt, &sync);
+  });
   EXPECT_EQ(rank_out[0].mean, rank_out[1].mean);  // every rank holds the same statistics
   EXPECT_EQ(rank_out[0].rv, rank_out[1].rv);
   auto joined = [&](std::vector<float> BnOutputs::*field) {

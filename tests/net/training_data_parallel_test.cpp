@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -130,15 +129,8 @@ TEST_P(DataParallelTrainer, TwoRanksOfOneEqualOneRankOfTwo) {
   FARSEE_PREPARE_EXEC_CASE(exec);
   const Executor e = exec.executor;
   const TrainedRun one = train_one_step(e, dt, nullptr);
-  test::TwoRanks shared;
   TrainedRun ranks[2];
-  auto rank = [&](int r) {
-    test::ThreadRank comm(shared, r);
-    ranks[r] = train_one_step(e, dt, &comm);
-  };
-  std::thread other(rank, 1);
-  rank(0);
-  other.join();
+  test::run_two_ranks([&](Collective& comm) { ranks[comm.rank()] = train_one_step(e, dt, &comm); });
   std::string first_diff, worst_stat, worst_weight;
   EXPECT_TRUE(train_test::bitwise_equal(ranks[1].state, ranks[0].state, &first_diff))
       << "the ranks differ in " << first_diff;

@@ -1,14 +1,17 @@
 // Two data-parallel ranks in one process, for tests: two threads joined by an in-process
 // net::Collective that sums in rank order, like the MPI one (tools/train/distributed.h). Each
 // collective copies this rank's buffer in, waits for the other, sums in rank order and waits
-// again (so no slot is overwritten before both have read).
+// again (so no slot is overwritten before both have read). run_two_ranks runs a function as both.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <thread>
 #include <vector>
 
+#include "kernels/emu/emu_control.h"
 #include "net/distributed.h"
 
 namespace farsee::test {
@@ -56,5 +59,26 @@ class ThreadRank final : public net::Collective {
   TwoRanks& s_;
   int rank_;
 };
+
+// Runs rank(comm) as ranks 0 and 1 at once (rank 1 on a second thread), joined by a ThreadRank
+// pair. emu's asynchronous stream queues are not safe with two host threads queueing at once
+// (measured under FARSEE_EMU_ASYNC=1, ctest's setting: wrong results or heap corruption in about 1
+// run in 3), so the ranks run with emu's queueing off (each operation at once); the mode is
+// restored afterwards.
+inline void run_two_ranks(const std::function<void(net::Collective&)>& rank) {
+  struct EmuSyncScope {
+    bool was_async = emu::async_enabled();
+    EmuSyncScope() { emu::set_async(false); }
+    ~EmuSyncScope() { emu::set_async(was_async); }
+  } sync_scope;
+  TwoRanks shared;
+  auto run = [&](int r) {
+    ThreadRank comm(shared, r);
+    rank(comm);
+  };
+  std::thread other(run, 1);
+  run(0);
+  other.join();
+}
 
 }  // namespace farsee::test
